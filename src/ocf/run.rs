@@ -1,0 +1,66 @@
+//! Action dispatch: from `argv[1]` to an exit code.
+//!
+//! The OCF contract for the entry point is small but strict: `meta-data` must work without
+//! any parameter and without root; an unknown action is `OCF_ERR_UNIMPLEMENTED` (3); a
+//! missing action is `OCF_ERR_ARGS` (2); whatever happens, the process exits with an OCF
+//! code, so even a bug (a panic) becomes `OCF_ERR_GENERIC` with a reason instead of an
+//! abort signal Pacemaker would misread.
+
+use super::{log, AgentSpec, OcfEnv, OcfError, OcfRc, OcfResult};
+
+/// What an agent's dispatcher is handed for one invocation.
+pub struct Action<'a> {
+    /// `argv[1]`, e.g. `start`.
+    pub name: &'a str,
+    pub env: &'a OcfEnv,
+}
+
+fn usage(spec: &AgentSpec) -> String {
+    let names: Vec<&str> = spec.actions.iter().map(|a| a.name).collect();
+    format!("usage: {} {{{}}}\n\n{}\nParameters come from OCF_RESKEY_<name> environment variables; run '{} meta-data' for the list.", spec.name, names.join("|"), spec.shortdesc, spec.name)
+}
+
+/// Run an agent: parse argv, dispatch, log the outcome, exit with the OCF code.
+///
+/// `dispatch` returns `None` for actions it does not implement.
+pub fn main_with(spec: &'static AgentSpec, dispatch: fn(&Action) -> Option<OcfResult>) -> ! {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let env = OcfEnv::from_process();
+    std::process::exit(run(spec, dispatch, &args, &env).code() as i32)
+}
+
+/// The testable body of [`main_with`].
+pub fn run(spec: &'static AgentSpec, dispatch: fn(&Action) -> Option<OcfResult>, args: &[String], env: &OcfEnv) -> OcfRc {
+    let Some(name) = args.first().map(String::as_str) else {
+        eprintln!("{}", usage(spec));
+        return OcfRc::ErrArgs;
+    };
+    match name {
+        "meta-data" | "metadata" => {
+            print!("{}", spec.metadata_xml());
+            return OcfRc::Success;
+        }
+        "usage" | "help" | "--help" | "-h" => {
+            println!("{}", usage(spec));
+            return OcfRc::Success;
+        }
+        _ => {}
+    }
+    log::init(spec.name, env);
+    std::panic::set_hook(Box::new(|info| {
+        log::exit_reason(&format!("internal error (please report): {info}"));
+        std::process::exit(OcfRc::ErrGeneric.code() as i32);
+    }));
+    let action = Action { name, env };
+    let outcome = dispatch(&action).unwrap_or_else(|| Err(OcfError::unimplemented(format!("action '{name}' is not implemented by {}", spec.name))));
+    match outcome {
+        Ok(rc) => {
+            crate::ocf_debug!("{name} returned {rc}");
+            rc
+        }
+        Err(e) => {
+            log::exit_reason(&e.reason);
+            e.rc
+        }
+    }
+}
