@@ -9,7 +9,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use futures::TryStreamExt;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, CacheInfo};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressScope, AddressFlags, AddressMessage, CacheInfo};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteScope, RouteType};
 use rtnetlink::packet_route::AddressFamily;
@@ -218,6 +218,10 @@ impl Netlink {
         self.rt.block_on(async move {
             let mut req = h.address().add(spec.index, spec.ip, spec.prefix);
             let msg = req.message_mut();
+            // iproute2 gives 127/8 addresses host scope; the kernel refuses them with global scope.
+            if spec.ip.is_loopback() {
+                msg.header.scope = AddressScope::Host;
+            }
             if let IpAddr::V4(_) = spec.ip {
                 msg.attributes.retain(|a| !matches!(a, AddressAttribute::Broadcast(_)));
                 match spec.broadcast {

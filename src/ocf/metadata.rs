@@ -73,8 +73,8 @@ impl AgentSpec {
             .with_attribute(("version", env!("CARGO_PKG_VERSION")))
             .write_inner_content(|w| {
                 w.create_element("version").write_text_content(BytesText::new("1.1"))?;
-                w.create_element("longdesc").with_attribute(("lang", "en")).write_text_content(BytesText::new(self.longdesc))?;
-                w.create_element("shortdesc").with_attribute(("lang", "en")).write_text_content(BytesText::new(self.shortdesc))?;
+                w.create_element("longdesc").with_attribute(("lang", "en")).write_text_content(text(self.longdesc))?;
+                w.create_element("shortdesc").with_attribute(("lang", "en")).write_text_content(text(self.shortdesc))?;
                 w.create_element("parameters").write_inner_content(|w| {
                     for p in self.params {
                         write_param(w, p)?;
@@ -112,6 +112,11 @@ impl AgentSpec {
     }
 }
 
+/// Text content escaped only where XML requires it (quotes stay readable).
+fn text(s: &str) -> BytesText<'_> {
+    BytesText::from_escaped(quick_xml::escape::partial_escape(s))
+}
+
 fn write_param(w: &mut Writer<Vec<u8>>, p: &Param) -> std::io::Result<()> {
     let bit = |b: bool| if b { "1" } else { "0" };
     w.create_element("parameter")
@@ -124,8 +129,8 @@ fn write_param(w: &mut Writer<Vec<u8>>, p: &Param) -> std::io::Result<()> {
                 super::Support::Ignored => format!("{} Accepted for compatibility with the heartbeat agent and ignored (a warning is logged).", p.longdesc),
                 super::Support::DefaultOnly => format!("{} Accepted for compatibility with the heartbeat agent; only the default value is supported, any other is refused (OCF_ERR_CONFIGURED).", p.longdesc),
             };
-            w.create_element("longdesc").with_attribute(("lang", "en")).write_text_content(BytesText::new(&longdesc))?;
-            w.create_element("shortdesc").with_attribute(("lang", "en")).write_text_content(BytesText::new(p.shortdesc))?;
+            w.create_element("longdesc").with_attribute(("lang", "en")).write_text_content(text(&longdesc))?;
+            w.create_element("shortdesc").with_attribute(("lang", "en")).write_text_content(text(p.shortdesc))?;
             let mut c = w.create_element("content").with_attribute(("type", p.kind.ocf_name()));
             if let Some(d) = p.default {
                 c = c.with_attribute(("default", d));
