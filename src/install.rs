@@ -45,7 +45,10 @@ pub fn target(root: &Path, agent: &Installable) -> PathBuf {
 fn copy_atomically(from: &Path, to: &Path) -> io::Result<()> {
     let dir = to.parent().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "target has no parent"))?;
     fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{}.paceline-tmp", to.file_name().and_then(|n| n.to_str()).unwrap_or("agent")));
+    // One temporary name per process and call, so concurrent installs never share one.
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{}.paceline-tmp.{}.{n}", to.file_name().and_then(|n| n.to_str()).unwrap_or("agent"), std::process::id()));
     fs::copy(from, &tmp)?;
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
     fs::rename(&tmp, to)
@@ -57,7 +60,7 @@ pub fn install(bin_dir: &Path, root: &Path) -> io::Result<Vec<PathBuf>> {
     for agent in AGENTS {
         let from = bin_dir.join(agent.bin);
         if !from.is_file() {
-            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} not found: run 'cargo build --release' first", from.display())));
+            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} not found: build the agents first (cargo build --release)", from.display())));
         }
         let to = target(root, agent);
         copy_atomically(&from, &to)?;
@@ -107,7 +110,7 @@ mod tests {
         assert!(uninstall(&root).unwrap().is_empty());
         assert!(!root.join(OCF_PROVIDER_DIR).exists());
         let missing = install(&base.join("nothing"), &root).unwrap_err();
-        assert!(missing.to_string().contains("cargo build --release"));
+        assert!(missing.to_string().contains("build the agents first"));
         fs::remove_dir_all(&base).unwrap();
     }
 }

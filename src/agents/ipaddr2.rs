@@ -502,7 +502,7 @@ pub fn monitor(env: &OcfEnv, action: &str) -> OcfResult {
     let link = match &cfg.nic {
         Some(name) => match nl.link_by_name(name)? {
             Some(l) => l,
-            None if probe || found.is_empty() => return Ok(OcfRc::NotRunning),
+            None if probe => return Ok(OcfRc::NotRunning),
             None => return Err(OcfError::generic(format!("interface {name} is gone"))),
         },
         None => {
