@@ -234,3 +234,42 @@ fn crm_resource_drives_the_agent_in_a_namespace() {
     let list = String::from_utf8_lossy(&ok(Command::new("ip").args(["netns", "list"])).stdout).into_owned();
     assert!(names.iter().all(|n| !list.contains(n.as_str())), "namespaces left behind:\n{list}");
 }
+
+/// docs/IPaddr2.md's migration recipe: a resource created for ocf:heartbeat:IPaddr2 is
+/// switched to ocf:paceline:IPaddr2 by changing its provider with cibadmin; the CIB stays
+/// valid and our agent recognises the address the heartbeat agent started.
+#[test]
+fn migration_from_heartbeat_by_changing_the_provider() {
+    skip_unless_possible!("migration_from_heartbeat_by_changing_the_provider");
+    if !Path::new("/usr/lib/ocf/resource.d/heartbeat/IPaddr2").exists() {
+        eprintln!("skipping: heartbeat IPaddr2 not installed");
+        return;
+    }
+    install_agent();
+    let dir = TempDir::new("migrate");
+    let cib = dir.0.join("cib.xml");
+    let empty = ok(Command::new("cibadmin").arg("--empty"));
+    std::fs::write(&cib, &empty.stdout).unwrap();
+    ok(pcs(&cib).args(["property", "set", "stonith-enabled=false"]));
+    ok(pcs(&cib).args(["resource", "create", "vip", "ocf:heartbeat:IPaddr2", "ip=192.0.2.53", "cidr_netmask=24", "nic=eth0", "arp_sender=send_arp"]));
+    let ns = common::Pair::new("migrate");
+    assert_eq!(crm_resource(&ns.a, &cib, &["--force-start", "-r", "vip"]).status.code(), Some(0));
+    assert!(ns.addrs().contains("inet 192.0.2.53/24"));
+
+    let cib_env = format!("CIB_file={}", cib.display());
+    let xml = dir.0.join("vip.xml");
+    let q = ok(Command::new("env").arg(&cib_env).args(["cibadmin", "--query", "--xpath", "//primitive[@id='vip']"]));
+    let edited = String::from_utf8_lossy(&q.stdout).replace("provider=\"heartbeat\"", "provider=\"paceline\"");
+    std::fs::write(&xml, edited).unwrap();
+    ok(Command::new("env").arg(&cib_env).args(["cibadmin", "--replace", "--xpath", "//primitive[@id='vip']", "--xml-file"]).arg(&xml));
+    let now = std::fs::read_to_string(&cib).unwrap();
+    assert!(now.contains("provider=\"paceline\"") && !now.contains("provider=\"heartbeat\""), "{now}");
+    ok(Command::new("crm_verify").arg("-x").arg(&cib));
+
+    // Our agent sees the running address (a probe after the switch finds it started),
+    // accepts the heartbeat-only arp_sender with a warning, and stops it.
+    let check = crm_resource(&ns.a, &cib, &["--force-check", "-r", "vip"]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check));
+    assert_eq!(crm_resource(&ns.a, &cib, &["--force-stop", "-r", "vip"]).status.code(), Some(0));
+    assert!(!ns.addrs().contains("192.0.2.53/"));
+}

@@ -29,7 +29,7 @@ pub static PARAMS: &[Param] = &[
     Param::new("ip", ParamKind::String, "IPv4 or IPv6 address",
         "The virtual IP address to manage, IPv4 (192.0.2.10) or IPv6 (2001:db8::10).").required().unique(),
     Param::new("nic", ParamKind::String, "Network interface",
-        "The interface to put the address on. When unset, the interface whose connected route covers the address with the longest prefix is used (like heartbeat's findif). 'eth0:label' sets the label too.").reloadable(),
+        "The interface to put the address on. When unset, the interface whose connected route covers the address with the longest prefix is used (like heartbeat's findif). 'eth0:label' sets the label too."),
     Param::new("cidr_netmask", ParamKind::String, "Prefix length",
         "Prefix length of the address (24, or a dotted IPv4 netmask such as 255.255.255.0). When unset, the prefix of the connected route that covers the address."),
     Param::new("broadcast", ParamKind::String, "Broadcast address",
@@ -37,13 +37,13 @@ pub static PARAMS: &[Param] = &[
     Param::new("iflabel", ParamKind::String, "Interface label",
         "IPv4 only: label the address 'nic:iflabel' (at most 15 characters in all), as ifconfig-style tools show it."),
     Param::new("arp_count", ParamKind::Integer, "Announcements on start",
-        "How many gratuitous ARP rounds (IPv4: a request and a reply) or unsolicited neighbour advertisements (IPv6) to send after the address is added. 0 disables them.").default("5").reloadable(),
+        "How many gratuitous ARP rounds (IPv4: a request and a reply) or unsolicited neighbour advertisements (IPv6) to send after the address is added. 0 disables them.").default("5"),
     Param::new("arp_interval", ParamKind::Integer, "Milliseconds between announcements",
-        "Time between two announcement rounds, in milliseconds.").default("200").reloadable(),
+        "Time between two announcement rounds, in milliseconds.").default("200"),
     Param::new("arp_count_refresh", ParamKind::Integer, "Announcements per monitor",
-        "IPv4: gratuitous ARP rounds to send on every recurring monitor, to keep switches and neighbours up to date. 0 disables them.").default("0").reloadable(),
+        "IPv4: gratuitous ARP rounds to send on every recurring monitor, to keep switches and neighbours up to date. 0 disables them.").default("0"),
     Param::new("arp_bg", ParamKind::String, "Announce in the background",
-        "Whether announcements after the first round are sent by a background process so that start returns at once. Empty means true for IPv4 and false for IPv6 (IPv6 start waits for duplicate address detection anyway).").default("").reloadable(),
+        "Whether announcements after the first round are sent by a background process so that start returns at once. Empty means true for IPv4 and false for IPv6 (IPv6 start waits for duplicate address detection anyway).").default(""),
     Param::new("preferred_lft", ParamKind::String, "IPv6 preferred lifetime",
         "IPv6 only: preferred lifetime of the address in seconds, or 'forever'. 0 makes the address deprecated, so the kernel does not pick it as the source of outgoing connections.").default("forever"),
     Param::new("noprefixroute", ParamKind::Boolean, "Do not add a prefix route",
@@ -51,7 +51,7 @@ pub static PARAMS: &[Param] = &[
     Param::new("nodad", ParamKind::Boolean, "Skip duplicate address detection",
         "IPv6 only: mark the address 'nodad', so it is usable at once instead of after duplicate address detection.").default("false"),
     Param::new("check_link_status", ParamKind::Boolean, "Fail monitor when the link has no carrier",
-        "When true, monitor fails if the interface has no carrier (cable out, peer down). The address being on an administratively down interface is always a failure.").default("true").reloadable(),
+        "When true, monitor fails if the interface has no carrier (cable out, peer down). The address being on an administratively down interface is always a failure.").default("true"),
     // Heartbeat parameters we accept but do not implement.
     Param::new("arp_sender", ParamKind::String, "ARP sender program",
         "Heartbeat chooses an external program to send gratuitous ARP; paceline sends them itself.").support(Support::Ignored),
@@ -701,5 +701,13 @@ mod tests {
             }))
             .collect();
         assert!(Config::from_env(&OcfEnv::from_pairs(all)).is_ok());
+    }
+
+    #[test]
+    fn docs_show_the_parameter_table() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/IPaddr2.md")).unwrap();
+        let start = doc.find("<!-- params:IPaddr2 -->\n").expect("start marker") + "<!-- params:IPaddr2 -->\n".len();
+        let end = doc.find("<!-- /params -->").expect("end marker");
+        assert_eq!(&doc[start..end], crate::ocf::params::markdown_table(PARAMS), "regenerate with `paceline params IPaddr2`");
     }
 }

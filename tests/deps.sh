@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install what paceline's build, demo and tests need on Debian 12 (run as root).
+# Idempotent: apt-get skips what is already installed.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+    ca-certificates curl gcc libc6-dev pkg-config \
+    iproute2 tcpdump libxml2-utils util-linux procps \
+    pacemaker pacemaker-cli-utils pcs corosync resource-agents \
+    >/dev/null
+# Rust: the machine's toolchain if there is one, else rustup (stable).
+if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+fi

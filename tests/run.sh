@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Run every paceline test on Debian 12, as root: installs the system packages, builds,
+# runs unit and integration tests (network namespaces, Pacemaker tools, ocf-tester).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tests/deps.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+# Namespaces from an interrupted earlier run of ours (their names start with "plt-"/"plp-").
+for ns in $(ip netns list | awk '$1 ~ /^pl[tp]-[0-9]+-/ {print $1}'); do
+    pid=${ns#pl?-}; pid=${pid%%-*}
+    kill -0 "$pid" 2>/dev/null || ip netns del "$ns" || true
+done
+cargo build --locked --bins
+cargo test --locked -- --test-threads=4
+bash -n tests/demo_vip.sh tests/bench_ipaddr2.sh
