@@ -402,25 +402,24 @@ fn announce(cfg: &Config, link: &Link, count: u32, background: bool) {
     if count == 0 || link.loopback {
         return;
     }
-    let Some(mac) = link.mac.clone() else {
+    let Some(mac) = link.mac.as_deref() else {
         ocf_info!("{} has no hardware address: no announcement sent", link.name);
         return;
     };
-    let send = |n: u32| -> Result<(), OcfError> {
-        match cfg.ip {
-            IpAddr::V4(v4) => announce::gratuitous_arp(link.index, &mac, v4, n, cfg.arp_interval),
-            IpAddr::V6(v6) => announce::unsolicited_na(link.index, &link.name, &mac, v6, n, cfg.arp_interval),
-        }
+    let announcer = match cfg.ip {
+        IpAddr::V4(v4) => announce::Announcer::arp(link.index, mac, v4),
+        IpAddr::V6(v6) => announce::Announcer::na(link.index, &link.name, mac, v6),
+    };
+    let warn = |e: OcfError| ocf_warn!("announcing {} failed: {}", cfg.ip, e.reason);
+    let announcer = match announcer {
+        Ok(a) => a,
+        Err(e) => return warn(e),
     };
     if !background || count == 1 {
-        if let Err(e) = send(count) {
-            ocf_warn!("announcing {} failed: {}", cfg.ip, e.reason);
-        }
-        return;
+        return announcer.rounds(count, cfg.arp_interval).unwrap_or_else(warn);
     }
-    if let Err(e) = send(1) {
-        ocf_warn!("announcing {} failed: {}", cfg.ip, e.reason);
-        return;
+    if let Err(e) = announcer.round() {
+        return warn(e);
     }
     // SAFETY: the process is single-threaded here (current-thread runtime, no spawned
     // threads), so the child may run arbitrary code.
@@ -431,19 +430,19 @@ fn announce(cfg: &Config, link: &Link, count: u32, background: bool) {
             for _ in 1..count {
                 std::thread::sleep(cfg.arp_interval);
                 let still_here = nl.as_ref().and_then(|nl| nl.addresses_of(cfg.ip).ok()).is_some_and(|v| v.iter().any(|a| a.index == link.index));
-                if !still_here || send(1).is_err() {
+                if !still_here || announcer.round().is_err() {
                     break;
                 }
             }
             // Leave without running the parent's exit handlers.
+            // SAFETY: _exit has no preconditions.
             unsafe { libc::_exit(0) };
         }
+        // The child holds the socket now: dropping our descriptor does not wait for its release.
         Ok(_) => ocf_info!("sending {} more announcements for {} in the background", count - 1, cfg.ip),
         Err(e) => {
             ocf_warn!("cannot fork the announcer ({}); announcing in the foreground", e.desc());
-            if let Err(e) = send(count - 1) {
-                ocf_warn!("announcing {} failed: {}", cfg.ip, e.reason);
-            }
+            announcer.rounds(count - 1, cfg.arp_interval).unwrap_or_else(warn);
         }
     }
 }

@@ -59,58 +59,81 @@ fn mac6(mac: &[u8]) -> Result<[u8; 6], OcfError> {
     mac.try_into().map_err(|_| OcfError::generic(format!("interface has a {}-byte hardware address, cannot announce on it", mac.len())))
 }
 
-/// The send loop shared by both announcements: `count` rounds, `interval` apart.
-fn rounds(count: u32, interval: Duration, mut send_round: impl FnMut() -> Result<(), OcfError>) -> Result<(), OcfError> {
-    for i in 0..count {
-        if i > 0 {
-            std::thread::sleep(interval);
-        }
-        send_round()?;
+/// An open announcement channel for one address on one interface.
+///
+/// Opening and closing are kept apart from sending because closing an `AF_PACKET` socket
+/// waits for an RCU grace period (~9 ms here): a start that sends the first round and
+/// hands the rest to a background child lets the child hold the last reference, so the
+/// parent returns at once.
+pub struct Announcer {
+    fd: OwnedFd,
+    kind: Kind,
+}
+
+enum Kind {
+    Arp { dest: LinkAddr, request: [u8; 28], reply: [u8; 28] },
+    Na { dest: SockaddrIn6, packet: [u8; 32] },
+}
+
+impl Announcer {
+    /// Gratuitous ARP for `ip` out of interface `ifindex`.
+    pub fn arp(ifindex: u32, mac: &[u8], ip: Ipv4Addr) -> Result<Announcer, OcfError> {
+        let mac = mac6(mac)?;
+        let fd = socket(AddressFamily::Packet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None).map_err(|e| sys("cannot open a packet socket", e))?;
+        // SAFETY: sockaddr_ll is plain data; all-zero is a valid value before we fill it in.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = (libc::ETH_P_ARP as u16).to_be();
+        sll.sll_ifindex = ifindex as i32;
+        sll.sll_halen = 6;
+        sll.sll_addr[..6].copy_from_slice(&[0xff; 6]);
+        // SAFETY: the pointer and length describe the sockaddr_ll built above.
+        let dest = unsafe { LinkAddr::from_raw((&sll as *const libc::sockaddr_ll).cast(), Some(std::mem::size_of::<libc::sockaddr_ll>() as u32)) }
+            .ok_or_else(|| OcfError::generic("cannot build the link-layer address"))?;
+        Ok(Announcer { fd, kind: Kind::Arp { dest, request: garp_packet(ARP_REQUEST, mac, ip), reply: garp_packet(ARP_REPLY, mac, ip) } })
     }
-    Ok(())
-}
 
-/// Send `count` rounds of gratuitous ARP (request + reply) for `ip` out of interface `ifindex`.
-pub fn gratuitous_arp(ifindex: u32, mac: &[u8], ip: Ipv4Addr, count: u32, interval: Duration) -> Result<(), OcfError> {
-    let mac = mac6(mac)?;
-    let fd: OwnedFd = socket(AddressFamily::Packet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None).map_err(|e| sys("cannot open a packet socket", e))?;
-    // SAFETY: sockaddr_ll is plain data; all-zero is a valid value before we fill it in.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = (libc::ETH_P_ARP as u16).to_be();
-    sll.sll_ifindex = ifindex as i32;
-    sll.sll_halen = 6;
-    sll.sll_addr[..6].copy_from_slice(&[0xff; 6]);
-    // SAFETY: the pointer and length describe the sockaddr_ll built above.
-    let dest = unsafe { LinkAddr::from_raw((&sll as *const libc::sockaddr_ll).cast(), Some(std::mem::size_of::<libc::sockaddr_ll>() as u32)) }
-        .ok_or_else(|| OcfError::generic("cannot build the link-layer address"))?;
-    let request = garp_packet(ARP_REQUEST, mac, ip);
-    let reply = garp_packet(ARP_REPLY, mac, ip);
-    rounds(count, interval, || {
-        for pkt in [&request, &reply] {
-            sendto(fd.as_raw_fd(), pkt, &dest, MsgFlags::empty()).map_err(|e| sys("cannot send gratuitous ARP", e))?;
+    /// Unsolicited neighbour advertisement for `ip` out of interface `ifindex` (`ifname`).
+    pub fn na(ifindex: u32, ifname: &str, mac: &[u8], ip: Ipv6Addr) -> Result<Announcer, OcfError> {
+        let mac = mac6(mac)?;
+        let fd = socket(AddressFamily::Inet6, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::IcmpV6).map_err(|e| sys("cannot open an ICMPv6 socket", e))?;
+        // Neighbour discovery packets must carry hop limit 255, or receivers drop them.
+        setsockopt(&fd, sockopt::Ipv6MulticastHops, &255).map_err(|e| sys("cannot set the hop limit", e))?;
+        setsockopt(&fd, sockopt::BindToDevice, &std::ffi::OsString::from(ifname)).map_err(|e| sys("cannot bind to the interface", e))?;
+        // Send from the announced address itself when the kernel lets us (it refuses while DAD
+        // is still running); otherwise the kernel picks the interface's link-local address.
+        let scope = if ip.segments()[0] & 0xffc0 == 0xfe80 { ifindex } else { 0 };
+        let _ = bind(fd.as_raw_fd(), &SockaddrIn6::from(SocketAddrV6::new(ip, 0, 0, scope)));
+        let dest = SockaddrIn6::from(SocketAddrV6::new(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1), 0, 0, ifindex));
+        Ok(Announcer { fd, kind: Kind::Na { dest, packet: unsolicited_na_packet(mac, ip) } })
+    }
+
+    /// Send one round: ARP request + reply, or one neighbour advertisement.
+    pub fn round(&self) -> Result<(), OcfError> {
+        let fd = self.fd.as_raw_fd();
+        match &self.kind {
+            Kind::Arp { dest, request, reply } => {
+                for pkt in [request, reply] {
+                    sendto(fd, pkt, dest, MsgFlags::empty()).map_err(|e| sys("cannot send gratuitous ARP", e))?;
+                }
+            }
+            Kind::Na { dest, packet } => {
+                sendto(fd, packet, dest, MsgFlags::empty()).map_err(|e| sys("cannot send the neighbour advertisement", e))?;
+            }
         }
         Ok(())
-    })
-}
+    }
 
-/// Send `count` unsolicited neighbour advertisements for `ip` out of interface `ifname`.
-pub fn unsolicited_na(ifindex: u32, ifname: &str, mac: &[u8], ip: Ipv6Addr, count: u32, interval: Duration) -> Result<(), OcfError> {
-    let mac = mac6(mac)?;
-    let fd: OwnedFd = socket(AddressFamily::Inet6, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::IcmpV6).map_err(|e| sys("cannot open an ICMPv6 socket", e))?;
-    // Neighbour discovery packets must carry hop limit 255, or receivers drop them.
-    setsockopt(&fd, sockopt::Ipv6MulticastHops, &255).map_err(|e| sys("cannot set the hop limit", e))?;
-    setsockopt(&fd, sockopt::BindToDevice, &std::ffi::OsString::from(ifname)).map_err(|e| sys("cannot bind to the interface", e))?;
-    // Send from the announced address itself when the kernel lets us (it refuses while DAD
-    // is still running); otherwise the kernel picks the interface's link-local address.
-    let scope = if ip.segments()[0] & 0xffc0 == 0xfe80 { ifindex } else { 0 };
-    let _ = bind(fd.as_raw_fd(), &SockaddrIn6::from(SocketAddrV6::new(ip, 0, 0, scope)));
-    let all_nodes = SockaddrIn6::from(SocketAddrV6::new(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1), 0, 0, ifindex));
-    let packet = unsolicited_na_packet(mac, ip);
-    rounds(count, interval, || {
-        sendto(fd.as_raw_fd(), &packet, &all_nodes, MsgFlags::empty()).map_err(|e| sys("cannot send the neighbour advertisement", e))?;
+    /// Send `count` rounds, `interval` apart.
+    pub fn rounds(&self, count: u32, interval: Duration) -> Result<(), OcfError> {
+        for i in 0..count {
+            if i > 0 {
+                std::thread::sleep(interval);
+            }
+            self.round()?;
+        }
         Ok(())
-    })
+    }
 }
 
 #[cfg(test)]
