@@ -30,11 +30,57 @@ enum Command {
         #[arg(long, default_value = "/")]
         root: PathBuf,
     },
+    /// The lab: a real Pacemaker + PostgreSQL cluster in namespaces on this machine (see docs/lab.md).
+    Lab {
+        #[command(subcommand)]
+        verb: LabVerb,
+    },
     /// Print the parameter table of an agent as Markdown (used for the docs).
     Params {
         /// Agent name, e.g. IPaddr2.
         agent: String,
     },
+}
+
+#[derive(Subcommand)]
+enum LabVerb {
+    /// Build the cluster: bridge, nodes, corosync, pacemaker, PostgreSQL replication.
+    Up {
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
+        nodes: u8,
+    },
+    /// Create the resources from crm-examples/ for a stack.
+    Config {
+        #[arg(long, value_parser = ["reference", "paceline"])]
+        stack: String,
+    },
+    /// Run one scenario and print one JSON line.
+    Scenario {
+        #[arg(value_parser = ["switchover", "kill-postgres", "node-crash", "standby-crash", "restart-all"])]
+        name: String,
+    },
+    /// crm_mon of the cluster, and each node's PostgreSQL role and LSN.
+    Status,
+    /// Tear everything down (also after a failed run).
+    Down,
+    /// up + config + switchover + kill-postgres + summary, then down.
+    Demo {
+        #[arg(long, default_value = "reference", value_parser = ["reference", "paceline"])]
+        stack: String,
+    },
+    /// The writer probe (runs outside the nodes; used by the scenarios).
+    Probe(paceline::lab::probe::Args),
+}
+
+/// The lab's shell side lives in tests/lab/lab.sh; the source tree is found through
+/// PACELINE_SRC or, by default, where this binary was built from.
+fn lab_script(verb: &str, args: &[String]) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let src = std::env::var_os("PACELINE_SRC").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let script = src.join("tests/lab/lab.sh");
+    anyhow::ensure!(script.is_file(), "{} not found: set PACELINE_SRC to a paceline source tree", script.display());
+    let err = std::process::Command::new("bash").arg(&script).arg(verb).args(args).env("PACELINE_SRC", &src).exec();
+    Err(err).context("cannot run bash")
 }
 
 fn main() -> Result<()> {
@@ -53,6 +99,15 @@ fn main() -> Result<()> {
                 println!("removed {}", p.display());
             }
         }
+        Command::Lab { verb } => match verb {
+            LabVerb::Up { nodes } => lab_script("up", &["--nodes".into(), nodes.to_string()])?,
+            LabVerb::Config { stack } => lab_script("config", &["--stack".into(), stack])?,
+            LabVerb::Scenario { name } => lab_script("scenario", &[name])?,
+            LabVerb::Status => lab_script("status", &[])?,
+            LabVerb::Down => lab_script("down", &[])?,
+            LabVerb::Demo { stack } => lab_script("demo", &["--stack".into(), stack])?,
+            LabVerb::Probe(args) => paceline::lab::probe::run(args)?,
+        },
         Command::Params { agent } => {
             let table = match agent.as_str() {
                 "IPaddr2" => paceline::agents::ipaddr2::PARAMS,

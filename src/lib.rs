@@ -9,5 +9,6 @@
 
 pub mod agents;
 pub mod install;
+pub mod lab;
 pub mod net;
 pub mod ocf;
