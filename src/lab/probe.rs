@@ -1,9 +1,706 @@
-//! The writer probe (placeholder: being written).
-use anyhow::Result;
+//! `paceline lab probe` — the lab's writer probe.
+//!
+//! Why it exists: a failover is judged by what a client sees, not by what the cluster says.
+//! The probe runs outside the cluster's nodes (in the lab's client namespace), writes through
+//! the virtual IP at a fixed cadence while a scenario breaks something, and afterwards tells
+//! how long writes were unavailable, whether any write the cluster acknowledged is gone, and
+//! whether two nodes were ever primary at once. It prints one line of JSON on stdout; the
+//! scenarios collect those lines into the benchmark tables.
+//!
+//! Definitions (the numbers mean exactly this):
+//!
+//! - **Attempt**: at `t0 + k × interval` (slot `k`, `t0` = when measuring began) the probe
+//!   opens a *new* connection to the VIP and runs `INSERT INTO paceline_probe(run, seq)
+//!   VALUES (run, k)` in autocommit. Attempts never overlap: when one overruns its slot, the
+//!   slots that went by are *skipped* (missing), so `seq` is the slot number and a skipped
+//!   slot is a seq that was never tried. An attempt is bounded by `--connect-timeout-ms` for
+//!   connecting plus the same again for the INSERT, so a hung server cannot stall the probe.
+//! - **Acknowledged**: the INSERT returned success to the probe. Anything else — refused,
+//!   timed out, an error from the server, a connection cut before the answer — is *failed*,
+//!   even if the row was in fact committed (those are counted as `unacked_committed`).
+//! - **Outage** (`longest_outage_ms`): the longest time between the completion of two
+//!   consecutive acknowledged attempts, counted only across spans that contain at least one
+//!   failed attempt or skipped slot (so normal cadence and a merely slow write that missed no
+//!   slot are not outages). The start of measuring counts as an acknowledgement; if writes
+//!   never came back, the last span runs to the stop and `outage_open` is true. 0 when no
+//!   attempt failed and no slot was skipped.
+//! - **Lost**: acknowledged seqs missing from `SELECT seq FROM paceline_probe WHERE run = $1`
+//!   read through the VIP after the stop, from a node that answers as a primary (retried for
+//!   up to `--final-timeout-s`). If no primary answered, `final_check` holds the error and
+//!   `lost_rows`/`lost` are null: unknown, not zero.
+//! - **Primary**: a node that answers `SELECT pg_is_in_recovery()` with `false` on its own
+//!   address. Every `--sample-ms` all nodes are asked at once (each bounded by
+//!   min(300 ms, sample)); a node that does not answer is not counted, so a primary cut off
+//!   from the probe is invisible to it. A double-primary range runs from the first sample
+//!   that saw ≥ 2 primaries to the first later sample that saw fewer (or the last sample):
+//!   `double_primary_ms` is their total, at the resolution of the sampling period.
+//!
+//! Stop: SIGTERM, SIGINT or `--duration-s`. The attempt in flight is finished (it is
+//! bounded, see above), one last sample of all nodes gives `final_primaries`, then the final
+//! check runs. A second signal during the final check abandons it (`final_check` says so).
+//! Exit status: 0 whenever the measurement ran — failed writes are a result, not an error;
+//! non-zero only for bad arguments or when the probe could not start (no table through the
+//! VIP within `--final-timeout-s`).
 
-#[derive(clap::Args, Debug)]
-pub struct Args {}
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub fn run(_args: Args) -> Result<()> {
-    anyhow::bail!("not implemented yet")
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, Config, NoTls};
+
+/// How many lost seqs, double-primary ranges and distinct error texts the JSON line lists.
+const LIST_MAX: usize = 20;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// The virtual IP clients write to.
+    #[arg(long)]
+    pub vip: IpAddr,
+    /// Each node's own address, comma-separated; sampled for its role.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub nodes: Vec<IpAddr>,
+    /// PostgreSQL port, on the VIP and on every node.
+    #[arg(long, default_value_t = 5432)]
+    pub port: u16,
+    #[arg(long, default_value = "postgres")]
+    pub user: String,
+    #[arg(long, default_value = "postgres")]
+    pub dbname: String,
+    /// Write cadence: attempt k starts at t0 + k × interval.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval_ms: u64,
+    /// Role sampling period.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sample_ms: u64,
+    /// Bound on connecting (and, again, on the INSERT) for each write attempt.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub connect_timeout_ms: u64,
+    /// Measure for this long, then stop (default: until SIGTERM or SIGINT).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub duration_s: Option<u64>,
+    /// Tag of this run's rows in paceline_probe (default: UTC time and pid).
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Created (with the run id in it) once the table exists and the first write was
+    /// acknowledged, so a script knows measuring has begun. Removed at start if stale.
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+    /// How long setup and the final check keep retrying the VIP.
+    #[arg(long, default_value_t = 30)]
+    pub final_timeout_s: u64,
+}
+
+/// Run the probe and print its JSON line.
+pub fn run(args: Args) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    let line = rt.block_on(probe(args))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").and_then(|()| out.flush()).context("cannot write the result to stdout")
+}
+
+// ---------------------------------------------------------------------------------------
+// Records. All times are offsets from t0, the moment measuring began.
+
+#[derive(Debug, Clone, PartialEq)]
+struct Attempt {
+    seq: i64,
+    /// Slots skipped just before this attempt (an earlier attempt overran).
+    skipped_before: u64,
+    start: Duration,
+    end: Duration,
+    result: Result<(), String>,
+}
+
+#[derive(Debug, Default)]
+struct Writer {
+    attempts: Vec<Attempt>,
+    /// Slots skipped after the last attempt, before the stop.
+    skipped_at_end: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Sample {
+    at: Duration,
+    /// Indexes (into `--nodes`) of the nodes that answered `false`.
+    primaries: Vec<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Outage {
+    from: Duration,
+    to: Duration,
+    open: bool,
+    failed: u64,
+    skipped: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct DoubleRange {
+    from: Duration,
+    to: Duration,
+    nodes: BTreeSet<usize>,
+}
+
+// ---------------------------------------------------------------------------------------
+// The measurement.
+
+async fn probe(args: Args) -> Result<String> {
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot catch SIGTERM")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot catch SIGINT")?;
+    let run = args.run_id.clone().unwrap_or_else(default_run_id);
+    anyhow::ensure!(!run.is_empty(), "--run-id must not be empty");
+    if let Some(f) = &args.ready_file {
+        match std::fs::remove_file(f) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => bail!("cannot remove the stale ready file {}: {e}", f.display()),
+        }
+    }
+    let connect_timeout = Duration::from_millis(args.connect_timeout_ms);
+    let final_timeout = Duration::from_secs(args.final_timeout_s);
+    let vip = pg_config(&args, args.vip, connect_timeout);
+
+    tokio::select! {
+        r = setup(&vip, connect_timeout, final_timeout) => r.with_context(|| {
+            format!("cannot create the probe table through {}:{} within {} s", args.vip, args.port, args.final_timeout_s)
+        })?,
+        _ = sigterm.recv() => bail!("interrupted (SIGTERM) before measuring began"),
+        _ = sigint.recv() => bail!("interrupted (SIGINT) before measuring began"),
+    }
+    eprintln!("paceline lab probe: run {run}: writing to {}:{} every {} ms, sampling {} node(s) every {} ms",
+        args.vip, args.port, args.interval_ms, args.nodes.len(), args.sample_ms);
+
+    let t0 = Instant::now();
+    let wall0 = SystemTime::now();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let duration = args.duration_s.map(Duration::from_secs);
+    let stopper = async {
+        tokio::select! {
+            _ = sigterm.recv() => {}
+            _ = sigint.recv() => {}
+            _ = async { match duration { Some(d) => tokio::time::sleep_until((t0 + d).into()).await, None => std::future::pending().await } } => {}
+        }
+        let _ = stop_tx.send(true);
+    };
+    let node_timeout = Duration::from_millis(args.sample_ms.min(300));
+    let (_, writer, samples) = tokio::join!(
+        stopper,
+        write_loop(&vip, &run, Duration::from_millis(args.interval_ms), connect_timeout, t0, args.ready_file.as_deref(), stop_rx.clone()),
+        sample_loop(&args, Duration::from_millis(args.sample_ms), node_timeout, t0, stop_rx.clone()),
+    );
+    let stopped = t0.elapsed();
+    let mut samples = samples;
+
+    // The end: one last look at every node (with more patience than the sampler), then the
+    // rows through the VIP. A second signal abandons the final check.
+    let final_roles = sample_nodes(&args, connect_timeout).await;
+    samples.push(Sample { at: t0.elapsed(), primaries: primaries_of(&final_roles) });
+    let final_rows = tokio::select! {
+        r = final_check(&vip, &run, connect_timeout, final_timeout) => r,
+        _ = sigterm.recv() => Err("interrupted (SIGTERM) during the final check".to_string()),
+        _ = sigint.recv() => Err("interrupted (SIGINT) during the final check".to_string()),
+    };
+
+    let report = Report { args: &args, run: &run, wall0, stopped, writer: &writer, samples: &samples, final_roles: &final_roles, final_rows: &final_rows };
+    Ok(report.json().to_string())
+}
+
+fn pg_config(args: &Args, ip: IpAddr, connect_timeout: Duration) -> Config {
+    let mut c = Config::new();
+    c.hostaddr(ip).port(args.port).user(&args.user).dbname(&args.dbname).connect_timeout(connect_timeout).application_name("paceline-probe");
+    c
+}
+
+async fn setup(vip: &Config, connect_timeout: Duration, final_timeout: Duration) -> Result<()> {
+    const DDL: &str = "CREATE TABLE IF NOT EXISTS paceline_probe (run text NOT NULL, seq bigint NOT NULL, \
+                       at timestamptz NOT NULL DEFAULT clock_timestamp(), PRIMARY KEY (run, seq))";
+    let deadline = Instant::now() + final_timeout;
+    loop {
+        let err = match query_once(vip, connect_timeout, |c| Box::pin(async move { c.batch_execute(DDL).await })).await {
+            (Ok(()), _) => return Ok(()),
+            (Err(e), _) => e,
+        };
+        if Instant::now() + Duration::from_millis(200) >= deadline {
+            bail!("last error: {err}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn write_loop(
+    vip: &Config, run: &str, interval: Duration, connect_timeout: Duration, t0: Instant, ready_file: Option<&std::path::Path>,
+    mut stop: watch::Receiver<bool>,
+) -> Writer {
+    let mut w = Writer::default();
+    let mut k: u64 = 0;
+    let mut skipped: u64 = 0;
+    let mut ready = ready_file.is_none();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(slot(t0, interval, k).into()) => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+        let seq = k as i64;
+        let start = t0.elapsed();
+        let run_ = run.to_string();
+        let (result, end) = query_once(vip, connect_timeout, move |c| {
+            Box::pin(async move { c.execute("INSERT INTO paceline_probe(run, seq) VALUES ($1, $2)", &[&run_, &seq]).await })
+        })
+        .await;
+        let ok = result.is_ok();
+        w.attempts.push(Attempt { seq, skipped_before: skipped, start, end: end - t0, result: result.map(|_| ()) });
+        if ok && !ready {
+            ready = true;
+            if let Some(f) = ready_file {
+                if let Err(e) = std::fs::write(f, format!("{run}\n")) {
+                    eprintln!("paceline lab probe: cannot create the ready file {}: {e}", f.display());
+                }
+            }
+        }
+        let next = next_slot(k, t0.elapsed(), interval);
+        skipped = next - k - 1;
+        k = next;
+    }
+    w.skipped_at_end = skipped;
+    w
+}
+
+/// When slot `k` starts.
+fn slot(t0: Instant, interval: Duration, k: u64) -> Instant {
+    t0 + Duration::from_nanos(u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX).saturating_mul(k))
+}
+
+/// The first slot after `k` that has not started yet at `now` (slots that went by while an
+/// attempt ran are skipped).
+fn next_slot(k: u64, now: Duration, interval: Duration) -> u64 {
+    let iv = interval.as_nanos().max(1);
+    let n = now.as_nanos();
+    let due = u64::try_from(n.div_ceil(iv)).unwrap_or(u64::MAX);
+    due.max(k + 1)
+}
+
+async fn sample_loop(args: &Args, period: Duration, node_timeout: Duration, t0: Instant, mut stop: watch::Receiver<bool>) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    let mut k: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(slot(t0, period, k).into()) => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+        let at = t0.elapsed();
+        let roles = sample_nodes(args, node_timeout).await;
+        samples.push(Sample { at, primaries: primaries_of(&roles) });
+        k = next_slot(k, t0.elapsed(), period);
+    }
+    samples
+}
+
+/// Every node's answer to `pg_is_in_recovery()`, asked at once: Ok(true) = primary.
+async fn sample_nodes(args: &Args, timeout: Duration) -> Vec<Result<bool, String>> {
+    let asks = args.nodes.iter().map(|ip| {
+        let cfg = pg_config(args, *ip, timeout);
+        async move {
+            let (r, _) = query_once(&cfg, timeout, |c| Box::pin(async move { c.simple_query("SELECT pg_is_in_recovery()").await })).await;
+            r.and_then(|msgs| recovery_flag(&msgs)).map(|in_recovery| !in_recovery)
+        }
+    });
+    futures::future::join_all(asks).await
+}
+
+fn primaries_of(roles: &[Result<bool, String>]) -> Vec<usize> {
+    roles.iter().enumerate().filter(|(_, r)| matches!(r, Ok(true))).map(|(i, _)| i).collect()
+}
+
+fn recovery_flag(msgs: &[tokio_postgres::SimpleQueryMessage]) -> Result<bool, String> {
+    for m in msgs {
+        if let tokio_postgres::SimpleQueryMessage::Row(row) = m {
+            return match row.get(0) {
+                Some("t") => Ok(true),
+                Some("f") => Ok(false),
+                other => Err(format!("unexpected answer {other:?} to pg_is_in_recovery()")),
+            };
+        }
+    }
+    Err("no row from pg_is_in_recovery()".into())
+}
+
+/// The acknowledged rows as the primary behind the VIP has them, retried until a primary
+/// answers or `final_timeout` has passed.
+async fn final_check(vip: &Config, run: &str, connect_timeout: Duration, final_timeout: Duration) -> Result<HashSet<i64>, String> {
+    let deadline = Instant::now() + final_timeout;
+    loop {
+        let run = run.to_string();
+        let (r, _) = query_once(vip, connect_timeout, move |c| {
+            Box::pin(async move {
+                let in_recovery: bool = c.query_one("SELECT pg_is_in_recovery()", &[]).await?.get(0);
+                let rows = c.query("SELECT seq FROM paceline_probe WHERE run = $1", &[&run]).await?;
+                Ok((in_recovery, rows.iter().map(|r| r.get::<_, i64>(0)).collect::<HashSet<i64>>()))
+            })
+        })
+        .await;
+        let err = match r {
+            Ok((false, seqs)) => return Ok(seqs),
+            Ok((true, _)) => "the VIP answered only as a standby (in recovery)".to_string(),
+            Err(e) => e,
+        };
+        if Instant::now() + Duration::from_millis(200) >= deadline {
+            return Err(format!("{err} (gave up after {} s)", final_timeout.as_secs()));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// One connection, one piece of work, bounded.
+
+/// A connection whose I/O task is aborted when it is dropped, so an abandoned (timed out)
+/// connection never lingers.
+struct Conn {
+    client: Option<Client>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Conn {
+    /// Say goodbye properly (the server then logs no "unexpected EOF"), briefly.
+    async fn close(mut self) {
+        self.client.take();
+        if let Some(task) = self.task.as_mut() {
+            let _ = tokio::time::timeout(Duration::from_millis(200), task).await;
+        }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+type PgFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, tokio_postgres::Error>> + 'a>>;
+
+/// Open a new connection (bounded by `limit`), run `work` on it (bounded by `limit` again)
+/// and close it. Returns the result and when it was known (before the close).
+async fn query_once<T, F>(cfg: &Config, limit: Duration, work: F) -> (Result<T, String>, Instant)
+where
+    F: for<'c> FnOnce(&'c Client) -> PgFuture<'c, T>,
+{
+    let conn = match tokio::time::timeout(limit, cfg.connect(NoTls)).await {
+        Ok(Ok((client, connection))) => {
+            Conn { client: Some(client), task: Some(tokio::spawn(async move { let _ = connection.await; })) }
+        }
+        Ok(Err(e)) => return (Err(short_error(&e)), Instant::now()),
+        Err(_) => return (Err("connect timed out".into()), Instant::now()),
+    };
+    let Some(client) = conn.client.as_ref() else { return (Err("no client".into()), Instant::now()) };
+    let (result, timed_out) = match tokio::time::timeout(limit, work(client)).await {
+        Ok(Ok(v)) => (Ok(v), false),
+        Ok(Err(e)) => (Err(short_error(&e)), false),
+        Err(_) => (Err("statement timed out".into()), true),
+    };
+    let end = Instant::now();
+    if !timed_out {
+        conn.close().await;
+    }
+    (result, end)
+}
+
+/// A short, stable error text: the server's message, or the client's error and its cause.
+fn short_error(e: &tokio_postgres::Error) -> String {
+    let text = match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
+    };
+    truncate(&text, 120)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The numbers.
+
+/// The longest outage (see the module doc), if any attempt failed or any slot was skipped.
+fn longest_outage(w: &Writer, stopped: Duration) -> Option<Outage> {
+    let mut best: Option<Outage> = None;
+    let mut consider = |o: Outage| {
+        if best.as_ref().is_none_or(|b| o.to - o.from > b.to - b.from) {
+            best = Some(o);
+        }
+    };
+    let (mut last_ack, mut failed, mut skipped) = (Duration::ZERO, 0u64, 0u64);
+    for a in &w.attempts {
+        skipped += a.skipped_before;
+        if a.result.is_ok() {
+            if failed + skipped > 0 {
+                consider(Outage { from: last_ack, to: a.end, open: false, failed, skipped });
+            }
+            (last_ack, failed, skipped) = (a.end, 0, 0);
+        } else {
+            failed += 1;
+        }
+    }
+    skipped += w.skipped_at_end;
+    if failed + skipped > 0 {
+        consider(Outage { from: last_ack, to: stopped.max(last_ack), open: true, failed, skipped });
+    }
+    best
+}
+
+/// The spans during which at least two primaries were seen (see the module doc).
+fn double_ranges(samples: &[Sample]) -> Vec<DoubleRange> {
+    let mut out = Vec::new();
+    let mut open: Option<DoubleRange> = None;
+    for s in samples {
+        if s.primaries.len() >= 2 {
+            let r = open.get_or_insert_with(|| DoubleRange { from: s.at, to: s.at, nodes: BTreeSet::new() });
+            r.nodes.extend(s.primaries.iter().copied());
+            r.to = s.at;
+        } else if let Some(mut r) = open.take() {
+            r.to = s.at;
+            out.push(r);
+        }
+    }
+    out.extend(open);
+    out
+}
+
+struct Report<'a> {
+    args: &'a Args,
+    run: &'a str,
+    wall0: SystemTime,
+    stopped: Duration,
+    writer: &'a Writer,
+    samples: &'a [Sample],
+    final_roles: &'a [Result<bool, String>],
+    final_rows: &'a Result<HashSet<i64>, String>,
+}
+
+impl Report<'_> {
+    fn at(&self, d: Duration) -> Value {
+        Value::String(rfc3339(self.wall0 + d))
+    }
+
+    fn json(&self) -> Value {
+        let w = self.writer;
+        let acked: Vec<i64> = w.attempts.iter().filter(|a| a.result.is_ok()).map(|a| a.seq).collect();
+        let failed = w.attempts.len() - acked.len();
+        let skipped: u64 = w.attempts.iter().map(|a| a.skipped_before).sum::<u64>() + w.skipped_at_end;
+        let mut errors: BTreeMap<&str, u64> = BTreeMap::new();
+        for a in &w.attempts {
+            if let Err(e) = &a.result {
+                *errors.entry(e.as_str()).or_default() += 1;
+            }
+        }
+        let mut errors: Vec<(&str, u64)> = errors.into_iter().collect();
+        errors.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let errors: serde_json::Map<String, Value> = errors.into_iter().take(LIST_MAX).map(|(e, n)| (e.to_string(), json!(n))).collect();
+        let max_write_ms = w.attempts.iter().filter(|a| a.result.is_ok()).map(|a| ms(a.end.saturating_sub(a.start))).max().unwrap_or(0);
+
+        let outage = longest_outage(w, self.stopped);
+        let (lost_rows, lost, unacked_committed, final_check) = match self.final_rows {
+            Ok(present) => {
+                let lost: Vec<i64> = acked.iter().copied().filter(|s| !present.contains(s)).collect();
+                let unacked = w.attempts.iter().filter(|a| a.result.is_err() && present.contains(&a.seq)).count();
+                (json!(lost.len()), json!(lost.iter().take(LIST_MAX).collect::<Vec<_>>()), json!(unacked), json!("ok"))
+            }
+            Err(e) => (Value::Null, Value::Null, Value::Null, json!(e)),
+        };
+
+        let node = |i: usize| self.args.nodes[i].to_string();
+        let ranges = double_ranges(self.samples);
+        let double_ms: u64 = ranges.iter().map(|r| ms(r.to - r.from)).sum();
+        let max_primaries = self.samples.iter().map(|s| s.primaries.len()).max().unwrap_or(0);
+        let final_nodes: serde_json::Map<String, Value> = self
+            .final_roles
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let role = match r {
+                    Ok(true) => "primary".to_string(),
+                    Ok(false) => "standby".to_string(),
+                    Err(e) => format!("down: {e}"),
+                };
+                (node(i), json!(role))
+            })
+            .collect();
+
+        json!({
+            "run": self.run,
+            "vip": self.args.vip.to_string(),
+            "started_at": self.at(Duration::ZERO),
+            "duration_ms": ms(self.stopped),
+            "interval_ms": self.args.interval_ms,
+            "attempts": w.attempts.len(),
+            "acked": acked.len(),
+            "failed": failed,
+            "skipped": skipped,
+            "max_write_ms": max_write_ms,
+            "errors": errors,
+            "longest_outage_ms": outage.as_ref().map_or(0, |o| ms(o.to - o.from)),
+            "outage_from": outage.as_ref().map_or(Value::Null, |o| self.at(o.from)),
+            "outage_to": outage.as_ref().map_or(Value::Null, |o| self.at(o.to)),
+            "outage_open": outage.as_ref().is_some_and(|o| o.open),
+            "outage_failed": outage.as_ref().map_or(0, |o| o.failed),
+            "outage_skipped": outage.as_ref().map_or(0, |o| o.skipped),
+            "final_check": final_check,
+            "lost_rows": lost_rows,
+            "lost": lost,
+            "unacked_committed": unacked_committed,
+            "samples": self.samples.len(),
+            "max_primaries_seen": max_primaries,
+            "double_primary": max_primaries >= 2,
+            "double_primary_ms": double_ms,
+            "double_primary_ranges": ranges.iter().take(LIST_MAX).map(|r| json!({
+                "from": self.at(r.from), "to": self.at(r.to), "nodes": r.nodes.iter().map(|&i| node(i)).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "final_primaries": primaries_of(self.final_roles).into_iter().map(node).collect::<Vec<_>>(),
+            "final_nodes": final_nodes,
+        })
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+// ---------------------------------------------------------------------------------------
+// Time as text, without a date library.
+
+fn default_run_id() -> String {
+    let t = rfc3339(SystemTime::now());
+    // 2026-11-23T19:05:16.123Z -> 20261123T190516Z-<pid>
+    let compact: String = t[..19].chars().filter(|c| *c != '-' && *c != ':').collect();
+    format!("{compact}Z-{}", std::process::id())
+}
+
+/// UTC, millisecond precision: `2026-11-23T19:05:16.123Z`.
+fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let (y, m, day) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem / 60 % 60, rem % 60, d.subsec_millis())
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms_(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn att(seq: i64, skipped_before: u64, end: u64, ok: bool) -> Attempt {
+        Attempt { seq, skipped_before, start: ms_(end.saturating_sub(5)), end: ms_(end), result: if ok { Ok(()) } else { Err("x".into()) } }
+    }
+
+    #[test]
+    fn no_failure_no_outage() {
+        let w = Writer { attempts: (0..10).map(|k| att(k, 0, k as u64 * 100 + 5, true)).collect(), skipped_at_end: 0 };
+        assert_eq!(longest_outage(&w, ms_(1000)), None);
+    }
+
+    #[test]
+    fn outage_spans_ack_to_ack_around_failures() {
+        let w = Writer {
+            attempts: vec![att(0, 0, 5, true), att(1, 0, 105, true), att(2, 0, 300, false), att(5, 2, 1500, false), att(16, 10, 1605, true), att(17, 0, 1705, true)],
+            skipped_at_end: 0,
+        };
+        let o = longest_outage(&w, ms_(1800)).unwrap();
+        assert_eq!((o.from, o.to, o.open, o.failed, o.skipped), (ms_(105), ms_(1605), false, 2, 12));
+    }
+
+    #[test]
+    fn a_slow_write_that_skipped_slots_counts() {
+        let w = Writer { attempts: vec![att(0, 0, 5, true), att(1, 0, 450, true), att(5, 3, 505, true)], skipped_at_end: 0 };
+        let o = longest_outage(&w, ms_(600)).unwrap();
+        assert_eq!((o.from, o.to, o.failed, o.skipped), (ms_(450), ms_(505), 0, 3));
+    }
+
+    #[test]
+    fn outage_still_open_at_stop() {
+        let w = Writer { attempts: vec![att(0, 0, 5, true), att(1, 0, 105, true), att(2, 0, 205, false), att(3, 0, 305, false)], skipped_at_end: 0 };
+        let o = longest_outage(&w, ms_(2000)).unwrap();
+        assert_eq!((o.from, o.to, o.open, o.failed), (ms_(105), ms_(2000), true, 2));
+        // The longest wins: a short closed one earlier does not hide it.
+        let w = Writer { attempts: vec![att(0, 0, 5, false), att(1, 0, 105, true), att(2, 0, 205, false)], skipped_at_end: 0 };
+        let o = longest_outage(&w, ms_(2000)).unwrap();
+        assert!(o.open && o.from == ms_(105));
+    }
+
+    #[test]
+    fn failures_before_the_first_ack_count_from_t0() {
+        let w = Writer { attempts: vec![att(0, 0, 5, false), att(1, 0, 705, true)], skipped_at_end: 0 };
+        assert_eq!(longest_outage(&w, ms_(800)).unwrap().from, Duration::ZERO);
+    }
+
+    #[test]
+    fn next_slot_skips_what_went_by() {
+        let iv = ms_(100);
+        assert_eq!(next_slot(0, ms_(3), iv), 1);
+        assert_eq!(next_slot(0, ms_(100), iv), 1);
+        assert_eq!(next_slot(0, ms_(101), iv), 2);
+        assert_eq!(next_slot(3, ms_(1050), iv), 11);
+    }
+
+    #[test]
+    fn double_primary_ranges() {
+        let s = |at: u64, p: &[usize]| Sample { at: ms_(at), primaries: p.to_vec() };
+        let samples = vec![s(0, &[0]), s(200, &[0, 1]), s(400, &[0, 1]), s(600, &[1]), s(800, &[1, 2]), s(1000, &[0, 1])];
+        let r = double_ranges(&samples);
+        assert_eq!(r.len(), 2);
+        assert_eq!((r[0].from, r[0].to, r[0].nodes.iter().copied().collect::<Vec<_>>()), (ms_(200), ms_(600), vec![0, 1]));
+        assert_eq!((r[1].from, r[1].to, r[1].nodes.iter().copied().collect::<Vec<_>>()), (ms_(800), ms_(1000), vec![0, 1, 2]));
+        assert!(double_ranges(&[s(0, &[0]), s(200, &[])]).is_empty());
+    }
+
+    #[test]
+    fn rfc3339_utc() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_millis(951_782_400_123)), "2000-02-29T00:00:00.123Z");
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(1_798_761_599)), "2026-12-31T23:59:59.000Z");
+        let id = default_run_id();
+        assert!(id.len() > 17 && id.as_bytes()[8] == b'T' && id.contains("Z-"), "{id}");
+    }
+
+    #[test]
+    fn truncates_on_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "hé…");
+        assert_eq!(truncate("abc", 3), "abc");
+    }
 }
