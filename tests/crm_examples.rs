@@ -1,0 +1,610 @@
+//! `crm-examples/pgsql-ha.sh`, the cluster configuration we ship, checked with Pacemaker's
+//! own tools against CIB files — no cluster daemons run.
+//!
+//! What this proves:
+//! - the script builds, with `pcs -f`, the configuration PAF documents: the promotable clone
+//!   `pgsqld-clone` (notify=true, one primary, per-role monitors), the VIP `pgsql-vip`, the
+//!   colocation with the Promoted role and the promote→start / demote→stop orders;
+//! - `crm_verify` accepts it, for the reference stack (ocf:heartbeat:*) and for ours
+//!   (ocf:paceline:*, where `--force` is needed only while ocf:paceline:pgsqlms is missing);
+//! - `crm_simulate` (the scheduler, with simulated action results) does what an operator
+//!   expects from it, with the promotion scores PAF's agent would set (`master-pgsqld`,
+//!   permanent node attributes: 1001 on the primary, 1000/990 on the standbys):
+//!   three nodes come up → the primary is promoted on node1, standbys on node2 and node3,
+//!   the VIP on node1; the primary crashes once → it is recovered in place, the VIP stays;
+//!   it crashes a fifth time (migration-threshold=5) → node2 is promoted and the VIP moves
+//!   there, after the demote and the promote; node1 is lost → node2 (or whichever standby
+//!   has the higher score) is promoted and gets the VIP.
+//!
+//! Needs root (like the other Pacemaker-tool tests; installing ocf:paceline:IPaddr2 needs
+//! it), `pcs`, `cibadmin`, `crm_verify`, `crm_simulate`, `crm_attribute`, `crm_mon` and the
+//! PAF and heartbeat IPaddr2 agents; otherwise each test prints why and returns. If `ocf:paceline:IPaddr2` is not installed, the paceline-stack
+//! test installs it (as `tests/pacemaker_tools.rs` does).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crm-examples/pgsql-ha.sh");
+const TOOLS: &[&str] = &["pcs", "cibadmin", "crm_verify", "crm_simulate", "crm_attribute", "crm_mon"];
+const PAF: &str = "/usr/lib/ocf/resource.d/heartbeat/pgsqlms";
+const HEARTBEAT_IPADDR2: &str = "/usr/lib/ocf/resource.d/heartbeat/IPaddr2";
+const PACELINE_IPADDR2: &str = "/usr/lib/ocf/resource.d/paceline/IPaddr2";
+const PACELINE_PGSQLMS: &str = "/usr/lib/ocf/resource.d/paceline/pgsqlms";
+/// The script's default MONITOR_PROMOTED (15s), in ms: the key of the primary's monitor.
+const PROMOTED_MONITOR_MS: u32 = 15_000;
+/// The script's migration-threshold.
+const MIGRATION_THRESHOLD: u32 = 5;
+/// PAF's scores: 1001 on the primary, 1000, 990, ... on the standbys by replication lag.
+const SCORES: &[(&str, i32)] = &[("node1", 1001), ("node2", 1000), ("node3", 990)];
+
+fn in_path(tool: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).chain(["/usr/sbin", "/sbin"].map(PathBuf::from)).any(|d| d.join(tool).is_file())
+}
+
+/// Effective uid 0, read from /proc (std only).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0")))
+        .unwrap_or(false)
+}
+
+/// Why this machine cannot run the tests, if it cannot.
+fn skip_reason() -> Option<String> {
+    if !is_root() {
+        return Some("not root".into());
+    }
+    let missing: Vec<&str> = TOOLS.iter().copied().filter(|t| !in_path(t)).collect();
+    if !missing.is_empty() {
+        return Some(format!("missing {}", missing.join(", ")));
+    }
+    for agent in [PAF, HEARTBEAT_IPADDR2] {
+        if !Path::new(agent).is_file() {
+            return Some(format!("{agent} not installed (resource-agents-paf, resource-agents)"));
+        }
+    }
+    None
+}
+
+macro_rules! skip_unless_possible {
+    ($name:expr) => {
+        if let Some(why) = skip_reason() {
+            eprintln!("skipping {}: {why}", $name);
+            return;
+        }
+    };
+}
+
+fn text(out: &Output) -> String {
+    format!("exit {:?}\n--- stdout\n{}--- stderr\n{}", out.status.code(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn combined(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let shown = format!("{cmd:?}");
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {shown}: {e}"))
+}
+
+/// Run and require exit 0.
+fn ok(cmd: &mut Command) -> Output {
+    let shown = format!("{cmd:?}");
+    let out = run(cmd);
+    assert!(out.status.success(), "{shown} failed:\n{}", text(&out));
+    out
+}
+
+/// A temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("paceline-crm-{}-{n}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A command that works on the CIB file `cib` (CIB_file must be absolute: agents and
+/// Pacemaker's tools may change directory).
+fn on_file(cib: &Path, tool: &str) -> Command {
+    let mut c = Command::new(tool);
+    c.env("CIB_file", cib.canonicalize().expect("CIB file exists"));
+    c
+}
+
+/// `cibadmin --empty` into `cib`.
+fn empty_cib(cib: &Path) {
+    let empty = ok(Command::new("cibadmin").arg("--empty"));
+    assert!(String::from_utf8_lossy(&empty.stdout).contains("<cib"), "cibadmin --empty printed no CIB:\n{}", text(&empty));
+    std::fs::write(cib, &empty.stdout).expect("write the CIB file");
+}
+
+/// Run the shipped script against `cib` with `env` (PCS is set to `pcs -f <cib>`).
+fn run_script(cib: &Path, env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new("sh");
+    c.arg(SCRIPT).env("PCS", format!("pcs -f {}", cib.display()));
+    for var in ["STACK", "STONITH", "PCS_CREATE_FLAGS", "VIP", "CIDR", "NIC", "PGDATA", "DATADIR", "BINDIR", "PGHOST", "PGPORT", "MONITOR_PROMOTED", "MONITOR_UNPROMOTED", "VIP_MONITOR"] {
+        c.env_remove(var); // the caller's environment must not change the defaults under test
+    }
+    c.env_remove("CIB_file");
+    c.envs(env.iter().copied());
+    run(&mut c)
+}
+
+/// A fresh CIB built by the script with `env`; panics unless the script succeeds.
+fn built_cib(dir: &TempDir, name: &str, env: &[(&str, &str)]) -> (PathBuf, Output) {
+    let cib = dir.path(name);
+    empty_cib(&cib);
+    let out = run_script(&cib, env);
+    assert!(out.status.success(), "{SCRIPT} with {env:?} failed:\n{}", text(&out));
+    (cib, out)
+}
+
+/// The reference-stack CIB (script defaults), built once per test process (pcs takes ~8 s).
+fn reference_cib() -> &'static str {
+    static XML: OnceLock<String> = OnceLock::new();
+    XML.get_or_init(|| {
+        let dir = TempDir::new("reference");
+        let (cib, _) = built_cib(&dir, "cib.xml", &[("STACK", "reference")]);
+        std::fs::read_to_string(cib).expect("read the CIB")
+    })
+}
+
+/// Asserts `crm_verify -x cib` exits 0 and prints no error.
+fn verify(cib: &Path) {
+    let v = run(Command::new("crm_verify").arg("-x").arg(cib).arg("-V"));
+    let all = combined(&v).to_lowercase();
+    assert!(v.status.success() && !all.contains("error"), "crm_verify rejected {}:\n{}\n{}", cib.display(), text(&v), std::fs::read_to_string(cib).unwrap_or_default());
+}
+
+/// The element of `xml` (one element per line, as pcs writes) whose id is `id`.
+fn line_with_id<'a>(xml: &'a str, id: &str) -> Option<&'a str> {
+    let needle = format!("id=\"{id}\"");
+    xml.lines().map(str::trim).find(|l| l.contains(&needle))
+}
+
+/// The value of attribute `name` in one XML start tag.
+fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!(" {name}=\"");
+    let start = tag.find(&key)? + key.len();
+    tag[start..].find('"').map(|end| &tag[start..start + end])
+}
+
+/// Checks everything the configuration promises, for agents of `provider`.
+fn assert_configuration(xml: &str, provider: &str) {
+    let has = |id: &str, pairs: &[(&str, &str)]| {
+        let line = line_with_id(xml, id).unwrap_or_else(|| panic!("no element {id} in the CIB:\n{xml}"));
+        for (k, v) in pairs {
+            assert_eq!(attr(line, k), Some(*v), "{id}: {k} is not {v}: {line}\n{xml}");
+        }
+    };
+    has("pgsqld-clone", &[]);
+    has("pgsqld", &[("class", "ocf"), ("provider", provider), ("type", "pgsqlms")]);
+    assert!(xml.find("<clone id=\"pgsqld-clone\"").unwrap() < xml.find("<primitive id=\"pgsqld\"").unwrap(), "pgsqld is not inside pgsqld-clone:\n{xml}");
+    has("pgsqld-clone-meta_attributes-promotable", &[("name", "promotable"), ("value", "true")]);
+    has("pgsqld-clone-meta_attributes-notify", &[("name", "notify"), ("value", "true")]);
+    has("pgsqld-clone-meta_attributes-promoted-max", &[("name", "promoted-max"), ("value", "1")]);
+    // What PAF 2.3.0's validation reads when run by hand (crm_resource --force-check).
+    has("pgsqld-clone-meta_attributes-master-max", &[("name", "master-max"), ("value", "1")]);
+    for (name, value) in [("bindir", "/usr/lib/postgresql/15/bin"), ("pgdata", "/var/lib/postgresql/15/main"), ("pghost", "/run/postgresql"), ("pgport", "5432")] {
+        has(&format!("pgsqld-instance_attributes-{name}"), &[("name", name), ("value", value)]);
+    }
+    assert!(!xml.contains("name=\"datadir\""), "datadir set although DATADIR was not:\n{xml}");
+    for (op, timeout) in [("start", "60s"), ("stop", "60s"), ("promote", "30s"), ("demote", "120s"), ("notify", "60s")] {
+        has(&format!("pgsqld-{op}-interval-0s"), &[("name", op), ("timeout", timeout)]);
+    }
+    has("pgsqld-monitor-interval-15s", &[("name", "monitor"), ("interval", "15s"), ("role", "Promoted"), ("timeout", "10s")]);
+    has("pgsqld-monitor-interval-16s", &[("name", "monitor"), ("interval", "16s"), ("role", "Unpromoted"), ("timeout", "10s")]);
+
+    has("pgsql-vip", &[("class", "ocf"), ("provider", provider), ("type", "IPaddr2")]);
+    has("pgsql-vip-instance_attributes-ip", &[("name", "ip"), ("value", "192.0.2.100")]);
+    has("pgsql-vip-instance_attributes-cidr_netmask", &[("name", "cidr_netmask"), ("value", "24")]);
+    has("pgsql-vip-instance_attributes-nic", &[("name", "nic"), ("value", "eth0")]);
+    has("pgsql-vip-monitor-interval-10s", &[("name", "monitor"), ("interval", "10s")]);
+    // Created --disabled, then enabled: no target-role left behind.
+    assert!(!xml.contains("target-role"), "a resource is left with a target-role:\n{xml}");
+
+    let constraint = |tag: &str, pairs: &[(&str, &str)]| {
+        let found = xml.lines().map(str::trim).filter(|l| l.starts_with(tag)).any(|l| pairs.iter().all(|(k, v)| attr(l, k) == Some(*v)));
+        assert!(found, "no {tag} with {pairs:?} in the CIB:\n{xml}");
+    };
+    constraint("<rsc_colocation", &[("rsc", "pgsql-vip"), ("with-rsc", "pgsqld-clone"), ("with-rsc-role", "Promoted"), ("score", "INFINITY")]);
+    constraint("<rsc_order", &[("first", "pgsqld-clone"), ("first-action", "promote"), ("then", "pgsql-vip"), ("then-action", "start"), ("kind", "Mandatory"), ("symmetrical", "false")]);
+    constraint("<rsc_order", &[("first", "pgsqld-clone"), ("first-action", "demote"), ("then", "pgsql-vip"), ("then-action", "stop"), ("kind", "Mandatory"), ("symmetrical", "false")]);
+    assert_eq!(xml.matches("<rsc_colocation ").count() + xml.matches("<rsc_order ").count(), 3, "unexpected constraints:\n{xml}");
+
+    has("cib-bootstrap-options-stonith-enabled", &[("name", "stonith-enabled"), ("value", "false")]);
+    has("rsc_defaults-meta_attributes-resource-stickiness", &[("value", "10")]);
+    has("rsc_defaults-meta_attributes-migration-threshold", &[("value", &MIGRATION_THRESHOLD.to_string())]);
+}
+
+#[test]
+fn reference_stack_builds_a_cib_crm_verify_accepts() {
+    skip_unless_possible!("reference_stack_builds_a_cib_crm_verify_accepts");
+    let dir = TempDir::new("ref");
+    let cib = dir.path("cib.xml");
+    std::fs::write(&cib, reference_cib()).unwrap();
+    assert_configuration(reference_cib(), "heartbeat");
+    verify(&cib);
+}
+
+#[test]
+fn script_warns_without_fencing_and_refuses_bad_settings() {
+    skip_unless_possible!("script_warns_without_fencing_and_refuses_bad_settings");
+    let dir = TempDir::new("settings");
+
+    // The default (STONITH=false) says so on stderr, on one line.
+    let (_, out) = built_cib(&dir, "nofence.xml", &[]);
+    let warnings: Vec<String> = String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.starts_with("WARNING: stonith-enabled=false")).map(String::from).collect();
+    assert_eq!(warnings.len(), 1, "expected one fencing warning:\n{}", text(&out));
+
+    // STONITH=true sets the property and does not warn. With no fence device defined yet,
+    // crm_verify rejects the result — which is why the lab runs with STONITH=false for now.
+    // (Same run: Debian's pg_createcluster layout, configuration and data apart.)
+    let debian = [("STONITH", "true"), ("PGDATA", "/etc/postgresql/15/main"), ("DATADIR", "/var/lib/postgresql/15/main")];
+    let (cib, out) = built_cib(&dir, "fence.xml", &debian);
+    assert!(!combined(&out).contains("WARNING: stonith-enabled"), "{}", text(&out));
+    let xml = std::fs::read_to_string(&cib).unwrap();
+    for (name, value) in [("pgdata", "/etc/postgresql/15/main"), ("datadir", "/var/lib/postgresql/15/main")] {
+        let line = line_with_id(&xml, &format!("pgsqld-instance_attributes-{name}")).unwrap_or_else(|| panic!("no {name}:\n{xml}"));
+        assert_eq!(attr(line, "value"), Some(value), "{line}");
+    }
+    let line = line_with_id(&xml, "cib-bootstrap-options-stonith-enabled").expect("stonith-enabled set");
+    assert_eq!(attr(line, "value"), Some("true"), "{xml}");
+    let v = run(Command::new("crm_verify").arg("-x").arg(&cib).arg("-V"));
+    assert!(!v.status.success() && combined(&v).contains("no STONITH resources have been defined"), "crm_verify accepted fencing without a device:\n{}", text(&v));
+
+    // Bad values stop the script before it changes anything.
+    for env in [[("STACK", "heartbeat")], [("STONITH", "yes")], [("MONITOR_UNPROMOTED", "15s")]] {
+        let cib = dir.path("bad.xml");
+        empty_cib(&cib);
+        let before = std::fs::read_to_string(&cib).unwrap();
+        let out = run_script(&cib, &env);
+        assert_eq!(out.status.code(), Some(2), "{env:?} was accepted:\n{}", text(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("pgsql-ha.sh:"), "{}", text(&out));
+        assert_eq!(std::fs::read_to_string(&cib).unwrap(), before, "{env:?} changed the CIB");
+    }
+}
+
+/// Install ocf:paceline:IPaddr2 if it is not (from this build, like tests/pacemaker_tools.rs).
+fn ensure_paceline_ipaddr2() {
+    if Path::new(PACELINE_IPADDR2).is_file() {
+        return;
+    }
+    let bin = Path::new(env!("CARGO_BIN_EXE_IPaddr2"));
+    paceline::install::install(bin.parent().expect("binary has a directory"), Path::new("/")).expect("install the agents");
+    assert!(Path::new(PACELINE_IPADDR2).is_file());
+}
+
+/// The CIB without the parts that depend on the agents' meta-data (pcs copies every action
+/// an agent advertises into `<op>` elements — PAF's `methods` and `reload` — but cannot
+/// while the agent is missing), with providers blanked.
+fn agent_independent(xml: &str) -> Vec<String> {
+    xml.lines()
+        .filter(|l| !l.trim_start().starts_with("<op "))
+        .map(|l| l.replace("provider=\"heartbeat\"", "provider=\"*\"").replace("provider=\"paceline\"", "provider=\"*\""))
+        .collect()
+}
+
+#[test]
+fn paceline_stack_builds_a_cib_crm_verify_accepts() {
+    skip_unless_possible!("paceline_stack_builds_a_cib_crm_verify_accepts");
+    ensure_paceline_ipaddr2();
+    let dir = TempDir::new("paceline");
+    let pgsqlms_installed = Path::new(PACELINE_PGSQLMS).is_file();
+
+    if !pgsqlms_installed {
+        // Without --force pcs refuses ocf:paceline:pgsqlms: it cannot read the meta-data of
+        // an agent that is not installed. (The script stops there; that the VIP needs no
+        // --force is shown below.)
+        let cib = dir.path("noforce.xml");
+        empty_cib(&cib);
+        let out = run_script(&cib, &[("STACK", "paceline")]);
+        assert!(!out.status.success(), "pcs accepted a missing agent:\n{}", text(&out));
+        let errors: Vec<&str> = std::str::from_utf8(&out.stderr).unwrap().lines().filter(|l| l.starts_with("Error: Agent")).collect();
+        assert!(errors.len() == 1 && errors[0].contains("'ocf:paceline:pgsqlms' is not installed"), "{}", text(&out));
+    }
+
+    let (cib, out) = built_cib(&dir, "cib.xml", &[("STACK", "paceline"), ("PCS_CREATE_FLAGS", "--force")]);
+    let xml = std::fs::read_to_string(&cib).unwrap();
+    assert_configuration(&xml, "paceline");
+    verify(&cib);
+    // --force did not hide a problem with the VIP: pcs read ocf:paceline:IPaddr2's
+    // meta-data (it copied the advertised start/stop timeouts) and warned about pgsqlms only.
+    for op in ["start", "stop"] {
+        let line = line_with_id(&xml, &format!("pgsql-vip-{op}-interval-0s")).unwrap_or_else(|| panic!("pcs added no {op} op from IPaddr2's meta-data:\n{xml}"));
+        assert_eq!(attr(line, "timeout"), Some("20s"), "{line}");
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.lines().filter(|l| l.contains("is not installed")).all(|l| l.contains("ocf:paceline:pgsqlms")), "{}", text(&out));
+    if !pgsqlms_installed {
+        assert!(stderr.contains("Warning: Agent 'ocf:paceline:pgsqlms' is not installed"), "{}", text(&out));
+    }
+
+    // The two stacks differ in the agents' provider only (and the ops pcs copies from
+    // meta-data it could read).
+    let (ours, theirs) = (agent_independent(&xml), agent_independent(reference_cib()));
+    if ours != theirs {
+        let diff: Vec<String> = ours.iter().zip(&theirs).filter(|(a, b)| a != b).map(|(a, b)| format!("paceline : {a}\nreference: {b}")).collect();
+        panic!("the paceline and reference configurations differ ({} vs {} lines):\n{}", ours.len(), theirs.len(), diff.join("\n"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// crm_simulate
+
+/// One `* Resource action: <rsc> <action> on <node>` line of crm_simulate's transition.
+#[derive(Debug, Clone, PartialEq)]
+struct Action {
+    rsc: String,
+    action: String,
+    node: String,
+}
+
+/// One resource instance in crm_mon's XML: resource id, role, node (None when stopped).
+#[derive(Debug)]
+struct Instance {
+    rsc: String,
+    role: String,
+    node: Option<String>,
+}
+
+/// One crm_simulate run: what it printed, the actions it took, the state it left.
+struct Sim {
+    command: String,
+    output: String,
+    actions: Vec<Action>,
+    state: Vec<Instance>,
+    state_xml: String,
+}
+
+impl Sim {
+    /// The index of `rsc action on node` in the transition (clone instance numbers ignored).
+    fn find(&self, rsc: &str, action: &str, node: &str) -> Option<usize> {
+        self.actions.iter().position(|a| a.rsc == rsc && a.action == action && a.node == node)
+    }
+
+    fn must_find(&self, rsc: &str, action: &str, node: &str) -> usize {
+        self.find(rsc, action, node).unwrap_or_else(|| panic!("no \"{rsc} {action} on {node}\" in the transition\n{self}"))
+    }
+
+    /// The nodes where `rsc` is in `role`.
+    fn nodes(&self, rsc: &str, role: &str) -> Vec<&str> {
+        let mut v: Vec<&str> = self.state.iter().filter(|i| i.rsc == rsc && i.role == role).filter_map(|i| i.node.as_deref()).collect();
+        v.sort();
+        v
+    }
+
+    /// Asserts the cluster ends with the primary and the VIP on `primary`, standbys on
+    /// `standbys`, and nothing else running.
+    fn assert_state(&self, primary: &str, standbys: &[&str]) {
+        let ok = self.nodes("pgsqld", "Promoted") == [primary] && self.nodes("pgsqld", "Unpromoted") == standbys && self.nodes("pgsql-vip", "Started") == [primary];
+        let running = self.state.iter().filter(|i| i.node.is_some()).count();
+        assert!(ok && running == 2 + standbys.len(), "expected pgsqld Promoted on {primary}, Unpromoted on {standbys:?}, pgsql-vip on {primary}; got {:?}\n{self}", self.state);
+    }
+
+    fn summary(&self) -> Vec<&str> {
+        let section = self.output.split("Transition Summary:").nth(1).unwrap_or("");
+        let section = section.split("Executing Cluster Transition:").next().unwrap_or("");
+        section.lines().map(str::trim).filter(|l| l.starts_with('*')).collect()
+    }
+}
+
+impl std::fmt::Display for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "--- $ {}\n{}--- crm_mon --output-as=xml of the result\n{}", self.command, self.output, self.state_xml)
+    }
+}
+
+/// `<rsc> <action> on <node>` from crm_simulate's "Executing Cluster Transition" section.
+fn parse_actions(output: &str) -> Vec<Action> {
+    let section = output.split("Executing Cluster Transition:").nth(1).unwrap_or("");
+    let section = section.split("Revised Cluster Status:").next().unwrap_or("");
+    section
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("* Resource action:"))
+        .filter_map(|rest| match rest.split_whitespace().collect::<Vec<_>>()[..] {
+            [rsc, action, "on", node] => Some(Action { rsc: rsc.split(':').next().unwrap().to_string(), action: action.to_string(), node: node.to_string() }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The resource instances of crm_mon's XML (`<resource id= role=>` then its `<node name=>`).
+fn parse_state(xml: &str) -> Vec<Instance> {
+    let mut out = Vec::new();
+    let mut open: Option<(String, String, bool)> = None; // rsc, role, node seen
+    for line in xml.lines().map(str::trim) {
+        if line.starts_with("<resource ") {
+            let (rsc, role) = (attr(line, "id").unwrap_or("").to_string(), attr(line, "role").unwrap_or("").to_string());
+            if line.ends_with("/>") {
+                out.push(Instance { rsc, role, node: None });
+            } else {
+                open = Some((rsc, role, false));
+            }
+        } else if line.starts_with("<node ") {
+            if let Some((rsc, role, seen)) = open.as_mut() {
+                out.push(Instance { rsc: rsc.clone(), role: role.clone(), node: attr(line, "name").map(String::from) });
+                *seen = true;
+            }
+        } else if line.starts_with("</resource>") {
+            if let Some((rsc, role, false)) = open.take() {
+                out.push(Instance { rsc, role, node: None });
+            }
+        }
+    }
+    out
+}
+
+/// `crm_simulate -x input --simulate --save-output output <args>`, and the state it saved.
+fn simulate(input: &Path, output: &Path, args: &[&str]) -> Sim {
+    let mut cmd = Command::new("crm_simulate");
+    cmd.arg("--xml-file").arg(input).arg("--simulate").arg("--save-output").arg(output).args(args);
+    let command = format!("{cmd:?}");
+    let out = run(&mut cmd);
+    let printed = combined(&out);
+    assert!(out.status.success(), "{command} failed:\n{printed}");
+    let mon = ok(on_file(output, "crm_mon").args(["--one-shot", "--output-as=xml"]));
+    let state_xml = String::from_utf8_lossy(&mon.stdout).into_owned();
+    Sim { actions: parse_actions(&printed), state: parse_state(&state_xml), command, output: printed, state_xml }
+}
+
+/// Three nodes with PAF's scores added to the reference CIB: `<dir>/base.xml`.
+fn cib_with_nodes(dir: &TempDir, scores: &[(&str, i32)]) -> PathBuf {
+    let cib = dir.path("base.xml");
+    std::fs::write(&cib, reference_cib()).unwrap();
+    for (i, (node, score)) in scores.iter().enumerate() {
+        ok(on_file(&cib, "cibadmin").args(["--create", "-o", "nodes", "--xml-text", &format!("<node id=\"{}\" uname=\"{node}\"/>", i + 1)]));
+        // What PAF's `crm_master --lifetime forever --update S` does: a permanent node
+        // attribute master-<resource>, in the <nodes> section.
+        ok(on_file(&cib, "crm_attribute").args(["--node", node, "--name", "master-pgsqld", "--update", &score.to_string(), "--lifetime", "forever"]));
+        let read = ok(on_file(&cib, "crm_attribute").args(["--node", node, "--name", "master-pgsqld", "--query", "--quiet", "--lifetime", "forever"]));
+        assert_eq!(String::from_utf8_lossy(&read.stdout).trim(), score.to_string());
+    }
+    cib
+}
+
+/// All three nodes come up and the cluster settles: `<dir>/steady.xml`.
+fn steady_state(dir: &TempDir, scores: &[(&str, i32)]) -> (PathBuf, Sim) {
+    let base = cib_with_nodes(dir, scores);
+    let steady = dir.path("steady.xml");
+    // --quorum true: without it the scheduler blocks every start ("due to no quorum").
+    // No op injection is needed: crm_simulate answers probes with 7 (not running) and
+    // every other action with success, so one transition probes, starts, notifies,
+    // promotes and starts the VIP.
+    let sim = simulate(&base, &steady, &["--quorum", "true", "--node-up", "node1", "--node-up", "node2", "--node-up", "node3"]);
+    (steady, sim)
+}
+
+#[test]
+fn simulate_startup_promotes_the_highest_score_and_places_the_vip() {
+    skip_unless_possible!("simulate_startup_promotes_the_highest_score_and_places_the_vip");
+    let dir = TempDir::new("startup");
+    let (steady, sim) = steady_state(&dir, SCORES);
+    sim.assert_state("node1", &["node2", "node3"]);
+    // The VIP starts after the promotion; the primary gets the Promoted monitor (15 s),
+    // the standbys the Unpromoted one (16 s).
+    assert!(sim.must_find("pgsqld", "promote", "node1") < sim.must_find("pgsql-vip", "start", "node1"), "{sim}");
+    for node in ["node2", "node3"] {
+        assert!(sim.find("pgsqld", "promote", node).is_none(), "{sim}");
+        sim.must_find("pgsqld", "monitor=16000", node);
+    }
+    sim.must_find("pgsqld", "monitor=15000", "node1");
+
+    // Pacemaker took the promotion scores from the master-pgsqld node attributes.
+    let scores = combined(&ok(Command::new("crm_simulate").arg("--xml-file").arg(&steady).arg("--show-scores")));
+    for expected in ["promotion score on node2: 1000", "promotion score on node3: 990"] {
+        assert!(scores.lines().any(|l| l.starts_with("pgsqld:") && l.ends_with(expected)), "no \"{expected}\":\n{scores}");
+    }
+
+    // Steady: simulating again changes nothing.
+    let again = simulate(&steady, &dir.path("again.xml"), &[]);
+    assert!(again.actions.is_empty() && again.summary().is_empty(), "the cluster did not settle:\n{again}");
+    again.assert_state("node1", &["node2", "node3"]);
+}
+
+/// `pgsqld_monitor_<promoted interval>@node1=9`: the primary's monitor finds PostgreSQL
+/// crashed — PAF returns 9 (OCF_FAILED_MASTER) when pg_controldata still says "in
+/// production" but nothing answers.
+fn primary_crash() -> String {
+    format!("pgsqld_monitor_{PROMOTED_MONITOR_MS}@node1=9")
+}
+
+#[test]
+fn simulate_primary_crash_recovers_in_place_then_fails_over_at_migration_threshold() {
+    skip_unless_possible!("simulate_primary_crash_recovers_in_place_then_fails_over_at_migration_threshold");
+    let dir = TempDir::new("crash");
+    let (mut current, _) = steady_state(&dir, SCORES);
+
+    // Failures 1..threshold-1: recovered on node1 (demote, stop, start, promote); no other
+    // node is promoted and the VIP stays put. (crm_simulate also prints "clear_failcount":
+    // its injected failure record has no op digest, so the scheduler thinks the operation's
+    // definition changed; the simulation does not act on it and the count keeps growing.)
+    for n in 1..MIGRATION_THRESHOLD {
+        let next = dir.path(&format!("crash{n}.xml"));
+        let sim = simulate(&current, &next, &["--op-inject", &primary_crash()]);
+        let steps = ["demote", "stop", "start", "promote"].map(|a| sim.must_find("pgsqld", a, "node1"));
+        assert!(steps.windows(2).all(|w| w[0] < w[1]), "recovery out of order {steps:?}\n{sim}");
+        assert!(sim.summary().iter().any(|l| l.starts_with("* Recover") && l.contains("Promoted node1")), "failure {n}: {:?}\n{sim}", sim.summary());
+        for node in ["node2", "node3"] {
+            assert!(sim.find("pgsqld", "promote", node).is_none(), "failure {n} promoted {node}\n{sim}");
+        }
+        assert!(sim.actions.iter().all(|a| a.rsc != "pgsql-vip"), "failure {n} touched the VIP\n{sim}");
+        sim.assert_state("node1", &["node2", "node3"]);
+        let count = ok(on_file(&next, "crm_attribute").args(["--node", "node1", "--name", &format!("fail-count-pgsqld#monitor_{PROMOTED_MONITOR_MS}"), "--query", "--quiet", "--lifetime", "reboot"]));
+        assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), n.to_string(), "fail count after failure {n}");
+        current = next;
+    }
+
+    // The threshold-th failure bans pgsqld from node1: demoted and stopped there, node2
+    // (score 1000 > node3's 990) promoted, and the VIP moves — stopped on node1 after the
+    // demote (demote-then-stop), started on node2 after the promote (promote-then-start).
+    let sim = simulate(&current, &dir.path("failover.xml"), &["--op-inject", &primary_crash()]);
+    let demote = sim.must_find("pgsqld", "demote", "node1");
+    let vip_stop = sim.must_find("pgsql-vip", "stop", "node1");
+    let stop = sim.must_find("pgsqld", "stop", "node1");
+    let promote = sim.must_find("pgsqld", "promote", "node2");
+    let vip_start = sim.must_find("pgsql-vip", "start", "node2");
+    assert!(demote < vip_stop && vip_stop < vip_start && stop < promote && promote < vip_start, "actions out of order\n{sim}");
+    assert!(sim.find("pgsqld", "start", "node1").is_none() && sim.find("pgsqld", "promote", "node3").is_none(), "{sim}");
+    let summary = sim.summary();
+    assert!(summary.iter().any(|l| l.starts_with("* Move") && l.contains("pgsql-vip") && l.contains("node1 -> node2")), "{summary:?}\n{sim}");
+    assert!(summary.iter().any(|l| l.starts_with("* Promote") && l.contains("Unpromoted -> Promoted node2")), "{summary:?}\n{sim}");
+    sim.assert_state("node2", &["node3"]);
+    assert!(sim.state.iter().any(|i| i.rsc == "pgsqld" && i.role == "Stopped"), "pgsqld on node1 is not stopped\n{sim}");
+}
+
+/// Node1 disappears (`--node-down`, and `--node-fail`, which without fencing is the same: the
+/// scheduler has "blind faith" the node is down): the standby with the higher score is
+/// promoted and the VIP starts there.
+fn node_loss(scores: &[(&str, i32)], how: &str, new_primary: &str, standby: &str) {
+    let dir = TempDir::new(&format!("loss{how}"));
+    let (steady, first) = steady_state(&dir, scores);
+    first.assert_state("node1", &["node2", "node3"]);
+    let sim = simulate(&steady, &dir.path("lost.xml"), &[how, "node1"]);
+    let promote = sim.must_find("pgsqld", "promote", new_primary);
+    assert!(promote < sim.must_find("pgsql-vip", "start", new_primary), "{sim}");
+    assert!(sim.find("pgsqld", "promote", standby).is_none(), "{sim}");
+    assert!(sim.actions.iter().all(|a| a.node != "node1"), "an action ran on the lost node1\n{sim}");
+    sim.assert_state(new_primary, &[standby]);
+    assert!(sim.output.contains("OFFLINE: [ node1 ]"), "{sim}");
+}
+
+#[test]
+fn simulate_node_down_promotes_node2_and_moves_the_vip() {
+    skip_unless_possible!("simulate_node_down_promotes_node2_and_moves_the_vip");
+    node_loss(SCORES, "--node-down", "node2", "node3");
+}
+
+#[test]
+fn simulate_node_fail_promotes_node2_and_moves_the_vip() {
+    skip_unless_possible!("simulate_node_fail_promotes_node2_and_moves_the_vip");
+    node_loss(SCORES, "--node-fail", "node2", "node3");
+}
+
+/// The choice follows the agent's scores, not node order: with node3 ahead of node2,
+/// node3 becomes the primary.
+#[test]
+fn simulate_node_down_follows_the_scores() {
+    skip_unless_possible!("simulate_node_down_follows_the_scores");
+    node_loss(&[("node1", 1001), ("node2", 990), ("node3", 1000)], "--node-down", "node3", "node2");
+}
