@@ -7,7 +7,8 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     ca-certificates curl gcc libc6-dev pkg-config \
     iproute2 iputils-ping tcpdump libxml2-utils util-linux procps \
-    pacemaker pacemaker-cli-utils pcs corosync resource-agents strace hyperfine python3 \
+    pacemaker pacemaker-cli-utils pcs corosync resource-agents resource-agents-paf \
+    postgresql-15 postgresql-client-15 strace hyperfine python3 psmisc \
     >/dev/null
 # Rust: the machine's toolchain if there is one, else rustup (stable).
 if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then

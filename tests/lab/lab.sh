@@ -1,0 +1,545 @@
+#!/usr/bin/env bash
+# The paceline lab: a real Pacemaker + Corosync + PostgreSQL cluster in Linux namespaces on
+# one machine. Driven by `paceline lab <verb>` (this script, verbs below); docs/lab.md says
+# how it works and how to debug a node.
+#
+#   lab.sh up [--nodes N]          build the switch, N nodes (2 or 3), the client; start
+#                                  corosync + pacemaker; PostgreSQL 15 primary + standbys
+#   lab.sh config --stack S        create the resources from crm-examples/pgsql-ha.sh
+#                                  (S = reference | paceline)
+#   lab.sh scenario NAME           switchover | kill-postgres | node-crash | standby-crash |
+#                                  restart-all: one JSON line on stdout
+#   lab.sh status                  crm_mon, and each node's PostgreSQL role and LSN
+#   lab.sh down                    tear everything down (processes by pid, namespaces, files)
+#   lab.sh demo [--stack S]        up + config + switchover + kill-postgres + summary + down
+#   lab.sh node N CMD...           run CMD inside node N's namespaces (debugging)
+#
+# Addresses (TEST-NET-1 only, all inside namespaces this script creates): node I is
+# 192.0.2.1I, the VIP 192.0.2.100, the client (writer probe) 192.0.2.200. The bridge lives
+# in its own namespace.
+#
+# Environment: LAB_DIR (state and node disks, default /var/lib/paceline-lab),
+# PACELINE (the paceline binary used for the probe), MONITOR_PROMOTED / MONITOR_UNPROMOTED /
+# VIP_MONITOR (op intervals; fast defaults for tests), LAB_QUIET=1 (no progress lines).
+set -euo pipefail
+
+SRC=${PACELINE_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+LAB_DIR=${LAB_DIR:-/var/lib/paceline-lab}
+STATE=$LAB_DIR/state
+PREFIX=${LAB_PREFIX:-plab}
+SW=$PREFIX-sw
+CLIENT=$PREFIX-client
+VIP=192.0.2.100
+CLIENT_IP=192.0.2.200
+PGVER=15
+BINDIR=/usr/lib/postgresql/$PGVER/bin
+PGDATA=/var/lib/postgresql/$PGVER/main
+export MONITOR_PROMOTED=${MONITOR_PROMOTED:-2s}
+export MONITOR_UNPROMOTED=${MONITOR_UNPROMOTED:-3s}
+export VIP_MONITOR=${VIP_MONITOR:-5s}
+
+say() { [[ ${LAB_QUIET:-0} == 1 ]] || echo "lab: $*" >&2; }
+die() { echo "lab: error: $*" >&2; exit 1; }
+need_root() { (( EUID == 0 )) || die "must run as root (namespaces, mounts)"; }
+node_ip() { echo "192.0.2.1$1"; }
+nodes() { cat "$STATE/nodes" 2>/dev/null || echo 0; }
+# The pid (in our PID namespace) of node I's init: the target for nsenter and for "power off".
+node_pid() { cat "$STATE/node$1.pid" 2>/dev/null; }
+node_alive() { local p; p=$(node_pid "$1") && [[ -n $p ]] && kill -0 "$p" 2>/dev/null; }
+
+# Run a command inside node I (all its namespaces).
+in_node() {
+    local i=$1; shift
+    local pid; pid=$(node_pid "$i") || die "node$i is not running"
+    nsenter -t "$pid" -m -u -p -n -- "$@"
+}
+in_client() { ip netns exec "$CLIENT" "$@"; }
+# psql from the client against node I (or the VIP with "vip"), one value out.
+psql_at() {
+    local host=$1; shift
+    [[ $host == vip ]] && host=$VIP || host=$(node_ip "$host")
+    in_client env PGCONNECT_TIMEOUT=2 psql -X -A -t -q -h "$host" -U postgres -d postgres -c "$*" 2>/dev/null
+}
+
+paceline_bin() {
+    local b=${PACELINE:-}
+    if [[ -z $b ]]; then
+        for c in "$SRC"/target/*/release/paceline "$SRC"/target/*/debug/paceline "$(command -v paceline || true)"; do
+            [[ -x $c ]] && { b=$c; break; }
+        done
+    fi
+    [[ -n $b && -x $b ]] || die "paceline binary not found (cargo build, or set PACELINE=)"
+    echo "$b"
+}
+
+# ---------------------------------------------------------------------------- node init
+# PID 1 of a node's PID namespace: private mounts, hostname, then corosync and pacemakerd.
+node_init() {
+    local i=$1 root=$LAB_DIR/node$1
+    hostname "node$i"
+    mount -t tmpfs -o mode=0755 tmpfs /run
+    mount -t tmpfs -o mode=1777 tmpfs /dev/shm       # libqb IPC needs 1777
+    local d
+    for d in var/lib/pacemaker var/lib/corosync etc/corosync var/log/pacemaker var/log/corosync var/lib/postgresql; do
+        mount --bind "$root/$d" "/$d"
+    done
+    install -d -o postgres -g postgres -m 2775 /run/postgresql
+    install -d -m 0755 /run/resource-agents
+    ip link set lo up
+    ip link set eth0 up
+    corosync -f >/var/log/corosync/stdout.log 2>&1 &
+    # Give corosync its IPC before pacemakerd connects.
+    local n
+    for n in $(seq 50); do corosync-cfgtool -s >/dev/null 2>&1 && break; sleep 0.2; done
+    PCMK_logfile=/var/log/pacemaker/pacemaker.log pacemakerd >/var/log/pacemaker/stdout.log 2>&1 &
+    # Reap children forever; SIGKILL from outside is the node's power cord.
+    trap '' TERM INT HUP
+    while :; do wait || sleep 1; done
+}
+
+corosync_conf() {
+    local n=$1 i
+    cat <<EOF
+totem {
+    version: 2
+    cluster_name: paceline-lab
+    transport: knet
+    token: 3000
+    crypto_cipher: none
+    crypto_hash: none
+}
+nodelist {
+EOF
+    for i in $(seq "$n"); do
+        printf '    node {\n        ring0_addr: %s\n        name: node%s\n        nodeid: %s\n    }\n' "$(node_ip "$i")" "$i" "$i"
+    done
+    cat <<EOF
+}
+quorum {
+    provider: corosync_votequorum
+$( (( n == 2 )) && echo "    two_node: 1" )
+}
+logging {
+    to_logfile: yes
+    logfile: /var/log/corosync/corosync.log
+    to_syslog: no
+    timestamp: on
+}
+EOF
+}
+
+# Boot node I: the node's disks must exist. Starts its init in fresh namespaces.
+boot_node() {
+    local i=$1
+    ip -n "$PREFIX-node$i" link set eth0 up
+    # A powered-off node keeps its network namespace with the addresses it had (the VIP
+    # included): a real reboot starts with the configured address only.
+    ip -n "$PREFIX-node$i" -4 addr flush dev eth0
+    ip -n "$PREFIX-node$i" addr add "$(node_ip "$i")/24" dev eth0
+    ip netns exec "$PREFIX-node$i" unshare -m -u -p -f --mount-proc --propagation private \
+        bash "$SRC/tests/lab/lab.sh" _node_init "$i" </dev/null >>"$LAB_DIR/node$i/init.log" 2>&1 &
+    local outer=$! inner="" n
+    # unshare forks: the node's init is unshare's child.
+    for n in $(seq 50); do
+        inner=$(cat "/proc/$outer/task/$outer/children" 2>/dev/null | awk '{print $1}')
+        [[ -n $inner ]] && break
+        sleep 0.1
+    done
+    [[ -n $inner ]] || die "node$i did not start (see $LAB_DIR/node$i/init.log)"
+    echo "$inner" >"$STATE/node$i.pid"
+    echo "$outer" >"$STATE/node$i.unshare"
+}
+
+# Power node I off: SIGKILL its init (the kernel kills every process of its PID namespace)
+# and pull its network cable, so its stale VIP cannot answer.
+power_off() {
+    local i=$1 pid
+    pid=$(node_pid "$i") || return 0
+    ip -n "$PREFIX-node$i" link set eth0 down 2>/dev/null || true
+    kill -KILL "$pid" 2>/dev/null || true
+    local n
+    for n in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    local outer; outer=$(cat "$STATE/node$i.unshare" 2>/dev/null || true)
+    [[ -n $outer ]] && wait "$outer" 2>/dev/null || true
+    rm -f "$STATE/node$i.pid" "$STATE/node$i.unshare"
+}
+
+wait_cluster() {   # wait until every node sees all nodes online
+    local n=$1 i t
+    for t in $(seq 120); do
+        local ok=1
+        for i in $(seq "$n"); do
+            local online
+            online=$(in_node "$i" crm_mon -1 -X 2>/dev/null | grep -c 'online="true"' || true)
+            [[ $online == "$n" ]] || { ok=0; break; }
+        done
+        (( ok )) && return 0
+        sleep 1
+    done
+    die "the cluster did not form within 120 s (see $LAB_DIR/node*/var/log/pacemaker/pacemaker.log)"
+}
+
+# ---------------------------------------------------------------------------- postgres
+pg_node_conf() {   # node I's own settings (appended to postgresql.conf, after the shared ones)
+    local i=$1
+    cat <<EOF
+# paceline lab: node$i
+listen_addresses = '*'
+port = 5432
+unix_socket_directories = '/run/postgresql'
+wal_level = replica
+hot_standby = on
+max_wal_senders = 10
+wal_keep_size = '512MB'
+wal_log_hints = on
+hot_standby_feedback = on
+primary_conninfo = 'host=$VIP port=5432 user=replicator application_name=node$i connect_timeout=2'
+recovery_target_timeline = 'latest'
+EOF
+}
+
+pg_hba() {   # node I: no replication from itself or from the VIP (no self-replication)
+    local i=$1
+    cat <<EOF
+local   all             all                             trust
+host    replication     all     127.0.0.1/32            reject
+host    replication     all     ::1/128                 reject
+host    replication     all     $(node_ip "$i")/32          reject
+host    replication     all     $VIP/32          reject
+host    replication     replicator 192.0.2.0/24         trust
+host    all             all     192.0.2.0/24            trust
+host    all             all     127.0.0.1/32            trust
+EOF
+}
+
+setup_postgres() {
+    local n=$1 i
+    say "PostgreSQL: initdb on node1"
+    in_node 1 runuser -u postgres -- "$BINDIR/initdb" -D "$PGDATA" -U postgres --auth-local=trust >/dev/null
+    in_node 1 bash -c "cat >>'$PGDATA/postgresql.conf'" < <(pg_node_conf 1)
+    pg_hba 1 | in_node 1 bash -c "cat >'$PGDATA/pg_hba.conf'"
+    in_node 1 runuser -u postgres -- "$BINDIR/pg_ctl" -D "$PGDATA" -w -l /var/lib/postgresql/setup.log start >/dev/null
+    in_node 1 runuser -u postgres -- psql -X -q -h /run/postgresql -c "CREATE ROLE replicator REPLICATION LOGIN" >/dev/null
+    for i in $(seq 2 "$n"); do
+        say "PostgreSQL: pg_basebackup on node$i"
+        in_node "$i" runuser -u postgres -- "$BINDIR/pg_basebackup" -h "$(node_ip 1)" -U replicator -D "$PGDATA" -X stream -c fast >/dev/null
+        in_node "$i" bash -c "sed -i '/^# paceline lab: node/,\$d' '$PGDATA/postgresql.conf' && cat >>'$PGDATA/postgresql.conf'" < <(pg_node_conf "$i")
+        pg_hba "$i" | in_node "$i" bash -c "cat >'$PGDATA/pg_hba.conf'"
+        in_node "$i" runuser -u postgres -- touch "$PGDATA/standby.signal"
+    done
+    # Handed to Pacemaker cleanly shut down: node1 as a primary, the others as standbys.
+    in_node 1 runuser -u postgres -- "$BINDIR/pg_ctl" -D "$PGDATA" -w -m fast stop >/dev/null
+}
+
+# ---------------------------------------------------------------------------- verbs
+cmd_up() {
+    local n=3
+    while (( $# )); do case $1 in --nodes) n=$2; shift 2 ;; *) die "up: unknown argument $1" ;; esac; done
+    [[ $n == 2 || $n == 3 ]] || die "--nodes must be 2 or 3"
+    need_root
+    [[ ! -e $STATE/nodes ]] || die "a lab is already up (paceline lab down first)"
+    command -v corosync >/dev/null && command -v pacemakerd >/dev/null || die "corosync/pacemaker not installed (bash tests/deps.sh)"
+    [[ -x $BINDIR/postgres ]] || die "PostgreSQL $PGVER not installed (bash tests/deps.sh)"
+    mkdir -p "$STATE"
+    echo "$n" >"$STATE/nodes"
+    say "network: switch namespace $SW with bridge br0, client $CLIENT_IP"
+    ip netns add "$SW"
+    ip -n "$SW" link add br0 type bridge
+    ip -n "$SW" link set br0 up
+    local i
+    for i in client $(seq "$n"); do
+        local ns port addr
+        if [[ $i == client ]]; then ns=$CLIENT port=pc addr=$CLIENT_IP; else ns=$PREFIX-node$i port=p$i addr=$(node_ip "$i"); fi
+        ip netns add "$ns"
+        ip -n "$SW" link add "$port" type veth peer name eth0 netns "$ns"
+        ip -n "$SW" link set "$port" master br0 up
+        ip -n "$ns" link set lo up
+        ip -n "$ns" link set eth0 up
+        [[ $i == client ]] && ip -n "$ns" addr add "$addr/24" dev eth0
+    done
+    for i in $(seq "$n"); do
+        local root=$LAB_DIR/node$i d
+        for d in var/lib/pacemaker/cib var/lib/pacemaker/pengine var/lib/pacemaker/blackbox var/lib/pacemaker/cores \
+                 var/lib/corosync etc/corosync var/log/pacemaker var/log/corosync var/lib/postgresql; do
+            mkdir -p "$root/$d"
+        done
+        chown -R hacluster:haclient "$root/var/lib/pacemaker" "$root/var/log/pacemaker"
+        chmod 750 "$root"/var/lib/pacemaker/{cib,pengine,blackbox,cores}
+        chown postgres:postgres "$root/var/lib/postgresql"
+        install -d -o postgres -g postgres "$root/var/lib/postgresql/$PGVER"
+        corosync_conf "$n" >"$root/etc/corosync/corosync.conf"
+        say "node$i: booting ($(node_ip "$i"))"
+        boot_node "$i"
+    done
+    setup_postgres "$n"
+    say "waiting for the $n-node cluster to form"
+    wait_cluster "$n"
+    say "up: $n nodes online; PostgreSQL is stopped and waits for 'paceline lab config'"
+}
+
+cmd_config() {
+    local stack=reference
+    while (( $# )); do case $1 in --stack) stack=$2; shift 2 ;; *) die "config: unknown argument $1" ;; esac; done
+    [[ $stack == reference || $stack == paceline ]] || die "--stack must be reference or paceline"
+    [[ -e $STATE/nodes ]] || die "no lab is up (paceline lab up first)"
+    local flags=""
+    if [[ $stack == paceline ]]; then
+        local i
+        for i in $(seq "$(nodes)"); do
+            in_node "$i" test -x /usr/lib/ocf/resource.d/paceline/pgsqlms || die "ocf:paceline:pgsqlms is not installed (paceline install)"
+        done
+    fi
+    say "config: stack $stack from crm-examples/pgsql-ha.sh (monitors: promoted $MONITOR_PROMOTED, unpromoted $MONITOR_UNPROMOTED, VIP $VIP_MONITOR)"
+    in_node 1 env STACK="$stack" VIP="$VIP" CIDR=24 NIC=eth0 PGDATA="$PGDATA" BINDIR="$BINDIR" PGHOST=/run/postgresql \
+        PCS_CREATE_FLAGS="$flags" sh "$SRC/crm-examples/pgsql-ha.sh" >&2
+    echo "$stack" >"$STATE/stack"
+    wait_healthy 180 || die "the cluster did not become healthy within 180 s (paceline lab status)"
+    say "config: healthy: primary on $(primary_node), VIP on $(vip_holder)"
+}
+
+# The node whose PostgreSQL is a primary (exactly one), else empty.
+primary_node() {   # (a powered-off node is skipped: asking it would only time out)
+    local i p=() r
+    for i in $(seq "$(nodes)"); do
+        node_alive "$i" || continue
+        r=$(psql_at "$i" "select pg_is_in_recovery()" || true)
+        [[ $r == f ]] && p+=("node$i")
+    done
+    (( ${#p[@]} == 1 )) && echo "${p[0]}" || true
+}
+standby_nodes() {
+    local i out=()
+    for i in $(seq "$(nodes)"); do
+        node_alive "$i" || continue
+        [[ $(psql_at "$i" "select pg_is_in_recovery()" || true) == t ]] && out+=("node$i")
+    done
+    echo "${out[*]:-}"
+}
+# (No "| grep -q" under pipefail: grep's early exit would make the pipeline fail.)
+has_vip() { node_alive "$1" && [[ $(ip -n "$PREFIX-node$1" -o addr show 2>/dev/null) == *" $VIP/"* ]]; }
+vip_holder() {
+    local i out=()
+    for i in $(seq "$(nodes)"); do
+        has_vip "$i" && out+=("node$i")
+    done
+    echo "${out[*]:-}"
+}
+# Healthy: one primary, the VIP on it and answering, every other node streaming with a
+# positive promotion score (so that a failure right now has somewhere to go).
+healthy() {
+    local p v i n; n=$(nodes)
+    p=$(primary_node); [[ -n $p ]] || return 1
+    v=$(vip_holder); [[ $v == "$p" ]] || return 1
+    [[ $(psql_at vip "select pg_is_in_recovery()" || true) == f ]] || return 1
+    local streaming; streaming=$(psql_at vip "select count(*) from pg_stat_replication where state = 'streaming'" || echo 0)
+    [[ $streaming == $((n - 1)) ]] || return 1
+    for i in $(seq "$n"); do
+        [[ node$i == "$p" ]] && continue
+        local s; s=$(in_node "${p#node}" crm_attribute -N "node$i" -n master-pgsqld -l forever -G -q 2>/dev/null || echo -1)
+        [[ $s =~ ^[0-9]+$ ]] && (( s > 0 )) || return 1
+    done
+}
+wait_healthy() {
+    local t=$1 s
+    for s in $(seq "$t"); do healthy && return 0; sleep 1; done
+    return 1
+}
+
+cmd_status() {
+    [[ -e $STATE/nodes ]] || { echo "no lab is up"; return 0; }
+    local i n; n=$(nodes)
+    i=$(first_alive) && { in_node "$i" crm_mon -1 -r -A 2>/dev/null || true; }
+    echo
+    printf '%-6s %-10s %-10s %-14s %s\n' node power role lsn vip
+    for i in $(seq "$n"); do
+        local power=off role=- lsn=- vip=""
+        node_alive "$i" && power=on
+        if [[ $power == on ]]; then
+            case $(psql_at "$i" "select pg_is_in_recovery()" || true) in
+                f) role=primary; lsn=$(psql_at "$i" "select pg_current_wal_lsn()") ;;
+                t) role=standby; lsn=$(psql_at "$i" "select pg_last_wal_replay_lsn()") ;;
+                *) role=stopped ;;
+            esac
+        fi
+        has_vip "$i" && vip=VIP
+        printf '%-6s %-10s %-10s %-14s %s\n' "node$i" "$power" "$role" "$lsn" "$vip"
+    done
+}
+
+cmd_down() {
+    need_root
+    local i
+    if [[ -f $STATE/probe.pid ]]; then kill "$(cat "$STATE/probe.pid")" 2>/dev/null || true; fi
+    for i in 1 2 3; do power_off "$i"; done
+    for ns in "$CLIENT" "$PREFIX-node1" "$PREFIX-node2" "$PREFIX-node3" "$SW"; do
+        ip netns del "$ns" 2>/dev/null || true
+    done
+    rm -rf "$LAB_DIR"
+    say "down"
+}
+
+# ---------------------------------------------------------------------------- scenarios
+json_str() { printf '"%s"' "$1"; }
+json_list() { local a=($1) out="" x; for x in "${a[@]}"; do out+="${out:+,}\"$x\""; done; echo "[$out]"; }
+
+probe_start() {
+    local p; p=$(paceline_bin)
+    local nodes_csv="" i
+    for i in $(seq "$(nodes)"); do nodes_csv+="${nodes_csv:+,}$(node_ip "$i")"; done
+    rm -f "$STATE/probe.ready" "$STATE/probe.json"
+    # Not through a function: $! must be the probe itself (ip netns exec execs it).
+    ip netns exec "$CLIENT" "$p" lab probe --vip "$VIP" --nodes "$nodes_csv" --ready-file "$STATE/probe.ready" \
+        >"$STATE/probe.json" 2>"$STATE/probe.err" &
+    echo $! >"$STATE/probe.pid"
+    local t
+    for t in $(seq 100); do [[ -e $STATE/probe.ready ]] && return 0; sleep 0.1; done
+    die "the writer probe did not start: $(cat "$STATE/probe.err")"
+}
+probe_stop() {   # stop the probe (our child, by pid) and wait for its JSON line
+    local pid t; pid=$(cat "$STATE/probe.pid")
+    kill -TERM "$pid" 2>/dev/null || true
+    for t in $(seq 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -f "$STATE/probe.pid"
+}
+# Field of the probe's JSON line (numbers, booleans, strings).
+jfield() { python3 -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print(json.dumps(v) if not isinstance(v,str) else v)' "$1" "$2"; }
+
+# What crm_mon says of pgsqld on node NAME: role, plus failed/blocked/unmanaged flags.
+pgsqld_state() {
+    in_node "$(first_alive)" crm_mon -1 -X 2>/dev/null | python3 -c '
+import sys, xml.etree.ElementTree as ET
+node = sys.argv[1]
+root = ET.fromstring(sys.stdin.read())
+for r in root.iter("resource"):
+    if r.get("id") == "pgsqld" and any(n.get("name") == node for n in r.iter("node")):
+        flags = [f for f in ("failed", "blocked") if r.get(f) == "true"] + (["unmanaged"] if r.get("managed") == "false" else [])
+        print(" ".join([r.get("role")] + flags)); break
+else:
+    print("Stopped")' "$1"
+}
+
+kill_postmaster() {   # node I: kill -9 the postmaster, from inside the node's PID namespace
+    in_node "$1" bash -c "kill -KILL \$(head -1 '$PGDATA/postmaster.pid')"
+}
+first_alive() { local i; for i in $(seq "$(nodes)"); do node_alive "$i" && { echo "$i"; return 0; }; done; return 1; }
+settle() {   # wait for Pacemaker to finish, then for a healthy cluster
+    in_node "$(first_alive)" crm_resource --wait --timeout=120s >/dev/null 2>&1 || true
+    wait_healthy "${1:-120}"
+}
+
+cmd_scenario() {
+    local name=${1:-}; [[ -n $name ]] || die "scenario: which one?"
+    [[ -e $STATE/stack ]] || die "no configured lab (paceline lab up && paceline lab config)"
+    local stack; stack=$(cat "$STATE/stack")
+    # Failed promotions are part of the election (a node hands over to a better one); clear
+    # the fail counts so that earlier scenarios cannot add up to migration-threshold.
+    in_node "$(first_alive)" crm_resource --cleanup >/dev/null 2>&1 || true
+    settle 120 || die "the cluster is not healthy before the scenario (paceline lab status)"
+    local before; before=$(primary_node)
+    local target="" event_ok=true note=""
+    probe_start
+    sleep 2
+    local t0=$EPOCHREALTIME
+    case $name in
+        switchover)
+            local i
+            for i in $(seq "$(nodes)"); do [[ node$i != "$before" ]] && { target=node$i; break; }; done
+            say "switchover: moving the primary from $before to $target"
+            in_node "${before#node}" crm_resource --move --promoted -r pgsqld-clone -N "$target" >/dev/null 2>&1 || event_ok=false
+            local t; for t in $(seq 120); do [[ $(primary_node) == "$target" ]] && break; sleep 0.2; done
+            in_node "${target#node}" crm_resource --clear -r pgsqld-clone >/dev/null 2>&1 || true
+            ;;
+        kill-postgres)
+            say "kill-postgres: kill -9 of the postmaster on $before"
+            kill_postmaster "${before#node}"
+            ;;
+        standby-crash)
+            local s; s=$(standby_nodes); target=${s%% *}
+            say "standby-crash: kill -9 of the postmaster on standby $target"
+            kill_postmaster "${target#node}"
+            ;;
+        node-crash)
+            say "node-crash: powering off $before (no fencing in this lab: stonith-enabled=false)"
+            power_off "${before#node}"
+            note="stonith disabled: Pacemaker declares the lost node down once corosync drops it (token 3 s) and recovers without fencing"
+            ;;
+        restart-all)
+            say "restart-all: stopping pacemaker and corosync on every node, then starting them again"
+            local i
+            for i in $(seq "$(nodes)"); do in_node "$i" bash -c 'kill -TERM $(pidof pacemakerd)' || true; done
+            for i in $(seq "$(nodes)"); do in_node "$i" bash -c 'while pidof pacemakerd >/dev/null; do sleep 0.5; done; corosync-cfgtool -H --force >/dev/null 2>&1 || kill -TERM $(pidof corosync); while pidof corosync >/dev/null; do sleep 0.2; done' || true; done
+            for i in $(seq "$(nodes)"); do power_off "$i"; boot_node "$i"; done
+            wait_cluster "$(nodes)"
+            ;;
+        *) die "unknown scenario '$name'" ;;
+    esac
+    local healthy_after=true
+    if [[ $name == node-crash ]]; then
+        # Two nodes are left: wait for a primary with the VIP (no standby may be streaming).
+        local t; for t in $(seq 120); do local p; p=$(primary_node); [[ -n $p && $(vip_holder) == "$p" ]] && break; sleep 0.5; done
+    else
+        settle 180 || healthy_after=false
+    fi
+    local t1=$EPOCHREALTIME
+    sleep 2
+    probe_stop
+    local probe; probe=$(cat "$STATE/probe.json")
+    local after; after=$(primary_node)
+    [[ -n $probe ]] || die "the writer probe printed nothing: $(cat "$STATE/probe.err")"
+    local rejoin=""
+    if [[ $name == node-crash ]]; then
+        # Power the crashed node back on and record what Pacemaker makes of it.
+        say "node-crash: booting $before again"
+        boot_node "${before#node}"
+        local t; for t in $(seq 90); do
+            [[ $(in_node "$(first_alive)" crm_mon -1 -X 2>/dev/null) == *"name=\"$before\" id"*'online="true"'* ]] && break; sleep 1
+        done
+        settle 60 >/dev/null || true
+        rejoin=$(pgsqld_state "$before")
+    fi
+    local recovery_ms; recovery_ms=$(python3 -c "print(int((float('$t1')-float('$t0'))*1000))")
+    printf '{"scenario":%s,"stack":%s,"nodes":%s,"intervals":{"monitor_promoted":%s,"monitor_unpromoted":%s,"vip_monitor":%s},"primary_before":%s,"primary_after":%s,"standbys_after":%s,"vip_holder":%s,"outage_ms":%s,"rows_lost":%s,"acked":%s,"failed":%s,"double_primary":%s,"max_primaries_seen":%s,"recovery_ms":%s,"healthy_after":%s,"event_ok":%s%s}\n' \
+        "$(json_str "$name")" "$(json_str "$stack")" "$(nodes)" \
+        "$(json_str "$MONITOR_PROMOTED")" "$(json_str "$MONITOR_UNPROMOTED")" "$(json_str "$VIP_MONITOR")" \
+        "$(json_str "$before")" "$(json_str "$after")" "$(json_list "$(standby_nodes)")" "$(json_list "$(vip_holder)")" \
+        "$(jfield "$probe" longest_outage_ms)" "$(jfield "$probe" lost_rows)" "$(jfield "$probe" acked)" "$(jfield "$probe" failed)" \
+        "$(jfield "$probe" double_primary)" "$(jfield "$probe" max_primaries_seen)" "$recovery_ms" "$healthy_after" "$event_ok" \
+        "${rejoin:+,\"crashed_node_after_boot\":$(json_str "$rejoin")}${note:+,\"note\":$(json_str "$note")}"
+}
+
+cmd_demo() {
+    local stack=reference
+    while (( $# )); do case $1 in --stack) stack=$2; shift 2 ;; *) die "demo: unknown argument $1" ;; esac; done
+    need_root
+    [[ ! -e $STATE/nodes ]] || die "a lab is already up (paceline lab down first)"
+    trap 'cmd_down' EXIT
+    echo "[1/5] up: 3 nodes (corosync + pacemaker + PostgreSQL $PGVER) in namespaces ..." >&2
+    cmd_up --nodes 3
+    echo "[2/5] config: $stack stack from crm-examples/pgsql-ha.sh ..." >&2
+    cmd_config --stack "$stack"
+    echo "[3/5] scenario: switchover ..." >&2
+    local s1; s1=$(cmd_scenario switchover); echo "$s1"
+    echo "[4/5] scenario: kill-postgres ..." >&2
+    local s2; s2=$(cmd_scenario kill-postgres); echo "$s2"
+    echo "[5/5] summary" >&2
+    python3 - "$s1" "$s2" <<'PY'
+import json, sys
+rows = [json.loads(a) for a in sys.argv[1:]]
+print(f"\n{'scenario':<15}{'stack':<11}{'outage ms':>10}{'rows lost':>10}{'2 primaries':>12}  primary before -> after, VIP")
+for r in rows:
+    print(f"{r['scenario']:<15}{r['stack']:<11}{r['outage_ms']:>10}{r['rows_lost']:>10}{str(r['double_primary']):>12}  {r['primary_before']} -> {r['primary_after']}, VIP on {','.join(r['vip_holder'])}")
+PY
+}
+
+verb=${1:-}; shift || true
+case $verb in
+    up) cmd_up "$@" ;;
+    config) cmd_config "$@" ;;
+    scenario) cmd_scenario "$@" ;;
+    status) cmd_status ;;
+    down) cmd_down ;;
+    demo) cmd_demo "$@" ;;
+    node) i=$1; shift; in_node "$i" "$@" ;;
+    _node_init) node_init "$1" ;;
+    *) sed -n '2,/^set -euo/{/^#/p}' "$0"; exit 2 ;;
+esac
