@@ -12,3 +12,4 @@ pub mod install;
 pub mod lab;
 pub mod net;
 pub mod ocf;
+pub mod pg;

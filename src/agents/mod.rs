@@ -1,1 +1,2 @@
 pub mod ipaddr2;
+pub mod pgsqlms;

@@ -1,0 +1,170 @@
+//! The local instance: who owns it, what state it is in, and running its control tools.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::Config;
+use crate::ocf::OcfError;
+use crate::ocf_debug;
+use crate::pg::client::{ConnectError, Identity, Local};
+use crate::pg::{ClusterState, ControlData};
+
+/// What the local instance is doing, as far as the cluster cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    Primary,
+    Standby,
+    /// Cleanly stopped; `as_primary` when its last shutdown was as a primary.
+    Stopped { as_primary: bool },
+    /// Not running, and pg_control says it was in production: a primary that crashed.
+    CrashedPrimary,
+    /// Not running, and pg_control says it was in recovery: a standby that crashed.
+    CrashedStandby,
+    /// Running but not usable (not accepting connections, or an error): the reason.
+    Broken(String),
+}
+
+/// The OS identity of `system_user`.
+pub fn identity(cfg: &Config) -> Result<Identity, OcfError> {
+    match Identity::lookup(&cfg.system_user) {
+        Ok(Some(who)) => Ok(who),
+        Ok(None) => Err(OcfError::installed(format!("system_user '{}' does not exist on this node (not in /etc/passwd)", cfg.system_user))),
+        Err(e) => Err(OcfError::generic(format!("cannot read /etc/passwd: {e}"))),
+    }
+}
+
+/// The identity to switch to for connecting: only when running as root.
+fn connect_as(who: Identity) -> Option<Identity> {
+    nix::unistd::geteuid().is_root().then_some(who)
+}
+
+/// Connect to the local instance.
+pub fn connect(cfg: &Config, who: Identity, timeout: Duration) -> Result<Local, ConnectError> {
+    Local::connect(&cfg.pghost, cfg.pgport, &cfg.system_user, connect_as(who), timeout)
+}
+
+/// The postmaster's pid, if `postmaster.pid` names a live process.
+pub fn postmaster_alive(datadir: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(datadir.join("postmaster.pid")).ok()?;
+    let pid: i32 = text.lines().next()?.trim().parse().ok()?;
+    (pid > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() && !zombie(pid)).then_some(pid)
+}
+
+/// A killed postmaster stays a zombie until its parent (often init) reaps it; it is dead.
+fn zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// Read the local instance's state. `budget` bounds the whole look.
+pub fn state(cfg: &Config, who: Identity, budget: Duration) -> Result<State, OcfError> {
+    let connect_timeout = budget.min(Duration::from_secs(5));
+    match connect(cfg, who, connect_timeout) {
+        Ok(local) => {
+            let standby = local.in_recovery(connect_timeout)?;
+            Ok(if standby { State::Standby } else { State::Primary })
+        }
+        Err(ConnectError::Rejected(msg)) => Ok(State::Broken(format!("PostgreSQL does not accept connections: {msg}"))),
+        Err(e) => {
+            if let Some(pid) = postmaster_alive(&cfg.datadir) {
+                return Ok(State::Broken(format!("the postmaster (pid {pid}) runs but the agent cannot connect: {}", e.message())));
+            }
+            ocf_debug!("no server ({}); reading pg_control", e.message());
+            stopped_state(cfg, budget)
+        }
+    }
+}
+
+/// The state of an instance known not to run, from pg_control.
+pub fn stopped_state(cfg: &Config, budget: Duration) -> Result<State, OcfError> {
+    // A base backup that was never started still has its backup_label, and a pg_control
+    // copied from the running primary ("in production"): it is a stopped standby.
+    if cfg.datadir.join("backup_label").exists() {
+        return Ok(State::Stopped { as_primary: false });
+    }
+    let cd = ControlData::read(&cfg.bindir, &cfg.datadir, budget)?;
+    Ok(match cd.state {
+        ClusterState::ShutDown => State::Stopped { as_primary: true },
+        ClusterState::ShutDownInRecovery => State::Stopped { as_primary: false },
+        ClusterState::InProduction => State::CrashedPrimary,
+        ClusterState::InArchiveRecovery => State::CrashedStandby,
+        other => State::Broken(format!("PostgreSQL is not running and pg_control says {other:?}")),
+    })
+}
+
+/// Where pg_ctl sends the server's own output: the usual Debian log directory when it
+/// exists, else the data directory.
+fn server_log(cfg: &Config) -> PathBuf {
+    let debian = Path::new("/var/log/postgresql");
+    if debian.is_dir() {
+        debian.join(format!("paceline-{}.log", cfg.resource))
+    } else {
+        cfg.datadir.join("paceline-server.log")
+    }
+}
+
+/// Run `pg_ctl ARGS -D pgdata` as system_user, bounded by `timeout`.
+pub fn pg_ctl(cfg: &Config, who: Identity, args: &[&str], timeout: Duration) -> Result<(), OcfError> {
+    use std::os::unix::process::CommandExt;
+    let exe = cfg.bindir.join("pg_ctl");
+    let mut cmd = Command::new(&exe);
+    cmd.args(args).arg("-D").arg(&cfg.pgdata).env("LC_ALL", "C").current_dir("/").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    if args.first() == Some(&"start") {
+        let log = server_log(cfg);
+        // pg_ctl runs as system_user: make sure it can write its log.
+        if !log.exists() {
+            let _ = std::fs::File::create(&log).and_then(|_| nix::unistd::chown(&log, Some(who.uid), Some(who.gid)).map_err(std::io::Error::from));
+        }
+        cmd.arg("-l").arg(log);
+        if let Some(o) = &cfg.start_opts {
+            cmd.arg("-o").arg(o);
+        }
+    }
+    if nix::unistd::geteuid().is_root() {
+        // std drops supplementary groups when a root parent sets the uid.
+        cmd.uid(who.uid.as_raw()).gid(who.gid.as_raw());
+    }
+    let mut child = cmd.spawn().map_err(|e| OcfError::installed(format!("cannot run {}: {e}", exe.display())))?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                return if status.success() { Ok(()) } else { Err(OcfError::generic(format!("pg_ctl {} failed: {}", args.join(" "), err.trim()))) };
+            }
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(OcfError::generic(format!("pg_ctl {} did not finish within {timeout:?}", args.join(" "))));
+            }
+            Err(e) => return Err(OcfError::generic(format!("pg_ctl: {e}"))),
+        }
+    }
+}
+
+/// Poll `state` every 100 ms until `want` says yes, or `until`.
+pub fn wait_for(cfg: &Config, who: Identity, until: Instant, want: impl Fn(&State) -> bool) -> Result<State, OcfError> {
+    loop {
+        let left = until.saturating_duration_since(Instant::now()).max(Duration::from_millis(200));
+        let st = state(cfg, who, left)?;
+        if want(&st) || Instant::now() >= until {
+            return Ok(st);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The deadline for an action: its timeout, minus a margin to report before Pacemaker
+/// gives up on us.
+pub fn deadline(cfg: &Config) -> Instant {
+    let margin = (cfg.timeout / 10).max(Duration::from_secs(1)).min(Duration::from_secs(5));
+    Instant::now() + cfg.timeout.saturating_sub(margin)
+}

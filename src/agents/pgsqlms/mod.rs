@@ -1,0 +1,169 @@
+//! `ocf:paceline:pgsqlms` — the promotable PostgreSQL agent (PAF-compatible).
+//!
+//! A Pacemaker promotable clone of this agent keeps exactly one primary among PostgreSQL
+//! instances replicating by streaming. The agent's invariants:
+//!
+//! * `start` only ever starts a **standby** (it writes `standby.signal` first); becoming
+//!   primary is Pacemaker's decision, carried out by `promote`.
+//! * `monitor` tells the truth about the role: 0 standby, 8 primary, 7 cleanly stopped,
+//!   9 crashed primary, 1 anything broken — judged in-process over the local socket, and
+//!   from `pg_control` when the instance is down.
+//! * `stop` of an instance that is already down — cleanly or crashed — succeeds, so that a
+//!   crashed ex-primary never makes a stop fail (which would mean fencing, again and again).
+//! * promotion scores come from replication state and are written only when they change.
+//!
+//! Parameters are PAF's, so a cluster migrates by changing the provider. One file per
+//! action: `start.rs`, `stop.rs`, `monitor.rs`, `promote.rs`, `demote.rs`, `notify.rs`,
+//! `validate.rs`; the state of the local instance is read by [`instance::state`].
+
+mod demote;
+mod instance;
+mod monitor;
+mod notify;
+mod promote;
+pub mod scores;
+mod start;
+mod stop;
+mod validate;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::ocf::{main_with, Action, ActionSpec, AgentSpec, OcfEnv, OcfError, OcfResult, Param, ParamKind, Params, Support};
+
+pub static PARAMS: &[Param] = &[
+    Param::new("system_user", ParamKind::String, "PostgreSQL's OS user",
+        "The operating-system user that owns the instance. The agent connects to PostgreSQL as this user over the local socket (peer authentication) and runs pg_ctl as this user.").default("postgres"),
+    Param::new("bindir", ParamKind::String, "PostgreSQL binaries directory",
+        "Directory holding pg_ctl, pg_controldata and postgres.").default("/usr/bin"),
+    Param::new("pgdata", ParamKind::String, "Configuration directory",
+        "The directory holding postgresql.conf (pg_ctl -D). With Debian's layout, /etc/postgresql/<version>/<cluster>.").default("/var/lib/pgsql/data").unique(),
+    Param::new("datadir", ParamKind::String, "Data directory",
+        "The data directory (data_directory), where PG_VERSION, standby.signal and pg_control live, when it differs from pgdata.").unique(),
+    Param::new("pghost", ParamKind::String, "Socket directory",
+        "The directory of the local Unix socket the agent connects through (unix_socket_directories).").default("/var/run/postgresql"),
+    Param::new("pgport", ParamKind::Integer, "Port",
+        "The port PostgreSQL listens on (it also names the local socket).").default("5432"),
+    Param::new("start_opts", ParamKind::String, "Extra postgres options",
+        "Extra options given to postgres at start (pg_ctl -o), e.g. \"-c config_file=/etc/postgresql/15/main/postgresql.conf\"."),
+    Param::new("maxlag", ParamKind::Integer, "Maximum lag for promotion",
+        "A standby whose received WAL lags the primary by more than this many bytes gets a negative promotion score. 0 disables the check.").default("0"),
+    Param::new("recovery_template", ParamKind::String, "recovery.conf template",
+        "Only for PostgreSQL 11 and older, which paceline does not support: PostgreSQL 12 and newer use standby.signal and primary_conninfo from the configuration.").support(Support::Ignored),
+    Param::new("auto_rewind", ParamKind::Boolean, "Rewind a diverged instance",
+        "When an instance's timeline diverged from the current primary (a crashed ex-primary with writes the others never received), run pg_rewind against the primary and start it as a standby, instead of refusing to start it. Discards the diverged writes.").default("false"),
+];
+
+pub static SPEC: AgentSpec = AgentSpec {
+    name: "pgsqlms",
+    shortdesc: "Manages a promotable PostgreSQL instance (paceline)",
+    longdesc: "A promotable clone of this agent keeps one PostgreSQL primary and streaming standbys elsewhere: \
+        it starts instances as standbys, promotes the one Pacemaker chooses from the promotion scores it \
+        maintains from replication state, demotes with a clean shutdown, and reports each instance's role. \
+        A drop-in replacement for PAF's ocf:heartbeat:pgsqlms (same parameters), that talks to PostgreSQL \
+        in-process instead of forking psql and pg_isready.",
+    params: PARAMS,
+    actions: &[
+        ActionSpec::new("start", 60),
+        ActionSpec::new("stop", 60),
+        ActionSpec::new("promote", 30),
+        ActionSpec::new("demote", 120),
+        ActionSpec::new("monitor", 10).interval(15).depth(0),
+        ActionSpec::new("monitor", 10).interval(15).depth(0).role("Promoted"),
+        ActionSpec::new("monitor", 10).interval(16).depth(0).role("Unpromoted"),
+        ActionSpec::new("notify", 60),
+        ActionSpec::new("meta-data", 5),
+        ActionSpec::new("validate-all", 5),
+    ],
+};
+
+/// Entry point of the `pgsqlms` binary.
+pub fn main() -> ! {
+    main_with(&SPEC, dispatch)
+}
+
+fn dispatch(a: &Action) -> Option<OcfResult> {
+    Some(match a.name {
+        "start" => start::start(a.env),
+        "stop" => stop::stop(a.env),
+        "monitor" => monitor::monitor(a.env),
+        "promote" => promote::promote(a.env),
+        "demote" => demote::demote(a.env),
+        "notify" => notify::notify(a.env),
+        "validate-all" => validate::validate_all(a.env),
+        _ => return None,
+    })
+}
+
+/// The checked configuration. Building it touches nothing on the system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub system_user: String,
+    pub bindir: PathBuf,
+    pub pgdata: PathBuf,
+    pub datadir: PathBuf,
+    pub pghost: PathBuf,
+    pub pgport: u16,
+    pub start_opts: Option<String>,
+    pub maxlag: u64,
+    pub auto_rewind: bool,
+    /// The resource name (`OCF_RESOURCE_INSTANCE` without a clone suffix).
+    pub resource: String,
+    /// The action's time budget (Pacemaker's timeout, or a default by hand).
+    pub timeout: Duration,
+    /// This node's name as Pacemaker knows it (`CRM_meta_on_node`), when Pacemaker runs us.
+    pub node: Option<String>,
+}
+
+fn absolute(name: &str, v: &str) -> Result<PathBuf, OcfError> {
+    let p = PathBuf::from(v.trim());
+    if p.is_absolute() {
+        Ok(p)
+    } else {
+        Err(OcfError::configured(format!("{name} '{v}' must be an absolute path")))
+    }
+}
+
+impl Config {
+    pub fn from_env(env: &OcfEnv) -> Result<Config, OcfError> {
+        let p = Params::parse(PARAMS, env)?;
+        let system_user = p.str("system_user").unwrap_or("postgres").trim().to_owned();
+        if system_user.is_empty() || system_user.contains(|c: char| c.is_whitespace() || c == '/' || c == ':') {
+            return Err(OcfError::configured(format!("system_user '{system_user}' is not a user name")));
+        }
+        let pgdata = absolute("pgdata", p.str("pgdata").unwrap_or_default())?;
+        let datadir = match p.str("datadir") {
+            Some(d) => absolute("datadir", d)?,
+            None => pgdata.clone(),
+        };
+        let port = p.int("pgport").unwrap_or(5432);
+        let pgport = u16::try_from(port).ok().filter(|p| *p > 0).ok_or_else(|| OcfError::configured(format!("pgport {port} is not a TCP port")))?;
+        let maxlag = p.int("maxlag").unwrap_or(0);
+        let maxlag = u64::try_from(maxlag).map_err(|_| OcfError::configured(format!("maxlag must be 0 or more bytes, got {maxlag}")))?;
+        let instance = env.instance();
+        // Clone instances are named rsc:N; attributes are named after the primitive.
+        let resource = instance.split(':').next().unwrap_or(instance).to_owned();
+        Ok(Config {
+            system_user,
+            bindir: absolute("bindir", p.str("bindir").unwrap_or_default())?,
+            pgdata,
+            datadir,
+            pghost: absolute("pghost", p.str("pghost").unwrap_or_default())?,
+            pgport,
+            start_opts: p.str("start_opts").map(str::to_owned),
+            maxlag,
+            auto_rewind: p.bool("auto_rewind"),
+            resource,
+            timeout: env.timeout_or(Duration::from_secs(60)),
+            node: env.on_node().map(str::to_owned),
+        })
+    }
+
+    /// The promotion score attribute, as PAF names it.
+    pub fn score_attribute(&self) -> String {
+        format!("master-{}", self.resource)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,219 @@
+//! Promotion scores: the `master-<resource>` node attributes Pacemaker promotes by.
+//!
+//! The primary ranks the standbys from `pg_stat_replication`: synchronous standbys first,
+//! then by how much WAL they have flushed (most first): 1000, 990, 980...; a standby
+//! lagging more than `maxlag` bytes gets the negative of its rank, one not streaming −1,
+//! a cluster node absent from replication −1000; the primary itself 1001. A standby also
+//! makes itself promotable (score 1) as soon as it streams, so a failure right after the
+//! cluster starts has somewhere to go (PAF leaves standbys at −1000 until the primary's
+//! first monitor). Scores are written with `crm_attribute` only when they change: the last
+//! written values are kept in `$HA_RSCTMP`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use super::instance;
+use super::Config;
+use crate::ocf::OcfError;
+use crate::pg::client::Identity;
+use crate::pg::Lsn;
+use crate::{ocf_debug, ocf_info, ocf_warn};
+
+pub const PRIMARY: i64 = 1001;
+pub const BEST_STANDBY: i64 = 1000;
+pub const STEP: i64 = 10;
+pub const NOT_STREAMING: i64 = -1;
+pub const ABSENT: i64 = -1000;
+pub const BOOTSTRAP: i64 = 1;
+
+/// One row of `pg_stat_replication`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replica {
+    pub name: String,
+    pub state: String,
+    pub sync: bool,
+    pub flushed: Option<Lsn>,
+}
+
+/// The scores the primary `me` gives to the nodes of its partition.
+pub fn rank(me: &str, partition: &[String], replicas: &[Replica], current: Lsn, maxlag: u64) -> BTreeMap<String, i64> {
+    let mut out: BTreeMap<String, i64> = partition.iter().map(|n| (n.clone(), ABSENT)).collect();
+    out.insert(me.to_owned(), PRIMARY);
+    let mut streaming: Vec<&Replica> = replicas.iter().filter(|r| r.name != me && out.contains_key(&r.name)).collect();
+    for r in &streaming {
+        if r.state != "streaming" {
+            out.insert(r.name.clone(), NOT_STREAMING);
+        }
+    }
+    streaming.retain(|r| r.state == "streaming");
+    // Synchronous first, then most WAL flushed, then name for a stable order.
+    streaming.sort_by(|a, b| b.sync.cmp(&a.sync).then(b.flushed.cmp(&a.flushed)).then(a.name.cmp(&b.name)));
+    for (i, r) in streaming.iter().enumerate() {
+        let score = BEST_STANDBY - STEP * i as i64;
+        let lag = r.flushed.map(|f| current.0.saturating_sub(f.0));
+        let too_far = maxlag > 0 && lag.is_none_or(|l| l > maxlag);
+        out.insert(r.name.clone(), if too_far { -score } else { score });
+    }
+    out
+}
+
+fn cache_path(cfg: &Config) -> PathBuf {
+    let dir = std::env::var("HA_RSCTMP").unwrap_or_else(|_| "/run/resource-agents".into());
+    PathBuf::from(dir).join(format!("paceline-pgsqlms-{}.scores", cfg.resource))
+}
+
+fn read_cache(cfg: &Config) -> BTreeMap<String, i64> {
+    std::fs::read_to_string(cache_path(cfg))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (n, s) = l.split_once(' ')?;
+            Some((n.to_owned(), s.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+fn write_cache(cfg: &Config, scores: &BTreeMap<String, i64>) {
+    let text: String = scores.iter().map(|(n, s)| format!("{n} {s}\n")).collect();
+    let path = cache_path(cfg);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(path, text);
+}
+
+fn run(cmd: &mut Command, timeout: Duration) -> Result<String, OcfError> {
+    let what = format!("{cmd:?}");
+    let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().map_err(|e| OcfError::installed(format!("{what}: {e}")))?;
+    let deadline = std::time::Instant::now() + timeout;
+    while child.try_wait().map_err(|e| OcfError::generic(format!("{what}: {e}")))?.is_none() {
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(OcfError::generic(format!("{what} did not finish within {timeout:?}")));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().map_err(|e| OcfError::generic(format!("{what}: {e}")))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(OcfError::generic(format!("{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim())))
+    }
+}
+
+/// This node's name: Pacemaker's, or `crm_node -n`.
+fn local_node(cfg: &Config) -> Result<String, OcfError> {
+    match &cfg.node {
+        Some(n) => Ok(n.clone()),
+        None => run(Command::new("crm_node").arg("-n"), Duration::from_secs(5)),
+    }
+}
+
+/// The members of our partition (`crm_node --partition`).
+fn partition() -> Result<Vec<String>, OcfError> {
+    Ok(run(Command::new("crm_node").arg("--partition"), Duration::from_secs(5))?.split_whitespace().map(str::to_owned).collect())
+}
+
+fn set(cfg: &Config, node: &str, score: i64) -> Result<(), OcfError> {
+    run(Command::new("crm_attribute").args(["--lifetime", "forever", "--node", node, "--name", &cfg.score_attribute(), "--update", &score.to_string()]), Duration::from_secs(10))?;
+    ocf_info!("promotion score of {node}: {score}");
+    Ok(())
+}
+
+fn get(cfg: &Config, node: &str) -> Option<i64> {
+    run(Command::new("crm_attribute").args(["--lifetime", "forever", "--node", node, "--name", &cfg.score_attribute(), "--query", "--quiet"]), Duration::from_secs(10)).ok()?.trim().parse().ok()
+}
+
+/// Write the scores that differ from what we last wrote.
+fn apply(cfg: &Config, wanted: &BTreeMap<String, i64>) -> Result<(), OcfError> {
+    let mut cache = read_cache(cfg);
+    for (node, score) in wanted {
+        if cache.get(node) != Some(score) {
+            set(cfg, node, *score)?;
+            cache.insert(node.clone(), *score);
+        }
+    }
+    write_cache(cfg, &cache);
+    Ok(())
+}
+
+/// On the primary's monitor: rank the standbys and publish the scores.
+pub fn update_from_primary(cfg: &Config, who: Identity) -> Result<(), OcfError> {
+    let me = local_node(cfg)?;
+    let nodes = partition()?;
+    let local = instance::connect(cfg, who, Duration::from_secs(5)).map_err(|e| OcfError::generic(e.message().to_owned()))?;
+    let rows = local.query_text(
+        "SELECT application_name, state, sync_state, flush_lsn::text, pg_current_wal_lsn()::text FROM pg_stat_replication \
+         UNION ALL SELECT NULL, NULL, NULL, NULL, pg_current_wal_lsn()::text",
+        Duration::from_secs(5),
+    )?;
+    let mut current = Lsn::default();
+    let mut replicas = Vec::new();
+    for r in rows {
+        let col = |i: usize| r.get(i).cloned().flatten();
+        if let Some(c) = col(4).and_then(|v| v.parse().ok()) {
+            current = c;
+        }
+        let Some(name) = col(0) else { continue };
+        if name == me {
+            ocf_warn!("streaming replication with myself: check pg_hba.conf rejects replication from this node and the VIP");
+            continue;
+        }
+        replicas.push(Replica {
+            name,
+            state: col(1).unwrap_or_default(),
+            sync: matches!(col(2).as_deref(), Some("sync") | Some("quorum")),
+            flushed: col(3).and_then(|v| v.parse().ok()),
+        });
+    }
+    let wanted = rank(&me, &nodes, &replicas, current, cfg.maxlag);
+    ocf_debug!("scores: {wanted:?}");
+    apply(cfg, &wanted)
+}
+
+/// On a standby's monitor: promotable (score 1) as soon as it streams, unless the primary
+/// already ranked it.
+pub fn standby_self_score(cfg: &Config, who: Identity) {
+    let streaming = instance::connect(cfg, who, Duration::from_secs(5))
+        .ok()
+        .and_then(|l| l.query_text("SELECT status FROM pg_stat_wal_receiver", Duration::from_secs(5)).ok())
+        .is_some_and(|rows| rows.iter().any(|r| r.first().cloned().flatten().as_deref() == Some("streaming")));
+    if !streaming {
+        return;
+    }
+    let Ok(me) = local_node(cfg) else { return };
+    let cached = read_cache(cfg).get(&me).copied();
+    if cached.is_some_and(|s| s > 0) {
+        return;
+    }
+    match get(cfg, &me) {
+        Some(s) if s > 0 => {}
+        _ => {
+            if let Err(e) = apply(cfg, &BTreeMap::from([(me, BOOTSTRAP)])) {
+                ocf_warn!("cannot set the promotion score: {}", e.reason);
+            }
+        }
+    }
+}
+
+/// Set this node's own score.
+pub fn set_own(cfg: &Config, score: i64) {
+    let res = local_node(cfg).and_then(|me| apply(cfg, &BTreeMap::from([(me, score)])));
+    if let Err(e) = res {
+        ocf_warn!("cannot set the promotion score: {}", e.reason);
+    }
+}
+
+/// First start of a cluster: if no node of the partition is promotable, this one (a
+/// cleanly stopped primary) becomes so.
+pub fn bootstrap(cfg: &Config) {
+    let Ok(nodes) = partition() else { return };
+    if nodes.iter().any(|n| get(cfg, n).is_some_and(|s| s > 0)) {
+        return;
+    }
+    ocf_info!("no promotable node yet and this instance was a primary: making it promotable");
+    set_own(cfg, BOOTSTRAP);
+}

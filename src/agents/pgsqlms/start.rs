@@ -1,0 +1,51 @@
+//! start: bring the instance up **as a standby**, and return once it accepts read-only
+//! connections. Promotion is Pacemaker's decision alone.
+
+use super::instance::{self, State};
+use super::{scores, Config};
+use crate::ocf::{OcfEnv, OcfError, OcfRc, OcfResult};
+use crate::{ocf_info, ocf_warn};
+
+pub fn start(env: &OcfEnv) -> OcfResult {
+    let cfg = Config::from_env(env)?;
+    let who = instance::identity(&cfg)?;
+    super::validate::check_installation(&cfg).map_err(|e| OcfError::installed(e.reason))?;
+    let until = instance::deadline(&cfg);
+    let before = instance::state(&cfg, who, cfg.timeout / 4)?;
+    match &before {
+        State::Standby => {
+            ocf_info!("already running as a standby");
+            return Ok(OcfRc::Success);
+        }
+        State::Primary => return Err(OcfError::generic("PostgreSQL is already running as a primary outside Pacemaker's control: refusing to start it")),
+        State::Broken(why) => return Err(OcfError::generic(why.clone())),
+        State::CrashedPrimary => ocf_warn!("this instance crashed while primary; starting it as a standby (crash recovery first)"),
+        State::CrashedStandby => ocf_info!("this standby crashed; starting it again (crash recovery first)"),
+        State::Stopped { .. } => {}
+    }
+    write_standby_signal(&cfg, who)?;
+    instance::pg_ctl(&cfg, who, &["start", "-W"], cfg.timeout / 2)?;
+    let st = instance::wait_for(&cfg, who, until, |s| matches!(s, State::Standby | State::Primary))?;
+    match st {
+        State::Standby => {
+            ocf_info!("started as a standby");
+            // A primary that shut down cleanly, in a cluster where nobody is promotable yet
+            // (first start): make this node promotable, so the cluster gets a primary.
+            if before == (State::Stopped { as_primary: true }) {
+                scores::bootstrap(&cfg);
+            }
+            Ok(OcfRc::Success)
+        }
+        State::Primary => Err(OcfError::generic("PostgreSQL started as a primary despite standby.signal: check the configuration")),
+        other => Err(OcfError::generic(format!("PostgreSQL did not become a usable standby in time: {other:?}"))),
+    }
+}
+
+/// `standby.signal` in the data directory, owned by system_user.
+fn write_standby_signal(cfg: &Config, who: crate::pg::client::Identity) -> Result<(), OcfError> {
+    let path = cfg.datadir.join("standby.signal");
+    std::fs::write(&path, b"").map_err(|e| OcfError::generic(format!("cannot write {}: {e}", path.display())))?;
+    nix::unistd::chown(&path, Some(who.uid), Some(who.gid)).map_err(|e| OcfError::generic(format!("cannot chown {}: {}", path.display(), e.desc())))?;
+    Ok(())
+}
+

@@ -1,0 +1,111 @@
+use super::scores::{rank, Replica};
+use super::*;
+use crate::ocf::OcfRc;
+use crate::pg::Lsn;
+
+fn env(pairs: &[(&str, &str)]) -> OcfEnv {
+    OcfEnv::from_pairs(pairs.iter().map(|(k, v)| {
+        let key = if k.starts_with("OCF_") { k.to_string() } else { format!("OCF_RESKEY_{k}") };
+        (key, v.to_string())
+    }))
+}
+
+#[test]
+fn defaults_are_pafs() {
+    let c = Config::from_env(&env(&[("OCF_RESOURCE_INSTANCE", "pgsqld:1")])).unwrap();
+    assert_eq!(c.system_user, "postgres");
+    assert_eq!(c.bindir, PathBuf::from("/usr/bin"));
+    assert_eq!(c.pgdata, PathBuf::from("/var/lib/pgsql/data"));
+    assert_eq!(c.datadir, c.pgdata);
+    assert_eq!(c.pghost, PathBuf::from("/var/run/postgresql"));
+    assert_eq!(c.pgport, 5432);
+    assert_eq!(c.maxlag, 0);
+    assert!(!c.auto_rewind);
+    assert_eq!(c.resource, "pgsqld");
+    assert_eq!(c.score_attribute(), "master-pgsqld");
+}
+
+#[test]
+fn bad_input_matrix() {
+    let cases: &[&[(&str, &str)]] = &[
+        &[("pgdata", "relative/path")],
+        &[("datadir", "data")],
+        &[("bindir", "bin")],
+        &[("pghost", "localhost")],
+        &[("pgport", "0")],
+        &[("pgport", "70000")],
+        &[("pgport", "-1")],
+        &[("pgport", "five")],
+        &[("maxlag", "-5")],
+        &[("maxlag", "lots")],
+        &[("system_user", "post gres")],
+        &[("system_user", "a/b")],
+        &[("auto_rewind", "perhaps")],
+    ];
+    for case in cases {
+        match Config::from_env(&env(case)) {
+            Err(e) => assert_eq!(e.rc, OcfRc::ErrConfigured, "{case:?}: {e}"),
+            Ok(c) => panic!("{case:?} accepted: {c:?}"),
+        }
+    }
+}
+
+#[test]
+fn clone_meta_checks() {
+    assert!(validate::check_clone(&env(&[])).is_ok(), "by hand: not a clone");
+    let e = validate::check_clone(&env(&[("OCF_RESKEY_CRM_meta_clone_max", "3")])).unwrap_err();
+    assert_eq!(e.rc, OcfRc::ErrConfigured);
+    assert!(e.reason.contains("notify=true"));
+    let ok = [("OCF_RESKEY_CRM_meta_clone_max", "3"), ("OCF_RESKEY_CRM_meta_notify", "true"), ("OCF_RESKEY_CRM_meta_promoted_max", "1")];
+    assert!(validate::check_clone(&env(&ok)).is_ok());
+    let two = [("OCF_RESKEY_CRM_meta_clone_max", "3"), ("OCF_RESKEY_CRM_meta_notify", "true"), ("OCF_RESKEY_CRM_meta_master_max", "2")];
+    assert_eq!(validate::check_clone(&env(&two)).unwrap_err().rc, OcfRc::ErrConfigured);
+}
+
+#[test]
+fn missing_installation_is_err_installed() {
+    let c = Config::from_env(&env(&[("bindir", "/nonexistent/bin"), ("pgdata", "/nonexistent/data")])).unwrap();
+    assert_eq!(validate::check_installation(&c).unwrap_err().rc, OcfRc::ErrInstalled);
+}
+
+fn replica(name: &str, state: &str, sync: bool, flushed: u64) -> Replica {
+    Replica { name: name.into(), state: state.into(), sync, flushed: Some(Lsn(flushed)) }
+}
+
+#[test]
+fn ranking_prefers_sync_then_most_wal() {
+    let nodes: Vec<String> = ["n1", "n2", "n3", "n4"].iter().map(|s| s.to_string()).collect();
+    let reps = [replica("n2", "streaming", false, 100), replica("n3", "streaming", false, 300)];
+    let s = rank("n1", &nodes, &reps, Lsn(300), 0);
+    assert_eq!(s["n1"], 1001);
+    assert_eq!(s["n3"], 1000, "most WAL first (PAF 2.3.0 had this backwards)");
+    assert_eq!(s["n2"], 990);
+    assert_eq!(s["n4"], -1000, "absent from replication");
+    let reps = [replica("n2", "streaming", true, 100), replica("n3", "streaming", false, 300)];
+    let s = rank("n1", &nodes, &reps, Lsn(300), 0);
+    assert_eq!((s["n2"], s["n3"]), (1000, 990), "synchronous first");
+}
+
+#[test]
+fn ranking_penalises_lag_and_not_streaming() {
+    let nodes: Vec<String> = ["n1", "n2", "n3"].iter().map(|s| s.to_string()).collect();
+    let reps = [replica("n2", "streaming", false, 1000), replica("n3", "catchup", false, 0)];
+    let s = rank("n1", &nodes, &reps, Lsn(5000), 1000);
+    assert_eq!(s["n2"], -1000, "lag 4000 > maxlag 1000");
+    assert_eq!(s["n3"], -1);
+    // Replicas outside the partition are ignored.
+    let s = rank("n1", &nodes, &[replica("stranger", "streaming", false, 1)], Lsn(1), 0);
+    assert!(!s.contains_key("stranger"));
+}
+
+#[test]
+fn metadata_is_promotable_and_lists_every_parameter() {
+    let xml = SPEC.metadata_xml();
+    for p in PARAMS {
+        assert!(xml.contains(&format!("<parameter name=\"{}\"", p.name)), "{}", p.name);
+    }
+    for a in ["start", "stop", "promote", "demote", "notify", "monitor", "validate-all"] {
+        assert!(xml.contains(&format!("<action name=\"{a}\"")), "{a}");
+    }
+    assert!(xml.contains("role=\"Promoted\"") && xml.contains("role=\"Unpromoted\""));
+}

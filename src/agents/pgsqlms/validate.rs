@@ -1,0 +1,62 @@
+//! validate-all: what must hold before the agent touches anything — the configuration,
+//! the installation on this node, and the clone's meta attributes.
+
+use std::time::Duration;
+
+use super::instance;
+use super::Config;
+use crate::ocf::{OcfEnv, OcfError, OcfRc, OcfResult};
+use crate::pg::ControlData;
+
+/// Oldest supported major version: 12 brought standby.signal and recovery settings in
+/// postgresql.conf, which the agent relies on.
+pub const MIN_VERSION: u32 = 12;
+
+/// The binaries and directories this node needs; errors name what is missing.
+pub fn check_installation(cfg: &Config) -> Result<u32, OcfError> {
+    for tool in ["pg_ctl", "pg_controldata", "postgres"] {
+        let p = cfg.bindir.join(tool);
+        let ok = std::fs::metadata(&p).map(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0).unwrap_or(false);
+        if !ok {
+            return Err(OcfError::installed(format!("{} is missing or not executable (check bindir)", p.display())));
+        }
+    }
+    if !cfg.pgdata.is_dir() {
+        return Err(OcfError::installed(format!("pgdata {} is not a directory on this node", cfg.pgdata.display())));
+    }
+    let version_file = cfg.datadir.join("PG_VERSION");
+    let text = std::fs::read_to_string(&version_file).map_err(|e| OcfError::installed(format!("cannot read {}: {e} (check datadir)", version_file.display())))?;
+    let major: u32 = text.trim().split('.').next().and_then(|v| v.parse().ok()).ok_or_else(|| OcfError::configured(format!("{} holds '{}', not a version", version_file.display(), text.trim())))?;
+    if major < MIN_VERSION {
+        return Err(OcfError::configured(format!("PostgreSQL {major} is not supported (paceline needs {MIN_VERSION} or newer)")));
+    }
+    Ok(major)
+}
+
+/// The clone must notify (the election runs in pre-promote) and have one primary.
+pub fn check_clone(env: &OcfEnv) -> Result<(), OcfError> {
+    if env.clone_max().is_none() {
+        return Ok(()); // not run as a clone (by hand): nothing to check
+    }
+    if !env.notify_enabled() {
+        return Err(OcfError::configured("the clone must have notify=true (pcs resource update pgsqld-clone meta notify=true)"));
+    }
+    let promoted_max = env.meta("promoted_max").or_else(|| env.meta("master_max")).unwrap_or("1");
+    if promoted_max.trim() != "1" {
+        return Err(OcfError::configured(format!("promoted-max must be 1 (one primary), not {promoted_max}")));
+    }
+    Ok(())
+}
+
+pub fn validate_all(env: &OcfEnv) -> OcfResult {
+    let cfg = Config::from_env(env)?;
+    let as_configured = |e: OcfError| OcfError::configured(e.reason);
+    instance::identity(&cfg).map_err(as_configured)?;
+    check_installation(&cfg).map_err(as_configured)?;
+    check_clone(env)?;
+    let cd = ControlData::read(&cfg.bindir, &cfg.datadir, Duration::from_secs(5))?;
+    if !matches!(cd.wal_level.as_str(), "replica" | "logical" | "hot_standby") {
+        return Err(OcfError::configured(format!("wal_level is {}: streaming replication needs replica or logical", cd.wal_level)));
+    }
+    Ok(OcfRc::Success)
+}

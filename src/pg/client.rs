@@ -1,0 +1,161 @@
+//! Talking to the local PostgreSQL in-process, as `system_user`, over its Unix socket.
+//!
+//! The agent runs as root, but PostgreSQL's usual local authentication is `peer`: the
+//! server asks the kernel who is on the other end of the socket. So the agent switches its
+//! *effective* uid/gid to `system_user` just for the `connect()` — the kernel records the
+//! credentials then — and switches back at once. No `psql`, no `su`, no fork.
+
+use std::path::Path;
+use std::time::Duration;
+
+use nix::unistd::{Gid, Uid};
+use tokio::runtime::Runtime;
+use tokio_postgres::{Client, NoTls};
+
+use crate::ocf::OcfError;
+
+/// The OS identity to connect as.
+#[derive(Debug, Clone, Copy)]
+pub struct Identity {
+    pub uid: Uid,
+    pub gid: Gid,
+}
+
+impl Identity {
+    /// Look `name` up in `/etc/passwd`.
+    ///
+    /// Only local users: the agents are linked statically against the C library (start-up
+    /// cost, see `.cargo/config.toml`), and a static binary cannot safely load NSS modules
+    /// (`getpwnam` of an unknown name crashes in libnss_systemd). PostgreSQL packages create
+    /// their OS user locally, which is what this supports.
+    pub fn lookup(name: &str) -> std::io::Result<Option<Identity>> {
+        Ok(Self::find(&std::fs::read_to_string("/etc/passwd")?, name))
+    }
+
+    /// The entry for `name` in passwd-format `text`.
+    pub fn find(text: &str, name: &str) -> Option<Identity> {
+        text.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() < 4 || f[0] != name {
+                return None;
+            }
+            Some(Identity { uid: Uid::from_raw(f[2].parse().ok()?), gid: Gid::from_raw(f[3].parse().ok()?) })
+        })
+    }
+}
+
+/// A connection to the local instance, with the runtime that drives it.
+pub struct Local {
+    rt: Runtime,
+    client: Client,
+}
+
+/// Why a connection failed, as far as the agent cares.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// Nothing listens on the socket (no server, or not yet).
+    Refused(String),
+    /// The server answered but will not take connections now (starting up, shutting down,
+    /// in crash recovery, too many clients...).
+    Rejected(String),
+    /// Anything else (authentication, timeout, I/O).
+    Other(String),
+}
+
+impl ConnectError {
+    pub fn message(&self) -> &str {
+        match self {
+            ConnectError::Refused(m) | ConnectError::Rejected(m) | ConnectError::Other(m) => m,
+        }
+    }
+}
+
+fn runtime() -> Result<Runtime, OcfError> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| OcfError::generic(format!("cannot start the runtime: {e}")))
+}
+
+/// Run `f` with the effective uid/gid of `who`, then return to root.
+fn as_user<T>(who: Option<Identity>, f: impl FnOnce() -> T) -> T {
+    let Some(who) = who else { return f() };
+    let (euid, egid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+    let switched = nix::unistd::setegid(who.gid).is_ok() && nix::unistd::seteuid(who.uid).is_ok();
+    let out = f();
+    if switched {
+        let _ = nix::unistd::seteuid(euid);
+        let _ = nix::unistd::setegid(egid);
+    }
+    out
+}
+
+impl Local {
+    /// Connect to `socket_dir`/.s.PGSQL.`port` as database user `user`, switching to `who`
+    /// for the connect when given (root only).
+    pub fn connect(socket_dir: &Path, port: u16, user: &str, who: Option<Identity>, timeout: Duration) -> Result<Local, ConnectError> {
+        let rt = runtime().map_err(|e| ConnectError::Other(e.reason))?;
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host_path(socket_dir).port(port).user(user).dbname("postgres").application_name("paceline-pgsqlms").connect_timeout(timeout);
+        let result = as_user(who, || rt.block_on(async { tokio::time::timeout(timeout, cfg.connect(NoTls)).await }));
+        let (client, connection) = match result {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => {
+                let text = e.to_string();
+                let code = e.code().map(|c| c.code().to_owned());
+                return Err(match code.as_deref() {
+                    // cannot_connect_now (starting up / shutting down / recovery), too_many_connections
+                    Some("57P03") | Some("53300") => ConnectError::Rejected(e.as_db_error().map(|d| d.message().to_owned()).unwrap_or(text)),
+                    Some(_) => ConnectError::Other(text),
+                    None if text.contains("No such file") || text.contains("Connection refused") || text.contains("os error 2") || text.contains("os error 111") => ConnectError::Refused(text),
+                    None => ConnectError::Other(text),
+                });
+            }
+            Err(_) => return Err(ConnectError::Other(format!("no answer within {timeout:?}"))),
+        };
+        rt.spawn(connection);
+        Ok(Local { rt, client })
+    }
+
+    /// One row, one column.
+    pub fn query_one<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str, timeout: Duration) -> Result<T, OcfError> {
+        self.rt.block_on(async {
+            match tokio::time::timeout(timeout, self.client.query_one(sql, &[])).await {
+                Ok(Ok(row)) => row.try_get(0).map_err(|e| OcfError::generic(format!("{sql}: {e}"))),
+                Ok(Err(e)) => Err(OcfError::generic(format!("{sql}: {e}"))),
+                Err(_) => Err(OcfError::generic(format!("{sql}: no answer within {timeout:?}"))),
+            }
+        })
+    }
+
+    /// Every row of a query whose columns are all text (cast them with `::text`).
+    pub fn query_text(&self, sql: &str, timeout: Duration) -> Result<Vec<Vec<Option<String>>>, OcfError> {
+        self.rt.block_on(async {
+            let rows = match tokio::time::timeout(timeout, self.client.query(sql, &[])).await {
+                Ok(Ok(rows)) => rows,
+                Ok(Err(e)) => return Err(OcfError::generic(format!("{sql}: {e}"))),
+                Err(_) => return Err(OcfError::generic(format!("{sql}: no answer within {timeout:?}"))),
+            };
+            rows.iter()
+                .map(|r| (0..r.len()).map(|i| r.try_get::<_, Option<String>>(i).map_err(|e| OcfError::generic(format!("{sql}: {e}")))).collect())
+                .collect()
+        })
+    }
+
+    /// `pg_is_in_recovery()`: true on a standby.
+    pub fn in_recovery(&self, timeout: Duration) -> Result<bool, OcfError> {
+        self.query_one("SELECT pg_is_in_recovery()", timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwd_lookup() {
+        let text = "root:x:0:0:root:/root:/bin/bash\npostgres:x:101:104:PostgreSQL administrator,,,:/var/lib/postgresql:/bin/bash\nbroken:x:zz:1::/:/bin/sh\n";
+        let p = Identity::find(text, "postgres").unwrap();
+        assert_eq!((p.uid.as_raw(), p.gid.as_raw()), (101, 104));
+        assert!(Identity::find(text, "post").is_none());
+        assert!(Identity::find(text, "broken").is_none());
+        assert!(Identity::find("", "root").is_none());
+    }
+}

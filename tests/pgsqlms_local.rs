@@ -1,0 +1,178 @@
+//! ocf:paceline:pgsqlms against real PostgreSQL 15 instances, with no cluster: a primary
+//! and a streaming standby in temp directories on local ports, driven through the agent's
+//! actions exactly as Pacemaker would run them (environment in, exit code out). Local
+//! authentication is `peer`, so this also proves the agent connects as system_user
+//! in-process. Needs root and PostgreSQL 15; skips otherwise.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const AGENT: &str = env!("CARGO_BIN_EXE_pgsqlms");
+const BINDIR: &str = "/usr/lib/postgresql/15/bin";
+
+struct Instance {
+    data: PathBuf,
+    sock: PathBuf,
+    port: u16,
+}
+
+struct Fixture {
+    base: PathBuf,
+    primary: Instance,
+    standby: Instance,
+}
+
+fn sh(cmd: &str) -> std::process::Output {
+    Command::new("sh").arg("-c").arg(cmd).output().unwrap()
+}
+fn must(cmd: &str) {
+    let o = sh(cmd);
+    assert!(o.status.success(), "{cmd}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+}
+fn as_pg(cmd: &str) {
+    must(&format!("cd / && runuser -u postgres -- sh -c '{cmd}'"));
+}
+
+impl Fixture {
+    fn new(tag: u16) -> Fixture {
+        let pid = std::process::id();
+        let base = std::env::temp_dir().join(format!("paceline-pgsqlms-{pid}-{tag}"));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        must(&format!("chown postgres: {}", base.display()));
+        let port = 6000 + (pid % 400) as u16 * 4 + tag * 2;
+        let mk = |name: &str, port: u16| Instance { data: base.join(name), sock: base.join(format!("{name}-sock")), port };
+        let f = Fixture { primary: mk("primary", port), standby: mk("standby", port + 1), base };
+        for i in [&f.primary, &f.standby] {
+            as_pg(&format!("mkdir -p {}", i.sock.display()));
+        }
+        let p = &f.primary;
+        as_pg(&format!("{BINDIR}/initdb -D {} --auth-local=peer --auth-host=trust >/dev/null", p.data.display()));
+        let conf = |i: &Instance, name: &str| {
+            format!(
+                "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\nwal_level = replica\nhot_standby = on\n\
+                 primary_conninfo = 'host=127.0.0.1 port={} user=postgres application_name={name}'\nrecovery_target_timeline = 'latest'\n",
+                i.port, i.sock.display(), p.port
+            )
+        };
+        std::fs::write(p.data.join("postgresql.auto.conf"), conf(p, "primary")).unwrap();
+        std::fs::write(p.data.join("pg_hba.conf"), "local all all peer\nhost all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n").unwrap();
+        as_pg(&format!("{BINDIR}/pg_ctl -D {} -w -l {}/primary.log start >/dev/null", p.data.display(), f.base.display()));
+        let s = &f.standby;
+        as_pg(&format!("{BINDIR}/pg_basebackup -h 127.0.0.1 -p {} -D {} -X stream -c fast", p.port, s.data.display()));
+        std::fs::write(s.data.join("postgresql.auto.conf"), conf(s, "standby")).unwrap();
+        as_pg(&format!("{BINDIR}/pg_ctl -D {} -w -m fast stop >/dev/null", p.data.display()));
+        must(&format!("chown -R postgres: {}", f.base.display()));
+        f
+    }
+
+    fn agent(&self, i: &Instance, action: &str, extra: &[(&str, &str)]) -> (i32, String) {
+        let mut cmd = Command::new(AGENT);
+        cmd.arg(action)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("OCF_ROOT", "/usr/lib/ocf")
+            .env("OCF_RESOURCE_INSTANCE", "pgsqld")
+            .env("HA_LOGFACILITY", "none")
+            .env("HA_RSCTMP", &self.base)
+            .env("OCF_RESKEY_bindir", BINDIR)
+            .env("OCF_RESKEY_pgdata", &i.data)
+            .env("OCF_RESKEY_pghost", &i.sock)
+            .env("OCF_RESKEY_pgport", i.port.to_string())
+            .env("OCF_RESKEY_CRM_meta_timeout", "30000");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let o = cmd.output().unwrap();
+        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned())
+    }
+
+    fn rc(&self, i: &Instance, action: &str) -> i32 {
+        let (rc, err) = self.agent(i, action, &[]);
+        eprintln!("{} {action} -> {rc} {}", i.data.file_name().unwrap().to_string_lossy(), err.trim());
+        rc
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        for i in [&self.primary, &self.standby] {
+            if i.data.join("postmaster.pid").exists() {
+                let _ = sh(&format!("cd / && runuser -u postgres -- {BINDIR}/pg_ctl -D {} -m immediate -w stop", i.data.display()));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.base);
+    }
+}
+
+fn possible() -> bool {
+    let ok = nix::unistd::geteuid().is_root() && Path::new(BINDIR).join("initdb").exists();
+    if !ok {
+        eprintln!("skipped: needs root and PostgreSQL 15");
+    }
+    ok
+}
+
+#[test]
+fn lifecycle_switchover_and_crashed_primary() {
+    if !possible() {
+        return;
+    }
+    let f = Fixture::new(0);
+    let (p, s) = (&f.primary, &f.standby);
+    assert_eq!(f.rc(p, "validate-all"), 0);
+    assert_eq!(f.rc(p, "monitor"), 7, "cleanly stopped");
+    assert_eq!(f.rc(s, "monitor"), 7, "fresh basebackup: stopped standby");
+
+    // start always gives a standby, even for the ex-primary.
+    assert_eq!(f.rc(p, "start"), 0);
+    assert!(p.data.join("standby.signal").exists());
+    assert_eq!(f.rc(p, "monitor"), 0, "running standby");
+    assert_eq!(f.rc(p, "start"), 0, "start is idempotent");
+    assert_eq!(f.rc(p, "promote"), 0);
+    assert_eq!(f.rc(p, "monitor"), 8, "running primary");
+    assert_eq!(f.rc(p, "promote"), 0, "promote is idempotent");
+
+    assert_eq!(f.rc(s, "start"), 0);
+    assert_eq!(f.rc(s, "monitor"), 0);
+
+    // Switchover: demote the primary (clean shutdown, restart as standby), promote the standby.
+    assert_eq!(f.rc(p, "demote"), 0);
+    assert_eq!(f.rc(p, "monitor"), 0);
+    assert_eq!(f.rc(s, "promote"), 0);
+    assert_eq!(f.rc(s, "monitor"), 8);
+
+    // A crashed primary: monitor says 9, stop succeeds (no fence loop), start gives a standby.
+    must(&format!("kill -9 $(head -1 {}/postmaster.pid)", s.data.display()));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(f.rc(s, "monitor"), 9, "crashed primary");
+    assert_eq!(f.rc(s, "stop"), 0, "stop of a crashed instance succeeds");
+    assert_eq!(f.rc(s, "stop"), 0);
+    assert_eq!(f.rc(s, "monitor"), 9, "still a crashed primary until restarted");
+
+    for i in [p, s] {
+        assert_eq!(f.rc(i, "stop"), 0);
+        assert_eq!(f.rc(i, "stop"), 0, "stop is idempotent");
+    }
+    assert_eq!(f.rc(p, "monitor"), 7);
+}
+
+#[test]
+fn bad_installation_and_configuration_codes() {
+    if !possible() {
+        return;
+    }
+    let f = Fixture::new(1);
+    let p = &f.primary;
+    let run = |extra: &[(&str, &str)], action: &str| f.agent(p, action, extra).0;
+    assert_eq!(run(&[("OCF_RESKEY_system_user", "nosuchuser")], "validate-all"), 6);
+    assert_eq!(run(&[("OCF_RESKEY_system_user", "nosuchuser")], "start"), 5);
+    assert_eq!(run(&[("OCF_RESKEY_bindir", "/nonexistent")], "validate-all"), 6);
+    assert_eq!(run(&[("OCF_RESKEY_bindir", "/nonexistent")], "start"), 5);
+    assert_eq!(run(&[("OCF_RESKEY_pgdata", "/nonexistent")], "start"), 5);
+    assert_eq!(run(&[("OCF_RESKEY_pgdata", "relative")], "start"), 6);
+    assert_eq!(run(&[("OCF_RESKEY_CRM_meta_clone_max", "3")], "validate-all"), 6, "notify not set");
+    assert_eq!(run(&[], "frobnicate"), 3);
+    // Nothing was started by any of these.
+    assert!(!p.data.join("postmaster.pid").exists());
+}
