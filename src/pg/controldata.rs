@@ -80,33 +80,8 @@ impl ControlData {
 
     /// Run `bindir/pg_controldata -D datadir` (bounded by `timeout`) and parse it.
     pub fn read(bindir: &Path, datadir: &Path, timeout: Duration) -> Result<ControlData, OcfError> {
-        let exe = bindir.join("pg_controldata");
-        let mut child = Command::new(&exe)
-            .arg("-D")
-            .arg(datadir)
-            .env("LC_ALL", "C")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| OcfError::installed(format!("cannot run {}: {e}", exe.display())))?;
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) => break,
-                Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-                Ok(None) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(OcfError::generic(format!("pg_controldata did not answer within {timeout:?}")));
-                }
-                Err(e) => return Err(OcfError::generic(format!("pg_controldata: {e}"))),
-            }
-        }
-        let out = child.wait_with_output().map_err(|e| OcfError::generic(format!("pg_controldata: {e}")))?;
-        if !out.status.success() {
-            return Err(OcfError::generic(format!("pg_controldata -D {} failed: {}", datadir.display(), String::from_utf8_lossy(&out.stderr).trim())));
-        }
-        ControlData::parse(&String::from_utf8_lossy(&out.stdout)).map_err(|e| OcfError::generic(format!("cannot read pg_controldata output: {e}")))
+        let out = crate::cmd::run(Command::new(bindir.join("pg_controldata")).arg("-D").arg(datadir).env("LC_ALL", "C"), timeout)?;
+        ControlData::parse(&out).map_err(|e| OcfError::generic(format!("cannot read pg_controldata output: {e}")))
     }
 }
 

@@ -2,6 +2,7 @@
 //! shutdown writes a shutdown checkpoint that the standbys receive before the primary's
 //! walsenders exit, so the standby promoted next has every acknowledged write.
 
+use super::election::{self, Position};
 use super::instance::{self, State};
 use super::{start, stop, Config};
 use crate::ocf::{OcfEnv, OcfError, OcfRc, OcfResult};
@@ -15,11 +16,31 @@ pub fn demote(env: &OcfEnv) -> OcfResult {
             ocf_info!("already a standby");
             return Ok(OcfRc::Success);
         }
-        State::Primary | State::Broken(_) => stop::stop_instance(&cfg, who)?,
+        State::Primary => {
+            stop::stop_instance(&cfg, who)?;
+            publish_shutdown_checkpoint(&cfg);
+        }
+        State::Broken(_) => stop::stop_instance(&cfg, who)?,
         State::Stopped { .. } | State::CrashedPrimary | State::CrashedStandby => {}
     }
     match start::start(env)? {
         OcfRc::Success => Ok(OcfRc::Success),
         rc => Err(OcfError::generic(format!("restart as a standby returned {rc}"))),
+    }
+}
+
+/// After a clean shutdown, pg_control's latest checkpoint is the shutdown checkpoint: the
+/// standby promoted next must have received it (checked in its pre-promote notification).
+fn publish_shutdown_checkpoint(cfg: &Config) {
+    match crate::pg::ControlData::read(&cfg.bindir, &cfg.datadir, std::time::Duration::from_secs(5)) {
+        Ok(cd) if cd.state == crate::pg::ClusterState::ShutDown => {
+            let p = Position { timeline: cd.timeline, lsn: cd.checkpoint };
+            match election::publish(&election::attr(cfg, "shutdown_lsn"), &p.encode()) {
+                Ok(()) => ocf_info!("shutdown checkpoint at {} (timeline {}) published for the switchover check", cd.checkpoint, cd.timeline),
+                Err(e) => crate::ocf_warn!("cannot publish the shutdown checkpoint: {}", e.reason),
+            }
+        }
+        Ok(cd) => crate::ocf_warn!("after demote pg_control says {:?}, not a clean shutdown", cd.state),
+        Err(e) => crate::ocf_warn!("cannot read pg_control after demote: {}", e.reason),
     }
 }

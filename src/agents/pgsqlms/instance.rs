@@ -1,7 +1,7 @@
 //! The local instance: who owns it, what state it is in, and running its control tools.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::Config;
@@ -111,7 +111,7 @@ pub fn pg_ctl(cfg: &Config, who: Identity, args: &[&str], timeout: Duration) -> 
     use std::os::unix::process::CommandExt;
     let exe = cfg.bindir.join("pg_ctl");
     let mut cmd = Command::new(&exe);
-    cmd.args(args).arg("-D").arg(&cfg.pgdata).env("LC_ALL", "C").current_dir("/").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.args(args).arg("-D").arg(&cfg.pgdata).env("LC_ALL", "C").current_dir("/");
     if args.first() == Some(&"start") {
         let log = server_log(cfg);
         // pg_ctl runs as system_user: make sure it can write its log.
@@ -127,27 +127,7 @@ pub fn pg_ctl(cfg: &Config, who: Identity, args: &[&str], timeout: Duration) -> 
         // std drops supplementary groups when a root parent sets the uid.
         cmd.uid(who.uid.as_raw()).gid(who.gid.as_raw());
     }
-    let mut child = cmd.spawn().map_err(|e| OcfError::installed(format!("cannot run {}: {e}", exe.display())))?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    use std::io::Read;
-                    let _ = e.read_to_string(&mut err);
-                }
-                return if status.success() { Ok(()) } else { Err(OcfError::generic(format!("pg_ctl {} failed: {}", args.join(" "), err.trim()))) };
-            }
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(OcfError::generic(format!("pg_ctl {} did not finish within {timeout:?}", args.join(" "))));
-            }
-            Err(e) => return Err(OcfError::generic(format!("pg_ctl: {e}"))),
-        }
-    }
+    crate::cmd::run(&mut cmd, timeout).map(|_| ())
 }
 
 /// Poll `state` every 100 ms until `want` says yes, or `until`.

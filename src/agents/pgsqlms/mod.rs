@@ -17,6 +17,7 @@
 //! `validate.rs`; the state of the local instance is read by [`instance::state`].
 
 mod demote;
+pub mod election;
 mod instance;
 mod monitor;
 mod notify;

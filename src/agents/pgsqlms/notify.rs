@@ -1,13 +1,89 @@
 //! notify: the clone's notifications. Pacemaker ignores their exit code; what matters is
-//! what they record for the next action.
+//! what they record for the `promote` that follows (see `election.rs`).
 
-use super::Config;
-use crate::ocf::{OcfEnv, OcfRc, OcfResult};
-use crate::ocf_debug;
+use std::time::{Duration, Instant};
+
+use super::election::{self, Position};
+use super::instance::{self, State};
+use super::{scores, Config};
+use crate::ocf::env::Notify;
+use crate::ocf::{OcfEnv, OcfError, OcfRc, OcfResult};
+use crate::{ocf_debug, ocf_info, ocf_warn};
 
 pub fn notify(env: &OcfEnv) -> OcfResult {
-    let _cfg = Config::from_env(env)?;
+    let cfg = Config::from_env(env)?;
     let n = env.notify();
     ocf_debug!("notify {}-{}", n.kind, n.operation);
+    match (n.kind.as_str(), n.operation.as_str()) {
+        ("pre", "promote") => pre_promote(&cfg, &n)?,
+        ("post", "promote") => {
+            for what in ["lsn_location", "nodes", "cancel_switchover"] {
+                election::forget(&election::attr(&cfg, what));
+            }
+        }
+        _ => {}
+    }
     Ok(OcfRc::Success)
+}
+
+/// Where this standby's WAL stands: the newest timeline it knows and the most WAL it has
+/// (received or replayed: after a restart nothing is "received" yet).
+pub fn position(cfg: &Config, who: crate::pg::client::Identity) -> Result<Position, OcfError> {
+    let local = instance::connect(cfg, who, Duration::from_secs(5)).map_err(|e| OcfError::generic(e.message().to_owned()))?;
+    let rows = local.query_text(
+        "SELECT greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text, \
+         greatest((SELECT max(received_tli) FROM pg_stat_wal_receiver), (pg_control_checkpoint()).timeline_id)::text",
+        Duration::from_secs(5),
+    )?;
+    let row = rows.first().ok_or_else(|| OcfError::generic("no position returned"))?;
+    let lsn = row.first().cloned().flatten().and_then(|v| v.parse().ok()).ok_or_else(|| OcfError::generic("no WAL position"))?;
+    let timeline = row.get(1).cloned().flatten().and_then(|v| v.parse().ok()).unwrap_or(0);
+    Ok(Position { timeline, lsn })
+}
+
+/// Every standby publishes its position; the promotion target also records who takes part
+/// and whether a switchover is safe.
+fn pre_promote(cfg: &Config, n: &Notify) -> Result<(), OcfError> {
+    let who = instance::identity(cfg)?;
+    let me = scores::local_node(cfg)?;
+    for what in ["lsn_location", "nodes", "cancel_switchover"] {
+        election::forget(&election::attr(cfg, what));
+    }
+    let st = instance::state(cfg, who, Duration::from_secs(5))?;
+    if st != State::Standby {
+        return Ok(());
+    }
+    let mine = position(cfg, who)?;
+    election::publish(&election::attr(cfg, "lsn_location"), &mine.encode())?;
+    ocf_info!("published my position {mine:?} for the election");
+    if !n.promote_uname.iter().any(|p| *p == me) {
+        return Ok(());
+    }
+    // The nodes whose instances take part: active and starting, minus stopping.
+    let mut nodes: Vec<String> = n.active_uname.iter().chain(&n.start_uname).filter(|x| !n.stop_uname.contains(x)).cloned().collect();
+    nodes.sort();
+    nodes.dedup();
+    election::publish(&election::attr(cfg, "nodes"), &nodes.join(" "))?;
+
+    // Never two primaries: a primary that is not being demoted must not get a twin.
+    if let Some(other) = n.promoted_uname.iter().find(|p| **p != me && !n.demote_uname.contains(p)) {
+        election::publish(&election::attr(cfg, "cancel_switchover"), &format!("{other} is still primary and is not being demoted"))?;
+        return Ok(());
+    }
+    // Switchover: the demoted primary's shutdown checkpoint must have reached us.
+    for old in n.demote_uname.iter().filter(|d| **d != me) {
+        let until = Instant::now() + Duration::from_secs(5);
+        let Some(shutdown) = election::read(&election::attr(cfg, "shutdown_lsn"), old, until).and_then(|v| Position::decode(&v)) else {
+            ocf_warn!("{old} published no shutdown checkpoint (not a clean demote): no switchover check");
+            continue;
+        };
+        if mine.lsn <= shutdown.lsn {
+            let why = format!("switchover canceled: {old}'s shutdown checkpoint at {} was not received here (received up to {})", shutdown.lsn, mine.lsn);
+            ocf_warn!("{why}");
+            election::publish(&election::attr(cfg, "cancel_switchover"), &why)?;
+        } else {
+            ocf_info!("switchover check passed: received {} > {old}'s shutdown checkpoint {}", mine.lsn, shutdown.lsn);
+        }
+    }
+    Ok(())
 }

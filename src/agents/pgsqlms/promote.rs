@@ -1,10 +1,14 @@
-//! promote: turn this standby into the primary (pg_ctl promote), and return once it
+//! promote: check that this standby is the right one (election, switchover safety, no
+//! other primary), then turn it into the primary (pg_ctl promote) and return once it
 //! accepts writes.
 
+use std::time::{Duration, Instant};
+
+use super::election::{self, Position};
 use super::instance::{self, State};
-use super::{scores, Config};
+use super::{notify, scores, Config};
 use crate::ocf::{OcfEnv, OcfError, OcfRc, OcfResult};
-use crate::ocf_info;
+use crate::{ocf_info, ocf_warn};
 
 pub fn promote(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
@@ -18,6 +22,7 @@ pub fn promote(env: &OcfEnv) -> OcfResult {
         State::Standby => {}
         other => return Err(OcfError::generic(format!("cannot promote: PostgreSQL is not a running standby ({other:?})"))),
     }
+    check_election(&cfg, who)?;
     instance::pg_ctl(&cfg, who, &["promote", "-W"], cfg.timeout / 2)?;
     match instance::wait_for(&cfg, who, until, |s| *s == State::Primary)? {
         State::Primary => {
@@ -27,4 +32,42 @@ pub fn promote(env: &OcfEnv) -> OcfResult {
         }
         other => Err(OcfError::generic(format!("PostgreSQL did not become primary in time ({other:?})"))),
     }
+}
+
+/// Refuse the promotion if the pre-promote notification found it unsafe, or hand over to
+/// a standby that has more WAL.
+fn check_election(cfg: &Config, who: crate::pg::client::Identity) -> Result<(), OcfError> {
+    let me = match scores::local_node(cfg) {
+        Ok(me) => me,
+        Err(e) => {
+            ocf_warn!("cannot tell this node's name ({}): promoting without an election", e.reason);
+            return Ok(());
+        }
+    };
+    let now = Instant::now();
+    if let Some(why) = election::read(&election::attr(cfg, "cancel_switchover"), &me, now) {
+        election::forget(&election::attr(cfg, "cancel_switchover"));
+        return Err(OcfError::generic(why));
+    }
+    let Some(nodes) = election::read(&election::attr(cfg, "nodes"), &me, now) else {
+        ocf_warn!("no election data (promote without a pre-promote notification, or notify=false): promoting without comparing standbys");
+        return Ok(());
+    };
+    let mine = notify::position(cfg, who)?;
+    let until = Instant::now() + (cfg.timeout / 4).min(Duration::from_secs(5));
+    let mut candidates = vec![(me.clone(), mine)];
+    for node in nodes.split_whitespace().filter(|n| *n != me) {
+        match election::read(&election::attr(cfg, "lsn_location"), node, until).and_then(|v| Position::decode(&v)) {
+            Some(p) => candidates.push((node.to_owned(), p)),
+            None => ocf_warn!("{node} published no position: left out of the election"),
+        }
+    }
+    let (best, pos) = election::best(&me, &candidates).cloned().unwrap_or((me.clone(), mine));
+    if best != me && pos > mine {
+        scores::set(cfg, &best, scores::BEST_STANDBY)?;
+        scores::set(cfg, &me, scores::BOOTSTRAP)?;
+        return Err(OcfError::generic(format!("{best} has more WAL ({}/{} vs {}/{} here): handing the promotion over", pos.timeline, pos.lsn, mine.timeline, mine.lsn)));
+    }
+    ocf_info!("election: this node is the best candidate ({mine:?}) among {}", candidates.len());
+    Ok(())
 }

@@ -15,6 +15,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::instance;
+use crate::cmd::run;
 use super::Config;
 use crate::ocf::OcfError;
 use crate::pg::client::Identity;
@@ -84,28 +85,8 @@ fn write_cache(cfg: &Config, scores: &BTreeMap<String, i64>) {
     let _ = std::fs::write(path, text);
 }
 
-fn run(cmd: &mut Command, timeout: Duration) -> Result<String, OcfError> {
-    let what = format!("{cmd:?}");
-    let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().map_err(|e| OcfError::installed(format!("{what}: {e}")))?;
-    let deadline = std::time::Instant::now() + timeout;
-    while child.try_wait().map_err(|e| OcfError::generic(format!("{what}: {e}")))?.is_none() {
-        if std::time::Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(OcfError::generic(format!("{what} did not finish within {timeout:?}")));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let out = child.wait_with_output().map_err(|e| OcfError::generic(format!("{what}: {e}")))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    } else {
-        Err(OcfError::generic(format!("{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim())))
-    }
-}
-
 /// This node's name: Pacemaker's, or `crm_node -n`.
-fn local_node(cfg: &Config) -> Result<String, OcfError> {
+pub fn local_node(cfg: &Config) -> Result<String, OcfError> {
     match &cfg.node {
         Some(n) => Ok(n.clone()),
         None => run(Command::new("crm_node").arg("-n"), Duration::from_secs(5)),
@@ -117,7 +98,7 @@ fn partition() -> Result<Vec<String>, OcfError> {
     Ok(run(Command::new("crm_node").arg("--partition"), Duration::from_secs(5))?.split_whitespace().map(str::to_owned).collect())
 }
 
-fn set(cfg: &Config, node: &str, score: i64) -> Result<(), OcfError> {
+pub fn set(cfg: &Config, node: &str, score: i64) -> Result<(), OcfError> {
     run(Command::new("crm_attribute").args(["--lifetime", "forever", "--node", node, "--name", &cfg.score_attribute(), "--update", &score.to_string()]), Duration::from_secs(10))?;
     ocf_info!("promotion score of {node}: {score}");
     Ok(())

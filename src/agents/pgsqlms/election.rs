@@ -1,0 +1,114 @@
+//! Choosing the standby to promote, and refusing unsafe promotions.
+//!
+//! Pacemaker promotes the node with the highest score, but scores are only as fresh as
+//! the primary's last monitor — and after a primary crash, nobody refreshes them. So in the
+//! pre-promote notification every standby publishes where it is (timeline and WAL received)
+//! as a private node attribute; the node Pacemaker chose compares them in `promote`, and
+//! if another standby is ahead it hands over: it raises that node's score, lowers its own,
+//! and fails its promote with the reason, so Pacemaker promotes the better one.
+//!
+//! A switchover (one primary demoted, another node promoted) has a stronger rule: the
+//! demoted primary's clean shutdown wrote a shutdown checkpoint, which `demote` publishes;
+//! the new primary must have received it, or acknowledged writes could be missing from it.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::Config;
+use crate::ocf::OcfError;
+use crate::pg::Lsn;
+
+/// Where a node's WAL stands: timeline first, then position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    pub timeline: u32,
+    pub lsn: Lsn,
+}
+
+impl Position {
+    /// The attribute value, `timeline#lsn` with the LSN in decimal (as PAF writes it).
+    pub fn encode(&self) -> String {
+        format!("{}#{}", self.timeline, self.lsn.0)
+    }
+    pub fn decode(v: &str) -> Option<Position> {
+        let (tl, lsn) = v.trim().split_once('#')?;
+        Some(Position { timeline: tl.parse().ok()?, lsn: Lsn(lsn.parse().ok()?) })
+    }
+}
+
+/// The best node among `candidates` (ties keep `me`, then the first by name).
+pub fn best<'a>(me: &'a str, candidates: &'a [(String, Position)]) -> Option<&'a (String, Position)> {
+    candidates.iter().max_by(|a, b| a.1.cmp(&b.1).then_with(|| (a.0 == me).cmp(&(b.0 == me))).then_with(|| b.0.cmp(&a.0)))
+}
+
+/// Attribute names, suffixed with the resource like PAF's.
+pub fn attr(cfg: &Config, what: &str) -> String {
+    format!("{what}-{}", cfg.resource)
+}
+
+fn attrd(args: &[&str]) -> Result<String, OcfError> {
+    crate::cmd::run(Command::new("attrd_updater").args(args), Duration::from_secs(5))
+}
+
+/// Publish a private, reboot-lifetime attribute of this node.
+pub fn publish(name: &str, value: &str) -> Result<(), OcfError> {
+    attrd(&["--private", "--lifetime", "reboot", "--name", name, "--update", value]).map(|_| ())
+}
+
+/// Delete a private attribute of this node.
+pub fn forget(name: &str) {
+    let _ = attrd(&["--private", "--lifetime", "reboot", "--name", name, "--delete"]);
+}
+
+/// Read node `node`'s private attribute, waiting until `until` for it to appear.
+pub fn read(name: &str, node: &str, until: Instant) -> Option<String> {
+    loop {
+        if let Ok(out) = attrd(&["--private", "--lifetime", "reboot", "--name", name, "--node", node, "--query"]) {
+            // name="x" host="node2" value="1#123"
+            if let Some(v) = out.split("value=\"").nth(1).and_then(|r| r.split('"').next()) {
+                if !v.is_empty() {
+                    return Some(v.to_owned());
+                }
+            }
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos(tl: u32, lsn: u64) -> Position {
+        Position { timeline: tl, lsn: Lsn(lsn) }
+    }
+
+    #[test]
+    fn encoding_round_trips() {
+        let p = pos(3, 0x16_B374_D848);
+        assert_eq!(p.encode(), "3#97500059720");
+        assert_eq!(Position::decode(&p.encode()), Some(p));
+        for bad in ["", "3", "#1", "3#", "x#1", "3#y"] {
+            assert_eq!(Position::decode(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn timeline_beats_position() {
+        let c = vec![("n1".to_string(), pos(2, 100)), ("n2".to_string(), pos(3, 50)), ("n3".to_string(), pos(2, 900))];
+        assert_eq!(best("n1", &c).unwrap().0, "n2");
+    }
+
+    #[test]
+    fn ties_keep_the_designated_node() {
+        let c = vec![("n1".to_string(), pos(2, 100)), ("n2".to_string(), pos(2, 100))];
+        assert_eq!(best("n2", &c).unwrap().0, "n2");
+        assert_eq!(best("n1", &c).unwrap().0, "n1");
+        let c = vec![("n1".to_string(), pos(2, 100)), ("n2".to_string(), pos(2, 101))];
+        assert_eq!(best("n1", &c).unwrap().0, "n2");
+        assert!(best("n1", &[]).is_none());
+    }
+}
