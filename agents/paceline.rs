@@ -111,7 +111,8 @@ fn main() -> Result<()> {
         Command::Params { agent } => {
             let table = match agent.as_str() {
                 "IPaddr2" => paceline::agents::ipaddr2::PARAMS,
-                other => anyhow::bail!("unknown agent '{other}' (known: IPaddr2)"),
+                "pgsqlms" => paceline::agents::pgsqlms::PARAMS,
+                other => anyhow::bail!("unknown agent '{other}' (known: IPaddr2, pgsqlms)"),
             };
             print!("{}", paceline::ocf::params::markdown_table(table));
         }

@@ -232,6 +232,17 @@ pub fn markdown_table(table: &[Param]) -> String {
     out
 }
 
+/// The parameter block of `docs/<agent>.md` (between `<!-- params:<agent> -->` and
+/// `<!-- /params -->`), for the tests that keep the docs generated from the table.
+pub fn docs_block(agent: &str) -> Result<String, String> {
+    let path = format!("{}/docs/{agent}.md", env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    let open = format!("<!-- params:{agent} -->\n");
+    let start = doc.find(&open).ok_or("no start marker")? + open.len();
+    let end = doc[start..].find("<!-- /params -->").ok_or("no end marker")? + start;
+    Ok(doc[start..end].to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

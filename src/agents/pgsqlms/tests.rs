@@ -109,3 +109,8 @@ fn metadata_is_promotable_and_lists_every_parameter() {
     }
     assert!(xml.contains("role=\"Promoted\"") && xml.contains("role=\"Unpromoted\""));
 }
+
+#[test]
+fn docs_show_the_parameter_table() {
+    assert_eq!(crate::ocf::params::docs_block("pgsqlms").unwrap(), crate::ocf::params::markdown_table(PARAMS), "regenerate with `paceline params pgsqlms`");
+}
