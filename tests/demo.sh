@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README command 1: install what is needed on Debian 12, build and install the agents,
-# then run the demo (for now: a virtual IP moving between two nodes in namespaces).
+# then run the lab demo: a 3-node Pacemaker + PostgreSQL cluster in namespaces, a
+# switchover and a crash of the primary's PostgreSQL under a writer, and a summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "==> installing system packages (apt) and Rust if missing"
@@ -10,5 +11,5 @@ echo "==> building the agents (cargo build --release)"
 cargo build --release --locked
 echo "==> installing them (paceline install)"
 cargo run -q --release --locked --bin paceline -- install
-echo "==> demo"
-exec bash tests/demo_vip.sh
+echo "==> lab demo (paceline lab demo): about 2 minutes"
+exec cargo run -q --release --locked --bin paceline -- lab demo "$@"
