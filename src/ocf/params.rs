@@ -164,7 +164,8 @@ impl Params {
             values.insert(p.name, raw.to_owned());
         }
         for (name, _) in env.reskeys() {
-            if !table.iter().any(|p| p.name == name) {
+            // Pacemaker adds crm_feature_set (and other crm_* keys) to every action.
+            if !name.starts_with("crm_") && !table.iter().any(|p| p.name == name) {
                 ocf_warn!("unknown parameter '{name}' ignored");
             }
         }

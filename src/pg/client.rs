@@ -139,6 +139,17 @@ impl Local {
         })
     }
 
+    /// A statement without result rows (CHECKPOINT, SET...).
+    pub fn execute(&self, sql: &str, timeout: Duration) -> Result<(), OcfError> {
+        self.rt.block_on(async {
+            match tokio::time::timeout(timeout, self.client.batch_execute(sql)).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(OcfError::generic(format!("{sql}: {e}"))),
+                Err(_) => Err(OcfError::generic(format!("{sql}: no answer within {timeout:?}"))),
+            }
+        })
+    }
+
     /// `pg_is_in_recovery()`: true on a standby.
     pub fn in_recovery(&self, timeout: Duration) -> Result<bool, OcfError> {
         self.query_one("SELECT pg_is_in_recovery()", timeout)

@@ -215,7 +215,7 @@ EOF
 setup_postgres() {
     local n=$1 i
     say "PostgreSQL: initdb on node1"
-    in_node 1 runuser -u postgres -- "$BINDIR/initdb" -D "$PGDATA" -U postgres --auth-local=trust >/dev/null
+    in_node 1 runuser -u postgres -- "$BINDIR/initdb" -D "$PGDATA" -U postgres --auth-local=trust >/dev/null 2>&1
     in_node 1 bash -c "cat >>'$PGDATA/postgresql.conf'" < <(pg_node_conf 1)
     pg_hba 1 | in_node 1 bash -c "cat >'$PGDATA/pg_hba.conf'"
     in_node 1 runuser -u postgres -- "$BINDIR/pg_ctl" -D "$PGDATA" -w -l /var/lib/postgresql/setup.log start >/dev/null
@@ -291,7 +291,9 @@ cmd_config() {
     fi
     say "config: stack $stack from crm-examples/pgsql-ha.sh (monitors: promoted $MONITOR_PROMOTED, unpromoted $MONITOR_UNPROMOTED, VIP $VIP_MONITOR)"
     in_node 1 env STACK="$stack" VIP="$VIP" CIDR=24 NIC=eth0 PGDATA="$PGDATA" BINDIR="$BINDIR" PGHOST=/run/postgresql \
-        PCS_CREATE_FLAGS="$flags" sh "$SRC/crm-examples/pgsql-ha.sh" >&2
+        PCS_CREATE_FLAGS="$flags" sh "$SRC/crm-examples/pgsql-ha.sh" >"$LAB_DIR/config.log" 2>&1 \
+        || { cat "$LAB_DIR/config.log" >&2; die "crm-examples/pgsql-ha.sh failed"; }
+    say "config: no fencing in this lab yet (stonith-enabled=false): see docs/lab.md"
     echo "$stack" >"$STATE/stack"
     wait_healthy 180 || die "the cluster did not become healthy within 180 s (paceline lab status)"
     say "config: healthy: primary on $(primary_node), VIP on $(vip_holder)"

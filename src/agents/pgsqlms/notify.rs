@@ -28,11 +28,21 @@ pub fn notify(env: &OcfEnv) -> OcfResult {
 
 /// Where this standby's WAL stands: the newest timeline it knows and the most WAL it has
 /// (received or replayed: after a restart nothing is "received" yet).
+///
+/// The timeline is the hard part: when the primary has just shut down there is no WAL
+/// receiver to ask, and pg_control's checkpoint timeline lags until the next restartpoint.
+/// So: a CHECKPOINT (a restartpoint on a standby) first, then the greatest of the
+/// receiver's timeline, the checkpoint's, and the newest timeline history file in pg_wal
+/// (fetched when the standby started following that timeline).
 pub fn position(cfg: &Config, who: crate::pg::client::Identity) -> Result<Position, OcfError> {
     let local = instance::connect(cfg, who, Duration::from_secs(5)).map_err(|e| OcfError::generic(e.message().to_owned()))?;
+    if let Err(e) = local.execute("CHECKPOINT", (cfg.timeout / 4).max(Duration::from_secs(5))) {
+        crate::ocf_warn!("restartpoint before publishing the position failed: {}", e.reason);
+    }
     let rows = local.query_text(
         "SELECT greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text, \
-         greatest((SELECT max(received_tli) FROM pg_stat_wal_receiver), (pg_control_checkpoint()).timeline_id)::text",
+         greatest((SELECT max(received_tli) FROM pg_stat_wal_receiver), (pg_control_checkpoint()).timeline_id, \
+                  (SELECT max(('x' || substr(name, 1, 8))::bit(32)::int) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{8}\\.history$'))::text",
         Duration::from_secs(5),
     )?;
     let row = rows.first().ok_or_else(|| OcfError::generic("no position returned"))?;
