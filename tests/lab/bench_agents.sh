@@ -19,7 +19,7 @@ standby=$(awk '$3 == "standby" {print $1}' <<<"$status" | head -1)
 
 envs() {   # the environment of a recurring monitor of pgsqld on node $1 (role $2)
     local interval=3000; [[ $2 == primary ]] && interval=2000
-    echo OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=pgsqld HA_LOGFACILITY=none \
+    echo OCF_ROOT=/usr/lib/ocf OCF_RA_VERSION_MAJOR=1 OCF_RA_VERSION_MINOR=0 OCF_RESOURCE_INSTANCE=pgsqld HA_LOGFACILITY=none \
         OCF_RESKEY_bindir=/usr/lib/postgresql/15/bin OCF_RESKEY_pgdata=/var/lib/postgresql/15/main \
         OCF_RESKEY_pghost=/run/postgresql OCF_RESKEY_CRM_meta_interval=$interval OCF_RESKEY_CRM_meta_timeout=10000 \
         OCF_RESKEY_CRM_meta_notify=true OCF_RESKEY_CRM_meta_clone_max=3 OCF_RESKEY_CRM_meta_master_max=1 \
@@ -31,7 +31,7 @@ measure() {   # node role agent -> "median_ms forks rc"
     # shellcheck disable=SC2086
     $LAB node "${node#node}" env $e "$agent" monitor >/dev/null 2>&1 || rc=$?
     # shellcheck disable=SC2086
-    $LAB node "${node#node}" env $e hyperfine -N --style none --warmup 2 --runs "$N" --export-json /tmp/bench-agent.json "$agent monitor" >/dev/null 2>&1 || true
+    $LAB node "${node#node}" env $e hyperfine -N -i --style none --warmup 2 --runs "$N" --export-json /tmp/bench-agent.json "$agent monitor" >/dev/null 2>&1 || true
     json=$($LAB node "${node#node}" cat /tmp/bench-agent.json)
     # shellcheck disable=SC2086
     forks=$($LAB node "${node#node}" env $e strace -f -qq -e trace=fork,vfork,clone,clone3 -o /tmp/bench-agent.strace "$agent" monitor >/dev/null 2>&1; \

@@ -61,19 +61,25 @@ fn zombie(pid: i32) -> bool {
 
 /// Read the local instance's state. `budget` bounds the whole look.
 pub fn state(cfg: &Config, who: Identity, budget: Duration) -> Result<State, OcfError> {
+    state_and_connection(cfg, who, budget).map(|(st, _)| st)
+}
+
+/// The state, and the connection it was read through when the instance runs (so that the
+/// caller can go on asking without connecting again).
+pub fn state_and_connection(cfg: &Config, who: Identity, budget: Duration) -> Result<(State, Option<Local>), OcfError> {
     let connect_timeout = budget.min(Duration::from_secs(5));
     match connect(cfg, who, connect_timeout) {
         Ok(local) => {
             let standby = local.in_recovery(connect_timeout)?;
-            Ok(if standby { State::Standby } else { State::Primary })
+            Ok((if standby { State::Standby } else { State::Primary }, Some(local)))
         }
-        Err(ConnectError::Rejected(msg)) => Ok(State::Broken(format!("PostgreSQL does not accept connections: {msg}"))),
+        Err(ConnectError::Rejected(msg)) => Ok((State::Broken(format!("PostgreSQL does not accept connections: {msg}")), None)),
         Err(e) => {
             if let Some(pid) = postmaster_alive(&cfg.datadir) {
-                return Ok(State::Broken(format!("the postmaster (pid {pid}) runs but the agent cannot connect: {}", e.message())));
+                return Ok((State::Broken(format!("the postmaster (pid {pid}) runs but the agent cannot connect: {}", e.message())), None));
             }
             ocf_debug!("no server ({}); reading pg_control", e.message());
-            stopped_state(cfg, budget)
+            stopped_state(cfg, budget).map(|st| (st, None))
         }
     }
 }

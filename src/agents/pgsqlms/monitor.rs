@@ -10,24 +10,27 @@ pub fn monitor(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
     let who = instance::identity(&cfg)?;
     let probe = env.is_probe("monitor");
-    match instance::state(&cfg, who, cfg.timeout / 2)? {
-        State::Primary => {
+    let (state, local) = instance::state_and_connection(&cfg, who, cfg.timeout / 2)?;
+    match (state, local) {
+        (State::Primary, Some(local)) => {
             if !probe {
-                if let Err(e) = scores::update_from_primary(&cfg, who) {
+                if let Err(e) = scores::update_from_primary(&cfg, &local) {
                     ocf_warn!("cannot update promotion scores: {}", e.reason);
                 }
             }
             Ok(OcfRc::RunningPromoted)
         }
-        State::Standby => {
+        (State::Standby, Some(local)) => {
             if !probe {
-                scores::standby_self_score(&cfg, who);
+                scores::standby_self_score(&cfg, &local);
             }
             Ok(OcfRc::Success)
         }
-        State::Stopped { .. } => Ok(OcfRc::NotRunning),
-        State::CrashedPrimary => Err(OcfError::new(OcfRc::FailedPromoted, "PostgreSQL is not running and crashed while primary")),
-        State::CrashedStandby => Err(OcfError::generic("PostgreSQL is not running and crashed while standby")),
-        State::Broken(why) => Err(OcfError::generic(why)),
+        (State::Primary, None) => Ok(OcfRc::RunningPromoted),
+        (State::Standby, None) => Ok(OcfRc::Success),
+        (State::Stopped { .. }, _) => Ok(OcfRc::NotRunning),
+        (State::CrashedPrimary, _) => Err(OcfError::new(OcfRc::FailedPromoted, "PostgreSQL is not running and crashed while primary")),
+        (State::CrashedStandby, _) => Err(OcfError::generic("PostgreSQL is not running and crashed while standby")),
+        (State::Broken(why), _) => Err(OcfError::generic(why)),
     }
 }

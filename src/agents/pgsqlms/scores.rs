@@ -14,11 +14,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use super::instance;
 use crate::cmd::run;
 use super::Config;
 use crate::ocf::OcfError;
-use crate::pg::client::Identity;
+use crate::pg::client::Local;
 use crate::pg::Lsn;
 use crate::{ocf_debug, ocf_info, ocf_warn};
 
@@ -122,10 +121,15 @@ fn apply(cfg: &Config, wanted: &BTreeMap<String, i64>) -> Result<(), OcfError> {
 }
 
 /// On the primary's monitor: rank the standbys and publish the scores.
-pub fn update_from_primary(cfg: &Config, who: Identity) -> Result<(), OcfError> {
+///
+/// The nodes ranked are those replicating now plus those we scored before: a node that
+/// stops replicating drops to −1000, a node never seen has no score (so is not promotable
+/// either). That keeps a steady-state monitor free of forks; `crm_node --partition` is
+/// asked only when we have no memory yet (first monitor after a node start).
+pub fn update_from_primary(cfg: &Config, local: &Local) -> Result<(), OcfError> {
     let me = local_node(cfg)?;
-    let nodes = partition()?;
-    let local = instance::connect(cfg, who, Duration::from_secs(5)).map_err(|e| OcfError::generic(e.message().to_owned()))?;
+    let known: Vec<String> = read_cache(cfg).into_keys().collect();
+    let nodes = if known.is_empty() { partition()? } else { known };
     let rows = local.query_text(
         "SELECT application_name, state, sync_state, flush_lsn::text, pg_current_wal_lsn()::text FROM pg_stat_replication \
          UNION ALL SELECT NULL, NULL, NULL, NULL, pg_current_wal_lsn()::text",
@@ -157,10 +161,10 @@ pub fn update_from_primary(cfg: &Config, who: Identity) -> Result<(), OcfError> 
 
 /// On a standby's monitor: promotable (score 1) as soon as it streams, unless the primary
 /// already ranked it.
-pub fn standby_self_score(cfg: &Config, who: Identity) {
-    let streaming = instance::connect(cfg, who, Duration::from_secs(5))
+pub fn standby_self_score(cfg: &Config, local: &Local) {
+    let streaming = local
+        .query_text("SELECT status FROM pg_stat_wal_receiver", Duration::from_secs(5))
         .ok()
-        .and_then(|l| l.query_text("SELECT status FROM pg_stat_wal_receiver", Duration::from_secs(5)).ok())
         .is_some_and(|rows| rows.iter().any(|r| r.first().cloned().flatten().as_deref() == Some("streaming")));
     if !streaming {
         return;
@@ -171,7 +175,13 @@ pub fn standby_self_score(cfg: &Config, who: Identity) {
         return;
     }
     match get(cfg, &me) {
-        Some(s) if s > 0 => {}
+        // Already promotable (the primary ranked us): remember it, so the next monitors
+        // need not ask Pacemaker again.
+        Some(s) if s > 0 => {
+            let mut cache = read_cache(cfg);
+            cache.insert(me, s);
+            write_cache(cfg, &cache);
+        }
         _ => {
             if let Err(e) = apply(cfg, &BTreeMap::from([(me, BOOTSTRAP)])) {
                 ocf_warn!("cannot set the promotion score: {}", e.reason);
