@@ -126,8 +126,8 @@ fn write_param(w: &mut Writer<Vec<u8>>, p: &Param) -> std::io::Result<()> {
         .write_inner_content(|w| {
             let longdesc = match p.support {
                 super::Support::Full => p.longdesc.to_owned(),
-                super::Support::Ignored => format!("{} Accepted for compatibility with the heartbeat agent and ignored (a warning is logged).", p.longdesc),
-                super::Support::DefaultOnly => format!("{} Accepted for compatibility with the heartbeat agent; only the default value is supported, any other is refused (OCF_ERR_CONFIGURED).", p.longdesc),
+                super::Support::Ignored => format!("{} Accepted for compatibility with the agent paceline replaces, and ignored (a warning is logged).", p.longdesc),
+                super::Support::DefaultOnly => format!("{} Accepted for compatibility with the agent paceline replaces; only the default value is supported, any other is refused (OCF_ERR_CONFIGURED).", p.longdesc),
             };
             w.create_element("longdesc").with_attribute(("lang", "en")).write_text_content(text(&longdesc))?;
             w.create_element("shortdesc").with_attribute(("lang", "en")).write_text_content(text(p.shortdesc))?;

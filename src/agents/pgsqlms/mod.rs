@@ -69,7 +69,8 @@ pub static SPEC: AgentSpec = AgentSpec {
         ActionSpec::new("stop", 60),
         ActionSpec::new("promote", 30),
         ActionSpec::new("demote", 120),
-        ActionSpec::new("monitor", 10).interval(15).depth(0),
+        // Two monitors with distinct intervals, one per role (one name + interval is one
+        // operation to Pacemaker); no role-less one, which pcs would have to renumber.
         ActionSpec::new("monitor", 10).interval(15).depth(0).role("Promoted"),
         ActionSpec::new("monitor", 10).interval(16).depth(0).role("Unpromoted"),
         ActionSpec::new("notify", 60),
