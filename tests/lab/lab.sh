@@ -8,7 +8,7 @@
 #   lab.sh config --stack S        create the resources from crm-examples/pgsql-ha.sh
 #                                  (S = reference | paceline)
 #   lab.sh scenario NAME           switchover | kill-postgres | node-crash | standby-crash |
-#                                  restart-all: one JSON line on stdout
+#                                  restart-all | election: one JSON line on stdout
 #   lab.sh status                  crm_mon, and each node's PostgreSQL role and LSN
 #   lab.sh down                    tear everything down (processes by pid, namespaces, files)
 #   lab.sh demo [--stack S]        up + config + switchover + kill-postgres + summary + down
@@ -438,7 +438,7 @@ cmd_scenario() {
     in_node "$(first_alive)" crm_resource --cleanup >/dev/null 2>&1 || true
     settle 120 || die "the cluster is not healthy before the scenario (paceline lab status)"
     local before; before=$(primary_node)
-    local target="" event_ok=true note=""
+    local target="" event_ok=true note="" cut=""
     probe_start
     sleep 2
     local t0=$EPOCHREALTIME
@@ -460,6 +460,22 @@ cmd_scenario() {
             say "standby-crash: kill -9 of the postmaster on standby $target"
             kill_postmaster "${target#node}"
             ;;
+        election)
+            # Cut the replication of the standby Pacemaker would promote first (highest
+            # score), write, crash the primary: the standby that has every row must win.
+            local best="" bs=-100000 sb sc
+            for sb in $(standby_nodes); do
+                sc=$(in_node "${before#node}" crm_attribute -N "$sb" -n master-pgsqld -l forever -G -q 2>/dev/null || echo -1)
+                [[ $sc =~ ^-?[0-9]+$ ]] && (( sc > bs )) && { bs=$sc; best=$sb; }
+            done
+            cut=$best
+            say "election: cutting $cut's replication (score $bs), writing, then powering off $before"
+            in_node "${cut#node}" runuser -u postgres -- psql -X -q -h /run/postgresql -c "ALTER SYSTEM SET primary_conninfo = ''" -c "SELECT pg_reload_conf()" >/dev/null
+            local t; for t in $(seq 50); do [[ -z $(psql_at "${cut#node}" "select 1 from pg_stat_wal_receiver") ]] && break; sleep 0.1; done
+            sleep 2
+            power_off "${before#node}"
+            note="replication of $cut was cut before the crash: the promoted node must not be $cut"
+            ;;
         node-crash)
             say "node-crash: powering off $before (no fencing in this lab: stonith-enabled=false)"
             power_off "${before#node}"
@@ -476,7 +492,7 @@ cmd_scenario() {
         *) die "unknown scenario '$name'" ;;
     esac
     local healthy_after=true
-    if [[ $name == node-crash ]]; then
+    if [[ $name == node-crash || $name == election ]]; then
         # Two nodes are left: wait for a primary with the VIP (no standby may be streaming).
         local t; for t in $(seq 120); do local p; p=$(primary_node); [[ -n $p && $(vip_holder) == "$p" ]] && break; sleep 0.5; done
     else
@@ -488,6 +504,10 @@ cmd_scenario() {
     local probe; probe=$(cat "$STATE/probe.json")
     local after; after=$(primary_node)
     [[ -n $probe ]] || die "the writer probe printed nothing: $(cat "$STATE/probe.err")"
+    if [[ $name == election ]]; then
+        # Give the cut standby its replication back.
+        in_node "${cut#node}" runuser -u postgres -- psql -X -q -h /run/postgresql -c "ALTER SYSTEM RESET primary_conninfo" -c "SELECT pg_reload_conf()" >/dev/null || true
+    fi
     local rejoin=""
     if [[ $name == node-crash ]]; then
         # Power the crashed node back on and record what Pacemaker makes of it.
@@ -506,7 +526,7 @@ cmd_scenario() {
         "$(json_str "$before")" "$(json_str "$after")" "$(json_list "$(standby_nodes)")" "$(json_list "$(vip_holder)")" \
         "$(jfield "$probe" longest_outage_ms)" "$(jfield "$probe" lost_rows)" "$(jfield "$probe" acked)" "$(jfield "$probe" failed)" \
         "$(jfield "$probe" double_primary)" "$(jfield "$probe" max_primaries_seen)" "$recovery_ms" "$healthy_after" "$event_ok" \
-        "${rejoin:+,\"crashed_node_after_boot\":$(json_str "$rejoin")}${note:+,\"note\":$(json_str "$note")}"
+        "${rejoin:+,\"crashed_node_after_boot\":$(json_str "$rejoin")}${cut:+,\"cut_standby\":$(json_str "$cut"),\"election_ok\":$([[ $after != "$cut" && -n $after ]] && echo true || echo false)}${note:+,\"note\":$(json_str "$note")}"
 }
 
 cmd_demo() {
