@@ -21,10 +21,14 @@
 //! PAF and heartbeat IPaddr2 agents; otherwise each test prints why and returns. If `ocf:paceline:IPaddr2` is not installed, the paceline-stack
 //! test installs it (as `tests/pacemaker_tools.rs` does).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
+
+use common::{in_path, text};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crm-examples/pgsql-ha.sh");
 const TOOLS: &[&str] = &["pcs", "cibadmin", "crm_verify", "crm_simulate", "crm_attribute", "crm_mon"];
@@ -38,11 +42,6 @@ const PROMOTED_MONITOR_MS: u32 = 15_000;
 const MIGRATION_THRESHOLD: u32 = 5;
 /// PAF's scores: 1001 on the primary, 1000, 990, ... on the standbys by replication lag.
 const SCORES: &[(&str, i32)] = &[("node1", 1001), ("node2", 1000), ("node3", 990)];
-
-fn in_path(tool: &str) -> bool {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).chain(["/usr/sbin", "/sbin"].map(PathBuf::from)).any(|d| d.join(tool).is_file())
-}
 
 /// Effective uid 0, read from /proc (std only).
 fn is_root() -> bool {
@@ -67,19 +66,6 @@ fn skip_reason() -> Option<String> {
         }
     }
     None
-}
-
-macro_rules! skip_unless_possible {
-    ($name:expr) => {
-        if let Some(why) = skip_reason() {
-            eprintln!("skipping {}: {why}", $name);
-            return;
-        }
-    };
-}
-
-fn text(out: &Output) -> String {
-    format!("exit {:?}\n--- stdout\n{}--- stderr\n{}", out.status.code(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 fn combined(out: &Output) -> String {

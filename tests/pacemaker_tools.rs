@@ -20,15 +20,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use common::{in_path, text};
+
 const AGENT: &str = "ocf:paceline:IPaddr2";
 const TOOLS: &[&str] = &["pcs", "crm_resource", "cibadmin", "crm_verify", "ip"];
-
-fn in_path(tool: &str) -> bool {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
-        .any(|d| d.join(tool).is_file())
-}
 
 /// Why this machine cannot run the tests, if it cannot.
 fn skip_reason() -> Option<String> {
@@ -37,24 +32,6 @@ fn skip_reason() -> Option<String> {
     }
     let missing: Vec<&str> = TOOLS.iter().copied().filter(|t| !in_path(t)).collect();
     (!missing.is_empty()).then(|| format!("missing {}", missing.join(", ")))
-}
-
-macro_rules! skip_unless_possible {
-    ($name:expr) => {
-        if let Some(why) = skip_reason() {
-            eprintln!("skipping {}: {why}", $name);
-            return;
-        }
-    };
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn run(cmd: &mut Command) -> Output {

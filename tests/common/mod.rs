@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// Whether the tests can create namespaces (root) — CI runs as root.
@@ -107,4 +108,26 @@ pub fn agent_in(ns: &str, agent: &str, action: &str, env: &[(&str, &str)]) -> Ru
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// Whether `tool` is on PATH (or in /usr/sbin, /sbin, where Pacemaker's tools live).
+pub fn in_path(tool: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).chain(["/usr/sbin", "/sbin"].map(PathBuf::from)).any(|d| d.join(tool).is_file())
+}
+
+/// A command's exit code, stdout and stderr, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!("exit {:?}\n--- stdout\n{}--- stderr\n{}", out.status.code(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Skip the calling test (return early) when the test file's `skip_reason()` says why.
+#[macro_export]
+macro_rules! skip_unless_possible {
+    ($name:expr) => {
+        if let Some(why) = skip_reason() {
+            eprintln!("skipping {}: {why}", $name);
+            return;
+        }
+    };
 }
