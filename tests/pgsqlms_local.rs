@@ -40,7 +40,7 @@ impl Fixture {
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(&base).unwrap();
         must(&format!("chown postgres: {}", base.display()));
-        let port = 6000 + (pid % 400) as u16 * 4 + tag * 2;
+        let port = 6000 + (pid % 400) as u16 * 6 + tag * 2;
         let mk = |name: &str, port: u16| Instance { data: base.join(name), sock: base.join(format!("{name}-sock")), port };
         let f = Fixture { primary: mk("primary", port), standby: mk("standby", port + 1), base };
         for i in [&f.primary, &f.standby] {
@@ -175,4 +175,26 @@ fn bad_installation_and_configuration_codes() {
     assert_eq!(run(&[], "frobnicate"), 3);
     // Nothing was started by any of these.
     assert!(!p.data.join("postmaster.pid").exists());
+}
+
+#[test]
+fn ocf_tester_passes() {
+    if !possible() {
+        return;
+    }
+    if !sh("command -v ocf-tester").status.success() {
+        eprintln!("skipped: ocf-tester missing");
+        return;
+    }
+    let f = Fixture::new(2);
+    let p = &f.primary;
+    let o = sh(&format!(
+        "cd / && ocf-tester -n pgsqld -o bindir={BINDIR} -o pgdata={} -o pghost={} -o pgport={} {AGENT} 2>&1",
+        p.data.display(),
+        p.sock.display(),
+        p.port
+    ));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && text.contains("passed all tests"), "{text}");
+    assert!(!text.contains("does not support promotable clones"), "{text}");
 }
