@@ -56,7 +56,7 @@ enum LabVerb {
     },
     /// Run one scenario and print one JSON line.
     Scenario {
-        #[arg(value_parser = ["switchover", "kill-postgres", "node-crash", "standby-crash", "restart-all", "election"])]
+        #[arg(value_parser = ["switchover", "kill-postgres", "node-crash", "standby-crash", "restart-all", "election", "migrate"])]
         name: String,
     },
     /// crm_mon of the cluster, and each node's PostgreSQL role and LSN.

@@ -8,7 +8,7 @@
 #   lab.sh config --stack S        create the resources from crm-examples/pgsql-ha.sh
 #                                  (S = reference | paceline)
 #   lab.sh scenario NAME           switchover | kill-postgres | node-crash | standby-crash |
-#                                  restart-all | election: one JSON line on stdout
+#                                  restart-all | election | migrate: one JSON line on stdout
 #   lab.sh status                  crm_mon, and each node's PostgreSQL role and LSN
 #   lab.sh down                    tear everything down (processes by pid, namespaces, files)
 #   lab.sh demo [--stack S]        up + config + switchover + kill-postgres + summary + down
@@ -475,6 +475,25 @@ cmd_scenario() {
             sleep 2
             power_off "${before#node}"
             note="replication of $cut was cut before the crash: the promoted node must not be $cut"
+            ;;
+        migrate)
+            # docs/pgsqlms.md's migration from PAF: change both primitives' provider in a
+            # running cluster, in maintenance mode, then let the new agents probe.
+            [[ $stack == reference ]] || die "migrate starts from the reference stack"
+            say "migrate: maintenance mode, provider heartbeat -> paceline, refresh, maintenance off"
+            in_node "${before#node}" bash -c '
+                set -e
+                crm_attribute --type crm_config --name maintenance-mode --update true
+                for r in pgsqld pgsql-vip; do
+                    cibadmin --query --xpath "//primitive[@id=\"$r\"]" > /tmp/$r.xml
+                    sed -i "s/provider=\"heartbeat\"/provider=\"paceline\"/" /tmp/$r.xml
+                    cibadmin --replace --xpath "//primitive[@id=\"$r\"]" --xml-file /tmp/$r.xml
+                done
+                crm_resource --refresh >/dev/null
+                sleep 5
+                crm_attribute --type crm_config --name maintenance-mode --update false' >/dev/null 2>&1 || event_ok=false
+            echo paceline >"$STATE/stack"
+            stack=paceline
             ;;
         node-crash)
             say "node-crash: powering off $before (no fencing in this lab: stonith-enabled=false)"
