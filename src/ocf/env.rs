@@ -111,14 +111,19 @@ impl OcfEnv {
         self.meta_u64("clone_node_max")
     }
 
+    /// A boolean meta attribute: true only when set to a true value.
+    fn meta_bool(&self, name: &str) -> bool {
+        self.meta(name).and_then(crate::ocf::params::parse_bool).unwrap_or(false)
+    }
+
     /// Whether the clone is globally unique.
     pub fn globally_unique(&self) -> bool {
-        self.meta("globally_unique").map(|v| crate::ocf::params::parse_bool(v) == Some(true)).unwrap_or(false)
+        self.meta_bool("globally_unique")
     }
 
     /// `notify` meta attribute of the clone (passed to notify-enabled clones).
     pub fn notify_enabled(&self) -> bool {
-        self.meta("notify").map(|v| crate::ocf::params::parse_bool(v) == Some(true)).unwrap_or(false)
+        self.meta_bool("notify")
     }
 
     /// The local node name as Pacemaker sees it (`OCF_RESKEY_CRM_meta_on_node`).
