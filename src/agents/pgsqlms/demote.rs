@@ -5,12 +5,14 @@
 use super::election::{self, Position};
 use super::instance::{self, State};
 use super::{start, stop, Config};
-use crate::ocf::{OcfEnv, OcfError, OcfRc, OcfResult};
+use crate::ocf::{OcfEnv, OcfRc, OcfResult};
 use crate::ocf_info;
 
 pub fn demote(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
     let who = instance::identity(&cfg)?;
+    // One deadline for the whole demote: the stop and the restart share the op's timeout.
+    let until = instance::deadline(&cfg);
     match instance::state(&cfg, who, cfg.timeout / 4)? {
         State::Standby => {
             ocf_info!("already a standby");
@@ -23,10 +25,8 @@ pub fn demote(env: &OcfEnv) -> OcfResult {
         State::Broken(_) => stop::stop_instance(&cfg, who)?,
         State::Stopped { .. } | State::CrashedPrimary | State::CrashedStandby => {}
     }
-    match start::start(env)? {
-        OcfRc::Success => Ok(OcfRc::Success),
-        rc => Err(OcfError::generic(format!("restart as a standby returned {rc}"))),
-    }
+    start::start_standby(&cfg, who, until)?;
+    Ok(OcfRc::Success)
 }
 
 /// After a clean shutdown, pg_control's latest checkpoint is the shutdown checkpoint: the

@@ -1,9 +1,12 @@
 //! start: bring the instance up **as a standby**, and return once it accepts read-only
 //! connections. Promotion is Pacemaker's decision alone.
 
+use std::time::Instant;
+
 use super::instance::{self, State};
 use super::{scores, Config};
 use crate::ocf::{OcfEnv, OcfError, OcfRc, OcfResult};
+use crate::pg::client::Identity;
 use crate::{ocf_info, ocf_warn};
 
 pub fn start(env: &OcfEnv) -> OcfResult {
@@ -23,18 +26,24 @@ pub fn start(env: &OcfEnv) -> OcfResult {
         State::CrashedStandby => ocf_info!("this standby crashed; starting it again (crash recovery first)"),
         State::Stopped { .. } => {}
     }
-    write_standby_signal(&cfg, who)?;
-    instance::pg_ctl(&cfg, who, &["start", "-W"], cfg.timeout / 2)?;
-    let st = instance::wait_for(&cfg, who, until, |s| matches!(s, State::Standby | State::Primary))?;
-    match st {
+    start_standby(&cfg, who, until)?;
+    // A primary that shut down cleanly, in a cluster where nobody is promotable yet (first
+    // start): make this node promotable, so the cluster gets a primary.
+    if before == (State::Stopped { as_primary: true }) {
+        scores::bootstrap(&cfg);
+    }
+    Ok(OcfRc::Success)
+}
+
+/// Start the stopped instance as a standby and wait, until `until`, for it to accept
+/// read-only connections. Shared with demote, which knows the instance is down.
+pub fn start_standby(cfg: &Config, who: Identity, until: Instant) -> Result<(), OcfError> {
+    write_standby_signal(cfg, who)?;
+    instance::pg_ctl(cfg, who, &["start", "-W"], until.saturating_duration_since(Instant::now()))?;
+    match instance::wait_for(cfg, who, until, |s| matches!(s, State::Standby | State::Primary))? {
         State::Standby => {
             ocf_info!("started as a standby");
-            // A primary that shut down cleanly, in a cluster where nobody is promotable yet
-            // (first start): make this node promotable, so the cluster gets a primary.
-            if before == (State::Stopped { as_primary: true }) {
-                scores::bootstrap(&cfg);
-            }
-            Ok(OcfRc::Success)
+            Ok(())
         }
         State::Primary => Err(OcfError::generic("PostgreSQL started as a primary despite standby.signal: check the configuration")),
         other => Err(OcfError::generic(format!("PostgreSQL did not become a usable standby in time: {other:?}"))),
@@ -42,7 +51,7 @@ pub fn start(env: &OcfEnv) -> OcfResult {
 }
 
 /// `standby.signal` in the data directory, owned by system_user.
-fn write_standby_signal(cfg: &Config, who: crate::pg::client::Identity) -> Result<(), OcfError> {
+fn write_standby_signal(cfg: &Config, who: Identity) -> Result<(), OcfError> {
     let path = cfg.datadir.join("standby.signal");
     std::fs::write(&path, b"").map_err(|e| OcfError::generic(format!("cannot write {}: {e}", path.display())))?;
     nix::unistd::chown(&path, Some(who.uid), Some(who.gid)).map_err(|e| OcfError::generic(format!("cannot chown {}: {}", path.display(), e.desc())))?;
