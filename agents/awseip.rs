@@ -1,0 +1,4 @@
+//! `awseip` — work in progress (issue #5).
+fn main() {
+    std::process::exit(3)
+}

@@ -1,0 +1,4 @@
+//! `fence_paceline_aws` — work in progress (issue #5).
+fn main() {
+    std::process::exit(3)
+}
