@@ -1,0 +1,203 @@
+//! The parameters every AWS agent has, and a type for secrets.
+//!
+//! The parameter definitions are shared so that `region`, `profile`, `endpoint_url` and
+//! `instance_id` mean the same thing, with the same text, in every agent's meta-data and
+//! documentation. Syntax is checked here, before any network traffic, so that a typo is
+//! `OCF_ERR_CONFIGURED` on every node rather than a timeout on some.
+
+use std::fmt;
+
+use crate::ocf::{OcfError, Param, ParamKind, Params};
+
+pub const REGION: Param = Param::new("region", ParamKind::String, "AWS region",
+    "The AWS region of the instance (e.g. eu-west-1). When unset: AWS_REGION or AWS_DEFAULT_REGION, then the region of the profile, then the instance metadata service.");
+pub const PROFILE: Param = Param::new("profile", ParamKind::String, "AWS credentials profile",
+    "A profile of the AWS shared configuration files (~/.aws/config, ~/.aws/credentials of the user running the agent, normally root) to take credentials and region from. When unset, the SDK's default chain is used: environment, AWS_PROFILE or the default profile, web identity, container, then the instance role from the metadata service.");
+pub const ENDPOINT_URL: Param = Param::new("endpoint_url", ParamKind::String, "EC2 endpoint URL",
+    "The EC2 API endpoint to use instead of the regional one, e.g. a VPC interface endpoint (https://vpce-...ec2.eu-west-1.vpce.amazonaws.com). When unset, AWS_ENDPOINT_URL_EC2 or AWS_ENDPOINT_URL, else the standard regional endpoint.");
+pub const INSTANCE_ID: Param = Param::new("instance_id", ParamKind::String, "EC2 instance id",
+    "The id of this node's instance (i-0123456789abcdef0). When unset, it is read from the instance metadata service (IMDSv2).");
+
+/// A string that must never be printed: `Debug` and `Display` show `****`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    /// The value, for the one place that needs it (building credentials).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(****)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("****")
+    }
+}
+
+/// Where and as whom to talk to EC2. Every field is optional: unset means "discover".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsParams {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub instance_id: Option<String>,
+    /// Explicit credentials (the fence agent's access_key/secret_key); both or neither.
+    pub access_key: Option<Secret>,
+    pub secret_key: Option<Secret>,
+}
+
+impl AwsParams {
+    /// Read `region`, `profile`, `endpoint_url` and `instance_id` from an agent's parsed
+    /// parameters (its table must declare them) and check them.
+    pub fn from_params(p: &Params) -> Result<AwsParams, OcfError> {
+        let get = |name: &str| p.str(name).map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+        let a = AwsParams {
+            region: get("region"),
+            profile: get("profile"),
+            endpoint_url: get("endpoint_url"),
+            instance_id: get("instance_id"),
+            access_key: None,
+            secret_key: None,
+        };
+        a.validate()?;
+        Ok(a)
+    }
+
+    /// Syntax checks, no network: `OCF_ERR_CONFIGURED` with the offending parameter named.
+    pub fn validate(&self) -> Result<(), OcfError> {
+        if let Some(r) = &self.region {
+            if !valid_region(r) {
+                return Err(OcfError::configured(format!("region '{r}' is not an AWS region name (like eu-west-1)")));
+            }
+        }
+        if let Some(p) = &self.profile {
+            if p.chars().any(|c| c.is_whitespace() || c == '[' || c == ']') {
+                return Err(OcfError::configured(format!("profile '{p}' is not a valid profile name")));
+            }
+        }
+        if let Some(u) = &self.endpoint_url {
+            check_endpoint_url(u)?;
+        }
+        if let Some(i) = &self.instance_id {
+            if !valid_instance_id(i) {
+                return Err(OcfError::configured(format!("instance_id '{i}' is not an EC2 instance id (i-0123456789abcdef0)")));
+            }
+        }
+        match (&self.access_key, &self.secret_key) {
+            (Some(_), None) => return Err(OcfError::configured("access_key is set but secret_key is not")),
+            (None, Some(_)) => return Err(OcfError::configured("secret_key is set but access_key is not")),
+            (Some(a), Some(s)) if a.expose().trim().is_empty() || s.expose().trim().is_empty() => {
+                return Err(OcfError::configured("access_key and secret_key must not be empty"))
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// `eu-west-1`, `us-gov-west-1`, `cn-north-1`: lower-case letters, digits and dashes.
+pub fn valid_region(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 64
+        && r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !r.starts_with('-')
+        && !r.ends_with('-')
+        && r.contains('-')
+}
+
+/// `i-` followed by 8 or 17 hexadecimal digits (older and current formats).
+pub fn valid_instance_id(i: &str) -> bool {
+    i.strip_prefix("i-").is_some_and(|h| (h.len() == 8 || h.len() == 17) && h.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()))
+}
+
+/// An `http://` or `https://` URL with a host, and nothing the URI parser would choke on.
+pub fn check_endpoint_url(u: &str) -> Result<(), OcfError> {
+    let bad = |why: &str| OcfError::configured(format!("endpoint_url '{u}' {why}"));
+    let rest = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://")).ok_or_else(|| bad("must start with https:// or http://"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(bad("must not contain credentials"));
+    }
+    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((h, p)) => (h, p.strip_prefix(':')),
+            None => return Err(bad("has an unterminated IPv6 address")),
+        }
+    } else {
+        match host_port.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host_port, None),
+        }
+    };
+    if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_')) {
+        return Err(bad("has no valid host"));
+    }
+    if let Some(p) = port {
+        if p.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(bad("has an invalid port"));
+        }
+    }
+    if u.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("contains spaces or control characters"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::new("AKIAEXAMPLESECRET");
+        assert_eq!(format!("{s}"), "****");
+        assert!(!format!("{s:?}").contains("EXAMPLE"));
+        let p = AwsParams { access_key: Some(s.clone()), secret_key: Some(Secret::new("wJalrXUtnFEMI")), ..Default::default() };
+        let dbg = format!("{p:?}");
+        assert!(!dbg.contains("AKIA") && !dbg.contains("wJalr"), "{dbg}");
+        assert_eq!(s.expose(), "AKIAEXAMPLESECRET");
+    }
+
+    #[test]
+    fn syntax() {
+        for r in ["eu-west-1", "us-gov-west-1", "cn-north-1", "us-east-1"] {
+            assert!(valid_region(r), "{r}");
+        }
+        for r in ["", "EU-WEST-1", "eu west 1", "euwest", "-eu-west", "eu-west-1/"] {
+            assert!(!valid_region(r), "{r}");
+        }
+        for i in ["i-0123456789abcdef0", "i-12345678"] {
+            assert!(valid_instance_id(i), "{i}");
+        }
+        for i in ["", "i-", "0123456789abcdef0", "i-0123456789ABCDEF0", "i-xyz", "i-0123456789abcdef"] {
+            assert!(!valid_instance_id(i), "{i}");
+        }
+        for u in ["https://ec2.eu-west-1.amazonaws.com", "http://127.0.0.1:5000", "http://[::1]:5000/", "https://vpce-1.ec2.eu-west-1.vpce.amazonaws.com/"] {
+            assert!(check_endpoint_url(u).is_ok(), "{u}");
+        }
+        for u in ["", "ec2.amazonaws.com", "ftp://x", "http://", "http://:80", "http://host:99999", "http://host:0", "http://a b", "http://user:pw@host", "http://[::1"] {
+            assert!(check_endpoint_url(u).is_err(), "{u}");
+        }
+    }
+
+    #[test]
+    fn keys_come_in_pairs() {
+        let only_access = AwsParams { access_key: Some(Secret::new("a")), ..Default::default() };
+        assert!(only_access.validate().is_err());
+        let both = AwsParams { access_key: Some(Secret::new("a")), secret_key: Some(Secret::new("b")), ..Default::default() };
+        assert!(both.validate().is_ok());
+        let empty = AwsParams { access_key: Some(Secret::new(" ")), secret_key: Some(Secret::new("b")), ..Default::default() };
+        assert!(empty.validate().is_err());
+    }
+}
