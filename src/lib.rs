@@ -10,6 +10,7 @@
 pub mod agents;
 pub mod aws;
 pub mod cmd;
+pub mod fence;
 pub mod install;
 pub mod lab;
 pub mod net;
