@@ -29,6 +29,12 @@
 #   VIP_MONITOR         monitor interval of the VIP [10s]
 #   STONITH             true|false: the stonith-enabled cluster property [false]. The lab has
 #                       no fencing device yet (it comes with the AWS work); false prints a warning.
+#   AUTO_REWIND         paceline stack only: the pgsqlms auto_rewind parameter, true|false
+#                       [unset: the agent's default, false]. true: a rebooted ex-primary whose
+#                       history diverged is rewound from the primary (pg_rewind) and rejoins as
+#                       a standby; false: its start is refused with the reason
+#   REWIND_USER         paceline stack only: the pgsqlms rewind_user parameter [unset: the user
+#                       of primary_conninfo], who needs pg_rewind's privileges on the primary
 #   PCS_CREATE_FLAGS    extra flags for both "pcs resource create" [none], e.g. --force, which
 #                       pcs needs while ocf:paceline:pgsqlms is not installed on this machine
 #                       (without it pcs refuses an agent whose meta-data it cannot read).
@@ -49,6 +55,8 @@ MONITOR_UNPROMOTED=${MONITOR_UNPROMOTED:-16s}
 VIP_MONITOR=${VIP_MONITOR:-10s}
 STONITH=${STONITH:-false}
 PCS_CREATE_FLAGS=${PCS_CREATE_FLAGS:-}
+AUTO_REWIND=${AUTO_REWIND:-}
+REWIND_USER=${REWIND_USER:-}
 
 case $STACK in
     reference) PGSQL_AGENT=ocf:heartbeat:pgsqlms VIP_AGENT=ocf:heartbeat:IPaddr2 ;;
@@ -59,6 +67,14 @@ case $STONITH in
     true | false) ;;
     *) echo "pgsql-ha.sh: STONITH must be true or false, not '$STONITH'" >&2; exit 2 ;;
 esac
+case $AUTO_REWIND in
+    "" | true | false) ;;
+    *) echo "pgsql-ha.sh: AUTO_REWIND must be true or false, not '$AUTO_REWIND'" >&2; exit 2 ;;
+esac
+if [ "$STACK" = reference ] && [ -n "$AUTO_REWIND$REWIND_USER" ]; then
+    echo "pgsql-ha.sh: AUTO_REWIND and REWIND_USER are parameters of ocf:paceline:pgsqlms only (STACK=paceline)" >&2
+    exit 2
+fi
 if [ "$MONITOR_PROMOTED" = "$MONITOR_UNPROMOTED" ]; then
     # Pacemaker identifies a recurring operation by name and interval: two monitors with the
     # same interval would be one operation, and one role would go unmonitored.
@@ -107,6 +123,12 @@ pcs_ resource defaults update resource-stickiness=10 migration-threshold=5
 set -- "bindir=$BINDIR" "pgdata=$PGDATA" "pghost=$PGHOST" "pgport=$PGPORT"
 if [ -n "$DATADIR" ]; then
     set -- "$@" "datadir=$DATADIR"
+fi
+if [ -n "$AUTO_REWIND" ]; then
+    set -- "$@" "auto_rewind=$AUTO_REWIND"
+fi
+if [ -n "$REWIND_USER" ]; then
+    set -- "$@" "rewind_user=$REWIND_USER"
 fi
 # shellcheck disable=SC2086
 pcs_ resource create pgsqld "$PGSQL_AGENT" "$@" \

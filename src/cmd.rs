@@ -11,7 +11,32 @@ use crate::ocf::OcfError;
 /// Run `cmd` to completion within `timeout`; its stdout on success. A missing program is
 /// `OCF_ERR_INSTALLED`; a failure carries the tool's stderr; a timeout kills it.
 pub fn run(cmd: &mut Command, timeout: Duration) -> Result<String, OcfError> {
-    let what = format!("{} {}", cmd.get_program().to_string_lossy(), cmd.get_args().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "));
+    let what = describe(cmd);
+    let done = finish(cmd, timeout)?;
+    if done.success {
+        Ok(done.stdout)
+    } else {
+        Err(OcfError::generic(format!("{what} failed: {}", done.stderr.trim())))
+    }
+}
+
+/// What a tool that ran to completion (or failed) printed.
+#[derive(Debug)]
+pub struct Finished {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// The command line, for messages. Never put a secret on a command line.
+fn describe(cmd: &Command) -> String {
+    format!("{} {}", cmd.get_program().to_string_lossy(), cmd.get_args().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "))
+}
+
+/// Run `cmd` within `timeout` and return its outcome whatever its exit status, for tools
+/// whose report is on stderr (pg_rewind). Not starting, or a timeout, is an error.
+pub fn finish(cmd: &mut Command, timeout: Duration) -> Result<Finished, OcfError> {
+    let what = describe(cmd);
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -46,11 +71,7 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Result<String, OcfError> {
         }
     };
     let (stdout, stderr) = reader.join().unwrap_or_default();
-    if status.success() {
-        Ok(stdout)
-    } else {
-        Err(OcfError::generic(format!("{what} failed: {}", stderr.trim())))
-    }
+    Ok(Finished { success: status.success(), stdout, stderr })
 }
 
 #[cfg(test)]

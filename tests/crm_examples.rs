@@ -260,7 +260,8 @@ fn script_warns_without_fencing_and_refuses_bad_settings() {
     assert!(!v.status.success() && combined(&v).contains("no STONITH resources have been defined"), "crm_verify accepted fencing without a device:\n{}", text(&v));
 
     // Bad values stop the script before it changes anything.
-    for env in [[("STACK", "heartbeat")], [("STONITH", "yes")], [("MONITOR_UNPROMOTED", "15s")]] {
+    // (AUTO_REWIND and REWIND_USER are ocf:paceline:pgsqlms parameters: refused on the reference stack.)
+    for env in [[("STACK", "heartbeat")], [("STONITH", "yes")], [("MONITOR_UNPROMOTED", "15s")], [("AUTO_REWIND", "true")], [("REWIND_USER", "postgres")]] {
         let cib = dir.path("bad.xml");
         empty_cib(&cib);
         let before = std::fs::read_to_string(&cib).unwrap();
@@ -325,6 +326,19 @@ fn paceline_stack_builds_a_cib_crm_verify_accepts() {
     if !pgsqlms_installed {
         assert!(stderr.contains("Warning: Agent 'ocf:paceline:pgsqlms' is not installed"), "{}", text(&out));
     }
+
+    // AUTO_REWIND / REWIND_USER become the agent's auto_rewind / rewind_user parameters.
+    let rewind_env = [("STACK", "paceline"), ("PCS_CREATE_FLAGS", "--force"), ("AUTO_REWIND", "true"), ("REWIND_USER", "postgres")];
+    let (rewind_cib, _) = built_cib(&dir, "rewind.xml", &rewind_env);
+    let rewind_xml = std::fs::read_to_string(&rewind_cib).unwrap();
+    for (name, value) in [("auto_rewind", "true"), ("rewind_user", "postgres")] {
+        let line = line_with_id(&rewind_xml, &format!("pgsqld-instance_attributes-{name}")).unwrap_or_else(|| panic!("no {name}:\n{rewind_xml}"));
+        assert_eq!(attr(line, "value"), Some(value), "{line}");
+    }
+    let bad = dir.path("bad-rewind.xml");
+    empty_cib(&bad);
+    let out = run_script(&bad, &[("STACK", "paceline"), ("AUTO_REWIND", "yes")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 
     // The two stacks differ in the agents' provider only (and the ops pcs copies from
     // meta-data it could read).

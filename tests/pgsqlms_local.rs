@@ -40,7 +40,7 @@ impl Fixture {
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(&base).unwrap();
         must(&format!("chown postgres: {}", base.display()));
-        let port = 6000 + (pid % 400) as u16 * 6 + tag * 2;
+        let port = 6000 + (pid % 400) as u16 * 8 + tag * 2;
         let mk = |name: &str, port: u16| Instance { data: base.join(name), sock: base.join(format!("{name}-sock")), port };
         let f = Fixture { primary: mk("primary", port), standby: mk("standby", port + 1), base };
         for i in [&f.primary, &f.standby] {
@@ -50,9 +50,12 @@ impl Fixture {
         as_pg(&format!("{BINDIR}/initdb -D {} --auth-local=peer --auth-host=trust >/dev/null", p.data.display()));
         let conf = |i: &Instance, name: &str| {
             format!(
-                "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\nwal_level = replica\nhot_standby = on\n\
+                "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\nwal_level = replica\nhot_standby = on\nwal_log_hints = {}\n\
                  primary_conninfo = 'host=127.0.0.1 port={} user=postgres application_name={name}'\nrecovery_target_timeline = 'latest'\n",
-                i.port, i.sock.display(), p.port
+                i.port,
+                i.sock.display(),
+                if tag == 3 { "on" } else { "off" },
+                p.port
             )
         };
         std::fs::write(p.data.join("postgresql.auto.conf"), conf(p, "primary")).unwrap();
@@ -173,6 +176,8 @@ fn bad_installation_and_configuration_codes() {
     assert_eq!(run(&[("OCF_RESKEY_pgdata", "relative")], "start"), 6);
     assert_eq!(run(&[("OCF_RESKEY_CRM_meta_clone_max", "3")], "validate-all"), 6, "notify not set");
     assert_eq!(run(&[], "frobnicate"), 3);
+    assert_eq!(run(&[("OCF_RESKEY_auto_rewind", "true")], "validate-all"), 6, "auto_rewind without wal_log_hints");
+    assert_eq!(run(&[("OCF_RESKEY_auto_rewind", "maybe")], "validate-all"), 6);
     // Nothing was started by any of these.
     assert!(!p.data.join("postmaster.pid").exists());
 }
@@ -197,4 +202,96 @@ fn ocf_tester_passes() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success() && text.contains("passed all tests"), "{text}");
     assert!(!text.contains("does not support promotable clones"), "{text}");
+}
+
+/// `psql -XAt` on an instance's socket, as postgres.
+fn sql(i: &Instance, q: &str) -> String {
+    let o = sh(&format!("cd / && runuser -u postgres -- psql -XAt -h {} -p {} -d postgres -c \"{q}\"", i.sock.display(), i.port));
+    assert!(o.status.success(), "{q}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+/// Poll `q` on `i` until it returns `want` (10 s).
+fn wait_sql(i: &Instance, q: &str, want: &str) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let o = sh(&format!("cd / && runuser -u postgres -- psql -XAt -h {} -p {} -d postgres -c \"{q}\"", i.sock.display(), i.port));
+        let got = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+        if got == want {
+            return;
+        }
+        assert!(std::time::Instant::now() < until, "{q} on port {}: {got:?}, want {want:?}", i.port);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A CIB (for `CIB_file`) in which `pgsqld` runs promoted on `node`: what
+/// `crm_resource --locate` reads at start to know there is a primary to follow.
+fn cib_with_primary(dir: &Path, node: &str) -> PathBuf {
+    let (base, out) = (dir.join("cib-base.xml"), dir.join("cib.xml"));
+    let on = |args: &str| must(&format!("CIB_file={} {args}", base.display()));
+    must(&format!("cibadmin --empty > {}", base.display()));
+    on(&format!("pcs -f {} property set stonith-enabled=false", base.display()));
+    on(&format!("pcs -f {} resource create pgsqld ocf:pacemaker:Stateful promotable", base.display()));
+    on(&format!("cibadmin --create -o nodes --xml-text '<node id=\"1\" uname=\"{node}\"/>'"));
+    on(&format!("crm_attribute --node {node} --name master-pgsqld --update 10 --lifetime forever"));
+    must(&format!("crm_simulate -x {} -S -O {} --quorum true --node-up {node} >/dev/null", base.display(), out.display()));
+    let o = sh(&format!("CIB_file={} crm_resource --locate --resource pgsqld", out.display()));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("{node} Promoted")), "{o:?}");
+    out
+}
+
+#[test]
+fn diverged_ex_primary_is_refused_then_rewound_with_auto_rewind() {
+    if !possible() || !sh("command -v pcs && command -v crm_simulate").status.success() {
+        eprintln!("skipped: needs root, PostgreSQL 15, pcs and Pacemaker's tools");
+        return;
+    }
+    let f = Fixture::new(3);
+    let (p, s) = (&f.primary, &f.standby);
+    assert_eq!(f.rc(p, "start"), 0);
+    assert_eq!(f.rc(p, "promote"), 0);
+    assert_eq!(f.rc(s, "start"), 0);
+    sql(p, "CREATE TABLE t (i int); INSERT INTO t SELECT generate_series(1, 10)");
+    wait_sql(s, "SELECT count(*) FROM t", "10");
+
+    // Failover while the old primary still takes writes (a partition): its history forks.
+    as_pg(&format!("{BINDIR}/pg_ctl -D {} -w promote >/dev/null", s.data.display()));
+    sql(s, "INSERT INTO t SELECT generate_series(11, 15)");
+    sql(p, "INSERT INTO t SELECT generate_series(100, 199)");
+    as_pg(&format!("{BINDIR}/pg_ctl -D {} -w -m immediate stop >/dev/null", p.data.display()));
+    // The ex-primary's own configuration now names the new primary as its upstream.
+    let auto_conf = p.data.join("postgresql.auto.conf");
+    let own = std::fs::read_to_string(&auto_conf).unwrap().replace(&format!("port={} user", p.port), &format!("port={} user", s.port));
+    std::fs::write(&auto_conf, &own).unwrap();
+
+    let cib = cib_with_primary(&f.base, "nodeS");
+    let log = f.base.join("agent.log");
+    let cluster = [("CIB_file", cib.to_str().unwrap()), ("OCF_RESKEY_CRM_meta_on_node", "nodeP"), ("HA_LOGFILE", log.to_str().unwrap())];
+
+    // Refused, with the reason, and left stopped.
+    let (rc, err) = f.agent(p, "start", &cluster);
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("timeline diverged from the primary on nodeS") && err.contains("auto_rewind"), "{err}");
+    assert_eq!(f.rc(p, "monitor"), 7, "left stopped");
+    assert_eq!(f.rc(p, "stop"), 0);
+
+    // auto_rewind=true: rewound from the new primary, started as a standby that follows it,
+    // its diverged rows gone, its own configuration kept.
+    let rewind = [cluster.as_slice(), &[("OCF_RESKEY_auto_rewind", "true")]].concat();
+    assert_eq!(f.agent(p, "validate-all", &rewind).0, 0);
+    let (rc, err) = f.agent(p, "start", &rewind);
+    assert_eq!(rc, 0, "{err}\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert_eq!(f.rc(p, "monitor"), 0);
+    assert_eq!(std::fs::read_to_string(&auto_conf).unwrap(), own, "pg_rewind's copy of the primary's postgresql.auto.conf was replaced by our own");
+    sql(s, "INSERT INTO t SELECT generate_series(16, 20)");
+    wait_sql(p, "SELECT count(*), max(i) FROM t", "20|20");
+    wait_sql(p, "SELECT status FROM pg_stat_wal_receiver", "streaming");
+
+    // A restart now finds nothing to rewind.
+    assert_eq!(f.rc(p, "stop"), 0);
+    let (rc, err) = f.agent(p, "start", &cluster);
+    assert_eq!(rc, 0, "{err}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("rewinding this instance") && text.contains("this instance can follow it"), "{text}");
 }

@@ -57,6 +57,9 @@ pub struct ControlData {
     pub system_identifier: String,
     /// `Minimum recovery ending location` (standbys).
     pub min_recovery_end: Lsn,
+    /// Whether hint-bit changes reach the WAL (`wal_log_hints` on, or data checksums),
+    /// which pg_rewind needs to rewind this data directory.
+    pub hint_bits_logged: bool,
 }
 
 impl ControlData {
@@ -75,6 +78,7 @@ impl ControlData {
             wal_level: get("wal_level setting").or_else(|_| get("Current wal_level setting"))?.to_owned(),
             system_identifier: get("Database system identifier")?.to_owned(),
             min_recovery_end: lsn("Minimum recovery ending location").unwrap_or_default(),
+            hint_bits_logged: fields.get("wal_log_hints setting") == Some(&"on") || fields.get("Data page checksum version").is_some_and(|v| *v != "0"),
         })
     }
 
@@ -102,6 +106,8 @@ Latest checkpoint's PrevTimeLineID:   2
 Minimum recovery ending location:     0/0
 Min recovery ending loc's timeline:   0
 wal_level setting:                    replica
+wal_log_hints setting:                off
+Data page checksum version:           0
 ";
 
     #[test]
@@ -114,6 +120,9 @@ wal_level setting:                    replica
         assert_eq!(c.wal_level, "replica");
         assert_eq!(c.system_identifier, "7711450466306815677");
         assert!(!c.state.cleanly_stopped());
+        assert!(!c.hint_bits_logged);
+        assert!(ControlData::parse(&SAMPLE.replace("wal_log_hints setting:                off", "wal_log_hints setting:                on")).unwrap().hint_bits_logged);
+        assert!(ControlData::parse(&SAMPLE.replace("checksum version:           0", "checksum version:           1")).unwrap().hint_bits_logged);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! one is judged from `pg_control`, the only record PostgreSQL keeps of how it stopped.
 
 pub mod client;
+pub mod conninfo;
 pub mod controldata;
 pub mod lsn;
 

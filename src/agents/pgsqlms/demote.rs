@@ -19,10 +19,10 @@ pub fn demote(env: &OcfEnv) -> OcfResult {
             return Ok(OcfRc::Success);
         }
         State::Primary => {
-            stop::stop_instance(&cfg, who)?;
+            stop::stop_instance(&cfg, who, until)?;
             publish_shutdown_checkpoint(&cfg);
         }
-        State::Broken(_) => stop::stop_instance(&cfg, who)?,
+        State::Broken(_) => stop::stop_instance(&cfg, who, until)?,
         State::Stopped { .. } | State::CrashedPrimary | State::CrashedStandby => {}
     }
     start::start_standby(&cfg, who, until)?;

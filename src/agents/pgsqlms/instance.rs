@@ -51,6 +51,14 @@ pub fn postmaster_alive(datadir: &Path) -> Option<i32> {
     (pid > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() && !zombie(pid)).then_some(pid)
 }
 
+/// Refuse to go on while a postmaster runs on the data directory.
+pub fn ensure_stopped(cfg: &Config) -> Result<(), OcfError> {
+    match postmaster_alive(&cfg.datadir) {
+        Some(pid) => Err(OcfError::generic(format!("PostgreSQL (pid {pid}) is running on {}", cfg.datadir.display()))),
+        None => Ok(()),
+    }
+}
+
 /// A killed postmaster stays a zombie until its parent (often init) reaps it; it is dead.
 fn zombie(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))

@@ -22,6 +22,7 @@ mod instance;
 mod monitor;
 mod notify;
 mod promote;
+mod rewind;
 pub mod scores;
 mod start;
 mod stop;
@@ -52,7 +53,9 @@ pub static PARAMS: &[Param] = &[
     Param::new("recovery_template", ParamKind::String, "recovery.conf template",
         "Only for PostgreSQL 11 and older, which paceline does not support: PostgreSQL 12 and newer use standby.signal and primary_conninfo from the configuration.").support(Support::Ignored),
     Param::new("auto_rewind", ParamKind::Boolean, "Rewind a diverged instance",
-        "When an instance's timeline diverged from the current primary (a crashed ex-primary with writes the others never received), run pg_rewind against the primary and start it as a standby, instead of refusing to start it. Discards the diverged writes.").default("false"),
+        "When an instance's timeline diverged from the current primary (a crashed ex-primary with writes the others never received), run pg_rewind against the primary and start it as a standby, instead of refusing to start it. Discards the diverged writes. Needs wal_log_hints=on or data checksums.").default("false"),
+    Param::new("rewind_user", ParamKind::String, "User for pg_rewind",
+        "The user the timeline check (pg_rewind --dry-run at start) and auto_rewind connect to the primary as, through primary_conninfo with database postgres. Default: the user of primary_conninfo. It needs pg_rewind's privileges on the primary (superuser, or EXECUTE on pg_ls_dir, pg_stat_file, pg_read_binary_file)."),
 ];
 
 pub static SPEC: AgentSpec = AgentSpec {
@@ -109,6 +112,7 @@ pub struct Config {
     pub start_opts: Option<String>,
     pub maxlag: u64,
     pub auto_rewind: bool,
+    pub rewind_user: Option<String>,
     /// The resource name (`OCF_RESOURCE_INSTANCE` without a clone suffix).
     pub resource: String,
     /// The action's time budget (Pacemaker's timeout, or a default by hand).
@@ -155,6 +159,7 @@ impl Config {
             start_opts: p.str("start_opts").map(str::to_owned),
             maxlag,
             auto_rewind: p.bool("auto_rewind"),
+            rewind_user: p.str("rewind_user").map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned),
             resource,
             timeout: env.timeout_or(Duration::from_secs(60)),
             node: env.on_node().map(str::to_owned),

@@ -1,10 +1,12 @@
 //! start: bring the instance up **as a standby**, and return once it accepts read-only
-//! connections. Promotion is Pacemaker's decision alone.
+//! connections. Promotion is Pacemaker's decision alone. When another node is primary,
+//! the instance's history must not have diverged from it (see `rewind.rs`): a diverged
+//! instance is refused — or rewound, with auto_rewind=true.
 
 use std::time::Instant;
 
 use super::instance::{self, State};
-use super::{scores, Config};
+use super::{rewind, scores, stop, Config};
 use crate::ocf::{OcfEnv, OcfError, OcfRc, OcfResult};
 use crate::pg::client::Identity;
 use crate::{ocf_info, ocf_warn};
@@ -25,6 +27,15 @@ pub fn start(env: &OcfEnv) -> OcfResult {
         State::CrashedPrimary => ocf_warn!("this instance crashed while primary; starting it as a standby (crash recovery first)"),
         State::CrashedStandby => ocf_info!("this standby crashed; starting it again (crash recovery first)"),
         State::Stopped { .. } => {}
+    }
+    // Another node is primary: this instance must be able to follow it (rewind.rs).
+    if let Some(primary) = scores::local_node(&cfg).ok().and_then(|me| rewind::other_primary(&cfg, &me)) {
+        if matches!(before, State::CrashedPrimary | State::CrashedStandby) {
+            ocf_info!("crash recovery first (as a standby), so that this instance's history can be compared with the primary's on {primary}");
+            start_standby(&cfg, who, until)?;
+            stop::stop_instance(&cfg, who, until)?;
+        }
+        rewind::ensure_follows(&cfg, who, &primary, until)?;
     }
     start_standby(&cfg, who, until)?;
     // A primary that shut down cleanly, in a cluster where nobody is promotable yet (first

@@ -17,13 +17,13 @@ pub fn stop(env: &OcfEnv) -> OcfResult {
         ocf_info!("PostgreSQL is not running ({st:?}): nothing to stop");
         return Ok(OcfRc::Success);
     }
-    stop_instance(&cfg, who)?;
+    stop_instance(&cfg, who, instance::deadline(&cfg))?;
     Ok(OcfRc::Success)
 }
 
 /// Shut the running instance down: fast, then immediate if needed. Used by demote too.
-pub fn stop_instance(cfg: &Config, who: crate::pg::client::Identity) -> Result<(), OcfError> {
-    let until = instance::deadline(cfg);
+/// `until` is the caller's deadline.
+pub fn stop_instance(cfg: &Config, who: crate::pg::client::Identity, until: Instant) -> Result<(), OcfError> {
     let left = || until.saturating_duration_since(Instant::now());
     let fast_budget = left().mul_f32(0.7).max(Duration::from_secs(1));
     match instance::pg_ctl(cfg, who, &["stop", "-m", "fast", "-w", "-t", &fast_budget.as_secs().max(1).to_string()], fast_budget + Duration::from_secs(1)) {

@@ -58,5 +58,8 @@ pub fn validate_all(env: &OcfEnv) -> OcfResult {
     if !matches!(cd.wal_level.as_str(), "replica" | "logical" | "hot_standby") {
         return Err(OcfError::configured(format!("wal_level is {}: streaming replication needs replica or logical", cd.wal_level)));
     }
+    if cfg.auto_rewind && !cd.hint_bits_logged {
+        return Err(OcfError::configured("auto_rewind=true needs wal_log_hints=on or data checksums (pg_rewind cannot rewind without them); pg_control says neither is on (a changed wal_log_hints takes effect at the next restart)"));
+    }
     Ok(OcfRc::Success)
 }

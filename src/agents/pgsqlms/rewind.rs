@@ -1,0 +1,213 @@
+//! Timeline divergence at start, and `auto_rewind`.
+//!
+//! Why: after a failover, the old primary may hold WAL that never reached the standby that
+//! was promoted (asynchronous replication, a crash mid-flight). Its history then forks from
+//! the new primary's. Started as a standby, it replays its own extra writes, can never
+//! stream from the new primary, and still answers as a healthy standby — a node that looks
+//! fine and is useless (PAF's behaviour; the primary merely scores it −1000). The judge
+//! PostgreSQL itself provides is pg_rewind: with `--dry-run` it compares the local data
+//! directory with the primary's timeline history and says whether they diverged; without
+//! `--dry-run` it rewinds the local directory onto the primary's history.
+//!
+//! When start asks: only when another node runs the promoted role (with no primary there is
+//! nothing to diverge from — a cold start, or this node recovering its own primary), and
+//! only on a cleanly shut down data directory, pg_rewind's requirement: a crashed instance
+//! first goes through crash recovery as a standby and is stopped again. A diverged instance
+//! stays stopped and the start fails with the reason (Pacemaker then keeps the resource off
+//! this node until an operator acts) — or, with `auto_rewind=true`, it is rewound from the
+//! primary, keeping this node's own configuration files, and started as a standby.
+//!
+//! What the check needs: `wal_log_hints=on` or data checksums, and a connection to the
+//! primary: the instance's own `primary_conninfo`, with database `postgres` and, if set, the
+//! user `rewind_user`, who needs pg_rewind's privileges there. When the check cannot be
+//! made, start says so in the log and starts the standby: one that cannot stream endangers
+//! nothing, and refusing every start of a misconfigured cluster would.
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::instance;
+use super::Config;
+use crate::cmd;
+use crate::ocf::OcfError;
+use crate::pg::client::Identity;
+use crate::pg::conninfo::ConnInfo;
+use crate::{ocf_debug, ocf_info, ocf_warn};
+
+/// What pg_rewind --dry-run found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The local history is a prefix of the primary's: it can follow.
+    Follows,
+    /// The histories forked; pg_rewind's own words on where.
+    Diverged(String),
+    /// No answer (no source, no privileges, no wal_log_hints ...): why.
+    Unknown(String),
+}
+
+/// The node other than `me` that Pacemaker reports running the promoted role, if any
+/// (`crm_resource --locate`; "Promoted", or "Master" before Pacemaker 2.1).
+pub fn other_primary(cfg: &Config, me: &str) -> Option<String> {
+    let out = cmd::run(Command::new("crm_resource").args(["--locate", "--resource", &cfg.resource]), Duration::from_secs(5))
+        .map_err(|e| ocf_debug!("cannot locate {}: {}", cfg.resource, e.reason))
+        .ok()?;
+    primary_in_locate(&out, me)
+}
+
+/// The promoted node in `crm_resource --locate` output, other than `me`.
+pub fn primary_in_locate(out: &str, me: &str) -> Option<String> {
+    out.lines().find_map(|l| {
+        let (_, rest) = l.split_once(" is running on: ")?;
+        let mut words = rest.split_whitespace();
+        let node = words.next()?;
+        matches!(words.next(), Some("Promoted" | "Master")).then(|| node.to_owned()).filter(|n| n != me)
+    })
+}
+
+/// Start may go on, after rewinding if allowed; or the reason it must not.
+pub fn ensure_follows(cfg: &Config, who: Identity, primary: &str, until: Instant) -> Result<(), OcfError> {
+    match compare(cfg, who, until) {
+        Verdict::Follows => {
+            ocf_info!("history compared with the primary on {primary}: this instance can follow it");
+            Ok(())
+        }
+        Verdict::Unknown(why) => {
+            ocf_warn!("cannot compare this instance's history with the primary on {primary} ({why}); starting it as a standby anyway");
+            Ok(())
+        }
+        Verdict::Diverged(at) if cfg.auto_rewind => {
+            ocf_warn!("timeline diverged from the primary on {primary} ({at}): auto_rewind=true, rewinding this instance from it (its own extra WAL is discarded)");
+            rewind(cfg, who, until)
+        }
+        Verdict::Diverged(at) => Err(OcfError::generic(format!(
+            "timeline diverged from the primary on {primary} ({at}): this instance holds WAL the primary never received, so it cannot follow it. \
+             It is left stopped. Rewind it with pg_rewind or rebuild it from the primary, then clean up the resource; or set auto_rewind=true"
+        ))),
+    }
+}
+
+/// `pg_rewind --dry-run` against the primary.
+pub fn compare(cfg: &Config, who: Identity, until: Instant) -> Verdict {
+    let source = match source(cfg, who, until) {
+        Ok(s) => s,
+        Err(why) => return Verdict::Unknown(why),
+    };
+    match pg_rewind(cfg, who, &source, true, until) {
+        Err(e) => Verdict::Unknown(e.reason),
+        Ok(done) => {
+            let said = format!("{}{}", done.stdout, done.stderr);
+            let line = |needle: &str| said.lines().find(|l| l.contains(needle)).map(|l| l.trim_start_matches("pg_rewind: ").trim().to_owned());
+            if !done.success {
+                Verdict::Unknown(line("error").unwrap_or_else(|| said.trim().to_owned()))
+            } else if let Some(at) = line("servers diverged at") {
+                Verdict::Diverged(at)
+            } else if line("no rewind required").is_some() {
+                Verdict::Follows
+            } else {
+                Verdict::Unknown(format!("unexpected pg_rewind output: {}", said.trim()))
+            }
+        }
+    }
+}
+
+/// The configuration files pg_rewind would overwrite with the primary's.
+const OWN_FILES: &[&str] = &["postgresql.conf", "postgresql.auto.conf", "pg_hba.conf", "pg_ident.conf"];
+
+/// Rewind the (cleanly stopped) data directory from the primary, keeping this node's own
+/// configuration files: pg_rewind copies the source's, and a node's pg_hba.conf or
+/// primary_conninfo are its own.
+pub fn rewind(cfg: &Config, who: Identity, until: Instant) -> Result<(), OcfError> {
+    let source = source(cfg, who, until).map_err(|why| OcfError::generic(format!("cannot rewind: {why}")))?;
+    let kept: Vec<(std::path::PathBuf, Vec<u8>)> =
+        OWN_FILES.iter().map(|f| cfg.datadir.join(f)).filter_map(|p| std::fs::read(&p).ok().map(|bytes| (p, bytes))).collect();
+    let done = pg_rewind(cfg, who, &source, false, until);
+    for (path, bytes) in &kept {
+        if let Err(e) = std::fs::write(path, bytes) {
+            ocf_warn!("cannot restore {} after pg_rewind: {e}", path.display());
+        }
+    }
+    let done = done?;
+    if !done.success {
+        return Err(OcfError::generic(format!("pg_rewind failed: {}", done.stderr.trim())));
+    }
+    ocf_info!("rewound from the primary: {}", done.stderr.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join("; "));
+    Ok(())
+}
+
+/// The connection pg_rewind makes to the primary, and the password kept off its argv.
+struct Source {
+    conninfo: String,
+    password: Option<String>,
+}
+
+/// The primary's connection string, from the instance's own `primary_conninfo`.
+fn source(cfg: &Config, who: Identity, until: Instant) -> Result<Source, String> {
+    if !cfg.datadir.join("global/pg_control").exists() {
+        return Err("no pg_control".into());
+    }
+    let mut cmd = as_user(cfg.bindir.join("postgres"), who);
+    cmd.args(["-C", "primary_conninfo", "-D"]).arg(&cfg.pgdata);
+    if let Some(o) = &cfg.start_opts {
+        cmd.args(o.split_whitespace());
+    }
+    let left = until.saturating_duration_since(Instant::now()).min(Duration::from_secs(10));
+    let text = cmd::run(&mut cmd, left).map_err(|e| e.reason)?;
+    let mut info = ConnInfo::parse(text.trim()).map_err(|e| format!("primary_conninfo: {e}"))?;
+    if info.is_empty() {
+        return Err("primary_conninfo is empty".into());
+    }
+    let password = info.take("password");
+    for k in ["replication", "application_name"] {
+        info.take(k);
+    }
+    info.set("dbname", "postgres");
+    if let Some(user) = &cfg.rewind_user {
+        info.set("user", user);
+    }
+    if info.get("connect_timeout").is_none() {
+        info.set("connect_timeout", "5");
+    }
+    info.set("application_name", "paceline-pg_rewind");
+    Ok(Source { conninfo: info.to_string(), password })
+}
+
+fn pg_rewind(cfg: &Config, who: Identity, source: &Source, dry_run: bool, until: Instant) -> Result<cmd::Finished, OcfError> {
+    let mut cmd = as_user(cfg.bindir.join("pg_rewind"), who);
+    cmd.arg("--target-pgdata").arg(&cfg.datadir).arg(format!("--source-server={}", source.conninfo));
+    if dry_run {
+        cmd.arg("--dry-run");
+    }
+    if let Some(p) = &source.password {
+        cmd.env("PGPASSWORD", p);
+    }
+    let left = until.saturating_duration_since(Instant::now());
+    let left = if dry_run { left.min(Duration::from_secs(30)) } else { left };
+    instance::ensure_stopped(cfg)?;
+    cmd::finish(&mut cmd, left)
+}
+
+/// A PostgreSQL tool run as system_user (they refuse root), in the C locale.
+fn as_user(program: std::path::PathBuf, who: Identity) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env("LC_ALL", "C").current_dir("/");
+    if nix::unistd::geteuid().is_root() {
+        cmd.uid(who.uid.as_raw()).gid(who.gid.as_raw());
+    }
+    cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_promoted_node_in_locate_output() {
+        let out = "resource pgsqld is running on: node3\nresource pgsqld is running on: node2\nresource pgsqld is running on: node1 Promoted\n";
+        assert_eq!(primary_in_locate(out, "node2").as_deref(), Some("node1"));
+        assert_eq!(primary_in_locate(out, "node1"), None);
+        assert_eq!(primary_in_locate("resource pgsqld is running on: node1 Master\n", "node2").as_deref(), Some("node1"));
+        assert_eq!(primary_in_locate("resource pgsqld is running on: node1\n", "node2"), None);
+        assert_eq!(primary_in_locate("resource pgsqld is NOT running\n", "node2"), None);
+    }
+}
