@@ -3,12 +3,16 @@
 # one machine. Driven by `paceline lab <verb>` (this script, verbs below); docs/lab.md says
 # how it works and how to debug a node.
 #
-#   lab.sh up [--nodes N]          build the switch, N nodes (2 or 3), the client; start
-#                                  corosync + pacemaker; PostgreSQL 15 primary + standbys
+#   lab.sh up [--nodes N] [--ec2]  build the switch, N nodes (2 or 3), the client; start
+#                                  corosync + pacemaker; PostgreSQL 15 primary + standbys.
+#                                  --ec2: moto (fake EC2, one instance per node) in the switch
+#                                  namespace, an IMDS per node, the power controller
 #   lab.sh config --stack S        create the resources from crm-examples/pgsql-ha.sh
-#                                  (S = reference | paceline)
+#                                  (S = reference | paceline); on an --ec2 lab from
+#                                  crm-examples/pgsql-ha-ec2.sh (fencing through EC2)
 #   lab.sh scenario NAME           switchover | kill-postgres | node-crash | standby-crash |
-#                                  restart-all | election | migrate: one JSON line on stdout
+#                                  restart-all | election | migrate | partition | fence:
+#                                  one JSON line on stdout
 #   lab.sh status                  crm_mon, and each node's PostgreSQL role and LSN
 #   lab.sh down                    tear everything down (processes by pid, namespaces, files)
 #   lab.sh demo [--stack S]        up + config + switchover + kill-postgres + summary + down
@@ -16,7 +20,8 @@
 #
 # Addresses (TEST-NET-1 only, all inside namespaces this script creates): node I is
 # 192.0.2.1I, the VIP 192.0.2.100, the client (writer probe) 192.0.2.200. The bridge lives
-# in its own namespace.
+# in its own namespace. With --ec2 the switch namespace also holds moto on 192.0.2.250:5000
+# and each node has an IMDS on 169.254.169.254 (on its lo).
 #
 # Environment: LAB_DIR (state and node disks, default /var/lib/paceline-lab),
 # PACELINE (the paceline binary used for the probe), MONITOR_PROMOTED / MONITOR_UNPROMOTED /
@@ -37,6 +42,12 @@ PGDATA=/var/lib/postgresql/$PGVER/main
 export MONITOR_PROMOTED=${MONITOR_PROMOTED:-2s}
 export MONITOR_UNPROMOTED=${MONITOR_UNPROMOTED:-3s}
 export VIP_MONITOR=${VIP_MONITOR:-5s}
+# The lab's EC2 (up --ec2): moto + power controller in the switch namespace (tests/lab/ec2.py).
+EC2_IP=192.0.2.250
+EC2_PORT=5000
+EC2_URL=http://$EC2_IP:$EC2_PORT
+REGION=us-east-1
+MOTO_PY=${MOTO_PY:-/opt/paceline-moto/bin/python}
 
 say() { [[ ${LAB_QUIET:-0} == 1 ]] || echo "lab: $*" >&2; }
 die() { echo "lab: error: $*" >&2; exit 1; }
@@ -164,6 +175,59 @@ power_off() {
     rm -f "$STATE/node$i.pid" "$STATE/node$i.unshare"
 }
 
+# ---------------------------------------------------------------------------- EC2 (up --ec2)
+# moto + the power controller (tests/lab/ec2.py) in the switch namespace, on $EC2_IP; one
+# instance per node; each node's IMDS (tests/lab/imds.py) in the node's network namespace,
+# outside its PID namespace: like the real one, it survives the node's power cycles.
+is_ec2() { [[ -e $STATE/ec2/instances ]]; }
+instance_of() { awk -v n="node$1" '$1 == n {print $2}' "$STATE/ec2/instances"; }
+ec2_query() { ip netns exec "$SW" "$MOTO_PY" "$SRC/tests/lab/ec2.py" query --endpoint "$EC2_URL" --region "$REGION" "$@"; }
+
+ec2_up() {
+    local n=$1 i t
+    [[ -x $MOTO_PY ]] || die "moto is not installed in ${MOTO_PY%/bin/python} (bash tests/deps.sh)"
+    say "EC2: moto + power controller on $EC2_URL (switch namespace), region $REGION"
+    ip -n "$SW" link set lo up     # moto's own calls to itself (populating) go through lo
+    ip -n "$SW" addr add "$EC2_IP/24" dev br0
+    mkdir -p "$STATE/ec2"
+    # Not through a function: $! must be python itself (ip netns exec and env exec it).
+    ip netns exec "$SW" env LAB_DIR="$LAB_DIR" LAB_PREFIX="$PREFIX" PACELINE_SRC="$SRC" \
+        "$MOTO_PY" "$SRC/tests/lab/ec2.py" serve --dir "$STATE/ec2" --addr "$EC2_IP" --port "$EC2_PORT" \
+        --region "$REGION" --nodes "$n" --lab "$SRC/tests/lab/lab.sh" </dev/null >>"$STATE/ec2/ec2.log" 2>&1 &
+    echo $! >"$STATE/ec2.pid"
+    for t in $(seq 600); do
+        [[ -e $STATE/ec2/ready ]] && break
+        kill -0 "$(cat "$STATE/ec2.pid")" 2>/dev/null || break
+        sleep 0.1
+    done
+    [[ -e $STATE/ec2/ready ]] || die "moto did not start: $(tail -5 "$STATE/ec2/ec2.log")"
+    for i in $(seq "$n"); do
+        local node inst eni mac ip
+        read -r node inst eni mac ip < <(awk -v n="node$i" '$1 == n' "$STATE/ec2/instances")
+        ip -n "$PREFIX-node$i" addr add 169.254.169.254/32 dev lo
+        ip netns exec "$PREFIX-node$i" python3 "$SRC/tests/lab/imds.py" --instance-id "$inst" --eni "$eni" --mac "$mac" --ip "$ip" --region "$REGION" \
+            </dev/null >>"$STATE/ec2/imds$i.log" 2>&1 &
+        echo $! >"$STATE/imds$i.pid"
+        say "$node: EC2 instance $inst ($eni), IMDS on 169.254.169.254"
+    done
+}
+
+ec2_down() {   # the controller first: it finishes a power action under way, then exits
+    local f pid t
+    if [[ -f $STATE/ec2.pid ]]; then
+        pid=$(cat "$STATE/ec2.pid")
+        kill -TERM "$pid" 2>/dev/null || true
+        for t in $(seq 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        rm -f "$STATE/ec2.pid"
+    fi
+    for f in "$STATE"/imds*.pid; do
+        [[ -e $f ]] || continue
+        kill -TERM "$(cat "$f")" 2>/dev/null || true
+        rm -f "$f"
+    done
+}
+
 wait_cluster() {   # wait until every node sees all nodes online
     local n=$1 i t
     for t in $(seq 120); do
@@ -233,8 +297,8 @@ setup_postgres() {
 
 # ---------------------------------------------------------------------------- verbs
 cmd_up() {
-    local n=3
-    while (( $# )); do case $1 in --nodes) n=$2; shift 2 ;; *) die "up: unknown argument $1" ;; esac; done
+    local n=3 ec2=0
+    while (( $# )); do case $1 in --nodes) n=$2; shift 2 ;; --ec2) ec2=1; shift ;; *) die "up: unknown argument $1" ;; esac; done
     [[ $n == 2 || $n == 3 ]] || die "--nodes must be 2 or 3"
     need_root
     [[ ! -e $STATE/nodes ]] || die "a lab is already up (paceline lab down first)"
@@ -257,6 +321,7 @@ cmd_up() {
         ip -n "$ns" link set eth0 up
         [[ $i == client ]] && ip -n "$ns" addr add "$addr/24" dev eth0
     done
+    (( ec2 )) && ec2_up "$n"
     for i in $(seq "$n"); do
         local root=$LAB_DIR/node$i d
         for d in var/lib/pacemaker/cib var/lib/pacemaker/pengine var/lib/pacemaker/blackbox var/lib/pacemaker/cores \
@@ -282,18 +347,32 @@ cmd_config() {
     while (( $# )); do case $1 in --stack) stack=$2; shift 2 ;; *) die "config: unknown argument $1" ;; esac; done
     [[ $stack == reference || $stack == paceline ]] || die "--stack must be reference or paceline"
     [[ -e $STATE/nodes ]] || die "no lab is up (paceline lab up first)"
-    local flags=""
+    local flags="" rewind=()
     if [[ $stack == paceline ]]; then
+        # A rebooted ex-primary whose history diverged is rewound and rejoins (docs/pgsqlms.md).
+        rewind=(AUTO_REWIND=true REWIND_USER=postgres)
         local i
         for i in $(seq "$(nodes)"); do
             in_node "$i" test -x /usr/lib/ocf/resource.d/paceline/pgsqlms || die "ocf:paceline:pgsqlms is not installed (paceline install)"
         done
     fi
-    say "config: stack $stack from crm-examples/pgsql-ha.sh (monitors: promoted $MONITOR_PROMOTED, unpromoted $MONITOR_UNPROMOTED, VIP $VIP_MONITOR)"
+    # An --ec2 lab: the EC2 cluster (fence_paceline_aws, awsvip) on top of the same resources.
+    local script=pgsql-ha.sh ec2=()
+    if is_ec2; then
+        script=pgsql-ha-ec2.sh
+        [[ -n ${FENCE_AGENT:-} || ( -x /usr/sbin/fence_paceline_aws && -x /usr/lib/ocf/resource.d/paceline/awsvip ) ]] \
+            || die "fence_paceline_aws / ocf:paceline:awsvip are not installed (paceline install)"
+        local map="" i
+        for i in $(seq "$(nodes)"); do map+="${map:+;}node$i:$(instance_of "$i")"; done
+        ec2=(REGION="$REGION" ENDPOINT_URL="$EC2_URL" HOST_MAP="$map" POWER_TIMEOUT="${POWER_TIMEOUT:-30}" AWSVIP_MONITOR="$VIP_MONITOR"
+             FENCE_AGENT="${FENCE_AGENT:-fence_paceline_aws}" AWSVIP_AGENT="${AWSVIP_AGENT:-ocf:paceline:awsvip}")
+    fi
+    say "config: stack $stack from crm-examples/$script (monitors: promoted $MONITOR_PROMOTED, unpromoted $MONITOR_UNPROMOTED, VIP $VIP_MONITOR)"
     in_node 1 env STACK="$stack" VIP="$VIP" CIDR=24 NIC=eth0 PGDATA="$PGDATA" BINDIR="$BINDIR" PGHOST=/run/postgresql \
-        PCS_CREATE_FLAGS="$flags" sh "$SRC/crm-examples/pgsql-ha.sh" >"$LAB_DIR/config.log" 2>&1 \
-        || { cat "$LAB_DIR/config.log" >&2; die "crm-examples/pgsql-ha.sh failed"; }
-    say "config: no fencing in this lab yet (stonith-enabled=false): see docs/lab.md"
+        PCS_CREATE_FLAGS="$flags" "${rewind[@]}" "${ec2[@]}" sh "$SRC/crm-examples/$script" >"$LAB_DIR/config.log" 2>&1 \
+        || { cat "$LAB_DIR/config.log" >&2; die "crm-examples/$script failed"; }
+    if is_ec2; then say "config: fencing through EC2 (fence_paceline_aws, stonith-enabled=true)"
+    else say "config: no fencing in this lab (stonith-enabled=false): see docs/lab.md (up --ec2)"; fi
     echo "$stack" >"$STATE/stack"
     wait_healthy 180 || die "the cluster did not become healthy within 180 s (paceline lab status)"
     say "config: healthy: primary on $(primary_node), VIP on $(vip_holder)"
@@ -372,6 +451,7 @@ cmd_down() {
     need_root
     local i
     if [[ -f $STATE/probe.pid ]]; then kill "$(cat "$STATE/probe.pid")" 2>/dev/null || true; fi
+    ec2_down
     for i in 1 2 3; do power_off "$i"; done
     for ns in "$CLIENT" "$PREFIX-node1" "$PREFIX-node2" "$PREFIX-node3" "$SW"; do
         ip netns del "$ns" 2>/dev/null || true
@@ -427,6 +507,83 @@ first_alive() { local i; for i in $(seq "$(nodes)"); do node_alive "$i" && { ech
 settle() {   # wait for Pacemaker to finish, then for a healthy cluster
     in_node "$(first_alive)" crm_resource --wait --timeout=120s >/dev/null 2>&1 || true
     wait_healthy "${1:-120}"
+}
+
+# After a node-crash / partition / fence on an --ec2 lab: the lost node must be powered off
+# through EC2 (the controller's events) before another node is promoted (the new primary's
+# newest timeline history file is written by the promotion), the secondary IP must follow
+# the primary in EC2, and the fenced node, rebooted by the fence, must rejoin as a standby.
+# Sets the caller's t1 (new primary with the VIP and the secondary IP), healthy_after, rejoin,
+# ec2_json. The probe keeps running until the node has rejoined: never two primaries.
+ec2_recovery() {
+    local name=$1 before=$2 t0=$3 i=${2#node} t p="" holders=""
+    if [[ $name == partition ]]; then
+        for t in $(seq 240); do ec2_event_after "$t0" powered-off "$before" && break; sleep 0.5; done
+        say "partition: $before powered off through EC2; restoring its link"
+        ip -n "$SW" link set "p$i" up
+    fi
+    for t in $(seq 240); do
+        p=$(primary_node)
+        [[ -n $p && $p != "$before" && $(vip_holder) == "$p" ]] && break
+        sleep 0.5
+    done
+    for t in $(seq 60); do
+        holders=$(ec2_query ip-holders "$VIP" 2>/dev/null || true)
+        [[ -n $p && $holders == "$p" ]] && break
+        sleep 0.5
+    done
+    t1=$EPOCHREALTIME
+    say "$name: $p is the primary, with the VIP and the secondary IP ($holders); waiting for $before to rejoin"
+    # stonith-action=reboot brings the node back; if it stayed off (or the scenario's fence
+    # was an "off"), power it on through EC2, as an operator would.
+    for t in $(seq 20); do node_alive "$i" && break; sleep 0.5; done
+    if ! node_alive "$i"; then
+        [[ $(ec2_query state "$before" 2>/dev/null) == stopped ]] && ec2_query start "$before" >/dev/null 2>&1
+        for t in $(seq 60); do node_alive "$i" && break; sleep 0.5; done
+    fi
+    for t in $(seq 120); do
+        [[ $(in_node "${p#node}" crm_mon -1 -X 2>/dev/null) == *"name=\"$before\" id"*'online="true"'* ]] && break; sleep 1
+    done
+    settle 120 >/dev/null || healthy_after=false
+    local back; back=$(pgsqld_state "$before")
+    [[ $name == node-crash ]] && rejoin=$back
+    holders=$(ec2_query ip-holders "$VIP" 2>/dev/null || true)
+    local hist=""
+    [[ -n $p ]] && hist=$(ls -t "$LAB_DIR/${p}$PGDATA"/pg_wal/*.history 2>/dev/null | head -1 || true)
+    ec2_json=$(python3 - "$STATE/ec2/events.jsonl" "$t0" "$before" "$hist" "$holders" "$p" "$back" <<'PY'
+import json, os, sys
+path, t0, node, hist, holders, primary, back = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5].split(), sys.argv[6], sys.argv[7]
+ev = [json.loads(l) for l in open(path)]
+ev = [e for e in ev if e["t"] >= t0]
+def first(kind):
+    return next((int((e["t"] - t0) * 1000) for e in ev if e["event"] == kind and e.get("node") == node), None)
+promoted = None
+if hist:
+    m = os.stat(hist).st_mtime
+    promoted = int((m - t0) * 1000) if m >= t0 else None
+stopped, off = first("stopped"), first("powered-off")
+fenced = [n for n in dict.fromkeys(e.get("node") for e in ev if e["event"] == "stop-requested")]
+out = {
+    "fenced_nodes": fenced,
+    "ec2_stop_requested_ms": first("stop-requested"), "ec2_powered_off_ms": off, "ec2_stopped_ms": stopped,
+    "ec2_start_requested_ms": first("start-requested"), "ec2_running_ms": first("running"),
+    "promoted_ms": promoted,
+    "fenced_before_promotion": stopped is not None and promoted is not None and stopped < promoted and fenced == [node],
+    "secondary_ip_holders": holders,
+    "secondary_ip_follows": holders == [primary],
+    "fenced_node_after_boot": back,
+}
+print(json.dumps(out, separators=(",", ":"))[1:-1])
+PY
+)
+}
+# True if the EC2 events after T0 have EVENT for NODE.
+ec2_event_after() {
+    python3 - "$STATE/ec2/events.jsonl" "$@" <<'PY'
+import json, sys
+path, t0, kind, node = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
+sys.exit(0 if any(e["t"] >= t0 and e["event"] == kind and e.get("node") == node for e in map(json.loads, open(path))) else 1)
+PY
 }
 
 cmd_scenario() {
@@ -496,9 +653,30 @@ cmd_scenario() {
             stack=paceline
             ;;
         node-crash)
-            say "node-crash: powering off $before (no fencing in this lab: stonith-enabled=false)"
-            power_off "${before#node}"
-            note="stonith disabled: Pacemaker declares the lost node down once corosync drops it (token 3 s) and recovers without fencing"
+            if is_ec2; then
+                say "node-crash: powering off $before (its instance stays 'running' in EC2: the cluster must fence it)"
+                power_off "${before#node}"
+                note="the crashed node is fenced through EC2 (StopInstances) before another node is promoted"
+            else
+                say "node-crash: powering off $before (no fencing in this lab: stonith-enabled=false)"
+                power_off "${before#node}"
+                note="stonith disabled: Pacemaker declares the lost node down once corosync drops it (token 3 s) and recovers without fencing"
+            fi
+            ;;
+        partition)
+            # The primary keeps running, cut off: the majority must power it off through EC2
+            # before it promotes anyone (it cannot know the primary is not writing).
+            is_ec2 || die "partition needs fencing: paceline lab up --ec2"
+            say "partition: cutting $before's link (p${before#node} down in the switch)"
+            ip -n "$SW" link set "p${before#node}" down
+            note="the cut-off primary is fenced through EC2 before another node is promoted; its link is restored once it is powered off"
+            ;;
+        fence)
+            is_ec2 || die "fence needs a fence device: paceline lab up --ec2"
+            local s; s=$(standby_nodes); s=${s%% *}
+            say "fence: pcs stonith fence $before (from $s)"
+            in_node "${s#node}" pcs stonith fence "$before" >"$STATE/fence.out" 2>&1 || event_ok=false
+            note="pcs stonith fence (reboot through fence_paceline_aws): $(tr '\n"' '  ' <"$STATE/fence.out")"
             ;;
         restart-all)
             say "restart-all: stopping pacemaker and corosync on every node, then starting them again"
@@ -510,14 +688,16 @@ cmd_scenario() {
             ;;
         *) die "unknown scenario '$name'" ;;
     esac
-    local healthy_after=true
-    if [[ $name == node-crash || $name == election ]]; then
+    local healthy_after=true t1="" ec2_json="" rejoin="" streams=""
+    if is_ec2 && [[ $name == node-crash || $name == partition || $name == fence ]]; then
+        ec2_recovery "$name" "$before" "$t0"    # sets t1, healthy_after, rejoin, ec2_json
+    elif [[ $name == node-crash || $name == election ]]; then
         # Two nodes are left: wait for a primary with the VIP (no standby may be streaming).
         local t; for t in $(seq 120); do local p; p=$(primary_node); [[ -n $p && $(vip_holder) == "$p" ]] && break; sleep 0.5; done
     else
         settle 180 || healthy_after=false
     fi
-    local t1=$EPOCHREALTIME
+    [[ -n $t1 ]] || t1=$EPOCHREALTIME
     sleep 2
     probe_stop
     local probe; probe=$(cat "$STATE/probe.json")
@@ -527,8 +707,7 @@ cmd_scenario() {
         # Give the cut standby its replication back.
         in_node "${cut#node}" runuser -u postgres -- psql -X -q -h /run/postgresql -c "ALTER SYSTEM RESET primary_conninfo" -c "SELECT pg_reload_conf()" >/dev/null || true
     fi
-    local rejoin=""
-    if [[ $name == node-crash ]]; then
+    if [[ $name == node-crash ]] && ! is_ec2; then
         # Power the crashed node back on and record what Pacemaker makes of it.
         say "node-crash: booting $before again"
         boot_node "${before#node}"
@@ -537,6 +716,13 @@ cmd_scenario() {
         done
         settle 60 >/dev/null || true
         rejoin=$(pgsqld_state "$before")
+        # Rejoined for real: its standby streams from the new primary (a diverged ex-primary
+        # is refused, or rewound with auto_rewind, instead of idling as a "healthy" standby).
+        streams=false
+        for t in $(seq 20); do
+            [[ $(psql_at "${before#node}" "select status from pg_stat_wal_receiver" 2>/dev/null) == streaming ]] && { streams=true; break; }
+            sleep 1
+        done
     fi
     local recovery_ms; recovery_ms=$(python3 -c "print(int((float('$t1')-float('$t0'))*1000))")
     printf '{"scenario":%s,"stack":%s,"nodes":%s,"intervals":{"monitor_promoted":%s,"monitor_unpromoted":%s,"vip_monitor":%s},"primary_before":%s,"primary_after":%s,"standbys_after":%s,"vip_holder":%s,"outage_ms":%s,"rows_lost":%s,"acked":%s,"failed":%s,"double_primary":%s,"max_primaries_seen":%s,"recovery_ms":%s,"healthy_after":%s,"event_ok":%s%s}\n' \
@@ -545,7 +731,7 @@ cmd_scenario() {
         "$(json_str "$before")" "$(json_str "$after")" "$(json_list "$(standby_nodes)")" "$(json_list "$(vip_holder)")" \
         "$(jfield "$probe" longest_outage_ms)" "$(jfield "$probe" lost_rows)" "$(jfield "$probe" acked)" "$(jfield "$probe" failed)" \
         "$(jfield "$probe" double_primary)" "$(jfield "$probe" max_primaries_seen)" "$recovery_ms" "$healthy_after" "$event_ok" \
-        "${rejoin:+,\"crashed_node_after_boot\":$(json_str "$rejoin")}${cut:+,\"cut_standby\":$(json_str "$cut"),\"election_ok\":$([[ $after != "$cut" && -n $after ]] && echo true || echo false)}${note:+,\"note\":$(json_str "$note")}"
+        "${rejoin:+,\"crashed_node_after_boot\":$(json_str "$rejoin")}${streams:+,\"crashed_node_streaming\":$streams}${ec2_json:+,$ec2_json}${cut:+,\"cut_standby\":$(json_str "$cut"),\"election_ok\":$([[ $after != "$cut" && -n $after ]] && echo true || echo false)}${note:+,\"note\":$(json_str "$note")}"
 }
 
 cmd_demo() {
@@ -582,5 +768,7 @@ case $verb in
     demo) cmd_demo "$@" ;;
     node) i=$1; shift; in_node "$i" "$@" ;;
     _node_init) node_init "$1" ;;
+    # The EC2 power controller's hands (tests/lab/ec2.py): cut the node's power / boot it.
+    _power) case $1 in off) power_off "$2" ;; on) node_alive "$2" || boot_node "$2" ;; *) die "_power off|on I" ;; esac ;;
     *) sed -n '2,/^set -euo/{/^#/p}' "$0"; exit 2 ;;
 esac
