@@ -49,6 +49,9 @@
 //!   `ec2.client()` is the SDK client; `ec2.region()`, `ec2.deadline()`;
 //!   `ec2.call("DescribeAddresses", ec2.client().describe_addresses()….send()).await`
 //!   returns `Result<Output, AwsError>`.
+//! * [`Session`]: `Session::open(&AwsParams, &Deadline).await` = IMDS handle + this
+//!   node's instance id ([`AwsParams::resolve_instance_id`]: parameter, else IMDS) + a
+//!   connected [`Ec2`]; what a resource agent needs for one action.
 //! * [`AwsError`]: `rc`, `code()` (the AWS error code, e.g. `InvalidAddress.NotFound`),
 //!   `reason`; `is_not_found()`; `From<AwsError> for OcfError`. [`rc_for_code`] is the table:
 //!   auth and permission codes → `OCF_ERR_PERM`; a configured thing that does not exist or a
@@ -73,9 +76,28 @@ pub use deadline::Deadline;
 pub use ec2::Ec2;
 pub use error::{rc_for_code, AwsError};
 pub use imds::Imds;
-pub use params::{AwsParams, Secret, ENDPOINT_URL, INSTANCE_ID, PROFILE, REGION};
+pub use params::{valid_instance_id, valid_region, AwsParams, Secret, ENDPOINT_URL, INSTANCE_ID, PROFILE, REGION};
 
 use crate::ocf::OcfError;
+
+/// What one action of a resource agent works with: this node's instance, IMDS, EC2.
+#[derive(Debug)]
+pub struct Session {
+    pub imds: Imds,
+    pub ec2: Ec2,
+    pub instance_id: String,
+}
+
+impl Session {
+    /// Resolve the instance id (parameter or IMDS), then region and credentials.
+    pub async fn open(p: &AwsParams, deadline: &Deadline) -> Result<Session, OcfError> {
+        p.validate()?;
+        let imds = Imds::new(deadline);
+        let instance_id = p.resolve_instance_id(&imds).await?;
+        let ec2 = Ec2::connect(p, deadline, &imds).await?;
+        Ok(Session { imds, ec2, instance_id })
+    }
+}
 
 /// Run `fut` to completion on a fresh single-threaded runtime (I/O and timers enabled).
 ///
