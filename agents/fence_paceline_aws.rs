@@ -1,4 +1,4 @@
-//! `fence_paceline_aws` — work in progress (issue #5).
+//! `fence_paceline_aws` — STONITH for EC2; see `src/agents/fence_aws.rs` and `src/fence/`.
 fn main() {
-    std::process::exit(3)
+    paceline::agents::fence_aws::main()
 }

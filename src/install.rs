@@ -28,7 +28,11 @@ pub struct Installable {
 }
 
 /// Every agent paceline ships.
-pub const AGENTS: &[Installable] = &[Installable { bin: "IPaddr2", kind: Kind::Resource }, Installable { bin: "pgsqlms", kind: Kind::Resource }];
+pub const AGENTS: &[Installable] = &[
+    Installable { bin: "IPaddr2", kind: Kind::Resource },
+    Installable { bin: "pgsqlms", kind: Kind::Resource },
+    Installable { bin: "fence_paceline_aws", kind: Kind::Fence },
+];
 
 /// The OCF provider directory, relative to the root.
 pub const OCF_PROVIDER_DIR: &str = "usr/lib/ocf/resource.d/paceline";

@@ -1,2 +1,3 @@
 pub mod ipaddr2;
 pub mod pgsqlms;
+pub mod fence_aws;

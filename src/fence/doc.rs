@@ -140,7 +140,7 @@ impl FenceSpec {
             out.push_str(&format!(
                 "| `{}` | `{}` | {} | {} | {} | {} |\n",
                 o.name,
-                o.getopt(),
+                o.getopt().replace('|', "\\|"),
                 o.kind.name(),
                 o.default.map(|d| format!("`{d}`")).unwrap_or_default(),
                 support,
