@@ -9,6 +9,7 @@ apt-get install -y -qq --no-install-recommends \
     iproute2 iputils-ping tcpdump libxml2-utils util-linux procps \
     pacemaker pacemaker-cli-utils pcs corosync resource-agents resource-agents-paf \
     postgresql-15 postgresql-client-15 strace hyperfine python3 psmisc \
+    fence-agents \
     >/dev/null
 # Rust: the machine's toolchain if there is one, else rustup (stable).
 if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
