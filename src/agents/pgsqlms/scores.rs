@@ -7,7 +7,9 @@
 //! makes itself promotable (score 1) as soon as it streams, so a failure right after the
 //! cluster starts has somewhere to go (PAF leaves standbys at −1000 until the primary's
 //! first monitor). Scores are written with `crm_attribute` only when they change: the last
-//! written values are kept in `$HA_RSCTMP`.
+//! written values are kept in `$HA_RSCTMP`, and re-read from the CIB once they are a minute
+//! old, so a score someone else overwrote (a standby's self-score racing the primary's
+//! ranking) is corrected within a minute.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -107,16 +109,68 @@ fn get(cfg: &Config, node: &str) -> Option<i64> {
     run(Command::new("crm_attribute").args(["--lifetime", "forever", "--node", node, "--name", &cfg.score_attribute(), "--query", "--quiet"]), Duration::from_secs(10)).ok()?.trim().parse().ok()
 }
 
-/// Write the scores that differ from what we last wrote.
+/// How long the primary trusts its memory of the scores it wrote. Another writer — a
+/// standby making itself promotable (score 1) at the moment the primary ranked it, an
+/// operator — would otherwise go unnoticed for as long as the ranking does not change;
+/// past this age one `cibadmin` query re-reads them all.
+const CACHE_TRUST: Duration = Duration::from_secs(60);
+
+/// The scores as written in the CIB (`cibadmin --query --scope nodes`), by node name.
+fn cib_scores(cfg: &Config) -> Result<BTreeMap<String, i64>, OcfError> {
+    let xml = run(Command::new("cibadmin").args(["--query", "--scope", "nodes"]), Duration::from_secs(10))?;
+    Ok(scores_in_nodes_xml(&xml, &cfg.score_attribute()))
+}
+
+/// `<node uname=N> ... <nvpair name=ATTR value=S/>` pairs of the CIB's nodes section.
+pub fn scores_in_nodes_xml(xml: &str, attr: &str) -> BTreeMap<String, i64> {
+    use quick_xml::events::Event;
+    let mut out = BTreeMap::new();
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut node: Option<String> = None;
+    let value_of = |e: &quick_xml::events::BytesStart, key: &[u8]| {
+        e.attributes().flatten().find(|a| a.key.as_ref() == key).and_then(|a| a.unescape_value().ok()).map(|v| v.into_owned())
+    };
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) | Ok(Event::Empty(e)) => match e.name().as_ref() {
+                b"node" => node = value_of(&e, b"uname"),
+                b"nvpair" if value_of(&e, b"name").as_deref() == Some(attr) => {
+                    if let (Some(n), Some(v)) = (&node, value_of(&e, b"value").and_then(|v| v.parse().ok())) {
+                        out.insert(n.clone(), v);
+                    }
+                }
+                _ => {}
+            },
+            Ok(Event::Eof) | Err(_) => break,
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Write the scores that differ from what we last wrote (or, when that memory is older
+/// than [`CACHE_TRUST`], from what the CIB holds).
 fn apply(cfg: &Config, wanted: &BTreeMap<String, i64>) -> Result<(), OcfError> {
-    let mut cache = read_cache(cfg);
+    let age = std::fs::metadata(cache_path(cfg)).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+    let mut cache = match age {
+        Some(a) if a > CACHE_TRUST => cib_scores(cfg).unwrap_or_else(|e| {
+            ocf_warn!("cannot re-read the promotion scores: {}", e.reason);
+            BTreeMap::new()
+        }),
+        _ => read_cache(cfg),
+    };
+    // Rewritten only on a change or a re-read: its age is how long it has been trusted.
+    let mut dirty = age.is_none_or(|a| a > CACHE_TRUST);
     for (node, score) in wanted {
         if cache.get(node) != Some(score) {
             set(cfg, node, *score)?;
             cache.insert(node.clone(), *score);
+            dirty = true;
         }
     }
-    write_cache(cfg, &cache);
+    if dirty {
+        write_cache(cfg, &cache);
+    }
     Ok(())
 }
 
@@ -207,4 +261,19 @@ pub fn bootstrap(cfg: &Config) {
     }
     ocf_info!("no promotable node yet and this instance was a primary: making it promotable");
     set_own(cfg, BOOTSTRAP);
+}
+
+#[cfg(test)]
+mod cib_tests {
+    #[test]
+    fn reads_scores_from_the_nodes_section() {
+        let xml = r#"<nodes>
+  <node id="1" uname="node1"><instance_attributes id="nodes-1"><nvpair id="a" name="master-pgsqld" value="1001"/><nvpair id="b" name="other" value="5"/></instance_attributes></node>
+  <node id="2" uname="node2"><instance_attributes id="nodes-2"><nvpair id="c" name="master-pgsqld" value="-1000"/></instance_attributes></node>
+  <node id="3" uname="node3"/>
+</nodes>"#;
+        let s = super::scores_in_nodes_xml(xml, "master-pgsqld");
+        assert_eq!(s.into_iter().collect::<Vec<_>>(), vec![("node1".to_string(), 1001), ("node2".to_string(), -1000)]);
+        assert!(super::scores_in_nodes_xml("<nodes><node", "master-pgsqld").is_empty());
+    }
 }
