@@ -250,3 +250,18 @@ fn migration_from_heartbeat_by_changing_the_provider() {
     assert_eq!(crm_resource(&ns.a, &cib, &["--force-stop", "-r", "vip"]).status.code(), Some(0));
     assert!(!ns.addrs().contains("192.0.2.53/"));
 }
+
+#[test]
+fn pcs_describes_every_pgsqlms_parameter() {
+    skip_unless_possible!("pcs_describes_every_pgsqlms_parameter");
+    install_agent();
+    let describe = ok(Command::new("pcs").args(["resource", "describe", "--full", "ocf:paceline:pgsqlms"]));
+    let listing = String::from_utf8_lossy(&describe.stdout);
+    for p in paceline::agents::pgsqlms::PARAMS {
+        assert!(describes(&listing, p.name), "pcs resource describe does not list {}:\n{listing}", p.name);
+    }
+    // The promotable-clone actions pcs shows from the meta-data.
+    for action in ["promote", "demote", "notify"] {
+        assert!(listing.contains(action), "no {action} in:\n{listing}");
+    }
+}
