@@ -133,7 +133,12 @@ fn open(req: &Request) -> Result<Box<dyn Device>, FenceError> {
         .map_err(|_| FenceError::transient("Timed out resolving the AWS region and credentials"))?
         .map_err(ocf_to_fence)?;
     let filter = req.input.get("filter").map(parse_filter).transpose().map_err(FenceError::fatal)?;
-    Ok(Box::new(Ec2Device { rt, ec2, imds, filter, skip_os_shutdown: req.bool("skip_os_shutdown"), states: HashMap::new() }))
+    let endpoint = params
+        .endpoint_url
+        .clone()
+        .or_else(|| ["AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL"].iter().find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty())))
+        .unwrap_or_else(|| format!("the {} regional endpoint", ec2.region()));
+    Ok(Box::new(Ec2Device { rt, ec2, imds, endpoint, filter, skip_os_shutdown: req.bool("skip_os_shutdown"), states: HashMap::new() }))
 }
 
 /// Refused credentials, a missing permission, a configuration EC2 rejects: waiting will not help.
@@ -153,6 +158,8 @@ struct Ec2Device {
     rt: tokio::runtime::Runtime,
     ec2: Ec2,
     imds: Imds,
+    /// Where requests go, for messages.
+    endpoint: String,
     filter: Option<Filter>,
     skip_os_shutdown: bool,
     /// The EC2 state names of the last status call, for the power calls' decisions.
@@ -177,7 +184,17 @@ impl Ec2Device {
     /// Run one EC2 exchange within `deadline` (the SDK's retries inside it).
     fn within<T>(&self, deadline: Instant, what: &str, fut: impl std::future::Future<Output = Result<T, FenceError>>) -> Result<T, FenceError> {
         let left = deadline.saturating_duration_since(Instant::now());
-        self.rt.block_on(async { tokio::time::timeout(left, fut).await }).unwrap_or_else(|_| Err(FenceError::transient(format!("EC2 {what}: timed out (no answer in the {:.1} s left)", left.as_secs_f64()))))
+        self.rt.block_on(async { tokio::time::timeout(left, fut).await }).unwrap_or_else(|_| {
+            Err(FenceError::transient(format!("{what}: timed out (no answer from {} in the {:.1} s left, retries included)", self.endpoint_of(what), left.as_secs_f64())))
+        })
+    }
+
+    fn endpoint_of(&self, what: &str) -> &str {
+        if what.contains("metadata") {
+            "the instance metadata service"
+        } else {
+            &self.endpoint
+        }
     }
 
     /// `DescribeInstances(InstanceIds=ids)`, every page.
@@ -212,7 +229,7 @@ impl Ec2Device {
 
 impl Device for Ec2Device {
     fn status(&mut self, plugs: &[String], deadline: Instant) -> Result<Vec<Power>, FenceError> {
-        let states = self.within(deadline, "DescribeInstances", self.states_of(plugs))?;
+        let states = self.within(deadline, "EC2 DescribeInstances", self.states_of(plugs))?;
         let mut out = Vec::with_capacity(plugs.len());
         for (id, s) in plugs.iter().zip(&states) {
             ocf_debug!("{id}: {}", s.as_str());
@@ -226,7 +243,7 @@ impl Device for Ec2Device {
         let c = self.ec2.client();
         if on {
             let req = c.start_instances().set_instance_ids(Some(plugs.to_vec()));
-            return self.within(deadline, "StartInstances", async { self.ec2.call("StartInstances", req.send()).await.map(|_| ()).map_err(aws_to_fence) });
+            return self.within(deadline, "EC2 StartInstances", async { self.ec2.call("StartInstances", req.send()).await.map(|_| ()).map_err(aws_to_fence) });
         }
         // An instance already terminating cannot be stopped; it will be off (terminated).
         let ids: Vec<String> = plugs.iter().filter(|p| self.states.get(*p) != Some(&InstanceStateName::ShuttingDown)).cloned().collect();
@@ -237,7 +254,7 @@ impl Device for Ec2Device {
         if self.skip_os_shutdown {
             req = req.skip_os_shutdown(true);
         }
-        self.within(deadline, "StopInstances", async { self.ec2.call("StopInstances", req.send()).await.map(|_| ()).map_err(aws_to_fence) })
+        self.within(deadline, "EC2 StopInstances", async { self.ec2.call("StopInstances", req.send()).await.map(|_| ()).map_err(aws_to_fence) })
     }
 
     fn list(&mut self, with_status: bool, deadline: Instant) -> Result<Vec<Outlet>, FenceError> {
@@ -258,7 +275,7 @@ impl Device for Ec2Device {
                 }
             }
         };
-        self.within(deadline, "DescribeInstances", fut)
+        self.within(deadline, "EC2 DescribeInstances", fut)
     }
 
     fn monitor(&mut self, plugs: &[String], deadline: Instant) -> Result<(), FenceError> {
@@ -267,7 +284,7 @@ impl Device for Ec2Device {
         }
         // No target: prove endpoint, credentials and permission with one small page.
         let req = self.ec2.client().describe_instances().set_filters(self.filter.clone().map(|f| vec![f])).max_results(5);
-        self.within(deadline, "DescribeInstances", async { self.ec2.call("DescribeInstances", req.send()).await.map(|_| ()).map_err(aws_to_fence) })
+        self.within(deadline, "EC2 DescribeInstances", async { self.ec2.call("DescribeInstances", req.send()).await.map(|_| ()).map_err(aws_to_fence) })
     }
 
     fn race_check(&mut self, deadline: Instant) -> Result<(), FenceError> {
@@ -279,7 +296,7 @@ impl Device for Ec2Device {
             return Err(refuse(format!("the instance metadata service returned '{me}' as this node's instance id")));
         }
         let state = self
-            .within(deadline, "DescribeInstances", self.states_of(std::slice::from_ref(&me)))
+            .within(deadline, "EC2 DescribeInstances", self.states_of(std::slice::from_ref(&me)))
             .map_err(|e| refuse(format!("cannot tell the state of this node's own instance {me}: {e}")))?;
         match &state[0] {
             InstanceStateName::Running | InstanceStateName::Pending => {
