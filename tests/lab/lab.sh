@@ -536,7 +536,7 @@ ec2_recovery() {
     say "$name: $p is the primary, with the VIP and the secondary IP ($holders); waiting for $before to rejoin"
     # stonith-action=reboot brings the node back; if it stayed off (or the scenario's fence
     # was an "off"), power it on through EC2, as an operator would.
-    for t in $(seq 20); do node_alive "$i" && break; sleep 0.5; done
+    for t in $(seq 60); do node_alive "$i" && break; sleep 0.5; done   # EC2 boots take 10 s here
     if ! node_alive "$i"; then
         [[ $(ec2_query state "$before" 2>/dev/null) == stopped ]] && ec2_query start "$before" >/dev/null 2>&1
         for t in $(seq 60); do node_alive "$i" && break; sleep 0.5; done
@@ -546,13 +546,18 @@ ec2_recovery() {
     done
     settle 120 >/dev/null || healthy_after=false
     local back; back=$(pgsqld_state "$before")
+    local streaming=false
+    for t in $(seq 20); do
+        [[ $(psql_at "$i" "select status from pg_stat_wal_receiver" 2>/dev/null) == streaming ]] && { streaming=true; break; }
+        sleep 1
+    done
     [[ $name == node-crash ]] && rejoin=$back
     holders=$(ec2_query ip-holders "$VIP" 2>/dev/null || true)
     local hist=""
     [[ -n $p ]] && hist=$(ls -t "$LAB_DIR/${p}$PGDATA"/pg_wal/*.history 2>/dev/null | head -1 || true)
-    ec2_json=$(python3 - "$STATE/ec2/events.jsonl" "$t0" "$before" "$hist" "$holders" "$p" "$back" <<'PY'
+    ec2_json=$(python3 - "$STATE/ec2/events.jsonl" "$t0" "$before" "$hist" "$holders" "$p" "$back" "$streaming" <<'PY'
 import json, os, sys
-path, t0, node, hist, holders, primary, back = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5].split(), sys.argv[6], sys.argv[7]
+path, t0, node, hist, holders, primary, back, streaming = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5].split(), sys.argv[6], sys.argv[7], sys.argv[8] == "true"
 ev = [json.loads(l) for l in open(path)]
 ev = [e for e in ev if e["t"] >= t0]
 def first(kind):
@@ -572,6 +577,7 @@ out = {
     "secondary_ip_holders": holders,
     "secondary_ip_follows": holders == [primary],
     "fenced_node_after_boot": back,
+    "fenced_node_streaming": streaming,
 }
 print(json.dumps(out, separators=(",", ":"))[1:-1])
 PY
