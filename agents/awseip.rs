@@ -1,4 +1,4 @@
-//! `awseip` — work in progress (issue #5).
+//! `ocf:paceline:awseip` — see `src/agents/awseip.rs` for what each action does.
 fn main() {
-    std::process::exit(3)
+    paceline::agents::awseip::main()
 }

@@ -1,4 +1,4 @@
-//! `awsvip` — work in progress (issue #5).
+//! `ocf:paceline:awsvip` — see `src/agents/awsvip.rs` for what each action does.
 fn main() {
-    std::process::exit(3)
+    paceline::agents::awsvip::main()
 }

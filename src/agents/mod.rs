@@ -1,3 +1,5 @@
 pub mod ipaddr2;
 pub mod pgsqlms;
 pub mod fence_aws;
+pub mod awseip;
+pub mod awsvip;

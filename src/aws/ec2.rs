@@ -26,7 +26,7 @@ use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::Credentials;
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 
 use super::params::valid_region;
 use super::{AwsError, AwsParams, Deadline, Imds};
@@ -103,7 +103,7 @@ impl Ec2 {
     where
         F: Future<Output = Result<T, SdkError<E, R>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: fmt::Debug,
+        R: fmt::Debug + 'static,
     {
         let started = Instant::now();
         ocf_debug!("EC2 {op}: sending ({:.1} s left)", self.deadline.remaining().as_secs_f64());
@@ -202,7 +202,7 @@ async fn resolve_credentials(p: &AwsParams, region: &str, deadline: &Deadline, i
 }
 
 fn credentials_error(source: &str, named_profile: bool, e: &CredentialsError) -> OcfError {
-    let detail = DisplayErrorContext(e).to_string();
+    let detail = super::error::chain(e);
     match e {
         CredentialsError::CredentialsNotLoaded(_) | CredentialsError::InvalidConfiguration(_) if named_profile => {
             OcfError::configured(format!("no usable AWS credentials in {source}: {detail}"))

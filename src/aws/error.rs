@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 
 use crate::ocf::{OcfError, OcfRc};
 
@@ -40,7 +40,7 @@ impl AwsError {
     pub fn from_sdk<E, R>(op: &str, err: SdkError<E, R>) -> AwsError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: fmt::Debug,
+        R: fmt::Debug + 'static,
     {
         match &err {
             SdkError::ServiceError(ctx) => {
@@ -50,7 +50,7 @@ impl AwsError {
                         let msg = e.message().unwrap_or("no message");
                         AwsError::new(rc_for_code(code), Some(code.to_owned()), format!("EC2 {op} failed: {code}: {msg}"))
                     }
-                    None => AwsError::new(OcfRc::ErrGeneric, None, format!("EC2 {op} failed with an unrecognised answer: {}", DisplayErrorContext(&err))),
+                    None => AwsError::new(OcfRc::ErrGeneric, None, format!("EC2 {op} failed with an unrecognised answer: {}", chain(&err))),
                 }
             }
             SdkError::TimeoutError(_) => AwsError::new(OcfRc::ErrGeneric, None, format!("EC2 {op} did not complete in the time left (retries included)")),
@@ -62,12 +62,27 @@ impl AwsError {
                 } else {
                     "could not send the request to"
                 };
-                AwsError::new(OcfRc::ErrGeneric, None, format!("EC2 {op}: {what} the endpoint (retries included): {}", DisplayErrorContext(&err)))
+                AwsError::new(OcfRc::ErrGeneric, None, format!("EC2 {op}: {what} the endpoint (retries included): {}", chain(&err)))
             }
-            SdkError::ResponseError(_) => AwsError::new(OcfRc::ErrGeneric, None, format!("EC2 {op}: unreadable answer (retries included): {}", DisplayErrorContext(&err))),
-            _ => AwsError::new(OcfRc::ErrGeneric, None, format!("EC2 {op} failed: {}", DisplayErrorContext(&err))),
+            SdkError::ResponseError(_) => AwsError::new(OcfRc::ErrGeneric, None, format!("EC2 {op}: unreadable answer (retries included): {}", chain(&err))),
+            _ => AwsError::new(OcfRc::ErrGeneric, None, format!("EC2 {op} failed: {}", chain(&err))),
         }
     }
+}
+
+/// An error and its sources, joined with ": " (Display only: no debug dumps in reasons).
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let s = err.to_string();
+        // Wrappers often repeat their source's text: keep each piece once.
+        if !s.is_empty() && !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
 }
 
 impl fmt::Display for AwsError {

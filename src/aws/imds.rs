@@ -110,8 +110,8 @@ fn describe(e: &ImdsError) -> String {
             403 => "access denied (403): IMDS disabled for this instance?".into(),
             s => format!("HTTP status {s}"),
         },
-        ImdsError::FailedToLoadToken(_) => format!("cannot get an IMDSv2 token: {}", aws_sdk_ec2::error::DisplayErrorContext(e)),
-        ImdsError::IoError(_) => format!("unreachable: {}", aws_sdk_ec2::error::DisplayErrorContext(e)),
-        _ => format!("{}", aws_sdk_ec2::error::DisplayErrorContext(e)),
+        ImdsError::FailedToLoadToken(_) => format!("cannot get an IMDSv2 token: {}", super::error::chain(e)),
+        ImdsError::IoError(_) => format!("unreachable: {}", super::error::chain(e)),
+        _ => format!("{}", super::error::chain(e)),
     }
 }
