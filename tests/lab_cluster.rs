@@ -91,6 +91,9 @@ fn run_stack(stack: &str, switchover_bound_ms: u64, kill_bound_ms: u64) {
     // it is issue #4's test of ocf:paceline:pgsqlms).
     let mut scenarios = vec![("switchover", switchover_bound_ms), ("kill-postgres", kill_bound_ms)];
     if stack == "paceline" {
+        // node-crash: the rebooted ex-primary must rejoin as a streaming standby (after the
+        // timeline check at start, rewound if its history diverged: auto_rewind in the lab).
+        scenarios.push(("node-crash", 20_000));
         scenarios.push(("election", 20_000));
     }
     for (scenario, bound_ms) in scenarios {
@@ -113,6 +116,10 @@ fn run_stack(stack: &str, switchover_bound_ms: u64, kill_bound_ms: u64) {
         }
         let outage = field(&j, "outage_ms").as_u64().unwrap();
         assert!(outage < bound_ms, "{scenario}: write outage {outage} ms ≥ {bound_ms} ms: {line}");
+        if scenario == "node-crash" {
+            assert_eq!(field(&j, "crashed_node_after_boot"), "Unpromoted", "{line}");
+            assert_eq!(field(&j, "crashed_node_streaming"), true, "the rebooted ex-primary does not stream: {line}");
+        }
         if scenario == "switchover" {
             assert_ne!(field(&j, "primary_before"), field(&j, "primary_after"), "{line}");
             assert_eq!(field(&j, "rows_lost"), 0, "switchover lost acknowledged rows: {line}");
