@@ -16,6 +16,13 @@
 //!   there, after the demote and the promote; node1 is lost → node2 (or whichever standby
 //!   has the higher score) is promoted and gets the VIP.
 //!
+//!
+//! `crm-examples/pgsql-ha-ec2.sh` (the EC2 cluster) likewise: the fence device
+//! fence_paceline_aws with the node→instance map, stonith-enabled=true, the secondary IP
+//! (ocf:paceline:awsvip) placed and ordered like the VIP; crm_verify accepts it; bad settings
+//! are refused before anything changes; and when the primary's node fails, crm_simulate
+//! fences it before it promotes node2 and starts the VIP and the secondary IP there.
+//!
 //! Needs root (like the other Pacemaker-tool tests; installing ocf:paceline:IPaddr2 needs
 //! it), `pcs`, `cibadmin`, `crm_verify`, `crm_simulate`, `crm_attribute`, `crm_mon` and the
 //! PAF and heartbeat IPaddr2 agents; otherwise each test prints why and returns. If `ocf:paceline:IPaddr2` is not installed, the paceline-stack
@@ -468,10 +475,10 @@ fn simulate(input: &Path, output: &Path, args: &[&str]) -> Sim {
     Sim { actions: parse_actions(&printed), state: parse_state(&state_xml), command, output: printed, state_xml }
 }
 
-/// Three nodes with PAF's scores added to the reference CIB: `<dir>/base.xml`.
-fn cib_with_nodes(dir: &TempDir, scores: &[(&str, i32)]) -> PathBuf {
+/// Three nodes with PAF's scores added to the CIB `xml`: `<dir>/base.xml`.
+fn cib_with_nodes_from(dir: &TempDir, xml: &str, scores: &[(&str, i32)]) -> PathBuf {
     let cib = dir.path("base.xml");
-    std::fs::write(&cib, reference_cib()).unwrap();
+    std::fs::write(&cib, xml).unwrap();
     for (i, (node, score)) in scores.iter().enumerate() {
         ok(on_file(&cib, "cibadmin").args(["--create", "-o", "nodes", "--xml-text", &format!("<node id=\"{}\" uname=\"{node}\"/>", i + 1)]));
         // What PAF's `crm_master --lifetime forever --update S` does: a permanent node
@@ -485,7 +492,12 @@ fn cib_with_nodes(dir: &TempDir, scores: &[(&str, i32)]) -> PathBuf {
 
 /// All three nodes come up and the cluster settles: `<dir>/steady.xml`.
 fn steady_state(dir: &TempDir, scores: &[(&str, i32)]) -> (PathBuf, Sim) {
-    let base = cib_with_nodes(dir, scores);
+    steady_state_from(dir, reference_cib(), scores)
+}
+
+/// All three nodes come up with the configuration `xml` and the cluster settles.
+fn steady_state_from(dir: &TempDir, xml: &str, scores: &[(&str, i32)]) -> (PathBuf, Sim) {
+    let base = cib_with_nodes_from(dir, xml, scores);
     let steady = dir.path("steady.xml");
     // --quorum true: without it the scheduler blocks every start ("due to no quorum").
     // No op injection is needed: crm_simulate answers probes with 7 (not running) and
@@ -607,4 +619,148 @@ fn simulate_node_fail_promotes_node2_and_moves_the_vip() {
 fn simulate_node_down_follows_the_scores() {
     skip_unless_possible!("simulate_node_down_follows_the_scores");
     node_loss(&[("node1", 1001), ("node2", 990), ("node3", 1000)], "--node-down", "node3", "node2");
+}
+
+// ---------------------------------------------------------------------------------------
+// crm-examples/pgsql-ha-ec2.sh: the EC2 cluster (fence_paceline_aws + awsvip on top of the above)
+
+const EC2_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crm-examples/pgsql-ha-ec2.sh");
+const HOST_MAP: &str = "node1:i-0000000000000000a;node2:i-0000000000000000b;node3:i-0000000000000000c";
+const ENDPOINT: &str = "http://192.0.2.250:5000";
+
+/// Run the EC2 script against `cib` with `env` (PCS is `pcs -f <cib>`; --force because the
+/// agents need not be installed on the machine running pcs — the lab test uses the real ones).
+fn run_ec2_script(cib: &Path, env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new("sh");
+    c.arg(EC2_SCRIPT).env("PCS", format!("pcs -f {}", cib.display()));
+    for var in [
+        "STACK", "STONITH", "VIP", "CIDR", "NIC", "PGDATA", "DATADIR", "BINDIR", "PGHOST", "PGPORT", "MONITOR_PROMOTED", "MONITOR_UNPROMOTED", "VIP_MONITOR", "AUTO_REWIND", "REWIND_USER", "REGION", "HOST_MAP",
+        "ENDPOINT_URL", "PROFILE", "SECONDARY_IP", "AWSVIP_MONITOR", "POWER_TIMEOUT", "FENCE_MONITOR", "FENCE_DELAY_MAX", "FENCE_AGENT", "AWSVIP_AGENT", "CIB_file",
+    ] {
+        c.env_remove(var);
+    }
+    c.env("PCS_CREATE_FLAGS", "--force");
+    c.envs(env.iter().copied());
+    run(&mut c)
+}
+
+/// The EC2 example's CIB (REGION, HOST_MAP, ENDPOINT_URL set; other defaults), built once.
+fn ec2_cib() -> &'static str {
+    static XML: OnceLock<String> = OnceLock::new();
+    XML.get_or_init(|| {
+        let dir = TempDir::new("ec2");
+        let cib = dir.path("cib.xml");
+        empty_cib(&cib);
+        let out = run_ec2_script(&cib, &[("REGION", "eu-west-1"), ("HOST_MAP", HOST_MAP), ("ENDPOINT_URL", ENDPOINT)]);
+        assert!(out.status.success(), "{EC2_SCRIPT} failed:\n{}", text(&out));
+        std::fs::read_to_string(cib).expect("read the CIB")
+    })
+}
+
+#[test]
+fn ec2_example_builds_a_cib_with_fencing_crm_verify_accepts() {
+    skip_unless_possible!("ec2_example_builds_a_cib_with_fencing_crm_verify_accepts");
+    let xml = ec2_cib();
+    let has = |id: &str, pairs: &[(&str, &str)]| {
+        let line = line_with_id(xml, id).unwrap_or_else(|| panic!("no element {id} in the CIB:\n{xml}"));
+        for (k, v) in pairs {
+            assert_eq!(attr(line, k), Some(*v), "{id}: {k} is not {v}: {line}\n{xml}");
+        }
+    };
+    // The fence device: EC2 instances by Pacemaker node name, the fencer's deadlines above
+    // the agent's own (power_timeout 60 s: off 90 s, reboot = off + on 150 s).
+    has("fence-aws", &[("class", "stonith"), ("type", "fence_paceline_aws")]);
+    for (name, value) in [("pcmk_host_map", HOST_MAP), ("region", "eu-west-1"), ("endpoint_url", ENDPOINT), ("power_timeout", "60"), ("pcmk_off_timeout", "90s"), ("pcmk_reboot_timeout", "150s")] {
+        has(&format!("fence-aws-instance_attributes-{name}"), &[("name", name), ("value", value)]);
+    }
+    assert!(!xml.contains("pcmk_delay_max"), "no fence delay unless asked:\n{xml}");
+    has("cib-bootstrap-options-stonith-enabled", &[("value", "true")]);
+    // Everything of pgsql-ha.sh, the paceline stack by default.
+    has("pgsqld", &[("class", "ocf"), ("provider", "paceline"), ("type", "pgsqlms")]);
+    has("pgsql-vip", &[("class", "ocf"), ("provider", "paceline"), ("type", "IPaddr2")]);
+    // The secondary private IP: the VIP's address, moved by awsvip, placed like the VIP.
+    has("pgsql-awsvip", &[("class", "ocf"), ("provider", "paceline"), ("type", "awsvip")]);
+    for (name, value) in [("secondary_private_ip", "192.0.2.100"), ("region", "eu-west-1"), ("endpoint_url", ENDPOINT)] {
+        has(&format!("pgsql-awsvip-instance_attributes-{name}"), &[("name", name), ("value", value)]);
+    }
+    let constraint = |tag: &str, pairs: &[(&str, &str)]| {
+        let found = xml.lines().map(str::trim).filter(|l| l.starts_with(tag)).any(|l| pairs.iter().all(|(k, v)| attr(l, k) == Some(*v)));
+        assert!(found, "no {tag} with {pairs:?} in the CIB:\n{xml}");
+    };
+    for rsc in ["pgsql-vip", "pgsql-awsvip"] {
+        constraint("<rsc_colocation", &[("rsc", rsc), ("with-rsc", "pgsqld-clone"), ("with-rsc-role", "Promoted"), ("score", "INFINITY")]);
+        constraint("<rsc_order", &[("first", "pgsqld-clone"), ("first-action", "promote"), ("then", rsc), ("then-action", "start"), ("kind", "Mandatory"), ("symmetrical", "false")]);
+        constraint("<rsc_order", &[("first", "pgsqld-clone"), ("first-action", "demote"), ("then", rsc), ("then-action", "stop"), ("kind", "Mandatory"), ("symmetrical", "false")]);
+    }
+    assert_eq!(xml.matches("<rsc_colocation ").count() + xml.matches("<rsc_order ").count(), 6, "unexpected constraints:\n{xml}");
+    assert!(!xml.contains("target-role"), "a resource is left with a target-role:\n{xml}");
+    // With a fence device, stonith-enabled=true is a configuration crm_verify accepts (the
+    // same property without a device is refused: script_warns_without_fencing_...).
+    let dir = TempDir::new("ec2verify");
+    let cib = dir.path("cib.xml");
+    std::fs::write(&cib, xml).unwrap();
+    verify(&cib);
+}
+
+#[test]
+fn ec2_example_refuses_bad_settings() {
+    skip_unless_possible!("ec2_example_refuses_bad_settings");
+    let dir = TempDir::new("ec2bad");
+    let good = [("REGION", "eu-west-1"), ("HOST_MAP", HOST_MAP)];
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (vec![("HOST_MAP", HOST_MAP)], "REGION is required"),
+        (vec![("REGION", "eu-west-1")], "HOST_MAP is required"),
+        (vec![("REGION", "eu-west-1"), ("HOST_MAP", "node1=i-0a;node2:i-0b")], "'node1=i-0a' is not node:i-"),
+        (vec![("REGION", "eu-west-1"), ("HOST_MAP", "node1:i-0a;node2")], "'node2' is not node:i-"),
+        (good.iter().copied().chain([("STONITH", "false")]).collect(), "STONITH cannot be turned off"),
+        (good.iter().copied().chain([("POWER_TIMEOUT", "60s")]).collect(), "POWER_TIMEOUT must be a number"),
+        // pgsql-ha.sh's own checks still apply (it runs after the fence device is created:
+        // a file that pcs -f edits is thrown away anyway, on a cluster see the README).
+    ];
+    for (env, why) in cases {
+        let cib = dir.path("bad.xml");
+        empty_cib(&cib);
+        let before = std::fs::read_to_string(&cib).unwrap();
+        let out = run_ec2_script(&cib, &env);
+        assert_eq!(out.status.code(), Some(2), "{env:?} was accepted:\n{}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("pgsql-ha-ec2.sh:") && stderr.contains(why), "{env:?}: expected \"{why}\":\n{}", text(&out));
+        assert_eq!(std::fs::read_to_string(&cib).unwrap(), before, "{env:?} changed the CIB");
+    }
+}
+
+/// crm_simulate's "Executing Cluster Transition" steps, in order, "* " and padding removed
+/// (e.g. "Fencing node1 (reboot)", "Resource action: pgsqld promote on node2").
+fn transition_steps(sim: &Sim) -> Vec<String> {
+    let section = sim.output.split("Executing Cluster Transition:").nth(1).unwrap_or("");
+    let section = section.split("Revised Cluster Status:").next().unwrap_or("");
+    section.lines().filter_map(|l| l.trim().strip_prefix("* ")).map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect()
+}
+
+/// The primary's node is lost (`--node-fail`: it stops answering; with fencing the scheduler
+/// no longer has "blind faith" that it is down). Pacemaker must fence it (through the EC2
+/// device) before it promotes node2, and the VIP and the secondary IP start on node2 only
+/// after the promotion.
+#[test]
+fn simulate_ec2_node_fail_fences_before_promoting() {
+    skip_unless_possible!("simulate_ec2_node_fail_fences_before_promoting");
+    let dir = TempDir::new("ec2loss");
+    let (steady, first) = steady_state_from(&dir, ec2_cib(), SCORES);
+    assert_eq!(first.nodes("pgsqld", "Promoted"), ["node1"], "{first}");
+    assert_eq!(first.nodes("pgsql-awsvip", "Started"), ["node1"], "{first}");
+    assert_eq!(first.nodes("fence-aws", "Started").len(), 1, "the fence device runs somewhere:\n{first}");
+    assert!(first.must_find("pgsqld", "promote", "node1") < first.must_find("pgsql-awsvip", "start", "node1"), "{first}");
+
+    let sim = simulate(&steady, &dir.path("lost.xml"), &["--node-fail", "node1"]);
+    let summary = sim.summary();
+    assert!(summary.iter().any(|l| l.starts_with("* Fence (reboot) node1")), "no fencing of node1 planned: {summary:?}\n{sim}");
+    let steps = transition_steps(&sim);
+    let at = |what: &str| steps.iter().position(|l| l.starts_with(what)).unwrap_or_else(|| panic!("no \"{what}\" in the transition {steps:#?}\n{sim}"));
+    let (fence, promote, awsvip) = (at("Fencing node1"), at("Resource action: pgsqld promote on node2"), at("Resource action: pgsql-awsvip start on node2"));
+    assert!(fence < promote && promote < awsvip, "fence {fence}, promote {promote}, awsvip start {awsvip}: out of order\n{sim}");
+    assert_eq!(sim.nodes("pgsqld", "Promoted"), ["node2"], "{sim}");
+    assert_eq!(sim.nodes("pgsqld", "Unpromoted"), ["node3"], "{sim}");
+    assert_eq!(sim.nodes("pgsql-vip", "Started"), ["node2"], "{sim}");
+    assert_eq!(sim.nodes("pgsql-awsvip", "Started"), ["node2"], "{sim}");
+    assert!(sim.actions.iter().all(|a| a.node != "node1"), "an action ran on the fenced node1\n{sim}");
 }

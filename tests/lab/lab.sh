@@ -360,8 +360,9 @@ cmd_config() {
     local script=pgsql-ha.sh ec2=()
     if is_ec2; then
         script=pgsql-ha-ec2.sh
-        [[ -n ${FENCE_AGENT:-} || ( -x /usr/sbin/fence_paceline_aws && -x /usr/lib/ocf/resource.d/paceline/awsvip ) ]] \
-            || die "fence_paceline_aws / ocf:paceline:awsvip are not installed (paceline install)"
+        local fa=${FENCE_AGENT:-fence_paceline_aws} va=${AWSVIP_AGENT:-ocf:paceline:awsvip}
+        [[ -x /usr/sbin/$fa ]] || die "$fa is not installed in /usr/sbin (paceline install)"
+        [[ -x /usr/lib/ocf/resource.d/$(cut -d: -f2 <<<"$va")/$(cut -d: -f3 <<<"$va") ]] || die "$va is not installed (paceline install)"
         local map="" i
         for i in $(seq "$(nodes)"); do map+="${map:+;}node$i:$(instance_of "$i")"; done
         ec2=(REGION="$REGION" ENDPOINT_URL="$EC2_URL" HOST_MAP="$map" POWER_TIMEOUT="${POWER_TIMEOUT:-30}" AWSVIP_MONITOR="$VIP_MONITOR"
