@@ -9,8 +9,13 @@ apt-get install -y -qq --no-install-recommends \
     iproute2 iputils-ping tcpdump libxml2-utils util-linux procps \
     pacemaker pacemaker-cli-utils pcs corosync resource-agents resource-agents-paf \
     postgresql-15 postgresql-client-15 strace hyperfine python3 psmisc \
-    fence-agents \
+    fence-agents python3-venv time \
     >/dev/null
+# moto (fake EC2 for the AWS agents' tests), in its own venv; reused when already there.
+if ! /opt/paceline-moto/bin/python3 -c 'import moto.server, flask_cors' >/dev/null 2>&1; then
+    /usr/bin/python3 -m venv /opt/paceline-moto
+    /opt/paceline-moto/bin/pip install -q 'moto[server]'
+fi
 # Rust: the machine's toolchain if there is one, else rustup (stable).
 if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal

@@ -101,7 +101,8 @@ fn bad(msg: String) -> OcfError {
 
 fn parse_v4(name: &str, raw: &str) -> Result<Ipv4Addr, OcfError> {
     let ip: Ipv4Addr = raw.trim().parse().map_err(|_| bad(format!("{name} '{raw}' is not an IPv4 address")))?;
-    if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback() {
+    // No further judgement: EC2 decides which public addresses exist.
+    if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
         return Err(bad(format!("{name} '{ip}' cannot be an interface address")));
     }
     Ok(ip)

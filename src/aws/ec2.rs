@@ -14,6 +14,8 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
@@ -39,6 +41,45 @@ pub struct Ec2 {
     client: aws_sdk_ec2::Client,
     region: String,
     deadline: Deadline,
+    attempts: Arc<Attempts>,
+}
+
+/// What the attempts of the current call saw, so that a call cut short by the deadline
+/// can still say why the attempts failed (throttled? 500? no answer?).
+#[derive(Debug, Default)]
+struct Attempts {
+    count: AtomicU32,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Attempts {
+    fn reset(&self) {
+        self.count.store(0, Ordering::SeqCst);
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+#[derive(Debug)]
+struct AttemptRecorder(Arc<Attempts>);
+
+impl aws_sdk_ec2::config::Intercept for AttemptRecorder {
+    fn name(&self) -> &'static str {
+        "paceline::AttemptRecorder"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &aws_sdk_ec2::config::interceptors::FinalizerInterceptorContextRef<'_>,
+        _rc: &aws_sdk_ec2::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_ec2::config::ConfigBag,
+    ) -> Result<(), aws_sdk_ec2::error::BoxError> {
+        self.0.count.fetch_add(1, Ordering::SeqCst);
+        if let Some(Err(e)) = context.output_or_error() {
+            let status = context.response().map(|r| format!("HTTP {}: ", r.status().as_u16())).unwrap_or_default();
+            *self.0.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{status}{}", super::error::chain(e)));
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Debug for Ec2 {
@@ -80,8 +121,10 @@ impl Ec2 {
         if let Some(url) = &p.endpoint_url {
             conf = conf.endpoint_url(url);
         }
+        let attempts = Arc::new(Attempts::default());
+        conf = conf.interceptor(AttemptRecorder(attempts.clone()));
         ocf_debug!("EC2 client: region {region}, endpoint {}", p.endpoint_url.as_deref().unwrap_or("from the SDK configuration"));
-        Ok(Ec2 { client: aws_sdk_ec2::Client::from_conf(conf.build()), region, deadline: *deadline })
+        Ok(Ec2 { client: aws_sdk_ec2::Client::from_conf(conf.build()), region, deadline: *deadline, attempts })
     }
 
     /// The SDK client, to build requests with.
@@ -106,6 +149,7 @@ impl Ec2 {
         R: fmt::Debug + 'static,
     {
         let started = Instant::now();
+        self.attempts.reset();
         ocf_debug!("EC2 {op}: sending ({:.1} s left)", self.deadline.remaining().as_secs_f64());
         let outcome = match tokio::time::timeout(self.deadline.remaining(), request).await {
             Err(_) => Err(AwsError::new(
@@ -116,6 +160,18 @@ impl Ec2 {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(AwsError::from_sdk(op, e)),
         };
+        // Cut short (deadline, SDK timeout): say what the attempts ran into.
+        let outcome = outcome.map_err(|mut e| {
+            if e.code().is_none() && (e.reason.contains("deadline") || e.reason.contains("did not complete")) {
+                let n = self.attempts.count.load(Ordering::SeqCst);
+                if let Some(last) = self.attempts.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+                    if !e.reason.contains(&last) {
+                        e.reason = format!("{}; {n} attempt(s), last: {last}", e.reason);
+                    }
+                }
+            }
+            e
+        });
         match &outcome {
             Ok(_) => ocf_debug!("EC2 {op}: ok in {} ms", started.elapsed().as_millis()),
             Err(e) => ocf_debug!("EC2 {op}: {} after {} ms", e.reason, started.elapsed().as_millis()),
