@@ -25,7 +25,9 @@
 #
 # Environment: LAB_DIR (state and node disks, default /var/lib/paceline-lab),
 # PACELINE (the paceline binary used for the probe), MONITOR_PROMOTED / MONITOR_UNPROMOTED /
-# VIP_MONITOR (op intervals; fast defaults for tests), LAB_QUIET=1 (no progress lines).
+# VIP_MONITOR (op intervals; fast defaults for tests), LAB_QUIET=1 (no progress lines);
+# --ec2 labs: MOTO_PY (python with moto, /opt/paceline-moto/bin/python), POWER_TIMEOUT (the
+# fence agent's, 30), FENCE_AGENT / AWSVIP_AGENT (another implementation to try).
 set -euo pipefail
 
 SRC=${PACELINE_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
