@@ -29,7 +29,9 @@ pub fn start(env: &OcfEnv) -> OcfResult {
         State::Stopped { .. } => {}
     }
     // Another node is primary: this instance must be able to follow it (rewind.rs).
-    if let Some(primary) = scores::local_node(&cfg).ok().and_then(|me| rewind::other_primary(&cfg, &me)) {
+    // (A base backup never started has nothing of its own: nothing to compare.)
+    let fresh_backup = cfg.datadir.join("backup_label").exists();
+    if let Some(primary) = (!fresh_backup).then(|| scores::local_node(&cfg).ok().and_then(|me| rewind::other_primary(&cfg, &me))).flatten() {
         if matches!(before, State::CrashedPrimary | State::CrashedStandby) {
             ocf_info!("crash recovery first (as a standby), so that this instance's history can be compared with the primary's on {primary}");
             start_standby(&cfg, who, until)?;
