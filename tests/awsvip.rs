@@ -77,6 +77,9 @@ fn every_action_and_the_address_moving_between_two_instances() {
     // The primary address of an interface is not a movable address.
     let r = a.agent("awsvip", "start", &[("secondary_private_ip", "192.0.2.11")]);
     expect(&r, 6, "start with an interface's primary address");
+    let r = a.agent("awsvip", "stop", &[("secondary_private_ip", "192.0.2.11")]);
+    expect(&r, 0, "stop with an interface's primary address (nothing of ours to undo)");
+    assert!(cloud.eni_ips(&ia.eni).contains(&"192.0.2.11".to_string()));
 }
 
 #[test]

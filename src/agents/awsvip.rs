@@ -24,7 +24,7 @@ use aws_sdk_ec2::types::{Filter, NetworkInterface};
 
 use crate::aws::{self, AwsParams, Deadline, Ec2, Session};
 use crate::ocf::{main_with, Action, ActionSpec, AgentSpec, OcfEnv, OcfError, OcfRc, OcfResult, Param, ParamKind, Params, Support};
-use crate::{ocf_info, ocf_warn};
+use crate::{ocf_err, ocf_info, ocf_warn};
 
 pub static PARAMS: &[Param] = &[
     Param::new("secondary_private_ip", ParamKind::String, "Secondary private IPv4 address",
@@ -273,8 +273,16 @@ pub fn stop(env: &OcfEnv) -> OcfResult {
     aws::block_on(async {
         let s = Session::open(&cfg.aws, &deadline).await?;
         let enis = our_interfaces(&s.ec2, &s.instance_id).await?;
-        check_not_primary(&enis, cfg.ip)?;
-        let holding: Vec<String> = enis.iter().filter(|n| holds(n, cfg.ip)).map(|n| eni_id(n).to_owned()).collect();
+        // A primary address was never ours to assign (start refuses it): nothing to undo,
+        // and failing the stop would get this node fenced for a configuration mistake.
+        if let Err(e) = check_not_primary(&enis, cfg.ip) {
+            ocf_err!("{}; leaving it alone", e.reason);
+        }
+        let holding: Vec<String> = enis
+            .iter()
+            .filter(|n| addresses(n).any(|(a, primary)| a == cfg.ip && !primary))
+            .map(|n| eni_id(n).to_owned())
+            .collect();
         if holding.is_empty() {
             ocf_info!("{} is not assigned to {}: already stopped", cfg.ip, s.instance_id);
             return Ok(OcfRc::Success);
