@@ -216,3 +216,23 @@ fn metadata_is_valid_against_the_ocf_dtd() {
         let _ = std::fs::remove_file(&file);
     }
 }
+
+#[test]
+fn ocf_tester_passes_for_awsvip_and_awseip() {
+    skip_unless_possible!("awsvip");
+    if !common::in_path("ocf-tester") {
+        eprintln!("skipped: ocf-tester missing");
+        return;
+    }
+    let cloud = Cloud::new();
+    let n = Node::new("vip-tester", &cloud.instance("node1", "192.0.2.61"));
+    let (_, alloc) = cloud.allocate_eip();
+    let eip_opt = format!("allocation_id={alloc}");
+    for (agent, opt) in [("awsvip", "secondary_private_ip=192.0.2.100"), ("awseip", eip_opt.as_str())] {
+        let r = n.run("ocf-tester", &["-n", "res", "-o", opt, &aws::bin(agent)], &[("OCF_ROOT", "/usr/lib/ocf")], None);
+        assert!(r.rc == 0 && r.stdout.contains("passed all tests"), "{agent}:\n{}\n{}", r.stdout, r.stderr);
+    }
+    // ocf-tester ends with migrate_from (a start) and no stop.
+    expect(&n.agent("awsvip", "stop", &vip(&[])), 0, "stop after ocf-tester");
+    assert!(!cloud.eni_ips(&n.instance.eni).contains(&VIP.to_string()));
+}
