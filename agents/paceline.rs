@@ -48,6 +48,11 @@ enum LabVerb {
     Up {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
         nodes: u8,
+        /// An EC2 lab: a fake EC2 (moto) with one instance per node, an IMDS per node and a
+        /// power controller; `config` then creates the EC2 cluster (fencing through
+        /// fence_paceline_aws, ocf:paceline:awsvip) from crm-examples/pgsql-ha-ec2.sh.
+        #[arg(long)]
+        ec2: bool,
     },
     /// Create the resources from crm-examples/ for a stack.
     Config {
@@ -56,7 +61,7 @@ enum LabVerb {
     },
     /// Run one scenario and print one JSON line.
     Scenario {
-        #[arg(value_parser = ["switchover", "kill-postgres", "node-crash", "standby-crash", "restart-all", "election", "migrate"])]
+        #[arg(value_parser = ["switchover", "kill-postgres", "node-crash", "standby-crash", "restart-all", "election", "migrate", "partition", "fence"])]
         name: String,
     },
     /// crm_mon of the cluster, and each node's PostgreSQL role and LSN.
@@ -100,7 +105,13 @@ fn main() -> Result<()> {
             }
         }
         Command::Lab { verb } => match verb {
-            LabVerb::Up { nodes } => lab_script("up", &["--nodes".into(), nodes.to_string()])?,
+            LabVerb::Up { nodes, ec2 } => {
+                let mut args = vec!["--nodes".to_string(), nodes.to_string()];
+                if ec2 {
+                    args.push("--ec2".into());
+                }
+                lab_script("up", &args)?
+            }
             LabVerb::Config { stack } => lab_script("config", &["--stack".into(), stack])?,
             LabVerb::Scenario { name } => lab_script("scenario", &[name])?,
             LabVerb::Status => lab_script("status", &[])?,

@@ -80,8 +80,14 @@ fn pre_promote(cfg: &Config, n: &Notify) -> Result<(), OcfError> {
         election::publish(&election::attr(cfg, "cancel_switchover"), &format!("{other} is still primary and is not being demoted"))?;
         return Ok(());
     }
-    // Switchover: the demoted primary's shutdown checkpoint must have reached us.
+    // Switchover: the demoted primary's shutdown checkpoint must have reached us. A demoted
+    // node that has left our partition (fenced, crashed) publishes nothing: no waiting for it.
+    let members = scores::partition().unwrap_or_default();
     for old in n.demote_uname.iter().filter(|d| **d != me) {
+        if !members.is_empty() && !members.contains(old) {
+            ocf_info!("{old} is not in this partition (fenced or lost): a failover, no switchover check");
+            continue;
+        }
         let until = Instant::now() + Duration::from_secs(5);
         let Some(shutdown) = election::read(&election::attr(cfg, "shutdown_lsn"), old, until).and_then(|v| Position::decode(&v)) else {
             ocf_warn!("{old} published no shutdown checkpoint (not a clean demote): no switchover check");

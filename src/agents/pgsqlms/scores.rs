@@ -95,7 +95,7 @@ pub fn local_node(cfg: &Config) -> Result<String, OcfError> {
 }
 
 /// The members of our partition (`crm_node --partition`).
-fn partition() -> Result<Vec<String>, OcfError> {
+pub fn partition() -> Result<Vec<String>, OcfError> {
     Ok(run(Command::new("crm_node").arg("--partition"), Duration::from_secs(5))?.split_whitespace().map(str::to_owned).collect())
 }
 
