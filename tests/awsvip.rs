@@ -74,6 +74,13 @@ fn every_action_and_the_address_moving_between_two_instances() {
     assert_eq!(log.iter().filter(|l| l.starts_with("PUT")).count(), 1, "{log:?}");
     assert!(log.contains(&"GET /latest/meta-data/instance-id".to_string()), "{log:?}");
 
+    // A token that turns out expired (401) is replaced, and the run still succeeds.
+    let before = a.imds_requests().len();
+    a.expire_next_imds_token();
+    expect(&a.agent("awsvip", "monitor", &recurring), 7, "monitor with an expired IMDS token");
+    let log = a.imds_requests()[before..].to_vec();
+    assert_eq!(log.iter().filter(|l| l.starts_with("PUT")).count(), 2, "{log:?}");
+
     // The primary address of an interface is not a movable address.
     let r = a.agent("awsvip", "start", &[("secondary_private_ip", "192.0.2.11")]);
     expect(&r, 6, "start with an interface's primary address");

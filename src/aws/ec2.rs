@@ -242,7 +242,7 @@ async fn resolve_credentials(p: &AwsParams, region: &str, deadline: &Deadline, i
             (format!("profile '{profile}'"), tokio::time::timeout(deadline.remaining(), provider.provide_credentials()).await)
         }
         None => {
-            let chain = DefaultCredentialsChain::builder().region(region).imds_client(imds.client().clone()).build().await;
+            let chain = DefaultCredentialsChain::builder().region(region).imds_client(imds.client()).build().await;
             ("the default chain".to_owned(), tokio::time::timeout(deadline.remaining(), chain.provide_credentials()).await)
         }
     };

@@ -2,12 +2,16 @@
 //!
 //! Every agent needs to know which instance and which network interface "here" is. The
 //! answer comes from IMDS, through aws-config's client, which does IMDSv2 properly: one
-//! token `PUT` per process, cached for its TTL and fetched again after a 401, retries on
-//! 5xx. We add tight connect/read timeouts (IMDS is link-local: it answers in
-//! milliseconds or not at all) and bound every request by the action's deadline, so that
-//! an unreachable IMDS is a prompt `OCF_ERR_GENERIC`, not a hung agent.
+//! token `PUT` per process, cached for its TTL (refreshed shortly before it expires),
+//! retries on 5xx. A token IMDS rejects before its TTL (401: IMDS restarted, instance
+//! moved) would be retried as is by that client, so on a 401 we drop the client — and
+//! its token — and ask once more with a fresh one. We add tight connect/read timeouts
+//! (IMDS is link-local: it answers in milliseconds or not at all) and bound every request
+//! by the action's deadline, so that an unreachable IMDS is a prompt `OCF_ERR_GENERIC`,
+//! not a hung agent.
 
 use std::net::Ipv4Addr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_config::imds::client::error::ImdsError;
@@ -16,38 +20,43 @@ use super::Deadline;
 use crate::ocf::OcfError;
 
 /// A handle on IMDS for one action.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Imds {
-    client: aws_config::imds::Client,
+    client: Mutex<aws_config::imds::Client>,
     deadline: Deadline,
+}
+
+fn build(deadline: &Deadline) -> aws_config::imds::Client {
+    let budget = deadline.remaining().max(Duration::from_millis(100));
+    aws_config::imds::Client::builder()
+        .connect_timeout(Duration::from_secs(1).min(budget))
+        .read_timeout(Duration::from_secs(2).min(budget))
+        .operation_attempt_timeout(Duration::from_secs(3).min(budget))
+        .operation_timeout(Duration::from_secs(10).min(budget))
+        .max_attempts(3)
+        .build()
 }
 
 impl Imds {
     /// A client bounded by `deadline`. Nothing is sent until the first request.
     pub fn new(deadline: &Deadline) -> Imds {
-        let budget = deadline.remaining().max(Duration::from_millis(100));
-        let client = aws_config::imds::Client::builder()
-            .connect_timeout(Duration::from_secs(1).min(budget))
-            .read_timeout(Duration::from_secs(2).min(budget))
-            .operation_attempt_timeout(Duration::from_secs(3).min(budget))
-            .operation_timeout(Duration::from_secs(10).min(budget))
-            .max_attempts(3)
-            .build();
-        Imds { client, deadline: *deadline }
+        Imds { client: Mutex::new(build(deadline)), deadline: *deadline }
     }
 
     /// The client, for the SDK's credential chain (instance role credentials).
-    pub(crate) fn client(&self) -> &aws_config::imds::Client {
-        &self.client
+    pub(crate) fn client(&self) -> aws_config::imds::Client {
+        self.client.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// `GET /latest/meta-data/<path>` (or an absolute `/latest/...` path), trimmed.
     pub async fn get(&self, path: &str) -> Result<String, OcfError> {
         let full = if path.starts_with('/') { path.to_owned() } else { format!("/latest/meta-data/{path}") };
-        let left = self.deadline.remaining();
-        let answer = tokio::time::timeout(left, self.client.get(full.clone()))
-            .await
-            .map_err(|_| OcfError::generic(format!("instance metadata service: no answer for {full} in the time left")))?;
+        let mut answer = self.get_once(&full).await?;
+        if matches!(&answer, Err(ImdsError::ErrorResponse(r)) if r.response().status().as_u16() == 401) {
+            crate::ocf_debug!("instance metadata service rejected the session token (401): fetching a new one");
+            *self.client.lock().unwrap_or_else(|e| e.into_inner()) = build(&self.deadline);
+            answer = self.get_once(&full).await?;
+        }
         match answer {
             Ok(v) => {
                 let v: String = v.into();
@@ -55,6 +64,13 @@ impl Imds {
             }
             Err(e) => Err(OcfError::generic(format!("instance metadata service: {full}: {}", describe(&e)))),
         }
+    }
+
+    async fn get_once(&self, full: &str) -> Result<Result<aws_config::imds::client::SensitiveString, ImdsError>, OcfError> {
+        let client = self.client();
+        tokio::time::timeout(self.deadline.remaining(), client.get(full.to_owned()))
+            .await
+            .map_err(|_| OcfError::generic(format!("instance metadata service: no answer for {full} in the time left")))
     }
 
     /// This instance's id.

@@ -37,7 +37,7 @@
 //! * [`Imds`]: `Imds::new(&Deadline)`; async `get(path)`, `instance_id()`, `region()`,
 //!   `mac()`, `macs()`, `interface_id(mac)`, `primary_eni()`, `local_ipv4s(mac)`,
 //!   `device_number(mac)`. IMDSv2 through `aws_config::imds::Client`: token fetched once and
-//!   cached for its TTL (refreshed on 401), 1 s connect / 2 s read timeouts, 3 attempts,
+//!   cached for its TTL (a fresh one after a 401), 1 s connect / 2 s read timeouts, 3 attempts,
 //!   every request also bounded by the deadline. The endpoint follows the SDK's
 //!   `AWS_EC2_METADATA_SERVICE_ENDPOINT` (tests point it at their stub). IMDS failures
 //!   are `OCF_ERR_GENERIC`.

@@ -302,6 +302,7 @@ pub struct Node {
     requests: Arc<AtomicUsize>,
     imds_log: Arc<Mutex<Vec<String>>>,
     imds_enabled: Arc<AtomicBool>,
+    imds_token: Arc<AtomicUsize>,
     served: Option<Served>,
 }
 
@@ -331,6 +332,7 @@ impl Node {
             requests: Arc::default(),
             imds_log: Arc::default(),
             imds_enabled: Arc::new(AtomicBool::new(true)),
+            imds_token: Arc::default(),
             served: None,
         };
         let stop = Arc::new(AtomicBool::new(false));
@@ -338,8 +340,8 @@ impl Node {
         let ec2 = create_listener_in(&ns, "127.0.0.1:5000");
         let data = ImdsData { instance_id: instance.id.clone(), region: REGION.into(), mac: instance.mac.clone(), eni: instance.eni.clone(), ip: instance.ip.clone() };
         {
-            let (l, stop, log, enabled) = (imds.try_clone().unwrap(), stop.clone(), node.imds_log.clone(), node.imds_enabled.clone());
-            std::thread::spawn(move || serve(l, stop, move |s| imds_conn(s, &data, &log, &enabled)));
+            let (l, stop, log, enabled, token) = (imds.try_clone().unwrap(), stop.clone(), node.imds_log.clone(), node.imds_enabled.clone(), node.imds_token.clone());
+            std::thread::spawn(move || serve(l, stop, move |s| imds_conn(s, &data, &log, &enabled, &token)));
         }
         {
             let (l, stop, fault, count) = (ec2.try_clone().unwrap(), stop.clone(), node.fault.clone(), node.requests.clone());
@@ -372,6 +374,12 @@ impl Node {
     /// Make IMDS refuse connections-level service (answers nothing: connections reset).
     pub fn set_imds(&self, up: bool) {
         self.imds_enabled.store(up, Ordering::SeqCst);
+    }
+
+    /// The next IMDSv2 token handed out expires at once: the GET that uses it gets 401
+    /// and the client must fetch a new token.
+    pub fn expire_next_imds_token(&self) {
+        self.imds_token.fetch_or(EXPIRE_NEXT, Ordering::SeqCst);
     }
 
     /// Run `bin args` in the namespace (see the module doc for the environment).
@@ -548,9 +556,11 @@ fn proxy_conn(client: TcpStream, moto_port: u16, fault: &Mutex<FaultState>, coun
     let _ = c.flush();
 }
 
-const IMDS_TOKEN: &str = "paceline-test-imds-token";
+const EXPIRE_NEXT: usize = 1 << 40;
 
-fn imds_conn(s: TcpStream, d: &ImdsData, log: &Mutex<Vec<String>>, enabled: &AtomicBool) {
+/// Tokens are `paceline-test-imds-token-<generation>`; only the current generation is valid.
+fn imds_conn(s: TcpStream, d: &ImdsData, log: &Mutex<Vec<String>>, enabled: &AtomicBool, generation: &AtomicUsize) {
+    let token = format!("paceline-test-imds-token-{}", generation.load(Ordering::SeqCst) & !EXPIRE_NEXT);
     if !enabled.load(Ordering::SeqCst) {
         let _ = s.shutdown(Shutdown::Both);
         return;
@@ -564,12 +574,17 @@ fn imds_conn(s: TcpStream, d: &ImdsData, log: &Mutex<Vec<String>>, enabled: &Ato
         let Some(ttl) = req.header("x-aws-ec2-metadata-token-ttl-seconds").map(str::to_owned) else {
             return respond(&s, 400, "text/plain", b"missing TTL");
         };
-        return respond_with(&s, 200, "text/plain", &format!("X-aws-ec2-metadata-token-ttl-seconds: {ttl}\r\n"), IMDS_TOKEN.as_bytes());
+        // Hand out the current token; if asked, make it stale right away (new generation).
+        let g = generation.load(Ordering::SeqCst);
+        if g & EXPIRE_NEXT != 0 {
+            generation.store((g & !EXPIRE_NEXT) + 1, Ordering::SeqCst);
+        }
+        return respond_with(&s, 200, "text/plain", &format!("X-aws-ec2-metadata-token-ttl-seconds: {ttl}\r\n"), token.as_bytes());
     }
     if method != "GET" {
         return respond(&s, 405, "text/plain", b"");
     }
-    if req.header("x-aws-ec2-metadata-token") != Some(IMDS_TOKEN) {
+    if req.header("x-aws-ec2-metadata-token") != Some(token.as_str()) {
         return respond(&s, 401, "text/plain", b"");
     }
     let macs = format!("/latest/meta-data/network/interfaces/macs/{}", d.mac);
