@@ -81,11 +81,10 @@ fn pre_promote(cfg: &Config, n: &Notify) -> Result<(), OcfError> {
         return Ok(());
     }
     // Switchover: the demoted primary's shutdown checkpoint must have reached us. A demoted
-    // node that has left our partition (fenced, crashed) publishes nothing: no waiting for it.
-    let members = scores::partition().unwrap_or_default();
+    // node that Pacemaker knows is down (fenced, or lost) publishes nothing: no waiting for it.
     for old in n.demote_uname.iter().filter(|d| **d != me) {
-        if !members.is_empty() && !members.contains(old) {
-            ocf_info!("{old} is not in this partition (fenced or lost): a failover, no switchover check");
+        if node_down(old) {
+            ocf_info!("{old} is down (fenced or lost): a failover, no switchover check");
             continue;
         }
         let until = Instant::now() + Duration::from_secs(5);
@@ -102,4 +101,36 @@ fn pre_promote(cfg: &Config, n: &Notify) -> Result<(), OcfError> {
         }
     }
     Ok(())
+}
+
+/// Whether the CIB records `node` as down: its `node_state` out of the membership
+/// (`in_ccm="false"`) or its controller offline — what fencing or a lost node leaves. A
+/// node Pacemaker just fenced is down here before Corosync drops it from the membership.
+fn node_down(node: &str) -> bool {
+    let xpath = format!("//node_state[@uname='{node}']");
+    match crate::cmd::run(std::process::Command::new("cibadmin").args(["--query", "--xpath", &xpath]), Duration::from_secs(5)) {
+        Ok(xml) => node_state_down(&xml),
+        Err(e) => {
+            ocf_debug!("cannot read {node}'s node_state: {}", e.reason);
+            false
+        }
+    }
+}
+
+/// `in_ccm="false"` or `crmd="offline"` in a `<node_state>` element.
+pub fn node_state_down(xml: &str) -> bool {
+    let tag = xml.split("<node_state").nth(1).and_then(|t| t.split('>').next()).unwrap_or("");
+    tag.contains("in_ccm=\"false\"") || tag.contains("crmd=\"offline\"")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn node_state_down_or_up() {
+        assert!(!super::node_state_down(r#"<node_state id="2" uname="node2" in_ccm="true" crmd="online" join="member" expected="member">"#));
+        assert!(!super::node_state_down(r#"<node_state id="2" uname="node2" in_ccm="1700000000" crmd="1700000000" join="member"/>"#));
+        assert!(super::node_state_down(r#"<node_state id="1" uname="node1" in_ccm="false" crmd="offline" join="down" expected="down"/>"#));
+        assert!(super::node_state_down(r#"<node_state id="1" uname="node1" in_ccm="true" crmd="offline" join="down"/>"#));
+        assert!(!super::node_state_down(""));
+    }
 }
