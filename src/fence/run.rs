@@ -351,8 +351,16 @@ fn pending(plugs: &[String], states: &[Power], want: Option<Power>) -> String {
         .join(", ")
 }
 
-/// Poll until `done(states)`, or fail at the deadline with the last state seen.
-fn wait_until(dev: &mut dyn Device, req: &Request, plugs: &[String], deadline: Instant, what: &str, want: Option<Power>, done: &dyn Fn(&[Power]) -> bool, rep: &mut Reporter) -> Result<Vec<Power>, FenceError> {
+/// What a wait is for: `done(states)` ends it; `what` and `want` word the messages.
+struct Goal<'a> {
+    what: &'a str,
+    want: Option<Power>,
+    done: &'a dyn Fn(&[Power]) -> bool,
+}
+
+/// Poll until the goal is reached, or fail at the deadline with the last state seen.
+fn wait_until(dev: &mut dyn Device, req: &Request, plugs: &[String], deadline: Instant, goal: Goal, rep: &mut Reporter) -> Result<Vec<Power>, FenceError> {
+    let Goal { what, want, done } = goal;
     let poll = req.seconds("stonith_status_sleep");
     let mut last;
     loop {
@@ -389,14 +397,16 @@ fn power_off(dev: &mut dyn Device, req: &Request, plugs: &[String], rep: &mut Re
     }
     if states.contains(&Power::Starting) {
         // A booting machine cannot be stopped yet: let it finish, then stop it.
-        states = wait_until(dev, req, plugs, deadline, "power OFF (target still starting)", None, &|s| !s.contains(&Power::Starting), rep)?;
+        let goal = Goal { what: "power OFF (target still starting)", want: None, done: &|s| !s.contains(&Power::Starting) };
+        states = wait_until(dev, req, plugs, deadline, goal, rep)?;
     }
     let targets: Vec<String> = plugs.iter().zip(&states).filter(|(_, s)| **s != Power::Off).map(|(p, _)| p.clone()).collect();
     if !targets.is_empty() {
         dev.power(&targets, false, deadline)?;
         settle(req, deadline);
     }
-    wait_until(dev, req, plugs, deadline, "power OFF", Some(Power::Off), &|s| s.iter().all(|p| *p == Power::Off), rep)?;
+    let goal = Goal { what: "power OFF", want: Some(Power::Off), done: &|s| s.iter().all(|p| *p == Power::Off) };
+    wait_until(dev, req, plugs, deadline, goal, rep)?;
     Ok(false)
 }
 
@@ -427,14 +437,16 @@ fn power_on_once(dev: &mut dyn Device, req: &Request, plugs: &[String], rep: &mu
     }
     if states.contains(&Power::Stopping) {
         // A machine cannot be started before it has finished stopping.
-        states = wait_until(dev, req, plugs, deadline, "power ON (target still stopping)", None, &|s| !s.contains(&Power::Stopping), rep)?;
+        let goal = Goal { what: "power ON (target still stopping)", want: None, done: &|s| !s.contains(&Power::Stopping) };
+        states = wait_until(dev, req, plugs, deadline, goal, rep)?;
     }
     let targets: Vec<String> = plugs.iter().zip(&states).filter(|(_, s)| **s == Power::Off).map(|(p, _)| p.clone()).collect();
     if !targets.is_empty() {
         dev.power(&targets, true, deadline)?;
         settle(req, deadline);
     }
-    wait_until(dev, req, plugs, deadline, "power ON", Some(Power::On), &|s| s.iter().all(|p| *p == Power::On), rep)?;
+    let goal = Goal { what: "power ON", want: Some(Power::On), done: &|s| s.iter().all(|p| *p == Power::On) };
+    wait_until(dev, req, plugs, deadline, goal, rep)?;
     Ok(false)
 }
 
