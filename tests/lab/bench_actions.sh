@@ -174,13 +174,17 @@ act() {
 }
 
 # After the promote (untimed): the VIP on the new primary, stale ARP entries gone, every
-# standby streaming from the new primary (a walreceiver still attached elsewhere is kicked).
+# standby streaming from the new primary and caught up (a walreceiver still attached
+# elsewhere is kicked). Without it the next switchover is rightly refused: the target would
+# not have the demoted primary's shutdown checkpoint.
 settle_replication() {
     local t=$1 o=$2 p=$3 i k
     $LAB node "$(node_no "$t")" ip addr add "$VIP/24" dev eth0
     for i in 1 2 3; do $LAB node "$i" ip neigh flush dev eth0 >/dev/null 2>&1 || true; done
     for k in $(seq 60); do
-        local s; s=$(psql_in "$(node_no "$t")" "select string_agg(application_name, ' ' order by application_name) from pg_stat_replication where state = 'streaming'" || true)
+        # streaming and caught up: "streaming" alone is also the catch-up on the old timeline
+        # before a standby switches to the new one
+        local s; s=$(psql_in "$(node_no "$t")" "select string_agg(application_name, ' ' order by application_name) from pg_stat_replication where state = 'streaming' and replay_lsn >= pg_current_wal_lsn()" || true)
         [[ $s == "$(printf '%s\n' "$p" "$o" | sort | tr '\n' ' ' | sed 's/ $//')" ]] && return 0
         if (( k % 8 == 3 )); then
             for i in $p $o; do
