@@ -17,7 +17,9 @@
 #
 # Per action it reports the median wall time (hyperfine -N, run inside the namespace, so
 # namespace entry is not measured), the processes the action creates (strace -f: execve
-# and fork/clone without CLONE_THREAD) and the peak RSS (GNU time: the largest process).
+# and fork/clone without CLONE_THREAD), the peak RSS (GNU time: the largest process) and the
+# CPU time (user + system, children included: what the action costs the node, as opposed to
+# time spent waiting for the fake services).
 # monitor runs with the address absent (rc 7), start with it absent (stop as hyperfine's
 # --prepare), stop with it present (start as --prepare).
 set -euo pipefail
@@ -109,21 +111,22 @@ procs() {       # AGENT ACTION PREPARE: processes created by the action (the age
     forks=$(grep -E 'fork\(|clone3?\(' "$TMP/st" | grep -vc CLONE_THREAD || true)
     echo "$forks/$execs"
 }
-rss_mb() {      # AGENT ACTION PREPARE
+rusage() {      # AGENT ACTION PREPARE: "peak-RSS-MB CPU-ms" (CPU: user + system, children included)
     [[ -n $3 ]] && in_ns "$1" "$3" >/dev/null 2>&1 || true
-    { in_ns /usr/bin/time -v "$1" "$2" 2>&1 >/dev/null || true; } | awk '/Maximum resident/ {printf "%.1f", $6/1024}'
+    { in_ns /usr/bin/time -f 'RUSAGE %M %U %S' "$1" "$2" 2>&1 >/dev/null || true; } |
+        awk '/^RUSAGE/ {printf "%.1f %.0f\n", $2/1024, ($3+$4)*1000}'
 }
 
 {
-    echo "| action | heartbeat awsvip | paceline awsvip | speed-up | forks/execs (hb / pl) | peak RSS MB (hb / pl) |"
-    echo "|---|---|---|---|---|---|"
+    echo "| action | heartbeat awsvip | paceline awsvip | speed-up | forks/execs (hb / pl) | peak RSS MB (hb / pl) | CPU ms (hb / pl) |"
+    echo "|---|---|---|---|---|---|---|"
     for spec in "monitor::" "start::stop" "stop::start"; do
         action=${spec%%::*} prep=${spec##*::}
         hb=$(median_ms "$HB" "$action" "$prep"); pl=$(median_ms "$PL" "$action" "$prep")
         hbp=$(procs "$HB" "$action" "$prep"); plp=$(procs "$PL" "$action" "$prep")
-        hbr=$(rss_mb "$HB" "$action" "$prep"); plr=$(rss_mb "$PL" "$action" "$prep")
+        read -r hbr hbc < <(rusage "$HB" "$action" "$prep"); read -r plr plc < <(rusage "$PL" "$action" "$prep")
         in_ns "$PL" stop >/dev/null 2>&1 || true
         x=$(python3 -c "print('%.0fx' % ($hb / $pl))")
-        echo "| $action | $hb ms | $pl ms | $x | $hbp / $plp | $hbr / $plr |"
+        echo "| $action | $hb ms | $pl ms | $x | $hbp / $plp | $hbr / $plr | $hbc / $plc |"
     done
 } | tee "${OUT:-/dev/null}"
