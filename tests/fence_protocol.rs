@@ -11,7 +11,8 @@
 //! - the secret key never appears on stdout, stderr, the debug file or a log file, also
 //!   with `-v`;
 //! - installed in /usr/sbin (`paceline::install`), Pacemaker's `stonith_admin --metadata`
-//!   and `pcs stonith describe` read it and `pcs -f <cib> stonith create` accepts its
+//!   and `pcs stonith describe` read it, `stonith_admin --validate` (a made-up target)
+//!   passes a good configuration and reports a bad one, and `pcs -f <cib> stonith create` accepts its
 //!   options and refuses a misspelt one; `crm_verify` accepts the CIB.
 //!
 //! Network: only 127.0.0.1 ports nothing listens on. The install test needs root, `pcs`,
@@ -253,6 +254,11 @@ fn installed_agent_is_accepted_by_stonith_admin_and_pcs() {
     for p in ["region:", "power_timeout:", "skip_race_check:", "pcmk_host_map:"] {
         assert!(describe.contains(p), "pcs stonith describe lacks {p}:\n{describe}");
     }
+
+    // Pacemaker's own validation runs validate-all with a made-up target (plug=node1).
+    ok(Command::new("stonith_admin").args(["--validate", "--agent", "fence_paceline_aws", "--option", "region=eu-west-1", "--option", "power_timeout=30"]));
+    let bad = Command::new("stonith_admin").args(["--validate", "--agent", "fence_paceline_aws", "--option", "region=Mars"]).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stdout).contains("region 'Mars' is not an AWS region name"), "{}", text(&bad));
 
     let tmp = TempDir::new("pcs");
     let cib = tmp.0.join("cib.xml");

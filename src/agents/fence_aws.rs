@@ -102,7 +102,10 @@ fn parse_filter(raw: &str) -> Result<Filter, String> {
 
 fn validate(req: &Request) -> Result<(), FenceError> {
     aws_params(req).validate().map_err(|e| FenceError::fatal(e.reason))?;
-    for p in req.plugs() {
+    // Pacemaker validates a device with a made-up target (`stonith_admin --validate`,
+    // pcs: plug=node1), so validate-all cannot judge the plug; the actions can.
+    let plugs = if req.action == fence::Action::ValidateAll { Vec::new() } else { req.plugs() };
+    for p in plugs {
         if !aws::valid_instance_id(&p) {
             return Err(FenceError::fatal(format!(
                 "plug '{p}' is not an EC2 instance id (i-0123456789abcdef0); map node names to instance ids with pcmk_host_map=\"node1:i-0123456789abcdef0;node2:...\""
