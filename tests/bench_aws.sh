@@ -50,8 +50,8 @@ NS=plt-$$-bench
 TMP=$(mktemp -d /tmp/paceline-bench-aws.XXXXXX)
 IMDS_PID=
 cleanup() {
-    exec 7>&- 2>/dev/null || true           # moto exits when its stdin closes
     [[ -n $IMDS_PID ]] && kill "$IMDS_PID" 2>/dev/null || true
+    exec 7>&- || true                       # moto exits when its stdin closes
     ip netns del "$NS" 2>/dev/null || true
     rm -rf "$TMP"
 }
@@ -63,7 +63,7 @@ in_ns() { ip netns exec "$NS" "$@"; }
 
 # moto on the namespace's 127.0.0.1:5000, serving until fd 7 closes.
 mkfifo "$TMP/moto.in"
-in_ns "$MOTO_PY" tests/aws/moto_server.py 5000 <"$TMP/moto.in" >"$TMP/moto.out" 2>&1 &
+ip netns exec "$NS" "$MOTO_PY" tests/aws/moto_server.py 5000 <"$TMP/moto.in" >"$TMP/moto.out" 2>&1 &
 exec 7>"$TMP/moto.in"
 for _ in $(seq 100); do grep -q PORT "$TMP/moto.out" 2>/dev/null && break; sleep 0.1; done
 
@@ -78,8 +78,10 @@ AMI=$(aws ec2 describe-images --query 'Images[0].ImageId')
 read -r IID ENI MAC < <(aws ec2 run-instances --image-id "$AMI" --instance-type t3.micro --subnet-id "$SUBNET" \
     --private-ip-address 192.0.2.11 --count 1 \
     --query 'Instances[0].[InstanceId,NetworkInterfaces[0].NetworkInterfaceId,NetworkInterfaces[0].MacAddress]')
-in_ns /usr/bin/python3 tests/lab/imds.py --instance-id "$IID" --eni "$ENI" --mac "$MAC" --ip 192.0.2.11 --region eu-west-1 \
-    >"$TMP/imds.log" 2>&1 &
+# Started directly (not through a shell function) so that $! is the stub itself, and
+# without fd 7 so that it does not keep moto's stdin open.
+ip netns exec "$NS" /usr/bin/python3 tests/lab/imds.py --instance-id "$IID" --eni "$ENI" --mac "$MAC" \
+    --ip 192.0.2.11 --region eu-west-1 >"$TMP/imds.log" 2>&1 7>&- &
 IMDS_PID=$!
 for _ in $(seq 50); do in_ns bash -c 'exec 3<>/dev/tcp/169.254.169.254/80' 2>/dev/null && break; sleep 0.1; done
 
