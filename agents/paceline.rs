@@ -37,7 +37,7 @@ enum Command {
     },
     /// Print the parameter table of an agent as Markdown (used for the docs).
     Params {
-        /// Agent name, e.g. IPaddr2.
+        /// Agent name: IPaddr2, pgsqlms, awsvip, awseip or fence_paceline_aws.
         agent: String,
     },
 }
@@ -123,7 +123,13 @@ fn main() -> Result<()> {
             let table = match agent.as_str() {
                 "IPaddr2" => paceline::agents::ipaddr2::PARAMS,
                 "pgsqlms" => paceline::agents::pgsqlms::PARAMS,
-                other => anyhow::bail!("unknown agent '{other}' (known: IPaddr2, pgsqlms)"),
+                "awsvip" => paceline::agents::awsvip::PARAMS,
+                "awseip" => paceline::agents::awseip::PARAMS,
+                "fence_paceline_aws" => {
+                    print!("{}", paceline::agents::fence_aws::SPEC.markdown_table());
+                    return Ok(());
+                }
+                other => anyhow::bail!("unknown agent '{other}' (known: IPaddr2, pgsqlms, awsvip, awseip, fence_paceline_aws)"),
             };
             print!("{}", paceline::ocf::params::markdown_table(table));
         }
