@@ -75,6 +75,8 @@ mod params;
 pub use deadline::Deadline;
 pub use ec2::Ec2;
 pub use error::{rc_for_code, AwsError};
+/// An error and its sources on one line, each text once (no debug dumps).
+pub(crate) use error::chain as error_chain;
 pub use imds::Imds;
 pub use params::{valid_instance_id, valid_region, AwsParams, Secret, ENDPOINT_URL, INSTANCE_ID, PROFILE, REGION};
 
