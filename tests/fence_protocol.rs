@@ -176,6 +176,8 @@ fn unreachable_endpoint_fails_in_bounded_time() {
         assert_eq!(r.rc, 1, "{action}: {}", shown(&r));
         assert!(r.stdout.is_empty(), "no state claimed: {}", shown(&r));
         assert!(r.stderr.contains("Failed:"), "{}", shown(&r));
+        // Out of time while the SDK still retried: the message keeps the cause.
+        assert!(r.stderr.contains("Connection refused"), "{action}: {}", shown(&r));
         assert!(r.took < Duration::from_secs(12), "{action} must give up near power_timeout: {}", shown(&r));
     }
 }

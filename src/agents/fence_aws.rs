@@ -28,8 +28,11 @@
 //! call's deadline and by the sequence until power_timeout.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use aws_sdk_ec2::config::interceptors::FinalizerInterceptorContextRef;
+use aws_sdk_ec2::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_ec2::types::{Filter, Instance, InstanceStateName};
 
 use crate::aws::{self, AwsError, AwsParams, Deadline, Ec2, Imds, Secret};
@@ -141,7 +144,7 @@ fn open(req: &Request) -> Result<Box<dyn Device>, FenceError> {
         .clone()
         .or_else(|| ["AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL"].iter().find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty())))
         .unwrap_or_else(|| format!("the {} regional endpoint", ec2.region()));
-    Ok(Box::new(Ec2Device { rt, ec2, imds, endpoint, filter, skip_os_shutdown: req.bool("skip_os_shutdown"), states: HashMap::new() }))
+    Ok(Box::new(Ec2Device { rt, ec2, imds, endpoint, last: LastAttempt::default(), filter, skip_os_shutdown: req.bool("skip_os_shutdown"), states: HashMap::new() }))
 }
 
 /// Refused credentials, a missing permission, a configuration EC2 rejects: waiting will not help.
@@ -163,10 +166,37 @@ struct Ec2Device {
     imds: Imds,
     /// Where requests go, for messages.
     endpoint: String,
+    /// The failure of the latest attempt, for the message when a call runs out of time.
+    last: LastAttempt,
     filter: Option<Filter>,
     skip_os_shutdown: bool,
     /// The EC2 state names of the last status call, for the power calls' decisions.
     states: HashMap<String, InstanceStateName>,
+}
+
+/// Remembers why the latest attempt of a request failed. When the SDK is still retrying at
+/// the deadline, its own error says only "timed out"; the operator needs the cause
+/// (connection refused, TLS, throttling...).
+#[derive(Debug, Clone, Default)]
+struct LastAttempt(Arc<Mutex<Option<String>>>);
+
+impl LastAttempt {
+    fn take(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|mut l| l.take())
+    }
+}
+
+impl Intercept for LastAttempt {
+    fn name(&self) -> &'static str {
+        "paceline-last-attempt"
+    }
+
+    fn read_after_attempt(&self, ctx: &FinalizerInterceptorContextRef<'_>, _: &RuntimeComponents, _: &mut ConfigBag) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if let (Some(Err(e)), Ok(mut last)) = (ctx.output_or_error(), self.0.lock()) {
+            *last = Some(aws::error_chain(e));
+        }
+        Ok(())
+    }
 }
 
 fn power_of(state: &InstanceStateName) -> Option<Power> {
@@ -187,8 +217,10 @@ impl Ec2Device {
     /// Run one EC2 exchange within `deadline` (the SDK's retries inside it).
     fn within<T>(&self, deadline: Instant, what: &str, fut: impl std::future::Future<Output = Result<T, FenceError>>) -> Result<T, FenceError> {
         let left = deadline.saturating_duration_since(Instant::now());
+        self.last.take();
         self.rt.block_on(async { tokio::time::timeout(left, fut).await }).unwrap_or_else(|_| {
-            Err(FenceError::transient(format!("{what}: timed out (no answer from {} in the {:.1} s left, retries included)", self.endpoint_of(what), left.as_secs_f64())))
+            let cause = self.last.take().map(|e| format!("; last attempt: {e}")).unwrap_or_default();
+            Err(FenceError::transient(format!("{what}: timed out (no answer from {} in the {:.1} s left, retries included){cause}", self.endpoint_of(what), left.as_secs_f64())))
         })
     }
 
@@ -206,7 +238,7 @@ impl Ec2Device {
         let mut token: Option<String> = None;
         loop {
             let req = self.ec2.client().describe_instances().set_instance_ids(Some(ids.to_vec())).set_next_token(token.take());
-            let page = self.ec2.call("DescribeInstances", req.send()).await.map_err(aws_to_fence)?;
+            let page = self.ec2.call("DescribeInstances", req.customize().interceptor(self.last.clone()).send()).await.map_err(aws_to_fence)?;
             out.extend(page.reservations().iter().flat_map(|r| r.instances().iter().cloned()));
             match page.next_token() {
                 Some(t) if !t.is_empty() => token = Some(t.to_owned()),
@@ -246,7 +278,7 @@ impl Device for Ec2Device {
         let c = self.ec2.client();
         if on {
             let req = c.start_instances().set_instance_ids(Some(plugs.to_vec()));
-            return self.within(deadline, "EC2 StartInstances", async { self.ec2.call("StartInstances", req.send()).await.map(|_| ()).map_err(aws_to_fence) });
+            return self.within(deadline, "EC2 StartInstances", async { self.ec2.call("StartInstances", req.customize().interceptor(self.last.clone()).send()).await.map(|_| ()).map_err(aws_to_fence) });
         }
         // An instance already terminating cannot be stopped; it will be off (terminated).
         let ids: Vec<String> = plugs.iter().filter(|p| self.states.get(*p) != Some(&InstanceStateName::ShuttingDown)).cloned().collect();
@@ -257,7 +289,7 @@ impl Device for Ec2Device {
         if self.skip_os_shutdown {
             req = req.skip_os_shutdown(true);
         }
-        self.within(deadline, "EC2 StopInstances", async { self.ec2.call("StopInstances", req.send()).await.map(|_| ()).map_err(aws_to_fence) })
+        self.within(deadline, "EC2 StopInstances", async { self.ec2.call("StopInstances", req.customize().interceptor(self.last.clone()).send()).await.map(|_| ()).map_err(aws_to_fence) })
     }
 
     fn list(&mut self, with_status: bool, deadline: Instant) -> Result<Vec<Outlet>, FenceError> {
@@ -266,7 +298,7 @@ impl Device for Ec2Device {
             let mut token: Option<String> = None;
             loop {
                 let req = self.ec2.client().describe_instances().set_filters(self.filter.clone().map(|f| vec![f])).set_next_token(token.take());
-                let page = self.ec2.call("DescribeInstances", req.send()).await.map_err(aws_to_fence)?;
+                let page = self.ec2.call("DescribeInstances", req.customize().interceptor(self.last.clone()).send()).await.map_err(aws_to_fence)?;
                 for i in page.reservations().iter().flat_map(|r| r.instances()) {
                     let Some(id) = i.instance_id() else { continue };
                     let power = if with_status { i.state().and_then(|s| s.name()).and_then(power_of) } else { None };
@@ -287,7 +319,7 @@ impl Device for Ec2Device {
         }
         // No target: prove endpoint, credentials and permission with one small page.
         let req = self.ec2.client().describe_instances().set_filters(self.filter.clone().map(|f| vec![f])).max_results(5);
-        self.within(deadline, "EC2 DescribeInstances", async { self.ec2.call("DescribeInstances", req.send()).await.map(|_| ()).map_err(aws_to_fence) })
+        self.within(deadline, "EC2 DescribeInstances", async { self.ec2.call("DescribeInstances", req.customize().interceptor(self.last.clone()).send()).await.map(|_| ()).map_err(aws_to_fence) })
     }
 
     fn race_check(&mut self, deadline: Instant) -> Result<(), FenceError> {
