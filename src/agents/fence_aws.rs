@@ -363,7 +363,7 @@ mod tests {
             std::fs::write(&path, format!("{}{expected}{}", &doc[..start], &doc[end..])).unwrap();
             return;
         }
-        assert_eq!(got.unwrap(), expected, "regenerate with PACELINE_REGEN_DOCS=1 cargo test --lib docs_options_table_is_generated");
+        assert_eq!(got.unwrap(), expected, "regenerate with `paceline params fence_paceline_aws`, or PACELINE_REGEN_DOCS=1 cargo test --lib docs_options_table_is_generated");
     }
 
     #[test]
