@@ -128,6 +128,6 @@ fn describe(e: &ImdsError) -> String {
         },
         ImdsError::FailedToLoadToken(_) => format!("cannot get an IMDSv2 token: {}", super::error::chain(e)),
         ImdsError::IoError(_) => format!("unreachable: {}", super::error::chain(e)),
-        _ => format!("{}", super::error::chain(e)),
+        _ => super::error::chain(e).to_string(),
     }
 }

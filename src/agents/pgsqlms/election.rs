@@ -60,6 +60,16 @@ pub fn forget(name: &str) {
     let _ = attrd(&["--private", "--lifetime", "reboot", "--name", name, "--delete"]);
 }
 
+/// [`forget`] several attributes at once (one attrd_updater each, in parallel: the
+/// post-promote notification is on the way to the VIP's start).
+pub fn forget_all(names: &[String]) {
+    std::thread::scope(|s| {
+        for name in names {
+            s.spawn(move || forget(name));
+        }
+    });
+}
+
 /// Read node `node`'s private attribute, waiting until `until` for it to appear.
 pub fn read(name: &str, node: &str, until: Instant) -> Option<String> {
     loop {

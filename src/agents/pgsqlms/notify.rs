@@ -15,11 +15,15 @@ pub fn notify(env: &OcfEnv) -> OcfResult {
     let n = env.notify();
     ocf_debug!("notify {}-{}", n.kind, n.operation);
     match (n.kind.as_str(), n.operation.as_str()) {
+        // A shutdown checkpoint published by an earlier demote of this node must not stand in
+        // for the one this demote will publish (the switchover check would pass on stale data).
+        ("pre", "demote") if scores::local_node(&cfg).is_ok_and(|me| n.demote_uname.contains(&me)) => {
+            election::forget(&election::attr(&cfg, "shutdown_lsn"));
+        }
         ("pre", "promote") => pre_promote(&cfg, &n)?,
         ("post", "promote") => {
-            for what in ["lsn_location", "nodes", "cancel_switchover"] {
-                election::forget(&election::attr(&cfg, what));
-            }
+            let names: Vec<String> = ["lsn_location", "nodes", "cancel_switchover", "shutdown_lsn"].iter().map(|w| election::attr(&cfg, w)).collect();
+            election::forget_all(&names);
         }
         _ => {}
     }
@@ -56,9 +60,8 @@ pub fn position(cfg: &Config, who: crate::pg::client::Identity) -> Result<Positi
 fn pre_promote(cfg: &Config, n: &Notify) -> Result<(), OcfError> {
     let who = instance::identity(cfg)?;
     let me = scores::local_node(cfg)?;
-    for what in ["lsn_location", "nodes", "cancel_switchover"] {
-        election::forget(&election::attr(cfg, what));
-    }
+    let names: Vec<String> = ["lsn_location", "nodes", "cancel_switchover"].iter().map(|w| election::attr(cfg, w)).collect();
+    election::forget_all(&names);
     let st = instance::state(cfg, who, Duration::from_secs(5))?;
     if st != State::Standby {
         return Ok(());
@@ -66,7 +69,7 @@ fn pre_promote(cfg: &Config, n: &Notify) -> Result<(), OcfError> {
     let mine = position(cfg, who)?;
     election::publish(&election::attr(cfg, "lsn_location"), &mine.encode())?;
     ocf_info!("published my position {mine:?} for the election");
-    if !n.promote_uname.iter().any(|p| *p == me) {
+    if !n.promote_uname.contains(&me) {
         return Ok(());
     }
     // The nodes whose instances take part: active and starting, minus stopping.
@@ -83,12 +86,17 @@ fn pre_promote(cfg: &Config, n: &Notify) -> Result<(), OcfError> {
     // Switchover: the demoted primary's shutdown checkpoint must have reached us. A demoted
     // node that Pacemaker knows is down (fenced, or lost) publishes nothing: no waiting for it.
     for old in n.demote_uname.iter().filter(|d| **d != me) {
-        if node_down(old) {
-            ocf_info!("{old} is down (fenced or lost): a failover, no switchover check");
-            continue;
+        // Published already (the usual switchover): no need to ask the CIB about the node.
+        let attr = election::attr(cfg, "shutdown_lsn");
+        let mut published = election::read(&attr, old, Instant::now());
+        if published.is_none() {
+            if node_down(old) {
+                ocf_info!("{old} is down (fenced or lost): a failover, no switchover check");
+                continue;
+            }
+            published = election::read(&attr, old, Instant::now() + Duration::from_secs(5));
         }
-        let until = Instant::now() + Duration::from_secs(5);
-        let Some(shutdown) = election::read(&election::attr(cfg, "shutdown_lsn"), old, until).and_then(|v| Position::decode(&v)) else {
+        let Some(shutdown) = published.and_then(|v| Position::decode(&v)) else {
             ocf_warn!("{old} published no shutdown checkpoint (not a clean demote): no switchover check");
             continue;
         };
