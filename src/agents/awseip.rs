@@ -20,9 +20,9 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use aws_sdk_ec2::types::{Address, Filter};
+use aws_sdk_ec2::types::Address;
 
-use crate::aws::{self, AwsParams, Deadline, Ec2, Session};
+use crate::aws::{self, eni, AwsParams, Backoff, Deadline, Ec2, Session};
 use crate::ocf::{main_with, Action, ActionSpec, AgentSpec, OcfEnv, OcfError, OcfRc, OcfResult, Param, ParamKind, Params, Support};
 use crate::{ocf_err, ocf_info};
 
@@ -114,8 +114,7 @@ impl Config {
         let elastic_ip = p.str("elastic_ip").map(|v| parse_v4("elastic_ip", v)).transpose()?;
         let allocation_id = p.str("allocation_id").map(str::trim).map(str::to_owned);
         if let Some(a) = &allocation_id {
-            let ok = a.strip_prefix("eipalloc-").is_some_and(|h| !h.is_empty() && h.len() <= 17 && h.chars().all(|c| c.is_ascii_hexdigit()));
-            if !ok {
+            if !aws::valid_resource_id("eipalloc", a) {
                 return Err(bad(format!("allocation_id '{a}' is not an Elastic IP allocation id (eipalloc-...)")));
             }
         }
@@ -174,35 +173,25 @@ fn where_is(addr: &Address) -> String {
 
 /// The ENI of this instance that holds `ip`.
 async fn eni_holding(ec2: &Ec2, instance_id: &str, ip: Ipv4Addr) -> Result<Option<String>, OcfError> {
-    let f = Filter::builder().name("attachment.instance-id").values(instance_id).build();
-    let out = ec2.call("DescribeNetworkInterfaces", ec2.client().describe_network_interfaces().filters(f).send()).await?;
-    Ok(out.network_interfaces.unwrap_or_default().into_iter().find_map(|n| {
-        let has = n.private_ip_addresses.iter().flatten().any(|a| a.private_ip_address.as_deref().and_then(|p| p.parse::<Ipv4Addr>().ok()) == Some(ip));
-        if has {
-            n.network_interface_id
-        } else {
-            None
-        }
-    }))
+    Ok(eni::interfaces_of(ec2, instance_id).await?.into_iter().find(|n| eni::holds(n, ip)).and_then(|n| n.network_interface_id))
 }
 
 /// Poll DescribeAddresses until the association is (`ours == true`) or is not ours.
 async fn wait_for(ec2: &Ec2, cfg: &Config, instance_id: &str, ours: bool) -> Result<(), OcfError> {
     let deadline: Deadline = *ec2.deadline();
-    let mut pause = Duration::from_millis(200);
+    let mut pause = Backoff::default();
     loop {
         let addr = describe(ec2, cfg).await?;
         if is_ours(&addr, instance_id, cfg) == ours {
             return Ok(());
         }
-        if !deadline.sleep(pause).await {
+        if !pause.wait(&deadline).await {
             return Err(OcfError::generic(format!(
                 "EC2 accepted the change but Elastic IP {} is {} before the action's timeout",
                 cfg.name(),
                 where_is(&addr)
             )));
         }
-        pause = (pause * 3 / 2).min(Duration::from_secs(2));
     }
 }
 

@@ -20,9 +20,10 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use aws_sdk_ec2::types::{Filter, NetworkInterface};
+use aws_sdk_ec2::types::NetworkInterface;
 
-use crate::aws::{self, AwsParams, Deadline, Ec2, Session};
+use crate::aws::eni::{addresses, holds, interfaces_of as our_interfaces};
+use crate::aws::{self, AwsParams, Backoff, Deadline, Ec2, Session};
 use crate::ocf::{main_with, Action, ActionSpec, AgentSpec, OcfEnv, OcfError, OcfRc, OcfResult, Param, ParamKind, Params, Support};
 use crate::{ocf_err, ocf_info, ocf_warn};
 
@@ -143,8 +144,8 @@ fn parse_interface(v: &str) -> Result<Interface, OcfError> {
     if let Ok(i) = v.parse::<i32>() {
         return if (0..=64).contains(&i) { Ok(if i == 0 { Interface::Primary } else { Interface::Index(i) }) } else { Err(bad(format!("interface index {i} is out of range"))) };
     }
-    if let Some(hex) = v.strip_prefix("eni-") {
-        if !hex.is_empty() && hex.len() <= 17 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+    if v.starts_with("eni-") {
+        if aws::valid_resource_id("eni", v) {
             return Ok(Interface::Eni(v.to_owned()));
         }
         return Err(bad(format!("interface '{v}' is not a valid ENI id")));
@@ -155,31 +156,12 @@ fn parse_interface(v: &str) -> Result<Interface, OcfError> {
     Err(bad(format!("interface '{v}' is neither a device index, an ENI id nor an interface name")))
 }
 
-/// This instance's network interfaces, as EC2 sees them.
-async fn our_interfaces(ec2: &Ec2, instance_id: &str) -> Result<Vec<NetworkInterface>, OcfError> {
-    let f = Filter::builder().name("attachment.instance-id").values(instance_id).build();
-    let out = ec2.call("DescribeNetworkInterfaces", ec2.client().describe_network_interfaces().filters(f).send()).await?;
-    Ok(out.network_interfaces.unwrap_or_default())
-}
-
 fn device_index(n: &NetworkInterface) -> Option<i32> {
     n.attachment.as_ref().and_then(|a| a.device_index)
 }
 
 fn eni_id(n: &NetworkInterface) -> &str {
     n.network_interface_id.as_deref().unwrap_or("?")
-}
-
-/// The addresses of an interface, parsed (exact comparison, no string matching).
-fn addresses(n: &NetworkInterface) -> impl Iterator<Item = (Ipv4Addr, bool)> + '_ {
-    n.private_ip_addresses
-        .iter()
-        .flatten()
-        .filter_map(|a| Some((a.private_ip_address.as_deref()?.trim().parse().ok()?, a.primary.unwrap_or(false))))
-}
-
-fn holds(n: &NetworkInterface, ip: Ipv4Addr) -> bool {
-    addresses(n).any(|(a, _)| a == ip)
 }
 
 /// The interface `want` designates among `enis`, if this instance has it.
@@ -219,18 +201,17 @@ fn describe_interface(want: &Interface) -> String {
 /// Poll until `ip` is (or, with `present == false`, is no longer) on `eni`.
 async fn wait_for(ec2: &Ec2, eni: &str, ip: Ipv4Addr, present: bool) -> Result<(), OcfError> {
     let deadline: Deadline = *ec2.deadline();
-    let mut pause = Duration::from_millis(200);
+    let mut pause = Backoff::default();
     loop {
         let out = ec2.call("DescribeNetworkInterfaces", ec2.client().describe_network_interfaces().network_interface_ids(eni).send()).await?;
         let there = out.network_interfaces.unwrap_or_default().iter().any(|n| holds(n, ip));
         if there == present {
             return Ok(());
         }
-        if !deadline.sleep(pause).await {
+        if !pause.wait(&deadline).await {
             let state = if present { "does not show it on" } else { "still shows it on" };
             return Err(OcfError::generic(format!("EC2 accepted the change but {state} {eni} before the action's timeout")));
         }
-        pause = (pause * 3 / 2).min(Duration::from_secs(2));
     }
 }
 

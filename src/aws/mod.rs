@@ -68,17 +68,18 @@
 
 mod deadline;
 mod ec2;
+pub mod eni;
 mod error;
 mod imds;
 mod params;
 
-pub use deadline::Deadline;
+pub use deadline::{Backoff, Deadline};
 pub use ec2::Ec2;
 pub use error::{rc_for_code, AwsError};
 /// An error and its sources on one line, each text once (no debug dumps).
 pub(crate) use error::chain as error_chain;
 pub use imds::Imds;
-pub use params::{valid_instance_id, valid_region, AwsParams, Secret, ENDPOINT_URL, INSTANCE_ID, PROFILE, REGION};
+pub use params::{valid_instance_id, valid_region, valid_resource_id, AwsParams, Secret, ENDPOINT_URL, INSTANCE_ID, PROFILE, REGION};
 
 use crate::ocf::OcfError;
 

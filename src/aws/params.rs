@@ -120,6 +120,12 @@ pub fn valid_instance_id(i: &str) -> bool {
     i.strip_prefix("i-").is_some_and(|h| (h.len() == 8 || h.len() == 17) && h.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()))
 }
 
+/// An EC2 resource id with the given prefix: `eni-0123abcd`, `eipalloc-...` (1 to 17
+/// hexadecimal digits after the dash).
+pub fn valid_resource_id(prefix: &str, id: &str) -> bool {
+    id.strip_prefix(prefix).and_then(|r| r.strip_prefix('-')).is_some_and(|h| !h.is_empty() && h.len() <= 17 && h.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
 /// An `http://` or `https://` URL with a host, and nothing the URI parser would choke on.
 pub fn check_endpoint_url(u: &str) -> Result<(), OcfError> {
     let bad = |why: &str| OcfError::configured(format!("endpoint_url '{u}' {why}"));
@@ -199,5 +205,17 @@ mod tests {
         assert!(both.validate().is_ok());
         let empty = AwsParams { access_key: Some(Secret::new(" ")), secret_key: Some(Secret::new("b")), ..Default::default() };
         assert!(empty.validate().is_err());
+    }
+}
+
+#[cfg(test)]
+mod resource_id_tests {
+    #[test]
+    fn resource_ids() {
+        assert!(super::valid_resource_id("eni", "eni-0123abcd"));
+        assert!(super::valid_resource_id("eipalloc", "eipalloc-0123456789abcdef0"));
+        for bad in ["eni-", "eni0123", "eni-xyz", "eni-0123456789abcdef01", "vpc-0123", ""] {
+            assert!(!super::valid_resource_id("eni", bad), "{bad}");
+        }
     }
 }
