@@ -120,12 +120,22 @@ fn server_log(cfg: &Config) -> PathBuf {
     }
 }
 
+/// A PostgreSQL tool from bindir, to run as system_user (they refuse root), in the C locale.
+pub fn pg_tool(cfg: &Config, who: Identity, tool: &str) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(cfg.bindir.join(tool));
+    cmd.env("LC_ALL", "C").current_dir("/");
+    if nix::unistd::geteuid().is_root() {
+        // std drops supplementary groups when a root parent sets the uid.
+        cmd.uid(who.uid.as_raw()).gid(who.gid.as_raw());
+    }
+    cmd
+}
+
 /// Run `pg_ctl ARGS -D pgdata` as system_user, bounded by `timeout`.
 pub fn pg_ctl(cfg: &Config, who: Identity, args: &[&str], timeout: Duration) -> Result<(), OcfError> {
-    use std::os::unix::process::CommandExt;
-    let exe = cfg.bindir.join("pg_ctl");
-    let mut cmd = Command::new(&exe);
-    cmd.args(args).arg("-D").arg(&cfg.pgdata).env("LC_ALL", "C").current_dir("/");
+    let mut cmd = pg_tool(cfg, who, "pg_ctl");
+    cmd.args(args).arg("-D").arg(&cfg.pgdata);
     if args.first() == Some(&"start") {
         let log = server_log(cfg);
         // pg_ctl runs as system_user: make sure it can write its log.
@@ -136,10 +146,6 @@ pub fn pg_ctl(cfg: &Config, who: Identity, args: &[&str], timeout: Duration) -> 
         if let Some(o) = &cfg.start_opts {
             cmd.arg("-o").arg(o);
         }
-    }
-    if nix::unistd::geteuid().is_root() {
-        // std drops supplementary groups when a root parent sets the uid.
-        cmd.uid(who.uid.as_raw()).gid(who.gid.as_raw());
     }
     crate::cmd::run(&mut cmd, timeout).map(|_| ())
 }

@@ -23,7 +23,6 @@
 //! made, start says so in the log and starts the standby: one that cannot stream endangers
 //! nothing, and refusing every start of a misconfigured cluster would.
 
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -146,7 +145,7 @@ fn source(cfg: &Config, who: Identity, until: Instant) -> Result<Source, String>
     if !cfg.datadir.join("global/pg_control").exists() {
         return Err("no pg_control".into());
     }
-    let mut cmd = as_user(cfg.bindir.join("postgres"), who);
+    let mut cmd = instance::pg_tool(cfg, who, "postgres");
     cmd.args(["-C", "primary_conninfo", "-D"]).arg(&cfg.pgdata);
     if let Some(o) = &cfg.start_opts {
         cmd.args(o.split_whitespace());
@@ -173,7 +172,7 @@ fn source(cfg: &Config, who: Identity, until: Instant) -> Result<Source, String>
 }
 
 fn pg_rewind(cfg: &Config, who: Identity, source: &Source, dry_run: bool, until: Instant) -> Result<cmd::Finished, OcfError> {
-    let mut cmd = as_user(cfg.bindir.join("pg_rewind"), who);
+    let mut cmd = instance::pg_tool(cfg, who, "pg_rewind");
     cmd.arg("--target-pgdata").arg(&cfg.datadir).arg(format!("--source-server={}", source.conninfo));
     if dry_run {
         cmd.arg("--dry-run");
@@ -185,16 +184,6 @@ fn pg_rewind(cfg: &Config, who: Identity, source: &Source, dry_run: bool, until:
     let left = if dry_run { left.min(Duration::from_secs(30)) } else { left };
     instance::ensure_stopped(cfg)?;
     cmd::finish(&mut cmd, left)
-}
-
-/// A PostgreSQL tool run as system_user (they refuse root), in the C locale.
-fn as_user(program: std::path::PathBuf, who: Identity) -> Command {
-    let mut cmd = Command::new(program);
-    cmd.env("LC_ALL", "C").current_dir("/");
-    if nix::unistd::geteuid().is_root() {
-        cmd.uid(who.uid.as_raw()).gid(who.gid.as_raw());
-    }
-    cmd
 }
 
 #[cfg(test)]
