@@ -32,10 +32,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-use common::{in_path, text};
+use common::{in_path, text, TempDir};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crm-examples/pgsql-ha.sh");
 const TOOLS: &[&str] = &["pcs", "cibadmin", "crm_verify", "crm_simulate", "crm_attribute", "crm_mon"];
@@ -90,30 +89,6 @@ fn ok(cmd: &mut Command) -> Output {
     let out = run(cmd);
     assert!(out.status.success(), "{shown} failed:\n{}", text(&out));
     out
-}
-
-/// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("paceline-crm-{}-{n}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A command that works on the CIB file `cib` (CIB_file must be absolute: agents and

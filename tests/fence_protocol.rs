@@ -21,11 +21,11 @@
 mod common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{in_path, text};
+use common::{in_path, text, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fence_paceline_aws");
 const RNG: &str = "/usr/share/cluster/relaxng/metadata.rng";
@@ -207,24 +207,6 @@ fn the_secret_key_is_never_echoed() {
         assert!(!content.contains(SECRET), "secret in {}:\n{content}", f.display());
     }
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("paceline-fence-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn ok(cmd: &mut Command) -> Output {

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use common::{in_path, text};
+use common::{in_path, text, TempDir};
 
 const AGENT: &str = "ocf:paceline:IPaddr2";
 const TOOLS: &[&str] = &["pcs", "crm_resource", "cibadmin", "crm_verify", "ip"];
@@ -68,24 +68,6 @@ fn install_agent() {
     assert_eq!(meta.permissions().mode() & 0o777, 0o755);
     let built = std::fs::metadata(env!("CARGO_BIN_EXE_IPaddr2")).expect("built agent");
     assert_eq!(meta.len(), built.len(), "installed agent differs from the built one");
-}
-
-/// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("paceline-pcmk-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn pcs(cib: &Path) -> Command {
