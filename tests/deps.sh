@@ -12,9 +12,12 @@ apt-get install -y -qq --no-install-recommends \
     fence-agents python3-venv time \
     >/dev/null
 # moto (fake EC2 for the AWS agents' tests), in its own venv; reused when already there.
-if ! /opt/paceline-moto/bin/python3 -c 'import moto.server, flask_cors' >/dev/null 2>&1; then
+# Pinned: the tests patch one moto behaviour (tests/aws/moto_server.py, tests/lab/ec2.py),
+# and a CI run on a fresh machine must get the moto they were written against.
+MOTO_VERSION=5.2.5
+if ! /opt/paceline-moto/bin/python3 -c "import moto, moto.server, flask_cors; assert moto.__version__ == '$MOTO_VERSION'" >/dev/null 2>&1; then
     /usr/bin/python3 -m venv /opt/paceline-moto
-    /opt/paceline-moto/bin/pip install -q 'moto[server]'
+    /opt/paceline-moto/bin/pip install -q "moto[server]==$MOTO_VERSION"
 fi
 # Rust: the machine's toolchain if there is one, else rustup (stable).
 if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then

@@ -25,7 +25,8 @@
 #
 # Environment: LAB_DIR (state and node disks, default /var/lib/paceline-lab),
 # PACELINE (the paceline binary used for the probe), MONITOR_PROMOTED / MONITOR_UNPROMOTED /
-# VIP_MONITOR (op intervals; fast defaults for tests), LAB_QUIET=1 (no progress lines);
+# VIP_MONITOR (op intervals; fast defaults for tests), LAB_QUIET=1 (no progress lines),
+# LAB_KEEP_LOGS=DIR (down copies the nodes' logs and the lab state there first);
 # --ec2 labs: MOTO_PY (python with moto, /opt/paceline-moto/bin/python), POWER_TIMEOUT (the
 # fence agent's, 30), FENCE_AGENT / AWSVIP_AGENT (another implementation to try).
 set -euo pipefail
@@ -377,7 +378,7 @@ cmd_config() {
     if is_ec2; then say "config: fencing through EC2 (fence_paceline_aws, stonith-enabled=true)"
     else say "config: no fencing in this lab (stonith-enabled=false): see docs/lab.md (up --ec2)"; fi
     echo "$stack" >"$STATE/stack"
-    wait_healthy 180 || die "the cluster did not become healthy within 180 s (paceline lab status)"
+    wait_healthy 180 || { explain_unhealthy; die "the cluster did not become healthy within 180 s (paceline lab status)"; }
     say "config: healthy: primary on $(primary_node), VIP on $(vip_holder)"
 }
 
@@ -428,11 +429,32 @@ wait_healthy() {
     for s in $(seq "$t"); do healthy && return 0; sleep 1; done
     return 1
 }
+# Why the cluster is not healthy, on stderr: what an operator would look at first (crm_mon
+# with fail counts, each node's PostgreSQL, the agents' and the fencer's last words). Called
+# before the lab gives up, so that a failed CI run says what went wrong.
+explain_unhealthy() {
+    {
+        echo "---- lab: the cluster as it was when the lab gave up"
+        cmd_status 2>&1 || true
+        local i f
+        for i in $(seq "$(nodes)"); do
+            f=$LAB_DIR/node$i/var/log/pacemaker/pacemaker.log
+            [[ -e $f ]] || continue
+            echo "---- node$i: pacemaker.log, last errors, warnings and agent lines"
+            grep -E 'error|warning|pgsqlms|IPaddr2|awsvip|fence|stonith|Result of' "$f" | grep -v 'debug' | tail -40 || true
+        done
+        if is_ec2; then
+            echo "---- EC2 controller (ec2.log), last lines"
+            tail -20 "$STATE/ec2/ec2.log" 2>/dev/null || true
+        fi
+        echo "----"
+    } >&2
+}
 
 cmd_status() {
     [[ -e $STATE/nodes ]] || { echo "no lab is up"; return 0; }
     local i n; n=$(nodes)
-    i=$(first_alive) && { in_node "$i" crm_mon -1 -r -A 2>/dev/null || true; }
+    i=$(first_alive) && { in_node "$i" crm_mon -1 -r -A -f 2>/dev/null || true; }
     echo
     printf '%-6s %-10s %-10s %-14s %s\n' node power role lsn vip
     for i in $(seq "$n"); do
@@ -459,6 +481,13 @@ cmd_down() {
     for ns in "$CLIENT" "$PREFIX-node1" "$PREFIX-node2" "$PREFIX-node3" "$SW"; do
         ip netns del "$ns" 2>/dev/null || true
     done
+    if [[ -n ${LAB_KEEP_LOGS:-} ]]; then   # keep the logs for a post-mortem
+        local keep; keep=$LAB_KEEP_LOGS/$(basename "$LAB_DIR")-$(date +%H%M%S)
+        mkdir -p "$keep"
+        for i in 1 2 3; do [[ -d $LAB_DIR/node$i ]] && cp -a "$LAB_DIR/node$i/var/log" "$keep/node$i" 2>/dev/null || true; done
+        cp -a "$STATE" "$keep/state" 2>/dev/null || true
+        say "logs kept in $keep"
+    fi
     rm -rf "$LAB_DIR"
     say "down"
 }
@@ -602,7 +631,7 @@ cmd_scenario() {
     # Failed promotions are part of the election (a node hands over to a better one); clear
     # the fail counts so that earlier scenarios cannot add up to migration-threshold.
     in_node "$(first_alive)" crm_resource --cleanup >/dev/null 2>&1 || true
-    settle 120 || die "the cluster is not healthy before the scenario (paceline lab status)"
+    settle 120 || { explain_unhealthy; die "the cluster is not healthy before the scenario (paceline lab status)"; }
     local before; before=$(primary_node)
     local target="" event_ok=true note="" cut=""
     probe_start
