@@ -5,7 +5,7 @@
 //! argv, with fence_aws's stdout lines and exit codes, and EC2's state checked after each
 //! power action; idempotency; several plugs in one call; the race check (a fencing node
 //! whose own instance is stopped refuses, and so does one that cannot reach IMDS, in
-//! bounded time); power_timeout as a real deadline (also with `PCMK_service` set, under
+//! bounded time; it costs no request of its own); power_timeout as a real deadline (also with `PCMK_service` set, under
 //! which fence_aws disables its timeouts); throttling retried, refused credentials failing
 //! fast; monitor failing on error answers, garbage and dropped connections; list and
 //! list-status with the Name tag and a filter; secrets never in output or debug files.
@@ -168,6 +168,27 @@ fn the_race_check_refuses_when_this_node_is_being_stopped() {
     let (r, _) = fenced(&node, &format!("action=off\nplug={}\nskip_race_check=1\nstonith_status_sleep=0.2\n", n2.id));
     expect(&r, 0, "skip_race_check");
     assert_eq!(cloud.state(&n2.id), "stopped");
+}
+
+/// The race check reads this node's instance and the target in one DescribeInstances,
+/// which is also the off sequence's first look: off of a running instance is that request,
+/// StopInstances, then the polls until EC2 says stopped (moto stops at once: one poll).
+/// An unknown target makes EC2 refuse that whole request: the check then asks for this
+/// node alone, and the error names the target, not the race check.
+#[test]
+fn the_race_check_is_the_first_look_of_off() {
+    skip_unless_possible!(AGENT);
+    let (cloud, node, n2, _) = setup("fa-firstlook");
+    let before = node.requests();
+    let (r, _) = fenced(&node, &format!("action=off\nplug={}\nstonith_status_sleep=0.2\n", n2.id));
+    expect(&r, 0, "off");
+    assert_eq!(cloud.state(&n2.id), "stopped");
+    assert_eq!(node.requests() - before, 3, "DescribeInstances (race check + first look), StopInstances, one poll");
+
+    let (r, _) = fenced(&node, "action=off\nplug=i-0000000000000dead\n");
+    expect(&r, 1, "off of an unknown instance");
+    assert!(!r.stderr.contains("race check"), "{}", r.stderr);
+    assert!(r.stderr.contains("i-0000000000000dead"), "{}", r.stderr);
 }
 
 #[test]

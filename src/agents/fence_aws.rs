@@ -15,8 +15,9 @@
 //!   that a hung node may never finish; on: `StartInstances`; several plugs in one call;
 //! * the race check: in a split brain both nodes fence each other; the one that is already
 //!   being stopped must not also stop the survivor. Before off and reboot this node looks
-//!   up its own instance (IMDSv2) and refuses, with a message that says so, when EC2 reports
-//!   it anything but running — within a bounded time, and failing closed (refusing) when it
+//!   up its own instance (IMDSv2), describes it in the same request as the targets (the off
+//!   sequence's first look, so the check costs no request), and refuses, with a message
+//!   that says so, when EC2 reports it anything but running — within a bounded time, and failing closed (refusing) when it
 //!   cannot tell. `skip_race_check` turns it off for fencing nodes outside EC2;
 //! * monitor: `DescribeInstances` of the configured instances only (the plug list), or one
 //!   small page (`MaxResults=5`, the `filter` applied) when the fencer gives no plug — never
@@ -250,6 +251,11 @@ impl Ec2Device {
     /// The EC2 state of each id, in order; an id EC2 does not return is an error.
     async fn states_of(&self, ids: &[String]) -> Result<Vec<InstanceStateName>, FenceError> {
         let found = self.describe(ids).await?;
+        self.states_in(&found, ids)
+    }
+
+    /// The state of each id among instances already described, in order.
+    fn states_in(&self, found: &[Instance], ids: &[String]) -> Result<Vec<InstanceStateName>, FenceError> {
         ids.iter()
             .map(|id| {
                 found
@@ -260,18 +266,23 @@ impl Ec2Device {
             })
             .collect()
     }
-}
 
-impl Device for Ec2Device {
-    fn status(&mut self, plugs: &[String], deadline: Instant) -> Result<Vec<Power>, FenceError> {
-        let states = self.within(deadline, "EC2 DescribeInstances", self.states_of(plugs))?;
+    /// Power of each target from its EC2 state, remembered for the power calls.
+    fn record(&mut self, plugs: &[String], states: &[InstanceStateName]) -> Result<Vec<Power>, FenceError> {
         let mut out = Vec::with_capacity(plugs.len());
-        for (id, s) in plugs.iter().zip(&states) {
+        for (id, s) in plugs.iter().zip(states) {
             ocf_debug!("{id}: {}", s.as_str());
             out.push(power_of(s).ok_or_else(|| FenceError::transient(format!("{id} is in an unknown state '{}'", s.as_str())))?);
             self.states.insert(id.clone(), s.clone());
         }
         Ok(out)
+    }
+}
+
+impl Device for Ec2Device {
+    fn status(&mut self, plugs: &[String], deadline: Instant) -> Result<Vec<Power>, FenceError> {
+        let states = self.within(deadline, "EC2 DescribeInstances", self.states_of(plugs))?;
+        self.record(plugs, &states)
     }
 
     fn power(&mut self, plugs: &[String], on: bool, deadline: Instant) -> Result<(), FenceError> {
@@ -322,7 +333,12 @@ impl Device for Ec2Device {
         self.within(deadline, "EC2 DescribeInstances", async { self.ec2.call("DescribeInstances", req.customize().interceptor(self.last.clone()).send()).await.map(|_| ()).map_err(aws_to_fence) })
     }
 
-    fn race_check(&mut self, deadline: Instant) -> Result<(), FenceError> {
+    /// This node's own instance and the targets in one `DescribeInstances`: the targets'
+    /// states are the off sequence's first look, so the check costs no extra EC2 request.
+    /// Should that request fail (EC2 refuses the whole request when one target id is
+    /// unknown), the check asks for this node's instance alone, and the sequence's own first
+    /// look reports the target's error as such.
+    fn race_check(&mut self, plugs: &[String], deadline: Instant) -> Result<Option<Vec<Power>>, FenceError> {
         let refuse = |why: String| FenceError::fatal(format!("race check: {why}; refusing to fence (set skip_race_check=1 only if this node is not an EC2 instance)"));
         let me = self
             .within(deadline, "instance metadata", async { self.imds.instance_id().await.map_err(|e| FenceError::fatal(e.reason)) })
@@ -330,18 +346,33 @@ impl Device for Ec2Device {
         if !aws::valid_instance_id(&me) {
             return Err(refuse(format!("the instance metadata service returned '{me}' as this node's instance id")));
         }
-        let state = self
-            .within(deadline, "EC2 DescribeInstances", self.states_of(std::slice::from_ref(&me)))
-            .map_err(|e| refuse(format!("cannot tell the state of this node's own instance {me}: {e}")))?;
-        match &state[0] {
-            InstanceStateName::Running | InstanceStateName::Pending => {
-                ocf_debug!("race check: this node ({me}) is {}", state[0].as_str());
-                Ok(())
+        let mut ids = vec![me.clone()];
+        ids.extend(plugs.iter().filter(|p| **p != me).cloned());
+        let (mine, targets) = match self.within(deadline, "EC2 DescribeInstances", self.describe(&ids)) {
+            Ok(found) => {
+                let mine = self.states_in(&found, std::slice::from_ref(&me)).map_err(|e| refuse(format!("cannot tell the state of this node's own instance {me}: {e}")))?;
+                (mine, Some(self.states_in(&found, plugs)))
             }
-            s => Err(FenceError::fatal(format!(
-                "race check: this node's own instance {me} is {}: it is being fenced itself, so it must not fence others (skip_race_check disables this check)",
-                s.as_str()
-            ))),
+            Err(e) => {
+                ocf_debug!("race check: describing {} failed ({e}); asking for {me} alone", ids.join(", "));
+                let mine = self
+                    .within(deadline, "EC2 DescribeInstances", self.states_of(std::slice::from_ref(&me)))
+                    .map_err(|e| refuse(format!("cannot tell the state of this node's own instance {me}: {e}")))?;
+                (mine, None)
+            }
+        };
+        match &mine[0] {
+            InstanceStateName::Running | InstanceStateName::Pending => ocf_debug!("race check: this node ({me}) is {}", mine[0].as_str()),
+            s => {
+                return Err(FenceError::fatal(format!(
+                    "race check: this node's own instance {me} is {}: it is being fenced itself, so it must not fence others (skip_race_check disables this check)",
+                    s.as_str()
+                )))
+            }
+        }
+        match targets {
+            Some(states) => self.record(plugs, &states?).map(Some),
+            None => Ok(None),
         }
     }
 }

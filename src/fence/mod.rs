@@ -239,7 +239,9 @@ pub trait Device {
     /// Check the device answers for these targets (none given: a minimal authenticated call).
     fn monitor(&mut self, plugs: &[String], deadline: Instant) -> Result<(), FenceError>;
     /// Before off and reboot: refuse to fence when the fencing node itself is going away.
-    fn race_check(&mut self, deadline: Instant) -> Result<(), FenceError>;
+    /// A device that reads the targets' states in the same request returns them: they are
+    /// the off sequence's first look (fencing is on the clock; one request fewer).
+    fn race_check(&mut self, plugs: &[String], deadline: Instant) -> Result<Option<Vec<Power>>, FenceError>;
 }
 
 /// A fence agent: its spec, its own checks, and how to reach its device.

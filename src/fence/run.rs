@@ -300,14 +300,16 @@ fn act(dev: &mut dyn Device, req: &Request, out: &mut dyn Write, rep: &mut Repor
                 rep.info(&format!("waiting {} s (delay) before fencing", delay.as_secs_f64()));
                 std::thread::sleep(delay);
             }
+            let mut seen = None;
             if !req.bool("skip_race_check") {
                 let budget = req.seconds("power_timeout").min(RACE_CHECK_BUDGET);
-                if let Err(e) = dev.race_check(Instant::now() + budget) {
-                    return rep.fail(&e.message);
+                match dev.race_check(&plugs, Instant::now() + budget) {
+                    Ok(states) => seen = states,
+                    Err(e) => return rep.fail(&e.message),
                 }
             }
             rep.info(&format!("powering off {}", plugs.join(", ")));
-            let already = match power_off(dev, req, &plugs, rep) {
+            let already = match power_off(dev, req, &plugs, seen, rep) {
                 Ok(a) => a,
                 Err(e) => return rep.fail(&e.message),
             };
@@ -388,10 +390,14 @@ fn wait_until(dev: &mut dyn Device, req: &Request, plugs: &[String], deadline: I
     }
 }
 
-/// The off sequence; `Ok(true)` when every target was already off.
-fn power_off(dev: &mut dyn Device, req: &Request, plugs: &[String], rep: &mut Reporter) -> Result<bool, FenceError> {
+/// The off sequence; `Ok(true)` when every target was already off. `seen`: the targets'
+/// states as the race check just read them, else the sequence looks first.
+fn power_off(dev: &mut dyn Device, req: &Request, plugs: &[String], seen: Option<Vec<Power>>, rep: &mut Reporter) -> Result<bool, FenceError> {
     let deadline = Instant::now() + req.seconds("power_timeout");
-    let mut states = dev.status(plugs, deadline)?;
+    let mut states = match seen {
+        Some(s) => s,
+        None => dev.status(plugs, deadline)?,
+    };
     if states.iter().all(|s| *s == Power::Off) {
         return Ok(true);
     }

@@ -33,6 +33,8 @@ struct World {
     power_error: Option<FenceError>,
     /// Targets that ignore power calls.
     stuck: Vec<String>,
+    /// The race check reads the targets' states in its own request (as EC2's does).
+    race_reads_targets: bool,
 }
 
 static WORLD: Mutex<Option<World>> = Mutex::new(None);
@@ -93,14 +95,13 @@ impl Device for Fake {
     fn monitor(&mut self, plugs: &[String], deadline: Instant) -> Result<(), FenceError> {
         self.status(plugs, deadline).map(|_| ())
     }
-    fn race_check(&mut self, _deadline: Instant) -> Result<(), FenceError> {
+    fn race_check(&mut self, plugs: &[String], _deadline: Instant) -> Result<Option<Vec<Power>>, FenceError> {
         with(|w| {
             w.calls.push("race_check".into());
             if w.self_stopping {
-                Err(FenceError::fatal("this node is itself stopping: refusing to fence"))
-            } else {
-                Ok(())
+                return Err(FenceError::fatal("this node is itself stopping: refusing to fence"));
             }
+            Ok(w.race_reads_targets.then(|| plugs.iter().map(|p| w.machines[p].power).collect()))
         })
     }
 }
@@ -144,6 +145,20 @@ fn off_waits_for_stopped_and_counts_stopping_as_progress() {
     assert_eq!(o.calls[2], "stop i-1");
     // 3 polls "stopping", then "stopped".
     assert_eq!(o.calls.iter().filter(|c| c.starts_with("status")).count(), 1 + 4, "{:?}", o.calls);
+}
+
+#[test]
+fn off_takes_its_first_look_from_the_race_check() {
+    let mut w = world(&[("i-1", Power::On, 1)]);
+    w.race_reads_targets = true;
+    let o = run(w, Some(&format!("action=off\nplug=i-1\n{FAST}")), &[]);
+    assert_eq!((o.rc, o.out.as_str()), (0, "Success: Powered OFF\n"), "{}", o.err);
+    assert_eq!(&o.calls[..2], ["race_check", "stop i-1"], "no status request between the race check and the stop");
+
+    let mut w = world(&[("i-1", Power::Off, 0)]);
+    w.race_reads_targets = true;
+    let o = run(w, Some("action=off\nplug=i-1\n"), &[]);
+    assert_eq!((o.out.as_str(), o.calls.as_slice()), ("Success: Already OFF\n", ["race_check".to_string()].as_slice()));
 }
 
 #[test]
