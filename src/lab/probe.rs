@@ -552,6 +552,7 @@ impl Report<'_> {
             "started_at": self.at(Duration::ZERO),
             "duration_ms": ms(self.stopped),
             "interval_ms": self.args.interval_ms,
+            "connect_timeout_ms": self.args.connect_timeout_ms,
             "attempts": w.attempts.len(),
             "acked": acked.len(),
             "failed": failed,

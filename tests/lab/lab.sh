@@ -26,7 +26,9 @@
 # Environment: LAB_DIR (state and node disks, default /var/lib/paceline-lab),
 # PACELINE (the paceline binary used for the probe), MONITOR_PROMOTED / MONITOR_UNPROMOTED /
 # VIP_MONITOR (op intervals; fast defaults for tests), LAB_QUIET=1 (no progress lines),
-# LAB_KEEP_LOGS=DIR (down copies the nodes' logs and the lab state there first);
+# LAB_KEEP_LOGS=DIR (down copies the nodes' logs and the lab state there first),
+# PROBE_CONNECT_TIMEOUT_MS (the writer probe's bound per connect, 1000: its outage figures
+# move in steps of about that much; 250 resolves differences below a second);
 # --ec2 labs: MOTO_PY (python with moto, /opt/paceline-moto/bin/python), POWER_TIMEOUT (the
 # fence agent's, 30), FENCE_AGENT / AWSVIP_AGENT (another implementation to try).
 set -euo pipefail
@@ -503,6 +505,7 @@ probe_start() {
     rm -f "$STATE/probe.ready" "$STATE/probe.json"
     # Not through a function: $! must be the probe itself (ip netns exec execs it).
     ip netns exec "$CLIENT" "$p" lab probe --vip "$VIP" --nodes "$nodes_csv" --ready-file "$STATE/probe.ready" \
+        --connect-timeout-ms "${PROBE_CONNECT_TIMEOUT_MS:-1000}" \
         >"$STATE/probe.json" 2>"$STATE/probe.err" &
     echo $! >"$STATE/probe.pid"
     local t
@@ -634,6 +637,8 @@ cmd_scenario() {
     settle 120 || { explain_unhealthy; die "the cluster is not healthy before the scenario (paceline lab status)"; }
     local before; before=$(primary_node)
     local target="" event_ok=true note="" cut=""
+    # The DC: losing it costs the survivors an election first (bimodal node-crash figures).
+    local dc; dc=$(in_node "$(first_alive)" crm_mon -1 -X 2>/dev/null | sed -n 's/.*<current_dc .*name="\([^"]*\)".*/\1/p' | head -1)
     probe_start
     sleep 2
     local t0=$EPOCHREALTIME
@@ -769,7 +774,7 @@ cmd_scenario() {
         "$(json_str "$before")" "$(json_str "$after")" "$(json_list "$(standby_nodes)")" "$(json_list "$(vip_holder)")" \
         "$(jfield "$probe" longest_outage_ms)" "$(jfield "$probe" lost_rows)" "$(jfield "$probe" acked)" "$(jfield "$probe" failed)" \
         "$(jfield "$probe" double_primary)" "$(jfield "$probe" max_primaries_seen)" "$recovery_ms" "$healthy_after" "$event_ok" \
-        "${rejoin:+,\"crashed_node_after_boot\":$(json_str "$rejoin")}${streams:+,\"crashed_node_streaming\":$streams}${ec2_json:+,$ec2_json}${cut:+,\"cut_standby\":$(json_str "$cut"),\"election_ok\":$([[ $after != "$cut" && -n $after ]] && echo true || echo false)}${note:+,\"note\":$(json_str "$note")}"
+        "${rejoin:+,\"crashed_node_after_boot\":$(json_str "$rejoin")}${streams:+,\"crashed_node_streaming\":$streams}${ec2_json:+,$ec2_json}${cut:+,\"cut_standby\":$(json_str "$cut"),\"election_ok\":$([[ $after != "$cut" && -n $after ]] && echo true || echo false)}${dc:+,\"dc_before\":$(json_str "$dc")},\"probe_connect_timeout_ms\":${PROBE_CONNECT_TIMEOUT_MS:-1000}${note:+,\"note\":$(json_str "$note")}"
 }
 
 cmd_demo() {
