@@ -38,6 +38,9 @@ impl Lab {
     fn ok(&self, args: &[&str]) -> String {
         let o = self.cmd(args);
         assert!(o.status.success(), "lab {args:?} failed:\n{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        // The lab's progress lines (and its diagnostics, when it found the cluster unhealthy):
+        // the harness shows them only if this test fails later, on an assertion.
+        eprint!("{}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 }

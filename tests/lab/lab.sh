@@ -618,6 +618,41 @@ print(json.dumps(out, separators=(",", ":"))[1:-1])
 PY
 )
 }
+# Milliseconds from Pacemaker's "Node X state is now lost" (the membership without the lost
+# node) to the VIP started on the new primary, read from the new primary's log: the
+# cluster stack's own reaction, without Corosync's detection (token + consensus), which
+# dominates a node-crash outage and varies by about a second from run to run. Second
+# figure: from the start of the promoting transition on the new primary (its unpromoted
+# monitor cancelled) to the VIP started: the agents' own work (notify, promote, notify,
+# VIP), without Pacemaker's own wait before it schedules (up to 1 s in some runs).
+lost_to_vip_ms() {
+    local before=$1 after=$2 t0=$3
+    [[ -n $after && -e $LAB_DIR/$after/var/log/pacemaker/pacemaker.log ]] || { echo null null; return; }
+    python3 - "$LAB_DIR/$after/var/log/pacemaker/pacemaker.log" "$before" "$after" "$t0" <<'PY'
+import datetime, sys
+path, before, after, t0 = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+year = datetime.datetime.now().year
+def ts(line):
+    try:
+        return datetime.datetime.strptime(f"{year} {line[:19]}", "%Y %b %d %H:%M:%S.%f").timestamp()
+    except ValueError:
+        return None
+lost = begun = vip = None
+for line in open(path, errors="replace"):
+    t = ts(line)
+    if t is None or t < t0:
+        continue
+    if lost is None and f"Node {before} state is now lost" in line and "pacemaker-controld" in line:
+        lost = t
+    elif lost is not None and begun is None and f"operation for pgsqld on {after}: Cancelled" in line:
+        begun = t   # the promoting transition starts: the unpromoted monitor is cancelled
+    elif lost is not None and f"Result of start operation for pgsql-vip on {after}: ok" in line:
+        vip = t
+        break
+ms = lambda a, b: int((b - a) * 1000) if a is not None and b is not None else "null"
+print(ms(lost, vip), ms(begun, vip))
+PY
+}
 # True if the EC2 events after T0 have EVENT for NODE.
 ec2_event_after() {
     python3 - "$STATE/ec2/events.jsonl" "$@" <<'PY'
@@ -768,13 +803,15 @@ cmd_scenario() {
         done
     fi
     local recovery_ms; recovery_ms=$(python3 -c "print(int((float('$t1')-float('$t0'))*1000))")
+    local reaction="" promotion=""
+    [[ $name == node-crash || $name == election || $name == partition || $name == fence ]] && read -r reaction promotion < <(lost_to_vip_ms "$before" "$after" "$t0")
     printf '{"scenario":%s,"stack":%s,"nodes":%s,"intervals":{"monitor_promoted":%s,"monitor_unpromoted":%s,"vip_monitor":%s},"primary_before":%s,"primary_after":%s,"standbys_after":%s,"vip_holder":%s,"outage_ms":%s,"rows_lost":%s,"acked":%s,"failed":%s,"double_primary":%s,"max_primaries_seen":%s,"recovery_ms":%s,"healthy_after":%s,"event_ok":%s%s}\n' \
         "$(json_str "$name")" "$(json_str "$stack")" "$(nodes)" \
         "$(json_str "$MONITOR_PROMOTED")" "$(json_str "$MONITOR_UNPROMOTED")" "$(json_str "$VIP_MONITOR")" \
         "$(json_str "$before")" "$(json_str "$after")" "$(json_list "$(standby_nodes)")" "$(json_list "$(vip_holder)")" \
         "$(jfield "$probe" longest_outage_ms)" "$(jfield "$probe" lost_rows)" "$(jfield "$probe" acked)" "$(jfield "$probe" failed)" \
         "$(jfield "$probe" double_primary)" "$(jfield "$probe" max_primaries_seen)" "$recovery_ms" "$healthy_after" "$event_ok" \
-        "${rejoin:+,\"crashed_node_after_boot\":$(json_str "$rejoin")}${streams:+,\"crashed_node_streaming\":$streams}${ec2_json:+,$ec2_json}${cut:+,\"cut_standby\":$(json_str "$cut"),\"election_ok\":$([[ $after != "$cut" && -n $after ]] && echo true || echo false)}${dc:+,\"dc_before\":$(json_str "$dc")},\"probe_connect_timeout_ms\":${PROBE_CONNECT_TIMEOUT_MS:-1000}${note:+,\"note\":$(json_str "$note")}"
+        "${rejoin:+,\"crashed_node_after_boot\":$(json_str "$rejoin")}${streams:+,\"crashed_node_streaming\":$streams}${ec2_json:+,$ec2_json}${cut:+,\"cut_standby\":$(json_str "$cut"),\"election_ok\":$([[ $after != "$cut" && -n $after ]] && echo true || echo false)}${reaction:+,\"lost_to_vip_ms\":$reaction,\"promotion_to_vip_ms\":$promotion}${dc:+,\"dc_before\":$(json_str "$dc")},\"probe_connect_timeout_ms\":${PROBE_CONNECT_TIMEOUT_MS:-1000}${note:+,\"note\":$(json_str "$note")}"
 }
 
 cmd_demo() {
