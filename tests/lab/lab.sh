@@ -776,6 +776,7 @@ cmd_scenario() {
         settle 180 || healthy_after=false
     fi
     [[ -n $t1 ]] || t1=$EPOCHREALTIME
+    [[ $healthy_after == true ]] || explain_unhealthy
     sleep 2
     probe_stop
     local probe; probe=$(cat "$STATE/probe.json")
