@@ -178,12 +178,10 @@ fn apply(cfg: &Config, wanted: &BTreeMap<String, i64>) -> Result<(), OcfError> {
 ///
 /// The nodes ranked are those replicating now plus those we scored before: a node that
 /// stops replicating drops to −1000, a node never seen has no score (so is not promotable
-/// either). That keeps a steady-state monitor free of forks; `crm_node --partition` is
-/// asked only when we have no memory yet (first monitor after a node start).
+/// either). See [`nodes_to_rank`] for when `crm_node --partition` is asked.
 pub fn update_from_primary(cfg: &Config, local: &Local) -> Result<(), OcfError> {
     let me = local_node(cfg)?;
     let known: Vec<String> = read_cache(cfg).into_keys().collect();
-    let nodes = if known.is_empty() { partition()? } else { known };
     let rows = local.query_text(
         "SELECT application_name, state, sync_state, flush_lsn::text, pg_current_wal_lsn()::text FROM pg_stat_replication \
          UNION ALL SELECT NULL, NULL, NULL, NULL, pg_current_wal_lsn()::text",
@@ -208,9 +206,31 @@ pub fn update_from_primary(cfg: &Config, local: &Local) -> Result<(), OcfError> 
             flushed: col(3).and_then(|v| v.parse().ok()),
         });
     }
+    let nodes = nodes_to_rank(known, &replicas, partition)?;
     let wanted = rank(&me, &nodes, &replicas, current, cfg.maxlag);
     ocf_debug!("scores: {wanted:?}");
     apply(cfg, &wanted)
+}
+
+/// The nodes the primary ranks: those it scored before, plus — asked from the partition
+/// (`crm_node --partition`, the only fork) — every member when it has no memory yet or
+/// when a replica it has never scored appears. Without the second case, a primary whose
+/// memory held only itself (promoted right after a start) would never rank a standby that
+/// connected later, and a standby whose self-score was lost (a `pcs` command replacing
+/// the configuration with a copy read before that score was written) would stay
+/// unpromotable for good. A replica whose application_name is no cluster node (a backup
+/// tool) costs that fork on each monitor and is not ranked.
+pub fn nodes_to_rank(known: Vec<String>, replicas: &[Replica], partition: impl FnOnce() -> Result<Vec<String>, OcfError>) -> Result<Vec<String>, OcfError> {
+    if !known.is_empty() && replicas.iter().all(|r| known.contains(&r.name)) {
+        return Ok(known);
+    }
+    let mut nodes = known;
+    for n in partition()? {
+        if !nodes.contains(&n) {
+            nodes.push(n);
+        }
+    }
+    Ok(nodes)
 }
 
 /// On a standby's monitor: promotable (score 1) as soon as it streams, unless the primary

@@ -114,3 +114,21 @@ fn metadata_is_promotable_and_lists_every_parameter() {
 fn docs_show_the_parameter_table() {
     assert_eq!(crate::ocf::params::docs_block("pgsqlms").unwrap(), crate::ocf::params::markdown_table(PARAMS), "regenerate with `paceline params pgsqlms`");
 }
+
+#[test]
+fn the_primary_ranks_a_replica_it_never_scored() {
+    use super::scores::nodes_to_rank;
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let members = || Ok(names(&["n1", "n2", "n3"]));
+    let no_fork = || -> Result<Vec<String>, crate::ocf::OcfError> { panic!("crm_node --partition asked in the steady state") };
+    // Steady state: every replica already scored, no fork.
+    let reps = [replica("n2", "streaming", false, 1), replica("n3", "streaming", false, 1)];
+    assert_eq!(nodes_to_rank(names(&["n1", "n2", "n3"]), &reps, no_fork).unwrap(), names(&["n1", "n2", "n3"]));
+    // Just promoted, memory holds only itself: the partition is asked, every member ranked.
+    assert_eq!(nodes_to_rank(names(&["n1"]), &reps, members).unwrap(), names(&["n1", "n2", "n3"]));
+    // No memory at all.
+    assert_eq!(nodes_to_rank(vec![], &[], members).unwrap(), names(&["n1", "n2", "n3"]));
+    // A replica that is no cluster node (a backup tool) is asked about, and stays unranked.
+    let s = rank("n1", &nodes_to_rank(names(&["n1", "n2", "n3"]), &[replica("pg_receivewal", "streaming", false, 1)], members).unwrap(), &[replica("pg_receivewal", "streaming", false, 1)], Lsn(1), 0);
+    assert!(!s.contains_key("pg_receivewal"), "{s:?}");
+}
