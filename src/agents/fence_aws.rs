@@ -17,8 +17,9 @@
 //!   being stopped must not also stop the survivor. Before off and reboot this node looks
 //!   up its own instance (IMDSv2), describes it in the same request as the targets (the off
 //!   sequence's first look, so the check costs no request), and refuses, with a message
-//!   that says so, when EC2 reports it anything but running — within a bounded time, and failing closed (refusing) when it
-//!   cannot tell. `skip_race_check` turns it off for fencing nodes outside EC2;
+//!   that says so, when EC2 reports it anything but running — within a bounded time, and
+//!   failing closed (refusing) when it cannot tell. `skip_race_check` turns it off for
+//!   fencing nodes outside EC2;
 //! * monitor: `DescribeInstances` of the configured instances only (the plug list), or one
 //!   small page (`MaxResults=5`, the `filter` applied) when the fencer gives no plug — never
 //!   a walk over the whole region — and any error fails it;

@@ -47,6 +47,7 @@ PGDATA=/var/lib/postgresql/$PGVER/main
 export MONITOR_PROMOTED=${MONITOR_PROMOTED:-2s}
 export MONITOR_UNPROMOTED=${MONITOR_UNPROMOTED:-3s}
 export VIP_MONITOR=${VIP_MONITOR:-5s}
+PROBE_CONNECT_TIMEOUT_MS=${PROBE_CONNECT_TIMEOUT_MS:-1000}
 # The lab's EC2 (up --ec2): moto + power controller in the switch namespace (tests/lab/ec2.py).
 EC2_IP=192.0.2.250
 EC2_PORT=5000
@@ -505,7 +506,7 @@ probe_start() {
     rm -f "$STATE/probe.ready" "$STATE/probe.json"
     # Not through a function: $! must be the probe itself (ip netns exec execs it).
     ip netns exec "$CLIENT" "$p" lab probe --vip "$VIP" --nodes "$nodes_csv" --ready-file "$STATE/probe.ready" \
-        --connect-timeout-ms "${PROBE_CONNECT_TIMEOUT_MS:-1000}" \
+        --connect-timeout-ms "$PROBE_CONNECT_TIMEOUT_MS" \
         >"$STATE/probe.json" 2>"$STATE/probe.err" &
     echo $! >"$STATE/probe.pid"
     local t
@@ -672,7 +673,7 @@ cmd_scenario() {
     settle 120 || { explain_unhealthy; die "the cluster is not healthy before the scenario (paceline lab status)"; }
     local before; before=$(primary_node)
     local target="" event_ok=true note="" cut=""
-    # The DC: losing it costs the survivors an election first (bimodal node-crash figures).
+    # The DC: when the lost node was the DC, the survivors elect a new one first.
     local dc; dc=$(in_node "$(first_alive)" crm_mon -1 -X 2>/dev/null | sed -n 's/.*<current_dc .*name="\([^"]*\)".*/\1/p' | head -1)
     probe_start
     sleep 2
@@ -812,7 +813,7 @@ cmd_scenario() {
         "$(json_str "$before")" "$(json_str "$after")" "$(json_list "$(standby_nodes)")" "$(json_list "$(vip_holder)")" \
         "$(jfield "$probe" longest_outage_ms)" "$(jfield "$probe" lost_rows)" "$(jfield "$probe" acked)" "$(jfield "$probe" failed)" \
         "$(jfield "$probe" double_primary)" "$(jfield "$probe" max_primaries_seen)" "$recovery_ms" "$healthy_after" "$event_ok" \
-        "${rejoin:+,\"crashed_node_after_boot\":$(json_str "$rejoin")}${streams:+,\"crashed_node_streaming\":$streams}${ec2_json:+,$ec2_json}${cut:+,\"cut_standby\":$(json_str "$cut"),\"election_ok\":$([[ $after != "$cut" && -n $after ]] && echo true || echo false)}${reaction:+,\"lost_to_vip_ms\":$reaction,\"promotion_to_vip_ms\":$promotion}${dc:+,\"dc_before\":$(json_str "$dc")},\"probe_connect_timeout_ms\":${PROBE_CONNECT_TIMEOUT_MS:-1000}${note:+,\"note\":$(json_str "$note")}"
+        "${rejoin:+,\"crashed_node_after_boot\":$(json_str "$rejoin")}${streams:+,\"crashed_node_streaming\":$streams}${ec2_json:+,$ec2_json}${cut:+,\"cut_standby\":$(json_str "$cut"),\"election_ok\":$([[ $after != "$cut" && -n $after ]] && echo true || echo false)}${reaction:+,\"lost_to_vip_ms\":$reaction,\"promotion_to_vip_ms\":$promotion}${dc:+,\"dc_before\":$(json_str "$dc")},\"probe_connect_timeout_ms\":$(jfield "$probe" connect_timeout_ms)${note:+,\"note\":$(json_str "$note")}"
 }
 
 cmd_demo() {
