@@ -15,4 +15,5 @@ pub mod install;
 pub mod lab;
 pub mod net;
 pub mod ocf;
+pub mod pacemaker;
 pub mod pg;

@@ -11,11 +11,12 @@
 //! demoted primary's clean shutdown wrote a shutdown checkpoint, which `demote` publishes;
 //! the new primary must have received it, or acknowledged writes could be missing from it.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::Config;
 use crate::ocf::OcfError;
+use crate::ocf_debug;
+use crate::pacemaker;
 use crate::pg::Lsn;
 
 /// Where a node's WAL stands: timeline first, then position.
@@ -46,18 +47,17 @@ pub fn attr(cfg: &Config, what: &str) -> String {
     format!("{what}-{}", cfg.resource)
 }
 
-fn attrd(args: &[&str]) -> Result<String, OcfError> {
-    crate::cmd::run(Command::new("attrd_updater").args(args), Duration::from_secs(5))
-}
-
 /// Publish a private, reboot-lifetime attribute of this node.
 pub fn publish(name: &str, value: &str) -> Result<(), OcfError> {
-    attrd(&["--private", "--lifetime", "reboot", "--name", name, "--update", value]).map(|_| ())
+    pacemaker::attrs::publish(name, value)
 }
 
-/// Delete a private attribute of this node.
+/// Delete a private attribute of this node (a failure is logged: a stale value is what
+/// the callers guard against, and they read it again).
 pub fn forget(name: &str) {
-    let _ = attrd(&["--private", "--lifetime", "reboot", "--name", name, "--delete"]);
+    if let Err(e) = pacemaker::attrs::forget(name) {
+        ocf_debug!("cannot delete {name}: {}", e.reason);
+    }
 }
 
 /// [`forget`] several attributes at once (one attrd_updater each, in parallel: the
@@ -73,13 +73,10 @@ pub fn forget_all(names: &[String]) {
 /// Read node `node`'s private attribute, waiting until `until` for it to appear.
 pub fn read(name: &str, node: &str, until: Instant) -> Option<String> {
     loop {
-        if let Ok(out) = attrd(&["--private", "--lifetime", "reboot", "--name", name, "--node", node, "--query"]) {
-            // name="x" host="node2" value="1#123"
-            if let Some(v) = out.split("value=\"").nth(1).and_then(|r| r.split('"').next()) {
-                if !v.is_empty() {
-                    return Some(v.to_owned());
-                }
-            }
+        match pacemaker::attrs::private(name, node) {
+            Ok(Some(v)) => return Some(v),
+            Ok(None) => {}
+            Err(e) => ocf_debug!("{}", e.reason),
         }
         if Instant::now() >= until {
             return None;

@@ -8,6 +8,7 @@ use super::instance::{self, State};
 use super::{scores, Config};
 use crate::ocf::env::Notify;
 use crate::ocf::{OcfEnv, OcfError, OcfRc, OcfResult};
+use crate::pacemaker;
 use crate::{ocf_debug, ocf_info, ocf_warn};
 
 pub fn notify(env: &OcfEnv) -> OcfResult {
@@ -111,34 +112,15 @@ fn pre_promote(cfg: &Config, n: &Notify) -> Result<(), OcfError> {
     Ok(())
 }
 
-/// Whether the CIB records `node` as down: its `node_state` out of the membership
-/// (`in_ccm="false"`) or its controller offline — what fencing or a lost node leaves. A
-/// node Pacemaker just fenced is down here before Corosync drops it from the membership.
+/// Whether the CIB records `node` as down: out of the membership or its controller
+/// offline — what fencing or a lost node leaves. A node Pacemaker just fenced is down
+/// here before Corosync drops it from the membership.
 fn node_down(node: &str) -> bool {
-    let xpath = format!("//node_state[@uname='{node}']");
-    match crate::cmd::run(std::process::Command::new("cibadmin").args(["--query", "--xpath", &xpath]), Duration::from_secs(5)) {
-        Ok(xml) => node_state_down(&xml),
+    match pacemaker::cib::node_state(node) {
+        Ok(st) => st.is_some_and(|st| st.down()),
         Err(e) => {
             ocf_debug!("cannot read {node}'s node_state: {}", e.reason);
             false
         }
-    }
-}
-
-/// `in_ccm="false"` or `crmd="offline"` in a `<node_state>` element.
-pub fn node_state_down(xml: &str) -> bool {
-    let tag = xml.split("<node_state").nth(1).and_then(|t| t.split('>').next()).unwrap_or("");
-    tag.contains("in_ccm=\"false\"") || tag.contains("crmd=\"offline\"")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn node_state_down_or_up() {
-        assert!(!super::node_state_down(r#"<node_state id="2" uname="node2" in_ccm="true" crmd="online" join="member" expected="member">"#));
-        assert!(!super::node_state_down(r#"<node_state id="2" uname="node2" in_ccm="1700000000" crmd="1700000000" join="member"/>"#));
-        assert!(super::node_state_down(r#"<node_state id="1" uname="node1" in_ccm="false" crmd="offline" join="down" expected="down"/>"#));
-        assert!(super::node_state_down(r#"<node_state id="1" uname="node1" in_ccm="true" crmd="offline" join="down"/>"#));
-        assert!(!super::node_state_down(""));
     }
 }

@@ -23,13 +23,13 @@
 //! made, start says so in the log and starts the standby: one that cannot stream endangers
 //! nothing, and refusing every start of a misconfigured cluster would.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::instance;
 use super::Config;
 use crate::cmd;
 use crate::ocf::OcfError;
+use crate::pacemaker;
 use crate::pg::client::Identity;
 use crate::pg::conninfo::ConnInfo;
 use crate::{ocf_debug, ocf_info, ocf_warn};
@@ -45,23 +45,15 @@ pub enum Verdict {
     Unknown(String),
 }
 
-/// The node other than `me` that Pacemaker reports running the promoted role, if any
-/// (`crm_resource --locate`; "Promoted", or "Master" before Pacemaker 2.1).
+/// The node other than `me` that Pacemaker reports running the promoted role, if any.
 pub fn other_primary(cfg: &Config, me: &str) -> Option<String> {
-    let out = cmd::run(Command::new("crm_resource").args(["--locate", "--resource", &cfg.resource]), Duration::from_secs(5))
-        .map_err(|e| ocf_debug!("cannot locate {}: {}", cfg.resource, e.reason))
-        .ok()?;
-    primary_in_locate(&out, me)
-}
-
-/// The promoted node in `crm_resource --locate` output, other than `me`.
-pub fn primary_in_locate(out: &str, me: &str) -> Option<String> {
-    out.lines().find_map(|l| {
-        let (_, rest) = l.split_once(" is running on: ")?;
-        let mut words = rest.split_whitespace();
-        let node = words.next()?;
-        matches!(words.next(), Some("Promoted" | "Master")).then(|| node.to_owned()).filter(|n| n != me)
-    })
+    match pacemaker::resource::locate(&cfg.resource) {
+        Ok(at) => pacemaker::resource::promoted_elsewhere(&at, me),
+        Err(e) => {
+            ocf_debug!("cannot locate {}: {}", cfg.resource, e.reason);
+            None
+        }
+    }
 }
 
 /// Start may go on, after rewinding if allowed; or the reason it must not.
@@ -184,19 +176,4 @@ fn pg_rewind(cfg: &Config, who: Identity, source: &Source, dry_run: bool, until:
     let left = if dry_run { left.min(Duration::from_secs(30)) } else { left };
     instance::ensure_stopped(cfg)?;
     cmd::finish(&mut cmd, left)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_the_promoted_node_in_locate_output() {
-        let out = "resource pgsqld is running on: node3\nresource pgsqld is running on: node2\nresource pgsqld is running on: node1 Promoted\n";
-        assert_eq!(primary_in_locate(out, "node2").as_deref(), Some("node1"));
-        assert_eq!(primary_in_locate(out, "node1"), None);
-        assert_eq!(primary_in_locate("resource pgsqld is running on: node1 Master\n", "node2").as_deref(), Some("node1"));
-        assert_eq!(primary_in_locate("resource pgsqld is running on: node1\n", "node2"), None);
-        assert_eq!(primary_in_locate("resource pgsqld is NOT running\n", "node2"), None);
-    }
 }

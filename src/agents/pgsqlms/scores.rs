@@ -6,19 +6,18 @@
 //! a cluster node absent from replication −1000; the primary itself 1001. A standby also
 //! makes itself promotable (score 1) as soon as it streams, so a failure right after the
 //! cluster starts has somewhere to go (PAF leaves standbys at −1000 until the primary's
-//! first monitor). Scores are written with `crm_attribute` only when they change: the last
+//! first monitor). Scores are written (as permanent node attributes) only when they change: the last
 //! written values are kept in `$HA_RSCTMP`, and re-read from the CIB once they are a minute
 //! old, so a score someone else overwrote (a standby's self-score racing the primary's
 //! ranking) is corrected within a minute.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
-use crate::cmd::run;
 use super::Config;
 use crate::ocf::OcfError;
+use crate::pacemaker;
 use crate::pg::client::Local;
 use crate::pg::Lsn;
 use crate::{ocf_debug, ocf_info, ocf_warn};
@@ -90,23 +89,19 @@ fn write_cache(cfg: &Config, scores: &BTreeMap<String, i64>) {
 pub fn local_node(cfg: &Config) -> Result<String, OcfError> {
     match &cfg.node {
         Some(n) => Ok(n.clone()),
-        None => run(Command::new("crm_node").arg("-n"), Duration::from_secs(5)),
+        None => pacemaker::nodes::local_name(),
     }
 }
 
-/// The members of our partition (`crm_node --partition`).
-pub fn partition() -> Result<Vec<String>, OcfError> {
-    Ok(run(Command::new("crm_node").arg("--partition"), Duration::from_secs(5))?.split_whitespace().map(str::to_owned).collect())
-}
-
 pub fn set(cfg: &Config, node: &str, score: i64) -> Result<(), OcfError> {
-    run(Command::new("crm_attribute").args(["--lifetime", "forever", "--node", node, "--name", &cfg.score_attribute(), "--update", &score.to_string()]), Duration::from_secs(10))?;
+    pacemaker::attrs::set_permanent(&cfg.score_attribute(), node, &score.to_string())?;
     ocf_info!("promotion score of {node}: {score}");
     Ok(())
 }
 
+/// `node`'s score; `None` when it has none or Pacemaker could not be asked.
 fn get(cfg: &Config, node: &str) -> Option<i64> {
-    run(Command::new("crm_attribute").args(["--lifetime", "forever", "--node", node, "--name", &cfg.score_attribute(), "--query", "--quiet"]), Duration::from_secs(10)).ok()?.trim().parse().ok()
+    pacemaker::attrs::permanent(&cfg.score_attribute(), node).ok().flatten()?.trim().parse().ok()
 }
 
 /// How long the primary trusts its memory of the scores it wrote. Another writer — a
@@ -115,37 +110,9 @@ fn get(cfg: &Config, node: &str) -> Option<i64> {
 /// past this age one `cibadmin` query re-reads them all.
 const CACHE_TRUST: Duration = Duration::from_secs(60);
 
-/// The scores as written in the CIB (`cibadmin --query --scope nodes`), by node name.
+/// The scores as written in the CIB's nodes section, by node name.
 fn cib_scores(cfg: &Config) -> Result<BTreeMap<String, i64>, OcfError> {
-    let xml = run(Command::new("cibadmin").args(["--query", "--scope", "nodes"]), Duration::from_secs(10))?;
-    Ok(scores_in_nodes_xml(&xml, &cfg.score_attribute()))
-}
-
-/// `<node uname=N> ... <nvpair name=ATTR value=S/>` pairs of the CIB's nodes section.
-pub fn scores_in_nodes_xml(xml: &str, attr: &str) -> BTreeMap<String, i64> {
-    use quick_xml::events::Event;
-    let mut out = BTreeMap::new();
-    let mut reader = quick_xml::Reader::from_str(xml);
-    let mut node: Option<String> = None;
-    let value_of = |e: &quick_xml::events::BytesStart, key: &[u8]| {
-        e.attributes().flatten().find(|a| a.key.as_ref() == key).and_then(|a| a.unescape_value().ok()).map(|v| v.into_owned())
-    };
-    loop {
-        match reader.read_event() {
-            Ok(Event::Start(e)) | Ok(Event::Empty(e)) => match e.name().as_ref() {
-                b"node" => node = value_of(&e, b"uname"),
-                b"nvpair" if value_of(&e, b"name").as_deref() == Some(attr) => {
-                    if let (Some(n), Some(v)) = (&node, value_of(&e, b"value").and_then(|v| v.parse().ok())) {
-                        out.insert(n.clone(), v);
-                    }
-                }
-                _ => {}
-            },
-            Ok(Event::Eof) | Err(_) => break,
-            _ => {}
-        }
-    }
-    out
+    Ok(pacemaker::cib::node_attribute(&cfg.score_attribute())?.into_iter().filter_map(|(n, v)| Some((n, v.trim().parse().ok()?))).collect())
 }
 
 /// Write the scores that differ from what we last wrote (or, when that memory is older
@@ -206,7 +173,7 @@ pub fn update_from_primary(cfg: &Config, local: &Local) -> Result<(), OcfError> 
             flushed: col(3).and_then(|v| v.parse().ok()),
         });
     }
-    let nodes = nodes_to_rank(known, &replicas, partition)?;
+    let nodes = nodes_to_rank(known, &replicas, pacemaker::nodes::partition)?;
     let wanted = rank(&me, &nodes, &replicas, current, cfg.maxlag);
     ocf_debug!("scores: {wanted:?}");
     apply(cfg, &wanted)
@@ -275,25 +242,10 @@ pub fn set_own(cfg: &Config, score: i64) {
 /// First start of a cluster: if no node of the partition is promotable, this one (a
 /// cleanly stopped primary) becomes so.
 pub fn bootstrap(cfg: &Config) {
-    let Ok(nodes) = partition() else { return };
+    let Ok(nodes) = pacemaker::nodes::partition() else { return };
     if nodes.iter().any(|n| get(cfg, n).is_some_and(|s| s > 0)) {
         return;
     }
     ocf_info!("no promotable node yet and this instance was a primary: making it promotable");
     set_own(cfg, BOOTSTRAP);
-}
-
-#[cfg(test)]
-mod cib_tests {
-    #[test]
-    fn reads_scores_from_the_nodes_section() {
-        let xml = r#"<nodes>
-  <node id="1" uname="node1"><instance_attributes id="nodes-1"><nvpair id="a" name="master-pgsqld" value="1001"/><nvpair id="b" name="other" value="5"/></instance_attributes></node>
-  <node id="2" uname="node2"><instance_attributes id="nodes-2"><nvpair id="c" name="master-pgsqld" value="-1000"/></instance_attributes></node>
-  <node id="3" uname="node3"/>
-</nodes>"#;
-        let s = super::scores_in_nodes_xml(xml, "master-pgsqld");
-        assert_eq!(s.into_iter().collect::<Vec<_>>(), vec![("node1".to_string(), 1001), ("node2".to_string(), -1000)]);
-        assert!(super::scores_in_nodes_xml("<nodes><node", "master-pgsqld").is_empty());
-    }
 }

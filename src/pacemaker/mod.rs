@@ -1,0 +1,80 @@
+//! Pacemaker's command-line tools, the one place they are called from.
+//!
+//! Why a layer: the agents' decisions (who is promotable, whether a switchover is safe,
+//! whether a node is down) must not depend on how a tool happens to format its output.
+//! Each tool is run here, with a deadline, and its output is parsed here once — XML with
+//! quick-xml wherever the tool offers it (`cibadmin`, `crm_resource --output-as=xml`,
+//! `attrd_updater --output-as=xml`), plain text only where Pacemaker 2.1 prints a single
+//! value (`crm_node -n`, `-q`, `--partition`, `crm_attribute --quiet`). The agents get
+//! typed answers: names, attribute values, [`cib::NodeState`], the promoted node.
+//!
+//! What the cluster expects from it: attribute writes go through the daemons
+//! (`crm_attribute` for permanent node attributes, which live in the CIB's `nodes`
+//! section; `attrd_updater --private` for reboot-lifetime ones, which never reach the CIB
+//! and so never trigger a transition); reads never modify anything.
+//!
+//! * [`nodes`] — this node's name, the partition's members, quorum;
+//! * [`attrs`] — permanent and private node attributes;
+//! * [`cib`] — CIB queries: node attributes of the `nodes` section, a node's `node_state`;
+//! * [`resource`] — where a resource runs and in which role;
+//! * [`xml`] — the small element tree the XML answers are read into.
+
+pub mod attrs;
+pub mod cib;
+pub mod nodes;
+pub mod resource;
+pub mod xml;
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::ocf::OcfError;
+
+/// The bound on one call of a Pacemaker tool: they answer in milliseconds from local
+/// daemons, so anything longer means a daemon is stuck, not busy.
+pub const TOOL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The bound on a call that writes through the CIB manager (a CIB write may wait for the
+/// other nodes' acknowledgements).
+pub const CIB_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Run Pacemaker tool `tool` with `args` within `timeout`; its stdout.
+fn run(tool: &str, args: &[&str], timeout: Duration) -> Result<String, OcfError> {
+    crate::cmd::run(Command::new(tool).args(args), timeout)
+}
+
+/// Pacemaker's exit status for "no such object" (`CRM_EX_NOSUCH`): an attribute or a
+/// resource that does not exist.
+pub const CRM_EX_NOSUCH: i64 = 105;
+
+/// A tool's `--output-as=xml` answer: the `<pacemaker-result>` tree and its status.
+#[derive(Debug)]
+pub struct Answer {
+    pub root: xml::Element,
+    /// `<status code=...>`: 0 on success, [`CRM_EX_NOSUCH`] for a missing object.
+    pub code: i64,
+    /// The status message and the error lines under it.
+    pub message: String,
+}
+
+/// Run `tool ARGS --output-as=xml` within `timeout` and read its answer, whatever its
+/// exit status (the status is in the answer). A tool that printed no status — it did not
+/// understand the request, or crashed — is an error carrying its stderr.
+fn run_xml(tool: &str, args: &[&str], timeout: Duration) -> Result<Answer, OcfError> {
+    let done = crate::cmd::finish(Command::new(tool).args(args).arg("--output-as=xml"), timeout)?;
+    answer(&done.stdout).ok_or_else(|| OcfError::generic(format!("{tool} {}: no answer ({})", args.join(" "), done.stderr.trim())))
+}
+
+/// The status of a `<pacemaker-result>` document, with the tree.
+pub fn answer(stdout: &str) -> Option<Answer> {
+    let root = xml::parse(stdout);
+    let status = root.descendants("status").next()?;
+    let code = status.attr("code")?.parse().ok()?;
+    // The message, then the tool's own words (`<errors><error>`), which say what failed.
+    let mut message = status.attr("message").unwrap_or_default().to_owned();
+    for e in status.descendants("error") {
+        message.push_str(": ");
+        message.push_str(e.text.trim());
+    }
+    Some(Answer { root, code, message })
+}

@@ -1,0 +1,63 @@
+//! Where a resource runs, and in which role (`crm_resource --locate --output-as=xml`).
+
+use super::xml::Element;
+use super::{run_xml, CRM_EX_NOSUCH, TOOL_TIMEOUT};
+use crate::ocf::OcfError;
+
+/// One node a resource is active on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub node: String,
+    /// Running the promoted role there.
+    pub promoted: bool,
+}
+
+/// The nodes `resource` is active on; empty when it runs nowhere or does not exist.
+pub fn locate(resource: &str) -> Result<Vec<Location>, OcfError> {
+    let a = run_xml("crm_resource", &["--locate", "--resource", resource], TOOL_TIMEOUT)?;
+    match a.code {
+        0 => Ok(locations_in(&a.root)),
+        CRM_EX_NOSUCH => Ok(Vec::new()),
+        code => Err(OcfError::generic(format!("crm_resource --locate {resource}: {} (status {code})", a.message))),
+    }
+}
+
+/// `<nodes resource=R><node state="promoted">N</node>...` below `root`.
+pub fn locations_in(root: &Element) -> Vec<Location> {
+    root.descendants("nodes")
+        .flat_map(|ns| ns.children.iter().filter(|n| n.name == "node" && !n.text.is_empty()))
+        .map(|n| Location { node: n.text.clone(), promoted: n.attr("state") == Some("promoted") })
+        .collect()
+}
+
+/// The node other than `me` running `resource`'s promoted role, among `locations`.
+pub fn promoted_elsewhere(locations: &[Location], me: &str) -> Option<String> {
+    locations.iter().find(|l| l.promoted && l.node != me).map(|l| l.node.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::answer;
+    use super::*;
+
+    // Recorded from Pacemaker 2.1.5 (Debian 12) in the lab.
+    const LOCATE: &str = r#"<pacemaker-result api-version="2.25" request="crm_resource --locate --resource pgsqld --output-as=xml">
+  <nodes resource="pgsqld">
+    <node>node3</node>
+    <node>node2</node>
+    <node state="promoted">node1</node>
+  </nodes>
+  <status code="0" message="OK"/>
+</pacemaker-result>"#;
+
+    #[test]
+    fn finds_the_promoted_node() {
+        let a = answer(LOCATE).unwrap();
+        let l = locations_in(&a.root);
+        assert_eq!(l.len(), 3);
+        assert_eq!(promoted_elsewhere(&l, "node2").as_deref(), Some("node1"));
+        assert_eq!(promoted_elsewhere(&l, "node1"), None);
+        let none = answer(r#"<pacemaker-result><nodes resource="pgsqld"/><status code="0" message="OK"/></pacemaker-result>"#).unwrap();
+        assert!(locations_in(&none.root).is_empty());
+    }
+}
