@@ -263,6 +263,9 @@ max_wal_senders = 10
 wal_keep_size = '512MB'
 wal_log_hints = on
 hot_standby_feedback = on
+# Standbys retry a lost primary every 500 ms (default 5 s): with synchronous replication a
+# promoted primary's commits wait for the first standby to reconnect (docs/pgsqlms.md).
+wal_retrieve_retry_interval = '500ms'
 primary_conninfo = 'host=$VIP port=5432 user=replicator application_name=node$i connect_timeout=2'
 recovery_target_timeline = 'latest'
 EOF

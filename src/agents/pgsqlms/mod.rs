@@ -26,6 +26,7 @@ mod rewind;
 pub mod scores;
 mod start;
 mod stop;
+pub mod sync;
 mod validate;
 
 use std::path::PathBuf;
@@ -54,6 +55,10 @@ pub static PARAMS: &[Param] = &[
         "Only for PostgreSQL 11 and older, which paceline does not support: PostgreSQL 12 and newer use standby.signal and primary_conninfo from the configuration.").support(Support::Ignored),
     Param::new("auto_rewind", ParamKind::Boolean, "Rewind a diverged instance",
         "When an instance's timeline diverged from the current primary (a crashed ex-primary with writes the others never received), run pg_rewind against the primary and start it as a standby, instead of refusing to start it. Discards the diverged writes. Needs wal_log_hints=on or data checksums.").default("false"),
+    Param::new("synchronous_mode", ParamKind::String, "Synchronous replication: off, on or strict",
+        "off: asynchronous replication, synchronous_standby_names left alone (PAF's behaviour). on: the primary names the streaming standbys in synchronous_standby_names (ANY synchronous_node_count (...)), so a commit is acknowledged only once that many have flushed it, and only those standbys are promotable; with no standby left, writes go on asynchronously and no standby is promotable until one is back and caught up. strict: as on, but without a standby writes wait. The agent owns synchronous_standby_names (ALTER SYSTEM on the primary): do not set it by hand. A standby leaves the set only from a quorate partition, after it was recorded not promotable, so an isolated primary's commits wait instead of being acknowledged.").default("off"),
+    Param::new("synchronous_node_count", ParamKind::Integer, "Standbys that must confirm each commit",
+        "With synchronous_mode on or strict: how many standbys must have flushed a commit before it is acknowledged (PostgreSQL's quorum commit, ANY k). At most the number of standbys (clone-max - 1).").default("1"),
     Param::new("rewind_user", ParamKind::String, "User for pg_rewind",
         "The user the timeline check (pg_rewind --dry-run at start) and auto_rewind connect to the primary as, through primary_conninfo with database postgres. Default: the user of primary_conninfo. It needs pg_rewind's privileges on the primary (superuser, or EXECUTE on pg_ls_dir, pg_stat_file, pg_read_binary_file)."),
 ];
@@ -113,6 +118,9 @@ pub struct Config {
     pub maxlag: u64,
     pub auto_rewind: bool,
     pub rewind_user: Option<String>,
+    pub sync_mode: sync::Mode,
+    /// synchronous_node_count: k of `ANY k (...)`.
+    pub sync_count: usize,
     /// The resource name (`OCF_RESOURCE_INSTANCE` without a clone suffix).
     pub resource: String,
     /// The action's time budget (Pacemaker's timeout, or a default by hand).
@@ -146,6 +154,19 @@ impl Config {
         let pgport = u16::try_from(port).ok().filter(|p| *p > 0).ok_or_else(|| OcfError::configured(format!("pgport {port} is not a TCP port")))?;
         let maxlag = p.int("maxlag").unwrap_or(0);
         let maxlag = u64::try_from(maxlag).map_err(|_| OcfError::configured(format!("maxlag must be 0 or more bytes, got {maxlag}")))?;
+        let mode = p.str("synchronous_mode").unwrap_or("off");
+        let sync_mode = sync::Mode::parse(mode).ok_or_else(|| OcfError::configured(format!("synchronous_mode '{mode}' is not off, on or strict")))?;
+        let count = p.int("synchronous_node_count").unwrap_or(1);
+        let sync_count = usize::try_from(count).ok().filter(|c| *c >= 1).ok_or_else(|| OcfError::configured(format!("synchronous_node_count must be 1 or more, got {count}")))?;
+        if let Some(max) = env.clone_max() {
+            if sync_mode != sync::Mode::Off && sync_count as u64 >= max {
+                return Err(OcfError::configured(format!(
+                    "synchronous_node_count {sync_count} needs {} standbys, the clone has {} (clone-max {max})",
+                    sync_count,
+                    max.saturating_sub(1)
+                )));
+            }
+        }
         let instance = env.instance();
         // Clone instances are named rsc:N; attributes are named after the primitive.
         let resource = instance.split(':').next().unwrap_or(instance).to_owned();
@@ -160,6 +181,8 @@ impl Config {
             maxlag,
             auto_rewind: p.bool("auto_rewind"),
             rewind_user: p.str("rewind_user").map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned),
+            sync_mode,
+            sync_count,
             resource,
             timeout: env.timeout_or(Duration::from_secs(60)),
             node: env.on_node().map(str::to_owned),

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::election::{self, Position};
 use super::instance::{self, State};
-use super::{notify, scores, Config};
+use super::{notify, scores, sync, Config};
 use crate::ocf::{OcfEnv, OcfError, OcfRc, OcfResult};
 use crate::{ocf_info, ocf_warn};
 
@@ -23,14 +23,36 @@ pub fn promote(env: &OcfEnv) -> OcfResult {
         other => return Err(OcfError::generic(format!("cannot promote: PostgreSQL is not a running standby ({other:?})"))),
     }
     check_election(&cfg, who)?;
+    prepare_sync(&cfg, who)?;
     instance::pg_ctl(&cfg, who, &["promote", "-W"], cfg.timeout / 2)?;
     match instance::wait_for(&cfg, who, until, |s| *s == State::Primary)? {
         State::Primary => {
             ocf_info!("promoted");
             scores::set_own(&cfg, scores::PRIMARY);
+            if let Ok(me) = scores::local_node(&cfg) {
+                sync::after_promote(&cfg, &me);
+            }
             Ok(OcfRc::Success)
         }
         other => Err(OcfError::generic(format!("PostgreSQL did not become primary in time ({other:?})"))),
+    }
+}
+
+/// Before the first commit: the synchronous set this primary starts with (see `sync.rs`).
+/// It cannot be skipped: with synchronous_mode on/strict a primary that started
+/// asynchronously would acknowledge commits no standby has.
+/// With synchronous_mode off only a leftover set is cleaned up, and a failure to do so
+/// does not stop the promotion.
+fn prepare_sync(cfg: &Config, who: crate::pg::client::Identity) -> Result<(), OcfError> {
+    let done = instance::connect(cfg, who, Duration::from_secs(5))
+        .map_err(|e| OcfError::generic(format!("cannot set the synchronous set: {}", e.message())))
+        .and_then(|local| sync::at_promote(cfg, &local, &scores::local_node(cfg)?));
+    match done {
+        Err(e) if cfg.sync_mode == sync::Mode::Off => {
+            ocf_warn!("cannot check synchronous_standby_names: {}", e.reason);
+            Ok(())
+        }
+        other => other,
     }
 }
 
@@ -57,6 +79,11 @@ fn check_election(cfg: &Config, who: crate::pg::client::Identity) -> Result<(), 
     let until = Instant::now() + (cfg.timeout / 4).min(Duration::from_secs(5));
     let mut candidates = vec![(me.clone(), mine)];
     for node in nodes.split_whitespace().filter(|n| *n != me) {
+        // Synchronous replication: only a member of the set (a positive score) may win.
+        if cfg.sync_mode != sync::Mode::Off && scores::get(cfg, node).is_none_or(|s| s <= 0) {
+            ocf_info!("{node} is not a promotable member of the synchronous set: left out of the election");
+            continue;
+        }
         match election::read(&election::attr(cfg, "lsn_location"), node, until).and_then(|v| Position::decode(&v)) {
             Some(p) => candidates.push((node.to_owned(), p)),
             None => ocf_warn!("{node} published no position: left out of the election"),

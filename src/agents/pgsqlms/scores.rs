@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::sync::Mode;
 use super::Config;
 use crate::ocf::OcfError;
 use crate::pacemaker;
@@ -26,6 +27,9 @@ pub const PRIMARY: i64 = 1001;
 pub const BEST_STANDBY: i64 = 1000;
 pub const STEP: i64 = 10;
 pub const NOT_STREAMING: i64 = -1;
+/// With synchronous_mode on/strict: a streaming standby outside the synchronous set (or not
+/// yet caught up with it), which must not be promoted.
+pub const NOT_SYNCHRONOUS: i64 = -2;
 pub const ABSENT: i64 = -1000;
 pub const BOOTSTRAP: i64 = 1;
 
@@ -38,8 +42,10 @@ pub struct Replica {
     pub flushed: Option<Lsn>,
 }
 
-/// The scores the primary `me` gives to the nodes of its partition.
-pub fn rank(me: &str, partition: &[String], replicas: &[Replica], current: Lsn, maxlag: u64) -> BTreeMap<String, i64> {
+/// The scores the primary `me` gives to the nodes of its partition. With `eligible` (the
+/// synchronous set's promotable members), a streaming standby outside it gets
+/// [`NOT_SYNCHRONOUS`].
+pub fn rank(me: &str, partition: &[String], replicas: &[Replica], current: Lsn, maxlag: u64, eligible: Option<&[String]>) -> BTreeMap<String, i64> {
     let mut out: BTreeMap<String, i64> = partition.iter().map(|n| (n.clone(), ABSENT)).collect();
     out.insert(me.to_owned(), PRIMARY);
     let mut streaming: Vec<&Replica> = replicas.iter().filter(|r| r.name != me && out.contains_key(&r.name)).collect();
@@ -49,6 +55,12 @@ pub fn rank(me: &str, partition: &[String], replicas: &[Replica], current: Lsn, 
         }
     }
     streaming.retain(|r| r.state == "streaming");
+    if let Some(eligible) = eligible {
+        for r in streaming.iter().filter(|r| !eligible.contains(&r.name)) {
+            out.insert(r.name.clone(), NOT_SYNCHRONOUS);
+        }
+        streaming.retain(|r| eligible.contains(&r.name));
+    }
     // Synchronous first, then most WAL flushed, then name for a stable order.
     streaming.sort_by(|a, b| b.sync.cmp(&a.sync).then(b.flushed.cmp(&a.flushed)).then(a.name.cmp(&b.name)));
     for (i, r) in streaming.iter().enumerate() {
@@ -60,9 +72,14 @@ pub fn rank(me: &str, partition: &[String], replicas: &[Replica], current: Lsn, 
     out
 }
 
+/// Where the agent keeps what it remembers between actions (`$HA_RSCTMP`, a tmpfs that
+/// a reboot empties).
+pub fn cache_dir() -> PathBuf {
+    PathBuf::from(std::env::var("HA_RSCTMP").unwrap_or_else(|_| "/run/resource-agents".into()))
+}
+
 fn cache_path(cfg: &Config) -> PathBuf {
-    let dir = std::env::var("HA_RSCTMP").unwrap_or_else(|_| "/run/resource-agents".into());
-    PathBuf::from(dir).join(format!("paceline-pgsqlms-{}.scores", cfg.resource))
+    cache_dir().join(format!("paceline-pgsqlms-{}.scores", cfg.resource))
 }
 
 fn read_cache(cfg: &Config) -> BTreeMap<String, i64> {
@@ -100,7 +117,7 @@ pub fn set(cfg: &Config, node: &str, score: i64) -> Result<(), OcfError> {
 }
 
 /// `node`'s score; `None` when it has none or Pacemaker could not be asked.
-fn get(cfg: &Config, node: &str) -> Option<i64> {
+pub fn get(cfg: &Config, node: &str) -> Option<i64> {
     pacemaker::attrs::permanent(&cfg.score_attribute(), node).ok().flatten()?.trim().parse().ok()
 }
 
@@ -117,7 +134,8 @@ fn cib_scores(cfg: &Config) -> Result<BTreeMap<String, i64>, OcfError> {
 
 /// Write the scores that differ from what we last wrote (or, when that memory is older
 /// than [`CACHE_TRUST`], from what the CIB holds).
-fn apply(cfg: &Config, wanted: &BTreeMap<String, i64>) -> Result<(), OcfError> {
+/// Returns the nodes whose score it wrote.
+pub fn apply(cfg: &Config, wanted: &BTreeMap<String, i64>) -> Result<Vec<String>, OcfError> {
     let age = std::fs::metadata(cache_path(cfg)).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
     let mut cache = match age {
         Some(a) if a > CACHE_TRUST => cib_scores(cfg).unwrap_or_else(|e| {
@@ -128,17 +146,24 @@ fn apply(cfg: &Config, wanted: &BTreeMap<String, i64>) -> Result<(), OcfError> {
     };
     // Rewritten only on a change or a re-read: its age is how long it has been trusted.
     let mut dirty = age.is_none_or(|a| a > CACHE_TRUST);
+    let mut written = Vec::new();
+    let mut outcome = Ok(());
     for (node, score) in wanted {
         if cache.get(node) != Some(score) {
-            set(cfg, node, *score)?;
+            if let Err(e) = set(cfg, node, *score) {
+                outcome = Err(e);
+                break;
+            }
             cache.insert(node.clone(), *score);
+            written.push(node.clone());
             dirty = true;
         }
     }
+    // What was written is remembered even when a later write failed.
     if dirty {
         write_cache(cfg, &cache);
     }
-    Ok(())
+    outcome.map(|_| written)
 }
 
 /// On the primary's monitor: rank the standbys and publish the scores.
@@ -149,6 +174,18 @@ fn apply(cfg: &Config, wanted: &BTreeMap<String, i64>) -> Result<(), OcfError> {
 pub fn update_from_primary(cfg: &Config, local: &Local) -> Result<(), OcfError> {
     let me = local_node(cfg)?;
     let known: Vec<String> = read_cache(cfg).into_keys().collect();
+    let (replicas, current) = replication(local, &me)?;
+    let nodes = nodes_to_rank(known, &replicas, pacemaker::nodes::partition)?;
+    if cfg.sync_mode != Mode::Off {
+        return super::sync::manage(cfg, local, &me, &nodes, &replicas, current);
+    }
+    let wanted = rank(&me, &nodes, &replicas, current, cfg.maxlag, None);
+    ocf_debug!("scores: {wanted:?}");
+    apply(cfg, &wanted).map(|_| ())
+}
+
+/// `pg_stat_replication` as the primary sees it (without itself), and its WAL position.
+fn replication(local: &Local, me: &str) -> Result<(Vec<Replica>, Lsn), OcfError> {
     let rows = local.query_text(
         "SELECT application_name, state, sync_state, flush_lsn::text, pg_current_wal_lsn()::text FROM pg_stat_replication \
          UNION ALL SELECT NULL, NULL, NULL, NULL, pg_current_wal_lsn()::text",
@@ -173,10 +210,7 @@ pub fn update_from_primary(cfg: &Config, local: &Local) -> Result<(), OcfError> 
             flushed: col(3).and_then(|v| v.parse().ok()),
         });
     }
-    let nodes = nodes_to_rank(known, &replicas, pacemaker::nodes::partition)?;
-    let wanted = rank(&me, &nodes, &replicas, current, cfg.maxlag);
-    ocf_debug!("scores: {wanted:?}");
-    apply(cfg, &wanted)
+    Ok((replicas, current))
 }
 
 /// The nodes the primary ranks: those it scored before, plus — asked from the partition
@@ -201,8 +235,12 @@ pub fn nodes_to_rank(known: Vec<String>, replicas: &[Replica], partition: impl F
 }
 
 /// On a standby's monitor: promotable (score 1) as soon as it streams, unless the primary
-/// already ranked it.
+/// already ranked it. Never with synchronous replication: there only the primary makes a
+/// standby promotable, once it is a caught-up member of the synchronous set.
 pub fn standby_self_score(cfg: &Config, local: &Local) {
+    if cfg.sync_mode != Mode::Off {
+        return;
+    }
     let streaming = local
         .query_text("SELECT status FROM pg_stat_wal_receiver", Duration::from_secs(5))
         .ok()
@@ -224,7 +262,7 @@ pub fn standby_self_score(cfg: &Config, local: &Local) {
             write_cache(cfg, &cache);
         }
         _ => {
-            if let Err(e) = apply(cfg, &BTreeMap::from([(me, BOOTSTRAP)])) {
+            if let Err(e) = apply(cfg, &BTreeMap::from([(me, BOOTSTRAP)])).map(|_| ()) {
                 ocf_warn!("cannot set the promotion score: {}", e.reason);
             }
         }
@@ -234,7 +272,7 @@ pub fn standby_self_score(cfg: &Config, local: &Local) {
 /// Set this node's own score.
 pub fn set_own(cfg: &Config, score: i64) {
     let res = local_node(cfg).and_then(|me| apply(cfg, &BTreeMap::from([(me, score)])));
-    if let Err(e) = res {
+    if let Err(e) = res.map(|_| ()) {
         ocf_warn!("cannot set the promotion score: {}", e.reason);
     }
 }

@@ -1,4 +1,4 @@
-use super::scores::{rank, Replica};
+use super::scores::{self, rank, Replica};
 use super::*;
 use crate::ocf::OcfRc;
 use crate::pg::Lsn;
@@ -41,6 +41,13 @@ fn bad_input_matrix() {
         &[("system_user", "post gres")],
         &[("system_user", "a/b")],
         &[("auto_rewind", "perhaps")],
+        &[("synchronous_mode", "yes please")],
+        &[("synchronous_mode", "quorum")],
+        &[("synchronous_node_count", "0")],
+        &[("synchronous_node_count", "-1")],
+        &[("synchronous_node_count", "two")],
+        // k larger than the standbys of a 3-node clone
+        &[("synchronous_mode", "on"), ("synchronous_node_count", "3"), ("OCF_RESKEY_CRM_meta_clone_max", "3")],
     ];
     for case in cases {
         match Config::from_env(&env(case)) {
@@ -48,6 +55,32 @@ fn bad_input_matrix() {
             Ok(c) => panic!("{case:?} accepted: {c:?}"),
         }
     }
+}
+
+#[test]
+fn synchronous_parameters() {
+    let c = Config::from_env(&env(&[])).unwrap();
+    assert_eq!((c.sync_mode, c.sync_count), (sync::Mode::Off, 1), "off by default: a PAF cluster migrates unchanged");
+    let c = Config::from_env(&env(&[("synchronous_mode", "strict"), ("synchronous_node_count", "2"), ("OCF_RESKEY_CRM_meta_clone_max", "3")])).unwrap();
+    assert_eq!((c.sync_mode, c.sync_count), (sync::Mode::Strict, 2));
+    let e = Config::from_env(&env(&[("synchronous_mode", "on"), ("synchronous_node_count", "3"), ("OCF_RESKEY_CRM_meta_clone_max", "3")])).unwrap_err();
+    assert!(e.reason.contains("needs 3 standbys, the clone has 2"), "{}", e.reason);
+    assert!(e.reason.len() <= 128, "fits Pacemaker's exit reason");
+    // With synchronous_mode off the count is not checked against the clone.
+    assert!(Config::from_env(&env(&[("synchronous_node_count", "5"), ("OCF_RESKEY_CRM_meta_clone_max", "3")])).is_ok());
+}
+
+#[test]
+fn ranking_with_a_synchronous_set() {
+    let nodes: Vec<String> = ["n1", "n2", "n3", "n4"].iter().map(|s| s.to_string()).collect();
+    let reps = [replica("n2", "streaming", true, 100), replica("n3", "streaming", false, 300), replica("n4", "catchup", false, 0)];
+    let eligible = vec!["n2".to_string()];
+    let s = rank("n1", &nodes, &reps, Lsn(300), 0, Some(&eligible));
+    assert_eq!(s["n2"], 1000);
+    assert_eq!(s["n3"], scores::NOT_SYNCHRONOUS, "ahead, but not a member: not promotable");
+    assert_eq!(s["n4"], scores::NOT_STREAMING);
+    let s = rank("n1", &nodes, &reps, Lsn(300), 0, Some(&[]));
+    assert!(s.iter().filter(|(n, _)| *n != "n1").all(|(_, v)| *v < 0), "no member: nobody promotable {s:?}");
 }
 
 #[test]
@@ -76,13 +109,13 @@ fn replica(name: &str, state: &str, sync: bool, flushed: u64) -> Replica {
 fn ranking_prefers_sync_then_most_wal() {
     let nodes: Vec<String> = ["n1", "n2", "n3", "n4"].iter().map(|s| s.to_string()).collect();
     let reps = [replica("n2", "streaming", false, 100), replica("n3", "streaming", false, 300)];
-    let s = rank("n1", &nodes, &reps, Lsn(300), 0);
+    let s = rank("n1", &nodes, &reps, Lsn(300), 0, None);
     assert_eq!(s["n1"], 1001);
     assert_eq!(s["n3"], 1000, "most WAL first (PAF 2.3.0 had this backwards)");
     assert_eq!(s["n2"], 990);
     assert_eq!(s["n4"], -1000, "absent from replication");
     let reps = [replica("n2", "streaming", true, 100), replica("n3", "streaming", false, 300)];
-    let s = rank("n1", &nodes, &reps, Lsn(300), 0);
+    let s = rank("n1", &nodes, &reps, Lsn(300), 0, None);
     assert_eq!((s["n2"], s["n3"]), (1000, 990), "synchronous first");
 }
 
@@ -90,11 +123,11 @@ fn ranking_prefers_sync_then_most_wal() {
 fn ranking_penalises_lag_and_not_streaming() {
     let nodes: Vec<String> = ["n1", "n2", "n3"].iter().map(|s| s.to_string()).collect();
     let reps = [replica("n2", "streaming", false, 1000), replica("n3", "catchup", false, 0)];
-    let s = rank("n1", &nodes, &reps, Lsn(5000), 1000);
+    let s = rank("n1", &nodes, &reps, Lsn(5000), 1000, None);
     assert_eq!(s["n2"], -1000, "lag 4000 > maxlag 1000");
     assert_eq!(s["n3"], -1);
     // Replicas outside the partition are ignored.
-    let s = rank("n1", &nodes, &[replica("stranger", "streaming", false, 1)], Lsn(1), 0);
+    let s = rank("n1", &nodes, &[replica("stranger", "streaming", false, 1)], Lsn(1), 0, None);
     assert!(!s.contains_key("stranger"));
 }
 
@@ -129,6 +162,6 @@ fn the_primary_ranks_a_replica_it_never_scored() {
     // No memory at all.
     assert_eq!(nodes_to_rank(vec![], &[], members).unwrap(), names(&["n1", "n2", "n3"]));
     // A replica that is no cluster node (a backup tool) is asked about, and stays unranked.
-    let s = rank("n1", &nodes_to_rank(names(&["n1", "n2", "n3"]), &[replica("pg_receivewal", "streaming", false, 1)], members).unwrap(), &[replica("pg_receivewal", "streaming", false, 1)], Lsn(1), 0);
+    let s = rank("n1", &nodes_to_rank(names(&["n1", "n2", "n3"]), &[replica("pg_receivewal", "streaming", false, 1)], members).unwrap(), &[replica("pg_receivewal", "streaming", false, 1)], Lsn(1), 0, None);
     assert!(!s.contains_key("pg_receivewal"), "{s:?}");
 }

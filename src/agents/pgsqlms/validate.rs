@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::instance;
-use super::Config;
+use super::{sync, Config};
 use crate::ocf::{OcfEnv, OcfError, OcfRc, OcfResult};
 use crate::pg::ControlData;
 
@@ -48,6 +48,25 @@ pub fn check_clone(env: &OcfEnv) -> Result<(), OcfError> {
     Ok(())
 }
 
+/// With synchronous_mode on/strict the agent owns synchronous_standby_names: a value in
+/// the configuration files that it did not write (a FIRST list, `*`, names by hand) is
+/// refused rather than silently overwritten. Read as the server would (`postgres -C`).
+pub fn check_sync_setting(cfg: &Config) -> Result<(), OcfError> {
+    if cfg.sync_mode == sync::Mode::Off {
+        return Ok(());
+    }
+    let who = instance::identity(cfg)?;
+    let mut cmd = instance::pg_tool(cfg, who, "postgres");
+    cmd.args(["-C", "synchronous_standby_names", "-D"]).arg(&cfg.pgdata);
+    if let Some(o) = &cfg.start_opts {
+        cmd.args(o.split_whitespace());
+    }
+    let value = crate::cmd::run(&mut cmd, Duration::from_secs(5))?;
+    sync::SyncSet::parse(value.trim())
+        .map(|_| ())
+        .map_err(|why| OcfError::configured(format!("{why}: synchronous_mode={} manages this setting; remove it from the configuration files", cfg.sync_mode.name())))
+}
+
 pub fn validate_all(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
     let as_configured = |e: OcfError| OcfError::configured(e.reason);
@@ -58,6 +77,7 @@ pub fn validate_all(env: &OcfEnv) -> OcfResult {
     if !matches!(cd.wal_level.as_str(), "replica" | "logical" | "hot_standby") {
         return Err(OcfError::configured(format!("wal_level is {}: streaming replication needs replica or logical", cd.wal_level)));
     }
+    check_sync_setting(&cfg)?;
     if cfg.auto_rewind && !cd.hint_bits_logged {
         return Err(OcfError::configured("auto_rewind=true needs wal_log_hints=on or data checksums (pg_rewind cannot rewind without them); pg_control says neither is on (a changed wal_log_hints takes effect at the next restart)"));
     }

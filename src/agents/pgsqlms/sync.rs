@@ -1,0 +1,482 @@
+//! Synchronous replication, managed by the primary: `synchronous_mode` off | on | strict.
+//!
+//! Why: with asynchronous replication a primary cut off from the others acknowledges
+//! commits until it is fenced, and every one of them is lost when a standby is promoted.
+//! With `synchronous_standby_names = 'ANY k (members)'` (PostgreSQL's quorum commit) a
+//! commit is acknowledged only once k members have flushed it. WAL is one ordered stream,
+//! so the most advanced member has every commit any member has: promoting the most
+//! advanced member loses nothing. The agent owns that setting (ALTER SYSTEM + reload on
+//! the primary) and keeps these invariants, stated in docs/pgsqlms.md:
+//!
+//! 1. Only a member of the synchronous set is promotable (positive score); a standby
+//!    becomes one only once PostgreSQL counts it (`sync_state` quorum/sync) and it has
+//!    flushed the WAL written up to the moment it was seen counted (its *join LSN*).
+//! 2. A member leaves the set only after its score has been written non-promotable in the
+//!    CIB, and only while this node's partition is quorate — checked after that write, so
+//!    an isolated primary (whose CIB writes reach only itself, and whose quorum is gone by
+//!    the time they return) can never relax the set for itself: its commits wait.
+//! 3. `on`: when no member is left (every standby down, in a quorate cluster) the primary
+//!    goes on asynchronously and nobody is promotable until a standby is back in the set
+//!    and caught up; `strict`: the last k members stay named, so writes wait for them.
+//!
+//! This module is the decision only ([`step`]); the primary's monitor gathers what it sees
+//! and carries the decision out in the order invariant 2 needs (see `scores.rs`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::scores::{self, Replica};
+use super::Config;
+use crate::ocf::OcfError;
+use crate::pacemaker;
+use crate::pg::client::Local;
+use crate::pg::Lsn;
+use crate::{ocf_debug, ocf_info, ocf_warn};
+
+/// `synchronous_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Asynchronous replication, the agent leaves synchronous_standby_names alone (PAF's
+    /// behaviour).
+    Off,
+    /// Synchronous while a standby is there; asynchronous, with nobody promotable, when none is.
+    On,
+    /// Synchronous always: without a standby, writes wait.
+    Strict,
+}
+
+impl Mode {
+    /// The parameter's value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Off => "off",
+            Mode::On => "on",
+            Mode::Strict => "strict",
+        }
+    }
+
+    pub fn parse(v: &str) -> Option<Mode> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "off" | "false" | "0" => Some(Mode::Off),
+            "on" | "true" | "1" => Some(Mode::On),
+            "strict" => Some(Mode::Strict),
+            _ => None,
+        }
+    }
+}
+
+/// A standby whose flushed WAL is within this many bytes of the primary's may join the
+/// set: one that is further behind would make every commit wait for its catch-up.
+pub const JOIN_LAG: u64 = 16 * 1024 * 1024;
+
+/// The synchronous set as written in `synchronous_standby_names`: `ANY k (members)`, or
+/// empty (asynchronous).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncSet {
+    pub k: usize,
+    pub members: Vec<String>,
+}
+
+impl SyncSet {
+    pub fn new(k: usize, mut members: Vec<String>) -> SyncSet {
+        members.sort();
+        members.dedup();
+        let k = if members.is_empty() { 0 } else { k.clamp(1, members.len()) };
+        SyncSet { k, members }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// The setting's value: `ANY k ("a", "b")`, or `''` for asynchronous.
+    pub fn render(&self) -> String {
+        if self.members.is_empty() {
+            return String::new();
+        }
+        let names: Vec<String> = self.members.iter().map(|m| format!("\"{}\"", m.replace('"', "\"\""))).collect();
+        format!("ANY {} ({})", self.k, names.join(", "))
+    }
+
+    /// Read a value this agent wrote; `Err` for anything else (a value set by hand: a
+    /// `FIRST` list, a bare list, `*`), which the agent refuses to take over silently.
+    pub fn parse(v: &str) -> Result<SyncSet, String> {
+        let v = v.trim();
+        if v.is_empty() {
+            return Ok(SyncSet::default());
+        }
+        let not_ours = || format!("synchronous_standby_names = '{v}' is not of the form the agent writes (ANY k (\"node\", ...))");
+        let rest = v.strip_prefix("ANY ").ok_or_else(not_ours)?;
+        let (k, list) = rest.split_once('(').ok_or_else(not_ours)?;
+        let k: usize = k.trim().parse().map_err(|_| not_ours())?;
+        let list = list.trim_end().strip_suffix(')').ok_or_else(not_ours)?;
+        let mut members = Vec::new();
+        for name in list.split(',') {
+            let name = name.trim();
+            let unquoted = name.strip_prefix('"').and_then(|n| n.strip_suffix('"')).map(|n| n.replace("\"\"", "\"")).unwrap_or_else(|| name.to_owned());
+            if unquoted.is_empty() || unquoted == "*" {
+                return Err(not_ours());
+            }
+            members.push(unquoted);
+        }
+        if k == 0 || k > members.len() {
+            return Err(not_ours());
+        }
+        Ok(SyncSet::new(k, members))
+    }
+}
+
+/// What the primary sees of one standby in `pg_stat_replication`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub name: String,
+    pub streaming: bool,
+    /// PostgreSQL counts it for commits now (`sync_state` quorum or sync).
+    pub counted: bool,
+    pub flushed: Option<Lsn>,
+}
+
+/// The primary's decision at one monitor.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Step {
+    /// The set to run with. When it drops members, they must first be written
+    /// non-promotable and the partition be quorate (invariant 2); otherwise `current` stays.
+    pub next: SyncSet,
+    /// Members leaving the set.
+    pub leaving: Vec<String>,
+    /// Standbys that may be promoted: counted members that flushed their join LSN.
+    pub promotable: Vec<String>,
+    /// The join LSNs to remember, by member (kept from `joined`, added for the newly counted).
+    pub joined: BTreeMap<String, Lsn>,
+    /// `strict`: members that are gone but stay named, so writes wait for them.
+    pub kept_waiting: Vec<String>,
+}
+
+/// Decide the set and who is promotable. `current` is the set in force, `seen` the rows of
+/// `pg_stat_replication` (cluster nodes only), `now` the primary's WAL position, `joined`
+/// the join LSNs remembered from earlier monitors. `grace`: the primary was promoted a
+/// moment ago, and a member that has not connected yet stays named (the standbys are
+/// reconnecting to it; dropping them would make the first monitor after every switchover
+/// relax the set).
+pub fn step(mode: Mode, k: usize, current: &SyncSet, seen: &[Seen], now: Lsn, joined: &BTreeMap<String, Lsn>, grace: bool) -> Step {
+    if mode == Mode::Off {
+        return Step::default();
+    }
+    let row = |n: &str| seen.iter().find(|s| s.name == n);
+    let healthy = |s: &Seen| s.streaming;
+    let near = |s: &Seen| s.flushed.is_some_and(|f| now.0.saturating_sub(f.0) <= JOIN_LAG);
+
+    // Members stay while they stream (or, in the grace after a promotion, until they first
+    // connect); streaming standbys close enough join.
+    let staying: Vec<String> = current.members.iter().filter(|m| row(m).map_or(grace, healthy)).cloned().collect();
+    let gone: Vec<String> = current.members.iter().filter(|m| !staying.contains(m)).cloned().collect();
+    let joining: Vec<String> = seen.iter().filter(|s| healthy(s) && near(s) && !current.members.contains(&s.name)).map(|s| s.name.clone()).collect();
+    let mut members: Vec<String> = staying.iter().chain(&joining).cloned().collect();
+
+    let mut kept_waiting = Vec::new();
+    if mode == Mode::Strict && members.len() < k.max(1) {
+        // Keep enough of the gone members named that k names remain: commits wait.
+        for g in &gone {
+            if members.len() >= k.max(1) {
+                break;
+            }
+            members.push(g.clone());
+            kept_waiting.push(g.clone());
+        }
+    }
+    let next = SyncSet::new(k, members);
+    let leaving: Vec<String> = current.members.iter().filter(|m| !next.members.contains(m)).cloned().collect();
+
+    // Join LSNs: a member PostgreSQL counts now is remembered with the WAL position of this
+    // moment; one no longer a member, or not counted, is forgotten (it joins afresh).
+    let mut remembered = BTreeMap::new();
+    let mut promotable = Vec::new();
+    for m in &current.members {
+        let Some(s) = row(m).filter(|s| healthy(s) && s.counted) else { continue };
+        if !next.members.contains(m) {
+            continue;
+        }
+        let at = *joined.get(m).unwrap_or(&now);
+        remembered.insert(m.clone(), at);
+        if s.flushed.is_some_and(|f| f >= at) {
+            promotable.push(m.clone());
+        }
+    }
+    promotable.sort();
+    Step { next, leaving, promotable, joined: remembered, kept_waiting }
+}
+
+/// Bound on each statement the agent runs to read or change the setting.
+const SQL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The set in force on the instance (`current_setting`), or why the agent will not take
+/// it over (a value it did not write).
+pub fn current(local: &Local) -> Result<SyncSet, OcfError> {
+    let v: String = local.query_one("SELECT current_setting('synchronous_standby_names')", SQL_TIMEOUT)?;
+    SyncSet::parse(&v).map_err(|why| OcfError::configured(format!("{why}: it was set by hand, but synchronous_mode manages it; remove it from the configuration files")))
+}
+
+/// Write `set` with ALTER SYSTEM and reload (works on a standby too, taking effect when
+/// it is promoted).
+pub fn write(local: &Local, set: &SyncSet) -> Result<(), OcfError> {
+    let value = set.render().replace('\'', "''");
+    local.execute(&format!("ALTER SYSTEM SET synchronous_standby_names = '{value}'"), SQL_TIMEOUT)?;
+    local.query_one::<bool>("SELECT pg_reload_conf()", SQL_TIMEOUT)?;
+    ocf_info!("synchronous_standby_names = '{}'", set.render());
+    Ok(())
+}
+
+/// Where the join LSNs are kept between monitors (beside the scores' memory).
+fn joined_path(cfg: &Config) -> PathBuf {
+    scores::cache_dir().join(format!("paceline-pgsqlms-{}.sync", cfg.resource))
+}
+
+/// How long after a promotion members that have not connected yet stay named: standbys
+/// reconnect within a few seconds (the demoted primary restarts as a standby first).
+pub const PROMOTE_GRACE: Duration = Duration::from_secs(10);
+
+/// What the primary remembers between monitors: the join LSNs, and when it was promoted
+/// (`promoted <unix seconds>`, written by promote).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Memory {
+    promoted: Option<u64>,
+    joined: BTreeMap<String, Lsn>,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Memory {
+    fn read(cfg: &Config) -> Memory {
+        let mut m = Memory::default();
+        for l in std::fs::read_to_string(joined_path(cfg)).unwrap_or_default().lines() {
+            let Some((k, v)) = l.split_once(' ') else { continue };
+            match (k, v.trim()) {
+                ("promoted", t) => m.promoted = t.parse().ok(),
+                (n, lsn) => {
+                    if let Ok(lsn) = lsn.parse() {
+                        m.joined.insert(n.to_owned(), lsn);
+                    }
+                }
+            }
+        }
+        m
+    }
+
+    fn in_grace(&self) -> bool {
+        self.promoted.is_some_and(|t| unix_now().saturating_sub(t) < PROMOTE_GRACE.as_secs())
+    }
+
+    /// Written only when it changed (the steady state writes nothing).
+    fn write(&self, cfg: &Config) {
+        let mut text = self.promoted.map(|t| format!("promoted {t}\n")).unwrap_or_default();
+        text.extend(self.joined.iter().map(|(n, l)| format!("{n} {l}\n")));
+        let path = joined_path(cfg);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            let _ = std::fs::write(path, text);
+        }
+    }
+}
+
+/// At promote: name every other node of the partition, so that no commit is acknowledged
+/// before `k` of them have it; nobody is promotable until the monitor has seen them join.
+/// With synchronous_mode off, a set this agent wrote earlier is removed.
+pub fn at_promote(cfg: &Config, local: &Local, me: &str) -> Result<(), OcfError> {
+    let _ = std::fs::remove_file(joined_path(cfg));
+    if cfg.sync_mode != Mode::Off {
+        Memory { promoted: Some(unix_now()), joined: BTreeMap::new() }.write(cfg);
+    }
+    if cfg.sync_mode == Mode::Off {
+        let shown: String = local.query_one("SELECT current_setting('synchronous_standby_names')", SQL_TIMEOUT)?;
+        if SyncSet::parse(&shown).is_ok_and(|s| !s.is_empty() && s.render() == shown.trim()) {
+            ocf_info!("synchronous_mode=off: removing the synchronous set an earlier synchronous_mode wrote");
+            write(local, &SyncSet::default())?;
+        }
+        return Ok(());
+    }
+    let others: Vec<String> = pacemaker::nodes::partition()?.into_iter().filter(|n| n != me).collect();
+    let set = SyncSet::new(cfg.sync_count, others);
+    if set.is_empty() && cfg.sync_mode == Mode::On {
+        ocf_warn!("no other node in the partition: this primary starts asynchronously (synchronous_mode=on)");
+    }
+    if set.is_empty() && cfg.sync_mode == Mode::Strict {
+        // Nobody to name: keep what is there (writes wait for it), never go asynchronous.
+        ocf_warn!("no other node in the partition: synchronous_mode=strict keeps the set as it is");
+        return Ok(());
+    }
+    write(local, &set)
+}
+
+/// The others' scores right after a promotion: not promotable until the new primary has
+/// seen them join its set.
+pub fn after_promote(cfg: &Config, me: &str) {
+    if cfg.sync_mode == Mode::Off {
+        return;
+    }
+    let others: BTreeMap<String, i64> = match pacemaker::nodes::partition() {
+        Ok(p) => p.into_iter().filter(|n| n != me).map(|n| (n, scores::NOT_SYNCHRONOUS)).collect(),
+        Err(e) => return ocf_warn!("cannot list the partition to reset the standbys' scores: {}", e.reason),
+    };
+    if let Err(e) = scores::apply(cfg, &others) {
+        ocf_warn!("cannot reset the standbys' scores: {}", e.reason);
+    }
+}
+
+/// The primary's monitor with synchronous_mode on/strict: decide ([`step`]) and carry it
+/// out in invariant 2's order — scores that drop first, then (for a shrinking set, only
+/// if the partition is quorate after those writes) the setting, then the scores that rise.
+pub fn manage(cfg: &Config, local: &Local, me: &str, nodes: &[String], replicas: &[Replica], now: Lsn) -> Result<(), OcfError> {
+    let current = current(local)?;
+    let seen: Vec<Seen> = replicas
+        .iter()
+        .filter(|r| nodes.contains(&r.name))
+        .map(|r| Seen { name: r.name.clone(), streaming: r.state == "streaming", counted: r.sync, flushed: r.flushed })
+        .collect();
+    let memory = Memory::read(cfg);
+    let st = step(cfg.sync_mode, cfg.sync_count, &current, &seen, now, &memory.joined, memory.in_grace());
+    let remember = Memory { promoted: memory.promoted.filter(|_| memory.in_grace()), joined: st.joined.clone() };
+    let wanted = scores::rank(me, nodes, replicas, now, cfg.maxlag, Some(&st.promotable));
+    ocf_debug!("synchronous set {:?} -> {:?}, scores {wanted:?}", current, st.next);
+    let (rising, dropping): (BTreeMap<String, i64>, BTreeMap<String, i64>) = wanted.into_iter().partition(|(n, s)| *s > 0 || n == me);
+
+    // 1. Not promotable, recorded in the CIB before anything else.
+    let unscored = scores::apply(cfg, &dropping)?;
+    for m in unscored.iter().filter(|m| st.kept_waiting.contains(m)) {
+        ocf_warn!("synchronous_mode=strict: {m} is gone and no other standby can replace it; commits wait until a standby is back");
+    }
+    // 2. The set.
+    if st.next != current {
+        let quorate = || pacemaker::nodes::quorate(SQL_TIMEOUT);
+        if !st.leaving.is_empty() && !quorate()? {
+            ocf_warn!("{} left replication but this partition has no quorum: the synchronous set stays as it is (commits wait)", st.leaving.join(", "));
+            remember.write(cfg);
+            return Ok(());
+        }
+        write(local, &st.next)?;
+        if st.next.is_empty() {
+            ocf_warn!("no synchronous standby left ({} gone): writes go on asynchronously (synchronous_mode=on) and no standby is promotable until one is back and caught up", st.leaving.join(", "));
+        } else if current.is_empty() {
+            ocf_info!("synchronous replication again: {}", st.next.render());
+        }
+    }
+    // 3. Promotable members.
+    scores::apply(cfg, &rising)?;
+    remember.write(cfg);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(name: &str, streaming: bool, counted: bool, flushed: u64) -> Seen {
+        Seen { name: name.into(), streaming, counted, flushed: Some(Lsn(flushed)) }
+    }
+    fn set(k: usize, m: &[&str]) -> SyncSet {
+        SyncSet::new(k, m.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn renders_and_parses_its_own_values_only() {
+        let s = set(1, &["node3", "node2"]);
+        assert_eq!(s.render(), r#"ANY 1 ("node2", "node3")"#);
+        assert_eq!(SyncSet::parse(&s.render()).unwrap(), s);
+        assert_eq!(SyncSet::parse("").unwrap(), SyncSet::default());
+        assert_eq!(SyncSet::default().render(), "");
+        assert_eq!(SyncSet::parse("ANY 2 (a, b)").unwrap(), set(2, &["a", "b"]));
+        assert_eq!(set(1, &[r#"we"ird"#]).render(), r#"ANY 1 ("we""ird")"#);
+        assert_eq!(SyncSet::parse(&set(1, &[r#"we"ird"#]).render()).unwrap(), set(1, &[r#"we"ird"#]));
+        for hand in ["*", "node2", "FIRST 1 (node2, node3)", "node2, node3", "ANY 0 (a)", "ANY 3 (a, b)", "ANY x (a)", "ANY 1 (*)", "ANY 1 ()", "ANY 1 (a"] {
+            assert!(SyncSet::parse(hand).is_err(), "{hand}");
+        }
+        assert_eq!(set(5, &["a", "b"]).k, 2, "k is bounded by the members");
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(Mode::parse("off"), Some(Mode::Off));
+        assert_eq!(Mode::parse(" ON "), Some(Mode::On));
+        assert_eq!(Mode::parse("strict"), Some(Mode::Strict));
+        for bad in ["", "sync", "quorum", "stric"] {
+            assert_eq!(Mode::parse(bad), None, "{bad}");
+        }
+        assert_eq!(step(Mode::Off, 1, &set(1, &["a"]), &[], Lsn(0), &BTreeMap::new(), false), Step::default());
+    }
+
+    #[test]
+    fn a_caught_up_standby_joins_then_becomes_promotable() {
+        // Not a member yet: joins, not promotable.
+        let s = step(Mode::On, 1, &SyncSet::default(), &[seen("n2", true, false, 1000)], Lsn(1000), &BTreeMap::new(), false);
+        assert_eq!(s.next, set(1, &["n2"]));
+        assert!(s.promotable.is_empty() && s.leaving.is_empty());
+        // Counted now: its join LSN is now's position; it has flushed it.
+        let s = step(Mode::On, 1, &s.next, &[seen("n2", true, true, 1500)], Lsn(1500), &s.joined, false);
+        assert_eq!(s.promotable, vec!["n2"]);
+        assert_eq!(s.joined.get("n2"), Some(&Lsn(1500)));
+        // Join LSN kept: a member that fell behind it is not promotable (cannot happen with
+        // k = members, but does with ANY 1 of 2).
+        let joined = BTreeMap::from([("n2".to_string(), Lsn(2000))]);
+        let s = step(Mode::On, 1, &set(1, &["n2"]), &[seen("n2", true, true, 1900)], Lsn(2500), &joined, false);
+        assert!(s.promotable.is_empty());
+    }
+
+    #[test]
+    fn members_not_yet_connected_stay_during_the_grace_after_a_promotion() {
+        let cur = set(1, &["n1", "n3"]);
+        let only3 = [seen("n3", true, true, 100)];
+        let s = step(Mode::On, 1, &cur, &only3, Lsn(100), &BTreeMap::new(), true);
+        assert_eq!(s.next, cur, "n1 (the demoted primary, restarting) stays named");
+        assert_eq!(s.promotable, vec!["n3"]);
+        let s = step(Mode::On, 1, &cur, &only3, Lsn(100), &BTreeMap::new(), false);
+        assert_eq!(s.leaving, vec!["n1"], "after the grace it leaves");
+        // A member that connected and stopped streaming leaves even during the grace.
+        let s = step(Mode::On, 1, &cur, &[seen("n1", false, false, 50), seen("n3", true, true, 100)], Lsn(100), &BTreeMap::new(), true);
+        assert_eq!(s.leaving, vec!["n1"]);
+    }
+
+    #[test]
+    fn a_far_behind_standby_does_not_join() {
+        let s = step(Mode::On, 1, &set(1, &["n2"]), &[seen("n2", true, true, 100), seen("n3", true, false, 100)], Lsn(100 + JOIN_LAG + 1), &BTreeMap::new(), false);
+        assert_eq!(s.next, set(1, &["n2"]));
+    }
+
+    #[test]
+    fn a_member_that_stops_streaming_leaves_and_is_not_promotable() {
+        let cur = set(1, &["n2", "n3"]);
+        let joined = BTreeMap::from([("n2".to_string(), Lsn(10)), ("n3".to_string(), Lsn(10))]);
+        let s = step(Mode::On, 1, &cur, &[seen("n2", true, true, 500), seen("n3", false, false, 300)], Lsn(500), &joined, false);
+        assert_eq!(s.next, set(1, &["n2"]));
+        assert_eq!(s.leaving, vec!["n3"]);
+        assert_eq!(s.promotable, vec!["n2"]);
+        assert!(!s.joined.contains_key("n3"));
+        // Absent from pg_stat_replication altogether: the same.
+        let s = step(Mode::On, 1, &cur, &[seen("n2", true, true, 500)], Lsn(500), &joined, false);
+        assert_eq!(s.leaving, vec!["n3"]);
+    }
+
+    #[test]
+    fn on_goes_asynchronous_strict_keeps_waiting() {
+        let cur = set(1, &["n2", "n3"]);
+        let s = step(Mode::On, 1, &cur, &[], Lsn(500), &BTreeMap::new(), false);
+        assert!(s.next.is_empty());
+        assert_eq!(s.leaving, vec!["n2", "n3"]);
+        assert!(s.promotable.is_empty());
+        let s = step(Mode::Strict, 1, &cur, &[], Lsn(500), &BTreeMap::new(), false);
+        assert_eq!(s.next, set(1, &["n2"]), "one name stays: commits wait for it");
+        assert_eq!(s.kept_waiting, vec!["n2"]);
+        assert_eq!(s.leaving, vec!["n3"]);
+        assert!(s.promotable.is_empty(), "a gone member is not promotable");
+        // k = 2, one standby left: strict keeps a gone one named, on runs with ANY 1.
+        let seen2 = [seen("n2", true, true, 500)];
+        let s = step(Mode::Strict, 2, &cur, &seen2, Lsn(500), &BTreeMap::new(), false);
+        assert_eq!(s.next, set(2, &["n2", "n3"]));
+        assert!(s.leaving.is_empty());
+        let s = step(Mode::On, 2, &cur, &seen2, Lsn(500), &BTreeMap::new(), false);
+        assert_eq!(s.next, set(1, &["n2"]));
+        // A standby back after the fallback joins again.
+        let s = step(Mode::On, 1, &SyncSet::default(), &[seen("n3", true, false, 500)], Lsn(500), &BTreeMap::new(), false);
+        assert_eq!(s.next, set(1, &["n3"]));
+    }
+}
