@@ -120,18 +120,18 @@ fn main() -> Result<()> {
             LabVerb::Probe(args) => paceline::lab::probe::run(args)?,
         },
         Command::Params { agent } => {
-            let table = match agent.as_str() {
-                "IPaddr2" => paceline::agents::ipaddr2::PARAMS,
-                "pgsqlms" => paceline::agents::pgsqlms::PARAMS,
-                "awsvip" => paceline::agents::awsvip::PARAMS,
-                "awseip" => paceline::agents::awseip::PARAMS,
+            let spec = match agent.as_str() {
+                "IPaddr2" => &paceline::agents::ipaddr2::SPEC,
+                "pgsqlms" => &paceline::agents::pgsqlms::SPEC,
+                "awsvip" => &paceline::agents::awsvip::SPEC,
+                "awseip" => &paceline::agents::awseip::SPEC,
                 "fence_paceline_aws" => {
                     print!("{}", paceline::agents::fence_aws::SPEC.markdown_table());
                     return Ok(());
                 }
                 other => anyhow::bail!("unknown agent '{other}' (known: IPaddr2, pgsqlms, awsvip, awseip, fence_paceline_aws)"),
             };
-            print!("{}", paceline::ocf::params::markdown_table(table));
+            print!("{}", spec.markdown_table());
         }
     }
     Ok(())

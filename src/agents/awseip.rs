@@ -59,7 +59,7 @@ pub static SPEC: AgentSpec = AgentSpec {
         for ocf:heartbeat:awseip that calls the EC2 API directly (no AWS CLI, no curl), with IMDSv2, \
         retries with backoff within the action's timeout, exact matching, and exit codes that never \
         report an API failure as 'not running'.",
-    params: PARAMS,
+    params: &[PARAMS],
     actions: &[
         ActionSpec::new("start", 30),
         ActionSpec::new("stop", 30),
@@ -110,7 +110,7 @@ fn parse_v4(name: &str, raw: &str) -> Result<Ipv4Addr, OcfError> {
 
 impl Config {
     pub fn from_env(env: &OcfEnv) -> Result<Config, OcfError> {
-        let p = Params::parse(PARAMS, env)?;
+        let p = Params::parse(SPEC.params, env)?;
         let elastic_ip = p.str("elastic_ip").map(|v| parse_v4("elastic_ip", v)).transpose()?;
         let allocation_id = p.str("allocation_id").map(str::trim).map(str::to_owned);
         if let Some(a) = &allocation_id {
@@ -346,6 +346,6 @@ mod tests {
 
     #[test]
     fn docs_show_the_parameter_table() {
-        assert_eq!(crate::ocf::params::docs_block("awseip").unwrap(), crate::ocf::params::markdown_table(PARAMS), "regenerate the table from awseip::PARAMS");
+        assert_eq!(crate::ocf::params::docs_block("awseip").unwrap(), SPEC.markdown_table(), "regenerate the table from awseip::PARAMS");
     }
 }

@@ -60,7 +60,7 @@ pub static SPEC: AgentSpec = AgentSpec {
         replacement for ocf:heartbeat:awsvip that calls the EC2 API directly (no AWS CLI, no curl), \
         with IMDSv2, retries with backoff within the action's timeout, and exit codes that never \
         report an API failure as 'not running'.",
-    params: PARAMS,
+    params: &[PARAMS],
     actions: &[
         ActionSpec::new("start", 30),
         ActionSpec::new("stop", 30),
@@ -114,7 +114,7 @@ fn bad(msg: String) -> OcfError {
 
 impl Config {
     pub fn from_env(env: &OcfEnv) -> Result<Config, OcfError> {
-        let p = Params::parse(PARAMS, env)?;
+        let p = Params::parse(SPEC.params, env)?;
         let raw = p.str("secondary_private_ip").unwrap_or_default().trim();
         let ip = parse_ip(raw)?;
         let interface = match p.str("interface").map(str::trim).filter(|v| !v.is_empty()) {
@@ -407,6 +407,6 @@ mod tests {
 
     #[test]
     fn docs_show_the_parameter_table() {
-        assert_eq!(crate::ocf::params::docs_block("awsvip").unwrap(), crate::ocf::params::markdown_table(PARAMS), "regenerate the table from awsvip::PARAMS");
+        assert_eq!(crate::ocf::params::docs_block("awsvip").unwrap(), SPEC.markdown_table(), "regenerate the table from awsvip::PARAMS");
     }
 }

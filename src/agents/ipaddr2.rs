@@ -84,7 +84,7 @@ pub static SPEC: AgentSpec = AgentSpec {
         (gratuitous ARP for IPv4, unsolicited neighbour advertisement for IPv6), removes it on stop, \
         and checks it on monitor. A drop-in replacement for ocf:heartbeat:IPaddr2 that talks to the \
         kernel over netlink and raw sockets instead of forking ip, arping or send_arp.",
-    params: PARAMS,
+    params: &[PARAMS],
     actions: &[
         ActionSpec::new("start", 20),
         ActionSpec::new("stop", 20),
@@ -169,7 +169,7 @@ fn valid_ifname(name: &str) -> bool {
 
 impl Config {
     pub fn from_env(env: &OcfEnv) -> Result<Config, OcfError> {
-        let p = Params::parse(PARAMS, env)?;
+        let p = Params::parse(SPEC.params, env)?;
         let raw_ip = p.str("ip").unwrap_or_default().trim();
         let ip: IpAddr = raw_ip.parse().map_err(|_| bad(format!("ip '{raw_ip}' is not an IPv4 or IPv6 address")))?;
         let unusable = match ip {
@@ -704,6 +704,6 @@ mod tests {
 
     #[test]
     fn docs_show_the_parameter_table() {
-        assert_eq!(crate::ocf::params::docs_block("IPaddr2").unwrap(), crate::ocf::params::markdown_table(PARAMS), "regenerate with `paceline params IPaddr2`");
+        assert_eq!(crate::ocf::params::docs_block("IPaddr2").unwrap(), SPEC.markdown_table(), "regenerate with `paceline params IPaddr2`");
     }
 }

@@ -50,11 +50,23 @@ pub struct AgentSpec {
     pub name: &'static str,
     pub shortdesc: &'static str,
     pub longdesc: &'static str,
-    pub params: &'static [Param],
+    /// The parameter tables, in order: an agent's own, and groups shared with other agents
+    /// (defined once, like the fence side's option groups).
+    pub params: &'static [&'static [Param]],
     pub actions: &'static [ActionSpec],
 }
 
 impl AgentSpec {
+    /// Every parameter of every table, in meta-data order.
+    pub fn all_params(&self) -> impl Iterator<Item = &'static Param> {
+        self.params.iter().flat_map(|t| t.iter())
+    }
+
+    /// The documentation's parameter table.
+    pub fn markdown_table(&self) -> String {
+        crate::ocf::params::markdown_table(&self.all_params().copied().collect::<Vec<_>>())
+    }
+
     /// The OCF 1.1 meta-data document.
     pub fn metadata_xml(&self) -> String {
         // Writing into a Vec cannot fail; the error type is io::Error only because Writer is generic.
@@ -76,7 +88,7 @@ impl AgentSpec {
                 w.create_element("longdesc").with_attribute(("lang", "en")).write_text_content(text(self.longdesc))?;
                 w.create_element("shortdesc").with_attribute(("lang", "en")).write_text_content(text(self.shortdesc))?;
                 w.create_element("parameters").write_inner_content(|w| {
-                    for p in self.params {
+                    for p in self.all_params() {
                         write_param(w, p)?;
                     }
                     Ok(())
@@ -150,10 +162,10 @@ mod tests {
         name: "Test",
         shortdesc: "A test agent",
         longdesc: "Escapes <this> & that.",
-        params: &[
+        params: &[&[
             Param::new("ip", ParamKind::String, "IP", "The address.").required().unique(),
             Param::new("n", ParamKind::Integer, "n", "N.").default("5").support(Support::Ignored),
-        ],
+        ]],
         actions: &[ActionSpec::new("start", 20), ActionSpec::new("monitor", 20).interval(10).depth(0)],
     };
 

@@ -114,7 +114,7 @@ fn parse_int(value: &str) -> Option<i64> {
 /// The parameters of one invocation, checked against the agent's table.
 #[derive(Debug, Clone)]
 pub struct Params {
-    table: &'static [Param],
+    tables: &'static [&'static [Param]],
     values: BTreeMap<&'static str, String>,
 }
 
@@ -122,9 +122,10 @@ impl Params {
     /// Read `OCF_RESKEY_*` against `table`: required parameters present, integers and
     /// booleans well-formed, unsupported values refused. Unknown names are warned about
     /// (Pacemaker passes only what the CIB holds, so they are typos or leftovers).
-    pub fn parse(table: &'static [Param], env: &OcfEnv) -> Result<Params, OcfError> {
+    pub fn parse(tables: &'static [&'static [Param]], env: &OcfEnv) -> Result<Params, OcfError> {
         let mut values = BTreeMap::new();
-        for p in table {
+        let all = || tables.iter().flat_map(|t| t.iter());
+        for p in all() {
             let Some(raw) = env.reskey(p.name) else {
                 if p.required {
                     return Err(OcfError::configured(format!("parameter '{}' is required", p.name)));
@@ -165,15 +166,15 @@ impl Params {
         }
         for (name, _) in env.reskeys() {
             // Pacemaker adds crm_feature_set (and other crm_* keys) to every action.
-            if !name.starts_with("crm_") && !table.iter().any(|p| p.name == name) {
+            if !name.starts_with("crm_") && !all().any(|p| p.name == name) {
                 ocf_warn!("unknown parameter '{name}' ignored");
             }
         }
-        Ok(Params { table, values })
+        Ok(Params { tables, values })
     }
 
     fn param(&self, name: &str) -> Option<&'static Param> {
-        let p = self.table.iter().find(|p| p.name == name);
+        let p = self.tables.iter().flat_map(|t| t.iter()).find(|p| p.name == name);
         debug_assert!(p.is_some(), "parameter '{name}' is not in the agent's table");
         p
     }
@@ -248,6 +249,7 @@ pub fn docs_block(agent: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
+    static TABLES: &[&[Param]] = &[TABLE];
     static TABLE: &[Param] = &[
         Param::new("ip", ParamKind::String, "IP", "The address.").required().unique(),
         Param::new("count", ParamKind::Integer, "count", "A count.").default("5"),
@@ -262,7 +264,7 @@ mod tests {
 
     #[test]
     fn defaults_apply() {
-        let p = Params::parse(TABLE, &env(&[("ip", "192.0.2.1")])).unwrap();
+        let p = Params::parse(TABLES, &env(&[("ip", "192.0.2.1")])).unwrap();
         assert_eq!(p.str("ip"), Some("192.0.2.1"));
         assert_eq!(p.int("count"), Some(5));
         assert!(!p.bool("flag"));
@@ -272,30 +274,30 @@ mod tests {
 
     #[test]
     fn required_missing_is_configured_error() {
-        let e = Params::parse(TABLE, &env(&[])).unwrap_err();
+        let e = Params::parse(TABLES, &env(&[])).unwrap_err();
         assert_eq!(e.rc, super::super::OcfRc::ErrConfigured);
         assert!(e.reason.contains("'ip' is required"), "{}", e.reason);
         // an empty value is the same as unset
-        let e = Params::parse(TABLE, &env(&[("ip", "")])).unwrap_err();
+        let e = Params::parse(TABLES, &env(&[("ip", "")])).unwrap_err();
         assert!(e.reason.contains("'ip' is required"));
     }
 
     #[test]
     fn types_are_checked() {
-        let e = Params::parse(TABLE, &env(&[("ip", "x"), ("count", "five")])).unwrap_err();
+        let e = Params::parse(TABLES, &env(&[("ip", "x"), ("count", "five")])).unwrap_err();
         assert!(e.reason.contains("'count' must be an integer"), "{}", e.reason);
-        let e = Params::parse(TABLE, &env(&[("ip", "x"), ("flag", "maybe")])).unwrap_err();
+        let e = Params::parse(TABLES, &env(&[("ip", "x"), ("flag", "maybe")])).unwrap_err();
         assert!(e.reason.contains("'flag' must be a boolean"), "{}", e.reason);
-        let p = Params::parse(TABLE, &env(&[("ip", "x"), ("flag", "Yes"), ("count", " 7 ")])).unwrap();
+        let p = Params::parse(TABLES, &env(&[("ip", "x"), ("flag", "Yes"), ("count", " 7 ")])).unwrap();
         assert!(p.bool("flag"));
         assert_eq!(p.int("count"), Some(7));
     }
 
     #[test]
     fn support_levels() {
-        assert!(Params::parse(TABLE, &env(&[("ip", "x"), ("legacy", "anything")])).is_ok());
-        assert!(Params::parse(TABLE, &env(&[("ip", "x"), ("exotic", "no")])).is_ok());
-        let e = Params::parse(TABLE, &env(&[("ip", "x"), ("exotic", "true")])).unwrap_err();
+        assert!(Params::parse(TABLES, &env(&[("ip", "x"), ("legacy", "anything")])).is_ok());
+        assert!(Params::parse(TABLES, &env(&[("ip", "x"), ("exotic", "no")])).is_ok());
+        let e = Params::parse(TABLES, &env(&[("ip", "x"), ("exotic", "true")])).unwrap_err();
         assert_eq!(e.rc, super::super::OcfRc::ErrConfigured);
         assert!(e.reason.contains("not supported"), "{}", e.reason);
     }

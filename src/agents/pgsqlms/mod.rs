@@ -34,19 +34,24 @@ use std::time::Duration;
 
 use crate::ocf::{main_with, Action, ActionSpec, AgentSpec, OcfEnv, OcfError, OcfResult, Param, ParamKind, Params, Support};
 
-pub static PARAMS: &[Param] = &[
+/// How to reach the local instance: shared with the agents that talk to it (the state
+/// service), so they take the same names and defaults as the pgsqlms resource.
+pub static CONNECTION: &[Param] = &[
     Param::new("system_user", ParamKind::String, "PostgreSQL's OS user",
         "The operating-system user that owns the instance. The agent connects to PostgreSQL as this user over the local socket (peer authentication) and runs pg_ctl as this user.").default("postgres"),
+    Param::new("pghost", ParamKind::String, "Socket directory",
+        "The directory of the local Unix socket the agent connects through (unix_socket_directories).").default("/var/run/postgresql"),
+    Param::new("pgport", ParamKind::Integer, "Port",
+        "The port PostgreSQL listens on (it also names the local socket).").default("5432"),
+];
+
+pub static PARAMS: &[Param] = &[
     Param::new("bindir", ParamKind::String, "PostgreSQL binaries directory",
         "Directory holding pg_ctl, pg_controldata and postgres.").default("/usr/bin"),
     Param::new("pgdata", ParamKind::String, "Configuration directory",
         "The directory holding postgresql.conf (pg_ctl -D). With Debian's layout, /etc/postgresql/<version>/<cluster>.").default("/var/lib/pgsql/data").unique(),
     Param::new("datadir", ParamKind::String, "Data directory",
         "The data directory (data_directory), where PG_VERSION, standby.signal and pg_control live, when it differs from pgdata.").unique(),
-    Param::new("pghost", ParamKind::String, "Socket directory",
-        "The directory of the local Unix socket the agent connects through (unix_socket_directories).").default("/var/run/postgresql"),
-    Param::new("pgport", ParamKind::Integer, "Port",
-        "The port PostgreSQL listens on (it also names the local socket).").default("5432"),
     Param::new("start_opts", ParamKind::String, "Extra postgres options",
         "Extra options given to postgres at start (pg_ctl -o), e.g. \"-c config_file=/etc/postgresql/15/main/postgresql.conf\"."),
     Param::new("maxlag", ParamKind::Integer, "Maximum lag for promotion",
@@ -71,7 +76,7 @@ pub static SPEC: AgentSpec = AgentSpec {
         maintains from replication state, demotes with a clean shutdown, and reports each instance's role. \
         A drop-in replacement for PAF's ocf:heartbeat:pgsqlms (same parameters), that talks to PostgreSQL \
         in-process instead of forking psql and pg_isready.",
-    params: PARAMS,
+    params: &[CONNECTION, PARAMS],
     actions: &[
         ActionSpec::new("start", 60),
         ActionSpec::new("stop", 60),
@@ -140,7 +145,7 @@ fn absolute(name: &str, v: &str) -> Result<PathBuf, OcfError> {
 
 impl Config {
     pub fn from_env(env: &OcfEnv) -> Result<Config, OcfError> {
-        let p = Params::parse(PARAMS, env)?;
+        let p = Params::parse(SPEC.params, env)?;
         let system_user = p.str("system_user").unwrap_or("postgres").trim().to_owned();
         if system_user.is_empty() || system_user.contains(|c: char| c.is_whitespace() || c == '/' || c == ':') {
             return Err(OcfError::configured(format!("system_user '{system_user}' is not a user name")));

@@ -134,7 +134,7 @@ fn ranking_penalises_lag_and_not_streaming() {
 #[test]
 fn metadata_is_promotable_and_lists_every_parameter() {
     let xml = SPEC.metadata_xml();
-    for p in PARAMS {
+    for p in SPEC.all_params() {
         assert!(xml.contains(&format!("<parameter name=\"{}\"", p.name)), "{}", p.name);
     }
     for a in ["start", "stop", "promote", "demote", "notify", "monitor", "validate-all"] {
@@ -145,7 +145,7 @@ fn metadata_is_promotable_and_lists_every_parameter() {
 
 #[test]
 fn docs_show_the_parameter_table() {
-    assert_eq!(crate::ocf::params::docs_block("pgsqlms").unwrap(), crate::ocf::params::markdown_table(PARAMS), "regenerate with `paceline params pgsqlms`");
+    assert_eq!(crate::ocf::params::docs_block("pgsqlms").unwrap(), SPEC.markdown_table(), "regenerate with `paceline params pgsqlms`");
 }
 
 #[test]
