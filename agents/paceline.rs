@@ -58,6 +58,10 @@ enum LabVerb {
     Config {
         #[arg(long, value_parser = ["reference", "paceline"])]
         stack: String,
+        /// pgsqlms synchronous_mode (paceline stack only); on/strict also create the node
+        /// state service (ocf:paceline:pgsql-state).
+        #[arg(long, value_parser = ["off", "on", "strict"], default_value = "off")]
+        sync: String,
     },
     /// Run one scenario and print one JSON line.
     Scenario {
@@ -112,7 +116,7 @@ fn main() -> Result<()> {
                 }
                 lab_script("up", &args)?
             }
-            LabVerb::Config { stack } => lab_script("config", &["--stack".into(), stack])?,
+            LabVerb::Config { stack, sync } => lab_script("config", &["--stack".into(), stack, "--sync".into(), sync])?,
             LabVerb::Scenario { name } => lab_script("scenario", &[name])?,
             LabVerb::Status => lab_script("status", &[])?,
             LabVerb::Down => lab_script("down", &[])?,
@@ -123,13 +127,14 @@ fn main() -> Result<()> {
             let spec = match agent.as_str() {
                 "IPaddr2" => &paceline::agents::ipaddr2::SPEC,
                 "pgsqlms" => &paceline::agents::pgsqlms::SPEC,
+                "pgsql-state" => &paceline::agents::pgsql_state::SPEC,
                 "awsvip" => &paceline::agents::awsvip::SPEC,
                 "awseip" => &paceline::agents::awseip::SPEC,
                 "fence_paceline_aws" => {
                     print!("{}", paceline::agents::fence_aws::SPEC.markdown_table());
                     return Ok(());
                 }
-                other => anyhow::bail!("unknown agent '{other}' (known: IPaddr2, pgsqlms, awsvip, awseip, fence_paceline_aws)"),
+                other => anyhow::bail!("unknown agent '{other}' (known: IPaddr2, pgsqlms, pgsql-state, awsvip, awseip, fence_paceline_aws)"),
             };
             print!("{}", spec.markdown_table());
         }

@@ -35,6 +35,12 @@
 #                       a standby; false: its start is refused with the reason
 #   REWIND_USER         paceline stack only: the pgsqlms rewind_user parameter [unset: the user
 #                       of primary_conninfo], who needs pg_rewind's privileges on the primary
+#   SYNC_MODE           paceline stack only: the pgsqlms synchronous_mode parameter, off|on|strict
+#                       [unset: the agent's default, off]. on/strict: commits are acknowledged
+#                       only once SYNC_COUNT standbys have them (docs/pgsqlms.md), and the
+#                       node state service (ocf:paceline:pgsql-state, a clone) is created to
+#                       guard them against cancelled waits (docs/pgsql-state.md)
+#   SYNC_COUNT          paceline stack only: synchronous_node_count [unset: the agent's default, 1]
 #   PCS_CREATE_FLAGS    extra flags for both "pcs resource create" [none], e.g. --force, which
 #                       pcs needs while ocf:paceline:pgsqlms is not installed on this machine
 #                       (without it pcs refuses an agent whose meta-data it cannot read).
@@ -57,6 +63,8 @@ STONITH=${STONITH:-false}
 PCS_CREATE_FLAGS=${PCS_CREATE_FLAGS:-}
 AUTO_REWIND=${AUTO_REWIND:-}
 REWIND_USER=${REWIND_USER:-}
+SYNC_MODE=${SYNC_MODE:-}
+SYNC_COUNT=${SYNC_COUNT:-}
 
 case $STACK in
     reference) PGSQL_AGENT=ocf:heartbeat:pgsqlms VIP_AGENT=ocf:heartbeat:IPaddr2 ;;
@@ -71,8 +79,12 @@ case $AUTO_REWIND in
     "" | true | false) ;;
     *) echo "pgsql-ha.sh: AUTO_REWIND must be true or false, not '$AUTO_REWIND'" >&2; exit 2 ;;
 esac
-if [ "$STACK" = reference ] && [ -n "$AUTO_REWIND$REWIND_USER" ]; then
-    echo "pgsql-ha.sh: AUTO_REWIND and REWIND_USER are parameters of ocf:paceline:pgsqlms only (STACK=paceline)" >&2
+case $SYNC_MODE in
+    "" | off | on | strict) ;;
+    *) echo "pgsql-ha.sh: SYNC_MODE must be off, on or strict, not '$SYNC_MODE'" >&2; exit 2 ;;
+esac
+if [ "$STACK" = reference ] && [ -n "$AUTO_REWIND$REWIND_USER$SYNC_MODE$SYNC_COUNT" ]; then
+    echo "pgsql-ha.sh: AUTO_REWIND, REWIND_USER, SYNC_MODE and SYNC_COUNT are parameters of ocf:paceline:pgsqlms only (STACK=paceline)" >&2
     exit 2
 fi
 if [ "$MONITOR_PROMOTED" = "$MONITOR_UNPROMOTED" ]; then
@@ -130,6 +142,12 @@ fi
 if [ -n "$REWIND_USER" ]; then
     set -- "$@" "rewind_user=$REWIND_USER"
 fi
+if [ -n "$SYNC_MODE" ]; then
+    set -- "$@" "synchronous_mode=$SYNC_MODE"
+fi
+if [ -n "$SYNC_COUNT" ]; then
+    set -- "$@" "synchronous_node_count=$SYNC_COUNT"
+fi
 # shellcheck disable=SC2086
 pcs_ resource create pgsqld "$PGSQL_AGENT" "$@" \
     op start timeout=60s \
@@ -162,3 +180,12 @@ pcs_ constraint order promote pgsqld-clone then start pgsql-vip symmetrical=fals
 pcs_ constraint order demote pgsqld-clone then stop pgsql-vip symmetrical=false kind=Mandatory
 
 pcs_ resource enable pgsql-vip
+
+# Synchronous replication: the node state service on every node, guarding commits against a
+# cancelled wait's false success (docs/pgsql-state.md). Same connection parameters as pgsqld.
+if [ "$SYNC_MODE" = on ] || [ "$SYNC_MODE" = strict ]; then
+    # shellcheck disable=SC2086
+    pcs_ resource create pgsql-state ocf:paceline:pgsql-state "pghost=$PGHOST" "pgport=$PGPORT" \
+        op monitor interval=10s timeout=10s \
+        clone $PCS_CREATE_FLAGS
+fi

@@ -31,6 +31,7 @@ pub struct Installable {
 pub const AGENTS: &[Installable] = &[
     Installable { bin: "IPaddr2", kind: Kind::Resource },
     Installable { bin: "pgsqlms", kind: Kind::Resource },
+    Installable { bin: "pgsql-state", kind: Kind::Resource },
     Installable { bin: "awsvip", kind: Kind::Resource },
     Installable { bin: "awseip", kind: Kind::Resource },
     Installable { bin: "fence_paceline_aws", kind: Kind::Fence },

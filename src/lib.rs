@@ -17,3 +17,4 @@ pub mod net;
 pub mod ocf;
 pub mod pacemaker;
 pub mod pg;
+pub mod state;

@@ -40,7 +40,7 @@ impl Fixture {
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(&base).unwrap();
         must(&format!("chown postgres: {}", base.display()));
-        let port = 6000 + (pid % 400) as u16 * 8 + tag * 2;
+        let port = 6000 + (pid % 400) as u16 * 12 + tag * 2;
         let mk = |name: &str, port: u16| Instance { data: base.join(name), sock: base.join(format!("{name}-sock")), port };
         let f = Fixture { primary: mk("primary", port), standby: mk("standby", port + 1), base };
         for i in [&f.primary, &f.standby] {
@@ -294,4 +294,137 @@ fn diverged_ex_primary_is_refused_then_rewound_with_auto_rewind() {
     assert_eq!(rc, 0, "{err}");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("rewinding this instance") && text.contains("this instance can follow it"), "{text}");
+}
+
+/// A commit on a primary whose synchronous standbys are absent, cancelled after
+/// `cancel_ms` as a driver's query timeout does (a cancel request; statement_timeout is no
+/// use here: PostgreSQL disables it before the commit). The cancel hole without the state
+/// service: success, with a WARNING; with it, an error. Returns (psql succeeded, its
+/// stderr, how long it took).
+fn commit_cancelled_after(i: &Instance, cancel_ms: u64, value: i32) -> (bool, String, std::time::Duration) {
+    let t = std::time::Instant::now();
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("cd / && runuser -u postgres -- psql -X -h 127.0.0.1 -p {} -d postgres -c 'INSERT INTO s VALUES ({value})'", i.port))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let canceller = {
+        let (done, sock, port) = (done.clone(), i.sock.clone(), i.port);
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(cancel_ms));
+            if !done.load(std::sync::atomic::Ordering::SeqCst) {
+                sh(&format!("cd / && runuser -u postgres -- psql -XAt -h {} -p {port} -d postgres -c \"SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'\"", sock.display()));
+            }
+        })
+    };
+    let out = child.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let took = t.elapsed();
+    canceller.join().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned(), took)
+}
+
+#[test]
+fn state_service_closes_the_cancel_hole_of_synchronous_commits() {
+    if !possible() {
+        return;
+    }
+    const STATE_AGENT: &str = env!("CARGO_BIN_EXE_pgsql-state");
+    let f = Fixture::new(4);
+    let p = &f.primary;
+    assert_eq!(f.rc(p, "start"), 0);
+    assert_eq!(f.rc(p, "promote"), 0);
+    sql(p, "CREATE TABLE s (i int)");
+    // A synchronous standby that never comes (a primary cut off from its standbys).
+    sql(p, "ALTER SYSTEM SET synchronous_standby_names = 'ANY 1 (\\\"nobody\\\")'");
+    sql(p, "SELECT pg_reload_conf()");
+    wait_sql(p, "SHOW synchronous_standby_names", "ANY 1 (\"nobody\")");
+
+    // The hole: the client cancels its wait and is told the commit succeeded.
+    let (ok, err, _) = commit_cancelled_after(p, 1000, 1);
+    assert!(ok && err.contains("canceling wait for synchronous replication"), "expected PostgreSQL's false success: {err}");
+
+    // With the state service: the session is ended, the client gets an error, in time.
+    let state = |action: &str, extra: &[(&str, &str)]| {
+        let mut cmd = Command::new(STATE_AGENT);
+        cmd.arg(action)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("OCF_RESOURCE_INSTANCE", "pgsql-state:0")
+            .env("HA_LOGFACILITY", "none")
+            .env("HA_LOGFILE", f.base.join("state.log"))
+            .env("HA_RSCTMP", &f.base)
+            .env("OCF_RESKEY_pghost", &p.sock)
+            .env("OCF_RESKEY_pgport", p.port.to_string())
+            .env("OCF_RESKEY_sync_wait_limit", "300")
+            .env("OCF_RESKEY_CRM_meta_timeout", "20000");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.status().unwrap().code().unwrap_or(-1)
+    };
+    assert_eq!(state("monitor", &[]), 7, "not started yet");
+    assert_eq!(state("validate-all", &[("OCF_RESKEY_sync_wait_limit", "-5")]), 6);
+    assert_eq!(state("start", &[]), 0);
+    assert_eq!(state("start", &[]), 0, "start is idempotent");
+    assert_eq!(state("monitor", &[]), 0);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for n in 0..3 {
+        let (ok, err, took) = commit_cancelled_after(p, 2000, 10 + n);
+        assert!(!ok, "acknowledged although no standby has it: {err}");
+        assert!(!err.contains("canceling wait"), "the client's cancel fired first: {err}");
+        assert!(err.contains("terminating connection due to administrator command"), "{err}");
+        assert!(took < std::time::Duration::from_millis(1500), "ended after {took:?}");
+    }
+    let log = std::fs::read_to_string(f.base.join("state.log")).unwrap_or_default();
+    assert!(log.contains("ended session"), "{log}");
+    // An asynchronous primary's commits are left alone.
+    sql(p, "ALTER SYSTEM RESET synchronous_standby_names");
+    sql(p, "SELECT pg_reload_conf()");
+    wait_sql(p, "SHOW synchronous_standby_names", "");
+    let (ok, err, _) = commit_cancelled_after(p, 2000, 20);
+    assert!(ok && !err.contains("canceling"), "{err}");
+
+    assert_eq!(state("stop", &[]), 0);
+    assert_eq!(state("monitor", &[]), 7);
+    assert_eq!(state("stop", &[]), 0, "stop is idempotent");
+}
+
+#[test]
+fn synchronous_mode_bad_input_and_no_cluster() {
+    if !possible() {
+        return;
+    }
+    let f = Fixture::new(5);
+    let p = &f.primary;
+    let on = [("OCF_RESKEY_synchronous_mode", "on")];
+    assert_eq!(f.agent(p, "validate-all", &on).0, 0);
+    assert_eq!(f.agent(p, "validate-all", &[("OCF_RESKEY_synchronous_mode", "yes")]).0, 6);
+    // k larger than the clone's standbys.
+    let big = [("OCF_RESKEY_synchronous_mode", "on"), ("OCF_RESKEY_synchronous_node_count", "2"), ("OCF_RESKEY_CRM_meta_clone_max", "2"), ("OCF_RESKEY_CRM_meta_notify", "true")];
+    let (rc, err) = f.agent(p, "validate-all", &big);
+    assert_eq!(rc, 6, "{err}");
+    assert!(err.contains("synchronous_node_count 2 needs 2 standbys"), "{err}");
+    // Set by hand: refused with the reason.
+    let auto_conf = p.data.join("postgresql.auto.conf");
+    let conf = std::fs::read_to_string(&auto_conf).unwrap();
+    std::fs::write(&auto_conf, format!("{conf}synchronous_standby_names = 'FIRST 1 (standby)'\n")).unwrap();
+    let (rc, err) = f.agent(p, "validate-all", &on);
+    assert_eq!(rc, 6, "{err}");
+    assert!(err.contains("set by hand") || err.contains("manages this setting"), "{err}");
+    assert_eq!(f.agent(p, "validate-all", &[]).0, 0, "synchronous_mode off leaves it alone");
+    std::fs::write(&auto_conf, &conf).unwrap();
+
+    // No cluster to ask for the standbys: the promotion is refused, the instance stays a standby.
+    assert_eq!(f.agent(p, "start", &on).0, 0);
+    let (rc, err) = f.agent(p, "promote", &on);
+    assert_eq!(rc, 1, "{err}");
+    assert_eq!(f.rc(p, "monitor"), 0, "still a standby");
+    // The same instance with synchronous_mode off promotes, and clears nothing it did not write.
+    assert_eq!(f.rc(p, "promote"), 0);
+    assert_eq!(sql(p, "SHOW synchronous_standby_names"), "");
+    assert_eq!(f.rc(p, "stop"), 0);
 }

@@ -3,3 +3,4 @@ pub mod pgsqlms;
 pub mod fence_aws;
 pub mod awseip;
 pub mod awsvip;
+pub mod pgsql_state;

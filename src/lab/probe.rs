@@ -95,6 +95,20 @@ pub struct Args {
     /// How long setup and the final check keep retrying the VIP.
     #[arg(long, default_value_t = 30)]
     pub final_timeout_s: u64,
+    /// statement_timeout for the writes (a client that cancels its commit's wait for
+    /// synchronous standbys: PostgreSQL then reports the commit as a success).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub statement_timeout_ms: Option<u64>,
+    /// Emulate a driver's query timeout: when an INSERT has not answered after this long,
+    /// send PostgreSQL a cancel request and take whatever it then answers. A commit whose
+    /// wait for synchronous standbys is cancelled is reported as a success (with a WARNING):
+    /// counted as acknowledged, as a client would take it.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub cancel_after_ms: Option<u64>,
+    /// Where the final check reads the rows (default: the --vip address). A writer on a
+    /// node that is cut off writes to that node, and checks on the cluster's VIP.
+    #[arg(long)]
+    pub check_at: Option<IpAddr>,
 }
 
 /// Run the probe and print its JSON line.
@@ -166,6 +180,8 @@ async fn probe(args: Args) -> Result<String> {
     let connect_timeout = Duration::from_millis(args.connect_timeout_ms);
     let final_timeout = Duration::from_secs(args.final_timeout_s);
     let vip = pg_config(&args, args.vip, connect_timeout);
+    let check = pg_config(&args, args.check_at.unwrap_or(args.vip), connect_timeout);
+    let mut sigusr1 = signal(SignalKind::user_defined1()).context("cannot catch SIGUSR1")?;
 
     tokio::select! {
         r = setup(&vip, connect_timeout, final_timeout) => r.with_context(|| {
@@ -190,9 +206,18 @@ async fn probe(args: Args) -> Result<String> {
         let _ = stop_tx.send(true);
     };
     let node_timeout = Duration::from_millis(args.sample_ms.min(300));
-    let (_, writer, samples) = tokio::join!(
+    // SIGUSR1 marks a moment (a scenario's event): acknowledgements after it are counted.
+    let mut mark_stop = stop_rx.clone();
+    let marker = async {
+        tokio::select! {
+            _ = sigusr1.recv() => Some(t0.elapsed()),
+            _ = mark_stop.wait_for(|s| *s) => None,
+        }
+    };
+    let (_, mark, writer, samples) = tokio::join!(
         stopper,
-        write_loop(&vip, &run, Duration::from_millis(args.interval_ms), connect_timeout, t0, args.ready_file.as_deref(), stop_rx.clone()),
+        marker,
+        write_loop(&vip, &run, Duration::from_millis(args.interval_ms), connect_timeout, args.cancel_after_ms.map(Duration::from_millis), t0, args.ready_file.as_deref(), stop_rx.clone()),
         sample_loop(&args, Duration::from_millis(args.sample_ms), node_timeout, t0, stop_rx.clone()),
     );
     let stopped = t0.elapsed();
@@ -203,18 +228,21 @@ async fn probe(args: Args) -> Result<String> {
     let final_roles = sample_nodes(&args, connect_timeout).await;
     samples.push(Sample { at: t0.elapsed(), primaries: primaries_of(&final_roles) });
     let final_rows = tokio::select! {
-        r = final_check(&vip, &run, connect_timeout, final_timeout) => r,
+        r = final_check(&check, &run, connect_timeout, final_timeout) => r,
         _ = sigterm.recv() => Err("interrupted (SIGTERM) during the final check".to_string()),
         _ = sigint.recv() => Err("interrupted (SIGINT) during the final check".to_string()),
     };
 
-    let report = Report { args: &args, run: &run, wall0, stopped, writer: &writer, samples: &samples, final_roles: &final_roles, final_rows: &final_rows };
+    let report = Report { args: &args, run: &run, wall0, stopped, writer: &writer, samples: &samples, final_roles: &final_roles, final_rows: &final_rows, mark };
     Ok(report.json().to_string())
 }
 
 fn pg_config(args: &Args, ip: IpAddr, connect_timeout: Duration) -> Config {
     let mut c = Config::new();
     c.hostaddr(ip).port(args.port).user(&args.user).dbname(&args.dbname).connect_timeout(connect_timeout).application_name("paceline-probe");
+    if let Some(t) = args.statement_timeout_ms {
+        c.options(&format!("-c statement_timeout={t}"));
+    }
     c
 }
 
@@ -234,9 +262,10 @@ async fn setup(vip: &Config, connect_timeout: Duration, final_timeout: Duration)
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn write_loop(
-    vip: &Config, run: &str, interval: Duration, connect_timeout: Duration, t0: Instant, ready_file: Option<&std::path::Path>,
-    mut stop: watch::Receiver<bool>,
+    vip: &Config, run: &str, interval: Duration, connect_timeout: Duration, cancel_after: Option<Duration>, t0: Instant,
+    ready_file: Option<&std::path::Path>, mut stop: watch::Receiver<bool>,
 ) -> Writer {
     let mut w = Writer::default();
     let mut k: u64 = 0;
@@ -253,7 +282,7 @@ async fn write_loop(
         let seq = k as i64;
         let start = t0.elapsed();
         let run_ = run.to_string();
-        let (result, end) = query_once(vip, connect_timeout, move |c| {
+        let (result, end) = query_cancelling(vip, connect_timeout, cancel_after, move |c| {
             Box::pin(async move { c.execute("INSERT INTO paceline_probe(run, seq) VALUES ($1, $2)", &[&run_, &seq]).await })
         })
         .await;
@@ -399,6 +428,15 @@ async fn query_once<T, F>(cfg: &Config, limit: Duration, work: F) -> (Result<T, 
 where
     F: for<'c> FnOnce(&'c Client) -> PgFuture<'c, T>,
 {
+    query_cancelling(cfg, limit, None, work).await
+}
+
+/// [`query_once`], sending a cancel request when the work has not answered after
+/// `cancel_after` (then bounded by `limit` more).
+async fn query_cancelling<T, F>(cfg: &Config, limit: Duration, cancel_after: Option<Duration>, work: F) -> (Result<T, String>, Instant)
+where
+    F: for<'c> FnOnce(&'c Client) -> PgFuture<'c, T>,
+{
     let conn = match tokio::time::timeout(limit, cfg.connect(NoTls)).await {
         Ok(Ok((client, connection))) => {
             Conn { client: Some(client), task: Some(tokio::spawn(async move { let _ = connection.await; })) }
@@ -407,7 +445,20 @@ where
         Err(_) => return (Err("connect timed out".into()), Instant::now()),
     };
     let Some(client) = conn.client.as_ref() else { return (Err("no client".into()), Instant::now()) };
-    let (result, timed_out) = match tokio::time::timeout(limit, work(client)).await {
+    let cancel = client.cancel_token();
+    let mut work = work(client);
+    let work = async {
+        if let Some(after) = cancel_after {
+            tokio::select! {
+                r = &mut work => return r,
+                _ = tokio::time::sleep(after) => {
+                    let _ = tokio::time::timeout(limit, cancel.cancel_query(NoTls)).await;
+                }
+            }
+        }
+        work.await
+    };
+    let (result, timed_out) = match tokio::time::timeout(limit + cancel_after.unwrap_or_default(), work).await {
         Ok(Ok(v)) => (Ok(v), false),
         Ok(Err(e)) => (Err(short_error(&e)), false),
         Err(_) => (Err("statement timed out".into()), true),
@@ -495,6 +546,8 @@ struct Report<'a> {
     samples: &'a [Sample],
     final_roles: &'a [Result<bool, String>],
     final_rows: &'a Result<HashSet<i64>, String>,
+    /// When SIGUSR1 came, if it did.
+    mark: Option<Duration>,
 }
 
 impl Report<'_> {
@@ -577,6 +630,10 @@ impl Report<'_> {
                 "from": self.at(r.from), "to": self.at(r.to), "nodes": r.nodes.iter().map(|&i| node(i)).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "final_primaries": primaries_of(self.final_roles).into_iter().map(node).collect::<Vec<_>>(),
+            "statement_timeout_ms": self.args.statement_timeout_ms,
+            "cancel_after_ms": self.args.cancel_after_ms,
+            "mark_at": self.mark.map_or(Value::Null, |m| self.at(m)),
+            "acked_after_mark": self.mark.map_or(Value::Null, |m| json!(w.attempts.iter().filter(|a| a.result.is_ok() && a.end > m).count())),
             "final_nodes": final_nodes,
         })
     }

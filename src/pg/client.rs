@@ -91,9 +91,15 @@ impl Local {
     /// Connect to `socket_dir`/.s.PGSQL.`port` as database user `user`, switching to `who`
     /// for the connect when given (root only).
     pub fn connect(socket_dir: &Path, port: u16, user: &str, who: Option<Identity>, timeout: Duration) -> Result<Local, ConnectError> {
+        Self::connect_named(socket_dir, port, user, who, timeout, "paceline-pgsqlms")
+    }
+
+    /// [`Local::connect`], with the `application_name` the session shows in
+    /// `pg_stat_activity`.
+    pub fn connect_named(socket_dir: &Path, port: u16, user: &str, who: Option<Identity>, timeout: Duration, application_name: &str) -> Result<Local, ConnectError> {
         let rt = runtime().map_err(|e| ConnectError::Other(e.reason))?;
         let mut cfg = tokio_postgres::Config::new();
-        cfg.host_path(socket_dir).port(port).user(user).dbname("postgres").application_name("paceline-pgsqlms").connect_timeout(timeout);
+        cfg.host_path(socket_dir).port(port).user(user).dbname("postgres").application_name(application_name).connect_timeout(timeout);
         let result = as_user(who, || rt.block_on(async { tokio::time::timeout(timeout, cfg.connect(NoTls)).await }));
         let (client, connection) = match result {
             Ok(Ok(pair)) => pair,

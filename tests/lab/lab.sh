@@ -7,7 +7,7 @@
 #                                  corosync + pacemaker; PostgreSQL 15 primary + standbys.
 #                                  --ec2: moto (fake EC2, one instance per node) in the switch
 #                                  namespace, an IMDS per node, the power controller
-#   lab.sh config --stack S        create the resources from crm-examples/pgsql-ha.sh
+#   lab.sh config --stack S [--sync off|on|strict]   create the resources from crm-examples/pgsql-ha.sh
 #                                  (S = reference | paceline); on an --ec2 lab from
 #                                  crm-examples/pgsql-ha-ec2.sh (fencing through EC2)
 #   lab.sh scenario NAME           switchover | kill-postgres | node-crash | standby-crash |
@@ -352,14 +352,17 @@ cmd_up() {
 }
 
 cmd_config() {
-    local stack=reference
-    while (( $# )); do case $1 in --stack) stack=$2; shift 2 ;; *) die "config: unknown argument $1" ;; esac; done
+    local stack=reference sync=${SYNC_MODE:-off}
+    while (( $# )); do case $1 in --stack) stack=$2; shift 2 ;; --sync) sync=$2; shift 2 ;; *) die "config: unknown argument $1" ;; esac; done
     [[ $stack == reference || $stack == paceline ]] || die "--stack must be reference or paceline"
+    [[ $sync == off || $sync == on || $sync == strict ]] || die "--sync must be off, on or strict"
+    [[ $sync == off || $stack == paceline ]] || die "--sync on|strict needs --stack paceline (PAF has no synchronous mode)"
     [[ -e $STATE/nodes ]] || die "no lab is up (paceline lab up first)"
     local flags="" rewind=()
     if [[ $stack == paceline ]]; then
         # A rebooted ex-primary whose history diverged is rewound and rejoins (docs/pgsqlms.md).
         rewind=(AUTO_REWIND=true REWIND_USER=postgres)
+        [[ $sync == off ]] || rewind+=(SYNC_MODE="$sync")
         local i
         for i in $(seq "$(nodes)"); do
             in_node "$i" test -x /usr/lib/ocf/resource.d/paceline/pgsqlms || die "ocf:paceline:pgsqlms is not installed (paceline install)"
@@ -377,13 +380,14 @@ cmd_config() {
         ec2=(REGION="$REGION" ENDPOINT_URL="$EC2_URL" HOST_MAP="$map" POWER_TIMEOUT="${POWER_TIMEOUT:-30}" AWSVIP_MONITOR="$VIP_MONITOR"
              FENCE_AGENT="${FENCE_AGENT:-fence_paceline_aws}" AWSVIP_AGENT="${AWSVIP_AGENT:-ocf:paceline:awsvip}")
     fi
-    say "config: stack $stack from crm-examples/$script (monitors: promoted $MONITOR_PROMOTED, unpromoted $MONITOR_UNPROMOTED, VIP $VIP_MONITOR)"
+    say "config: stack $stack from crm-examples/$script (monitors: promoted $MONITOR_PROMOTED, unpromoted $MONITOR_UNPROMOTED, VIP $VIP_MONITOR; synchronous_mode $sync)"
     in_node 1 env STACK="$stack" VIP="$VIP" CIDR=24 NIC=eth0 PGDATA="$PGDATA" BINDIR="$BINDIR" PGHOST=/run/postgresql \
         PCS_CREATE_FLAGS="$flags" "${rewind[@]}" "${ec2[@]}" sh "$SRC/crm-examples/$script" >"$LAB_DIR/config.log" 2>&1 \
         || { cat "$LAB_DIR/config.log" >&2; die "crm-examples/$script failed"; }
     if is_ec2; then say "config: fencing through EC2 (fence_paceline_aws, stonith-enabled=true)"
     else say "config: no fencing in this lab (stonith-enabled=false): see docs/lab.md (up --ec2)"; fi
     echo "$stack" >"$STATE/stack"
+    echo "$sync" >"$STATE/sync"
     wait_healthy 180 || { explain_unhealthy; die "the cluster did not become healthy within 180 s (paceline lab status)"; }
     say "config: healthy: primary on $(primary_node), VIP on $(vip_holder)"
 }
@@ -481,7 +485,10 @@ cmd_status() {
 cmd_down() {
     need_root
     local i
-    if [[ -f $STATE/probe.pid ]]; then kill "$(cat "$STATE/probe.pid")" 2>/dev/null || true; fi
+    local f
+    for f in probe side; do
+        if [[ -f $STATE/$f.pid ]]; then kill "$(cat "$STATE/$f.pid")" 2>/dev/null || true; fi
+    done
     ec2_down
     for i in 1 2 3; do power_off "$i"; done
     for ns in "$CLIENT" "$PREFIX-node1" "$PREFIX-node2" "$PREFIX-node3" "$SW"; do
@@ -515,6 +522,31 @@ probe_start() {
     local t
     for t in $(seq 100); do [[ -e $STATE/probe.ready ]] && return 0; sleep 0.1; done
     die "the writer probe did not start: $(cat "$STATE/probe.err")"
+}
+# A second writer on the primary's side of a cut: inside node I's network namespace, writing
+# to its own PostgreSQL (127.0.0.1), one new connection every 100 ms, with a 2 s query
+# timeout that sends a cancel request as drivers do (JDBC's setQueryTimeout): a cancelled
+# wait for the synchronous standbys is a success to the client. (statement_timeout=2s is
+# set too; PostgreSQL turns it off before the commit, so it cannot fire there.) Its rows are checked
+# on the VIP at the end. SIGUSR1 (side_probe_mark) marks the cut: with synchronous
+# replication the isolated primary must acknowledge nothing after it.
+side_probe_start() {
+    local i=$1 p; p=$(paceline_bin)
+    rm -f "$STATE/side.ready" "$STATE/side.json"
+    ip netns exec "$PREFIX-node$i" "$p" lab probe --vip 127.0.0.1 --nodes 127.0.0.1 --check-at "$VIP" --statement-timeout-ms 2000 --cancel-after-ms 2000 \
+        --ready-file "$STATE/side.ready" --connect-timeout-ms "$PROBE_CONNECT_TIMEOUT_MS" --final-timeout-s 60 \
+        >"$STATE/side.json" 2>"$STATE/side.err" &
+    echo $! >"$STATE/side.pid"
+    local t
+    for t in $(seq 100); do [[ -e $STATE/side.ready ]] && return 0; sleep 0.1; done
+    die "the side writer did not start: $(cat "$STATE/side.err")"
+}
+side_probe_mark() { kill -USR1 "$(cat "$STATE/side.pid")" 2>/dev/null || true; }
+side_probe_stop() {
+    local pid t; pid=$(cat "$STATE/side.pid" 2>/dev/null) || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for t in $(seq 900); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -f "$STATE/side.pid"
 }
 probe_stop() {   # stop the probe (our child, by pid) and wait for its JSON line
     local pid t; pid=$(cat "$STATE/probe.pid")
@@ -749,8 +781,10 @@ cmd_scenario() {
             # The primary keeps running, cut off: the majority must power it off through EC2
             # before it promotes anyone (it cannot know the primary is not writing).
             is_ec2 || die "partition needs fencing: paceline lab up --ec2"
+            side_probe_start "${before#node}"
             say "partition: cutting $before's link (p${before#node} down in the switch)"
             ip -n "$SW" link set "p${before#node}" down
+            side_probe_mark
             note="the cut-off primary is fenced through EC2 before another node is promoted; its link is restored once it is powered off"
             ;;
         fence)
@@ -784,6 +818,17 @@ cmd_scenario() {
     sleep 2
     probe_stop
     local probe; probe=$(cat "$STATE/probe.json")
+    local side_json=""
+    if [[ -e $STATE/side.pid ]]; then
+        side_probe_stop
+        local side; side=$(cat "$STATE/side.json")
+        [[ -n $side ]] || die "the side writer printed nothing: $(cat "$STATE/side.err")"
+        side_json=$(printf '"side_writer":{"acked":%s,"failed":%s,"acked_after_cut":%s,"lost_rows":%s,"unacked_committed":%s,"final_check":%s,"cancel_after_ms":%s}' \
+            "$(jfield "$side" acked)" "$(jfield "$side" failed)" "$(jfield "$side" acked_after_mark)" "$(jfield "$side" lost_rows)" \
+            "$(jfield "$side" unacked_committed)" "$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1]).get("final_check")))' "$side")" \
+            "$(jfield "$side" cancel_after_ms)")
+    fi
+    local sync_mode; sync_mode=$(cat "$STATE/sync" 2>/dev/null || echo off)
     local after; after=$(primary_node)
     [[ -n $probe ]] || die "the writer probe printed nothing: $(cat "$STATE/probe.err")"
     if [[ $name == election ]]; then
@@ -816,7 +861,7 @@ cmd_scenario() {
         "$(json_str "$before")" "$(json_str "$after")" "$(json_list "$(standby_nodes)")" "$(json_list "$(vip_holder)")" \
         "$(jfield "$probe" longest_outage_ms)" "$(jfield "$probe" lost_rows)" "$(jfield "$probe" acked)" "$(jfield "$probe" failed)" \
         "$(jfield "$probe" double_primary)" "$(jfield "$probe" max_primaries_seen)" "$recovery_ms" "$healthy_after" "$event_ok" \
-        "${rejoin:+,\"crashed_node_after_boot\":$(json_str "$rejoin")}${streams:+,\"crashed_node_streaming\":$streams}${ec2_json:+,$ec2_json}${cut:+,\"cut_standby\":$(json_str "$cut"),\"election_ok\":$([[ $after != "$cut" && -n $after ]] && echo true || echo false)}${reaction:+,\"lost_to_vip_ms\":$reaction,\"promotion_to_vip_ms\":$promotion}${dc:+,\"dc_before\":$(json_str "$dc")},\"probe_connect_timeout_ms\":$(jfield "$probe" connect_timeout_ms)${note:+,\"note\":$(json_str "$note")}"
+        ",\"synchronous_mode\":$(json_str "$sync_mode")${side_json:+,$side_json}${rejoin:+,\"crashed_node_after_boot\":$(json_str "$rejoin")}${streams:+,\"crashed_node_streaming\":$streams}${ec2_json:+,$ec2_json}${cut:+,\"cut_standby\":$(json_str "$cut"),\"election_ok\":$([[ $after != "$cut" && -n $after ]] && echo true || echo false)}${reaction:+,\"lost_to_vip_ms\":$reaction,\"promotion_to_vip_ms\":$promotion}${dc:+,\"dc_before\":$(json_str "$dc")},\"probe_connect_timeout_ms\":$(jfield "$probe" connect_timeout_ms)${note:+,\"note\":$(json_str "$note")}"
 }
 
 cmd_demo() {

@@ -1,0 +1,201 @@
+//! `ocf:paceline:pgsql-state` — runs the node state service (`src/state`) under Pacemaker.
+//!
+//! A clone of this agent keeps one service process per node: `start` launches it in its
+//! own session (so it outlives the action) and returns once it runs, `monitor` says
+//! whether it still does (7 when it is gone: Pacemaker restarts it), `stop` ends it with
+//! SIGTERM, then SIGKILL at the stop's deadline. The service reads the local PostgreSQL
+//! through the same connection parameters as the pgsqlms resource (system_user, pghost,
+//! pgport: one shared parameter group), so both resources take the same values.
+//!
+//! The process is found again through a pid file in `$HA_RSCTMP`, checked against
+//! `/proc/<pid>/cmdline`, so a recycled pid is never taken for the service (nor killed).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::agents::pgsqlms;
+use crate::ocf::{main_with, Action, ActionSpec, AgentSpec, OcfEnv, OcfError, OcfRc, OcfResult, Param, ParamKind, Params};
+use crate::pg::client::Identity;
+use crate::state::serve::{self, Settings};
+use crate::{ocf_info, ocf_warn};
+
+pub static PARAMS: &[Param] = &[Param::new(
+    "sync_wait_limit",
+    ParamKind::Integer,
+    "Longest commit wait for absent standbys (ms)",
+    "With synchronous replication (pgsqlms synchronous_mode on/strict): a session whose commit has waited this many milliseconds while the synchronous standbys did not answer is ended, so its client gets an error instead of the success PostgreSQL gives a cancelled wait (statement_timeout, pg_cancel_backend). Keep client timeouts above it. 0 disables the guard.",
+)
+.default("500")];
+
+pub static SPEC: AgentSpec = AgentSpec {
+    name: "pgsql-state",
+    shortdesc: "Node state service for PostgreSQL clusters (paceline)",
+    longdesc: "Runs paceline's per-node state service as a clone beside ocf:paceline:pgsqlms. It guards synchronous commits: \
+        when the synchronous standbys stop answering, the sessions waiting for them are ended before a client's cancel could \
+        turn a commit that may be lost into a success.",
+    params: &[pgsqlms::CONNECTION, PARAMS],
+    actions: &[
+        ActionSpec::new("start", 20),
+        ActionSpec::new("stop", 20),
+        ActionSpec::new("monitor", 10).interval(10).depth(0),
+        ActionSpec::new("meta-data", 5),
+        ActionSpec::new("validate-all", 5),
+    ],
+};
+
+pub fn main() -> ! {
+    main_with(&SPEC, dispatch)
+}
+
+fn dispatch(a: &Action) -> Option<OcfResult> {
+    Some(match a.name {
+        "start" => start(a.env),
+        "stop" => stop(a.env),
+        "monitor" => monitor(a.env),
+        "validate-all" => Config::from_env(a.env).map(|_| OcfRc::Success),
+        // The service itself, launched by start (not an OCF action).
+        SERVE => Config::from_env(a.env).and_then(|c| serve::serve(&c.settings)).map(|_| OcfRc::Success),
+        _ => return None,
+    })
+}
+
+/// The argument start runs this binary with to become the service.
+const SERVE: &str = "serve";
+
+struct Config {
+    settings: Settings,
+    pidfile: PathBuf,
+    timeout: Duration,
+}
+
+impl Config {
+    fn from_env(env: &OcfEnv) -> Result<Config, OcfError> {
+        let p = Params::parse(SPEC.params, env)?;
+        let user = p.str("system_user").unwrap_or("postgres").trim().to_owned();
+        let port = p.int("pgport").unwrap_or(5432);
+        let port = u16::try_from(port).ok().filter(|p| *p > 0).ok_or_else(|| OcfError::configured(format!("pgport {port} is not a TCP port")))?;
+        let socket_dir = PathBuf::from(p.str("pghost").unwrap_or("/var/run/postgresql").trim());
+        if !socket_dir.is_absolute() {
+            return Err(OcfError::configured(format!("pghost '{}' must be an absolute path (the socket directory)", socket_dir.display())));
+        }
+        let limit = p.int("sync_wait_limit").unwrap_or(500);
+        let limit = u64::try_from(limit).map_err(|_| OcfError::configured(format!("sync_wait_limit must be 0 or more milliseconds, got {limit}")))?;
+        let who = match Identity::lookup(&user) {
+            Ok(Some(who)) => who,
+            Ok(None) => return Err(OcfError::installed(format!("system_user '{user}' does not exist on this node (not in /etc/passwd)"))),
+            Err(e) => return Err(OcfError::generic(format!("cannot read /etc/passwd: {e}"))),
+        };
+        let instance = env.instance();
+        let resource = instance.split(':').next().unwrap_or(instance);
+        let pidfile = pgsqlms::scores::cache_dir().join(format!("paceline-state-{resource}.pid"));
+        Ok(Config {
+            settings: Settings { socket_dir, port, user, who: nix::unistd::geteuid().is_root().then_some(who), sync_wait_limit: Duration::from_millis(limit) },
+            pidfile,
+            timeout: env.timeout_or(Duration::from_secs(20)),
+        })
+    }
+}
+
+/// The service's pid, if the pid file names a live process of ours.
+fn running(cfg: &Config) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(&cfg.pidfile).ok()?.trim().parse().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let ours = args.get(1).is_some_and(|a| *a == SERVE.as_bytes()) && args.first().is_some_and(|a| a.ends_with(SPEC.name.as_bytes()));
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z'))).unwrap_or(true);
+    (ours && !zombie).then_some(pid)
+}
+
+fn start(env: &OcfEnv) -> OcfResult {
+    let cfg = Config::from_env(env)?;
+    if let Some(pid) = running(&cfg) {
+        ocf_info!("already running (pid {pid})");
+        return Ok(OcfRc::Success);
+    }
+    let exe = std::env::current_exe().map_err(|e| OcfError::installed(format!("cannot find this agent's binary: {e}")))?;
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.arg(SERVE).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    // Its own session: not in the action's process group, which Pacemaker may signal.
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
+        }
+    }
+    if let Some(dir) = cfg.pidfile.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let mut child = cmd.spawn().map_err(|e| OcfError::generic(format!("cannot start the state service: {e}")))?;
+    let pid = child.id() as i32;
+    std::fs::write(&cfg.pidfile, format!("{pid}\n")).map_err(|e| OcfError::generic(format!("cannot write {}: {e}", cfg.pidfile.display())))?;
+    // A service that cannot run exits at once: give it that moment to say so.
+    let until = Instant::now() + Duration::from_millis(150);
+    while Instant::now() < until {
+        if let Ok(Some(status)) = child.try_wait() {
+            let _ = std::fs::remove_file(&cfg.pidfile);
+            return Err(OcfError::generic(format!("the state service exited at once ({status}); see the log")));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    ocf_info!("state service started (pid {pid})");
+    Ok(OcfRc::Success)
+}
+
+fn monitor(env: &OcfEnv) -> OcfResult {
+    let cfg = Config::from_env(env)?;
+    Ok(if running(&cfg).is_some() { OcfRc::Success } else { OcfRc::NotRunning })
+}
+
+fn stop(env: &OcfEnv) -> OcfResult {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let cfg = Config::from_env(env)?;
+    let Some(pid) = running(&cfg) else {
+        let _ = std::fs::remove_file(&cfg.pidfile);
+        return Ok(OcfRc::Success);
+    };
+    let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    let until = Instant::now() + cfg.timeout.saturating_sub(Duration::from_secs(2)).max(Duration::from_secs(1));
+    while running(&cfg).is_some() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if running(&cfg).is_some() {
+        ocf_warn!("the state service (pid {pid}) did not stop on SIGTERM: killing it");
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_file(&cfg.pidfile);
+    Ok(OcfRc::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> OcfEnv {
+        OcfEnv::from_pairs(pairs.iter().map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string())))
+    }
+
+    #[test]
+    fn metadata_lists_the_shared_connection_group_and_its_own() {
+        let xml = SPEC.metadata_xml();
+        for p in SPEC.all_params() {
+            assert!(xml.contains(&format!("<parameter name=\"{}\"", p.name)), "{}", p.name);
+        }
+        assert!(xml.contains("<parameter name=\"system_user\"") && xml.contains("<parameter name=\"sync_wait_limit\""));
+    }
+
+    #[test]
+    fn bad_input_is_configured() {
+        for case in [&[("sync_wait_limit", "-1")][..], &[("sync_wait_limit", "soon")], &[("pgport", "0")], &[("pghost", "relative")]] {
+            let e = Config::from_env(&env(case)).err().unwrap_or_else(|| panic!("{case:?} accepted"));
+            assert_eq!(e.rc, OcfRc::ErrConfigured, "{case:?}: {}", e.reason);
+        }
+    }
+
+    #[test]
+    fn docs_show_the_parameter_table() {
+        assert_eq!(crate::ocf::params::docs_block("pgsql-state").unwrap(), SPEC.markdown_table(), "regenerate with `paceline params pgsql-state`");
+    }
+}

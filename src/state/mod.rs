@@ -1,0 +1,20 @@
+//! The node state service: one long-running process per node, started, monitored and
+//! stopped by Pacemaker (`ocf:paceline:pgsql-state`, a clone), beside the pgsqlms resource.
+//!
+//! Why a process that runs all the time: some duties cannot wait for the next monitor.
+//! The first is the synchronous-commit guard ([`guard`]): PostgreSQL acknowledges a commit
+//! whose wait for its synchronous standbys was *cancelled* (statement_timeout,
+//! pg_cancel_backend, a driver's cancel) with a mere WARNING, so a client of a primary cut
+//! off from its standbys can be told "committed" for a write that the promoted standby
+//! never received. The guard watches the commits waiting for replication and, when the
+//! standbys stop answering, ends those sessions (the client sees an error, never a false
+//! success) before a client's own cancel fires. It is the beginning of the per-node
+//! service that will also answer routing checks and metrics (the no-VIP issue).
+//!
+//! What the cluster expects from it: it never changes PostgreSQL's configuration or data,
+//! only ends sessions that are waiting on replication that is not coming; it exits on
+//! SIGTERM (Pacemaker's stop), and a monitor that finds it gone is a failure Pacemaker
+//! recovers by restarting it.
+
+pub mod guard;
+pub mod serve;
