@@ -65,7 +65,7 @@ enum LabVerb {
     },
     /// Run one scenario and print one JSON line.
     Scenario {
-        #[arg(value_parser = ["switchover", "kill-postgres", "node-crash", "standby-crash", "restart-all", "election", "migrate", "partition", "fence"])]
+        #[arg(value_parser = ["switchover", "kill-postgres", "node-crash", "standby-crash", "standbys-down", "restart-all", "election", "migrate", "partition", "fence"])]
         name: String,
     },
     /// crm_mon of the cluster, and each node's PostgreSQL role and LSN.

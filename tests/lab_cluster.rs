@@ -156,6 +156,9 @@ fn run_stack(stack: &str, switchover_bound_ms: u64, kill_bound_ms: u64) {
 ///   standby.
 /// Measured (docs/lab.md): write outage 9–18 s, most of it Corosync's token loss
 /// (partition, crash) and the promotion after the fence; the bound allows a loaded machine.
+/// It runs with synchronous replication (`--sync on`, issue #9): in `partition` a second
+/// writer on the cut-off primary's side, whose query timeout cancels its commit's wait as
+/// drivers do, must have had nothing acknowledged after the cut, and none of its rows lost.
 /// Needs moto in /opt/paceline-moto (tests/deps.sh); skips otherwise.
 #[test]
 fn ec2_stack_fencing_fence_partition_node_crash() {
@@ -172,7 +175,7 @@ fn ec2_stack_fencing_fence_partition_node_crash() {
     paceline::install::install(&bin, Path::new("/")).expect("install the paceline agents");
     let lab = Lab { prefix: format!("plce{}", std::process::id() % 10000), dir: format!("/var/lib/paceline-lab-test-ec2-{}", std::process::id()) };
     lab.ok(&["up", "--nodes", "3", "--ec2"]);
-    lab.ok(&["config", "--stack", "paceline"]);
+    lab.ok(&["config", "--stack", "paceline", "--sync", "on"]);
     for scenario in ["fence", "partition", "node-crash"] {
         let out = lab.ok(&["scenario", scenario]);
         let line = out.lines().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON from {scenario}: {out}"));
@@ -194,5 +197,12 @@ fn ec2_stack_fencing_fence_partition_node_crash() {
         assert_eq!(field(&j, "standbys_after").as_array().unwrap().len(), 2, "{scenario}: {line}");
         let outage = field(&j, "outage_ms").as_u64().unwrap();
         assert!(outage < 45_000, "{scenario}: write outage {outage} ms: {line}");
+        assert_eq!(field(&j, "synchronous_mode"), "on", "{line}");
+        if scenario == "partition" {
+            let side = field(&j, "side_writer");
+            assert_eq!(side["acked_after_cut"], 0, "the cut-off primary acknowledged commits after the cut: {line}");
+            assert_eq!(side["lost_rows"], 0, "the cut-off side's acknowledged rows were lost: {line}");
+            assert_eq!(side["final_check"], "ok", "{line}");
+        }
     }
 }

@@ -266,6 +266,10 @@ hot_standby_feedback = on
 # Standbys retry a lost primary every 500 ms (default 5 s): with synchronous replication a
 # promoted primary's commits wait for the first standby to reconnect (docs/pgsqlms.md).
 wal_retrieve_retry_interval = '500ms'
+# A standby answers every second even with nothing to replay (default 10 s): a standby whose
+# primary vanished with a cut link learns it (a reset from the VIP's new holder) at its next
+# answer, and only then reconnects to the new primary.
+wal_receiver_status_interval = '1s'
 primary_conninfo = 'host=$VIP port=5432 user=replicator application_name=node$i connect_timeout=2'
 recovery_target_timeline = 'latest'
 EOF
@@ -730,6 +734,19 @@ cmd_scenario() {
             local s; s=$(standby_nodes); target=${s%% *}
             say "standby-crash: kill -9 of the postmaster on standby $target"
             kill_postmaster "${target#node}"
+            ;;
+        standbys-down)
+            # Every standby's PostgreSQL stopped (its node put in standby mode: the cluster
+            # stays quorate), the writer going on. synchronous_mode on: writes stall until
+            # the primary's monitor goes asynchronous; strict: until a standby is back.
+            local s; s=$(standby_nodes) down_s=${STANDBYS_DOWN_S:-10}
+            say "standbys-down: pcs node standby $s, for $down_s s, then unstandby"
+            # shellcheck disable=SC2086
+            in_node "${before#node}" pcs node standby $s >/dev/null 2>&1 || event_ok=false
+            sleep "$down_s"
+            # shellcheck disable=SC2086
+            in_node "${before#node}" pcs node unstandby $s >/dev/null 2>&1 || event_ok=false
+            note="PostgreSQL stopped on every standby ($s) for $down_s s"
             ;;
         election)
             # Cut the replication of the standby Pacemaker would promote first (highest
