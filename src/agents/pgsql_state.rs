@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use crate::agents::pgsqlms;
 use crate::ocf::{main_with, Action, ActionSpec, AgentSpec, OcfEnv, OcfError, OcfRc, OcfResult, Param, ParamKind, Params};
-use crate::pg::client::Identity;
 use crate::state::serve::{self, Settings};
 use crate::{ocf_info, ocf_warn};
 
@@ -71,20 +70,10 @@ struct Config {
 impl Config {
     fn from_env(env: &OcfEnv) -> Result<Config, OcfError> {
         let p = Params::parse(SPEC.params, env)?;
-        let user = p.str("system_user").unwrap_or("postgres").trim().to_owned();
-        let port = p.int("pgport").unwrap_or(5432);
-        let port = u16::try_from(port).ok().filter(|p| *p > 0).ok_or_else(|| OcfError::configured(format!("pgport {port} is not a TCP port")))?;
-        let socket_dir = PathBuf::from(p.str("pghost").unwrap_or("/var/run/postgresql").trim());
-        if !socket_dir.is_absolute() {
-            return Err(OcfError::configured(format!("pghost '{}' must be an absolute path (the socket directory)", socket_dir.display())));
-        }
+        let pgsqlms::Connection { system_user: user, pghost: socket_dir, pgport: port } = pgsqlms::Connection::from_params(&p)?;
         let limit = p.int("sync_wait_limit").unwrap_or(500);
         let limit = u64::try_from(limit).map_err(|_| OcfError::configured(format!("sync_wait_limit must be 0 or more milliseconds, got {limit}")))?;
-        let who = match Identity::lookup(&user) {
-            Ok(Some(who)) => who,
-            Ok(None) => return Err(OcfError::installed(format!("system_user '{user}' does not exist on this node (not in /etc/passwd)"))),
-            Err(e) => return Err(OcfError::generic(format!("cannot read /etc/passwd: {e}"))),
-        };
+        let who = pgsqlms::identity_of(&user)?;
         let instance = env.instance();
         let resource = instance.split(':').next().unwrap_or(instance);
         let pidfile = pgsqlms::scores::cache_dir().join(format!("paceline-state-{resource}.pid"));

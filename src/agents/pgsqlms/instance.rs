@@ -27,9 +27,14 @@ pub enum State {
 
 /// The OS identity of `system_user`.
 pub fn identity(cfg: &Config) -> Result<Identity, OcfError> {
-    match Identity::lookup(&cfg.system_user) {
+    identity_of(&cfg.system_user)
+}
+
+/// The OS identity of the user `name` (a `system_user` parameter).
+pub fn identity_of(name: &str) -> Result<Identity, OcfError> {
+    match Identity::lookup(name) {
         Ok(Some(who)) => Ok(who),
-        Ok(None) => Err(OcfError::installed(format!("system_user '{}' does not exist on this node (not in /etc/passwd)", cfg.system_user))),
+        Ok(None) => Err(OcfError::installed(format!("system_user '{name}' does not exist on this node (not in /etc/passwd)"))),
         Err(e) => Err(OcfError::generic(format!("cannot read /etc/passwd: {e}"))),
     }
 }

@@ -19,6 +19,7 @@
 mod demote;
 pub mod election;
 mod instance;
+pub use instance::identity_of;
 mod monitor;
 mod notify;
 mod promote;
@@ -143,20 +144,35 @@ fn absolute(name: &str, v: &str) -> Result<PathBuf, OcfError> {
     }
 }
 
-impl Config {
-    pub fn from_env(env: &OcfEnv) -> Result<Config, OcfError> {
-        let p = Params::parse(SPEC.params, env)?;
+/// The [`CONNECTION`] group, checked: one parser for every agent that takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    pub system_user: String,
+    pub pghost: PathBuf,
+    pub pgport: u16,
+}
+
+impl Connection {
+    pub fn from_params(p: &Params) -> Result<Connection, OcfError> {
         let system_user = p.str("system_user").unwrap_or("postgres").trim().to_owned();
         if system_user.is_empty() || system_user.contains(|c: char| c.is_whitespace() || c == '/' || c == ':') {
             return Err(OcfError::configured(format!("system_user '{system_user}' is not a user name")));
         }
+        let port = p.int("pgport").unwrap_or(5432);
+        let pgport = u16::try_from(port).ok().filter(|p| *p > 0).ok_or_else(|| OcfError::configured(format!("pgport {port} is not a TCP port")))?;
+        Ok(Connection { system_user, pghost: absolute("pghost", p.str("pghost").unwrap_or_default())?, pgport })
+    }
+}
+
+impl Config {
+    pub fn from_env(env: &OcfEnv) -> Result<Config, OcfError> {
+        let p = Params::parse(SPEC.params, env)?;
+        let Connection { system_user, pghost, pgport } = Connection::from_params(&p)?;
         let pgdata = absolute("pgdata", p.str("pgdata").unwrap_or_default())?;
         let datadir = match p.str("datadir") {
             Some(d) => absolute("datadir", d)?,
             None => pgdata.clone(),
         };
-        let port = p.int("pgport").unwrap_or(5432);
-        let pgport = u16::try_from(port).ok().filter(|p| *p > 0).ok_or_else(|| OcfError::configured(format!("pgport {port} is not a TCP port")))?;
         let maxlag = p.int("maxlag").unwrap_or(0);
         let maxlag = u64::try_from(maxlag).map_err(|_| OcfError::configured(format!("maxlag must be 0 or more bytes, got {maxlag}")))?;
         let mode = p.str("synchronous_mode").unwrap_or("off");
@@ -180,7 +196,7 @@ impl Config {
             bindir: absolute("bindir", p.str("bindir").unwrap_or_default())?,
             pgdata,
             datadir,
-            pghost: absolute("pghost", p.str("pghost").unwrap_or_default())?,
+            pghost,
             pgport,
             start_opts: p.str("start_opts").map(str::to_owned),
             maxlag,
