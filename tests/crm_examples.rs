@@ -242,8 +242,8 @@ fn script_warns_without_fencing_and_refuses_bad_settings() {
     assert!(!v.status.success() && combined(&v).contains("no STONITH resources have been defined"), "crm_verify accepted fencing without a device:\n{}", text(&v));
 
     // Bad values stop the script before it changes anything.
-    // (AUTO_REWIND and REWIND_USER are ocf:paceline:pgsqlms parameters: refused on the reference stack.)
-    for env in [[("STACK", "heartbeat")], [("STONITH", "yes")], [("MONITOR_UNPROMOTED", "15s")], [("AUTO_REWIND", "true")], [("REWIND_USER", "postgres")]] {
+    // (AUTO_REWIND, REWIND_USER and SYNC_MODE are ocf:paceline:pgsqlms parameters: refused on the reference stack.)
+    for env in [[("STACK", "heartbeat")], [("STONITH", "yes")], [("MONITOR_UNPROMOTED", "15s")], [("AUTO_REWIND", "true")], [("REWIND_USER", "postgres")], [("SYNC_MODE", "on")]] {
         let cib = dir.path("bad.xml");
         empty_cib(&cib);
         let before = std::fs::read_to_string(&cib).unwrap();
@@ -320,6 +320,25 @@ fn paceline_stack_builds_a_cib_crm_verify_accepts() {
     let bad = dir.path("bad-rewind.xml");
     empty_cib(&bad);
     let out = run_script(&bad, &[("STACK", "paceline"), ("AUTO_REWIND", "yes")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+
+    // SYNC_MODE / SYNC_COUNT become synchronous_mode / synchronous_node_count, and on/strict
+    // add the node state service as a clone with the same connection parameters.
+    let sync_env = [("STACK", "paceline"), ("PCS_CREATE_FLAGS", "--force"), ("SYNC_MODE", "on"), ("SYNC_COUNT", "1")];
+    let (sync_cib, _) = built_cib(&dir, "sync.xml", &sync_env);
+    let sync_xml = std::fs::read_to_string(&sync_cib).unwrap();
+    for (name, value) in [("synchronous_mode", "on"), ("synchronous_node_count", "1")] {
+        let line = line_with_id(&sync_xml, &format!("pgsqld-instance_attributes-{name}")).unwrap_or_else(|| panic!("no {name}:\n{sync_xml}"));
+        assert_eq!(attr(line, "value"), Some(value), "{line}");
+    }
+    assert!(sync_xml.contains(r#"<clone id="pgsql-state-clone""#) && sync_xml.contains(r#"type="pgsql-state""#), "no state service clone:\n{sync_xml}");
+    let line = line_with_id(&sync_xml, "pgsql-state-instance_attributes-pghost").unwrap_or_else(|| panic!("no pghost:\n{sync_xml}"));
+    assert_eq!(attr(line, "value"), Some("/run/postgresql"), "{line}");
+    verify(&sync_cib);
+    assert!(!xml.contains("pgsql-state"), "SYNC_MODE unset: no state service");
+    let bad = dir.path("bad-sync.xml");
+    empty_cib(&bad);
+    let out = run_script(&bad, &[("STACK", "paceline"), ("SYNC_MODE", "quorum")]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 
     // The two stacks differ in the agents' provider only (and the ops pcs copies from

@@ -154,6 +154,7 @@ fn run_stack(stack: &str, switchover_bound_ms: u64, kill_bound_ms: u64) {
 /// - no acknowledged row lost, never two primaries;
 /// - the fenced node, rebooted by the fence (stonith-action reboot), rejoins as a streaming
 ///   standby.
+///
 /// Measured (docs/lab.md): write outage 9–18 s, most of it Corosync's token loss
 /// (partition, crash) and the promotion after the fence; the bound allows a loaded machine.
 /// It runs with synchronous replication (`--sync on`, issue #9): in `partition` a second

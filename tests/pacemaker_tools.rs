@@ -239,11 +239,17 @@ fn pcs_describes_every_pgsqlms_parameter() {
     install_agent();
     let describe = ok(Command::new("pcs").args(["resource", "describe", "--full", "ocf:paceline:pgsqlms"]));
     let listing = String::from_utf8_lossy(&describe.stdout);
-    for p in paceline::agents::pgsqlms::PARAMS {
+    for p in paceline::agents::pgsqlms::SPEC.all_params() {
         assert!(describes(&listing, p.name), "pcs resource describe does not list {}:\n{listing}", p.name);
     }
     // The promotable-clone actions pcs shows from the meta-data.
     for action in ["promote", "demote", "notify"] {
         assert!(listing.contains(action), "no {action} in:\n{listing}");
+    }
+    // The node state service shares the connection group, and has its own parameter.
+    let describe = ok(Command::new("pcs").args(["resource", "describe", "--full", "ocf:paceline:pgsql-state"]));
+    let listing = String::from_utf8_lossy(&describe.stdout);
+    for p in paceline::agents::pgsql_state::SPEC.all_params() {
+        assert!(describes(&listing, p.name), "pcs resource describe does not list {}:\n{listing}", p.name);
     }
 }

@@ -241,7 +241,7 @@ fn pg_config(args: &Args, ip: IpAddr, connect_timeout: Duration) -> Config {
     let mut c = Config::new();
     c.hostaddr(ip).port(args.port).user(&args.user).dbname(&args.dbname).connect_timeout(connect_timeout).application_name("paceline-probe");
     if let Some(t) = args.statement_timeout_ms {
-        c.options(&format!("-c statement_timeout={t}"));
+        c.options(format!("-c statement_timeout={t}"));
     }
     c
 }

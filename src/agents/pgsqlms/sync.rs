@@ -207,6 +207,10 @@ pub fn step(mode: Mode, k: usize, current: &SyncSet, seen: &[Seen], now: Lsn, jo
     Step { next, leaving, promotable, joined: remembered, kept_waiting }
 }
 
+/// How long the primary waits between writing a leaving member's score and asking
+/// whether its partition is quorate (see [`manage`]).
+pub const QUORUM_SETTLE: Duration = Duration::from_millis(500);
+
 /// Bound on each statement the agent runs to read or change the setting.
 const SQL_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -348,7 +352,13 @@ pub fn manage(cfg: &Config, local: &Local, me: &str, nodes: &[String], replicas:
     }
     // 2. The set.
     if st.next != current {
-        let quorate = || pacemaker::nodes::quorate(SQL_TIMEOUT);
+        let quorate = || {
+            // A score write that went through a membership change returns when the new
+            // (maybe isolated) membership has formed; give the controller the moment it may
+            // lag behind that before asking it about quorum.
+            std::thread::sleep(QUORUM_SETTLE);
+            pacemaker::nodes::quorate(SQL_TIMEOUT)
+        };
         if !st.leaving.is_empty() && !quorate()? {
             ocf_warn!("{} left replication but this partition has no quorum: the synchronous set stays as it is (commits wait)", st.leaving.join(", "));
             remember.write(cfg);
