@@ -232,10 +232,7 @@ fn script_warns_without_fencing_and_refuses_bad_settings() {
     let (cib, out) = built_cib(&dir, "fence.xml", &debian);
     assert!(!combined(&out).contains("WARNING: stonith-enabled"), "{}", text(&out));
     let xml = std::fs::read_to_string(&cib).unwrap();
-    for (name, value) in [("pgdata", "/etc/postgresql/15/main"), ("datadir", "/var/lib/postgresql/15/main")] {
-        let line = line_with_id(&xml, &format!("pgsqld-instance_attributes-{name}")).unwrap_or_else(|| panic!("no {name}:\n{xml}"));
-        assert_eq!(attr(line, "value"), Some(value), "{line}");
-    }
+    assert_pgsqld_params(&xml, &[("pgdata", "/etc/postgresql/15/main"), ("datadir", "/var/lib/postgresql/15/main")]);
     let line = line_with_id(&xml, "cib-bootstrap-options-stonith-enabled").expect("stonith-enabled set");
     assert_eq!(attr(line, "value"), Some("true"), "{xml}");
     let v = run(Command::new("crm_verify").arg("-x").arg(&cib).arg("-V"));
@@ -272,6 +269,14 @@ fn agent_independent(xml: &str) -> Vec<String> {
         .filter(|l| !l.trim_start().starts_with("<op "))
         .map(|l| l.replace("provider=\"heartbeat\"", "provider=\"*\"").replace("provider=\"paceline\"", "provider=\"*\""))
         .collect()
+}
+
+/// pgsqld's instance attributes `name=value` in `xml`.
+fn assert_pgsqld_params(xml: &str, params: &[(&str, &str)]) {
+    for (name, value) in params {
+        let line = line_with_id(xml, &format!("pgsqld-instance_attributes-{name}")).unwrap_or_else(|| panic!("no {name}:\n{xml}"));
+        assert_eq!(attr(line, "value"), Some(*value), "{line}");
+    }
 }
 
 #[test]
@@ -313,10 +318,7 @@ fn paceline_stack_builds_a_cib_crm_verify_accepts() {
     let rewind_env = [("STACK", "paceline"), ("PCS_CREATE_FLAGS", "--force"), ("AUTO_REWIND", "true"), ("REWIND_USER", "postgres")];
     let (rewind_cib, _) = built_cib(&dir, "rewind.xml", &rewind_env);
     let rewind_xml = std::fs::read_to_string(&rewind_cib).unwrap();
-    for (name, value) in [("auto_rewind", "true"), ("rewind_user", "postgres")] {
-        let line = line_with_id(&rewind_xml, &format!("pgsqld-instance_attributes-{name}")).unwrap_or_else(|| panic!("no {name}:\n{rewind_xml}"));
-        assert_eq!(attr(line, "value"), Some(value), "{line}");
-    }
+    assert_pgsqld_params(&rewind_xml, &[("auto_rewind", "true"), ("rewind_user", "postgres")]);
     let bad = dir.path("bad-rewind.xml");
     empty_cib(&bad);
     let out = run_script(&bad, &[("STACK", "paceline"), ("AUTO_REWIND", "yes")]);
@@ -327,10 +329,7 @@ fn paceline_stack_builds_a_cib_crm_verify_accepts() {
     let sync_env = [("STACK", "paceline"), ("PCS_CREATE_FLAGS", "--force"), ("SYNC_MODE", "on"), ("SYNC_COUNT", "1")];
     let (sync_cib, _) = built_cib(&dir, "sync.xml", &sync_env);
     let sync_xml = std::fs::read_to_string(&sync_cib).unwrap();
-    for (name, value) in [("synchronous_mode", "on"), ("synchronous_node_count", "1")] {
-        let line = line_with_id(&sync_xml, &format!("pgsqld-instance_attributes-{name}")).unwrap_or_else(|| panic!("no {name}:\n{sync_xml}"));
-        assert_eq!(attr(line, "value"), Some(value), "{line}");
-    }
+    assert_pgsqld_params(&sync_xml, &[("synchronous_mode", "on"), ("synchronous_node_count", "1")]);
     assert!(sync_xml.contains(r#"<clone id="pgsql-state-clone""#) && sync_xml.contains(r#"type="pgsql-state""#), "no state service clone:\n{sync_xml}");
     let line = line_with_id(&sync_xml, "pgsql-state-instance_attributes-pghost").unwrap_or_else(|| panic!("no pghost:\n{sync_xml}"));
     assert_eq!(attr(line, "value"), Some("/run/postgresql"), "{line}");
