@@ -91,8 +91,8 @@ fn running(cfg: &Config) -> Option<i32> {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
     let ours = args.get(1).is_some_and(|a| *a == SERVE.as_bytes()) && args.first().is_some_and(|a| a.ends_with(SPEC.name.as_bytes()));
-    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z'))).unwrap_or(true);
-    (ours && !zombie).then_some(pid)
+    // Gone between the two reads counts as not running.
+    (ours && pgsqlms::zombie(pid) == Some(false)).then_some(pid)
 }
 
 fn start(env: &OcfEnv) -> OcfResult {

@@ -53,7 +53,7 @@ pub fn connect(cfg: &Config, who: Identity, timeout: Duration) -> Result<Local, 
 pub fn postmaster_alive(datadir: &Path) -> Option<i32> {
     let text = std::fs::read_to_string(datadir.join("postmaster.pid")).ok()?;
     let pid: i32 = text.lines().next()?.trim().parse().ok()?;
-    (pid > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() && !zombie(pid)).then_some(pid)
+    (pid > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() && zombie(pid) != Some(true)).then_some(pid)
 }
 
 /// Refuse to go on while a postmaster runs on the data directory.
@@ -64,12 +64,10 @@ pub fn ensure_stopped(cfg: &Config) -> Result<(), OcfError> {
     }
 }
 
-/// A killed postmaster stays a zombie until its parent (often init) reaps it; it is dead.
-fn zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
-        .unwrap_or(false)
+/// Whether process `pid` is a zombie (a killed process its parent has not reaped yet: it is
+/// dead); `None` when `/proc/<pid>/stat` cannot be read, each caller deciding what that means.
+pub fn zombie(pid: i32) -> Option<bool> {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
 }
 
 /// Read the local instance's state. `budget` bounds the whole look.

@@ -262,7 +262,7 @@ pub fn standby_self_score(cfg: &Config, local: &Local) {
             write_cache(cfg, &cache);
         }
         _ => {
-            if let Err(e) = apply(cfg, &BTreeMap::from([(me, BOOTSTRAP)])).map(|_| ()) {
+            if let Err(e) = apply(cfg, &BTreeMap::from([(me, BOOTSTRAP)])) {
                 ocf_warn!("cannot set the promotion score: {}", e.reason);
             }
         }
@@ -272,7 +272,7 @@ pub fn standby_self_score(cfg: &Config, local: &Local) {
 /// Set this node's own score.
 pub fn set_own(cfg: &Config, score: i64) {
     let res = local_node(cfg).and_then(|me| apply(cfg, &BTreeMap::from([(me, score)])));
-    if let Err(e) = res.map(|_| ()) {
+    if let Err(e) = res {
         ocf_warn!("cannot set the promotion score: {}", e.reason);
     }
 }

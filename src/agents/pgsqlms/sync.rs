@@ -217,8 +217,13 @@ const SQL_TIMEOUT: Duration = Duration::from_secs(5);
 /// The set in force on the instance (`current_setting`), or why the agent will not take
 /// it over (a value it did not write).
 pub fn current(local: &Local) -> Result<SyncSet, OcfError> {
-    let v: String = local.query_one("SELECT current_setting('synchronous_standby_names')", SQL_TIMEOUT)?;
+    let v = shown(local)?;
     SyncSet::parse(&v).map_err(|why| OcfError::configured(format!("{why}: it was set by hand, but synchronous_mode manages it; remove it from the configuration files")))
+}
+
+/// `synchronous_standby_names` as the instance has it now.
+fn shown(local: &Local) -> Result<String, OcfError> {
+    local.query_one("SELECT current_setting('synchronous_standby_names')", SQL_TIMEOUT)
 }
 
 /// Write `set` with ALTER SYSTEM and reload (works on a standby too, taking effect when
@@ -289,17 +294,15 @@ impl Memory {
 /// With synchronous_mode off, a set this agent wrote earlier is removed.
 pub fn at_promote(cfg: &Config, local: &Local, me: &str) -> Result<(), OcfError> {
     let _ = std::fs::remove_file(joined_path(cfg));
-    if cfg.sync_mode != Mode::Off {
-        Memory { promoted: Some(unix_now()), joined: BTreeMap::new() }.write(cfg);
-    }
     if cfg.sync_mode == Mode::Off {
-        let shown: String = local.query_one("SELECT current_setting('synchronous_standby_names')", SQL_TIMEOUT)?;
+        let shown = shown(local)?;
         if SyncSet::parse(&shown).is_ok_and(|s| !s.is_empty() && s.render() == shown.trim()) {
             ocf_info!("synchronous_mode=off: removing the synchronous set an earlier synchronous_mode wrote");
             write(local, &SyncSet::default())?;
         }
         return Ok(());
     }
+    Memory { promoted: Some(unix_now()), joined: BTreeMap::new() }.write(cfg);
     let others: Vec<String> = pacemaker::nodes::partition()?.into_iter().filter(|n| n != me).collect();
     let set = SyncSet::new(cfg.sync_count, others);
     if set.is_empty() && cfg.sync_mode == Mode::On {
