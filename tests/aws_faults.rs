@@ -98,7 +98,19 @@ fn imds_down_is_cannot_tell() {
     let n = Node::new("flt-imds", &cloud.instance("node1", "192.0.2.31"));
     n.set_imds(false);
     let (r, took) = timed(&n, "awsvip", "monitor", "5000", &[]);
-    assert_eq!(r.rc, 1, "{}", r.stderr);
+    // No IMDS at all: this node cannot run the agent (OCF_ERR_INSTALLED, as heartbeat's
+    // agents say off EC2), and the exit reason leads with that, within Pacemaker's 128.
+    assert_eq!(r.rc, 5, "{}", r.stderr);
     assert!(took < Duration::from_secs(5), "{took:?}");
-    assert!(r.stderr.contains("instance metadata service"), "{}", r.stderr);
+    let reason = r.stderr.lines().find_map(|l| l.strip_prefix("ocf-exit-reason:")).unwrap_or_default().to_owned();
+    assert!(reason.starts_with("no instance metadata service answers on this node"), "{}", r.stderr);
+    assert!(reason.len() <= 128, "{reason}");
+    // The whole chain is in the log (here: stderr, no syslog/file configured for a test).
+    assert!(r.stderr.contains("GET /latest/meta-data/"), "{}", r.stderr);
+    for agent in ["awsvip", "awseip"] {
+        for action in ["validate-all", "validate"] {
+            let (r, _) = timed(&n, agent, action, "5000", if agent == "awseip" { EIP } else { &[] });
+            assert_eq!(r.rc, 5, "{agent} {action}: {}", r.stderr);
+        }
+    }
 }

@@ -63,12 +63,40 @@ fn ipv4_without_nic_or_netmask_uses_the_connected_route() {
     assert!(!p.addrs().contains("192.0.2.60/"));
     // No route covers this address and nothing says where it goes.
     let lost = [("ip", "198.51.100.7")];
+    // As heartbeat's findif: OCF_ERR_GENERIC (1) from validate-all and start alike.
     let r = run(&p, "validate-all", &lost);
-    assert_eq!(r.rc, 6, "{r:?}");
+    assert_eq!(r.rc, 1, "{r:?}");
     assert!(r.stderr.contains("ocf-exit-reason:no interface has a connected route covering 198.51.100.7"), "{}", r.stderr);
-    assert_eq!(run(&p, "start", &lost).rc, 5, "start: not placeable on this node");
+    assert_eq!(run(&p, "start", &lost).rc, 1, "start: not placeable on this node");
     assert_eq!(run(&p, "monitor", &lost).rc, 7);
     assert_eq!(run(&p, "stop", &lost).rc, 0);
+}
+
+#[test]
+fn a_netmask_wider_than_the_subnet_is_refused_without_nic() {
+    require_root!();
+    let p = Pair::new("wide");
+    // eth0 holds 192.0.2.1/24 and 2001:db8::1/64.
+    for (ip, wide, narrow) in [("192.0.2.70", "23", "25"), ("2001:db8::70", "48", "80")] {
+        let wider = [("ip", ip), ("cidr_netmask", wide)];
+        let r = run(&p, "start", &wider);
+        assert_eq!(r.rc, 1, "{ip}/{wide}: {r:?}");
+        assert!(r.stderr.contains("ocf-exit-reason:no connected subnet holds"), "{}", r.stderr);
+        assert!(!p.addrs().contains(&format!("{ip}/")), "nothing installed: {}", p.addrs());
+        assert_eq!(run(&p, "validate-all", &wider).rc, 1);
+        // Narrower than the subnet is fine, and so is a wider one on a named interface.
+        let narrower = [("ip", ip), ("cidr_netmask", narrow), ("nodad", "true")];
+        assert_eq!(run(&p, "start", &narrower).rc, 0, "{ip}/{narrow}");
+        assert!(p.addrs().contains(&format!("{ip}/{narrow}")), "{}", p.addrs());
+        assert_eq!(run(&p, "stop", &narrower).rc, 0);
+        let forced = [("ip", ip), ("cidr_netmask", wide), ("nic", "eth0"), ("nodad", "true")];
+        assert_eq!(run(&p, "start", &forced).rc, 0, "{ip}/{wide} on eth0");
+        assert_eq!(run(&p, "stop", &forced).rc, 0);
+    }
+    // A named interface this node does not have: OCF_ERR_INSTALLED, whichever action.
+    let missing = [("ip", "192.0.2.71"), ("cidr_netmask", "24"), ("nic", "eth7")];
+    assert_eq!(run(&p, "start", &missing).rc, 5);
+    assert_eq!(run(&p, "validate-all", &missing).rc, 5);
 }
 
 #[test]

@@ -82,7 +82,8 @@ fn dispatch(a: &Action) -> Option<OcfResult> {
         "start" | "migrate_from" => start(a.env),
         "stop" | "migrate_to" => stop(a.env),
         "monitor" | "status" => monitor(a.env),
-        "validate-all" => validate_all(a.env),
+        // heartbeat's agent accepts both names.
+        "validate-all" | "validate" => validate_all(a.env),
         _ => return None,
     })
 }

@@ -276,15 +276,23 @@ impl Config {
 enum Unplaceable {
     NoSuchNic(String),
     NoRoute(String),
+    BadLabel(String),
     System(OcfError),
 }
 
 impl Unplaceable {
-    /// The error, with the code the caller's situation calls for.
-    fn into_error(self, local_rc: OcfRc) -> OcfError {
+    /// The error, with one code per fault whichever action meets it (start, validate-all):
+    /// * no subnet or netmask fits → `OCF_ERR_GENERIC`, as heartbeat's findif says it: the
+    ///   addresses of this node may change (a base address added back), so Pacemaker
+    ///   recovers as usual, within migration-threshold, instead of banning the node;
+    /// * the named interface is not on this node → `OCF_ERR_INSTALLED`: this node cannot
+    ///   host the address, others may (heartbeat says 6, which stops it on every node);
+    /// * a label too long for any interface → `OCF_ERR_CONFIGURED`, as heartbeat.
+    fn into_error(self) -> OcfError {
         match self {
-            Unplaceable::NoSuchNic(n) => OcfError::new(local_rc, format!("interface {n} does not exist on this node")),
-            Unplaceable::NoRoute(msg) => OcfError::new(local_rc, msg),
+            Unplaceable::NoSuchNic(n) => OcfError::installed(format!("interface {n} does not exist on this node")),
+            Unplaceable::NoRoute(msg) => OcfError::generic(msg),
+            Unplaceable::BadLabel(msg) => OcfError::configured(msg),
             Unplaceable::System(e) => e,
         }
     }
@@ -303,15 +311,18 @@ fn place(nl: &Netlink, cfg: &Config) -> Result<Placement, Unplaceable> {
     let (link, route_prefix) = match &nic {
         Some(name) => {
             let link = nl.link_by_name(name).map_err(Unplaceable::System)?.ok_or_else(|| Unplaceable::NoSuchNic(name.clone()))?;
-            let route = if cfg.prefix.is_none() { nl.connected_route(cfg.ip, Some(link.index)).map_err(Unplaceable::System)? } else { None };
+            let route = if cfg.prefix.is_none() { nl.connected_route(cfg.ip, Some(link.index), None).map_err(Unplaceable::System)? } else { None };
             (link, route.map(|(_, p)| p))
         }
         None => {
-            let (index, prefix) = nl
-                .connected_route(cfg.ip, None)
-                .map_err(Unplaceable::System)?
-                .ok_or_else(|| Unplaceable::NoRoute(format!("no interface has a connected route covering {}: set nic and cidr_netmask", cfg.ip)))?;
+            let (index, prefix) = nl.connected_route(cfg.ip, None, cfg.prefix).map_err(Unplaceable::System)?.ok_or_else(|| {
+                Unplaceable::NoRoute(match cfg.prefix {
+                    Some(p) => format!("no connected subnet holds {}/{p} (a wider prefix than the subnet's is refused): set nic to force it", cfg.ip),
+                    None => format!("no interface has a connected route covering {}: set nic and cidr_netmask", cfg.ip),
+                })
+            })?;
             let link = nl.link_by_index(index).map_err(Unplaceable::System)?.ok_or_else(|| Unplaceable::NoSuchNic(format!("#{index}")))?;
+            // The subnet's prefix when cidr_netmask is unset; a given (narrower) one wins below.
             (link, Some(prefix))
         }
     };
@@ -322,7 +333,7 @@ fn place(nl: &Netlink, cfg: &Config) -> Result<Placement, Unplaceable> {
     })?;
     if let Some(l) = &cfg.iflabel {
         if link.name.len() + 1 + l.len() > 15 {
-            return Err(Unplaceable::NoRoute(format!("label '{}:{l}' is longer than 15 characters", link.name)));
+            return Err(Unplaceable::BadLabel(format!("label '{}:{l}' is longer than 15 characters", link.name)));
         }
     }
     Ok(Placement { link, prefix })
@@ -341,7 +352,7 @@ pub fn start(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
     require_root("start")?;
     let nl = Netlink::open()?;
-    let Placement { link, prefix } = place(&nl, &cfg).map_err(|u| u.into_error(OcfRc::ErrInstalled))?;
+    let Placement { link, prefix } = place(&nl, &cfg).map_err(Unplaceable::into_error)?;
     let deadline = Instant::now() + env.timeout_or(Duration::from_secs(20)).saturating_sub(Duration::from_secs(2));
 
     let present = nl.addresses_of(cfg.ip)?;
@@ -543,7 +554,7 @@ pub fn monitor(env: &OcfEnv, action: &str) -> OcfResult {
 pub fn validate_all(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
     let nl = Netlink::open()?;
-    place(&nl, &cfg).map_err(|u| u.into_error(OcfRc::ErrConfigured))?;
+    place(&nl, &cfg).map_err(Unplaceable::into_error)?;
     Ok(OcfRc::Success)
 }
 

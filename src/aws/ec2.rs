@@ -186,7 +186,7 @@ impl AwsParams {
         match &self.instance_id {
             Some(i) => Ok(i.clone()),
             None => {
-                let id = imds.instance_id().await.map_err(|e| e.context("cannot tell this node's instance (set instance_id)"))?;
+                let id = imds.instance_id().await.map_err(|e| e.context("cannot tell this node's instance: set instance_id"))?;
                 if !super::params::valid_instance_id(&id) {
                     return Err(OcfError::generic(format!("instance metadata service returned '{id}' as instance id")));
                 }
@@ -220,7 +220,7 @@ async fn resolve_region(p: &AwsParams, imds: &Imds) -> Result<String, OcfError> 
     if let Some(r) = from_profile.build().region().await {
         return Ok(r.to_string());
     }
-    let r = imds.region().await.map_err(|e| e.context("no region parameter, none in the environment or profile"))?;
+    let r = imds.region().await.map_err(|e| e.context("no region parameter, none in the environment or profile: set region"))?;
     if !valid_region(&r) {
         return Err(OcfError::generic(format!("instance metadata service returned '{r}' as region")));
     }

@@ -7,8 +7,11 @@
 //! moved) would be retried as is by that client, so on a 401 we drop the client — and
 //! its token — and ask once more with a fresh one. We add tight connect/read timeouts
 //! (IMDS is link-local: it answers in milliseconds or not at all) and bound every request
-//! by the action's deadline, so that an unreachable IMDS is a prompt `OCF_ERR_GENERIC`,
-//! not a hung agent.
+//! by the action's deadline, so that an unreachable IMDS is a prompt answer, not a hung
+//! agent. An IMDS that cannot be reached at all (no token, connection refused or no route:
+//! not an EC2 instance, or IMDS disabled) is `OCF_ERR_INSTALLED` — this node cannot run
+//! the agent, as heartbeat's agents say when their tools are missing — while an IMDS that
+//! answers late or with an error is `OCF_ERR_GENERIC`, worth a retry.
 
 use std::net::Ipv4Addr;
 use std::sync::Mutex;
@@ -62,7 +65,10 @@ impl Imds {
                 let v: String = v.into();
                 Ok(v.trim().to_owned())
             }
-            Err(e) => Err(OcfError::generic(format!("instance metadata service: {full}: {}", describe(&e)))),
+            Err(e @ (ImdsError::FailedToLoadToken(_) | ImdsError::IoError(_))) => {
+                Err(OcfError::installed("no instance metadata service answers on this node (not an EC2 instance?)").context(format!("GET {full}: {}", describe(&e))))
+            }
+            Err(e) => Err(OcfError::generic(format!("instance metadata service: {}", describe(&e))).context(format!("GET {full}"))),
         }
     }
 
@@ -70,7 +76,7 @@ impl Imds {
         let client = self.client();
         tokio::time::timeout(self.deadline.remaining(), client.get(full.to_owned()))
             .await
-            .map_err(|_| OcfError::generic(format!("instance metadata service: no answer for {full} in the time left")))
+            .map_err(|_| OcfError::generic("instance metadata service: no answer in the time left").context(format!("GET {full}")))
     }
 
     /// This instance's id.

@@ -286,7 +286,11 @@ impl Netlink {
 
     /// The connected route that covers `ip` with the longest prefix, like IPaddr2's findif:
     /// returns (interface index, prefix length). With `oif`, only routes through it count.
-    pub fn connected_route(&self, ip: IpAddr, oif: Option<u32>) -> Result<Option<(u32, u8)>, OcfError> {
+    /// With `within`, only routes that cover the whole `ip/within` subnet count (findif's
+    /// `ip route list match ip/within`): an address may be installed with a narrower prefix
+    /// than its connected subnet, never a wider one, which would claim addresses on-link
+    /// that are not and change routing for the whole range.
+    pub fn connected_route(&self, ip: IpAddr, oif: Option<u32>, within: Option<u8>) -> Result<Option<(u32, u8)>, OcfError> {
         let h = self.handle.clone();
         let routes: Vec<RouteMessage> = self.rt.block_on(async move {
             let msg = match ip {
@@ -319,7 +323,7 @@ impl Netlink {
             let out = r.attributes.iter().find_map(|a| if let RouteAttribute::Oif(i) = a { Some(*i) } else { None });
             let (Some(dest), Some(out)) = (dest, out) else { continue };
             let prefix = r.header.destination_prefix_length;
-            if oif.is_some_and(|o| o != out) || !covers(dest, prefix, ip) {
+            if oif.is_some_and(|o| o != out) || !covers(dest, prefix, ip) || within.is_some_and(|w| prefix > w) {
                 continue;
             }
             if best.map_or(true, |(_, p)| prefix > p) {

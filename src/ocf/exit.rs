@@ -1,8 +1,11 @@
 //! OCF exit codes, and the error type that carries one.
 //!
 //! Every failure inside an agent is an [`OcfError`]: a code plus a one-line reason for the
-//! user. The reason is what `pcs status` and `crm_mon` show after "exit-reason", so it must
-//! say what is wrong and, where possible, what to do — never a Rust debug dump.
+//! user, and the context it was met in. The reason is what `pcs status` and `crm_mon` show
+//! after "exit-reason", and Pacemaker keeps only its first 128 characters (the CIB's
+//! `exit-reason`): so the *cause* comes first and the context after it, in parentheses,
+//! cut to fit ([`OcfError::exit_reason`]); the whole chain, outermost context first as a
+//! reader follows it, goes to the log ([`OcfError::chain`]). Never a Rust debug dump.
 
 use std::fmt;
 
@@ -66,16 +69,21 @@ impl fmt::Display for OcfRc {
     }
 }
 
-/// A failure with the exit code it stands for and a one-line reason for the user.
+/// The most Pacemaker keeps of an exit reason (longer ones are cut in the CIB).
+pub const EXIT_REASON_MAX: usize = 128;
+
+/// A failure with the exit code it stands for, a one-line reason for the user (the cause),
+/// and what was being done when it happened (innermost first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OcfError {
     pub rc: OcfRc,
     pub reason: String,
+    pub context: Vec<String>,
 }
 
 impl OcfError {
     pub fn new(rc: OcfRc, reason: impl Into<String>) -> Self {
-        OcfError { rc, reason: reason.into() }
+        OcfError { rc, reason: reason.into(), context: Vec::new() }
     }
     pub fn generic(reason: impl Into<String>) -> Self {
         Self::new(OcfRc::ErrGeneric, reason)
@@ -96,15 +104,53 @@ impl OcfError {
         Self::new(OcfRc::ErrConfigured, reason)
     }
 
-    /// Prefix the reason with what was being done, keeping the code.
-    pub fn context(self, what: impl fmt::Display) -> Self {
-        OcfError { rc: self.rc, reason: format!("{what}: {}", self.reason) }
+    /// The same failure under another code (e.g. validate-all reporting a missing
+    /// installation as a configuration error).
+    pub fn with_rc(mut self, rc: OcfRc) -> Self {
+        self.rc = rc;
+        self
     }
+
+    /// Record what was being done (or what to do about it), keeping the code and the cause.
+    pub fn context(mut self, what: impl fmt::Display) -> Self {
+        self.context.push(what.to_string());
+        self
+    }
+
+    /// The whole chain for the log: outermost context first, the cause last.
+    pub fn chain(&self) -> String {
+        let mut parts: Vec<&str> = self.context.iter().rev().map(String::as_str).collect();
+        parts.push(&self.reason);
+        parts.join(": ")
+    }
+
+    /// What Pacemaker shows: the cause first, then the context in parentheses, on one
+    /// line and within [`EXIT_REASON_MAX`] bytes (cut on a character boundary, with "...").
+    pub fn exit_reason(&self) -> String {
+        let mut s = self.reason.clone();
+        if !self.context.is_empty() {
+            let ctx: Vec<&str> = self.context.iter().map(String::as_str).collect();
+            s = format!("{s} ({})", ctx.join("; "));
+        }
+        fit(&s.replace(['\n', '\r'], " "), EXIT_REASON_MAX)
+    }
+}
+
+/// `s` cut to at most `max` bytes on a character boundary, marked with "..." when cut.
+pub fn fit(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max.saturating_sub(3);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", s[..end].trim_end())
 }
 
 impl fmt::Display for OcfError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} [{}]", self.reason, self.rc.name())
+        write!(f, "{} [{}]", self.chain(), self.rc.name())
     }
 }
 
@@ -139,9 +185,22 @@ mod tests {
     }
 
     #[test]
-    fn context_keeps_the_code() {
-        let e = OcfError::installed("no such interface").context("eth9");
+    fn context_keeps_the_code_and_the_cause_first() {
+        let e = OcfError::installed("no such interface").context("eth9").context("cannot place the address");
         assert_eq!(e.rc, OcfRc::ErrInstalled);
-        assert_eq!(e.reason, "eth9: no such interface");
+        assert_eq!(e.reason, "no such interface");
+        assert_eq!(e.chain(), "cannot place the address: eth9: no such interface");
+        assert_eq!(e.exit_reason(), "no such interface (eth9; cannot place the address)");
+    }
+
+    #[test]
+    fn exit_reasons_fit_in_what_pacemaker_keeps() {
+        let long = OcfError::generic("é".repeat(100)).context("x".repeat(300));
+        let r = long.exit_reason();
+        assert!(r.len() <= EXIT_REASON_MAX, "{}", r.len());
+        assert!(r.starts_with("éé") && r.ends_with("..."), "{r}");
+        let multi = OcfError::generic("line one\nline two");
+        assert_eq!(multi.exit_reason(), "line one line two");
+        assert_eq!(fit("short", 128), "short");
     }
 }

@@ -4,19 +4,24 @@
 //! `HA_LOGFACILITY`, default `daemon`, `none` to disable), the file named by `HA_LOGFILE`
 //! (Pacemaker sets it from `PCMK_logfile`), debug lines only when `HA_debug`/`HA_DEBUG` is
 //! on and then also in `HA_DEBUGLOG`, and stderr when a person runs the agent at a
-//! terminal. Every line is tagged `agent(instance)[pid]`, with the level first
-//! (`INFO:`, `WARNING:`, `ERROR:`), as `ocf_log` does, so existing log filters keep working.
+//! terminal. Every line is tagged `agent(instance)[pid]` (or `HA_LOGTAG` when set), with
+//! the level first (`INFO:`, `WARNING:`, `ERROR:`), and the file lines have `ocf_log`'s
+//! layout — `<date> <tag>:    <LEVEL>: msg`, the date formatted by `HA_DATEFMT` (default
+//! `%b %d %T `) — so existing log filters, logrotate rules and grep habits keep working.
+//! Dates go through the C library's `strftime`, as `date +FORMAT` does for ocf_log, so any
+//! `HA_DATEFMT` an operator set for the shell agents formats the same way here.
 //!
 //! Failure reasons are also printed as `ocf-exit-reason:<reason>` on stderr: Pacemaker
 //! picks that line up and shows it in `crm_mon`, `pcs status` and
-//! `crm_resource --force-* -V` output.
+//! `crm_resource --force-* -V` output. It keeps 128 characters of it, so that line is the
+//! short form ([`OcfError::exit_reason`]) and the log gets the whole chain.
 
 use std::ffi::CString;
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write};
 use std::sync::OnceLock;
 
-use super::OcfEnv;
+use super::{OcfEnv, OcfError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -50,7 +55,10 @@ impl Level {
 
 #[derive(Debug)]
 struct Logger {
+    /// The tag of file lines: `agent(instance)[pid]`, or `HA_LOGTAG` as given.
     tag: String,
+    /// `HA_DATEFMT`, as a C string for strftime.
+    datefmt: CString,
     syslog: bool,
     logfile: Option<String>,
     debuglog: Option<String>,
@@ -83,44 +91,67 @@ fn is_on(v: Option<&str>) -> bool {
     matches!(v.map(str::trim), Some(v) if !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false") && !v.eq_ignore_ascii_case("no") && !v.eq_ignore_ascii_case("off"))
 }
 
+/// ocf-directories' default `HA_DATEFMT`.
+pub const DEFAULT_DATEFMT: &str = "%b %d %T ";
+
 /// Set up logging for this invocation. Later calls are ignored.
 pub fn init(agent: &str, env: &OcfEnv) {
-    let tag = format!("{agent}({})", env.instance());
+    let own_tag = env.var("HA_LOGTAG").filter(|t| !t.trim().is_empty()).map(str::to_owned);
+    let pid = std::process::id();
+    // ocf-shellfuncs: agent(instance)[pid], or agent[pid] without an instance.
+    let default_tag = match env.var("OCF_RESOURCE_INSTANCE").filter(|v| !v.is_empty()) {
+        Some(i) => format!("{agent}({i})"),
+        None => agent.to_owned(),
+    };
     let facility = facility(env.var("HA_LOGFACILITY").unwrap_or("daemon"));
     if let Some(f) = facility {
-        if let Ok(ident) = CString::new(tag.clone()) {
+        // syslog adds [pid] itself (LOG_PID) to the default tag; a HA_LOGTAG goes as given,
+        // as `logger -t` sends it.
+        let (ident, flags) = match &own_tag {
+            Some(t) => (t.clone(), 0),
+            None => (default_tag.clone(), libc::LOG_PID),
+        };
+        if let Ok(ident) = CString::new(ident) {
             // openlog keeps the pointer: the identity must live as long as the process.
             let ident: &'static CString = Box::leak(Box::new(ident));
             // SAFETY: ident is a valid NUL-terminated string that is never freed.
-            unsafe { libc::openlog(ident.as_ptr(), libc::LOG_PID, f) };
+            unsafe { libc::openlog(ident.as_ptr(), flags, f) };
         }
     }
+    let tag = own_tag.unwrap_or_else(|| format!("{default_tag}[{pid}]"));
+    let datefmt = env.var("HA_DATEFMT").filter(|f| !f.is_empty()).unwrap_or(DEFAULT_DATEFMT);
+    let datefmt = CString::new(datefmt).unwrap_or_else(|_| CString::new(DEFAULT_DATEFMT).unwrap_or_default());
     let logfile = env.var("HA_LOGFILE").filter(|v| !v.is_empty()).map(str::to_owned);
     let debuglog = env.var("HA_DEBUGLOG").filter(|v| !v.is_empty()).map(str::to_owned);
     let debug = is_on(env.var("HA_debug")) || is_on(env.var("HA_DEBUG"));
     let stderr = std::io::stderr().is_terminal() || (facility.is_none() && logfile.is_none());
-    let _ = LOGGER.set(Logger { tag, syslog: facility.is_some(), logfile, debuglog, debug, stderr });
+    let _ = LOGGER.set(Logger { tag, datefmt, syslog: facility.is_some(), logfile, debuglog, debug, stderr });
 }
 
-fn timestamp() -> String {
-    let mut now: libc::time_t = 0;
-    // SAFETY: time and localtime_r only write into the provided, properly sized values.
-    unsafe {
-        libc::time(&mut now);
+/// Now, formatted by `fmt` in local time as `date +fmt` would (empty if it cannot be).
+fn timestamp(fmt: &std::ffi::CStr) -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: time and localtime_r write only into the given values; strftime writes at
+    // most buf.len() bytes into buf and returns how many it wrote (0 when it did not fit).
+    let n = unsafe {
+        let now = libc::time(std::ptr::null_mut());
         let mut tm: libc::tm = std::mem::zeroed();
         if libc::localtime_r(&now, &mut tm).is_null() {
             return String::new();
         }
-        format!(
-            "{:04}/{:02}/{:02}_{:02}:{:02}:{:02}",
-            tm.tm_year + 1900,
-            tm.tm_mon + 1,
-            tm.tm_mday,
-            tm.tm_hour,
-            tm.tm_min,
-            tm.tm_sec
-        )
-    }
+        libc::strftime(buf.as_mut_ptr().cast(), buf.len(), fmt.as_ptr(), &tm)
+    };
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// A line of `HA_LOGFILE`, as ocf_log writes it: `<date> <tag>:    <text>`.
+fn logfile_line(date: &str, tag: &str, text: &str) -> String {
+    format!("{date} {tag}:    {text}\n")
+}
+
+/// A line of `HA_DEBUGLOG`, as ha_debug writes it: `<tag>:\t<date><text>`.
+fn debuglog_line(date: &str, tag: &str, text: &str) -> String {
+    format!("{tag}:\t{date}{text}\n")
 }
 
 fn append(path: &str, line: &str) {
@@ -148,20 +179,30 @@ pub fn log(level: Level, msg: &str) {
             unsafe { libc::syslog(level.syslog_priority(), c"%s".as_ptr(), c.as_ptr()) };
         }
     }
-    let file = if level == Level::Debug { l.debuglog.as_ref().or(l.logfile.as_ref()) } else { l.logfile.as_ref() };
-    if let Some(path) = file {
-        append(path, &format!("{}[{}]:\t{} {text}\n", l.tag, std::process::id(), timestamp()));
+    let date = || timestamp(&l.datefmt);
+    if level == Level::Debug {
+        // ha_debug: HA_DEBUGLOG only (never HA_LOGFILE).
+        if let Some(path) = &l.debuglog {
+            append(path, &debuglog_line(&date(), &l.tag, &text));
+        }
+    } else {
+        if let Some(path) = &l.logfile {
+            append(path, &logfile_line(&date(), &l.tag, &text));
+        }
+        // ha_log copies to HA_DEBUGLOG too, unless it is the same file.
+        if let Some(path) = l.debuglog.as_ref().filter(|d| l.logfile.as_ref() != Some(*d)) {
+            append(path, &debuglog_line(&date(), &l.tag, &text));
+        }
     }
     if l.stderr {
         eprintln!("{text}");
     }
 }
 
-/// Log the reason of a failure and hand it to Pacemaker as `ocf-exit-reason:`.
-pub fn exit_reason(reason: &str) {
-    log(Level::Err, reason);
-    let one_line = reason.replace('\n', " ");
-    eprintln!("ocf-exit-reason:{one_line}");
+/// Log a failure's whole chain and hand its short form to Pacemaker as `ocf-exit-reason:`.
+pub fn exit_reason(e: &OcfError) {
+    log(Level::Err, &e.chain().replace('\n', " "));
+    eprintln!("ocf-exit-reason:{}", e.exit_reason());
 }
 
 /// `ocf_log debug`.
@@ -197,10 +238,20 @@ mod tests {
     }
 
     #[test]
-    fn timestamp_shape() {
-        let t = timestamp();
-        assert_eq!(t.len(), 19, "{t}");
-        assert_eq!(&t[4..5], "/");
-        assert_eq!(&t[10..11], "_");
+    fn timestamp_follows_the_format() {
+        // "%b %d %T " → "Dec 01 22:02:30 "
+        let t = timestamp(&CString::new(DEFAULT_DATEFMT).unwrap());
+        assert_eq!(t.len(), 16, "{t:?}");
+        assert_eq!(&t[3..4], " ");
+        assert_eq!(&t[9..10], ":");
+        assert!(t.ends_with(' '));
+        let iso = timestamp(&CString::new("%Y-%m-%d").unwrap());
+        assert_eq!(iso.len(), 10, "{iso}");
+    }
+
+    #[test]
+    fn file_lines_have_ocf_logs_layout() {
+        assert_eq!(logfile_line("Dec 01 22:02:30 ", "IPaddr2(vip)[42]", "ERROR: msg"), "Dec 01 22:02:30  IPaddr2(vip)[42]:    ERROR: msg\n");
+        assert_eq!(debuglog_line("Dec 01 22:02:30 ", "IPaddr2(vip)[42]", "DEBUG: msg"), "IPaddr2(vip)[42]:\tDec 01 22:02:30 DEBUG: msg\n");
     }
 }

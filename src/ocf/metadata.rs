@@ -4,10 +4,14 @@
 //! names against this document on `pcs resource create` and shows it on
 //! `pcs resource describe`. The document is produced with quick-xml from the agent's
 //! [`AgentSpec`] — the same parameter table the agent parses its configuration with — and
-//! stays within what both schemas shipped with resource-agents accept (the RelaxNG
-//! `metadata.rng` and the `ra-api-1.dtd` that `ocf-tester` validates against). That is why
-//! the OCF 1.1 attributes those schemas do not know (`reloadable`, `unique-group`) are kept
-//! in the table and the documentation but not written here.
+//! stays within the OCF 1.1 document Pacemaker reads. The schemas shipped with
+//! resource-agents (the RelaxNG `metadata.rng`, and the `ra-api-1.dtd` that `ocf-tester`
+//! validates against) predate OCF 1.1: they know neither the `reloadable` attribute nor the
+//! `reload-agent` action. Pacemaker (2.1) uses both — for an agent that says OCF 1.1 it
+//! ignores the legacy `reload` and reloads only for parameters marked reloadable — so an
+//! agent with reloadable parameters writes them, as Pacemaker's own `ocf:pacemaker:remote`
+//! does, and fails that old DTD the same way; every other agent stays valid against it.
+//! `unique-group` is kept in the table and the documentation only.
 
 use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
@@ -131,25 +135,25 @@ fn text(s: &str) -> BytesText<'_> {
 
 fn write_param(w: &mut Writer<Vec<u8>>, p: &Param) -> std::io::Result<()> {
     let bit = |b: bool| if b { "1" } else { "0" };
-    w.create_element("parameter")
-        .with_attribute(("name", p.name))
-        .with_attribute(("unique", bit(p.unique)))
-        .with_attribute(("required", bit(p.required)))
-        .write_inner_content(|w| {
-            let longdesc = match p.support {
-                super::Support::Full => p.longdesc.to_owned(),
-                super::Support::Ignored => format!("{} Accepted for compatibility with the agent paceline replaces, and ignored (a warning is logged).", p.longdesc),
-                super::Support::DefaultOnly => format!("{} Accepted for compatibility with the agent paceline replaces; only the default value is supported, any other is refused (OCF_ERR_CONFIGURED).", p.longdesc),
-            };
-            w.create_element("longdesc").with_attribute(("lang", "en")).write_text_content(text(&longdesc))?;
-            w.create_element("shortdesc").with_attribute(("lang", "en")).write_text_content(text(p.shortdesc))?;
-            let mut c = w.create_element("content").with_attribute(("type", p.kind.ocf_name()));
-            if let Some(d) = p.default {
-                c = c.with_attribute(("default", d));
-            }
-            c.write_empty()?;
-            Ok(())
-        })?;
+    let mut e = w.create_element("parameter").with_attribute(("name", p.name)).with_attribute(("unique", bit(p.unique))).with_attribute(("required", bit(p.required)));
+    if p.reloadable {
+        e = e.with_attribute(("reloadable", "1"));
+    }
+    e.write_inner_content(|w| {
+        let longdesc = match p.support {
+            super::Support::Full => p.longdesc.to_owned(),
+            super::Support::Ignored => format!("{} Accepted for compatibility with the agent paceline replaces, and ignored (a warning is logged).", p.longdesc),
+            super::Support::DefaultOnly => format!("{} Accepted for compatibility with the agent paceline replaces; only the default value is supported, any other is refused (OCF_ERR_CONFIGURED).", p.longdesc),
+        };
+        w.create_element("longdesc").with_attribute(("lang", "en")).write_text_content(text(&longdesc))?;
+        w.create_element("shortdesc").with_attribute(("lang", "en")).write_text_content(text(p.shortdesc))?;
+        let mut c = w.create_element("content").with_attribute(("type", p.kind.ocf_name()));
+        if let Some(d) = p.default {
+            c = c.with_attribute(("default", d));
+        }
+        c.write_empty()?;
+        Ok(())
+    })?;
     Ok(())
 }
 
@@ -164,7 +168,7 @@ mod tests {
         longdesc: "Escapes <this> & that.",
         params: &[&[
             Param::new("ip", ParamKind::String, "IP", "The address.").required().unique(),
-            Param::new("n", ParamKind::Integer, "n", "N.").default("5").support(Support::Ignored),
+            Param::new("n", ParamKind::Integer, "n", "N.").default("5").support(Support::Ignored).reloadable(),
         ]],
         actions: &[ActionSpec::new("start", 20), ActionSpec::new("monitor", 20).interval(10).depth(0)],
     };
@@ -178,6 +182,7 @@ mod tests {
         assert!(xml.contains("<version>1.1</version>"));
         assert!(xml.contains("Escapes &lt;this&gt; &amp; that."));
         assert!(xml.contains("<parameter name=\"ip\" unique=\"1\" required=\"1\">"));
+        assert!(xml.contains("<parameter name=\"n\" unique=\"0\" required=\"0\" reloadable=\"1\">"));
         assert!(xml.contains("<content type=\"integer\" default=\"5\"/>"));
         assert!(xml.contains("ignored (a warning is logged)"));
         assert!(xml.contains("<action name=\"monitor\" timeout=\"20s\" interval=\"10s\" depth=\"0\"/>"));

@@ -48,7 +48,7 @@ pub fn run(spec: &'static AgentSpec, dispatch: fn(&Action) -> Option<OcfResult>,
     }
     log::init(spec.name, env);
     std::panic::set_hook(Box::new(|info| {
-        log::exit_reason(&format!("internal error (please report): {info}"));
+        log::exit_reason(&OcfError::generic(format!("internal error (please report): {info}")));
         std::process::exit(OcfRc::ErrGeneric.code() as i32);
     }));
     let action = Action { name, env };
@@ -59,7 +59,7 @@ pub fn run(spec: &'static AgentSpec, dispatch: fn(&Action) -> Option<OcfResult>,
             rc
         }
         Err(e) => {
-            log::exit_reason(&e.reason);
+            log::exit_reason(&e);
             e.rc
         }
     }
