@@ -134,19 +134,33 @@ fn open(req: &Request) -> Result<Box<dyn Device>, FenceError> {
     let params = aws_params(req);
     let deadline = Deadline::after(action_budget(req));
     let imds = Imds::new(&deadline);
-    // Connecting resolves region and credentials: bounded like one call.
-    let connect = Duration::from_secs(20).min(req.seconds("power_timeout").max(Duration::from_secs(5)));
+    // Logging in — resolving region and credentials, then the first EC2 exchange — is bounded
+    // by login_timeout, as fence-agents bound a login; each later attempt by shell_timeout.
+    let login = req.seconds("login_timeout").max(Duration::from_secs(1));
+    let shell = req.seconds("shell_timeout").max(Duration::from_secs(1));
     let ec2 = rt
-        .block_on(async { tokio::time::timeout(connect, Ec2::connect(&params, &deadline, &imds)).await })
-        .map_err(|_| FenceError::transient("Timed out resolving the AWS region and credentials"))?
-        .map_err(ocf_to_fence)?;
+        .block_on(async { tokio::time::timeout(login, Ec2::connect(&params, &deadline, &imds)).await })
+        .map_err(|_| FenceError::transient(format!("Timed out resolving the AWS region and credentials (login_timeout, {} s)", login.as_secs_f64())))?
+        .map_err(ocf_to_fence)?
+        .with_attempt_timeout(shell);
     let filter = req.input.get("filter").map(parse_filter).transpose().map_err(FenceError::fatal)?;
     let endpoint = params
         .endpoint_url
         .clone()
         .or_else(|| ["AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL"].iter().find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty())))
         .unwrap_or_else(|| format!("the {} regional endpoint", ec2.region()));
-    Ok(Box::new(Ec2Device { rt, ec2, imds, endpoint, last: LastAttempt::default(), filter, skip_os_shutdown: req.bool("skip_os_shutdown"), states: HashMap::new() }))
+    Ok(Box::new(Ec2Device {
+        rt,
+        ec2,
+        imds,
+        endpoint,
+        last: LastAttempt::default(),
+        filter,
+        skip_os_shutdown: req.bool("skip_os_shutdown"),
+        states: HashMap::new(),
+        login: std::cell::Cell::new(Some(login)),
+        shell,
+    }))
 }
 
 /// Refused credentials, a missing permission, a configuration EC2 rejects: waiting will not help.
@@ -174,6 +188,10 @@ struct Ec2Device {
     skip_os_shutdown: bool,
     /// The EC2 state names of the last status call, for the power calls' decisions.
     states: HashMap<String, InstanceStateName>,
+    /// login_timeout, until EC2 first answers (the login); then None.
+    login: std::cell::Cell<Option<Duration>>,
+    /// shell_timeout: each attempt's bound once logged in.
+    shell: Duration,
 }
 
 /// Remembers why the latest attempt of a request failed. When the SDK is still retrying at
@@ -216,14 +234,27 @@ fn name_tag(i: &Instance) -> String {
 }
 
 impl Ec2Device {
-    /// Run one EC2 exchange within `deadline` (the SDK's retries inside it).
+    /// Run one EC2 exchange within `deadline` (the SDK's retries inside it) — and, until EC2
+    /// has answered once, within login_timeout: an endpoint that cannot be reached fails in
+    /// that time, saying so, instead of retrying until power_timeout.
     fn within<T>(&self, deadline: Instant, what: &str, fut: impl std::future::Future<Output = Result<T, FenceError>>) -> Result<T, FenceError> {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let login = self.login.get().filter(|_| what.starts_with("EC2"));
+        let mut left = deadline.saturating_duration_since(Instant::now());
+        let mut bound = "retries included".to_owned();
+        if let Some(l) = login.filter(|l| *l < left) {
+            left = l;
+            bound = format!("login_timeout, {} s; each attempt up to shell_timeout, {} s", l.as_secs_f64(), self.shell.as_secs_f64());
+        }
         self.last.take();
-        self.rt.block_on(async { tokio::time::timeout(left, fut).await }).unwrap_or_else(|_| {
+        let outcome = self.rt.block_on(async { tokio::time::timeout(left, fut).await }).unwrap_or_else(|_| {
             let cause = self.last.take().map(|e| format!("; last attempt: {e}")).unwrap_or_default();
-            Err(FenceError::transient(format!("{what}: timed out (no answer from {} in the {:.1} s left, retries included){cause}", self.endpoint_of(what), left.as_secs_f64())))
-        })
+            Err(FenceError::transient(format!("{what}: timed out (no answer from {} in {:.1} s: {bound}){cause}", self.endpoint_of(what), left.as_secs_f64())))
+        });
+        // EC2 answered (a result, or a refusal that says why): logged in.
+        if login.is_some() && outcome.as_ref().map_or_else(|e| e.fatal, |_| true) {
+            self.login.set(None);
+        }
+        outcome
     }
 
     fn endpoint_of(&self, what: &str) -> &str {

@@ -127,6 +127,21 @@ impl Ec2 {
         Ok(Ec2 { client: aws_sdk_ec2::Client::from_conf(conf.build()), region, deadline: *deadline, attempts })
     }
 
+    /// The same client with each attempt (connect, send, answer) bounded by `t`: a fence
+    /// agent's shell_timeout. The deadline still bounds the whole call and its retries.
+    pub fn with_attempt_timeout(mut self, t: Duration) -> Ec2 {
+        let t = t.max(Duration::from_millis(100));
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(t.min(Duration::from_secs(3)))
+            .read_timeout(t)
+            .operation_attempt_timeout(t)
+            .operation_timeout(self.deadline.remaining().max(Duration::from_millis(1)))
+            .build();
+        let conf = self.client.config().to_builder().timeout_config(timeouts).build();
+        self.client = aws_sdk_ec2::Client::from_conf(conf);
+        self
+    }
+
     /// The SDK client, to build requests with.
     pub fn client(&self) -> &aws_sdk_ec2::Client {
         &self.client

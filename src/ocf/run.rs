@@ -44,6 +44,13 @@ pub fn run(spec: &'static AgentSpec, dispatch: fn(&Action) -> Option<OcfResult>,
             println!("{}", usage(spec));
             return OcfRc::Success;
         }
+        // PAF's `methods`: the actions, one per line (for agents that advertise it).
+        "methods" if spec.advertises("methods") => {
+            let mut names: Vec<&str> = spec.actions.iter().map(|a| a.name).collect();
+            names.dedup();
+            println!("{}", names.join("\n"));
+            return OcfRc::Success;
+        }
         _ => {}
     }
     log::init(spec.name, env);

@@ -1,28 +1,39 @@
 //! demote: a clean fast shutdown of the primary, then a start as a standby. The clean
 //! shutdown writes a shutdown checkpoint that the standbys receive before the primary's
-//! walsenders exit, so the standby promoted next has every acknowledged write.
+//! walsenders exit, so the standby promoted next has every acknowledged write. A primary
+//! that hangs is shut down by the stop's escalation (`stop.rs`) within this demote's
+//! deadline, so that a hung primary costs seconds, not the demote timeout and a fence.
 
 use super::election::{self, Position};
 use super::instance::{self, State};
 use super::{start, stop, Config};
 use crate::ocf::{OcfEnv, OcfRc, OcfResult};
 use crate::ocf_info;
+use std::time::Duration;
 
 pub fn demote(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
     let who = instance::identity(&cfg)?;
     // One deadline for the whole demote: the stop and the restart share the op's timeout.
     let until = instance::deadline(&cfg);
-    match instance::state(&cfg, who, cfg.timeout / 4)? {
+    // A primary answers at once; one that does not within a few seconds is treated as hung
+    // (the shutdown still tries a clean fast one first).
+    match instance::state(&cfg, who, (cfg.timeout / 4).min(Duration::from_secs(3)))? {
         State::Standby => {
             ocf_info!("already a standby");
             return Ok(OcfRc::Success);
         }
-        State::Primary => {
-            stop::stop_instance(&cfg, who, until)?;
-            publish_shutdown_checkpoint(&cfg);
+        // A clean shutdown publishes its checkpoint for the switchover check; a primary
+        // that had to be killed has none, and the next promotion goes by the election.
+        // Hung or not answering: the same escalation, bounded by this demote's deadline.
+        st @ (State::Primary | State::Broken(_)) => {
+            if let State::Broken(why) = &st {
+                ocf_info!("demoting an instance that does not answer ({why})");
+            }
+            if stop::stop_instance(&cfg, until)? == stop::Shutdown::Clean {
+                publish_shutdown_checkpoint(&cfg);
+            }
         }
-        State::Broken(_) => stop::stop_instance(&cfg, who, until)?,
         State::Stopped { .. } | State::CrashedPrimary | State::CrashedStandby => {}
     }
     start::start_standby(&cfg, who, until)?;

@@ -14,7 +14,7 @@
 //!
 //! Parameters are PAF's, so a cluster migrates by changing the provider. One file per
 //! action: `start.rs`, `stop.rs`, `monitor.rs`, `promote.rs`, `demote.rs`, `notify.rs`,
-//! `validate.rs`; the state of the local instance is read by [`instance::state`].
+//! `reload.rs`, `validate.rs`; the state of the local instance is read by [`instance::state`].
 
 mod demote;
 pub mod election;
@@ -23,6 +23,7 @@ pub use instance::{identity_of, zombie};
 mod monitor;
 mod notify;
 mod promote;
+mod reload;
 mod rewind;
 pub mod scores;
 mod start;
@@ -39,34 +40,34 @@ use crate::ocf::{main_with, Action, ActionSpec, AgentSpec, OcfEnv, OcfError, Ocf
 /// service), so they take the same names and defaults as the pgsqlms resource.
 pub static CONNECTION: &[Param] = &[
     Param::new("system_user", ParamKind::String, "PostgreSQL's OS user",
-        "The operating-system user that owns the instance. The agent connects to PostgreSQL as this user over the local socket (peer authentication) and runs pg_ctl as this user.").default("postgres"),
+        "The operating-system user that owns the instance. The agent connects to PostgreSQL as this user over the local socket (peer authentication) and runs pg_ctl as this user.").default("postgres").reloadable(),
     Param::new("pghost", ParamKind::String, "Socket directory",
-        "The directory of the local Unix socket the agent connects through (unix_socket_directories).").default("/var/run/postgresql"),
+        "The directory of the local Unix socket the agent connects through (unix_socket_directories).").default("/var/run/postgresql").reloadable(),
     Param::new("pgport", ParamKind::Integer, "Port",
-        "The port PostgreSQL listens on (it also names the local socket).").default("5432"),
+        "The port PostgreSQL listens on (it also names the local socket).").default("5432").reloadable(),
 ];
 
 pub static PARAMS: &[Param] = &[
     Param::new("bindir", ParamKind::String, "PostgreSQL binaries directory",
-        "Directory holding pg_ctl, pg_controldata and postgres.").default("/usr/bin"),
+        "Directory holding pg_ctl, pg_controldata and postgres.").default("/usr/bin").reloadable(),
     Param::new("pgdata", ParamKind::String, "Configuration directory",
         "The directory holding postgresql.conf (pg_ctl -D). With Debian's layout, /etc/postgresql/<version>/<cluster>.").default("/var/lib/pgsql/data").unique(),
     Param::new("datadir", ParamKind::String, "Data directory",
         "The data directory (data_directory), where PG_VERSION, standby.signal and pg_control live, when it differs from pgdata.").unique(),
     Param::new("start_opts", ParamKind::String, "Extra postgres options",
-        "Extra options given to postgres at start (pg_ctl -o), e.g. \"-c config_file=/etc/postgresql/15/main/postgresql.conf\"."),
+        "Extra options given to postgres at start (pg_ctl -o), e.g. \"-c config_file=/etc/postgresql/15/main/postgresql.conf\".").reloadable(),
     Param::new("maxlag", ParamKind::Integer, "Maximum lag for promotion",
-        "A standby whose received WAL lags the primary by more than this many bytes gets a negative promotion score. 0 disables the check.").default("0"),
+        "A standby whose received WAL lags the primary by more than this many bytes gets a negative promotion score. 0 disables the check.").default("0").reloadable(),
     Param::new("recovery_template", ParamKind::String, "recovery.conf template",
-        "Only for PostgreSQL 11 and older, which paceline does not support: PostgreSQL 12 and newer use standby.signal and primary_conninfo from the configuration.").support(Support::Ignored),
+        "Only for PostgreSQL 11 and older, which paceline does not support: PostgreSQL 12 and newer use standby.signal and primary_conninfo from the configuration.").support(Support::Ignored).reloadable(),
     Param::new("auto_rewind", ParamKind::Boolean, "Rewind a diverged instance",
-        "When an instance's timeline diverged from the current primary (a crashed ex-primary with writes the others never received), run pg_rewind against the primary and start it as a standby, instead of refusing to start it. Discards the diverged writes. Needs wal_log_hints=on or data checksums.").default("false"),
+        "When an instance's timeline diverged from the current primary (a crashed ex-primary with writes the others never received), run pg_rewind against the primary and start it as a standby, instead of refusing to start it. Discards the diverged writes. Needs wal_log_hints=on or data checksums.").default("false").reloadable(),
     Param::new("synchronous_mode", ParamKind::String, "Synchronous replication: off, on or strict",
-        "off: asynchronous replication, synchronous_standby_names left alone (PAF's behaviour). on: the primary names the streaming standbys in synchronous_standby_names (ANY synchronous_node_count (...)), so a commit is acknowledged only once that many have flushed it, and only those standbys are promotable; with no standby left, writes go on asynchronously and no standby is promotable until one is back and caught up. strict: as on, but without a standby writes wait. The agent owns synchronous_standby_names (ALTER SYSTEM on the primary): do not set it by hand. A standby leaves the set only from a quorate partition, after it was recorded not promotable, so an isolated primary's commits wait instead of being acknowledged.").default("off"),
+        "off: asynchronous replication, synchronous_standby_names left alone (PAF's behaviour). on: the primary names the streaming standbys in synchronous_standby_names (ANY synchronous_node_count (...)), so a commit is acknowledged only once that many have flushed it, and only those standbys are promotable; with no standby left, writes go on asynchronously and no standby is promotable until one is back and caught up. strict: as on, but without a standby writes wait. The agent owns synchronous_standby_names (ALTER SYSTEM on the primary): do not set it by hand. A standby leaves the set only from a quorate partition, after it was recorded not promotable, so an isolated primary's commits wait instead of being acknowledged.").default("off").reloadable(),
     Param::new("synchronous_node_count", ParamKind::Integer, "Standbys that must confirm each commit",
-        "With synchronous_mode on or strict: how many standbys must have flushed a commit before it is acknowledged (PostgreSQL's quorum commit, ANY k). At most the number of standbys (clone-max - 1).").default("1"),
+        "With synchronous_mode on or strict: how many standbys must have flushed a commit before it is acknowledged (PostgreSQL's quorum commit, ANY k). At most the number of standbys (clone-max - 1).").default("1").reloadable(),
     Param::new("rewind_user", ParamKind::String, "User for pg_rewind",
-        "The user the timeline check (pg_rewind --dry-run at start) and auto_rewind connect to the primary as, through primary_conninfo with database postgres. Default: the user of primary_conninfo. It needs pg_rewind's privileges on the primary (superuser, or EXECUTE on pg_ls_dir, pg_stat_file, pg_read_binary_file)."),
+        "The user the timeline check (pg_rewind --dry-run at start) and auto_rewind connect to the primary as, through primary_conninfo with database postgres. Default: the user of primary_conninfo. It needs pg_rewind's privileges on the primary (superuser, or EXECUTE on pg_ls_dir, pg_stat_file, pg_read_binary_file).").reloadable(),
 ];
 
 pub static SPEC: AgentSpec = AgentSpec {
@@ -88,6 +89,11 @@ pub static SPEC: AgentSpec = AgentSpec {
         ActionSpec::new("monitor", 10).interval(15).depth(0).role("Promoted"),
         ActionSpec::new("monitor", 10).interval(16).depth(0).role("Unpromoted"),
         ActionSpec::new("notify", 60),
+        // OCF 1.1: Pacemaker reloads instead of restarting when only reloadable parameters
+        // change; `reload` is PAF's name for the same action.
+        ActionSpec::new("reload-agent", 20),
+        ActionSpec::new("reload", 20),
+        ActionSpec::new("methods", 5),
         ActionSpec::new("meta-data", 5),
         ActionSpec::new("validate-all", 5),
     ],
@@ -106,6 +112,7 @@ fn dispatch(a: &Action) -> Option<OcfResult> {
         "promote" => promote::promote(a.env),
         "demote" => demote::demote(a.env),
         "notify" => notify::notify(a.env),
+        "reload-agent" | "reload" => reload::reload_agent(a.env),
         "validate-all" => validate::validate_all(a.env),
         _ => return None,
     })

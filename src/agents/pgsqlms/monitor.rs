@@ -2,14 +2,26 @@
 //! 1 broken — and keep the promotion scores current.
 
 use super::instance::{self, State};
-use super::{scores, Config};
+use super::{scores, validate, Config};
 use crate::ocf::{OcfEnv, OcfError, OcfRc, OcfResult};
-use crate::ocf_warn;
+use crate::{ocf_info, ocf_warn};
 
 pub fn monitor(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
-    let who = instance::identity(&cfg)?;
     let probe = env.is_probe("monitor");
+    // Not installed on this node (no system_user, bindir, pgdata or datadir): a probe's
+    // answer is "not running here" (7) — Pacemaker then simply never starts it here —
+    // unless a postmaster runs on that data directory after all; a recurring monitor,
+    // which runs only where the resource was started, says what is missing (5).
+    let installed = instance::identity(&cfg).and_then(|who| validate::check_installation(&cfg).map(|_| who));
+    let who = match installed {
+        Ok(who) => who,
+        Err(e) if probe && instance::postmaster_alive(&cfg.datadir).is_none() => {
+            ocf_info!("not running here: {}", e.reason);
+            return Ok(OcfRc::NotRunning);
+        }
+        Err(e) => return Err(e),
+    };
     let (state, local) = instance::state_and_connection(&cfg, who, cfg.timeout / 2)?;
     match (state, local) {
         (State::Primary, Some(local)) => {

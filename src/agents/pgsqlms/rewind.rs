@@ -71,10 +71,8 @@ pub fn ensure_follows(cfg: &Config, who: Identity, primary: &str, until: Instant
             ocf_warn!("timeline diverged from the primary on {primary} ({at}): auto_rewind=true, rewinding this instance from it (its own extra WAL is discarded)");
             rewind(cfg, who, until)
         }
-        Verdict::Diverged(at) => Err(OcfError::generic(format!(
-            "timeline diverged from the primary on {primary} ({at}): this instance holds WAL the primary never received, so it cannot follow it. \
-             It is left stopped. Rewind it with pg_rewind or rebuild it from the primary, then clean up the resource; or set auto_rewind=true"
-        ))),
+        Verdict::Diverged(at) => Err(OcfError::generic(format!("timeline diverged from the primary on {primary}: left stopped; set auto_rewind=true, or rewind/rebuild it"))
+            .context(format!("{at}: this instance holds WAL the primary never received, so it cannot follow it; after pg_rewind or a rebuild, clean up the resource"))),
     }
 }
 

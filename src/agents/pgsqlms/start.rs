@@ -35,7 +35,7 @@ pub fn start(env: &OcfEnv) -> OcfResult {
         if matches!(before, State::CrashedPrimary | State::CrashedStandby) {
             ocf_info!("crash recovery first (as a standby), so that this instance's history can be compared with the primary's on {primary}");
             start_standby(&cfg, who, until)?;
-            stop::stop_instance(&cfg, who, until)?;
+            stop::stop_instance(&cfg, until)?;
         }
         rewind::ensure_follows(&cfg, who, &primary, until)?;
     }

@@ -295,12 +295,7 @@ impl Memory {
 pub fn at_promote(cfg: &Config, local: &Local, me: &str) -> Result<(), OcfError> {
     let _ = std::fs::remove_file(joined_path(cfg));
     if cfg.sync_mode == Mode::Off {
-        let shown = shown(local)?;
-        if SyncSet::parse(&shown).is_ok_and(|s| !s.is_empty() && s.render() == shown.trim()) {
-            ocf_info!("synchronous_mode=off: removing the synchronous set an earlier synchronous_mode wrote");
-            write(local, &SyncSet::default())?;
-        }
-        return Ok(());
+        return release(local);
     }
     Memory { promoted: Some(unix_now()), joined: BTreeMap::new() }.write(cfg);
     let others: Vec<String> = pacemaker::nodes::partition()?.into_iter().filter(|n| n != me).collect();
@@ -314,6 +309,18 @@ pub fn at_promote(cfg: &Config, local: &Local, me: &str) -> Result<(), OcfError>
         return Ok(());
     }
     write(local, &set)
+}
+
+/// With synchronous_mode off: remove a synchronous set this agent wrote (one it renders
+/// itself), so that turning the mode off makes commits asynchronous again; anything else
+/// in synchronous_standby_names is the operator's and stays.
+pub fn release(local: &Local) -> Result<(), OcfError> {
+    let shown = shown(local)?;
+    if SyncSet::parse(&shown).is_ok_and(|s| !s.is_empty() && s.render() == shown.trim()) {
+        ocf_info!("synchronous_mode=off: removing the synchronous set an earlier synchronous_mode wrote");
+        write(local, &SyncSet::default())?;
+    }
+    Ok(())
 }
 
 /// The others' scores right after a promotion: not promotable until the new primary has

@@ -69,9 +69,9 @@ pub fn check_sync_setting(cfg: &Config) -> Result<(), OcfError> {
 
 pub fn validate_all(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
-    let as_configured = |e: OcfError| OcfError::configured(e.reason);
-    instance::identity(&cfg).map_err(as_configured)?;
-    check_installation(&cfg).map_err(as_configured)?;
+    // What this node lacks keeps its code (5), as in start and monitor: one fault, one code.
+    instance::identity(&cfg)?;
+    check_installation(&cfg)?;
     check_clone(env)?;
     let cd = ControlData::read(&cfg.bindir, &cfg.datadir, Duration::from_secs(5))?;
     if !matches!(cd.wal_level.as_str(), "replica" | "logical" | "hot_standby") {
