@@ -264,3 +264,19 @@ fn installed_agent_is_accepted_by_stonith_admin_and_pcs() {
     assert!(xml.contains("type=\"fence_paceline_aws\"") && xml.contains("name=\"pcmk_host_map\""), "{xml}");
     ok(Command::new("crm_verify").arg("-x").arg(&cib));
 }
+
+/// An endpoint that cannot be reached fails within login_timeout, saying which bound it
+/// hit (fence_aws takes 7-10 s whatever it is set to): the login is bounded as fence-agents
+/// users expect, whatever power_timeout allows.
+#[test]
+fn an_unreachable_endpoint_fails_within_login_timeout() {
+    for (login, bound) in [("2", Duration::from_secs(4)), ("5", Duration::from_secs(7))] {
+        let r = stdin(
+            &format!("action=monitor\nplug=i-0123456789abcdef0\nregion=eu-west-1\naccess_key=AKIDEXAMPLE\nsecret_key=x\nendpoint_url={DEAD_ENDPOINT}\npower_timeout=60\nlogin_timeout={login}\n"),
+            &[("HA_LOGFACILITY", "none")],
+        );
+        assert_eq!(r.rc, 1, "{}", shown(&r));
+        assert!(r.took < bound, "login_timeout={login}: {}", shown(&r));
+        assert!(r.stderr.contains(&format!("login_timeout, {login} s")), "says which bound it hit: {}", shown(&r));
+    }
+}

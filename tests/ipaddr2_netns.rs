@@ -395,5 +395,28 @@ fn logs_go_where_ocf_log_puts_them() {
     assert!(r.stderr.contains("ocf-exit-reason:interface eth7 does not exist on this node"), "{}", r.stderr);
     assert!(std::fs::read_to_string(&log).unwrap().contains("ERROR: interface eth7 does not exist"));
     assert_eq!(run(&p, "stop", &vip).rc, 0);
+    // The file layout is ocf_log's own: the same line from ocf-shellfuncs, digits masked
+    // (date and pid), has the same shape up to the message.
+    let mask = |l: &str| l.chars().map(|c| if c.is_ascii_digit() { '0' } else { c }).collect::<String>();
+    let ours = std::fs::read_to_string(&log).unwrap().lines().find(|l| l.contains("INFO: added 192.0.2.110")).map(mask).unwrap();
+    let theirs_log = dir.join("ocf_log.log");
+    let o = Command::new("bash")
+        .args(["-c", ". /usr/lib/ocf/lib/heartbeat/ocf-shellfuncs; __SCRIPT_NAME=IPaddr2; ocf_log info 'added 192.0.2.110/24 to eth0' </dev/null"])
+        .envs([("OCF_ROOT", "/usr/lib/ocf"), ("OCF_RESOURCE_INSTANCE", "vip"), ("HA_LOGFACILITY", "none"), ("HA_LOGFILE", theirs_log.to_str().unwrap())])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    if o.status.success() && theirs_log.exists() {
+        let theirs = mask(std::fs::read_to_string(&theirs_log).unwrap().lines().next().unwrap_or_default());
+        assert_eq!(ours, theirs, "HA_LOGFILE line layout differs from ocf_log's");
+    } else {
+        eprintln!("ocf-shellfuncs not runnable here: layout compared with the literal only");
+    }
+    assert!(ours.starts_with(&mask("Dec 01 22:02:30  IPaddr2(vip)[")) || ours.chars().nth(3) == Some(' '), "{ours}");
+    // HA_DATEFMT and HA_LOGTAG are honoured, as ocf_log honours them.
+    let custom = with(&vip, &[("HA_DATEFMT", "%Y-%m-%dT%T "), ("HA_LOGTAG", "pgha-vip")]);
+    assert_eq!(run(&p, "stop", &custom).rc, 0);
+    let last = std::fs::read_to_string(&log).unwrap().lines().last().unwrap_or_default().to_owned();
+    assert_eq!(mask(&last[..30.min(last.len())]), "0000-00-00T00:00:00  pgha-vip:", "{last}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -24,7 +24,8 @@ pub static PARAMS: &[Param] = &[Param::new(
     "Longest commit wait for absent standbys (ms)",
     "With synchronous replication (pgsqlms synchronous_mode on/strict): a session whose commit has waited this many milliseconds while the synchronous standbys did not answer is ended, so its client gets an error instead of the success PostgreSQL gives a cancelled wait (statement_timeout, pg_cancel_backend). Keep client timeouts above it. 0 disables the guard.",
 )
-.default("500")];
+.default("500")
+.reloadable()];
 
 pub static SPEC: AgentSpec = AgentSpec {
     name: "pgsql-state",
@@ -37,6 +38,9 @@ pub static SPEC: AgentSpec = AgentSpec {
         ActionSpec::new("start", 20),
         ActionSpec::new("stop", 20),
         ActionSpec::new("monitor", 10).interval(10).depth(0),
+        // Every parameter is reloadable: the service restarts with the new values (it holds
+        // no state a restart would lose), so a `pcs resource update` never stops the clone.
+        ActionSpec::new("reload-agent", 20),
         ActionSpec::new("meta-data", 5),
         ActionSpec::new("validate-all", 5),
     ],
@@ -52,6 +56,7 @@ fn dispatch(a: &Action) -> Option<OcfResult> {
         "stop" => stop(a.env),
         "monitor" => monitor(a.env),
         "validate-all" => Config::from_env(a.env).map(|_| OcfRc::Success),
+        "reload-agent" => Config::from_env(a.env).and_then(|_| stop(a.env)).and_then(|_| start(a.env)),
         // The service itself, launched by start (not an OCF action).
         SERVE => Config::from_env(a.env).and_then(|c| serve::serve(&c.settings)).map(|_| OcfRc::Success),
         _ => return None,

@@ -208,8 +208,8 @@ pub static COMMON: &[FenceOpt] = &[
         "fence-agents disables its own timeouts when run by Pacemaker 2.0 or later and then waits as long as Pacemaker lets it. paceline always keeps power_timeout as a real deadline, so that a fencing that cannot succeed fails in bounded time.")
         .ignored(),
     FenceOpt::new("login_timeout", "login-timeout", OptKind::Second, "[seconds]", "Wait X seconds for cmd prompt after login",
-        "A timeout of agents that log in to a shell; API calls have their own bounded timeouts here.")
-        .default("5").ignored(),
+        "How long logging in may take: resolving the region and credentials, then the first exchange with the endpoint. An endpoint that cannot be reached fails in this time, saying so, instead of being retried until power_timeout.")
+        .default("5"),
     FenceOpt::new("power_timeout", "power-timeout", OptKind::Second, "[seconds]", "Test X seconds for status change after ON/OFF",
         "How long to wait, in seconds, for the machine to reach the requested state after the power call — a real deadline, also when Pacemaker disables the agent's timeouts (PCMK_service=pacemaker-fenced). Keep it below the fencer's timeout for the action (stonith-timeout, pcmk_off_timeout).")
         .default("60"),
@@ -217,8 +217,8 @@ pub static COMMON: &[FenceOpt] = &[
         "Seconds to wait after a power call before polling the state.")
         .default("0"),
     FenceOpt::new("shell_timeout", "shell-timeout", OptKind::Second, "[seconds]", "Wait X seconds for cmd prompt after issuing command",
-        "A timeout of agents that drive a shell; API calls have their own bounded timeouts here.")
-        .default("3").ignored(),
+        "How long one attempt of an API call may take once logged in (connect, send, answer); a slower attempt is abandoned and retried, the whole call staying within power_timeout.")
+        .default("3"),
     FenceOpt::new("stonith_status_sleep", "stonith-status-sleep", OptKind::Second, "[seconds]", "Sleep X seconds between status calls during a STONITH action",
         "Seconds between two state polls while waiting for the machine to reach the requested state.")
         .default("1"),
