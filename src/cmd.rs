@@ -16,8 +16,16 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Result<String, OcfError> {
     if done.success {
         Ok(done.stdout)
     } else {
-        Err(OcfError::generic(format!("{what} failed: {}", done.stderr.trim())))
+        // The cause (the tool's own words) first, the command line after it.
+        let said = done.stderr.trim().replace('\n', " ");
+        Err(OcfError::generic(format!("{} failed: {said}", program(cmd))).context(what))
     }
+}
+
+/// The tool's file name, for the start of a reason (`pg_ctl`, `crm_attribute`).
+fn program(cmd: &Command) -> String {
+    let p = cmd.get_program().to_string_lossy();
+    p.rsplit('/').next().unwrap_or(&p).to_owned()
 }
 
 /// What a tool that ran to completion (or failed) printed.
@@ -42,7 +50,7 @@ pub fn finish(cmd: &mut Command, timeout: Duration) -> Result<Finished, OcfError
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| OcfError::installed(format!("cannot run {what}: {e}")))?;
+        .map_err(|e| OcfError::installed(format!("cannot run {}: {e}", program(cmd))).context(&what))?;
     // Drain both pipes while waiting, so a chatty tool cannot block on a full pipe.
     let mut out = child.stdout.take();
     let mut err = child.stderr.take();
@@ -65,9 +73,9 @@ pub fn finish(cmd: &mut Command, timeout: Duration) -> Result<Finished, OcfError
             Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(OcfError::generic(format!("{what} did not finish within {timeout:?}")));
+                return Err(OcfError::generic(format!("{} did not finish within {timeout:?}", program(cmd))).context(what));
             }
-            Err(e) => return Err(OcfError::generic(format!("{what}: {e}"))),
+            Err(e) => return Err(OcfError::generic(format!("{}: {e}", program(cmd))).context(what)),
         }
     };
     let (stdout, stderr) = reader.join().unwrap_or_default();

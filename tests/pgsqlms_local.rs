@@ -87,7 +87,12 @@ impl Fixture {
             cmd.env(k, v);
         }
         let o = cmd.output().unwrap();
-        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned())
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        // The exit-reason contract: one line, within the 128 characters Pacemaker keeps.
+        let reasons: Vec<&str> = err.lines().filter_map(|l| l.strip_prefix("ocf-exit-reason:")).collect();
+        assert!(reasons.len() <= 1 && reasons.iter().all(|r| !r.is_empty() && r.len() <= 128), "{action}: {err}");
+        assert!(!err.contains("panicked at"), "{action}: {err}");
+        (o.status.code().unwrap_or(-1), err)
     }
 
     fn rc(&self, i: &Instance, action: &str) -> i32 {

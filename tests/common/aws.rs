@@ -412,7 +412,7 @@ impl Node {
             let _ = w.write_all(input.as_bytes());
         }
         let out = child.wait_with_output().expect("wait");
-        Run { rc: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+        Run { rc: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }.checked()
     }
 
     /// Run OCF agent `agent` (a binary of this crate) with `action`, as Pacemaker would.

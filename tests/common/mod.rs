@@ -108,6 +108,22 @@ pub fn agent_in(ns: &str, agent: &str, action: &str, env: &[(&str, &str)]) -> Ru
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+    .checked()
+}
+
+impl Run {
+    /// Every run of an agent in the tests keeps the exit-reason contract: at most one
+    /// `ocf-exit-reason:` line, within the 128 characters Pacemaker keeps, never a panic.
+    pub fn checked(self) -> Run {
+        let reasons: Vec<&str> = self.stderr.lines().filter_map(|l| l.strip_prefix("ocf-exit-reason:")).collect();
+        assert!(reasons.len() <= 1, "several exit reasons: {}", self.stderr);
+        if let Some(r) = reasons.first() {
+            assert!(r.len() <= 128, "exit reason longer than Pacemaker keeps ({} bytes): {r}", r.len());
+            assert!(!r.is_empty(), "empty exit reason: {}", self.stderr);
+        }
+        assert!(!self.stderr.contains("panicked at"), "{}", self.stderr);
+        self
+    }
 }
 
 /// Whether `tool` is on PATH (or in /usr/sbin, /sbin, where Pacemaker's tools live).

@@ -79,7 +79,8 @@ pub fn validate_all(env: &OcfEnv) -> OcfResult {
     }
     check_sync_setting(&cfg)?;
     if cfg.auto_rewind && !cd.hint_bits_logged {
-        return Err(OcfError::configured("auto_rewind=true needs wal_log_hints=on or data checksums (pg_rewind cannot rewind without them); pg_control says neither is on (a changed wal_log_hints takes effect at the next restart)"));
+        return Err(OcfError::configured("auto_rewind=true needs wal_log_hints=on or data checksums; pg_control says neither is on")
+            .context("pg_rewind cannot rewind without them; a changed wal_log_hints takes effect at the next restart"));
     }
     Ok(OcfRc::Success)
 }
