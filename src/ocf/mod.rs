@@ -12,11 +12,13 @@
 //! * [`params`] holds each agent's parameter table — defined once, it drives meta-data,
 //!   the parsing and validation of `OCF_RESKEY_*`, and the documentation;
 //! * [`env`] reads what Pacemaker tells the agent about the action (interval, timeout,
-//!   depth, clone and notify variables);
+//!   depth, clone and notify variables), and [`deadline`] turns the timeout into the one
+//!   deadline the action works to;
 //! * [`log`] logs where `ocf_log` would, and prints `ocf-exit-reason:` lines;
 //! * [`run`] dispatches `argv[1]` to the agent's action and turns the outcome into the
 //!   process exit code.
 
+pub mod deadline;
 pub mod env;
 pub mod exit;
 pub mod log;
@@ -24,6 +26,7 @@ pub mod metadata;
 pub mod params;
 mod run;
 
+pub use deadline::Deadline;
 pub use env::OcfEnv;
 pub use exit::{OcfError, OcfRc, OcfResult};
 pub use metadata::{ActionSpec, AgentSpec};

@@ -166,8 +166,7 @@ pub fn wait_for(cfg: &Config, who: Identity, until: Instant, want: impl Fn(&Stat
 }
 
 /// The deadline for an action: its timeout, minus a margin to report before Pacemaker
-/// gives up on us.
+/// gives up on us ([`crate::ocf::Deadline`]).
 pub fn deadline(cfg: &Config) -> Instant {
-    let margin = (cfg.timeout / 10).max(Duration::from_secs(1)).min(Duration::from_secs(5));
-    Instant::now() + cfg.timeout.saturating_sub(margin)
+    crate::ocf::Deadline::for_timeout(cfg.timeout).end()
 }
