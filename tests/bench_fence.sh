@@ -22,6 +22,9 @@
 # the processes the action forks (strace, threads not counted) and the peak RSS
 # (GNU time). off runs against a running target, on against a stopped one; both agents use
 # their defaults. moto stops and starts instances instantly, so no action waits for EC2.
+# "unreachable" is a monitor of region eu-west-3, whose endpoint name resolves to 127.0.0.3
+# where nothing listens (connection refused): how long each agent takes to give up, with
+# its default login_timeout/shell_timeout (both fail it with rc 1).
 #
 # Only 127.0.0.0/8 and 169.254.169.254 inside namespace plt-$$-fbench, deleted on exit
 # with /etc/netns/plt-$$-fbench and the temporary files; moto and the IMDS stub are
@@ -121,6 +124,7 @@ EOF
         case $1 in
             metadata) echo "-o metadata" ;;
             list|monitor) echo "-o $1 -r $REGION" ;;
+            unreachable) echo "-o monitor -r eu-west-3" ;;
             *) echo "-o $1 -n $TARGET -r $REGION" ;;
         esac
     }
@@ -158,11 +162,12 @@ EOF
 
     declare -A T F R
     for a in FA PL; do for action in metadata status list; do run "${!a}" "$action"; done; done   # warm-up
-    for action in metadata status list monitor off on; do
+    for action in metadata status list monitor off on unreachable; do
+        want=0; [[ $action == unreachable ]] && want=1
         for ((i = 0; i < N; i++)); do
             for a in FA PL; do
                 prepare "$action"
-                run "${!a}" "$action"
+                run "${!a}" "$action" "$want"
                 T[$a.$action]+=" $US"
             done
         done
@@ -217,7 +222,7 @@ openssl x509 -req -in "$TMP/leaf.csr" -CA "$TMP/ca.pem" -CAkey "$TMP/ca.key" -CA
 
 ip netns add "$NS"
 mkdir -p "/etc/netns/$NS"
-printf '127.0.0.1 localhost\n127.0.0.1 %s\n' "$HOST" >"/etc/netns/$NS/hosts"
+printf '127.0.0.1 localhost\n127.0.0.1 %s\n127.0.0.3 ec2.eu-west-3.amazonaws.com\n' "$HOST" >"/etc/netns/$NS/hosts"
 
 SELF=$(readlink -f "$0")
 echo "benchmarking $FENCE_AWS vs $PL, N=$N (about a minute) ..." >&2
