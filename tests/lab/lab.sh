@@ -11,8 +11,8 @@
 #                                  (S = reference | paceline); on an --ec2 lab from
 #                                  crm-examples/pgsql-ha-ec2.sh (fencing through EC2)
 #   lab.sh scenario NAME           switchover | kill-postgres | node-crash | standby-crash |
-#                                  restart-all | election | migrate | partition | fence:
-#                                  one JSON line on stdout
+#                                  standbys-down | restart-all | election | migrate | hang |
+#                                  update-params | partition | fence: one JSON line on stdout
 #   lab.sh status                  crm_mon, and each node's PostgreSQL role and LSN
 #   lab.sh down                    tear everything down (processes by pid, namespaces, files)
 #   lab.sh demo [--stack S]        up + config + switchover + kill-postgres + summary + down
@@ -28,7 +28,8 @@
 # VIP_MONITOR (op intervals; fast defaults for tests), LAB_QUIET=1 (no progress lines),
 # LAB_KEEP_LOGS=DIR (down copies the nodes' logs and the lab state there first),
 # PROBE_CONNECT_TIMEOUT_MS (the writer probe's bound per connect, 1000: its outage figures
-# move in steps of about that much; 250 resolves differences below a second);
+# move in steps of about that much; 250 resolves differences below a second), HANG_MAX_S
+# (scenario hang: the longest the primary's PostgreSQL stays stopped, 90);
 # --ec2 labs: MOTO_PY (python with moto, /opt/paceline-moto/bin/python), POWER_TIMEOUT (the
 # fence agent's, 30), FENCE_AGENT / AWSVIP_AGENT (another implementation to try).
 set -euo pipefail
@@ -97,7 +98,9 @@ node_init() {
     mount -t tmpfs -o mode=0755 tmpfs /run
     mount -t tmpfs -o mode=1777 tmpfs /dev/shm       # libqb IPC needs 1777
     local d
-    for d in var/lib/pacemaker var/lib/corosync etc/corosync var/log/pacemaker var/log/corosync var/lib/postgresql; do
+    # /var/log/postgresql too: the agents' pg_ctl -l logs there, one file per resource name,
+    # which would otherwise be one host file appended to by every node.
+    for d in var/lib/pacemaker var/lib/corosync etc/corosync var/log/pacemaker var/log/corosync var/lib/postgresql var/log/postgresql; do
         mount --bind "$root/$d" "/$d"
     done
     install -d -o postgres -g postgres -m 2775 /run/postgresql
@@ -338,9 +341,11 @@ cmd_up() {
     for i in $(seq "$n"); do
         local root=$LAB_DIR/node$i d
         for d in var/lib/pacemaker/cib var/lib/pacemaker/pengine var/lib/pacemaker/blackbox var/lib/pacemaker/cores \
-                 var/lib/corosync etc/corosync var/log/pacemaker var/log/corosync var/lib/postgresql; do
+                 var/lib/corosync etc/corosync var/log/pacemaker var/log/corosync var/lib/postgresql var/log/postgresql; do
             mkdir -p "$root/$d"
         done
+        chown root:postgres "$root/var/log/postgresql"
+        chmod 1775 "$root/var/log/postgresql"     # as Debian's
         chown -R hacluster:haclient "$root/var/lib/pacemaker" "$root/var/log/pacemaker"
         chmod 750 "$root"/var/lib/pacemaker/{cib,pengine,blackbox,cores}
         chown postgres:postgres "$root/var/lib/postgresql"
@@ -490,10 +495,20 @@ cmd_down() {
     need_root
     local i
     local f
+    local t pid
     for f in probe side; do
-        if [[ -f $STATE/$f.pid ]]; then kill "$(cat "$STATE/$f.pid")" 2>/dev/null || true; fi
+        [[ -f $STATE/$f.pid ]] || continue
+        pid=$(cat "$STATE/$f.pid")
+        kill -TERM "$pid" 2>/dev/null || true
+        # A second signal abandons the final check, which would wait for the VIP down removes.
+        for t in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -TERM "$pid" 2>/dev/null || true
+        for t in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *" lab probe "* ]] && kill -KILL "$pid" 2>/dev/null || true
     done
     ec2_down
+    # A hung PostgreSQL (scenario hang) must not outlive the lab: SIGKILL what it stopped.
+    [[ -s $STATE/hang.pids ]] && { hang_procs kill >/dev/null 2>&1 || true; }
     for i in 1 2 3; do power_off "$i"; done
     for ns in "$CLIENT" "$PREFIX-node1" "$PREFIX-node2" "$PREFIX-node3" "$SW"; do
         ip netns del "$ns" 2>/dev/null || true
@@ -702,6 +717,398 @@ sys.exit(0 if any(e["t"] >= t0 and e["event"] == kind and e.get("node") == node 
 PY
 }
 
+# pgsqld's operations from the nodes' Pacemaker logs, from T0 (epoch seconds) on, as one JSON
+# list: the controller's "Result of OP operation for pgsqld on NODE: RC" lines joined with the
+# executor's line for the same call (its execution time, and its result when that is not a
+# plain exit 0). Probes, cancelled recurring monitors and notifications that went well are left
+# out unless --all.
+pcmk_ops() {   # pcmk_ops T0 [--all] I...
+    local t0=$1 all=0; shift
+    [[ ${1:-} == --all ]] && { all=1; shift; }
+    local logs=() i
+    for i in "$@"; do logs+=("$LAB_DIR/node$i/var/log/pacemaker/pacemaker.log"); done
+    python3 - "$t0" "$all" "${logs[@]}" <<'PY'
+import datetime, json, re, sys
+t0, everything, logs = float(sys.argv[1]), sys.argv[2] == "1", sys.argv[3:]
+year = datetime.datetime.now().year
+def ts(line):
+    try:
+        return datetime.datetime.strptime(f"{year} {line[:19]}", "%Y %b %d %H:%M:%S.%f").timestamp()
+    except ValueError:
+        return None
+def seconds(text):   # Pacemaker's readable intervals: 781ms, 1.191s, 2m0.5s, 1h2m
+    unit = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    return sum(float(n) * unit[u] for n, u in re.findall(r"([\d.]+)(ms|h|m|s)", text))
+result = re.compile(r"Result of (\S+) operation for pgsqld on (\S+): (.*?) \|.*?\bcall=(\d+) key=(\S+)")
+finished = re.compile(r"\bpgsqld (\S+) \(call (\d+)(?:, PID \d+)?\) (.*?) \(execution time ([^)]*)\)")
+ops = []
+for path in logs:
+    exec_s = {}
+    try:
+        lines = open(path, errors="replace").readlines()
+    except OSError:
+        continue
+    for line in lines:
+        t = ts(line)
+        if t is None or t < t0:
+            continue
+        m = finished.search(line)
+        if m:
+            exec_s[m.group(2)] = (seconds(m.group(4)), m.group(3))
+            continue
+        m = result.search(line)
+        if not m:
+            continue
+        op, node, rc, call, key = m.groups()
+        interval = int(key.rsplit("_", 1)[1]) if key.rsplit("_", 1)[1].isdigit() else 0
+        if not everything and (op == "probe" or rc == "Cancelled"):
+            continue
+        ops.append({"node": node, "op": op, "interval_ms": interval, "rc": rc, "call": call,
+                    "at_ms": int((t - t0) * 1000), "exec_ms": None, "path": path})
+    for o in ops:
+        if o["path"] == path and o["call"] in exec_s:
+            secs, how = exec_s.pop(o["call"])
+            o["exec_ms"] = int(secs * 1000)
+            # The controller reports a notification that timed out as "ok": the executor's
+            # word is kept whenever it is not a plain exit status 0.
+            if how != "exited with status 0":
+                o["executor"] = how
+ops.sort(key=lambda o: o["at_ms"])
+for o in ops:
+    del o["call"], o["path"]
+if not everything:   # notifications only when something went wrong with them
+    ops = [o for o in ops if o["op"] != "notify" or "executor" in o or o["rc"] != "ok"]
+print(json.dumps(ops, separators=(",", ":")))
+PY
+}
+
+# ---------------------------------------------------------------------------- hang
+# Scenario hang: every process of node I's PostgreSQL instance — the postmaster (the first
+# line of postmaster.pid is its pid in the node's PID namespace) and its descendants — gets
+# SIGSTOP, as an I/O stall or a stuck kernel call leaves them. Each stopped process is written
+# to $STATE/hang.pids (its pid in our PID namespace and its start time) before it is stopped,
+# so that SIGCONT, or down's SIGKILL, reaches only those processes, even after a pid is reused.
+#   hang_procs stop I   stop them; prints how many, and the postmaster's pid
+#   hang_procs watch F D  until none is stopped (or until epoch D): writes the time, and how
+#                       many of them still exist a moment later, to F
+#   hang_procs cont     SIGCONT to those that exist; prints how many
+#   hang_procs kill     SIGKILL (then SIGCONT) to those that exist (down)
+hang_procs() {
+    python3 - "$STATE/hang.pids" "$LAB_DIR" "$PGDATA" "$@" <<'PY'
+import os, signal, sys, time
+pidfile, labdir, pgdata, cmd, *rest = sys.argv[1:]
+def stat(pid):   # (state, ppid, start time) of a live process, None if gone or a zombie
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            s = f.read()
+    except OSError:
+        return None
+    f = s[s.rindex(")") + 2:].split()
+    return None if f[0] in "ZX" else (f[0], int(f[1]), f[19])
+def recorded():
+    try:
+        return [(int(p), s) for p, s in (l.split() for l in open(pidfile) if l.strip())]
+    except FileNotFoundError:
+        return []
+def ours():   # the recorded processes that still exist (same pid, same start time)
+    out = []
+    for pid, start in recorded():
+        st = stat(pid)
+        if st and st[2] == start:
+            out.append((pid, st))
+    return out
+def pids():
+    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
+if cmd == "stop":
+    node = rest[0]
+    init = int(open(f"{labdir}/state/node{node}.pid").read())
+    ns = os.readlink(f"/proc/{init}/ns/pid")
+    inner = int(open(f"{labdir}/node{node}{pgdata}/postmaster.pid").readline())
+    pm = None
+    for p in pids():
+        try:
+            if os.readlink(f"/proc/{p}/ns/pid") != ns:
+                continue
+            nspid = next(l for l in open(f"/proc/{p}/status") if l.startswith("NSpid:")).split()
+        except (OSError, StopIteration):
+            continue
+        if int(nspid[-1]) == inner:
+            pm = p
+            break
+    if pm is None:
+        sys.exit(f"no process of node{node} has the postmaster's pid {inner}")
+    out = open(pidfile, "a")
+    done = set()
+    def stop(p):
+        st = stat(p)
+        if st is None or p in done:
+            return
+        out.write(f"{p} {st[2]}\n")   # recorded first: never a stopped process we forgot
+        out.flush()
+        os.kill(p, signal.SIGSTOP)
+        done.add(p)
+    stop(pm)   # first: a stopped postmaster forks no new child
+    for _ in range(100):   # SIGSTOP is asynchronous: wait until it is stopped
+        st = stat(pm)
+        if st is None or st[0] in "Tt":
+            break
+        time.sleep(0.01)
+    while True:   # then every descendant, until a pass finds none new
+        children = {}
+        for p in pids():
+            st = stat(p)
+            if st:
+                children.setdefault(st[1], []).append(p)
+        new, todo = [], [pm]
+        while todo:
+            for c in children.get(todo.pop(), []):
+                todo.append(c)
+                if c not in done:
+                    new.append(c)
+        if not new:
+            break
+        for c in new:
+            stop(c)
+    print(len(done), pm)
+elif cmd == "watch":   # until none of them is stopped (or DEADLINE): write the time, and how many exist
+    out, deadline = rest[0], float(rest[1])
+    while time.time() < deadline:
+        live = ours()
+        if not any(st[0] in "Tt" for _, st in live):
+            t = time.time()
+            for _ in range(20):   # killed ones take a moment to be gone: gone, or resumed?
+                if not live:
+                    break
+                time.sleep(0.05)
+                live = ours()
+            with open(out, "w") as f:
+                f.write(f"{t:.6f} {len(live)}\n")
+            break
+        time.sleep(0.05)
+elif cmd in ("cont", "kill"):
+    live = ours()
+    for pid, _ in live:
+        try:
+            if cmd == "kill":
+                os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    print(len(live))
+PY
+}
+# On exit (a scenario that dies half-way included), SIGCONT to what hang stopped.
+hang_release_on_exit() {
+    local prev; prev=$(trap -p EXIT); prev=${prev#trap -- \'}; prev=${prev%\' EXIT}
+    trap "hang_procs cont >/dev/null 2>&1 || true${prev:+; $prev}" EXIT
+}
+ms_between() { python3 -c "print(int((float('$2') - float('$1')) * 1000))"; }
+# Writes come back: the VIP answers as a primary (a hung server never completes a connection).
+vip_primary_answers() {
+    [[ $(in_client timeout 5 env PGCONNECT_TIMEOUT=2 psql -X -A -t -q -h "$VIP" -U postgres -d postgres -c "select pg_is_in_recovery()" 2>/dev/null) == f ]]
+}
+# What the hung node's next PostgreSQL start (after T0) made of the processes left behind:
+# the start's result from Pacemaker's view, and the errors of a PostgreSQL that finds them
+# (a postmaster.pid whose owner still runs, a shared memory block still attached, the port
+# taken), looked for in the node's pacemaker.log (PAF's pg_ctl output lands there) and in its
+# PostgreSQL server logs (/var/log/postgresql in the node, where pg_ctl -l writes). JSON members.
+hang_restart_json() {
+    local i=$1 t0=$2 ops=$3
+    python3 - "$i" "$t0" "$ops" "$LAB_DIR/node$i/var/log/pacemaker/pacemaker.log" "$LAB_DIR/node$i/var/log/postgresql" <<'PY'
+import datetime, json, os, re, sys
+node, t0, ops, pcmk, pglogs = sys.argv[1], float(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4], sys.argv[5]
+year = datetime.datetime.now().year
+bad = re.compile(r'lock file "postmaster\.pid" already exists|pre-existing shared memory block|shared memory|could not bind|Address already in use|Is another postmaster')
+def ts(line):
+    try:
+        return datetime.datetime.strptime(f"{year} {line[:19]}", "%Y %b %d %H:%M:%S.%f").timestamp()
+    except ValueError:
+        return None
+errors = []
+try:
+    for line in open(pcmk, errors="replace"):
+        t = ts(line)
+        if t is not None and t >= t0 and bad.search(line) and "pgsqld" in line:
+            errors.append(line.strip()[:300])
+except OSError:
+    pass
+for f in sorted(os.listdir(pglogs)) if os.path.isdir(pglogs) else []:
+    p = os.path.join(pglogs, f)
+    if os.path.getmtime(p) < t0:
+        continue
+    for line in open(p, errors="replace"):   # server log lines carry their own time stamp
+        m = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)", line)
+        when = datetime.datetime.fromisoformat(m.group(1)).replace(tzinfo=datetime.timezone.utc).timestamp() if m else None
+        if (when is None or when >= t0 - 1) and bad.search(line):
+            errors.append(f"{f}: {line.strip()[:300]}")
+starts = [o for o in ops if o["node"] == f"node{node}" and o["op"] == "start"]
+first = starts[0] if starts else None
+print(json.dumps({
+    "hung_node_start": first and {"rc": first["rc"], "exec_ms": first["exec_ms"], "at_ms": first["at_ms"]},
+    "hung_node_started": bool(first) and first["rc"] == "ok" and not errors,
+    "hung_node_start_errors": errors[:10],
+}, separators=(",", ":"))[1:-1])
+PY
+}
+
+# ---------------------------------------------------------------------------- update-params
+# Scenario update-params: each non-unique parameter of pgsqld (from the agent's meta-data, at
+# run time) changed to a value that keeps the cluster working, one `pcs resource update` at a
+# time under its own writer probe; what Pacemaker ran for it (reload, reload-agent, or a
+# restart: stop/start), whether the primary's postmaster changed, the outage. Then the
+# original parameters back, in one update.
+
+# The new value of parameter NAME whose current value is CUR ("" = not set): "=VALUE", "-" (remove
+# it: the agent's default, equivalent), or "!why not".
+up_value() {
+    local name=$1 cur=$2
+    up_alt() { local v; for v in "$@"; do [[ $v != "$cur" ]] && { [[ -z $v ]] && echo - || echo "=$v"; return; }; done; echo "!no other harmless value"; }
+    case $name in
+        system_user) up_alt postgres "" ;;
+        pghost) up_alt /var/run/postgresql /run/postgresql ;;   # /var/run is /run
+        pgport) up_alt 5432 "" ;;                               # unset: the default, 5432
+        bindir) if [[ -z $cur ]]; then echo "=$BINDIR/"; elif [[ $cur == */ ]]; then echo "=${cur%/}"; else echo "=$cur/"; fi ;;
+        maxlag) up_alt 1000000000 "" ;;
+        start_opts) up_alt "-c log_min_duration_statement=-1" "" ;;   # the server's default
+        recovery_template) up_alt /dev/null "" ;;               # PostgreSQL >= 12 does not use it
+        auto_rewind) [[ $cur == true ]] && echo "=false" || echo "=true" ;;
+        rewind_user) up_alt postgres "" ;;
+        synchronous_node_count) up_alt 1 "" ;;
+        synchronous_mode)
+            case $cur in
+                "" | off) up_alt off "" ;;
+                *) echo "!synchronous_mode is $cur here: changing the replication mode is not harmless" ;;
+            esac ;;
+        *) echo "!the lab knows no harmless value for it" ;;
+    esac
+}
+# The primary's postmaster as "node:pid:start time" (postmaster.pid's first and third lines).
+primary_postmaster() {
+    local p; p=$(primary_node)
+    [[ -n $p ]] || { echo none; return; }
+    echo "$p:$(sed -n '1p' "$LAB_DIR/$p$PGDATA/postmaster.pid" 2>/dev/null):$(sed -n '3p' "$LAB_DIR/$p$PGDATA/postmaster.pid" 2>/dev/null)"
+}
+# One update under the writer probe: LABEL, then pcs resource update's NAME=VALUE arguments.
+# Appends one JSON object to $STATE/update.jsonl.
+up_step() {
+    local label=$1; shift
+    local pi; pi=$(first_alive)
+    local pm_before; pm_before=$(primary_postmaster)
+    probe_start
+    local ts=$EPOCHREALTIME upd_ok=true
+    in_node "$pi" pcs resource update pgsqld "$@" >"$STATE/update.out" 2>&1 || upd_ok=false
+    in_node "$pi" crm_resource --wait --timeout=180s >/dev/null 2>&1 || true
+    local healthy=true
+    wait_healthy 120 || { healthy=false; explain_unhealthy; }
+    local settled=$EPOCHREALTIME
+    sleep 0.5
+    probe_stop
+    local pm_after; pm_after=$(primary_postmaster)
+    local ops; ops=$(pcmk_ops "$ts" $(seq "$(nodes)"))
+    python3 - "$label" "$upd_ok" "$(tr '\n' ' ' <"$STATE/update.out")" "$pm_before" "$pm_after" "$ops" "$(cat "$STATE/probe.json")" "$healthy" "$ts" "$settled" "$@" >>"$STATE/update.jsonl" <<'PY'
+import json, sys
+label, ok, out, before, after, ops, probe, healthy, ts, settled, *args = sys.argv[1:]
+ops = [o for o in json.loads(ops) if not (o["op"] == "monitor" and o["rc"] in ("ok", "promoted", "not running"))]
+probe = json.loads(probe) if probe.strip() else {}
+names = {o["op"] for o in ops}
+restart = bool(names & {"stop", "start"}) or (before != after)
+reload = bool(names & {"reload", "reload-agent"})
+print(json.dumps({
+    "label": label, "update": args, "update_ok": ok == "true", "pcs": out.strip()[:300] or None,
+    "op": "restart" if restart else ("reload-agent" if "reload-agent" in names else "reload") if reload else "none",
+    "ops": [f'{o["op"]}@{o["node"]}:{o["rc"]}' + (f' {o["exec_ms"]}ms' if o["exec_ms"] is not None else "") for o in ops],
+    "primary_before": before.split(":")[0], "primary_after": after.split(":")[0],
+    "primary_pid_changed": before != after,
+    "outage_ms": probe.get("longest_outage_ms"), "rows_lost": probe.get("lost_rows"),
+    "max_primaries_seen": probe.get("max_primaries_seen"),
+    "healthy": healthy == "true", "settle_ms": int((float(settled) - float(ts)) * 1000),
+}, separators=(",", ":")))
+PY
+}
+scenario_update_params() {
+    local stack=$1 pi; pi=$(first_alive)
+    local provider=heartbeat; [[ $stack == paceline ]] && provider=paceline
+    local agent=ocf:$provider:pgsqlms
+    rm -f "$STATE/update.jsonl"
+    # The parameters, from the agent's meta-data: name, unique, reloadable.
+    local params; params=$(in_node "$pi" crm_resource --show-metadata "$agent" | python3 -c '
+import sys, xml.etree.ElementTree as ET
+for p in ET.fromstring(sys.stdin.read()).iter("parameter"):
+    print(p.get("name"), p.get("unique", "0"), p.get("reloadable", "0"))') || die "update-params: no meta-data for $agent"
+    # The current values (instance attributes of the primitive).
+    in_node "$pi" cibadmin --query --xpath "//primitive[@id='pgsqld']" >"$STATE/pgsqld.xml" 2>/dev/null || die "update-params: no pgsqld primitive"
+    cur_of() { python3 -c '
+import sys, xml.etree.ElementTree as ET
+for n in ET.parse(sys.argv[1]).getroot().iter("nvpair"):
+    if n.get("name") == sys.argv[2] and n.get("value") is not None:
+        print(n.get("value")); break' "$STATE/pgsqld.xml" "$1"; }
+    local name unique reloadable cur v restore=() skipped="" unique_list="" reloadable_list="" healthy=true
+    local t0=$EPOCHREALTIME before; before=$(primary_node)
+    while read -r name unique reloadable <&3; do
+        [[ $reloadable == 1 ]] && reloadable_list+=" $name"
+        if [[ $unique == 1 ]]; then unique_list+=" $name"; continue; fi
+        cur=$(cur_of "$name")
+        v=$(up_value "$name" "$cur")
+        if [[ $v == '!'* ]]; then skipped+="$name	${v#!}"$'\n'; continue; fi
+        if [[ $healthy != true ]]; then skipped+="$name	not tried: the cluster was not healthy after an earlier update"$'\n'; continue; fi
+        restore+=("$name=$cur")
+        local arg; [[ $v == - ]] && arg="$name=" || arg="$name=${v#=}"
+        say "update-params: $name: '${cur}' -> '$( [[ $v == - ]] && echo '(unset)' || echo "${v#=}")'"
+        up_step "$name" "$arg"
+        [[ $(tail -1 "$STATE/update.jsonl") == *'"healthy":true'* ]] || healthy=false
+    done 3<<<"$params"
+    if (( ${#restore[@]} )); then
+        say "update-params: restoring the original parameters: ${restore[*]}"
+        up_step "(restore)" "${restore[@]}"
+    fi
+    local restored=true
+    in_node "$pi" cibadmin --query --xpath "//primitive[@id='pgsqld']" >"$STATE/pgsqld-after.xml" 2>/dev/null || restored=false
+    python3 - "$STATE/pgsqld.xml" "$STATE/pgsqld-after.xml" <<'PY' || restored=false
+import sys, xml.etree.ElementTree as ET
+attrs = lambda f: sorted((n.get("name"), n.get("value")) for ia in ET.parse(f).getroot().iter("instance_attributes") for n in ia.iter("nvpair"))
+sys.exit(0 if attrs(sys.argv[1]) == attrs(sys.argv[2]) else 1)
+PY
+    local healthy_after=true; settle 120 || { healthy_after=false; explain_unhealthy; }
+    local t1=$EPOCHREALTIME
+    python3 - "$STATE/update.jsonl" "$stack" "$(nodes)" "$agent" "$before" "$(primary_node)" "$(standby_nodes)" "$(vip_holder)" \
+        "$skipped" "$unique_list" "$reloadable_list" "$restored" "$healthy_after" "$t0" "$t1" "$MONITOR_PROMOTED" "$MONITOR_UNPROMOTED" "$VIP_MONITOR" "$PROBE_CONNECT_TIMEOUT_MS" <<'PY'
+import json, sys
+(path, stack, nodes, agent, before, after, standbys, vip, skipped, unique, reloadable, restored, healthy,
+ t0, t1, mp, mu, vm, pct) = sys.argv[1:]
+steps = [json.loads(l) for l in open(path)] if __import__("os").path.exists(path) else []
+per = {s["label"]: s for s in steps if s["label"] != "(restore)"}
+restore = next((s for s in steps if s["label"] == "(restore)"), None)
+for s in per.values():
+    s.pop("label")
+    s["reloadable"] = s.get("update", [""])[0].split("=")[0] in reloadable.split()
+if restore:
+    restore.pop("label")
+every = list(per.values()) + ([restore] if restore else [])
+print(json.dumps({
+    "scenario": "update-params", "stack": stack, "nodes": int(nodes), "agent": agent,
+    "intervals": {"monitor_promoted": mp, "monitor_unpromoted": mu, "vip_monitor": vm},
+    "restarted": [n for n, s in per.items() if s["op"] == "restart"],
+    "reloaded": [n for n, s in per.items() if s["op"] in ("reload", "reload-agent")],
+    "no_op": [n for n, s in per.items() if s["op"] == "none"],
+    "skipped": dict(l.split("\t", 1) for l in skipped.splitlines() if l),
+    "unique_not_tried": unique.split(),
+    "reloadable_in_metadata": reloadable.split(),
+    "per_param": per,
+    "restore": restore,
+    "restored": restored == "true",
+    "outage_ms": max([s["outage_ms"] or 0 for s in per.values()], default=0),
+    "rows_lost": sum(s["rows_lost"] or 0 for s in per.values()) if all(s["rows_lost"] is not None for s in per.values()) else None,
+    "max_primaries_seen": max([s["max_primaries_seen"] or 0 for s in every], default=0),
+    "double_primary": any((s["max_primaries_seen"] or 0) >= 2 for s in every),
+    "primary_before": before, "primary_after": after, "standbys_after": standbys.split(), "vip_holder": vip.split(),
+    "recovery_ms": int((float(t1) - float(t0)) * 1000),
+    "healthy_after": healthy == "true" and all(s["healthy"] for s in every),
+    "event_ok": all(s["update_ok"] for s in every),
+    "probe_connect_timeout_ms": int(pct),
+}, separators=(",", ":")))
+PY
+}
+
 cmd_scenario() {
     local name=${1:-}; [[ -n $name ]] || die "scenario: which one?"
     [[ -e $STATE/stack ]] || die "no configured lab (paceline lab up && paceline lab config)"
@@ -710,8 +1117,10 @@ cmd_scenario() {
     # the fail counts so that earlier scenarios cannot add up to migration-threshold.
     in_node "$(first_alive)" crm_resource --cleanup >/dev/null 2>&1 || true
     settle 120 || { explain_unhealthy; die "the cluster is not healthy before the scenario (paceline lab status)"; }
+    # update-params runs its own writer probe per update, and prints its own line.
+    [[ $name == update-params ]] && { scenario_update_params "$stack"; return; }
     local before; before=$(primary_node)
-    local target="" event_ok=true note="" cut=""
+    local target="" event_ok=true note="" cut="" hang_json=""
     # The DC: when the lost node was the DC, the survivors elect a new one first.
     local dc; dc=$(in_node "$(first_alive)" crm_mon -1 -X 2>/dev/null | sed -n 's/.*<current_dc .*name="\([^"]*\)".*/\1/p' | head -1)
     probe_start
@@ -729,6 +1138,42 @@ cmd_scenario() {
         kill-postgres)
             say "kill-postgres: kill -9 of the postmaster on $before"
             kill_postmaster "${before#node}"
+            ;;
+        hang)
+            # The primary's PostgreSQL stops answering without dying: every process of the
+            # instance stopped (SIGSTOP) until a primary with the VIP is back, on any node, or
+            # HANG_MAX_S; then SIGCONT to those of them that still exist.
+            local hi=${before#node} max_s=${HANG_MAX_S:-90} hs="" t_end="" ended_by="" back="" back_node="" n_cont=0
+            say "hang: SIGSTOP to every process of $before's PostgreSQL, until a primary with the VIP is back (at most $max_s s)"
+            rm -f "$STATE/hang.pids"
+            hang_release_on_exit
+            hs=$(hang_procs stop "$hi") || event_ok=false
+            # When the processes stop being stopped (killed, or resumed), to 50 ms.
+            rm -f "$STATE/hang.end"
+            hang_procs watch "$STATE/hang.end" "$(( ${t0%.*} + max_s + 10 ))" &
+            local watcher=$! deadline=$(( ${t0/./} + max_s * 1000000 ))
+            while (( ${EPOCHREALTIME/./} < deadline )); do
+                if vip_primary_answers; then back=$EPOCHREALTIME; back_node=$(vip_holder); break; fi
+                sleep 0.3
+            done
+            local t_cont=$EPOCHREALTIME w_t="" w_live=""
+            n_cont=$(hang_procs cont)
+            wait "$watcher" 2>/dev/null || true
+            read -r w_t w_live <"$STATE/hang.end" 2>/dev/null || true
+            if [[ -n $w_t ]] && (( ${w_t/./} < ${t_cont/./} )); then
+                t_end=$w_t; (( w_live == 0 )) && ended_by=gone || ended_by=resumed
+            else
+                t_end=$t_cont; ended_by=sigcont
+            fi
+            local recovered_by=sigcont
+            [[ -n $back ]] && { [[ $back_node == "$before" ]] && recovered_by=in_place || recovered_by=failover; }
+            if [[ -n $back ]]; then say "hang: stopped for $(ms_between "$t0" "$t_end") ms ($ended_by); a primary with the VIP after $(ms_between "$t0" "$back") ms: $back_node"
+            else say "hang: no primary with the VIP after $max_s s; SIGCONT to the $n_cont stopped processes left"; fi
+            local n_stopped=${hs%% *}; [[ -n $n_stopped ]] || n_stopped=0
+            hang_json=$(printf '"hang_s":%s,"hang_ended_by":%s,"hang_stopped_processes":%s,"sigcont_sent_to":%s,"hang_max_s":%s,"recovered_by":%s,"primary_back_ms":%s' \
+                "$(python3 -c "print(round(float('$t_end') - float('$t0'), 1))")" "$(json_str "$ended_by")" "$n_stopped" "$n_cont" "$max_s" \
+                "$(json_str "$recovered_by")" "$([[ -n $back ]] && ms_between "$t0" "$back" || echo null)")
+            note="every process of $before's PostgreSQL stopped (SIGSTOP) at t0; SIGCONT to those left once a primary with the VIP was back or after HANG_MAX_S"
             ;;
         standby-crash)
             local s; s=$(standby_nodes); target=${s%% *}
@@ -848,6 +1293,19 @@ cmd_scenario() {
     local sync_mode; sync_mode=$(cat "$STATE/sync" 2>/dev/null || echo off)
     local after; after=$(primary_node)
     [[ -n $probe ]] || die "the writer probe printed nothing: $(cat "$STATE/probe.err")"
+    if [[ $name == hang ]]; then
+        # Pacemaker's view of the hung node: the operations that ran there, and its next start.
+        local hops; hops=$(pcmk_ops "$t0" "${before#node}")
+        # Writes back, from the probe: the end of its longest outage, if that outage began
+        # with the hang.
+        hang_json+=",\"writes_back_ms\":$(python3 -c '
+import datetime, json, sys
+p, t0 = json.loads(sys.argv[1]), float(sys.argv[2])
+at = lambda k: datetime.datetime.fromisoformat(p[k].replace("Z", "+00:00")).timestamp() if p.get(k) else None
+f, t = at("outage_from"), at("outage_to")
+print(int((t - t0) * 1000) if f is not None and t is not None and f <= t0 + 1 and not p.get("outage_open") else "null")' "$probe" "$t0")"
+        hang_json+=",\"hung_node_ops\":$hops,$(hang_restart_json "${before#node}" "$t0" "$hops"),\"hung_node_after\":$(json_str "$(pgsqld_state "$before")")"
+    fi
     if [[ $name == election ]]; then
         # Give the cut standby its replication back.
         in_node "${cut#node}" runuser -u postgres -- psql -X -q -h /run/postgresql -c "ALTER SYSTEM RESET primary_conninfo" -c "SELECT pg_reload_conf()" >/dev/null || true
@@ -878,7 +1336,7 @@ cmd_scenario() {
         "$(json_str "$before")" "$(json_str "$after")" "$(json_list "$(standby_nodes)")" "$(json_list "$(vip_holder)")" \
         "$(jfield "$probe" longest_outage_ms)" "$(jfield "$probe" lost_rows)" "$(jfield "$probe" acked)" "$(jfield "$probe" failed)" \
         "$(jfield "$probe" double_primary)" "$(jfield "$probe" max_primaries_seen)" "$recovery_ms" "$healthy_after" "$event_ok" \
-        ",\"synchronous_mode\":$(json_str "$sync_mode")${side_json:+,$side_json}${rejoin:+,\"crashed_node_after_boot\":$(json_str "$rejoin")}${streams:+,\"crashed_node_streaming\":$streams}${ec2_json:+,$ec2_json}${cut:+,\"cut_standby\":$(json_str "$cut"),\"election_ok\":$([[ $after != "$cut" && -n $after ]] && echo true || echo false)}${reaction:+,\"lost_to_vip_ms\":$reaction,\"promotion_to_vip_ms\":$promotion}${dc:+,\"dc_before\":$(json_str "$dc")},\"probe_connect_timeout_ms\":$(jfield "$probe" connect_timeout_ms)${note:+,\"note\":$(json_str "$note")}"
+        ",\"synchronous_mode\":$(json_str "$sync_mode")${side_json:+,$side_json}${rejoin:+,\"crashed_node_after_boot\":$(json_str "$rejoin")}${streams:+,\"crashed_node_streaming\":$streams}${ec2_json:+,$ec2_json}${cut:+,\"cut_standby\":$(json_str "$cut"),\"election_ok\":$([[ $after != "$cut" && -n $after ]] && echo true || echo false)}${reaction:+,\"lost_to_vip_ms\":$reaction,\"promotion_to_vip_ms\":$promotion}${hang_json:+,$hang_json}${dc:+,\"dc_before\":$(json_str "$dc")},\"probe_connect_timeout_ms\":$(jfield "$probe" connect_timeout_ms)${note:+,\"note\":$(json_str "$note")}"
 }
 
 cmd_demo() {
