@@ -32,6 +32,8 @@ impl Lab {
             .env("LAB_PREFIX", &self.prefix)
             .env("LAB_DIR", &self.dir)
             .env("PACELINE", env!("CARGO_BIN_EXE_paceline"))
+            // scenario hang: the longest the primary stays hung before the lab lets it go
+            .env("HANG_MAX_S", "40")
             .output()
             .expect("bash")
     }
@@ -69,6 +71,16 @@ fn reference_stack_switchover_and_kill_postgres() {
 /// The same with ocf:paceline:pgsqlms + ocf:paceline:IPaddr2 (installed from this build).
 /// Its switchover measured 1.5–1.6 s of write outage (docs/benchmarks.md); the bound leaves
 /// room for a loaded CI machine while staying well below the reference stack's median.
+/// Then, in the same lab (docs/lab.md):
+/// - `hang`: every process of the primary's PostgreSQL stopped (SIGSTOP): demote/stop must
+///   escalate to a kill, so that writes are back within 20 s of the hang (outage 11.8–16.4 s
+///   in 6 of 8 runs; 21.5 and 40.6 s while builds kept the disk busy: the killed instance's
+///   crash recovery first syncs its whole data directory), no row lost, and the hung node's
+///   PostgreSQL starts again (the kill's leftovers — postmaster.pid, shared memory — removed).
+///   The lab lets the processes go (SIGCONT) after 40 s here (HANG_MAX_S), so that a
+///   regression fails in bounded time. About 30 s.
+/// - `update-params`: each non-unique parameter of pgsqld changed with `pcs resource update`:
+///   Pacemaker must reload the agent (reload-agent), never restart PostgreSQL. About 70 s.
 #[test]
 fn paceline_stack_switchover_kill_postgres_and_election() {
     run_stack("paceline", 5_000, 12_000);
@@ -102,6 +114,10 @@ fn run_stack(stack: &str, switchover_bound_ms: u64, kill_bound_ms: u64) {
     // it is issue #4's test of ocf:paceline:pgsqlms).
     let mut scenarios = vec![("switchover", switchover_bound_ms), ("kill-postgres", kill_bound_ms)];
     if stack == "paceline" {
+        // hang: writes back within 20 s of the hang (outage_ms ≤ 20000, hence 20_001 here).
+        scenarios.push(("hang", 20_001));
+        // update-params: reloads only; the writes barely notice (a few slow slots).
+        scenarios.push(("update-params", 5_000));
         // node-crash: the rebooted ex-primary must rejoin as a streaming standby (after the
         // timeline check at start, rewound if its history diverged: auto_rewind in the lab).
         scenarios.push(("node-crash", 20_000));
@@ -130,6 +146,17 @@ fn run_stack(stack: &str, switchover_bound_ms: u64, kill_bound_ms: u64) {
         if scenario == "node-crash" {
             assert_eq!(field(&j, "crashed_node_after_boot"), "Unpromoted", "{line}");
             assert_eq!(field(&j, "crashed_node_streaming"), true, "the rebooted ex-primary does not stream: {line}");
+        }
+        if scenario == "hang" {
+            assert_ne!(field(&j, "recovered_by"), "sigcont", "hang: writes came back only when the lab let the hung PostgreSQL go: {line}");
+            assert_eq!(field(&j, "rows_lost"), 0, "{line}");
+            assert_eq!(field(&j, "hung_node_started"), true, "hang: the hung node's PostgreSQL did not start again: {line}");
+        }
+        if scenario == "update-params" {
+            assert_eq!(field(&j, "restarted"), &serde_json::json!([]), "update-params: a parameter change restarted PostgreSQL instead of reloading the agent: {line}");
+            assert_eq!(field(&j, "skipped"), &serde_json::json!({}), "{line}");
+            assert_eq!(field(&j, "restored"), true, "{line}");
+            assert_eq!(field(&j, "rows_lost"), 0, "{line}");
         }
         if scenario == "switchover" {
             assert_ne!(field(&j, "primary_before"), field(&j, "primary_after"), "{line}");
