@@ -69,25 +69,22 @@ pub fn stop_instance(cfg: &Config, until: Instant) -> Result<Shutdown, OcfError>
     let Some(pid) = instance::postmaster_alive(&cfg.datadir) else {
         return Ok(Shutdown::Clean);
     };
-    let left = || until.saturating_duration_since(Instant::now());
-    let fast_for = left().mul_f32(0.6).max(ACK);
-    ocf_info!("stopping PostgreSQL (postmaster pid {pid}): fast shutdown for up to {} ms, then immediate, then kill", fast_for.as_millis());
-    match step(cfg, pid, Signal::SIGINT, "fast", Instant::now() + fast_for) {
-        Step::Gone => {
-            ocf_info!("stopped (fast shutdown)");
-            return Ok(Shutdown::Clean);
+    ocf_info!("stopping PostgreSQL (postmaster pid {pid}): fast shutdown, then immediate, then kill, within {} ms", until.saturating_duration_since(Instant::now()).as_millis());
+    // Each step: its signal, its name, what it ends as, and what comes after it.
+    let steps = [
+        (Signal::SIGINT, "fast", Shutdown::Clean, "escalating to an immediate shutdown"),
+        (Signal::SIGQUIT, "immediate", Shutdown::Immediate, "killing the postmaster and its processes"),
+    ];
+    for (sig, name, ends_as, next) in steps {
+        let this_for = until.saturating_duration_since(Instant::now()).mul_f32(0.6).max(ACK);
+        match step(cfg, pid, sig, name, Instant::now() + this_for) {
+            Step::Gone => {
+                ocf_info!("stopped ({name} shutdown{})", if ends_as == Shutdown::Clean { "" } else { ": crash recovery at the next start" });
+                return Ok(ends_as);
+            }
+            Step::Unacknowledged(why) => ocf_warn!("the postmaster did not acknowledge the {name} shutdown within {} ms ({why}): hung, {next}", ACK.as_millis()),
+            Step::TimedOut => ocf_warn!("the {name} shutdown did not finish within {} ms: {next}", this_for.as_millis()),
         }
-        Step::Unacknowledged(why) => ocf_warn!("the postmaster did not acknowledge the fast shutdown within {} ms ({why}): hung, escalating to an immediate shutdown", ACK.as_millis()),
-        Step::TimedOut => ocf_warn!("the fast shutdown did not finish within {} ms: escalating to an immediate shutdown", fast_for.as_millis()),
-    }
-    let immediate_for = left().mul_f32(0.6).max(ACK);
-    match step(cfg, pid, Signal::SIGQUIT, "immediate", Instant::now() + immediate_for) {
-        Step::Gone => {
-            ocf_info!("stopped (immediate shutdown: crash recovery at the next start)");
-            return Ok(Shutdown::Immediate);
-        }
-        Step::Unacknowledged(why) => ocf_warn!("the postmaster did not acknowledge the immediate shutdown within {} ms ({why}): killing it and its processes", ACK.as_millis()),
-        Step::TimedOut => ocf_warn!("the immediate shutdown did not finish within {} ms: killing the postmaster and its processes", immediate_for.as_millis()),
     }
     kill_instance(cfg, pid, until.max(Instant::now() + Duration::from_secs(2)))?;
     Ok(Shutdown::Killed)
