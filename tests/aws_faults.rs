@@ -104,6 +104,7 @@ fn imds_down_is_cannot_tell() {
     assert!(took < Duration::from_secs(5), "{took:?}");
     let reason = r.stderr.lines().find_map(|l| l.strip_prefix("ocf-exit-reason:")).unwrap_or_default().to_owned();
     assert!(reason.starts_with("no instance metadata service answers on this node"), "{}", r.stderr);
+    assert!(reason.contains("set instance_id"), "what to do survives the cut: {reason}");
     assert!(reason.len() <= 128, "{reason}");
     // The whole chain is in the log (here: stderr, no syslog/file configured for a test).
     assert!(r.stderr.contains("GET /latest/meta-data/"), "{}", r.stderr);

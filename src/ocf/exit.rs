@@ -124,12 +124,14 @@ impl OcfError {
         parts.join(": ")
     }
 
-    /// What Pacemaker shows: the cause first, then the context in parentheses, on one
-    /// line and within [`EXIT_REASON_MAX`] bytes (cut on a character boundary, with "...").
+    /// What Pacemaker shows: the cause first, then the context in parentheses — outermost
+    /// first, since that is what the operator was doing or should do, the innermost being
+    /// technical detail the cut may drop — on one line and within [`EXIT_REASON_MAX`] bytes
+    /// (cut on a character boundary, with "...").
     pub fn exit_reason(&self) -> String {
         let mut s = self.reason.clone();
         if !self.context.is_empty() {
-            let ctx: Vec<&str> = self.context.iter().map(String::as_str).collect();
+            let ctx: Vec<&str> = self.context.iter().rev().map(String::as_str).collect();
             s = format!("{s} ({})", ctx.join("; "));
         }
         fit(&s.replace(['\n', '\r'], " "), EXIT_REASON_MAX)
@@ -190,7 +192,7 @@ mod tests {
         assert_eq!(e.rc, OcfRc::ErrInstalled);
         assert_eq!(e.reason, "no such interface");
         assert_eq!(e.chain(), "cannot place the address: eth9: no such interface");
-        assert_eq!(e.exit_reason(), "no such interface (eth9; cannot place the address)");
+        assert_eq!(e.exit_reason(), "no such interface (cannot place the address; eth9)");
     }
 
     #[test]
