@@ -687,15 +687,10 @@ PY
 lost_to_vip_ms() {
     local before=$1 after=$2 t0=$3
     [[ -n $after && -e $LAB_DIR/$after/var/log/pacemaker/pacemaker.log ]] || { echo null null; return; }
-    python3 - "$LAB_DIR/$after/var/log/pacemaker/pacemaker.log" "$before" "$after" "$t0" <<'PY'
+    PYTHONPATH="$SRC/tests/lab" python3 - "$LAB_DIR/$after/var/log/pacemaker/pacemaker.log" "$before" "$after" "$t0" <<'PY'
 import datetime, sys
 path, before, after, t0 = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-year = datetime.datetime.now().year
-def ts(line):
-    try:
-        return datetime.datetime.strptime(f"{year} {line[:19]}", "%Y %b %d %H:%M:%S.%f").timestamp()
-    except ValueError:
-        return None
+from pcmklog import ts
 lost = begun = vip = None
 for line in open(path, errors="replace"):
     t = ts(line)
@@ -731,15 +726,10 @@ pcmk_ops() {   # pcmk_ops T0 [--all] I...
     [[ ${1:-} == --all ]] && { all=1; shift; }
     local logs=() i
     for i in "$@"; do logs+=("$LAB_DIR/node$i/var/log/pacemaker/pacemaker.log"); done
-    python3 - "$t0" "$all" "${logs[@]}" <<'PY'
+    PYTHONPATH="$SRC/tests/lab" python3 - "$t0" "$all" "${logs[@]}" <<'PY'
 import datetime, json, re, sys
 t0, everything, logs = float(sys.argv[1]), sys.argv[2] == "1", sys.argv[3:]
-year = datetime.datetime.now().year
-def ts(line):
-    try:
-        return datetime.datetime.strptime(f"{year} {line[:19]}", "%Y %b %d %H:%M:%S.%f").timestamp()
-    except ValueError:
-        return None
+from pcmklog import ts
 def seconds(text):   # Pacemaker's readable intervals: 781ms, 1.191s, 2m0.5s, 1h2m
     unit = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
     return sum(float(n) * unit[u] for n, u in re.findall(r"([\d.]+)(ms|h|m|s)", text))
@@ -918,16 +908,11 @@ vip_primary_answers() {
 # PostgreSQL server logs (/var/log/postgresql in the node, where pg_ctl -l writes). JSON members.
 hang_restart_json() {
     local i=$1 t0=$2 ops=$3
-    python3 - "$i" "$t0" "$ops" "$LAB_DIR/node$i/var/log/pacemaker/pacemaker.log" "$LAB_DIR/node$i/var/log/postgresql" <<'PY'
+    PYTHONPATH="$SRC/tests/lab" python3 - "$i" "$t0" "$ops" "$LAB_DIR/node$i/var/log/pacemaker/pacemaker.log" "$LAB_DIR/node$i/var/log/postgresql" <<'PY'
 import datetime, json, os, re, sys
 node, t0, ops, pcmk, pglogs = sys.argv[1], float(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4], sys.argv[5]
-year = datetime.datetime.now().year
+from pcmklog import ts
 bad = re.compile(r'lock file "postmaster\.pid" already exists|pre-existing shared memory block|shared memory|could not bind|Address already in use|Is another postmaster')
-def ts(line):
-    try:
-        return datetime.datetime.strptime(f"{year} {line[:19]}", "%Y %b %d %H:%M:%S.%f").timestamp()
-    except ValueError:
-        return None
 errors = []
 try:
     for line in open(pcmk, errors="replace"):
