@@ -229,6 +229,25 @@ fn ec2_stack_fencing_fence_partition_node_crash() {
         let outage = field(&j, "outage_ms").as_u64().unwrap();
         assert!(outage < 45_000, "{scenario}: write outage {outage} ms: {line}");
         assert_eq!(field(&j, "synchronous_mode"), "on", "{line}");
+        // The state service (pgsql-state, created with synchronous_mode on) routes as the
+        // cluster does: /primary 200 on the new primary alone, /replica 200 on both standbys,
+        // as HAProxy's httpchk would see them from the client's network.
+        let want: Vec<(String, &str, &str)> = (1..=3).map(|i| format!("node{i}")).map(|n| {
+            let (p, r) = if n == after { ("200", "503") } else { ("503", "200") };
+            (n, p, r)
+        }).collect();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut seen;
+        loop {
+            seen = (1..=3).map(|i| (format!("node{i}"), check_code(&lab, i, "/primary"), check_code(&lab, i, "/replica"))).collect::<Vec<_>>();
+            let ok = seen.iter().zip(&want).all(|((_, p, r), (_, wp, wr))| p == wp && r == wr);
+            if ok || std::time::Instant::now() >= until {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        let seen_ref: Vec<(String, &str, &str)> = seen.iter().map(|(n, p, r)| (n.clone(), p.as_str(), r.as_str())).collect();
+        assert_eq!(seen_ref, want, "{scenario}: routing checks (node, /primary, /replica)");
         if scenario == "partition" {
             let side = field(&j, "side_writer");
             assert_eq!(side["acked_after_cut"], 0, "the cut-off primary acknowledged commits after the cut: {line}");
@@ -236,4 +255,15 @@ fn ec2_stack_fencing_fence_partition_node_crash() {
             assert_eq!(side["final_check"], "ok", "{line}");
         }
     }
+}
+
+/// `GET path` on node I's state service (port 8008) from the lab's client namespace: the
+/// HTTP status, or "000" when nothing answered.
+fn check_code(lab: &Lab, i: u32, path: &str) -> String {
+    let o = Command::new("ip")
+        .args(["netns", "exec", &format!("{}-client", lab.prefix), "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2"])
+        .arg(format!("http://192.0.2.1{i}:8008{path}"))
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
 }

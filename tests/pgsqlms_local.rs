@@ -421,6 +421,8 @@ fn state_service_closes_the_cancel_hole_of_synchronous_commits() {
             .env("OCF_RESKEY_pghost", &p.sock)
             .env("OCF_RESKEY_pgport", p.port.to_string())
             .env("OCF_RESKEY_sync_wait_limit", "300")
+            // The routing checks have a test of their own.
+            .env("OCF_RESKEY_http_port", "0")
             .env("OCF_RESKEY_CRM_meta_timeout", "20000");
         for (k, v) in extra {
             cmd.env(k, v);
@@ -488,4 +490,106 @@ fn synchronous_mode_bad_input_and_no_cluster() {
     assert_eq!(f.rc(p, "promote"), 0);
     assert_eq!(sql(p, "SHOW synchronous_standby_names"), "");
     assert_eq!(f.rc(p, "stop"), 0);
+}
+
+/// One HTTP/1.1 request on a fresh connection: the status code and the body.
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    c.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    write!(c, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    let _ = c.read_to_string(&mut text);
+    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+}
+
+#[test]
+fn state_service_answers_routing_checks_from_postgres_and_the_cluster() {
+    if !possible() {
+        return;
+    }
+    const STATE_AGENT: &str = env!("CARGO_BIN_EXE_pgsql-state");
+    let f = Fixture::new(5);
+    let (p, s) = (&f.primary, &f.standby);
+    assert_eq!(f.rc(p, "start"), 0);
+    assert_eq!(f.rc(p, "promote"), 0);
+    assert_eq!(f.rc(s, "start"), 0);
+    wait_sql(s, "SELECT status FROM pg_stat_wal_receiver", "streaming");
+    let (http_p, tcp_p, http_s) = (p.port + 1000, p.port + 2000, s.port + 1000);
+    let state = |i: &Instance, name: &str, action: &str, http: u16, tcp: u16| {
+        Command::new(STATE_AGENT)
+            .arg(action)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("OCF_RESOURCE_INSTANCE", name)
+            .env("HA_LOGFACILITY", "none")
+            .env("HA_LOGFILE", f.base.join(format!("{name}.log")))
+            .env("HA_RSCTMP", &f.base)
+            .env("OCF_RESKEY_pghost", &i.sock)
+            .env("OCF_RESKEY_pgport", i.port.to_string())
+            .env("OCF_RESKEY_listen_address", "127.0.0.1")
+            .env("OCF_RESKEY_http_port", http.to_string())
+            .env("OCF_RESKEY_tcp_port", tcp.to_string())
+            .env("OCF_RESKEY_CRM_meta_timeout", "20000")
+            .status()
+            .unwrap()
+            .code()
+            .unwrap_or(-1)
+    };
+    assert_eq!(state(p, "state-p", "validate-all", http_p, http_p), 6, "the same port twice");
+    assert_eq!(state(p, "state-p", "start", http_p, tcp_p), 0);
+    assert_eq!(state(s, "state-s", "start", http_s, 0), 0);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+
+    // No cluster here (no controller answers crm_node): the primary's PostgreSQL is
+    // writable, but without Pacemaker's word it is not "the primary" — fail closed.
+    let (code, body) = http_get(http_p, "/primary");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("\"state\":\"running\""), "{body}");
+    assert_eq!(http_get(http_p, "/health").0, 200);
+    assert_eq!(http_get(http_p, "/replica").0, 503, "a primary is not a replica");
+    assert_eq!(http_get(http_p, "/nope").0, 404);
+    let (code, metrics) = http_get(http_p, "/metrics");
+    assert_eq!(code, 200);
+    for line in ["paceline_postgres_up 1", "paceline_postgres_primary 1", "paceline_routing_primary 0", "paceline_cluster_promoted_here 0"] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+    assert!(metrics.contains("paceline_standby_lag_bytes{application_name="), "the primary's standby: {metrics}");
+    // The streaming standby is a replica (PostgreSQL's view alone decides that), also with
+    // a lag bound it meets.
+    let (code, body) = http_get(http_s, "/replica");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"role\":\"replica\""), "{body}");
+    assert_eq!(http_get(http_s, "/replica?lag=1GB").0, 200);
+    assert_eq!(http_get(http_s, "/read-only").0, 200);
+    assert_eq!(http_get(http_s, "/primary").0, 503);
+    // The seed demo's TCP check: one word, then close.
+    let mut word = String::new();
+    std::io::Read::read_to_string(&mut std::net::TcpStream::connect(("127.0.0.1", tcp_p)).unwrap(), &mut word).unwrap();
+    assert_eq!(word, "standby\n", "not production without the cluster's word");
+
+    // Garbage and oversized requests get no panic and do not stop the service.
+    for junk in [&b"\x00\x01\x02garbage\r\n\r\n"[..], format!("GET /{} HTTP/1.1\r\n\r\n", "x".repeat(64 * 1024)).as_bytes()] {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", http_p)).unwrap();
+        c.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        let _ = c.write_all(junk);
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+    }
+    // A storm of checks, each on its own connection: every one answered.
+    for n in 0..2000 {
+        assert_eq!(http_get(http_s, "/replica").0, 200, "check {n}");
+    }
+    assert_eq!(http_get(http_p, "/health").0, 200, "still serving");
+    // PostgreSQL stopped under the service: health says so at once.
+    assert_eq!(f.rc(s, "stop"), 0);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(http_get(http_s, "/health").0, 503);
+    assert_eq!(http_get(http_s, "/replica").0, 503);
+    let log = std::fs::read_to_string(f.base.join("state-p.log")).unwrap_or_default();
+    assert!(!log.contains("panicked"), "{log}");
+    assert_eq!(state(p, "state-p", "stop", http_p, tcp_p), 0);
+    assert_eq!(state(s, "state-s", "stop", http_s, 0), 0);
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::agents::pgsqlms;
 use crate::ocf::{main_with, Action, ActionSpec, AgentSpec, OcfEnv, OcfError, OcfRc, OcfResult, Param, ParamKind, Params};
+use crate::state::http::Endpoints;
 use crate::state::serve::{self, Settings};
 use crate::{ocf_info, ocf_warn};
 
@@ -25,6 +26,22 @@ pub static PARAMS: &[Param] = &[Param::new(
     "With synchronous replication (pgsqlms synchronous_mode on/strict): a session whose commit has waited this many milliseconds while the synchronous standbys did not answer is ended, so its client gets an error instead of the success PostgreSQL gives a cancelled wait (statement_timeout, pg_cancel_backend). Keep client timeouts above it. 0 disables the guard.",
 )
 .default("500")
+.reloadable(),
+Param::new("http_port", ParamKind::Integer, "Port of the HTTP routing checks and metrics (0: off)",
+    "Routing checks over HTTP with Patroni's REST paths and codes (GET /primary, /replica, /replica?lag=16MB, /read-only, /health: 200 or 503), so that an HAProxy configuration written for Patroni (option httpchk, http-check expect status 200) works unchanged; /metrics in Prometheus text format. 8008 is Patroni's port. 0 disables HTTP.")
+.default("8008")
+.reloadable(),
+Param::new("tcp_port", ParamKind::Integer, "Port of the TCP role line (0: off)",
+    "A TCP port that writes one line, production or standby, and closes: the check of PAF's HAProxy demo (tcp-check expect string production), answered from the same state as HTTP (5431 in that demo). 0 disables it.")
+.default("0")
+.reloadable(),
+Param::new("listen_address", ParamKind::String, "Address the checks listen on",
+    "The local address the HTTP and TCP checks listen on: 0.0.0.0 (every IPv4 address), :: (every address), or one address of this node to keep the checks off other networks.")
+.default("0.0.0.0")
+.reloadable(),
+Param::new("pgsql_resource", ParamKind::String, "The pgsqlms resource",
+    "The name of the ocf:paceline:pgsqlms resource (the primitive, not the clone): this node answers primary only while Pacemaker has it promoted here and the partition is quorate.")
+.default("pgsqld")
 .reloadable()];
 
 pub static SPEC: AgentSpec = AgentSpec {
@@ -82,8 +99,34 @@ impl Config {
         let instance = env.instance();
         let resource = instance.split(':').next().unwrap_or(instance);
         let pidfile = pgsqlms::scores::cache_dir().join(format!("paceline-state-{resource}.pid"));
+        let addr: std::net::IpAddr = p.str("listen_address").unwrap_or("0.0.0.0").trim().parse().map_err(|_| OcfError::configured(format!("listen_address '{}' is not an IP address", p.str("listen_address").unwrap_or(""))))?;
+        let port_of = |name: &str, default: i64| -> Result<Option<std::net::SocketAddr>, OcfError> {
+            let v = p.int(name).unwrap_or(default);
+            match u16::try_from(v) {
+                Ok(0) => Ok(None),
+                Ok(port) => Ok(Some(std::net::SocketAddr::new(addr, port))),
+                Err(_) => Err(OcfError::configured(format!("{name} {v} is not a TCP port (0 disables it)"))),
+            }
+        };
+        let endpoints = Endpoints { http: port_of("http_port", 8008)?, tcp: port_of("tcp_port", 0)? };
+        if endpoints.http.is_some() && endpoints.http == endpoints.tcp {
+            return Err(OcfError::configured("http_port and tcp_port must differ"));
+        }
+        let pgsql_resource = p.str("pgsql_resource").unwrap_or("pgsqld").trim().to_owned();
+        if pgsql_resource.is_empty() || pgsql_resource.contains(|c: char| c.is_whitespace() || c == ':') {
+            return Err(OcfError::configured(format!("pgsql_resource '{pgsql_resource}' is not a resource name (the primitive, without :N)")));
+        }
         Ok(Config {
-            settings: Settings { socket_dir, port, user, who: nix::unistd::geteuid().is_root().then_some(who), sync_wait_limit: Duration::from_millis(limit) },
+            settings: Settings {
+                socket_dir,
+                port,
+                user,
+                who: nix::unistd::geteuid().is_root().then_some(who),
+                sync_wait_limit: Duration::from_millis(limit),
+                endpoints,
+                resource: pgsql_resource,
+                node: env.on_node().map(str::to_owned),
+            },
             pidfile,
             timeout: env.timeout_or(Duration::from_secs(20)),
         })

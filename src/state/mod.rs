@@ -8,8 +8,11 @@
 //! off from its standbys can be told "committed" for a write that the promoted standby
 //! never received. The guard watches the commits waiting for replication and, when the
 //! standbys stop answering, ends those sessions (the client sees an error, never a false
-//! success) before a client's own cancel fires. It is the beginning of the per-node
-//! service that will also answer routing checks and metrics (the no-VIP issue).
+//! success) before a client's own cancel fires. The second is answering routing checks
+//! ([`role`], [`http`]): a load balancer that cannot move a VIP asks every node "are you
+//! the primary?", and the answer must come from PostgreSQL *and* the cluster, be current,
+//! and cost nothing however often it is asked — so the service's loops keep a snapshot of
+//! both views and the endpoints only read it; `/metrics` exposes the same snapshot.
 //!
 //! What the cluster expects from it: it never changes PostgreSQL's configuration or data,
 //! only ends sessions that are waiting on replication that is not coming; it exits on
@@ -17,4 +20,6 @@
 //! recovers by restarting it.
 
 pub mod guard;
+pub mod http;
+pub mod role;
 pub mod serve;

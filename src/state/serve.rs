@@ -1,11 +1,15 @@
-//! The service's loop: one connection to the local PostgreSQL, a poll every
-//! [`POLL`], the guard's decision carried out, until SIGTERM.
+//! The service's loops: one connection to the local PostgreSQL, a poll every [`POLL`]
+//! (the guard's decision carried out, PostgreSQL's view of the snapshot refreshed), and a
+//! look at the cluster every [`CLUSTER_POLL`] (the cluster's view), until SIGTERM.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use super::guard::{Guard, Member, Waiter};
+use super::http::{self, Endpoints};
+use super::role::{ClusterView, PgView, Snapshot};
 use crate::ocf::OcfError;
 use crate::pg::client::{Identity, Local};
 use crate::{ocf_debug, ocf_info, ocf_warn};
@@ -19,6 +23,9 @@ const RECONNECT: Duration = Duration::from_millis(200);
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How often the cluster's view is refreshed (two short Pacemaker tool runs).
+pub const CLUSTER_POLL: Duration = Duration::from_millis(200);
+
 /// What the service needs to know.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -29,6 +36,12 @@ pub struct Settings {
     pub who: Option<Identity>,
     /// The guard's limit; zero disables it.
     pub sync_wait_limit: Duration,
+    /// Where the routing checks are answered.
+    pub endpoints: Endpoints,
+    /// The pgsqlms resource whose promotion makes this node the primary.
+    pub resource: String,
+    /// This node's name as Pacemaker knows it, when Pacemaker started the service.
+    pub node: Option<String>,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -55,13 +68,19 @@ struct Seen {
     k: usize,
     waiters: Vec<Waiter>,
     members: Vec<Member>,
+    view: PgView,
 }
 
 fn look(local: &Local) -> Result<Seen, OcfError> {
     let rows = local.query_text(
         "SELECT 'w', pid::text, backend_start::text || ' ' || coalesce(xact_start::text, '') FROM pg_stat_activity WHERE wait_event = 'SyncRep' \
          UNION ALL SELECT 'm', application_name, coalesce(reply_time::text, '') || ' ' || coalesce(flush_lsn::text, '') FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum') \
-         UNION ALL SELECT 's', current_setting('synchronous_standby_names'), (NOT pg_is_in_recovery())::text",
+         UNION ALL SELECT 's', current_setting('synchronous_standby_names'), (NOT pg_is_in_recovery())::text \
+         UNION ALL SELECT 'p', CASE WHEN pg_is_in_recovery() THEN (SELECT received_tli::text FROM pg_stat_wal_receiver) ELSE (SELECT timeline_id::text FROM pg_control_checkpoint()) END, \
+           CASE WHEN pg_is_in_recovery() THEN coalesce(pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint::text, '') || ' ' || \
+             coalesce((SELECT greatest(0, pg_wal_lsn_diff(latest_end_lsn, pg_last_wal_replay_lsn()))::bigint::text FROM pg_stat_wal_receiver WHERE status = 'streaming'), '') \
+           ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint::text || ' ' END \
+         UNION ALL SELECT 'r', application_name, sync_state || ' ' || coalesce(greatest(0, pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn))::bigint::text, '') FROM pg_stat_replication WHERE NOT pg_is_in_recovery()",
         QUERY_TIMEOUT,
     )?;
     let mut seen = Seen::default();
@@ -77,16 +96,94 @@ fn look(local: &Local) -> Result<Seen, OcfError> {
             "s" => {
                 seen.k = super::guard::required_acks(&col(1));
                 seen.primary = col(2) == "true";
+                seen.view.synchronous = !col(1).trim().is_empty();
+            }
+            "p" => {
+                seen.view.timeline = col(1).trim().parse().ok();
+                let pos = col(2);
+                let mut it = pos.split(' ');
+                seen.view.lsn = it.next().and_then(|v| v.parse().ok());
+                seen.view.lag_bytes = it.next().and_then(|v| v.parse().ok());
+            }
+            "r" => {
+                let rest = col(2);
+                let (sync, lag) = rest.split_once(' ').unwrap_or((rest.as_str(), ""));
+                seen.view.standbys.push((col(1), sync.to_owned(), lag.parse().unwrap_or(0)));
             }
             _ => {}
         }
     }
+    seen.view.up = true;
+    seen.view.writable = seen.primary;
+    seen.view.streaming = !seen.primary && seen.view.lag_bytes.is_some();
     Ok(seen)
+}
+
+/// The cluster's view: is the resource promoted here, is the partition quorate (and, every
+/// tenth look, this node's promotion score). An error leaves the view to go stale, which
+/// answers "no": the service never vouches for what it could not see.
+fn look_at_cluster(s: &Settings, me: &str, with_score: bool, previous: &ClusterView) -> Result<ClusterView, OcfError> {
+    use crate::pacemaker::{attrs, nodes, resource};
+    let promoted_here = resource::locate(&s.resource)?.iter().any(|l| l.promoted && l.node == me);
+    let quorate = nodes::quorate(QUERY_TIMEOUT)?;
+    let score = if with_score { attrs::permanent(&format!("master-{}", s.resource), me).ok().flatten().and_then(|v| v.trim().parse().ok()) } else { previous.score };
+    Ok(ClusterView { promoted_here, quorate, score })
+}
+
+/// Keep the snapshot's cluster view current, from a thread of its own (the tools take a
+/// few milliseconds each; the PostgreSQL poll must not wait for them).
+fn spawn_cluster_watch(s: &Settings, snap: Arc<RwLock<Snapshot>>) -> Result<(), OcfError> {
+    let s = s.clone();
+    std::thread::Builder::new()
+        .name("paceline-cluster".into())
+        .spawn(move || {
+            let mut me = s.node.clone();
+            let mut n: u64 = 0;
+            let mut failing = false;
+            while !STOP.load(Ordering::SeqCst) {
+                if me.is_none() {
+                    me = crate::pacemaker::nodes::local_name().ok();
+                }
+                if let Some(me) = &me {
+                    let previous = snap.read().unwrap_or_else(|e| e.into_inner()).cluster.clone();
+                    match look_at_cluster(&s, me, n % 10 == 0, &previous) {
+                        Ok(view) => {
+                            if failing {
+                                ocf_info!("the cluster's view is back");
+                                failing = false;
+                            }
+                            let mut w = snap.write().unwrap_or_else(|e| e.into_inner());
+                            w.cluster = view;
+                            w.cluster_at = Some(Instant::now());
+                        }
+                        Err(e) if !failing => {
+                            ocf_warn!("cannot see the cluster ({}): routing checks answer no until it is back", e.reason);
+                            failing = true;
+                        }
+                        Err(_) => {}
+                    }
+                }
+                n += 1;
+                std::thread::sleep(CLUSTER_POLL);
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| OcfError::generic(format!("cannot start the cluster watch: {e}")))
 }
 
 /// Run until SIGTERM. Never returns an error for PostgreSQL being down: it waits for it.
 pub fn serve(s: &Settings) -> Result<(), OcfError> {
     handle_signals()?;
+    let snap = Arc::new(RwLock::new(Snapshot::default()));
+    if s.endpoints.http.is_some() || s.endpoints.tcp.is_some() {
+        http::spawn(&s.endpoints, snap.clone())?;
+        spawn_cluster_watch(s, snap.clone())?;
+    }
+    let set_pg = |view: PgView| {
+        let mut w = snap.write().unwrap_or_else(|e| e.into_inner());
+        w.pg = view;
+        w.pg_at = Some(Instant::now());
+    };
     let mut guard = Guard::new(s.sync_wait_limit);
     let mut local: Option<Local> = None;
     let mut down_since: Option<Instant> = Some(Instant::now());
@@ -102,6 +199,8 @@ pub fn serve(s: &Settings) -> Result<(), OcfError> {
                 }
                 Err(e) => {
                     ocf_debug!("PostgreSQL not reachable: {}", e.message());
+                    // Seen down: an answer ("not running here"), not a stale view.
+                    set_pg(PgView::default());
                     std::thread::sleep(RECONNECT);
                 }
             }
@@ -112,10 +211,15 @@ pub fn serve(s: &Settings) -> Result<(), OcfError> {
                 for pid in guard.observe(Instant::now(), &seen.waiters, &seen.members, seen.k) {
                     end_session(l, pid, s.sync_wait_limit);
                 }
+                set_pg(seen.view);
             }
-            Ok(_) => guard = Guard::new(s.sync_wait_limit),
+            Ok(seen) => {
+                guard = Guard::new(s.sync_wait_limit);
+                set_pg(seen.view);
+            }
             Err(e) => {
                 ocf_warn!("lost the connection to PostgreSQL: {}", e.reason);
+                set_pg(PgView::default());
                 local = None;
                 down_since = Some(Instant::now());
                 continue;

@@ -1,0 +1,164 @@
+//! The routing endpoints: HTTP with Patroni's paths and codes, and the seed demo's TCP line.
+//!
+//! A load balancer checks every node many times a second, and an attacker may check far
+//! more: an answer must cost nothing, so it is read from the [`Snapshot`] the service's
+//! loops keep current (never a query or a fork per request), and the server protects
+//! itself: at most [`MAX_CONNECTIONS`] connections at once (more are closed at once, the
+//! others go on being answered), [`MAX_REQUEST`] bytes of request head, a header read
+//! timeout and a whole-connection bound, no request body read. HTTP is served by hyper
+//! (HTTP/1.1, keep-alive) on a current-thread tokio runtime of its own thread, so the
+//! PostgreSQL poll never waits for a client.
+//!
+//! Paths (any method; HEAD without a body): `/primary` (`/`, `/master`, `/leader`,
+//! `/read-write`), `/replica` (`/standby`, `?lag=16MB`), `/read-only`, `/health`,
+//! `/liveness` → 200 or 503 with a small JSON body, as Patroni answers them, so an HAProxy
+//! configuration written for Patroni works unchanged; `/metrics` → Prometheus text.
+//! The TCP port writes `production` or `standby` and a newline, then closes.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use super::role::{check_for, Snapshot};
+use crate::ocf::OcfError;
+use crate::{ocf_info, ocf_warn};
+
+/// Connections served at once; a connection beyond it is closed without an answer.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// The most a request head may take.
+pub const MAX_REQUEST: usize = 8 * 1024;
+/// How long a client may take to send its request head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest one connection (keep-alive included) is kept.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where to listen (either may be absent).
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub http: Option<SocketAddr>,
+    pub tcp: Option<SocketAddr>,
+}
+
+/// Bind the endpoints now (so that a port in use fails the service's start), then serve
+/// them from a thread of their own until the process ends.
+pub fn spawn(ep: &Endpoints, snap: Arc<RwLock<Snapshot>>) -> Result<(), OcfError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| OcfError::generic(format!("cannot start the HTTP runtime: {e}")))?;
+    let bind = |a: SocketAddr| {
+        rt.block_on(TcpListener::bind(a)).map_err(|e| OcfError::configured(format!("cannot listen on {a}: {e}")))
+    };
+    let http = ep.http.map(bind).transpose()?;
+    let tcp = ep.tcp.map(bind).transpose()?;
+    if let Some(a) = ep.http {
+        ocf_info!("routing checks over HTTP on {a} (Patroni's paths), metrics on http://{a}/metrics");
+    }
+    if let Some(a) = ep.tcp {
+        ocf_info!("routing checks over TCP on {a} (production / standby)");
+    }
+    std::thread::Builder::new()
+        .name("paceline-http".into())
+        .spawn(move || {
+            let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+            rt.block_on(async move {
+                let mut tasks = Vec::new();
+                if let Some(l) = http {
+                    tasks.push(tokio::spawn(serve_http(l, snap.clone(), limit.clone())));
+                }
+                if let Some(l) = tcp {
+                    tasks.push(tokio::spawn(serve_tcp(l, snap, limit)));
+                }
+                for t in tasks {
+                    let _ = t.await;
+                }
+            })
+        })
+        .map_err(|e| OcfError::generic(format!("cannot start the HTTP thread: {e}")))?;
+    Ok(())
+}
+
+async fn serve_http(listener: TcpListener, snap: Arc<RwLock<Snapshot>>, limit: Arc<Semaphore>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                ocf_warn!("HTTP accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            continue; // over the bound: dropped, closed
+        };
+        let _ = stream.set_nodelay(true);
+        let snap = snap.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let snap = snap.clone();
+                async move { Ok::<_, std::convert::Infallible>(respond(&req, &snap)) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_REQUEST)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
+            drop(permit);
+        });
+    }
+}
+
+/// The response to one request, from the snapshot.
+fn respond(req: &Request<Incoming>, snap: &RwLock<Snapshot>) -> Response<Full<Bytes>> {
+    let now = Instant::now();
+    let s = snap.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let head = req.method() == Method::HEAD;
+    let reply = |status: StatusCode, ctype: &str, body: String| {
+        let body = if head { Bytes::new() } else { Bytes::from(body) };
+        Response::builder().status(status).header("content-type", ctype).header("cache-control", "no-store").body(Full::new(body)).unwrap_or_default()
+    };
+    let path = req.uri().path();
+    if path == "/metrics" {
+        return reply(StatusCode::OK, "text/plain; version=0.0.4", s.metrics(now));
+    }
+    let Some(check) = check_for(path, req.uri().query()) else {
+        return reply(StatusCode::NOT_FOUND, "application/json", "{\"error\":\"unknown path\"}\n".into());
+    };
+    let status = if s.answer(check, now) { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = serde_json::json!({
+        "state": if s.pg.up { "running" } else { "stopped" },
+        "role": s.role(now),
+        "timeline": s.pg.timeline,
+        "replication_lag": s.pg.lag_bytes,
+        "cluster": { "promoted_here": s.cluster.promoted_here, "quorate": s.cluster.quorate },
+    });
+    reply(status, "application/json", format!("{body}\n"))
+}
+
+async fn serve_tcp(listener: TcpListener, snap: Arc<RwLock<Snapshot>>, limit: Arc<Semaphore>) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            continue;
+        };
+        let word = snap.read().unwrap_or_else(|e| e.into_inner()).tcp_word(Instant::now());
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(HEADER_TIMEOUT, async {
+                let _ = stream.write_all(format!("{word}\n").as_bytes()).await;
+                let _ = stream.shutdown().await;
+            })
+            .await;
+            drop(permit);
+        });
+    }
+}

@@ -1,0 +1,284 @@
+//! What this node answers to a routing check, from PostgreSQL's view *and* the cluster's.
+//!
+//! A load balancer (HAProxy's `httpchk`/`tcp-check`) sends writes to whichever node says
+//! "primary". Saying it wrongly sends writes to a node that will lose them, so the answer
+//! is "primary" only when all of these hold, as seen no longer ago than [`STALE`]:
+//!
+//! * PostgreSQL answers here and is writable (not in recovery);
+//! * Pacemaker has the pgsqlms resource promoted **on this node** — a primary that
+//!   Pacemaker is demoting, or one started outside its control, is not the primary;
+//! * this node's partition is quorate — a primary cut off from the majority is about to be
+//!   fenced, and its writes are the ones that would be lost.
+//!
+//! During a switchover the old primary stops being writable (demote shuts it down) before
+//! Pacemaker records the new one promoted, so no two nodes say "primary" at once. "replica"
+//! is a streaming standby (optionally within a lag bound). Anything unknown — PostgreSQL or
+//! the cluster not seen recently — answers no to everything but `/liveness`: a check that
+//! cannot be vouched for is a "no".
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+/// The oldest a view may be for an answer; older is "unknown". Both views are refreshed
+/// every 50 ms (PostgreSQL) and 200 ms (cluster), so an answer reflects state at most this
+/// old (the documented bound is the refresh period plus one tool run: ≤ 250 ms normally).
+pub const STALE: Duration = Duration::from_secs(1);
+
+/// PostgreSQL's own view, from the service's poll.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PgView {
+    /// Connected and answering.
+    pub up: bool,
+    /// `NOT pg_is_in_recovery()`.
+    pub writable: bool,
+    /// A standby whose WAL receiver is streaming.
+    pub streaming: bool,
+    pub timeline: Option<u32>,
+    /// The primary's current WAL position, or the standby's last replayed one (bytes).
+    pub lsn: Option<u64>,
+    /// Standby: bytes between what the primary last reported and what is replayed here.
+    pub lag_bytes: Option<u64>,
+    /// Primary: each standby's (application_name, sync_state, bytes not yet replayed).
+    pub standbys: Vec<(String, String, u64)>,
+    /// `synchronous_standby_names` is set (synchronous replication in force).
+    pub synchronous: bool,
+}
+
+/// The cluster's view, from Pacemaker's tools.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterView {
+    /// The pgsqlms resource is promoted on this node.
+    pub promoted_here: bool,
+    /// This node's partition has quorum.
+    pub quorate: bool,
+    /// This node's promotion score, if it has one.
+    pub score: Option<i64>,
+}
+
+/// Both views, each with when it was taken (None: never).
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub pg: PgView,
+    pub pg_at: Option<Instant>,
+    pub cluster: ClusterView,
+    pub cluster_at: Option<Instant>,
+}
+
+fn fresh(at: Option<Instant>, now: Instant) -> bool {
+    at.is_some_and(|t| now.saturating_duration_since(t) <= STALE)
+}
+
+/// A routing question, as Patroni's REST API names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// `/primary`, `/master`, `/leader`, `/read-write`, `/`.
+    Primary,
+    /// `/replica`, `/standby`, optionally `?lag=<max>`.
+    Replica { max_lag: Option<u64> },
+    /// `/read-only`: primary or replica.
+    ReadOnly,
+    /// `/health`: PostgreSQL is up and answering (any role).
+    Health,
+    /// `/liveness`: the service itself runs.
+    Liveness,
+}
+
+impl Snapshot {
+    /// Whether this node is the primary the cluster wants written to.
+    pub fn is_primary(&self, now: Instant) -> bool {
+        fresh(self.pg_at, now) && fresh(self.cluster_at, now) && self.pg.up && self.pg.writable && self.cluster.promoted_here && self.cluster.quorate
+    }
+
+    /// Whether this node is a streaming standby (within `max_lag` bytes when given).
+    pub fn is_replica(&self, now: Instant, max_lag: Option<u64>) -> bool {
+        let lag_ok = match max_lag {
+            None => true,
+            Some(max) => self.pg.lag_bytes.is_some_and(|l| l <= max),
+        };
+        fresh(self.pg_at, now) && self.pg.up && !self.pg.writable && self.pg.streaming && lag_ok
+    }
+
+    /// The answer to `check`: true is HTTP 200, false 503.
+    pub fn answer(&self, check: Check, now: Instant) -> bool {
+        match check {
+            Check::Primary => self.is_primary(now),
+            Check::Replica { max_lag } => self.is_replica(now, max_lag),
+            Check::ReadOnly => self.is_primary(now) || self.is_replica(now, None),
+            Check::Health => fresh(self.pg_at, now) && self.pg.up,
+            Check::Liveness => true,
+        }
+    }
+
+    /// The role word of the seed demo's TCP check (`production` / `standby`).
+    pub fn tcp_word(&self, now: Instant) -> &'static str {
+        if self.is_primary(now) {
+            "production"
+        } else {
+            "standby"
+        }
+    }
+
+    /// The role as JSON's `role` field says it (Patroni's names).
+    pub fn role(&self, now: Instant) -> &'static str {
+        if self.is_primary(now) {
+            "primary"
+        } else if self.is_replica(now, None) {
+            "replica"
+        } else if fresh(self.pg_at, now) && self.pg.up {
+            if self.pg.writable {
+                "demoted"
+            } else {
+                "starting"
+            }
+        } else {
+            "stopped"
+        }
+    }
+
+    /// The Prometheus text exposition of both views.
+    pub fn metrics(&self, now: Instant) -> String {
+        let mut m = String::new();
+        let b = |v: bool| u8::from(v);
+        let age = |at: Option<Instant>| at.map(|t| now.saturating_duration_since(t).as_secs_f64()).unwrap_or(f64::INFINITY);
+        let mut gauge = |name: &str, help: &str, value: String| {
+            let _ = writeln!(m, "# HELP paceline_{name} {help}\n# TYPE paceline_{name} gauge\npaceline_{name} {value}");
+        };
+        gauge("postgres_up", "PostgreSQL answers the state service on this node.", b(self.pg.up).to_string());
+        gauge("postgres_primary", "PostgreSQL here is writable (not in recovery).", b(self.pg.writable).to_string());
+        gauge("postgres_streaming", "PostgreSQL here is a standby whose WAL receiver streams.", b(self.pg.streaming).to_string());
+        gauge("postgres_timeline", "The timeline PostgreSQL is on here.", self.pg.timeline.map(|t| t.to_string()).unwrap_or_else(|| "NaN".into()));
+        gauge("postgres_wal_lsn_bytes", "Current WAL position (primary) or last replayed (standby), in bytes.", self.pg.lsn.map(|l| l.to_string()).unwrap_or_else(|| "NaN".into()));
+        gauge("postgres_replication_lag_bytes", "Standby: bytes the primary reported beyond what is replayed here.", self.pg.lag_bytes.map(|l| l.to_string()).unwrap_or_else(|| "NaN".into()));
+        gauge("postgres_synchronous", "synchronous_standby_names is set on this node.", b(self.pg.synchronous).to_string());
+        gauge("cluster_promoted_here", "Pacemaker has the PostgreSQL resource promoted on this node.", b(self.cluster.promoted_here).to_string());
+        gauge("cluster_quorate", "This node's partition has quorum.", b(self.cluster.quorate).to_string());
+        gauge("cluster_promotion_score", "This node's promotion score (master-<resource>).", self.cluster.score.map(|s| s.to_string()).unwrap_or_else(|| "NaN".into()));
+        gauge("routing_primary", "This node answers primary to routing checks.", b(self.is_primary(now)).to_string());
+        gauge("state_postgres_age_seconds", "Age of the PostgreSQL view the answers come from.", format!("{:.3}", age(self.pg_at)));
+        gauge("state_cluster_age_seconds", "Age of the cluster view the answers come from.", format!("{:.3}", age(self.cluster_at)));
+        if !self.pg.standbys.is_empty() {
+            let _ = writeln!(m, "# HELP paceline_standby_lag_bytes Primary: bytes each standby has not replayed yet.\n# TYPE paceline_standby_lag_bytes gauge");
+            for (name, sync, lag) in &self.pg.standbys {
+                let _ = writeln!(m, "paceline_standby_lag_bytes{{application_name=\"{}\",sync_state=\"{}\"}} {lag}", escape(name), escape(sync));
+            }
+        }
+        m
+    }
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// The check a request path asks for (Patroni's paths), or None for an unknown one.
+pub fn check_for(path: &str, query: Option<&str>) -> Option<Check> {
+    let lag = query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("lag="))).and_then(parse_lag);
+    Some(match path.trim_end_matches('/') {
+        "" | "/primary" | "/master" | "/leader" | "/read-write" => Check::Primary,
+        "/replica" | "/standby" => Check::Replica { max_lag: lag },
+        "/read-only" => Check::ReadOnly,
+        "/health" => Check::Health,
+        "/liveness" => Check::Liveness,
+        _ => return None,
+    })
+}
+
+/// A lag bound as Patroni takes it: bytes, or with a unit (`16MB`, `1GB`, `512kB`).
+pub fn parse_lag(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (n, unit) = v.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1 << 10,
+        "mb" => 1 << 20,
+        "gb" => 1 << 30,
+        "tb" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(pg: PgView, cluster: ClusterView) -> Snapshot {
+        let now = Instant::now();
+        Snapshot { pg, pg_at: Some(now), cluster, cluster_at: Some(now) }
+    }
+    fn primary_pg() -> PgView {
+        PgView { up: true, writable: true, ..Default::default() }
+    }
+    fn here() -> ClusterView {
+        ClusterView { promoted_here: true, quorate: true, score: Some(1001) }
+    }
+
+    #[test]
+    fn primary_needs_postgres_and_the_cluster() {
+        let now = Instant::now();
+        assert!(snap(primary_pg(), here()).answer(Check::Primary, now));
+        // Writable but not promoted here (being demoted, or started by hand): no.
+        assert!(!snap(primary_pg(), ClusterView { promoted_here: false, ..here() }).answer(Check::Primary, now));
+        // Promoted here but the partition lost quorum (about to be fenced): no.
+        assert!(!snap(primary_pg(), ClusterView { quorate: false, ..here() }).answer(Check::Primary, now));
+        // Promoted here but PostgreSQL not writable yet (promotion under way) or down: no.
+        assert!(!snap(PgView { writable: false, ..primary_pg() }, here()).answer(Check::Primary, now));
+        assert!(!snap(PgView { up: false, ..primary_pg() }, here()).answer(Check::Primary, now));
+        assert_eq!(snap(primary_pg(), here()).tcp_word(now), "production");
+        assert_eq!(snap(primary_pg(), ClusterView::default()).tcp_word(now), "standby");
+    }
+
+    #[test]
+    fn stale_views_answer_no() {
+        let s = snap(primary_pg(), here());
+        let later = Instant::now() + STALE + Duration::from_millis(10);
+        assert!(!s.answer(Check::Primary, later));
+        assert!(!s.answer(Check::Health, later));
+        assert!(s.answer(Check::Liveness, later));
+        assert!(!Snapshot::default().answer(Check::ReadOnly, Instant::now()));
+    }
+
+    #[test]
+    fn replicas_stream_within_the_lag_bound() {
+        let now = Instant::now();
+        let standby = PgView { up: true, writable: false, streaming: true, lag_bytes: Some(1000), ..Default::default() };
+        let s = snap(standby.clone(), ClusterView { quorate: true, ..Default::default() });
+        assert!(s.answer(Check::Replica { max_lag: None }, now));
+        assert!(s.answer(Check::Replica { max_lag: Some(1000) }, now));
+        assert!(!s.answer(Check::Replica { max_lag: Some(999) }, now));
+        assert!(s.answer(Check::ReadOnly, now) && !s.answer(Check::Primary, now));
+        assert_eq!(s.role(now), "replica");
+        // Not streaming (its primary is gone): not a replica to read from.
+        let lost = snap(PgView { streaming: false, ..standby }, ClusterView::default());
+        assert!(!lost.answer(Check::Replica { max_lag: None }, now) && lost.answer(Check::Health, now));
+    }
+
+    #[test]
+    fn patroni_paths_and_lag_units() {
+        assert_eq!(check_for("/primary", None), Some(Check::Primary));
+        assert_eq!(check_for("/", None), Some(Check::Primary));
+        assert_eq!(check_for("/master", None), Some(Check::Primary));
+        assert_eq!(check_for("/replica", Some("lag=16MB")), Some(Check::Replica { max_lag: Some(16 << 20) }));
+        assert_eq!(check_for("/replica", Some("x=1&lag=100")), Some(Check::Replica { max_lag: Some(100) }));
+        assert_eq!(check_for("/read-only/", None), Some(Check::ReadOnly));
+        assert_eq!(check_for("/nope", None), None);
+        assert_eq!(parse_lag("1GB"), Some(1 << 30));
+        assert_eq!(parse_lag("12 parsecs"), None);
+        assert_eq!(parse_lag("99999999999999999999TB"), None);
+    }
+
+    #[test]
+    fn metrics_are_prometheus_text() {
+        let mut pg = primary_pg();
+        pg.standbys = vec![("node2".into(), "quorum".into(), 42), ("a\"b".into(), "async".into(), 0)];
+        let m = snap(pg, here()).metrics(Instant::now());
+        assert!(m.contains("# TYPE paceline_postgres_up gauge\npaceline_postgres_up 1\n"), "{m}");
+        assert!(m.contains("paceline_routing_primary 1\n"));
+        assert!(m.contains("paceline_standby_lag_bytes{application_name=\"node2\",sync_state=\"quorum\"} 42\n"));
+        assert!(m.contains("application_name=\"a\\\"b\""));
+        assert!(m.contains("paceline_postgres_timeline NaN\n"));
+    }
+}
