@@ -95,6 +95,27 @@ impl Fixture {
         (o.status.code().unwrap_or(-1), err)
     }
 
+    /// `pgsql-state ACTION` for instance `i` as resource instance `name`, logging to
+    /// `<log>.log` in the fixture, with `extra` environment: its exit code.
+    fn state_agent(&self, i: &Instance, name: &str, log: &str, action: &str, extra: &[(&str, &str)]) -> i32 {
+        Command::new(env!("CARGO_BIN_EXE_pgsql-state"))
+            .arg(action)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("OCF_RESOURCE_INSTANCE", name)
+            .env("HA_LOGFACILITY", "none")
+            .env("HA_LOGFILE", self.base.join(format!("{log}.log")))
+            .env("HA_RSCTMP", &self.base)
+            .env("OCF_RESKEY_pghost", &i.sock)
+            .env("OCF_RESKEY_pgport", i.port.to_string())
+            .env("OCF_RESKEY_CRM_meta_timeout", "20000")
+            .envs(extra.iter().copied())
+            .status()
+            .unwrap()
+            .code()
+            .unwrap_or(-1)
+    }
+
     fn rc(&self, i: &Instance, action: &str) -> i32 {
         let (rc, err) = self.agent(i, action, &[]);
         eprintln!("{} {action} -> {rc} {}", i.data.file_name().unwrap().to_string_lossy(), err.trim());
@@ -393,7 +414,6 @@ fn state_service_closes_the_cancel_hole_of_synchronous_commits() {
     if !possible() {
         return;
     }
-    const STATE_AGENT: &str = env!("CARGO_BIN_EXE_pgsql-state");
     let f = Fixture::new(4);
     let p = &f.primary;
     assert_eq!(f.rc(p, "start"), 0);
@@ -410,24 +430,9 @@ fn state_service_closes_the_cancel_hole_of_synchronous_commits() {
 
     // With the state service: the session is ended, the client gets an error, in time.
     let state = |action: &str, extra: &[(&str, &str)]| {
-        let mut cmd = Command::new(STATE_AGENT);
-        cmd.arg(action)
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("OCF_RESOURCE_INSTANCE", "pgsql-state:0")
-            .env("HA_LOGFACILITY", "none")
-            .env("HA_LOGFILE", f.base.join("state.log"))
-            .env("HA_RSCTMP", &f.base)
-            .env("OCF_RESKEY_pghost", &p.sock)
-            .env("OCF_RESKEY_pgport", p.port.to_string())
-            .env("OCF_RESKEY_sync_wait_limit", "300")
-            // The routing checks have a test of their own.
-            .env("OCF_RESKEY_http_port", "0")
-            .env("OCF_RESKEY_CRM_meta_timeout", "20000");
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        cmd.status().unwrap().code().unwrap_or(-1)
+        // The routing checks have a test of their own.
+        let env = [&[("OCF_RESKEY_sync_wait_limit", "300"), ("OCF_RESKEY_http_port", "0")][..], extra].concat();
+        f.state_agent(p, "pgsql-state:0", "state", action, &env)
     };
     assert_eq!(state("monitor", &[]), 7, "not started yet");
     assert_eq!(state("validate-all", &[("OCF_RESKEY_sync_wait_limit", "-5")]), 6);
@@ -509,7 +514,6 @@ fn state_service_answers_routing_checks_from_postgres_and_the_cluster() {
     if !possible() {
         return;
     }
-    const STATE_AGENT: &str = env!("CARGO_BIN_EXE_pgsql-state");
     let f = Fixture::new(5);
     let (p, s) = (&f.primary, &f.standby);
     assert_eq!(f.rc(p, "start"), 0);
@@ -518,24 +522,8 @@ fn state_service_answers_routing_checks_from_postgres_and_the_cluster() {
     wait_sql(s, "SELECT status FROM pg_stat_wal_receiver", "streaming");
     let (http_p, tcp_p, http_s) = (p.port + 1000, p.port + 2000, s.port + 1000);
     let state = |i: &Instance, name: &str, action: &str, http: u16, tcp: u16| {
-        Command::new(STATE_AGENT)
-            .arg(action)
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("OCF_RESOURCE_INSTANCE", name)
-            .env("HA_LOGFACILITY", "none")
-            .env("HA_LOGFILE", f.base.join(format!("{name}.log")))
-            .env("HA_RSCTMP", &f.base)
-            .env("OCF_RESKEY_pghost", &i.sock)
-            .env("OCF_RESKEY_pgport", i.port.to_string())
-            .env("OCF_RESKEY_listen_address", "127.0.0.1")
-            .env("OCF_RESKEY_http_port", http.to_string())
-            .env("OCF_RESKEY_tcp_port", tcp.to_string())
-            .env("OCF_RESKEY_CRM_meta_timeout", "20000")
-            .status()
-            .unwrap()
-            .code()
-            .unwrap_or(-1)
+        let (http, tcp) = (http.to_string(), tcp.to_string());
+        f.state_agent(i, name, name, action, &[("OCF_RESKEY_listen_address", "127.0.0.1"), ("OCF_RESKEY_http_port", &http), ("OCF_RESKEY_tcp_port", &tcp)])
     };
     assert_eq!(state(p, "state-p", "validate-all", http_p, http_p), 6, "the same port twice");
     assert_eq!(state(p, "state-p", "start", http_p, tcp_p), 0);

@@ -25,8 +25,8 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::role::{check_for, Snapshot};
 use crate::ocf::OcfError;
@@ -84,19 +84,27 @@ pub fn spawn(ep: &Endpoints, snap: Arc<RwLock<Snapshot>>) -> Result<(), OcfError
     Ok(())
 }
 
+/// The next client within [`MAX_CONNECTIONS`]: one over the bound is dropped (closed) at
+/// once, and a failed accept (out of descriptors) waits a moment instead of spinning.
+async fn next_client(listener: &TcpListener, limit: &Arc<Semaphore>) -> (TcpStream, OwnedSemaphorePermit) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                if let Ok(permit) = limit.clone().try_acquire_owned() {
+                    return (stream, permit);
+                }
+            }
+            Err(e) => {
+                ocf_warn!("accept failed on {:?}: {e}", listener.local_addr().ok());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 async fn serve_http(listener: TcpListener, snap: Arc<RwLock<Snapshot>>, limit: Arc<Semaphore>) {
     loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                ocf_warn!("HTTP accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            continue; // over the bound: dropped, closed
-        };
+        let (stream, permit) = next_client(&listener, &limit).await;
         let _ = stream.set_nodelay(true);
         let snap = snap.clone();
         tokio::spawn(async move {
@@ -144,13 +152,7 @@ fn respond(req: &Request<Incoming>, snap: &RwLock<Snapshot>) -> Response<Full<By
 
 async fn serve_tcp(listener: TcpListener, snap: Arc<RwLock<Snapshot>>, limit: Arc<Semaphore>) {
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            continue;
-        };
+        let (mut stream, permit) = next_client(&listener, &limit).await;
         let word = snap.read().unwrap_or_else(|e| e.into_inner()).tcp_word(Instant::now());
         tokio::spawn(async move {
             let _ = tokio::time::timeout(HEADER_TIMEOUT, async {

@@ -63,7 +63,6 @@ fn handle_signals() -> Result<(), OcfError> {
 /// One poll's view of the instance.
 #[derive(Debug, Default)]
 struct Seen {
-    primary: bool,
     /// k of synchronous_standby_names (0: asynchronous).
     k: usize,
     waiters: Vec<Waiter>,
@@ -95,7 +94,7 @@ fn look(local: &Local) -> Result<Seen, OcfError> {
             "m" => seen.members.push(Member { name: col(1), reply: col(2) }),
             "s" => {
                 seen.k = super::guard::required_acks(&col(1));
-                seen.primary = col(2) == "true";
+                seen.view.writable = col(2) == "true";
                 seen.view.synchronous = !col(1).trim().is_empty();
             }
             "p" => {
@@ -114,8 +113,7 @@ fn look(local: &Local) -> Result<Seen, OcfError> {
         }
     }
     seen.view.up = true;
-    seen.view.writable = seen.primary;
-    seen.view.streaming = !seen.primary && seen.view.lag_bytes.is_some();
+    seen.view.streaming = !seen.view.writable && seen.view.lag_bytes.is_some();
     Ok(seen)
 }
 
@@ -207,14 +205,14 @@ pub fn serve(s: &Settings) -> Result<(), OcfError> {
             continue;
         };
         match look(l) {
-            Ok(seen) if seen.primary => {
-                for pid in guard.observe(Instant::now(), &seen.waiters, &seen.members, seen.k) {
-                    end_session(l, pid, s.sync_wait_limit);
-                }
-                set_pg(seen.view);
-            }
             Ok(seen) => {
-                guard = Guard::new(s.sync_wait_limit);
+                if seen.view.writable {
+                    for pid in guard.observe(Instant::now(), &seen.waiters, &seen.members, seen.k) {
+                        end_session(l, pid, s.sync_wait_limit);
+                    }
+                } else {
+                    guard = Guard::new(s.sync_wait_limit);
+                }
                 set_pg(seen.view);
             }
             Err(e) => {

@@ -53,7 +53,21 @@ pub fn connect(cfg: &Config, who: Identity, timeout: Duration) -> Result<Local, 
 pub fn postmaster_alive(datadir: &Path) -> Option<i32> {
     let text = std::fs::read_to_string(datadir.join("postmaster.pid")).ok()?;
     let pid: i32 = text.lines().next()?.trim().parse().ok()?;
-    (pid > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() && zombie(pid) != Some(true)).then_some(pid)
+    (pid > 0 && alive(pid)).then_some(pid)
+}
+
+/// Whether `pid` is a live process (a zombie is dead; an unreadable /proc entry is not
+/// taken for one).
+pub fn alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() && zombie(pid) != Some(true)
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name (state, ppid, …), whatever
+/// characters the name holds.
+pub fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = s.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
 }
 
 /// Refuse to go on while a postmaster runs on the data directory.
@@ -67,7 +81,7 @@ pub fn ensure_stopped(cfg: &Config) -> Result<(), OcfError> {
 /// Whether process `pid` is a zombie (a killed process its parent has not reaped yet: it is
 /// dead); `None` when `/proc/<pid>/stat` cannot be read, each caller deciding what that means.
 pub fn zombie(pid: i32) -> Option<bool> {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
+    stat_fields(pid).map(|f| f.first().is_some_and(|state| state.starts_with('Z')))
 }
 
 /// Read the local instance's state. `budget` bounds the whole look.

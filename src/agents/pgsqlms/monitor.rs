@@ -13,8 +13,7 @@ pub fn monitor(env: &OcfEnv) -> OcfResult {
     // answer is "not running here" (7) — Pacemaker then simply never starts it here —
     // unless a postmaster runs on that data directory after all; a recurring monitor,
     // which runs only where the resource was started, says what is missing (5).
-    let installed = instance::identity(&cfg).and_then(|who| validate::check_installation(&cfg).map(|_| who));
-    let who = match installed {
+    let who = match validate::installed(&cfg) {
         Ok(who) => who,
         Err(e) if probe && instance::postmaster_alive(&cfg.datadir).is_none() => {
             ocf_info!("not running here: {}", e.reason);

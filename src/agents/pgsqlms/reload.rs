@@ -19,8 +19,7 @@ use crate::{ocf_info, ocf_warn};
 
 pub fn reload_agent(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
-    let who = instance::identity(&cfg)?;
-    validate::check_installation(&cfg)?;
+    let who = validate::installed(&cfg)?;
     validate::check_clone(env)?;
     match instance::state_and_connection(&cfg, who, cfg.timeout / 2)? {
         (State::Primary, Some(local)) => {

@@ -110,7 +110,7 @@ fn step(cfg: &Config, pid: i32, sig: Signal, name: &str, until: Instant) -> Step
     let sent = Instant::now();
     let mut acknowledged = false;
     loop {
-        if !alive(pid) {
+        if !instance::alive(pid) {
             return Step::Gone;
         }
         acknowledged = acknowledged || pm_status(&cfg.datadir).as_deref() == Some("stopping");
@@ -123,11 +123,6 @@ fn step(cfg: &Config, pid: i32, sig: Signal, name: &str, until: Instant) -> Step
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// Whether `pid` is a live process (a zombie is dead).
-fn alive(pid: i32) -> bool {
-    kill(Pid::from_raw(pid), None).is_ok() && instance::zombie(pid) != Some(true)
 }
 
 /// The postmaster's status line in postmaster.pid (`starting`, `ready`, `standby`,
@@ -151,8 +146,7 @@ fn tree(pid: i32) -> Vec<i32> {
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for e in dir.flatten() {
             let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
-            let ppid = std::fs::read_to_string(format!("/proc/{p}/stat")).ok().and_then(|s| s.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok()));
-            if let Some(pp) = ppid {
+            if let Some(pp) = instance::stat_fields(p).and_then(|f| f.get(1)?.parse::<i32>().ok()) {
                 parent_of.push((p, pp));
             }
         }
@@ -183,7 +177,7 @@ fn kill_instance(cfg: &Config, pid: i32, until: Instant) -> Result<(), OcfError>
     }
     ocf_warn!("sent SIGKILL to the postmaster (pid {pid}) and {} of its processes", procs.len() - 1);
     loop {
-        let left: Vec<i32> = procs.iter().copied().filter(|p| alive(*p)).collect();
+        let left: Vec<i32> = procs.iter().copied().filter(|p| instance::alive(*p)).collect();
         if left.is_empty() {
             break;
         }

@@ -33,6 +33,14 @@ pub fn check_installation(cfg: &Config) -> Result<u32, OcfError> {
     Ok(major)
 }
 
+/// Who runs PostgreSQL on this node, once its installation is checked: what monitor,
+/// reload-agent and validate-all need first (a missing piece is OCF_ERR_INSTALLED).
+pub fn installed(cfg: &Config) -> Result<crate::pg::client::Identity, OcfError> {
+    let who = instance::identity(cfg)?;
+    check_installation(cfg)?;
+    Ok(who)
+}
+
 /// The clone must notify (the election runs in pre-promote) and have one primary.
 pub fn check_clone(env: &OcfEnv) -> Result<(), OcfError> {
     if env.clone_max().is_none() {
@@ -70,8 +78,7 @@ pub fn check_sync_setting(cfg: &Config) -> Result<(), OcfError> {
 pub fn validate_all(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
     // What this node lacks keeps its code (5), as in start and monitor: one fault, one code.
-    instance::identity(&cfg)?;
-    check_installation(&cfg)?;
+    installed(&cfg)?;
     check_clone(env)?;
     let cd = ControlData::read(&cfg.bindir, &cfg.datadir, Duration::from_secs(5))?;
     if !matches!(cd.wal_level.as_str(), "replica" | "logical" | "hot_standby") {
