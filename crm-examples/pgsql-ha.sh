@@ -38,8 +38,13 @@
 #   SYNC_MODE           paceline stack only: the pgsqlms synchronous_mode parameter, off|on|strict
 #                       [unset: the agent's default, off]. on/strict: commits are acknowledged
 #                       only once SYNC_COUNT standbys have them (docs/pgsqlms.md), and the
-#                       node state service (ocf:paceline:pgsql-state, a clone) is created to
-#                       guard them against cancelled waits (docs/pgsql-state.md)
+#                       node state service (see STATE_SERVICE) guards them against cancelled
+#                       waits (docs/pgsql-state.md)
+#   STATE_SERVICE       paceline stack only, true|false: the node state service
+#                       (ocf:paceline:pgsql-state, a clone on every node) [true]. It reports a
+#                       crashed PostgreSQL to Pacemaker at once (no wait for the next monitor),
+#                       guards synchronous commits, and answers load balancers' routing checks
+#                       on port 8008 (docs/state-service.md)
 #   SYNC_COUNT          paceline stack only: synchronous_node_count [unset: the agent's default, 1]
 #   PCS_CREATE_FLAGS    extra flags for both "pcs resource create" [none], e.g. --force, which
 #                       pcs needs while ocf:paceline:pgsqlms is not installed on this machine
@@ -65,6 +70,7 @@ AUTO_REWIND=${AUTO_REWIND:-}
 REWIND_USER=${REWIND_USER:-}
 SYNC_MODE=${SYNC_MODE:-}
 SYNC_COUNT=${SYNC_COUNT:-}
+STATE_SERVICE=${STATE_SERVICE:-true}
 
 case $STACK in
     reference) PGSQL_AGENT=ocf:heartbeat:pgsqlms VIP_AGENT=ocf:heartbeat:IPaddr2 ;;
@@ -82,6 +88,10 @@ esac
 case $SYNC_MODE in
     "" | off | on | strict) ;;
     *) echo "pgsql-ha.sh: SYNC_MODE must be off, on or strict, not '$SYNC_MODE'" >&2; exit 2 ;;
+esac
+case $STATE_SERVICE in
+    true | false) ;;
+    *) echo "pgsql-ha.sh: STATE_SERVICE must be true or false, not '$STATE_SERVICE'" >&2; exit 2 ;;
 esac
 if [ "$STACK" = reference ] && [ -n "$AUTO_REWIND$REWIND_USER$SYNC_MODE$SYNC_COUNT" ]; then
     echo "pgsql-ha.sh: AUTO_REWIND, REWIND_USER, SYNC_MODE and SYNC_COUNT are parameters of ocf:paceline:pgsqlms only (STACK=paceline)" >&2
@@ -181,11 +191,12 @@ pcs_ constraint order demote pgsqld-clone then stop pgsql-vip symmetrical=false 
 
 pcs_ resource enable pgsql-vip
 
-# Synchronous replication: the node state service on every node, guarding commits against a
-# cancelled wait's false success (docs/pgsql-state.md). Same connection parameters as pgsqld.
-if [ "$SYNC_MODE" = on ] || [ "$SYNC_MODE" = strict ]; then
+# The node state service on every node (docs/state-service.md): reports a crashed PostgreSQL
+# at once, guards synchronous commits against a cancelled wait's false success, answers
+# routing checks. Same connection parameters as pgsqld; pgsql_resource names it.
+if [ "$STACK" = paceline ] && [ "$STATE_SERVICE" = true ]; then
     # shellcheck disable=SC2086
-    pcs_ resource create pgsql-state ocf:paceline:pgsql-state "pghost=$PGHOST" "pgport=$PGPORT" \
+    pcs_ resource create pgsql-state ocf:paceline:pgsql-state "pghost=$PGHOST" "pgport=$PGPORT" pgsql_resource=pgsqld \
         op monitor interval=10s timeout=10s \
         clone $PCS_CREATE_FLAGS
 fi

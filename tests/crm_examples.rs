@@ -334,15 +334,26 @@ fn paceline_stack_builds_a_cib_crm_verify_accepts() {
     let line = line_with_id(&sync_xml, "pgsql-state-instance_attributes-pghost").unwrap_or_else(|| panic!("no pghost:\n{sync_xml}"));
     assert_eq!(attr(line, "value"), Some("/run/postgresql"), "{line}");
     verify(&sync_cib);
-    assert!(!xml.contains("pgsql-state"), "SYNC_MODE unset: no state service");
+    // The state service is there by default (crash reports, routing checks), with or
+    // without SYNC_MODE; STATE_SERVICE=false leaves it out.
+    assert!(xml.contains(r#"<clone id="pgsql-state-clone""#), "no state service by default:\n{xml}");
+    let line = line_with_id(&xml, "pgsql-state-instance_attributes-pgsql_resource").unwrap_or_else(|| panic!("no pgsql_resource:\n{xml}"));
+    assert_eq!(attr(line, "value"), Some("pgsqld"), "{line}");
+    let (bare_cib, _) = built_cib(&dir, "bare.xml", &[("STACK", "paceline"), ("PCS_CREATE_FLAGS", "--force"), ("STATE_SERVICE", "false")]);
+    let bare_xml = std::fs::read_to_string(&bare_cib).unwrap();
+    assert!(!bare_xml.contains("pgsql-state"), "STATE_SERVICE=false: no state service");
+    let bad = dir.path("bad-state.xml");
+    empty_cib(&bad);
+    let out = run_script(&bad, &[("STACK", "paceline"), ("STATE_SERVICE", "yes")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let bad = dir.path("bad-sync.xml");
     empty_cib(&bad);
     let out = run_script(&bad, &[("STACK", "paceline"), ("SYNC_MODE", "quorum")]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 
-    // The two stacks differ in the agents' provider only (and the ops pcs copies from
-    // meta-data it could read).
-    let (ours, theirs) = (agent_independent(&xml), agent_independent(reference_cib()));
+    // Without the state service, the two stacks differ in the agents' provider only (and
+    // the ops pcs copies from meta-data it could read).
+    let (ours, theirs) = (agent_independent(&bare_xml), agent_independent(reference_cib()));
     if ours != theirs {
         let diff: Vec<String> = ours.iter().zip(&theirs).filter(|(a, b)| a != b).map(|(a, b)| format!("paceline : {a}\nreference: {b}")).collect();
         panic!("the paceline and reference configurations differ ({} vs {} lines):\n{}", ours.len(), theirs.len(), diff.join("\n"));

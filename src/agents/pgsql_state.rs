@@ -39,6 +39,14 @@ Param::new("listen_address", ParamKind::String, "Address the checks listen on",
     "The local address the HTTP and TCP checks listen on: 0.0.0.0 (every IPv4 address), :: (every address), or one address of this node to keep the checks off other networks.")
 .default("0.0.0.0")
 .reloadable(),
+Param::new("allow", ParamKind::String, "Networks the checks answer",
+    "Addresses or networks (192.0.2.0/24, 2001:db8::/32), separated by spaces or commas, that the HTTP and TCP checks answer; a connection from anywhere else is closed unanswered. Empty: every client. Give the load balancers' addresses (and the monitoring's, for /metrics).")
+.default("")
+.reloadable(),
+Param::new("crash_reports", ParamKind::Boolean, "Report a crashed PostgreSQL at once",
+    "Watch the local postmaster and, when it dies without shutting down (killed, crashed: its lock file is left behind), report pgsql_resource failed on this node at once (crm_resource --fail), so that recovery starts now instead of at the next monitor. Shutdowns by pgsqlms or pg_ctl are never reported.")
+.default("true")
+.reloadable(),
 Param::new("pgsql_resource", ParamKind::String, "The pgsqlms resource",
     "The name of the ocf:paceline:pgsqlms resource (the primitive, not the clone): this node answers primary only while Pacemaker has it promoted here and the partition is quorate.")
 .default("pgsqld")
@@ -108,7 +116,8 @@ impl Config {
                 Err(_) => Err(OcfError::configured(format!("{name} {v} is not a TCP port (0 disables it)"))),
             }
         };
-        let endpoints = Endpoints { http: port_of("http_port", 8008)?, tcp: port_of("tcp_port", 0)? };
+        let allow = crate::state::http::parse_allow(p.str("allow").unwrap_or("")).map_err(|e| OcfError::configured(format!("allow: {e}")))?;
+        let endpoints = Endpoints { http: port_of("http_port", 8008)?, tcp: port_of("tcp_port", 0)?, allow };
         if endpoints.http.is_some() && endpoints.http == endpoints.tcp {
             return Err(OcfError::configured("http_port and tcp_port must differ"));
         }
@@ -126,6 +135,7 @@ impl Config {
                 endpoints,
                 resource: pgsql_resource,
                 node: env.on_node().map(str::to_owned),
+                crash_reports: p.bool("crash_reports"),
             },
             pidfile,
             timeout: env.timeout_or(Duration::from_secs(20)),
@@ -225,7 +235,7 @@ mod tests {
 
     #[test]
     fn bad_input_is_configured() {
-        for case in [&[("sync_wait_limit", "-1")][..], &[("sync_wait_limit", "soon")], &[("pgport", "0")], &[("pghost", "relative")]] {
+        for case in [&[("sync_wait_limit", "-1")][..], &[("sync_wait_limit", "soon")], &[("pgport", "0")], &[("pghost", "relative")], &[("allow", "192.0.2.0/40")], &[("crash_reports", "maybe")]] {
             let e = Config::from_env(&env(case)).err().unwrap_or_else(|| panic!("{case:?} accepted"));
             assert_eq!(e.rc, OcfRc::ErrConfigured, "{case:?}: {}", e.reason);
         }

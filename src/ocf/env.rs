@@ -7,7 +7,14 @@
 //! values and tests can build one from a list of pairs instead of touching the process.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// `$HA_RSCTMP`: where agents keep what they remember between actions on this node (a
+/// tmpfs that a reboot empties; shared by every agent here).
+pub fn rsc_tmp() -> PathBuf {
+    PathBuf::from(std::env::var("HA_RSCTMP").unwrap_or_else(|_| "/run/resource-agents".into()))
+}
 
 /// The environment of one agent invocation.
 #[derive(Debug, Clone, Default)]

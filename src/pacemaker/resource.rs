@@ -1,4 +1,5 @@
-//! Where a resource runs, and in which role (`crm_resource --locate --output-as=xml`).
+//! Where a resource runs, and in which role (`crm_resource --locate --output-as=xml`), and
+//! the one write: reporting a resource failed on a node (`crm_resource --fail`).
 
 use super::xml::Element;
 use super::{run_xml, CRM_EX_NOSUCH, TOOL_TIMEOUT};
@@ -19,6 +20,18 @@ pub fn locate(resource: &str) -> Result<Vec<Location>, OcfError> {
         0 => Ok(locations_in(&a.root)),
         CRM_EX_NOSUCH => Ok(Vec::new()),
         code => Err(OcfError::generic(format!("crm_resource --locate {resource}: {} (status {code})", a.message))),
+    }
+}
+
+/// Tell the cluster that `resource` has failed on `node`, now: the controller records a
+/// failed operation for it there, and the scheduler recovers it as it would after a failed
+/// monitor (fail count, demote/stop/start, promotion elsewhere), without waiting for the
+/// next monitor.
+pub fn fail(resource: &str, node: &str) -> Result<(), OcfError> {
+    let a = run_xml("crm_resource", &["--fail", "--resource", resource, "--node", node], TOOL_TIMEOUT)?;
+    match a.code {
+        0 => Ok(()),
+        code => Err(OcfError::generic(format!("crm_resource --fail {resource} on {node}: {} (status {code})", a.message))),
     }
 }
 

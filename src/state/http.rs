@@ -15,7 +15,7 @@
 //! configuration written for Patroni works unchanged; `/metrics` → Prometheus text.
 //! The TCP port writes `production` or `standby` and a newline, then closes.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -41,11 +41,36 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest one connection (keep-alive included) is kept.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Where to listen (either may be absent).
-#[derive(Debug, Clone)]
+/// Where to listen (either may be absent), and whom to answer.
+#[derive(Debug, Clone, Default)]
 pub struct Endpoints {
     pub http: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
+    /// The networks clients may connect from (`address/prefix`); empty: any.
+    pub allow: Vec<(IpAddr, u8)>,
+}
+
+impl Endpoints {
+    /// Whether a client at `peer` may be answered.
+    pub fn allows(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.allow.is_empty() || self.allow.iter().any(|(net, prefix)| crate::net::netlink::covers(*net, *prefix, peer))
+    }
+}
+
+/// The allow-list parameter: networks (`192.0.2.0/24`, `2001:db8::/32`) or addresses,
+/// separated by spaces or commas.
+pub fn parse_allow(text: &str) -> Result<Vec<(IpAddr, u8)>, String> {
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let (ip, prefix) = w.split_once('/').unwrap_or((w, ""));
+            let ip: IpAddr = ip.parse().map_err(|_| format!("'{w}' is not an address or network"))?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let prefix = if prefix.is_empty() { max } else { prefix.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("'{w}': the prefix length must be 0 to {max}"))? };
+            Ok((ip, prefix))
+        })
+        .collect()
 }
 
 /// Bind the endpoints now (so that a port in use fails the service's start), then serve
@@ -63,17 +88,23 @@ pub fn spawn(ep: &Endpoints, snap: Arc<RwLock<Snapshot>>) -> Result<(), OcfError
     if let Some(a) = ep.tcp {
         ocf_info!("routing checks over TCP on {a} (production / standby)");
     }
+    if !ep.allow.is_empty() {
+        let nets: Vec<String> = ep.allow.iter().map(|(n, p)| format!("{n}/{p}")).collect();
+        ocf_info!("answering clients from {} only", nets.join(", "));
+    }
+    let ep = ep.clone();
     std::thread::Builder::new()
         .name("paceline-http".into())
         .spawn(move || {
             let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
             rt.block_on(async move {
                 let mut tasks = Vec::new();
+                let ep = Arc::new(ep);
                 if let Some(l) = http {
-                    tasks.push(tokio::spawn(serve_http(l, snap.clone(), limit.clone())));
+                    tasks.push(tokio::spawn(serve_http(l, snap.clone(), limit.clone(), ep.clone())));
                 }
                 if let Some(l) = tcp {
-                    tasks.push(tokio::spawn(serve_tcp(l, snap, limit)));
+                    tasks.push(tokio::spawn(serve_tcp(l, snap, limit, ep)));
                 }
                 for t in tasks {
                     let _ = t.await;
@@ -84,12 +115,16 @@ pub fn spawn(ep: &Endpoints, snap: Arc<RwLock<Snapshot>>) -> Result<(), OcfError
     Ok(())
 }
 
-/// The next client within [`MAX_CONNECTIONS`]: one over the bound is dropped (closed) at
-/// once, and a failed accept (out of descriptors) waits a moment instead of spinning.
-async fn next_client(listener: &TcpListener, limit: &Arc<Semaphore>) -> (TcpStream, OwnedSemaphorePermit) {
+/// The next client within [`MAX_CONNECTIONS`] and the allow-list: one over the bound, or
+/// from elsewhere, is dropped (closed) at once, unanswered; a failed accept (out of
+/// descriptors) waits a moment instead of spinning.
+async fn next_client(listener: &TcpListener, limit: &Arc<Semaphore>, ep: &Endpoints) -> (TcpStream, OwnedSemaphorePermit) {
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
+            Ok((stream, peer)) => {
+                if !ep.allows(peer.ip()) {
+                    continue;
+                }
                 if let Ok(permit) = limit.clone().try_acquire_owned() {
                     return (stream, permit);
                 }
@@ -102,9 +137,9 @@ async fn next_client(listener: &TcpListener, limit: &Arc<Semaphore>) -> (TcpStre
     }
 }
 
-async fn serve_http(listener: TcpListener, snap: Arc<RwLock<Snapshot>>, limit: Arc<Semaphore>) {
+async fn serve_http(listener: TcpListener, snap: Arc<RwLock<Snapshot>>, limit: Arc<Semaphore>, ep: Arc<Endpoints>) {
     loop {
-        let (stream, permit) = next_client(&listener, &limit).await;
+        let (stream, permit) = next_client(&listener, &limit, &ep).await;
         let _ = stream.set_nodelay(true);
         let snap = snap.clone();
         tokio::spawn(async move {
@@ -150,9 +185,9 @@ fn respond(req: &Request<Incoming>, snap: &RwLock<Snapshot>) -> Response<Full<By
     reply(status, "application/json", format!("{body}\n"))
 }
 
-async fn serve_tcp(listener: TcpListener, snap: Arc<RwLock<Snapshot>>, limit: Arc<Semaphore>) {
+async fn serve_tcp(listener: TcpListener, snap: Arc<RwLock<Snapshot>>, limit: Arc<Semaphore>, ep: Arc<Endpoints>) {
     loop {
-        let (mut stream, permit) = next_client(&listener, &limit).await;
+        let (mut stream, permit) = next_client(&listener, &limit, &ep).await;
         let word = snap.read().unwrap_or_else(|e| e.into_inner()).tcp_word(Instant::now());
         tokio::spawn(async move {
             let _ = tokio::time::timeout(HEADER_TIMEOUT, async {
@@ -162,5 +197,26 @@ async fn serve_tcp(listener: TcpListener, snap: Arc<RwLock<Snapshot>>, limit: Ar
             .await;
             drop(permit);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_allow_list_admits_its_networks_only() {
+        let ep = Endpoints { allow: parse_allow("192.0.2.0/24, 2001:db8::/32 127.0.0.1").unwrap(), ..Default::default() };
+        for ok in ["192.0.2.13", "2001:db8::5", "127.0.0.1", "::ffff:192.0.2.200"] {
+            assert!(ep.allows(ok.parse().unwrap()), "{ok}");
+        }
+        for no in ["198.51.100.1", "127.0.0.2", "2001:db9::1", "::1"] {
+            assert!(!ep.allows(no.parse().unwrap()), "{no}");
+        }
+        assert!(Endpoints::default().allows("198.51.100.1".parse().unwrap()), "empty: anyone");
+        for bad in ["192.0.2.0/33", "node1", "2001:db8::/129", "192.0.2.1/x"] {
+            assert!(parse_allow(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_allow("").unwrap(), vec![]);
     }
 }

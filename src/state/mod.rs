@@ -19,6 +19,7 @@
 //! SIGTERM (Pacemaker's stop), and a monitor that finds it gone is a failure Pacemaker
 //! recovers by restarting it.
 
+pub mod crash;
 pub mod guard;
 pub mod http;
 pub mod role;

@@ -42,6 +42,9 @@ pub struct PgView {
     pub standbys: Vec<(String, String, u64)>,
     /// `synchronous_standby_names` is set (synchronous replication in force).
     pub synchronous: bool,
+    /// When the current timeline began — the last promotion (failover or switchover), as
+    /// the timeline's history file records it (Unix seconds; None on timeline 1).
+    pub promoted_at: Option<i64>,
 }
 
 /// The cluster's view, from Pacemaker's tools.
@@ -154,8 +157,15 @@ impl Snapshot {
         gauge("cluster_quorate", "This node's partition has quorum.", b(self.cluster.quorate).to_string());
         gauge("cluster_promotion_score", "This node's promotion score (master-<resource>).", self.cluster.score.map(|s| s.to_string()).unwrap_or_else(|| "NaN".into()));
         gauge("routing_primary", "This node answers primary to routing checks.", b(self.is_primary(now)).to_string());
+        gauge("last_failover_timestamp_seconds", "When the current timeline began: the last promotion (Unix time; NaN on timeline 1).", self.pg.promoted_at.map(|t| t.to_string()).unwrap_or_else(|| "NaN".into()));
+
         gauge("state_postgres_age_seconds", "Age of the PostgreSQL view the answers come from.", format!("{:.3}", age(self.pg_at)));
         gauge("state_cluster_age_seconds", "Age of the cluster view the answers come from.", format!("{:.3}", age(self.cluster_at)));
+        let _ = writeln!(
+            m,
+            "# HELP paceline_crash_reports_total Crashed postmasters reported to Pacemaker by this service.\n# TYPE paceline_crash_reports_total counter\npaceline_crash_reports_total {}",
+            super::crash::REPORTS.load(std::sync::atomic::Ordering::Relaxed)
+        );
         if !self.pg.standbys.is_empty() {
             let _ = writeln!(m, "# HELP paceline_standby_lag_bytes Primary: bytes each standby has not replayed yet.\n# TYPE paceline_standby_lag_bytes gauge");
             for (name, sync, lag) in &self.pg.standbys {
@@ -280,5 +290,7 @@ mod tests {
         assert!(m.contains("paceline_standby_lag_bytes{application_name=\"node2\",sync_state=\"quorum\"} 42\n"));
         assert!(m.contains("application_name=\"a\\\"b\""));
         assert!(m.contains("paceline_postgres_timeline NaN\n"));
+        assert!(m.contains("# TYPE paceline_crash_reports_total counter\npaceline_crash_reports_total "), "{m}");
+        assert!(m.contains("paceline_last_failover_timestamp_seconds NaN\n"));
     }
 }

@@ -42,6 +42,8 @@ pub struct Settings {
     pub resource: String,
     /// This node's name as Pacemaker knows it, when Pacemaker started the service.
     pub node: Option<String>,
+    /// Report a crashed postmaster to Pacemaker at once ([`super::crash`]).
+    pub crash_reports: bool,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -117,6 +119,16 @@ fn look(local: &Local) -> Result<Seen, OcfError> {
     Ok(seen)
 }
 
+/// When timeline `tl` began: the modification time of its history file, which the
+/// promotion wrote (and a standby received). None on timeline 1, which has no history.
+fn timeline_began(local: &Local, tl: u32) -> Option<i64> {
+    if tl <= 1 {
+        return None;
+    }
+    let sql = format!("SELECT extract(epoch FROM modification)::bigint::text FROM pg_stat_file('pg_wal/{tl:08X}.history', true)");
+    local.query_text(&sql, QUERY_TIMEOUT).ok()?.first()?.first()?.as_ref()?.parse().ok()
+}
+
 /// The cluster's view: is the resource promoted here, is the partition quorate (and, every
 /// tenth look, this node's promotion score). An error leaves the view to go stale, which
 /// answers "no": the service never vouches for what it could not see.
@@ -177,6 +189,9 @@ pub fn serve(s: &Settings) -> Result<(), OcfError> {
         http::spawn(&s.endpoints, snap.clone())?;
         spawn_cluster_watch(s, snap.clone())?;
     }
+    if s.crash_reports {
+        super::crash::spawn(super::crash::Watch::new(&s.socket_dir, s.port, &s.resource, s.node.clone()), &STOP)?;
+    }
     let set_pg = |view: PgView| {
         let mut w = snap.write().unwrap_or_else(|e| e.into_inner());
         w.pg = view;
@@ -185,6 +200,7 @@ pub fn serve(s: &Settings) -> Result<(), OcfError> {
     let mut guard = Guard::new(s.sync_wait_limit);
     let mut local: Option<Local> = None;
     let mut down_since: Option<Instant> = Some(Instant::now());
+    let mut timeline: (Option<u32>, Option<i64>) = (None, None);
     ocf_info!("state service running (synchronous-commit guard: {})", if s.sync_wait_limit.is_zero() { "off".to_string() } else { format!("{:?}", s.sync_wait_limit) });
     while !STOP.load(Ordering::SeqCst) {
         let Some(l) = local.as_ref() else {
@@ -205,7 +221,12 @@ pub fn serve(s: &Settings) -> Result<(), OcfError> {
             continue;
         };
         match look(l) {
-            Ok(seen) => {
+            Ok(mut seen) => {
+                // The promotion time changes only with the timeline: asked once per timeline.
+                if seen.view.timeline != timeline.0 {
+                    timeline = (seen.view.timeline, seen.view.timeline.and_then(|tl| timeline_began(l, tl)));
+                }
+                seen.view.promoted_at = timeline.1;
                 if seen.view.writable {
                     for pid in guard.observe(Instant::now(), &seen.waiters, &seen.members, seen.k) {
                         end_session(l, pid, s.sync_wait_limit);

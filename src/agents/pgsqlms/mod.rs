@@ -19,7 +19,7 @@
 mod demote;
 pub mod election;
 mod instance;
-pub use instance::{identity_of, zombie};
+pub use instance::{alive, identity_of, zombie};
 mod monitor;
 mod notify;
 mod promote;

@@ -75,7 +75,7 @@ pub fn rank(me: &str, partition: &[String], replicas: &[Replica], current: Lsn, 
 /// Where the agent keeps what it remembers between actions (`$HA_RSCTMP`, a tmpfs that
 /// a reboot empties).
 pub fn cache_dir() -> PathBuf {
-    PathBuf::from(std::env::var("HA_RSCTMP").unwrap_or_else(|_| "/run/resource-agents".into()))
+    crate::ocf::env::rsc_tmp()
 }
 
 fn cache_path(cfg: &Config) -> PathBuf {

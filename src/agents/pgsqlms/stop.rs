@@ -166,6 +166,9 @@ fn tree(pid: i32) -> Vec<i32> {
 fn kill_instance(cfg: &Config, pid: i32, until: Instant) -> Result<(), OcfError> {
     let pidfile = cfg.datadir.join("postmaster.pid");
     let text = std::fs::read_to_string(&pidfile).unwrap_or_default();
+    // The state service watches this postmaster: its death here is the stop's, no crash.
+    crate::state::crash::intend_kill(pid);
+    let _mark = Done(pid);
     // The postmaster first, so that it cannot start another child meanwhile.
     let procs = tree(pid);
     for p in &procs {
@@ -212,6 +215,15 @@ fn kill_instance(cfg: &Config, pid: i32, until: Instant) -> Result<(), OcfError>
     }
     ocf_info!("PostgreSQL killed; postmaster.pid and lock files removed (crash recovery at the next start)");
     Ok(())
+}
+
+/// Clears the kill's mark for the state service however the kill ends.
+struct Done(i32);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        crate::state::crash::killed(self.0);
+    }
 }
 
 /// How many processes are attached to System V segment `id`, if it exists.
