@@ -79,6 +79,9 @@ enum LabVerb {
     },
     /// The writer probe (runs outside the nodes; used by the scenarios).
     Probe(paceline::lab::probe::Args),
+    /// A storm of routing checks (a new connection each, as HAProxy's) against a state
+    /// service, with the CPU, forks and memory of watched processes; one JSON line.
+    Storm(paceline::lab::storm::Args),
 }
 
 /// The lab's shell side lives in tests/lab/lab.sh; the source tree is found through
@@ -122,6 +125,7 @@ fn main() -> Result<()> {
             LabVerb::Down => lab_script("down", &[])?,
             LabVerb::Demo { stack } => lab_script("demo", &["--stack".into(), stack])?,
             LabVerb::Probe(args) => paceline::lab::probe::run(args)?,
+            LabVerb::Storm(args) => paceline::lab::storm::run(args)?,
         },
         Command::Params { agent } => {
             let spec = match agent.as_str() {

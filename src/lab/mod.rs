@@ -1,6 +1,8 @@
 //! The lab: a real multi-node Pacemaker + Corosync + PostgreSQL cluster in Linux namespaces
 //! on one machine. The namespaces, daemons and scenarios are driven by `tests/lab/lab.sh`;
 //! what needs precise timing — the writer probe that measures outages and lost writes —
-//! lives here.
+//! lives here, and so does the storm of routing checks the state service is measured with
+//! (a shell loop cannot offer 10,000 new connections a second).
 
 pub mod probe;
+pub mod storm;
