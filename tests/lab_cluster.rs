@@ -161,6 +161,18 @@ fn run_stack(stack: &str, switchover_bound_ms: u64, kill_bound_ms: u64) {
             assert_eq!(field(&j, "restored"), true, "{line}");
             assert_eq!(field(&j, "rows_lost"), 0, "{line}");
         }
+        if stack == "paceline" && matches!(scenario, "kill-postgres" | "hang" | "update-params") {
+            // The state service (crm-examples' default) saw the killed postmaster die with
+            // its lock file left and reported it to Pacemaker at once (crm_resource --fail):
+            // one report, on the node whose PostgreSQL was killed. The hang's kill is the
+            // stop's own (marked by pgsqlms) and the reloads are clean: no more reports.
+            let reports: Vec<u64> = (1..=3).map(|i| metric(&lab, i, "paceline_crash_reports_total")).collect();
+            assert_eq!(reports.iter().sum::<u64>(), 1, "{scenario}: crash reports per node {reports:?}: {line}");
+            if scenario == "kill-postgres" {
+                let killed: usize = field(&j, "primary_before").as_str().unwrap().trim_start_matches("node").parse().unwrap();
+                assert_eq!(reports[killed - 1], 1, "kill-postgres: the report came from another node than the killed one: {reports:?}");
+            }
+        }
         if scenario == "switchover" {
             assert_ne!(field(&j, "primary_before"), field(&j, "primary_after"), "{line}");
             assert_eq!(field(&j, "rows_lost"), 0, "switchover lost acknowledged rows: {line}");
@@ -266,4 +278,16 @@ fn check_code(lab: &Lab, i: u32, path: &str) -> String {
         .output()
         .expect("curl");
     String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+/// Metric `name` of node I's state service (its `/metrics`, from the client namespace);
+/// 0 when the node does not answer.
+fn metric(lab: &Lab, i: u32, name: &str) -> u64 {
+    let o = Command::new("ip")
+        .args(["netns", "exec", &format!("{}-client", lab.prefix), "curl", "-s", "--max-time", "2"])
+        .arg(format!("http://192.0.2.1{i}:8008/metrics"))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&o.stdout);
+    text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.trim().parse().ok())).unwrap_or(0)
 }

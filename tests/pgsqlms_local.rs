@@ -40,7 +40,8 @@ impl Fixture {
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(&base).unwrap();
         must(&format!("chown postgres: {}", base.display()));
-        let port = 6000 + (pid % 400) as u16 * 12 + tag * 2;
+        // Tags 0..=7: each test its own pair of ports (and directory).
+        let port = 6000 + (pid % 300) as u16 * 16 + tag * 2;
         let mk = |name: &str, port: u16| Instance { data: base.join(name), sock: base.join(format!("{name}-sock")), port };
         let f = Fixture { primary: mk("primary", port), standby: mk("standby", port + 1), base };
         for i in [&f.primary, &f.standby] {
@@ -514,7 +515,7 @@ fn state_service_answers_routing_checks_from_postgres_and_the_cluster() {
     if !possible() {
         return;
     }
-    let f = Fixture::new(5);
+    let f = Fixture::new(6);
     let (p, s) = (&f.primary, &f.standby);
     assert_eq!(f.rc(p, "start"), 0);
     assert_eq!(f.rc(p, "promote"), 0);
@@ -580,4 +581,59 @@ fn state_service_answers_routing_checks_from_postgres_and_the_cluster() {
     assert!(!log.contains("panicked"), "{log}");
     assert_eq!(state(p, "state-p", "stop", http_p, tcp_p), 0);
     assert_eq!(state(s, "state-s", "stop", http_s, 0), 0);
+}
+
+/// The state service's crash reports (docs/state-service.md): a postmaster killed under it
+/// is reported (here without a cluster, so the report itself fails and says so), a clean
+/// stop is not, nor is pgsqlms's own kill of a hung instance (its stop's last step).
+#[test]
+fn state_service_reports_a_crash_but_not_a_shutdown_or_the_stops_kill() {
+    if !possible() {
+        return;
+    }
+    let f = Fixture::new(7);
+    let p = &f.primary;
+    let pid = || std::fs::read_to_string(p.data.join("postmaster.pid")).unwrap().lines().next().unwrap().to_owned();
+    let log = || std::fs::read_to_string(f.base.join("state.log")).unwrap_or_default();
+    let wait_log = |what: &str| {
+        let t = std::time::Instant::now();
+        while !log().contains(what) {
+            assert!(t.elapsed() < std::time::Duration::from_secs(10), "no '{what}' in the log:\n{}", log());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    // Debug lines go to HA_DEBUGLOG only (as ha_debug's): the same file as HA_LOGFILE here.
+    let debuglog = f.base.join("state.log").display().to_string();
+    let state = |action: &str| f.state_agent(p, "state", "state", action, &[("OCF_RESKEY_http_port", "0"), ("OCF_RESKEY_CRM_meta_on_node", "node1"), ("HA_debug", "1"), ("HA_DEBUGLOG", &debuglog)]);
+    assert_eq!(f.rc(p, "start"), 0);
+    assert_eq!(state("start"), 0);
+    let first = pid();
+    wait_log(&format!("watching the postmaster (pid {first})"));
+    // A clean stop removes the lock file: a shutdown, not a crash.
+    assert_eq!(f.rc(p, "stop"), 0);
+    wait_log(&format!("the postmaster (pid {first}) shut down"));
+    // The stop of a hung instance ends with a kill the agent marks as its own.
+    assert_eq!(f.rc(p, "start"), 0);
+    let hung = pid();
+    wait_log(&format!("watching the postmaster (pid {hung})"));
+    must(&format!("kill -STOP {hung} $(pgrep -P {hung})"));
+    let (rc, err) = f.agent(p, "stop", &[("OCF_RESKEY_CRM_meta_timeout", "20000")]);
+    let _ = sh(&format!("kill -CONT {hung} $(pgrep -P {hung}) 2>/dev/null"));
+    assert_eq!(rc, 0, "stop of a hung instance: {err}");
+    wait_log(&format!("the postmaster (pid {hung}) was killed by the resource's stop"));
+    assert!(std::fs::read_dir(&f.base).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with("paceline-killing-")), "the kill's mark is cleared");
+    // kill -9: the lock file is left, a crash. No cluster answers here, so the report
+    // fails, and the service says the next monitor will find it.
+    assert_eq!(f.rc(p, "start"), 0);
+    let killed = pid();
+    wait_log(&format!("watching the postmaster (pid {killed})"));
+    must(&format!("kill -9 {killed}"));
+    wait_log(&format!("the postmaster (pid {killed}) died"));
+    let text = log();
+    for p in [&first, &hung] {
+        assert!(!text.contains(&format!("the postmaster (pid {p}) died")), "pid {p} reported as a crash:\n{text}");
+    }
+    assert!(!text.contains("panicked"), "{text}");
+    assert_eq!(state("stop"), 0);
+    assert_eq!(f.rc(p, "stop"), 0);
 }
