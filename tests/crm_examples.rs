@@ -768,3 +768,221 @@ fn simulate_ec2_node_fail_fences_before_promoting() {
     assert_eq!(sim.nodes("pgsql-awsvip", "Started"), ["node2"], "{sim}");
     assert!(sim.actions.iter().all(|a| a.node != "node1"), "an action ran on the fenced node1\n{sim}");
 }
+
+// ---------------------------------------------------------------------------------------
+// crm-examples/pgsql-ha-haproxy.sh and crm-examples/haproxy.cfg: no VIP, HAProxy on every node
+
+const HAPROXY_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crm-examples/pgsql-ha-haproxy.sh");
+const HAPROXY_CFG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crm-examples/haproxy.cfg");
+const LAB_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/lab.sh");
+
+/// Run the HAProxy example against `cib` with `env` (PCS is `pcs -f <cib>`, --force: the
+/// agents need not be installed where pcs runs).
+fn run_haproxy_script(cib: &Path, env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new("sh");
+    c.arg(HAPROXY_SCRIPT).env("PCS", format!("pcs -f {}", cib.display()));
+    for var in [
+        "STACK", "STONITH", "VIP", "CIDR", "NIC", "PGDATA", "DATADIR", "BINDIR", "PGHOST", "PGPORT", "MONITOR_PROMOTED", "MONITOR_UNPROMOTED", "VIP_MONITOR", "AUTO_REWIND", "REWIND_USER", "SYNC_MODE", "SYNC_COUNT",
+        "STATE_SERVICE", "EC2", "REGION", "HOST_MAP", "ENDPOINT_URL", "PROFILE", "SECONDARY_IP", "AWSVIP_MONITOR", "POWER_TIMEOUT", "FENCE_MONITOR", "FENCE_DELAY_MAX", "FENCE_AGENT", "AWSVIP_AGENT", "HAPROXY_REAL_PCS", "CIB_file",
+    ] {
+        c.env_remove(var);
+    }
+    c.env("PCS_CREATE_FLAGS", "--force");
+    c.envs(env.iter().copied());
+    run(&mut c)
+}
+
+/// The HAProxy example's CIB (defaults: the paceline stack, no fencing), built once.
+fn haproxy_cib() -> &'static str {
+    static XML: OnceLock<String> = OnceLock::new();
+    XML.get_or_init(|| {
+        let dir = TempDir::new("haproxy");
+        let cib = dir.path("cib.xml");
+        empty_cib(&cib);
+        let out = run_haproxy_script(&cib, &[]);
+        assert!(out.status.success(), "{HAPROXY_SCRIPT} failed:\n{}", text(&out));
+        std::fs::read_to_string(cib).expect("read the CIB")
+    })
+}
+
+/// The lines of `xml` from the element `<tag id="id"` to its closing `</tag>`.
+fn element<'a>(xml: &'a str, tag: &str, id: &str) -> &'a str {
+    let start = xml.find(&format!("<{tag} id=\"{id}\"")).unwrap_or_else(|| panic!("no <{tag} id=\"{id}\"> in\n{xml}"));
+    let end = xml[start..].find(&format!("</{tag}>")).unwrap_or_else(|| panic!("<{tag} id=\"{id}\"> is not closed")) + start;
+    &xml[start..end]
+}
+
+/// pgsql-ha-haproxy.sh = pgsql-ha.sh without the VIP: the same pgsqld clone, state service,
+/// properties and defaults (built by pgsql-ha.sh itself), no VIP, no constraint — crm_verify
+/// accepts it.
+#[test]
+fn haproxy_example_is_pgsql_ha_without_the_vip_crm_verify_accepts() {
+    skip_unless_possible!("haproxy_example_is_pgsql_ha_without_the_vip_crm_verify_accepts");
+    let xml = haproxy_cib();
+    assert!(!xml.contains("pgsql-vip") && !xml.contains("IPaddr2"), "a VIP in the HAProxy example:\n{xml}");
+    assert!(!xml.contains("<rsc_colocation") && !xml.contains("<rsc_order"), "constraints without a VIP:\n{xml}");
+    let has = |id: &str, pairs: &[(&str, &str)]| {
+        let line = line_with_id(xml, id).unwrap_or_else(|| panic!("no element {id} in the CIB:\n{xml}"));
+        for (k, v) in pairs {
+            assert_eq!(attr(line, k), Some(*v), "{id}: {k} is not {v}: {line}\n{xml}");
+        }
+    };
+    has("pgsqld", &[("class", "ocf"), ("provider", "paceline"), ("type", "pgsqlms")]);
+    has("pgsqld-clone-meta_attributes-promotable", &[("value", "true")]);
+    has("pgsqld-clone-meta_attributes-notify", &[("value", "true")]);
+    has("pgsqld-monitor-interval-15s", &[("role", "Promoted")]);
+    has("pgsqld-monitor-interval-16s", &[("role", "Unpromoted")]);
+    // The state service answers HAProxy's checks (port 8008, its default) on every node.
+    has("pgsql-state", &[("class", "ocf"), ("provider", "paceline"), ("type", "pgsql-state")]);
+    assert!(xml.contains(r#"<clone id="pgsql-state-clone""#), "no state service clone:\n{xml}");
+    has("pgsql-state-instance_attributes-pgsql_resource", &[("value", "pgsqld")]);
+    has("cib-bootstrap-options-stonith-enabled", &[("value", "false")]);
+    has("rsc_defaults-meta_attributes-resource-stickiness", &[("value", "10")]);
+    has("rsc_defaults-meta_attributes-migration-threshold", &[("value", &MIGRATION_THRESHOLD.to_string())]);
+    // Exactly pgsql-ha.sh's definitions (one definition, run by the HAProxy script).
+    let dir = TempDir::new("haproxy-vs-vip");
+    let (vip_cib, _) = built_cib(&dir, "vip.xml", &[("STACK", "paceline"), ("PCS_CREATE_FLAGS", "--force")]);
+    let vip_xml = std::fs::read_to_string(&vip_cib).unwrap();
+    for (tag, id) in [("clone", "pgsqld-clone"), ("clone", "pgsql-state-clone"), ("cluster_property_set", "cib-bootstrap-options"), ("meta_attributes", "rsc_defaults-meta_attributes")] {
+        assert_eq!(element(xml, tag, id), element(&vip_xml, tag, id), "{tag} {id} differs from pgsql-ha.sh's");
+    }
+    let dir = TempDir::new("haproxy-verify");
+    let cib = dir.path("cib.xml");
+    std::fs::write(&cib, xml).unwrap();
+    verify(&cib);
+}
+
+#[test]
+fn haproxy_example_refuses_bad_settings_and_runs_the_seed_stack() {
+    skip_unless_possible!("haproxy_example_refuses_bad_settings_and_runs_the_seed_stack");
+    let dir = TempDir::new("haproxy-bad");
+    for (env, who, why) in [
+        (vec![("STATE_SERVICE", "false")], "pgsql-ha-haproxy.sh:", "STATE_SERVICE must be true"),
+        (vec![("STACK", "heartbeat")], "pgsql-ha-haproxy.sh:", "STACK must be paceline or reference"),
+        (vec![("EC2", "yes")], "pgsql-ha-haproxy.sh:", "EC2 must be true or false"),
+        // pgsql-ha.sh's own checks apply, before anything is created.
+        (vec![("SYNC_MODE", "quorum")], "pgsql-ha.sh:", "SYNC_MODE must be off, on or strict"),
+        (vec![("MONITOR_UNPROMOTED", "15s")], "pgsql-ha.sh:", "must differ"),
+        // and pgsql-ha-ec2.sh's with EC2=true.
+        (vec![("EC2", "true"), ("REGION", "eu-west-1")], "pgsql-ha-ec2.sh:", "HOST_MAP is required"),
+    ] {
+        let cib = dir.path("bad.xml");
+        empty_cib(&cib);
+        let before = std::fs::read_to_string(&cib).unwrap();
+        let out = run_haproxy_script(&cib, &env);
+        assert_eq!(out.status.code(), Some(2), "{env:?} was accepted:\n{}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(who) && stderr.contains(why), "{env:?}: expected \"{who} ... {why}\":\n{}", text(&out));
+        assert_eq!(std::fs::read_to_string(&cib).unwrap(), before, "{env:?} changed the CIB");
+    }
+    // STACK=reference (the seed demo: PAF, and routing checks from elsewhere): PAF's
+    // pgsqlms alone, no state service, no VIP; it says so.
+    let cib = dir.path("seed.xml");
+    empty_cib(&cib);
+    let out = run_haproxy_script(&cib, &[("STACK", "reference")]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no state service"), "{}", text(&out));
+    let xml = std::fs::read_to_string(&cib).unwrap();
+    let line = line_with_id(&xml, "pgsqld").unwrap();
+    assert_eq!((attr(line, "provider"), attr(line, "type")), (Some("heartbeat"), Some("pgsqlms")), "{line}");
+    assert!(!xml.contains("pgsql-state") && !xml.contains("pgsql-vip"), "{xml}");
+    verify(&cib);
+}
+
+/// EC2=true: pgsql-ha-ec2.sh's fencing, without the VIP and without the secondary IP.
+#[test]
+fn haproxy_example_on_ec2_fences_without_addresses() {
+    skip_unless_possible!("haproxy_example_on_ec2_fences_without_addresses");
+    let dir = TempDir::new("haproxy-ec2");
+    let cib = dir.path("cib.xml");
+    empty_cib(&cib);
+    let out = run_haproxy_script(&cib, &[("EC2", "true"), ("REGION", "eu-west-1"), ("HOST_MAP", HOST_MAP), ("ENDPOINT_URL", ENDPOINT)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let xml = std::fs::read_to_string(&cib).unwrap();
+    let line = line_with_id(&xml, "fence-aws").unwrap_or_else(|| panic!("no fence device:\n{xml}"));
+    assert_eq!(attr(line, "type"), Some("fence_paceline_aws"), "{line}");
+    assert_eq!(attr(line_with_id(&xml, "fence-aws-instance_attributes-pcmk_host_map").unwrap(), "value"), Some(HOST_MAP));
+    assert_eq!(attr(line_with_id(&xml, "cib-bootstrap-options-stonith-enabled").unwrap(), "value"), Some("true"));
+    assert!(!xml.contains("pgsql-vip") && !xml.contains("pgsql-awsvip") && !xml.contains("<rsc_colocation") && !xml.contains("<rsc_order"), "{xml}");
+    assert!(xml.contains(r#"<clone id="pgsql-state-clone""#), "{xml}");
+    verify(&cib);
+}
+
+/// crm_simulate on the HAProxy example: start-up promotes node1 and starts the state service
+/// everywhere; a primary crash is recovered in place without touching the state service; a
+/// lost node1 makes node2 the primary. (Where clients go is HAProxy's business: the state
+/// service answers /primary on the promoted node only, docs/pgsql-state.md.)
+#[test]
+fn simulate_haproxy_example_startup_crash_and_node_loss() {
+    skip_unless_possible!("simulate_haproxy_example_startup_crash_and_node_loss");
+    let dir = TempDir::new("haproxy-sim");
+    let (steady, first) = steady_state_from(&dir, haproxy_cib(), SCORES);
+    assert_eq!(first.nodes("pgsqld", "Promoted"), ["node1"], "{first}");
+    assert_eq!(first.nodes("pgsqld", "Unpromoted"), ["node2", "node3"], "{first}");
+    assert_eq!(first.nodes("pgsql-state", "Started"), ["node1", "node2", "node3"], "{first}");
+    assert!(first.state.iter().all(|i| i.rsc != "pgsql-vip"), "{first}");
+    let again = simulate(&steady, &dir.path("again.xml"), &[]);
+    assert!(again.actions.is_empty(), "the cluster did not settle:\n{again}");
+
+    let crash = simulate(&steady, &dir.path("crash.xml"), &["--op-inject", &primary_crash()]);
+    let steps = ["demote", "stop", "start", "promote"].map(|a| crash.must_find("pgsqld", a, "node1"));
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "recovery out of order {steps:?}\n{crash}");
+    assert!(crash.actions.iter().all(|a| a.rsc != "pgsql-state" || a.action.starts_with("monitor")), "the crash restarted the state service\n{crash}");
+    assert_eq!(crash.nodes("pgsqld", "Promoted"), ["node1"], "{crash}");
+
+    let lost = simulate(&steady, &dir.path("lost.xml"), &["--node-down", "node1"]);
+    lost.must_find("pgsqld", "promote", "node2");
+    assert!(lost.actions.iter().all(|a| a.node != "node1"), "an action ran on the lost node1\n{lost}");
+    assert_eq!(lost.nodes("pgsqld", "Promoted"), ["node2"], "{lost}");
+    assert_eq!(lost.nodes("pgsqld", "Unpromoted"), ["node3"], "{lost}");
+    assert_eq!(lost.nodes("pgsql-state", "Started"), ["node2", "node3"], "{lost}");
+}
+
+/// `haproxy -c` accepts crm-examples/haproxy.cfg and the lab's versions of it (its ports;
+/// the seed demo's tcp-check), and the file routes as documented: the primary pool checks
+/// GET /primary on port 8008, the standby pool GET /replica, every server of both, and a
+/// server leaving a pool takes its sessions with it.
+#[test]
+fn haproxy_cfg_is_valid_and_checks_the_state_service() {
+    if !in_path("haproxy") {
+        eprintln!("skipping haproxy_cfg_is_valid_and_checks_the_state_service: haproxy is not installed (tests/deps.sh)");
+        return;
+    }
+    let check = |path: &Path| {
+        let out = run(Command::new("haproxy").arg("-c").arg("-f").arg(path));
+        assert!(out.status.success() && combined(&out).contains("Configuration file is valid"), "haproxy -c -f {}:\n{}", path.display(), text(&out));
+    };
+    check(Path::new(HAPROXY_CFG));
+    let cfg = std::fs::read_to_string(HAPROXY_CFG).unwrap();
+    let lines: Vec<&str> = cfg.lines().map(str::trim).filter(|l| !l.starts_with('#') && !l.is_empty()).collect();
+    let section = |name: &str| -> Vec<&str> { lines.iter().skip_while(|l| **l != format!("listen {name}")).skip(1).take_while(|l| !l.starts_with("listen ")).copied().collect() };
+    for (pool, bind, path) in [("pgsql-primary", "bind *:5432", "/primary"), ("pgsql-standbys", "bind *:5433", "/replica")] {
+        let s = section(pool);
+        assert!(s.contains(&bind), "{pool}: {s:?}");
+        assert!(s.contains(&format!("option httpchk GET {path}").as_str()) && s.contains(&"http-check expect status 200"), "{pool}: {s:?}");
+        let servers: Vec<&&str> = s.iter().filter(|l| l.starts_with("server ")).collect();
+        assert_eq!(servers.len(), 3, "{pool}: {s:?}");
+        assert!(servers.iter().all(|l| l.ends_with(":5434 check port 8008")), "{pool}: {servers:?}");
+    }
+    let ds = lines.iter().find(|l| l.starts_with("default-server")).expect("default-server");
+    assert!(ds.contains("fall 1") && ds.contains("on-marked-down shutdown-sessions"), "{ds}");
+    assert!(lines.contains(&"mode tcp"), "{lines:?}");
+
+    // What `lab config --routing haproxy|seed` writes in each node, 2 and 3 nodes.
+    let dir = TempDir::new("haproxy-cfg");
+    for (routing, nodes) in [("haproxy", "3"), ("seed", "3"), ("haproxy", "2")] {
+        let out = ok(Command::new("bash").args([LAB_SH, "_haproxy_cfg", routing, nodes]));
+        let path = dir.path(&format!("{routing}-{nodes}.cfg"));
+        std::fs::write(&path, &out.stdout).unwrap();
+        check(&path);
+        let lab = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(lab.matches("\n    server node").count(), 2 * nodes.parse::<usize>().unwrap(), "{lab}");
+        assert!(lab.contains("bind *:5000") && lab.contains("bind *:5001"), "{lab}");
+        assert!(lab.lines().filter(|l| l.trim_start().starts_with("server ")).all(|l| l.contains(":5432 check")), "the lab's PostgreSQL listens on 5432:\n{lab}");
+        if routing == "seed" {
+            assert!(lab.contains("tcp-check connect port 5431") && lab.contains("tcp-check expect string production") && lab.contains("tcp-check expect string standby"), "{lab}");
+            assert!(lab.contains("default-server inter 2s fastinter 1s rise 2 fall 1 on-marked-down shutdown-sessions"), "{lab}");
+            assert!(!lab.lines().any(|l| !l.trim_start().starts_with('#') && (l.contains("http-check") || l.contains("option httpchk"))), "{lab}");
+        }
+    }
+}

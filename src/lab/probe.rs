@@ -35,6 +35,22 @@
 //!   that saw ≥ 2 primaries to the first later sample that saw fewer (or the last sample):
 //!   `double_primary_ms` is their total, at the resolution of the sampling period.
 //!
+//! - **Routers** (`--via A,B,C`, for clusters without a VIP): the writes, the set-up and the
+//!   final check go through a list of routers (the nodes' HAProxy, `--via-port`) instead of
+//!   the VIP. An attempt connects to the router that last accepted a TCP connection; only
+//!   when that one cannot be reached at all (refused, unreachable, `--connect-timeout-ms`)
+//!   does it try the next in the list, in the same attempt, as libpq's multi-host
+//!   connection strings do — so a crashed node's router costs one connect timeout once,
+//!   not on every write. A router that accepts the connection and then has no server for it
+//!   (it closes it) is a failed attempt, not a reason to change routers: the others see
+//!   the same cluster. `via_switches` counts the changes, `acked_via` the acknowledged
+//!   writes per router.
+//! - **Routed to a non-primary** (`routed_to_non_primary`): attempts the server refused as
+//!   read-only (SQLSTATE 25006, `cannot execute INSERT in a read-only transaction`): the
+//!   connection reached a standby. (A write can reach no other non-primary and be
+//!   acknowledged; a write acknowledged by a primary that should not have been one shows
+//!   up in `lost_rows` or as two primaries.)
+//!
 //! Stop: SIGTERM, SIGINT or `--duration-s`. The attempt in flight is finished (it is
 //! bounded, see above), one last sample of all nodes gives `final_primaries`, then the final
 //! check runs. A second signal during the final check abandons it (`final_check` says so).
@@ -60,9 +76,16 @@ const LIST_MAX: usize = 20;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// The virtual IP clients write to.
+    /// The virtual IP clients write to (or --via).
+    #[arg(long, required_unless_present = "via")]
+    pub vip: Option<IpAddr>,
+    /// Write through these routers instead of a VIP (comma-separated, tried in order from
+    /// the last one reached; see the module doc), e.g. each node's HAProxy.
+    #[arg(long, value_delimiter = ',', conflicts_with = "vip")]
+    pub via: Vec<IpAddr>,
+    /// The routers' port (--via); default --port.
     #[arg(long)]
-    pub vip: IpAddr,
+    pub via_port: Option<u16>,
     /// Each node's own address, comma-separated; sampled for its role.
     #[arg(long, value_delimiter = ',', required = true)]
     pub nodes: Vec<IpAddr>,
@@ -109,6 +132,10 @@ pub struct Args {
     /// node that is cut off writes to that node, and checks on the cluster's VIP.
     #[arg(long)]
     pub check_at: Option<IpAddr>,
+    /// The final check through these routers instead (`--via-port`), e.g. the other nodes'
+    /// HAProxy for a writer on a node that is cut off, in a cluster without a VIP.
+    #[arg(long, value_delimiter = ',', conflicts_with = "check_at")]
+    pub check_via: Vec<IpAddr>,
 }
 
 /// Run the probe and print its JSON line.
@@ -130,6 +157,8 @@ struct Attempt {
     start: Duration,
     end: Duration,
     result: Result<(), String>,
+    /// The router (index into `--via`) the attempt's connection went through.
+    via: Option<usize>,
 }
 
 #[derive(Debug, Default)]
@@ -179,19 +208,30 @@ async fn probe(args: Args) -> Result<String> {
     }
     let connect_timeout = Duration::from_millis(args.connect_timeout_ms);
     let final_timeout = Duration::from_secs(args.final_timeout_s);
-    let vip = pg_config(&args, args.vip, connect_timeout);
-    let check = pg_config(&args, args.check_at.unwrap_or(args.vip), connect_timeout);
+    anyhow::ensure!(args.via.is_empty() || args.cancel_after_ms.is_none(), "--cancel-after-ms works with --vip only");
+    let vip = match args.vip {
+        Some(ip) => Target::Direct(pg_config(&args, ip, connect_timeout)),
+        None => Target::via(pg_config_any(&args, connect_timeout), args.via.clone(), args.via_port.unwrap_or(args.port)),
+    };
+    let check = match args.check_at {
+        Some(ip) => Target::Direct(pg_config(&args, ip, connect_timeout)),
+        None if !args.check_via.is_empty() => Target::via(pg_config_any(&args, connect_timeout), args.check_via.clone(), args.via_port.unwrap_or(args.port)),
+        None => match args.vip {
+            Some(ip) => Target::Direct(pg_config(&args, ip, connect_timeout)),
+            None => Target::via(pg_config_any(&args, connect_timeout), args.via.clone(), args.via_port.unwrap_or(args.port)),
+        },
+    };
     let mut sigusr1 = signal(SignalKind::user_defined1()).context("cannot catch SIGUSR1")?;
 
     tokio::select! {
         r = setup(&vip, connect_timeout, final_timeout) => r.with_context(|| {
-            format!("cannot create the probe table through {}:{} within {} s", args.vip, args.port, args.final_timeout_s)
+            format!("cannot create the probe table through {} within {} s", vip.describe(), args.final_timeout_s)
         })?,
         _ = sigterm.recv() => bail!("interrupted (SIGTERM) before measuring began"),
         _ = sigint.recv() => bail!("interrupted (SIGINT) before measuring began"),
     }
-    eprintln!("paceline lab probe: run {run}: writing to {}:{} every {} ms, sampling {} node(s) every {} ms",
-        args.vip, args.port, args.interval_ms, args.nodes.len(), args.sample_ms);
+    eprintln!("paceline lab probe: run {run}: writing to {} every {} ms, sampling {} node(s) every {} ms",
+        vip.describe(), args.interval_ms, args.nodes.len(), args.sample_ms);
 
     let t0 = Instant::now();
     let wall0 = SystemTime::now();
@@ -233,27 +273,114 @@ async fn probe(args: Args) -> Result<String> {
         _ = sigint.recv() => Err("interrupted (SIGINT) during the final check".to_string()),
     };
 
-    let report = Report { args: &args, run: &run, wall0, stopped, writer: &writer, samples: &samples, final_roles: &final_roles, final_rows: &final_rows, mark };
+    let report = Report { args: &args, run: &run, wall0, stopped, writer: &writer, samples: &samples, final_roles: &final_roles, final_rows: &final_rows, mark, via_switches: vip.switches() };
     Ok(report.json().to_string())
 }
 
 fn pg_config(args: &Args, ip: IpAddr, connect_timeout: Duration) -> Config {
+    let mut c = pg_config_any(args, connect_timeout);
+    c.hostaddr(ip).port(args.port);
+    c
+}
+
+/// The connection parameters without an address (for connections over a socket we opened).
+fn pg_config_any(args: &Args, connect_timeout: Duration) -> Config {
     let mut c = Config::new();
-    c.hostaddr(ip).port(args.port).user(&args.user).dbname(&args.dbname).connect_timeout(connect_timeout).application_name("paceline-probe");
+    c.user(&args.user).dbname(&args.dbname).connect_timeout(connect_timeout).application_name("paceline-probe");
     if let Some(t) = args.statement_timeout_ms {
         c.options(format!("-c statement_timeout={t}"));
     }
     c
 }
 
-async fn setup(vip: &Config, connect_timeout: Duration, final_timeout: Duration) -> Result<()> {
+/// Where a connection goes: one address (the VIP, a node), or a list of routers (`--via`).
+enum Target {
+    Direct(Config),
+    Via(Via),
+}
+
+/// Routers tried in order from the one that last accepted a TCP connection (module doc).
+struct Via {
+    cfg: Config,
+    hosts: Vec<IpAddr>,
+    port: u16,
+    current: std::sync::atomic::AtomicUsize,
+    switches: std::sync::atomic::AtomicU64,
+}
+
+impl Target {
+    fn via(cfg: Config, hosts: Vec<IpAddr>, port: u16) -> Target {
+        Target::Via(Via { cfg, hosts, port, current: 0.into(), switches: 0.into() })
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Target::Direct(c) => match (c.get_hostaddrs().first(), c.get_ports().first()) {
+                (Some(h), Some(p)) => format!("{h}:{p}"),
+                _ => "?".into(),
+            },
+            Target::Via(v) => format!("{} (port {}, in order)", v.hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(","), v.port),
+        }
+    }
+
+    fn switches(&self) -> Option<u64> {
+        match self {
+            Target::Direct(_) => None,
+            Target::Via(v) => Some(v.switches.load(std::sync::atomic::Ordering::Relaxed)),
+        }
+    }
+
+    /// Connect (each step bounded by `limit`): the client, its I/O task, and the router used.
+    async fn connect(&self, limit: Duration) -> Result<(Conn, Option<usize>), String> {
+        match self {
+            Target::Direct(cfg) => match tokio::time::timeout(limit, cfg.connect(NoTls)).await {
+                Ok(Ok((client, connection))) => Ok((Conn { client: Some(client), task: Some(tokio::spawn(async move { let _ = connection.await; })) }, None)),
+                Ok(Err(e)) => Err(short_error(&e)),
+                Err(_) => Err("connect timed out".into()),
+            },
+            Target::Via(v) => {
+                use std::sync::atomic::Ordering::Relaxed;
+                let n = v.hosts.len();
+                let first = v.current.load(Relaxed) % n.max(1);
+                let mut last = String::from("no router");
+                for k in 0..n {
+                    let h = (first + k) % n;
+                    let stream = match tokio::time::timeout(limit, tokio::net::TcpStream::connect((v.hosts[h], v.port))).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            last = format!("{}:{}: {e}", v.hosts[h], v.port);
+                            continue;
+                        }
+                        Err(_) => {
+                            last = format!("{}:{}: connect timed out", v.hosts[h], v.port);
+                            continue;
+                        }
+                    };
+                    if h != first {
+                        v.current.store(h, Relaxed);
+                        v.switches.fetch_add(1, Relaxed);
+                    }
+                    let _ = stream.set_nodelay(true);
+                    return match tokio::time::timeout(limit, v.cfg.connect_raw(stream, NoTls)).await {
+                        Ok(Ok((client, connection))) => Ok((Conn { client: Some(client), task: Some(tokio::spawn(async move { let _ = connection.await; })) }, Some(h))),
+                        Ok(Err(e)) => Err(short_error(&e)),
+                        Err(_) => Err("connect timed out".into()),
+                    };
+                }
+                Err(truncate(&format!("no router reachable (last: {last})"), 120))
+            }
+        }
+    }
+}
+
+async fn setup(vip: &Target, connect_timeout: Duration, final_timeout: Duration) -> Result<()> {
     const DDL: &str = "CREATE TABLE IF NOT EXISTS paceline_probe (run text NOT NULL, seq bigint NOT NULL, \
                        at timestamptz NOT NULL DEFAULT clock_timestamp(), PRIMARY KEY (run, seq))";
     let deadline = Instant::now() + final_timeout;
     loop {
         let err = match query_once(vip, connect_timeout, |c| Box::pin(async move { c.batch_execute(DDL).await })).await {
-            (Ok(()), _) => return Ok(()),
-            (Err(e), _) => e,
+            (Ok(()), _, _) => return Ok(()),
+            (Err(e), _, _) => e,
         };
         if Instant::now() + Duration::from_millis(200) >= deadline {
             bail!("last error: {err}");
@@ -264,7 +391,7 @@ async fn setup(vip: &Config, connect_timeout: Duration, final_timeout: Duration)
 
 #[allow(clippy::too_many_arguments)]
 async fn write_loop(
-    vip: &Config, run: &str, interval: Duration, connect_timeout: Duration, cancel_after: Option<Duration>, t0: Instant,
+    vip: &Target, run: &str, interval: Duration, connect_timeout: Duration, cancel_after: Option<Duration>, t0: Instant,
     ready_file: Option<&std::path::Path>, mut stop: watch::Receiver<bool>,
 ) -> Writer {
     let mut w = Writer::default();
@@ -282,12 +409,12 @@ async fn write_loop(
         let seq = k as i64;
         let start = t0.elapsed();
         let run_ = run.to_string();
-        let (result, end) = query_cancelling(vip, connect_timeout, cancel_after, move |c| {
+        let (result, end, via) = query_cancelling(vip, connect_timeout, cancel_after, move |c| {
             Box::pin(async move { c.execute("INSERT INTO paceline_probe(run, seq) VALUES ($1, $2)", &[&run_, &seq]).await })
         })
         .await;
         let ok = result.is_ok();
-        w.attempts.push(Attempt { seq, skipped_before: skipped, start, end: end - t0, result: result.map(|_| ()) });
+        w.attempts.push(Attempt { seq, skipped_before: skipped, start, end: end - t0, result: result.map(|_| ()), via });
         if ok && !ready {
             ready = true;
             if let Some(f) = ready_file {
@@ -340,9 +467,9 @@ async fn sample_loop(args: &Args, period: Duration, node_timeout: Duration, t0: 
 /// Every node's answer to `pg_is_in_recovery()`, asked at once: Ok(true) = primary.
 async fn sample_nodes(args: &Args, timeout: Duration) -> Vec<Result<bool, String>> {
     let asks = args.nodes.iter().map(|ip| {
-        let cfg = pg_config(args, *ip, timeout);
+        let cfg = Target::Direct(pg_config(args, *ip, timeout));
         async move {
-            let (r, _) = query_once(&cfg, timeout, |c| Box::pin(async move { c.simple_query("SELECT pg_is_in_recovery()").await })).await;
+            let (r, _, _) = query_once(&cfg, timeout, |c| Box::pin(async move { c.simple_query("SELECT pg_is_in_recovery()").await })).await;
             r.and_then(|msgs| recovery_flag(&msgs)).map(|in_recovery| !in_recovery)
         }
     });
@@ -368,11 +495,11 @@ fn recovery_flag(msgs: &[tokio_postgres::SimpleQueryMessage]) -> Result<bool, St
 
 /// The acknowledged rows as the primary behind the VIP has them, retried until a primary
 /// answers or `final_timeout` has passed.
-async fn final_check(vip: &Config, run: &str, connect_timeout: Duration, final_timeout: Duration) -> Result<HashSet<i64>, String> {
+async fn final_check(vip: &Target, run: &str, connect_timeout: Duration, final_timeout: Duration) -> Result<HashSet<i64>, String> {
     let deadline = Instant::now() + final_timeout;
     loop {
         let run = run.to_string();
-        let (r, _) = query_once(vip, connect_timeout, move |c| {
+        let (r, _, _) = query_once(vip, connect_timeout, move |c| {
             Box::pin(async move {
                 let in_recovery: bool = c.query_one("SELECT pg_is_in_recovery()", &[]).await?.get(0);
                 let rows = c.query("SELECT seq FROM paceline_probe WHERE run = $1", &[&run]).await?;
@@ -382,7 +509,7 @@ async fn final_check(vip: &Config, run: &str, connect_timeout: Duration, final_t
         .await;
         let err = match r {
             Ok((false, seqs)) => return Ok(seqs),
-            Ok((true, _)) => "the VIP answered only as a standby (in recovery)".to_string(),
+            Ok((true, _)) => "the VIP (or router) answered only as a standby (in recovery)".to_string(),
             Err(e) => e,
         };
         if Instant::now() + Duration::from_millis(200) >= deadline {
@@ -423,8 +550,9 @@ impl Drop for Conn {
 type PgFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, tokio_postgres::Error>> + 'a>>;
 
 /// Open a new connection (bounded by `limit`), run `work` on it (bounded by `limit` again)
-/// and close it. Returns the result and when it was known (before the close).
-async fn query_once<T, F>(cfg: &Config, limit: Duration, work: F) -> (Result<T, String>, Instant)
+/// and close it. Returns the result, when it was known (before the close), and the router
+/// the connection went through (`--via`).
+async fn query_once<T, F>(cfg: &Target, limit: Duration, work: F) -> (Result<T, String>, Instant, Option<usize>)
 where
     F: for<'c> FnOnce(&'c Client) -> PgFuture<'c, T>,
 {
@@ -433,18 +561,15 @@ where
 
 /// [`query_once`], sending a cancel request when the work has not answered after
 /// `cancel_after` (then bounded by `limit` more).
-async fn query_cancelling<T, F>(cfg: &Config, limit: Duration, cancel_after: Option<Duration>, work: F) -> (Result<T, String>, Instant)
+async fn query_cancelling<T, F>(cfg: &Target, limit: Duration, cancel_after: Option<Duration>, work: F) -> (Result<T, String>, Instant, Option<usize>)
 where
     F: for<'c> FnOnce(&'c Client) -> PgFuture<'c, T>,
 {
-    let conn = match tokio::time::timeout(limit, cfg.connect(NoTls)).await {
-        Ok(Ok((client, connection))) => {
-            Conn { client: Some(client), task: Some(tokio::spawn(async move { let _ = connection.await; })) }
-        }
-        Ok(Err(e)) => return (Err(short_error(&e)), Instant::now()),
-        Err(_) => return (Err("connect timed out".into()), Instant::now()),
+    let (conn, via) = match cfg.connect(limit).await {
+        Ok(c) => c,
+        Err(e) => return (Err(e), Instant::now(), None),
     };
-    let Some(client) = conn.client.as_ref() else { return (Err("no client".into()), Instant::now()) };
+    let Some(client) = conn.client.as_ref() else { return (Err("no client".into()), Instant::now(), via) };
     let cancel = client.cancel_token();
     let mut work = work(client);
     let work = async {
@@ -467,7 +592,7 @@ where
     if !timed_out {
         conn.close().await;
     }
-    (result, end)
+    (result, end, via)
 }
 
 /// A short, stable error text: the server's message, or the client's error and its cause.
@@ -548,6 +673,8 @@ struct Report<'a> {
     final_rows: &'a Result<HashSet<i64>, String>,
     /// When SIGUSR1 came, if it did.
     mark: Option<Duration>,
+    /// Router changes (`--via`), None without routers.
+    via_switches: Option<u64>,
 }
 
 impl Report<'_> {
@@ -569,6 +696,14 @@ impl Report<'_> {
         let mut errors: Vec<(&str, u64)> = errors.into_iter().collect();
         errors.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         let errors: serde_json::Map<String, Value> = errors.into_iter().take(LIST_MAX).map(|(e, n)| (e.to_string(), json!(n))).collect();
+        // Refused as read-only: the connection reached a standby (module doc).
+        let routed_to_non_primary = w.attempts.iter().filter(|a| matches!(&a.result, Err(e) if e.starts_with("25006:"))).count();
+        let mut acked_via: BTreeMap<String, u64> = BTreeMap::new();
+        for a in w.attempts.iter().filter(|a| a.result.is_ok()) {
+            if let Some(h) = a.via {
+                *acked_via.entry(self.args.via[h].to_string()).or_default() += 1;
+            }
+        }
         let max_write_ms = w.attempts.iter().filter(|a| a.result.is_ok()).map(|a| ms(a.end.saturating_sub(a.start))).max().unwrap_or(0);
 
         let outage = longest_outage(w, self.stopped);
@@ -601,7 +736,12 @@ impl Report<'_> {
 
         json!({
             "run": self.run,
-            "vip": self.args.vip.to_string(),
+            "vip": self.args.vip.map_or(Value::Null, |v| json!(v.to_string())),
+            "via": self.args.via.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+            "via_port": if self.args.via.is_empty() { Value::Null } else { json!(self.args.via_port.unwrap_or(self.args.port)) },
+            "via_switches": self.via_switches,
+            "acked_via": acked_via,
+            "routed_to_non_primary": routed_to_non_primary,
             "started_at": self.at(Duration::ZERO),
             "duration_ms": ms(self.stopped),
             "interval_ms": self.args.interval_ms,
@@ -684,7 +824,7 @@ mod tests {
     }
 
     fn att(seq: i64, skipped_before: u64, end: u64, ok: bool) -> Attempt {
-        Attempt { seq, skipped_before, start: ms_(end.saturating_sub(5)), end: ms_(end), result: if ok { Ok(()) } else { Err("x".into()) } }
+        Attempt { seq, skipped_before, start: ms_(end.saturating_sub(5)), end: ms_(end), result: if ok { Ok(()) } else { Err("x".into()) }, via: None }
     }
 
     #[test]

@@ -7,9 +7,14 @@
 #                                  corosync + pacemaker; PostgreSQL 15 primary + standbys.
 #                                  --ec2: moto (fake EC2, one instance per node) in the switch
 #                                  namespace, an IMDS per node, the power controller
-#   lab.sh config --stack S [--sync off|on|strict]   create the resources from crm-examples/pgsql-ha.sh
-#                                  (S = reference | paceline); on an --ec2 lab from
-#                                  crm-examples/pgsql-ha-ec2.sh (fencing through EC2)
+#   lab.sh config --stack S [--sync off|on|strict] [--routing R]   create the resources from
+#                                  crm-examples/pgsql-ha.sh (S = reference | paceline); on an
+#                                  --ec2 lab from crm-examples/pgsql-ha-ec2.sh (fencing through
+#                                  EC2). R = vip (default) | haproxy (no VIP: HAProxy on every
+#                                  node, crm-examples/haproxy.cfg, checks on the state service's
+#                                  port 8008; paceline; crm-examples/pgsql-ha-haproxy.sh) | seed
+#                                  (the seed demo: PAF + HAProxy + its psql-based pgsql-state
+#                                  socket on 5431; reference)
 #   lab.sh scenario NAME           switchover | kill-postgres | node-crash | standby-crash |
 #                                  standbys-down | restart-all | election | migrate | hang |
 #                                  update-params | partition | fence: one JSON line on stdout
@@ -19,7 +24,9 @@
 #   lab.sh node N CMD...           run CMD inside node N's namespaces (debugging)
 #
 # Addresses (TEST-NET-1 only, all inside namespaces this script creates): node I is
-# 192.0.2.1I, the VIP 192.0.2.100, the client (writer probe) 192.0.2.200. The bridge lives
+# 192.0.2.1I, the VIP 192.0.2.100, the client (writer probe) 192.0.2.200. With --routing
+# haproxy|seed: no VIP; each node's HAProxy has the primary pool on :5000 and the standbys on
+# :5001 (PostgreSQL stays on 5432), and the standbys replicate through 127.0.0.1:5000. The bridge lives
 # in its own namespace. With --ec2 the switch namespace also holds moto on 192.0.2.250:5000
 # and each node has an IMDS on 169.254.169.254 (on its lo).
 #
@@ -42,6 +49,10 @@ SW=$PREFIX-sw
 CLIENT=$PREFIX-client
 VIP=192.0.2.100
 CLIENT_IP=192.0.2.200
+# --routing haproxy|seed: each node's HAProxy, primary pool and standby pool (docs/lab.md).
+ROUTER_PORT=5000
+ROUTER_RO_PORT=5001
+SEED_STATE_PORT=5431
 PGVER=15
 BINDIR=/usr/lib/postgresql/$PGVER/bin
 PGDATA=/var/lib/postgresql/$PGVER/main
@@ -112,6 +123,8 @@ node_init() {
     local n
     for n in $(seq 50); do corosync-cfgtool -s >/dev/null 2>&1 && break; sleep 0.2; done
     PCMK_logfile=/var/log/pacemaker/pacemaker.log pacemakerd >/var/log/pacemaker/stdout.log 2>&1 &
+    # --routing haproxy|seed: HAProxy (and the seed's state socket) start with the node.
+    routed && routing_start_here "$i"
     # Reap children forever; SIGKILL from outside is the node's power cord.
     trap '' TERM INT HUP
     while :; do wait || sleep 1; done
@@ -252,6 +265,91 @@ wait_cluster() {   # wait until every node sees all nodes online
     die "the cluster did not form within 120 s (see $LAB_DIR/node*/var/log/pacemaker/pacemaker.log)"
 }
 
+# ---------------------------------------------------------------------------- routing
+# config --routing haproxy|seed: no VIP. HAProxy runs in every node (its namespaces: it dies
+# with the node), configured from crm-examples/haproxy.cfg with the lab's ports (the pools on
+# ROUTER_PORT / ROUTER_RO_PORT, PostgreSQL on 5432) and, for seed, the seed demo's checks
+# (tcp-check on SEED_STATE_PORT, expect string production / standby, its timings). The seed's
+# state socket (tests/lab/seed-pgsql-state.sh behind systemd-socket-activate, one psql per
+# check) runs in every node too.
+routing() { cat "$STATE/routing" 2>/dev/null || echo vip; }
+routed() { [[ $(routing) != vip ]]; }
+haproxy_cfg() {   # haproxy_cfg ROUTING N: the haproxy.cfg of every node of an N-node lab, on stdout
+    python3 - "$SRC/crm-examples/haproxy.cfg" "$1" "$2" "$ROUTER_PORT" "$ROUTER_RO_PORT" "$SEED_STATE_PORT" <<'PY'
+import re, sys
+path, routing, n, rw, ro, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:]
+out = []
+for line in open(path):
+    s = line.strip()
+    if s.startswith("log /dev/log"):
+        line = "    log stderr format iso local0\n"      # the node's haproxy.log, time-stamped (no syslog in a node)
+    elif s == "daemon":
+        continue                                           # run in the foreground (-db)
+    elif s == "bind *:5432":
+        line = f"    bind *:{rw}\n"
+    elif s == "bind *:5433":
+        line = f"    bind *:{ro}\n"
+    elif s.startswith("server node"):
+        m = re.match(r"server node(\d+) ", s)
+        if int(m.group(1)) > n:
+            continue
+        line = line.replace(":5434", ":5432")
+    if routing == "seed":
+        # The seed demo's checks and timings: its socket on :5431 says production / standby.
+        if s.startswith("default-server"):
+            line = "    default-server inter 2s fastinter 1s rise 2 fall 1 on-marked-down shutdown-sessions\n"
+        elif s.startswith("option httpchk"):
+            want = "production" if "/primary" in s else "standby"
+            line = f"    option tcp-check\n    tcp-check connect port {seed}\n    tcp-check expect string {want}\n"
+        elif s.startswith("http-check"):
+            continue
+        elif s.startswith("server node"):
+            line = line.replace(" check port 8008", " check")
+    out.append(line)
+sys.stdout.write("".join(out))
+PY
+}
+# Start node I's routing daemons; runs inside the node (node_init, or through in_node).
+routing_start_here() {
+    local i=$1 r; r=$(routing)
+    install -d -o haproxy -g haproxy -m 0755 /run/haproxy
+    haproxy -db -f "$LAB_DIR/node$i/haproxy.cfg" </dev/null >>"$LAB_DIR/node$i/haproxy.log" 2>&1 &
+    if [[ $r == seed ]]; then
+        runuser -u postgres -- systemd-socket-activate --inetd -a -l "$(node_ip "$i"):$SEED_STATE_PORT" "$SRC/tests/lab/seed-pgsql-state.sh" \
+            </dev/null >>"$LAB_DIR/node$i/seed-state.log" 2>&1 &
+    fi
+}
+routing_setup() {   # config: every node's haproxy.cfg, primary_conninfo through it, and start
+    local r=$1 i
+    echo "$r" >"$STATE/routing"
+    for i in $(seq "$(nodes)"); do
+        haproxy_cfg "$r" "$(nodes)" >"$LAB_DIR/node$i/haproxy.cfg"
+        haproxy -c -q -f "$LAB_DIR/node$i/haproxy.cfg" || die "node$i: haproxy -c refused $LAB_DIR/node$i/haproxy.cfg"
+        # The standbys replicate through the local HAProxy's primary pool, as in the seed;
+        # pg_hba refuses replication from the node's own address, so never from itself.
+        sed -i "s/^primary_conninfo = 'host=$VIP port=5432 /primary_conninfo = 'host=127.0.0.1 port=$ROUTER_PORT /" "$LAB_DIR/node$i$PGDATA/postgresql.conf"
+        grep -q "host=127.0.0.1 port=$ROUTER_PORT " "$LAB_DIR/node$i$PGDATA/postgresql.conf" || die "node$i: primary_conninfo not changed"
+        in_node "$i" bash "$SRC/tests/lab/lab.sh" _routing_start "$i"
+    done
+}
+# The node whose PostgreSQL node I's HAProxy primary pool leads to ("" if none).
+routed_to() {
+    local ip
+    ip=$(in_client env PGCONNECT_TIMEOUT=2 psql -X -A -t -q -h "$(node_ip "$1")" -p "$ROUTER_PORT" -U postgres -d postgres \
+        -c "select inet_server_addr() from (select 1) x where not pg_is_in_recovery()" 2>/dev/null || true)
+    [[ $ip =~ ^192\.0\.2\.1([0-9])$ ]] && echo "node${BASH_REMATCH[1]}" || true
+}
+# Every running node's HAProxy sends writes to node P.
+routes_to() {
+    local p=$1 i
+    for i in $(seq "$(nodes)"); do
+        node_alive "$i" || continue
+        [[ $(routed_to "$i") == "$p" ]] || return 1
+    done
+}
+# Writes reach P: the VIP is on P, or every router sends them there.
+served_by() { if routed; then routes_to "$1"; else [[ $(vip_holder) == "$1" ]]; fi; }
+
 # ---------------------------------------------------------------------------- postgres
 pg_node_conf() {   # node I's own settings (appended to postgresql.conf, after the shared ones)
     local i=$1
@@ -365,9 +463,17 @@ cmd_up() {
 }
 
 cmd_config() {
-    local stack=reference sync=${SYNC_MODE:-off}
-    while (( $# )); do case $1 in --stack) stack=$2; shift 2 ;; --sync) sync=$2; shift 2 ;; *) die "config: unknown argument $1" ;; esac; done
+    local stack=reference sync=${SYNC_MODE:-off} route=vip
+    while (( $# )); do case $1 in --stack) stack=$2; shift 2 ;; --sync) sync=$2; shift 2 ;; --routing) route=$2; shift 2 ;; *) die "config: unknown argument $1" ;; esac; done
     [[ $stack == reference || $stack == paceline ]] || die "--stack must be reference or paceline"
+    case $route in
+        vip) ;;
+        haproxy) [[ $stack == paceline ]] || die "--routing haproxy needs --stack paceline (HAProxy asks the state service, ocf:paceline:pgsql-state)" ;;
+        seed) [[ $stack == reference ]] || die "--routing seed is the seed demo: PAF, --stack reference" ;;
+        *) die "--routing must be vip, haproxy or seed" ;;
+    esac
+    [[ $route == vip ]] || command -v haproxy >/dev/null || die "haproxy is not installed (bash tests/deps.sh)"
+    [[ $route != seed ]] || command -v systemd-socket-activate >/dev/null || die "systemd-socket-activate is not installed (systemd)"
     [[ $sync == off || $sync == on || $sync == strict ]] || die "--sync must be off, on or strict"
     [[ $sync == off || $stack == paceline ]] || die "--sync on|strict needs --stack paceline (PAF has no synchronous mode)"
     [[ -e $STATE/nodes ]] || die "no lab is up (paceline lab up first)"
@@ -393,6 +499,14 @@ cmd_config() {
         ec2=(REGION="$REGION" ENDPOINT_URL="$EC2_URL" HOST_MAP="$map" POWER_TIMEOUT="${POWER_TIMEOUT:-30}" AWSVIP_MONITOR="$VIP_MONITOR"
              FENCE_AGENT="${FENCE_AGENT:-fence_paceline_aws}" AWSVIP_AGENT="${AWSVIP_AGENT:-ocf:paceline:awsvip}")
     fi
+    # No VIP: crm-examples/pgsql-ha-haproxy.sh (pgsql-ha.sh, or pgsql-ha-ec2.sh with EC2=true,
+    # without the VIP and the secondary IP), HAProxy on every node.
+    if [[ $route != vip ]]; then
+        is_ec2 && ec2+=(EC2=true)
+        script=pgsql-ha-haproxy.sh
+        say "config: routing through HAProxy on every node ($route): writes on :$ROUTER_PORT, standbys on :$ROUTER_RO_PORT, replication through 127.0.0.1:$ROUTER_PORT"
+        routing_setup "$route"
+    fi
     say "config: stack $stack from crm-examples/$script (monitors: promoted $MONITOR_PROMOTED, unpromoted $MONITOR_UNPROMOTED, VIP $VIP_MONITOR; synchronous_mode $sync)"
     in_node 1 env STACK="$stack" VIP="$VIP" CIDR=24 NIC=eth0 PGDATA="$PGDATA" BINDIR="$BINDIR" PGHOST=/run/postgresql \
         PCS_CREATE_FLAGS="$flags" "${rewind[@]}" "${ec2[@]}" sh "$SRC/crm-examples/$script" >"$LAB_DIR/config.log" 2>&1 \
@@ -402,7 +516,8 @@ cmd_config() {
     echo "$stack" >"$STATE/stack"
     echo "$sync" >"$STATE/sync"
     wait_healthy 180 || { explain_unhealthy; die "the cluster did not become healthy within 180 s (paceline lab status)"; }
-    say "config: healthy: primary on $(primary_node), VIP on $(vip_holder)"
+    if routed; then say "config: healthy: primary on $(primary_node), every HAProxy routes writes there"
+    else say "config: healthy: primary on $(primary_node), VIP on $(vip_holder)"; fi
 }
 
 # The node whose PostgreSQL is a primary (exactly one), else empty.
@@ -432,14 +547,21 @@ vip_holder() {
     done
     echo "${out[*]:-}"
 }
-# Healthy: one primary, the VIP on it and answering, every other node streaming with a
-# positive promotion score (so that a failure right now has somewhere to go).
+# Healthy: one primary, the VIP on it and answering (--routing haproxy|seed: every running
+# node's HAProxy sends writes to it), every other node streaming with a positive promotion
+# score (so that a failure right now has somewhere to go).
 healthy() {
     local p v i n; n=$(nodes)
     p=$(primary_node); [[ -n $p ]] || return 1
-    v=$(vip_holder); [[ $v == "$p" ]] || return 1
-    [[ $(psql_at vip "select pg_is_in_recovery()" || true) == f ]] || return 1
-    local streaming; streaming=$(psql_at vip "select count(*) from pg_stat_replication where state = 'streaming'" || echo 0)
+    local at=vip
+    if routed; then
+        routes_to "$p" || return 1
+        at=${p#node}
+    else
+        v=$(vip_holder); [[ $v == "$p" ]] || return 1
+        [[ $(psql_at vip "select pg_is_in_recovery()" || true) == f ]] || return 1
+    fi
+    local streaming; streaming=$(psql_at "$at" "select count(*) from pg_stat_replication where state = 'streaming'" || echo 0)
     [[ $streaming == $((n - 1)) ]] || return 1
     for i in $(seq "$n"); do
         [[ node$i == "$p" ]] && continue
@@ -466,6 +588,12 @@ explain_unhealthy() {
             echo "---- node$i: pacemaker.log, last errors, warnings and agent lines"
             grep -E 'error|warning|pgsqlms|IPaddr2|awsvip|fence|stonith|Result of' "$f" | grep -v 'debug' | tail -40 || true
         done
+        if routed; then
+            for i in $(seq "$(nodes)"); do
+                echo "---- node$i: HAProxy sends writes to: $(routed_to "$i"); haproxy.log, last state changes"
+                grep -Ev '^[0-9.:]+ \[' "$LAB_DIR/node$i/haproxy.log" 2>/dev/null | tail -8 || true
+            done
+        fi
         if is_ec2; then
             echo "---- EC2 controller (ec2.log), last lines"
             tail -20 "$STATE/ec2/ec2.log" 2>/dev/null || true
@@ -479,7 +607,8 @@ cmd_status() {
     local i n; n=$(nodes)
     i=$(first_alive) && { in_node "$i" crm_mon -1 -r -A -f 2>/dev/null || true; }
     echo
-    printf '%-6s %-10s %-10s %-14s %s\n' node power role lsn vip
+    local rcol=vip; routed && rcol="HAProxy writes to"
+    printf '%-6s %-10s %-10s %-14s %s\n' node power role lsn "$rcol"
     for i in $(seq "$n"); do
         local power=off role=- lsn=- vip=""
         node_alive "$i" && power=on
@@ -491,6 +620,7 @@ cmd_status() {
             esac
         fi
         has_vip "$i" && vip=VIP
+        routed && [[ $power == on ]] && vip=$(routed_to "$i")
         printf '%-6s %-10s %-10s %-14s %s\n' "node$i" "$power" "$role" "$lsn" "$vip"
     done
 }
@@ -538,7 +668,16 @@ probe_start() {
     for i in $(seq "$(nodes)"); do nodes_csv+="${nodes_csv:+,}$(node_ip "$i")"; done
     rm -f "$STATE/probe.ready" "$STATE/probe.json"
     # Not through a function: $! must be the probe itself (ip netns exec execs it).
-    ip netns exec "$CLIENT" "$p" lab probe --vip "$VIP" --nodes "$nodes_csv" --ready-file "$STATE/probe.ready" \
+    # --routing haproxy|seed: through the nodes' HAProxy, the primary's first (its crash takes
+    # the client's router down too), then the others in order (docs/lab.md).
+    local target=(--vip "$VIP")
+    if routed; then
+        local via="" pr; pr=$(primary_node); pr=${pr#node}
+        [[ -n $pr ]] && via=$(node_ip "$pr")
+        for i in $(seq "$(nodes)"); do [[ $i == "$pr" ]] || via+="${via:+,}$(node_ip "$i")"; done
+        target=(--via "$via" --via-port "$ROUTER_PORT")
+    fi
+    ip netns exec "$CLIENT" "$p" lab probe "${target[@]}" --nodes "$nodes_csv" --ready-file "$STATE/probe.ready" \
         --connect-timeout-ms "$PROBE_CONNECT_TIMEOUT_MS" \
         >"$STATE/probe.json" 2>"$STATE/probe.err" &
     echo $! >"$STATE/probe.pid"
@@ -556,7 +695,12 @@ probe_start() {
 side_probe_start() {
     local i=$1 p; p=$(paceline_bin)
     rm -f "$STATE/side.ready" "$STATE/side.json"
-    ip netns exec "$PREFIX-node$i" "$p" lab probe --vip 127.0.0.1 --nodes 127.0.0.1 --check-at "$VIP" --statement-timeout-ms 2000 --cancel-after-ms 2000 \
+    local check=(--check-at "$VIP")
+    if routed; then
+        local j via=""; for j in $(seq "$(nodes)"); do [[ $j == "$i" ]] || via+="${via:+,}$(node_ip "$j")"; done
+        check=(--check-via "$via" --via-port "$ROUTER_PORT")
+    fi
+    ip netns exec "$PREFIX-node$i" "$p" lab probe --vip 127.0.0.1 --nodes 127.0.0.1 "${check[@]}" --statement-timeout-ms 2000 --cancel-after-ms 2000 \
         --ready-file "$STATE/side.ready" --connect-timeout-ms "$PROBE_CONNECT_TIMEOUT_MS" --final-timeout-s 60 \
         >"$STATE/side.json" 2>"$STATE/side.err" &
     echo $! >"$STATE/side.pid"
@@ -618,16 +762,18 @@ ec2_recovery() {
     fi
     for t in $(seq 240); do
         p=$(primary_node)
-        [[ -n $p && $p != "$before" && $(vip_holder) == "$p" ]] && break
+        [[ -n $p && $p != "$before" ]] && served_by "$p" && break
         sleep 0.5
     done
     for t in $(seq 60); do
+        routed && break   # (no secondary IP without a VIP)
         holders=$(ec2_query ip-holders "$VIP" 2>/dev/null || true)
         [[ -n $p && $holders == "$p" ]] && break
         sleep 0.5
     done
     t1=$EPOCHREALTIME
-    say "$name: $p is the primary, with the VIP and the secondary IP ($holders); waiting for $before to rejoin"
+    if routed; then say "$name: $p is the primary, every HAProxy routes writes there; waiting for $before to rejoin"
+    else say "$name: $p is the primary, with the VIP and the secondary IP ($holders); waiting for $before to rejoin"; fi
     # stonith-action=reboot brings the node back; if it stayed off (or the scenario's fence
     # was an "off"), power it on through EC2, as an operator would.
     for t in $(seq 60); do node_alive "$i" && break; sleep 0.5; done   # EC2 boots take 10 s here
@@ -899,6 +1045,10 @@ hang_release_on_exit() {
 ms_between() { python3 -c "print(int((float('$2') - float('$1')) * 1000))"; }
 # Writes come back: the VIP answers as a primary (a hung server never completes a connection).
 vip_primary_answers() {
+    if routed; then   # (--routing haproxy|seed: through any running node's HAProxy)
+        local i; for i in $(seq "$(nodes)"); do node_alive "$i" && [[ -n $(routed_to "$i") ]] && return 0; done
+        return 1
+    fi
     [[ $(in_client timeout 5 env PGCONNECT_TIMEOUT=2 psql -X -A -t -q -h "$VIP" -U postgres -d postgres -c "select pg_is_in_recovery()" 2>/dev/null) == f ]]
 }
 # What the hung node's next PostgreSQL start (after T0) made of the processes left behind:
@@ -1142,7 +1292,7 @@ cmd_scenario() {
             hang_procs watch "$STATE/hang.end" "$(( ${t0%.*} + max_s + 10 ))" &
             local watcher=$! deadline=$(( ${t0/./} + max_s * 1000000 ))
             while (( ${EPOCHREALTIME/./} < deadline )); do
-                if vip_primary_answers; then back=$EPOCHREALTIME; back_node=$(vip_holder); break; fi
+                if vip_primary_answers; then back=$EPOCHREALTIME; back_node=$(if routed; then primary_node; else vip_holder; fi); break; fi
                 sleep 0.3
             done
             local t_cont=$EPOCHREALTIME w_t="" w_live=""
@@ -1202,6 +1352,7 @@ cmd_scenario() {
             # docs/pgsqlms.md's migration from PAF: change both primitives' provider in a
             # running cluster, in maintenance mode, then let the new agents probe.
             [[ $stack == reference ]] || die "migrate starts from the reference stack"
+            routed && die "migrate needs the VIP stack (--routing vip)"
             say "migrate: maintenance mode, provider heartbeat -> paceline, refresh, maintenance off"
             in_node "${before#node}" bash -c '
                 set -e
@@ -1260,7 +1411,7 @@ cmd_scenario() {
         ec2_recovery "$name" "$before" "$t0"    # sets t1, healthy_after, rejoin, ec2_json
     elif [[ $name == node-crash || $name == election ]]; then
         # Two nodes are left: wait for a primary with the VIP (no standby may be streaming).
-        local t; for t in $(seq 120); do local p; p=$(primary_node); [[ -n $p && $(vip_holder) == "$p" ]] && break; sleep 0.5; done
+        local t; for t in $(seq 120); do local p; p=$(primary_node); [[ -n $p ]] && served_by "$p" && break; sleep 0.5; done
     else
         settle 180 || healthy_after=false
     fi
@@ -1325,7 +1476,7 @@ print(int((t - t0) * 1000) if f is not None and t is not None and f <= t0 + 1 an
         "$(json_str "$before")" "$(json_str "$after")" "$(json_list "$(standby_nodes)")" "$(json_list "$(vip_holder)")" \
         "$(jfield "$probe" longest_outage_ms)" "$(jfield "$probe" lost_rows)" "$(jfield "$probe" acked)" "$(jfield "$probe" failed)" \
         "$(jfield "$probe" double_primary)" "$(jfield "$probe" max_primaries_seen)" "$recovery_ms" "$healthy_after" "$event_ok" \
-        ",\"synchronous_mode\":$(json_str "$sync_mode")${side_json:+,$side_json}${rejoin:+,\"crashed_node_after_boot\":$(json_str "$rejoin")}${streams:+,\"crashed_node_streaming\":$streams}${ec2_json:+,$ec2_json}${cut:+,\"cut_standby\":$(json_str "$cut"),\"election_ok\":$([[ $after != "$cut" && -n $after ]] && echo true || echo false)}${reaction:+,\"lost_to_vip_ms\":$reaction,\"promotion_to_vip_ms\":$promotion}${hang_json:+,$hang_json}${dc:+,\"dc_before\":$(json_str "$dc")},\"probe_connect_timeout_ms\":$(jfield "$probe" connect_timeout_ms)${note:+,\"note\":$(json_str "$note")}"
+        ",\"routing\":$(json_str "$(routing)"),\"routed_to_non_primary\":$(jfield "$probe" routed_to_non_primary),\"via_switches\":$(jfield "$probe" via_switches),\"synchronous_mode\":$(json_str "$sync_mode")${side_json:+,$side_json}${rejoin:+,\"crashed_node_after_boot\":$(json_str "$rejoin")}${streams:+,\"crashed_node_streaming\":$streams}${ec2_json:+,$ec2_json}${cut:+,\"cut_standby\":$(json_str "$cut"),\"election_ok\":$([[ $after != "$cut" && -n $after ]] && echo true || echo false)}${reaction:+,\"lost_to_vip_ms\":$reaction,\"promotion_to_vip_ms\":$promotion}${hang_json:+,$hang_json}${dc:+,\"dc_before\":$(json_str "$dc")},\"probe_connect_timeout_ms\":$(jfield "$probe" connect_timeout_ms)${note:+,\"note\":$(json_str "$note")}"
 }
 
 cmd_demo() {
@@ -1362,6 +1513,8 @@ case $verb in
     demo) cmd_demo "$@" ;;
     node) i=$1; shift; in_node "$i" "$@" ;;
     _node_init) node_init "$1" ;;
+    _routing_start) routing_start_here "$1" ;;   # inside node I (config)
+    _haproxy_cfg) haproxy_cfg "$1" "$2" ;;         # ROUTING N: what config writes (tests/crm_examples.rs)
     # The EC2 power controller's hands (tests/lab/ec2.py): cut the node's power / boot it.
     _power) case $1 in off) power_off "$2" ;; on) node_alive "$2" || boot_node "$2" ;; *) die "_power off|on I" ;; esac ;;
     *) sed -n '2,/^set -euo/{/^#/p}' "$0"; exit 2 ;;
