@@ -1,5 +1,5 @@
-//! `paceline` — the operator's tool: install the agents, and (later) run the lab and
-//! show the cluster's status.
+//! `paceline` — the operator's tool: install the agents, show a running cluster's status,
+//! and run the lab.
 
 use std::path::PathBuf;
 
@@ -34,6 +34,18 @@ enum Command {
     Lab {
         #[command(subcommand)]
         verb: LabVerb,
+    },
+    /// The cluster and every PostgreSQL in it, on one screen (run on any node, as root).
+    Status {
+        /// One JSON document instead of the screen (for scripts and monitoring).
+        #[arg(long)]
+        json: bool,
+        /// Refresh in place until interrupted.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between refreshes with --watch.
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
     },
     /// Print the parameter table of an agent as Markdown (used for the docs).
     Params {
@@ -127,6 +139,7 @@ fn main() -> Result<()> {
             LabVerb::Probe(args) => paceline::lab::probe::run(args)?,
             LabVerb::Storm(args) => paceline::lab::storm::run(args)?,
         },
+        Command::Status { json, watch, interval } => return status(json, watch, interval),
         Command::Params { agent } => {
             let spec = match agent.as_str() {
                 "IPaddr2" => &paceline::agents::ipaddr2::SPEC,
@@ -144,4 +157,31 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `paceline status`: exit 0 when healthy, 1 when something is wrong, 2 when the cluster
+/// cannot be asked at all (as `crm_mon` exits non-zero without a cluster).
+fn status(json: bool, watch: bool, interval: f64) -> Result<()> {
+    if !(0.1..=3600.0).contains(&interval) {
+        anyhow::bail!("--interval must be between 0.1 and 3600 seconds, not {interval}");
+    }
+    loop {
+        let st = match paceline::status::gather() {
+            Ok(st) => st,
+            Err(e) => {
+                eprintln!("paceline status: {}", e.exit_reason());
+                std::process::exit(2);
+            }
+        };
+        let out = if json { format!("{:#}\n", st.to_json()) } else { paceline::status::render::text(&st) };
+        if !watch {
+            print!("{out}");
+            std::process::exit(if st.findings.is_empty() { 0 } else { 1 });
+        }
+        // Home, the screen, then clear what the previous, longer screen left below.
+        print!("\x1b[H{}\x1b[J", out.replace('\n', "\x1b[K\n"));
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        std::thread::sleep(std::time::Duration::from_secs_f64(interval));
+    }
 }

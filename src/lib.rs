@@ -18,3 +18,4 @@ pub mod ocf;
 pub mod pacemaker;
 pub mod pg;
 pub mod state;
+pub mod status;

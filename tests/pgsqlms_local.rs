@@ -620,6 +620,7 @@ fn state_service_reports_a_crash_but_not_a_shutdown_or_the_stops_kill() {
     let (rc, err) = f.agent(p, "stop", &[("OCF_RESKEY_CRM_meta_timeout", "20000")]);
     let _ = sh(&format!("kill -CONT {hung} $(pgrep -P {hung}) 2>/dev/null"));
     assert_eq!(rc, 0, "stop of a hung instance: {err}");
+    eprintln!("stop of the hung instance:\n{err}");
     wait_log(&format!("the postmaster (pid {hung}) was killed by the resource's stop"));
     assert!(std::fs::read_dir(&f.base).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with("paceline-killing-")), "the kill's mark is cleared");
     // kill -9: the lock file is left, a crash. No cluster answers here, so the report

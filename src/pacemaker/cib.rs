@@ -67,6 +67,60 @@ pub fn node_state_in(root: &Element) -> Option<NodeState> {
     Some(NodeState { member: e.attr("in_ccm").is_some_and(|v| v != "false"), controller: e.attr("crmd").is_some_and(|v| v != "offline") })
 }
 
+/// A primitive resource of the configuration, with its parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Primitive {
+    pub id: String,
+    /// `class:provider:type` (`stonith:type` for fence devices), as crm_mon names agents.
+    pub agent: String,
+    pub params: BTreeMap<String, String>,
+    pub meta: BTreeMap<String, String>,
+    /// The clone it is in, with the clone's meta attributes.
+    pub clone: Option<(String, BTreeMap<String, String>)>,
+}
+
+/// Every primitive of the configuration (`cibadmin --query --scope resources`).
+pub fn primitives() -> Result<Vec<Primitive>, OcfError> {
+    let xml = run("cibadmin", &["--query", "--scope", "resources"], TOOL_TIMEOUT)?;
+    Ok(primitives_in(&xml::parse(&xml)))
+}
+
+fn nvpairs(e: &Element, set: &str) -> BTreeMap<String, String> {
+    e.children
+        .iter()
+        .filter(|c| c.name == set)
+        .flat_map(|c| c.children.iter().filter(|p| p.name == "nvpair"))
+        .filter_map(|p| Some((p.attr("name")?.to_owned(), p.attr("value").unwrap_or_default().to_owned())))
+        .collect()
+}
+
+/// The `<primitive>` elements below `root`, in document order.
+pub fn primitives_in(root: &Element) -> Vec<Primitive> {
+    let mut out = Vec::new();
+    collect(root, None, &mut out);
+    out
+}
+
+fn collect(e: &Element, clone: Option<&(String, BTreeMap<String, String>)>, out: &mut Vec<Primitive>) {
+    for c in &e.children {
+        match c.name.as_str() {
+            "primitive" => {
+                let class = c.attr("class").unwrap_or_default();
+                let agent = match c.attr("provider") {
+                    Some(p) => format!("{class}:{p}:{}", c.attr("type").unwrap_or_default()),
+                    None => format!("{class}:{}", c.attr("type").unwrap_or_default()),
+                };
+                out.push(Primitive { id: c.attr("id").unwrap_or_default().to_owned(), agent, params: nvpairs(c, "instance_attributes"), meta: nvpairs(c, "meta_attributes"), clone: clone.cloned() });
+            }
+            "clone" | "master" => {
+                let me = (c.attr("id").unwrap_or_default().to_owned(), nvpairs(c, "meta_attributes"));
+                collect(c, Some(&me), out);
+            }
+            _ => collect(c, clone, out),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +164,33 @@ mod tests {
         assert!(st(r#"<node_state id="1" uname="node1" in_ccm="false" crmd="offline" join="down" expected="down"/>"#).unwrap().down());
         assert!(st(r#"<node_state id="1" uname="node1" in_ccm="true" crmd="offline" join="down"/>"#).unwrap().down());
         assert_eq!(st(""), None);
+    }
+
+    #[test]
+    fn primitives_with_their_parameters_and_clone() {
+        let cib = r#"<resources>
+  <clone id="pgsqld-clone">
+    <primitive id="pgsqld" class="ocf" provider="paceline" type="pgsqlms">
+      <instance_attributes id="pgsqld-instance_attributes">
+        <nvpair id="a" name="pgport" value="5434"/>
+        <nvpair id="b" name="pghost" value="/run/postgresql"/>
+      </instance_attributes>
+    </primitive>
+    <meta_attributes id="m"><nvpair id="c" name="notify" value="true"/><nvpair id="d" name="promotable" value="true"/></meta_attributes>
+  </clone>
+  <primitive id="pgsql-vip" class="ocf" provider="heartbeat" type="IPaddr2">
+    <instance_attributes id="v"><nvpair id="e" name="ip" value="192.0.2.100"/></instance_attributes>
+  </primitive>
+  <primitive id="fence-ec2" class="stonith" type="fence_paceline_aws"/>
+</resources>"#;
+        let p = primitives_in(&xml::parse(cib));
+        assert_eq!(p.len(), 3);
+        assert_eq!((p[0].id.as_str(), p[0].agent.as_str()), ("pgsqld", "ocf:paceline:pgsqlms"));
+        assert_eq!(p[0].params["pgport"], "5434");
+        let (clone, meta) = p[0].clone.as_ref().unwrap();
+        assert_eq!((clone.as_str(), meta["notify"].as_str()), ("pgsqld-clone", "true"));
+        assert_eq!(p[1].params["ip"], "192.0.2.100");
+        assert!(p[1].clone.is_none());
+        assert_eq!(p[2].agent, "stonith:fence_paceline_aws");
     }
 }

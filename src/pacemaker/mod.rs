@@ -16,11 +16,13 @@
 //! * [`nodes`] — this node's name, the partition's members, quorum;
 //! * [`attrs`] — permanent and private node attributes;
 //! * [`cib`] — CIB queries: node attributes of the `nodes` section, a node's `node_state`;
-//! * [`resource`] — where a resource runs and in which role;
+//! * [`resource`] — where a resource runs and in which role, and failure reports;
+//! * [`mon`] — the whole cluster at once, as crm_mon sees it (`paceline status`);
 //! * [`xml`] — the small element tree the XML answers are read into.
 
 pub mod attrs;
 pub mod cib;
+pub mod mon;
 pub mod nodes;
 pub mod resource;
 pub mod xml;

@@ -4,6 +4,12 @@
 //! server asks the kernel who is on the other end of the socket. So the agent switches its
 //! *effective* uid/gid to `system_user` just for the `connect()` — the kernel records the
 //! credentials then — and switches back at once. No `psql`, no `su`, no fork.
+//!
+//! The switch is the calling thread's alone (the raw `setresuid`/`setresgid` system calls:
+//! Linux keeps credentials per thread; glibc's `seteuid` would change every thread). The
+//! state service connects from one thread while others run Pacemaker's tools and write
+//! the log: with a process-wide switch those ran as `system_user` for that moment, and the
+//! controller refused them (permission denied) or a log line was lost.
 
 use std::path::Path;
 use std::time::Duration;
@@ -74,15 +80,20 @@ fn runtime() -> Result<Runtime, OcfError> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| OcfError::generic(format!("cannot start the runtime: {e}")))
 }
 
-/// Run `f` with the effective uid/gid of `who`, then return to root.
+/// Run `f` with the effective uid/gid of `who` on this thread only, then return to root.
 fn as_user<T>(who: Option<Identity>, f: impl FnOnce() -> T) -> T {
     let Some(who) = who else { return f() };
     let (euid, egid) = (nix::unistd::geteuid(), nix::unistd::getegid());
-    let switched = nix::unistd::setegid(who.gid).is_ok() && nix::unistd::seteuid(who.uid).is_ok();
+    // SAFETY: raw system calls on integer ids; -1 (as the kernel's unsigned) keeps an id.
+    let set = |nr: libc::c_long, id: u32| unsafe { libc::syscall(nr, u32::MAX, id, u32::MAX) == 0 };
+    let switched = set(libc::SYS_setresgid, who.gid.as_raw()) && set(libc::SYS_setresuid, who.uid.as_raw());
     let out = f();
     if switched {
-        let _ = nix::unistd::seteuid(euid);
-        let _ = nix::unistd::setegid(egid);
+        set(libc::SYS_setresuid, euid.as_raw());
+        set(libc::SYS_setresgid, egid.as_raw());
+    } else {
+        // A half switch (gid only) is undone too.
+        set(libc::SYS_setresgid, egid.as_raw());
     }
     out
 }

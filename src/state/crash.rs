@@ -20,8 +20,10 @@
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use super::role::Snapshot;
 use crate::ocf::OcfError;
 use crate::{ocf_debug, ocf_info, ocf_warn};
 
@@ -40,11 +42,25 @@ pub struct Watch {
     pub resource: String,
     /// This node's name as Pacemaker knows it (None: asked from crm_node when needed).
     pub node: Option<String>,
+    /// The service's snapshot, when its cluster watch runs: whether the resource is active
+    /// here is known without asking (asked with crm_resource when it is stale or absent).
+    pub snapshot: Option<Arc<RwLock<Snapshot>>>,
 }
 
 impl Watch {
-    pub fn new(socket_dir: &Path, port: u16, resource: &str, node: Option<String>) -> Watch {
-        Watch { lock_file: socket_dir.join(format!(".s.PGSQL.{port}.lock")), resource: resource.to_owned(), node }
+    pub fn new(socket_dir: &Path, port: u16, resource: &str, node: Option<String>, snapshot: Option<Arc<RwLock<Snapshot>>>) -> Watch {
+        Watch { lock_file: socket_dir.join(format!(".s.PGSQL.{port}.lock")), resource: resource.to_owned(), node, snapshot }
+    }
+
+    /// Whether the cluster has the resource active on `me`, from the snapshot if recent.
+    fn active_here(&self, me: &str) -> Result<bool, OcfError> {
+        if let Some(snap) = &self.snapshot {
+            let s = snap.read().unwrap_or_else(|e| e.into_inner());
+            if s.cluster_fresh(Instant::now()) {
+                return Ok(s.cluster.active_here);
+            }
+        }
+        Ok(crate::pacemaker::resource::locate(&self.resource)?.iter().any(|l| l.node == me))
     }
 }
 
@@ -189,9 +205,9 @@ fn report(w: &Watch, pid: i32, seen: Instant) {
         Ok(me) => me,
         Err(e) => return ocf_warn!("the postmaster (pid {pid}) died, but this node's name is unknown ({}): the next monitor will find it", e.reason),
     };
-    match resource::locate(&w.resource) {
-        Ok(l) if l.iter().any(|l| l.node == me) => {}
-        Ok(_) => return ocf_info!("the postmaster (pid {pid}) died; {} is not active on {me} in the cluster's view: nothing to report", w.resource),
+    match w.active_here(&me) {
+        Ok(true) => {}
+        Ok(false) => return ocf_info!("the postmaster (pid {pid}) died; {} is not active on {me} in the cluster's view: nothing to report", w.resource),
         Err(e) => ocf_warn!("the postmaster (pid {pid}) died; cannot see where {} runs ({}): reporting anyway", w.resource, e.reason),
     }
     match resource::fail(&w.resource, &me) {

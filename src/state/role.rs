@@ -38,8 +38,8 @@ pub struct PgView {
     pub lsn: Option<u64>,
     /// Standby: bytes between what the primary last reported and what is replayed here.
     pub lag_bytes: Option<u64>,
-    /// Primary: each standby's (application_name, sync_state, bytes not yet replayed).
-    pub standbys: Vec<(String, String, u64)>,
+    /// Primary: each standby as `pg_stat_replication` shows it.
+    pub standbys: Vec<Standby>,
     /// `synchronous_standby_names` is set (synchronous replication in force).
     pub synchronous: bool,
     /// When the current timeline began — the last promotion (failover or switchover), as
@@ -47,11 +47,25 @@ pub struct PgView {
     pub promoted_at: Option<i64>,
 }
 
+/// One standby of this primary.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Standby {
+    pub name: String,
+    /// `sync`, `quorum`, `potential`, `async`.
+    pub sync_state: String,
+    /// Bytes of WAL it has not replayed yet.
+    pub lag_bytes: u64,
+    /// `replay_lag`: how long its last replay took to come back (None when idle).
+    pub lag_seconds: Option<f64>,
+}
+
 /// The cluster's view, from Pacemaker's tools.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClusterView {
     /// The pgsqlms resource is promoted on this node.
     pub promoted_here: bool,
+    /// The pgsqlms resource is active (in any role) on this node.
+    pub active_here: bool,
     /// This node's partition has quorum.
     pub quorate: bool,
     /// This node's promotion score, if it has one.
@@ -88,6 +102,11 @@ pub enum Check {
 
 impl Snapshot {
     /// Whether this node is the primary the cluster wants written to.
+    /// Whether the cluster's view is recent enough to answer from.
+    pub fn cluster_fresh(&self, now: Instant) -> bool {
+        fresh(self.cluster_at, now)
+    }
+
     pub fn is_primary(&self, now: Instant) -> bool {
         fresh(self.pg_at, now) && fresh(self.cluster_at, now) && self.pg.up && self.pg.writable && self.cluster.promoted_here && self.cluster.quorate
     }
@@ -168,8 +187,12 @@ impl Snapshot {
         );
         if !self.pg.standbys.is_empty() {
             let _ = writeln!(m, "# HELP paceline_standby_lag_bytes Primary: bytes each standby has not replayed yet.\n# TYPE paceline_standby_lag_bytes gauge");
-            for (name, sync, lag) in &self.pg.standbys {
-                let _ = writeln!(m, "paceline_standby_lag_bytes{{application_name=\"{}\",sync_state=\"{}\"}} {lag}", escape(name), escape(sync));
+            for st in &self.pg.standbys {
+                let _ = writeln!(m, "paceline_standby_lag_bytes{{application_name=\"{}\",sync_state=\"{}\"}} {}", escape(&st.name), escape(&st.sync_state), st.lag_bytes);
+            }
+            let _ = writeln!(m, "# HELP paceline_standby_lag_seconds Primary: each standby's replay lag (pg_stat_replication.replay_lag; 0 when idle).\n# TYPE paceline_standby_lag_seconds gauge");
+            for st in &self.pg.standbys {
+                let _ = writeln!(m, "paceline_standby_lag_seconds{{application_name=\"{}\",sync_state=\"{}\"}} {}", escape(&st.name), escape(&st.sync_state), st.lag_seconds.unwrap_or(0.0));
             }
         }
         m
@@ -223,7 +246,7 @@ mod tests {
         PgView { up: true, writable: true, ..Default::default() }
     }
     fn here() -> ClusterView {
-        ClusterView { promoted_here: true, quorate: true, score: Some(1001) }
+        ClusterView { promoted_here: true, active_here: true, quorate: true, score: Some(1001) }
     }
 
     #[test]
@@ -283,11 +306,15 @@ mod tests {
     #[test]
     fn metrics_are_prometheus_text() {
         let mut pg = primary_pg();
-        pg.standbys = vec![("node2".into(), "quorum".into(), 42), ("a\"b".into(), "async".into(), 0)];
+        pg.standbys = vec![
+            Standby { name: "node2".into(), sync_state: "quorum".into(), lag_bytes: 42, lag_seconds: Some(0.25) },
+            Standby { name: "a\"b".into(), sync_state: "async".into(), lag_bytes: 0, lag_seconds: None },
+        ];
         let m = snap(pg, here()).metrics(Instant::now());
         assert!(m.contains("# TYPE paceline_postgres_up gauge\npaceline_postgres_up 1\n"), "{m}");
         assert!(m.contains("paceline_routing_primary 1\n"));
         assert!(m.contains("paceline_standby_lag_bytes{application_name=\"node2\",sync_state=\"quorum\"} 42\n"));
+        assert!(m.contains("paceline_standby_lag_seconds{application_name=\"node2\",sync_state=\"quorum\"} 0.25\n"), "{m}");
         assert!(m.contains("application_name=\"a\\\"b\""));
         assert!(m.contains("paceline_postgres_timeline NaN\n"));
         assert!(m.contains("# TYPE paceline_crash_reports_total counter\npaceline_crash_reports_total "), "{m}");

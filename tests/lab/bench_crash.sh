@@ -8,14 +8,17 @@
 #                  crash to Pacemaker at once (crm_resource --fail)
 #   paceline 2s    STATE_SERVICE=false with the lab's fast 2 s/3 s monitors: what the
 #                  default intervals with crash reports should match
-#   usage: tests/lab/bench_crash.sh [--runs N] [--out FILE]   (as root, after paceline install)
+#   usage: tests/lab/bench_crash.sh [--runs N] [--out FILE] [--only NAME...]   (as root)
+# With PACELINE set (the paceline binary), the agents are installed from its build before
+# each paceline variant's configuration (other labs on the machine may install others).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-RUNS=5 OUT=""
+RUNS=5 OUT="" ONLY=""
 while (( $# )); do
     case $1 in
         --runs) RUNS=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
+        --only) ONLY+=" $2"; shift 2 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -27,8 +30,10 @@ trap '$LAB down >/dev/null 2>&1 || true; rm -f "$RAW"' EXIT
 for variant in "reference reference false 15s 16s" "paceline paceline false 15s 16s" \
                "paceline+state paceline true 15s 16s" "paceline-2s paceline false 2s 3s"; do
     read -r name stack state mp mu <<<"$variant"
+    [[ -z $ONLY || " $ONLY " == *" $name "* ]] || continue
     $LAB down >/dev/null 2>&1 || true
     $LAB up --nodes 3 >/dev/null 2>&1
+    [[ $stack != paceline || -z ${PACELINE:-} ]] || "$PACELINE" install >/dev/null
     MONITOR_PROMOTED=$mp MONITOR_UNPROMOTED=$mu STATE_SERVICE=$state $LAB config --stack "$stack" >/dev/null 2>&1
     for ((i = 1; i <= RUNS; i++)); do
         echo "$name kill-postgres run $i/$RUNS" >&2

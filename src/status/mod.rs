@@ -1,0 +1,424 @@
+//! `paceline status`: the cluster and every PostgreSQL in it, on one screen, from any node.
+//!
+//! What a DBA otherwise pieces together from `crm_mon`, `psql` on every node and
+//! `crm_attribute`: per node the Pacemaker role next to PostgreSQL's own view (primary,
+//! streaming standby, stopped), timeline, LSN, lag, synchronous state, promotion score and
+//! fail counts; where the VIP or EC2 address is; the fence devices and the last fencing;
+//! quorum; and one verdict line — "healthy", or what is wrong and the command that shows
+//! more.
+//!
+//! Where each part comes from, each read once: the cluster from one `crm_mon` call
+//! ([`crate::pacemaker::mon`]) and the configuration from one `cibadmin` query, both run at
+//! the same time; PostgreSQL from every node's state service at once ([`probe`]). The
+//! invariant: the verdict says "healthy" only when both views agree — exactly one primary,
+//! promoted by Pacemaker and writable, every other online node a streaming standby, the
+//! address on the primary, no recorded failure, quorum, fencing on.
+
+pub mod probe;
+pub mod render;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use crate::pacemaker::cib::Primitive;
+use crate::pacemaker::mon::{Cluster, FenceEvent};
+use probe::PgNode;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Warning,
+    Critical,
+}
+
+/// One thing wrong, and where to look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub severity: Severity,
+    pub what: String,
+    /// The command that shows more or fixes it.
+    pub hint: String,
+}
+
+/// One node's row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeRow {
+    pub name: String,
+    pub online: bool,
+    pub standby: bool,
+    pub unclean: bool,
+    pub dc: bool,
+    /// The PostgreSQL resource's role here as Pacemaker has it (`Promoted`, `Unpromoted`,
+    /// `Stopped`), with `(failed)` when Pacemaker marks it failed.
+    pub role: String,
+    /// PostgreSQL's own view (`primary`, `streaming standby`, `standby, not streaming`,
+    /// `stopped`), or why it is unknown.
+    pub postgres: String,
+    pub pg: Option<PgNode>,
+    /// From the primary's pg_stat_replication: this standby's sync state, lag in bytes and seconds.
+    pub sync_state: Option<String>,
+    pub lag_bytes: Option<u64>,
+    pub lag_seconds: Option<f64>,
+    pub score: Option<String>,
+    /// Resource → fail count.
+    pub fail_counts: BTreeMap<String, u64>,
+}
+
+/// A floating address resource: the VIP, or an EC2 secondary / Elastic IP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    pub resource: String,
+    pub agent: String,
+    pub address: String,
+    pub nodes: Vec<String>,
+}
+
+/// A fence device and where it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FenceDevice {
+    pub id: String,
+    pub agent: String,
+    pub node: Option<String>,
+}
+
+/// Everything `paceline status` shows.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    pub resource: Option<String>,
+    pub dc: Option<String>,
+    pub quorate: bool,
+    pub stonith_enabled: bool,
+    pub maintenance_mode: bool,
+    pub nodes: Vec<NodeRow>,
+    pub addresses: Vec<Address>,
+    pub fence_devices: Vec<FenceDevice>,
+    pub last_fencing: Option<FenceEvent>,
+    pub findings: Vec<Finding>,
+    /// How long gathering took (milliseconds).
+    pub elapsed_ms: u64,
+}
+
+/// The agents whose resources float an address, and the parameter holding it.
+const ADDRESS_AGENTS: &[(&str, &str)] = &[("IPaddr2", "ip"), ("awsvip", "secondary_private_ip"), ("awseip", "elastic_ip"), ("aws-vpc-move-ip", "ip")];
+
+/// The agent's type (last part of `class:provider:type`).
+fn agent_type(agent: &str) -> &str {
+    agent.rsplit(':').next().unwrap_or(agent)
+}
+
+/// Gather everything, from this node. Errors only when the cluster cannot be asked at all.
+pub fn gather() -> Result<Status, crate::ocf::OcfError> {
+    let t = Instant::now();
+    let (mon, cib) = std::thread::scope(|s| {
+        let cib = s.spawn(crate::pacemaker::cib::primitives);
+        let mon = crate::pacemaker::mon::query();
+        (mon, cib.join().unwrap_or_else(|_| Err(crate::ocf::OcfError::generic("the CIB query thread failed"))))
+    });
+    let mon = mon?;
+    let prims = cib.unwrap_or_default();
+    let port = state_port(&prims);
+    let addrs = crate::pacemaker::nodes::addresses().unwrap_or_default();
+    let pg = match port {
+        Some(port) => probe::all(&addrs, port),
+        None => BTreeMap::new(),
+    };
+    let mut st = assemble(&mon, &prims, &pg, port.is_some());
+    st.elapsed_ms = t.elapsed().as_millis() as u64;
+    Ok(st)
+}
+
+/// The state service's HTTP port, if the configuration has one (a pgsql-state primitive).
+fn state_port(prims: &[Primitive]) -> Option<u16> {
+    let p = prims.iter().find(|p| agent_type(&p.agent) == "pgsql-state")?;
+    let port: u16 = p.params.get("http_port").map(String::as_str).unwrap_or("8008").parse().ok()?;
+    (port != 0).then_some(port)
+}
+
+/// Put the views together and judge them (no I/O: tests feed recorded views).
+pub fn assemble(mon: &Cluster, prims: &[Primitive], pg: &BTreeMap<String, Result<PgNode, String>>, has_service: bool) -> Status {
+    let pgsql = prims.iter().find(|p| agent_type(&p.agent) == "pgsqlms").map(|p| p.id.clone());
+    let mut st = Status { resource: pgsql.clone(), dc: mon.dc.clone(), quorate: mon.quorate, stonith_enabled: mon.stonith_enabled, maintenance_mode: mon.maintenance_mode, ..Default::default() };
+    let promoted: Vec<String> = pgsql.as_deref().map(|r| mon.instances_of(r).filter(|i| i.role == "Promoted").filter_map(|i| i.node.clone()).collect()).unwrap_or_default();
+    // The standbys as the primary's PostgreSQL sees them.
+    let primary_view = promoted.first().and_then(|p| pg.get(p)).and_then(|r| r.as_ref().ok()).cloned();
+    for n in &mon.nodes {
+        let mut row = NodeRow { name: n.name.clone(), online: n.online, standby: n.standby, unclean: n.unclean, dc: n.is_dc, ..Default::default() };
+        if let Some(r) = &pgsql {
+            let here: Vec<_> = mon.instances_of(r).filter(|i| i.node.as_deref() == Some(&n.name)).collect();
+            row.role = match here.first() {
+                Some(i) if i.failed => format!("{} (failed)", i.role),
+                Some(i) => i.role.clone(),
+                None => "Stopped".into(),
+            };
+            row.score = mon.attributes.get(&n.name).and_then(|a| a.get(&format!("master-{r}"))).cloned();
+        }
+        row.fail_counts = mon.fail_counts.iter().filter(|f| f.node == n.name).map(|f| (f.resource.clone(), f.count)).collect();
+        row.postgres = match pg.get(&n.name) {
+            _ if !n.online => "node offline".into(),
+            Some(Ok(v)) => {
+                row.pg = Some(v.clone());
+                if !v.up {
+                    "stopped".into()
+                } else if v.writable {
+                    "primary".into()
+                } else if v.streaming {
+                    "streaming standby".into()
+                } else {
+                    "standby, not streaming".into()
+                }
+            }
+            Some(Err(e)) => format!("unknown: state service: {e}"),
+            None if has_service => "unknown: no address in corosync.conf".into(),
+            None => "unknown: no state service (ocf:paceline:pgsql-state)".into(),
+        };
+        if let Some(pv) = &primary_view {
+            if let Some((sync, bytes, secs)) = pv.standbys.get(&n.name) {
+                row.sync_state = Some(sync.clone());
+                row.lag_bytes = Some(*bytes);
+                row.lag_seconds = Some(*secs);
+            }
+        }
+        if row.lag_bytes.is_none() {
+            row.lag_bytes = row.pg.as_ref().and_then(|v| v.lag_bytes);
+        }
+        st.nodes.push(row);
+    }
+    for p in prims {
+        if let Some((_, param)) = ADDRESS_AGENTS.iter().find(|(a, _)| *a == agent_type(&p.agent)) {
+            let nodes = mon.instances_of(&p.id).filter(|i| i.role == "Started").filter_map(|i| i.node.clone()).collect();
+            st.addresses.push(Address { resource: p.id.clone(), agent: p.agent.clone(), address: p.params.get(*param).cloned().unwrap_or_default(), nodes });
+        }
+        if p.agent.starts_with("stonith:") {
+            let node = mon.instances_of(&p.id).find(|i| i.role == "Started").and_then(|i| i.node.clone());
+            st.fence_devices.push(FenceDevice { id: p.id.clone(), agent: p.agent.clone(), node });
+        }
+    }
+    st.last_fencing = mon.fencing.first().cloned();
+    st.findings = judge(&st, &promoted, has_service);
+    st
+}
+
+fn judge(st: &Status, promoted: &[String], has_service: bool) -> Vec<Finding> {
+    use Severity::*;
+    let mut f = Vec::new();
+    let mut add = |severity, what: String, hint: &str| f.push(Finding { severity, what, hint: hint.to_owned() });
+    if !st.quorate {
+        add(Critical, "this node's partition has no quorum".into(), "crm_mon -1 (run paceline status on a node of the majority)");
+    }
+    let Some(r) = &st.resource else {
+        add(Critical, "no pgsqlms resource in the configuration".into(), "pcs resource config");
+        return f;
+    };
+    match promoted.len() {
+        0 => add(Critical, format!("no primary: {r} is promoted nowhere"), "crm_mon -1rf"),
+        1 => {}
+        n => add(Critical, format!("{n} primaries: {r} promoted on {}", promoted.join(", ")), "crm_mon -1rf"),
+    }
+    if st.maintenance_mode {
+        add(Warning, "maintenance-mode is on: Pacemaker watches but does not act".into(), "pcs property set maintenance-mode=false");
+    }
+    for n in &st.nodes {
+        if n.unclean {
+            add(Critical, format!("{} is lost and not fenced yet", n.name), "stonith_admin --history '*'");
+            continue;
+        }
+        if !n.online {
+            add(Warning, format!("{} is offline", n.name), "crm_mon -1");
+            continue;
+        }
+        if n.standby {
+            add(Warning, format!("{} is in standby", n.name), "pcs node unstandby");
+        }
+        if let Some(pg) = &n.pg {
+            match (n.role.as_str(), pg.up, pg.writable, pg.streaming) {
+                ("Promoted", true, true, _) => {}
+                ("Promoted", _, _, _) => add(Critical, format!("{}: promoted, but PostgreSQL there is {}", n.name, n.postgres), "crm_mon -1rf"),
+                (_, true, true, _) => add(Critical, format!("{}: PostgreSQL is writable but not promoted by Pacemaker", n.name), "crm_resource --force-check -r pgsqld -V"),
+                ("Unpromoted", true, false, true) => {}
+                ("Unpromoted", true, false, false) => add(Warning, format!("{}: standby not streaming", n.name), "journal of PostgreSQL on that node; primary_conninfo"),
+                ("Unpromoted", false, _, _) => add(Critical, format!("{}: Pacemaker says Unpromoted, PostgreSQL is stopped", n.name), "crm_mon -1rf"),
+                _ => {}
+            }
+            if has_service && pg.routing_primary != (n.role == "Promoted" && st.quorate) {
+                add(Warning, format!("{}: routing checks say {}primary", n.name, if pg.routing_primary { "" } else { "not " }), "curl http://<node>:8008/primary");
+            }
+        }
+        if !n.role.starts_with("Promoted") && !n.role.starts_with("Unpromoted") {
+            add(Warning, format!("{}: {r} is {}", n.name, n.role), "crm_mon -1rf");
+        }
+        for (res, count) in &n.fail_counts {
+            add(Warning, format!("{}: {count} failure{} recorded for {res}", n.name, if *count == 1 { "" } else { "s" }), &format!("crm_mon -1rf; then pcs resource cleanup {res}"));
+        }
+    }
+    for a in &st.addresses {
+        match a.nodes.as_slice() {
+            [] => add(Critical, format!("{} ({}) runs nowhere", a.resource, a.address), "crm_mon -1rf"),
+            [one] if promoted.len() == 1 && one != &promoted[0] => add(Critical, format!("{} ({}) is on {one}, the primary on {}", a.resource, a.address, promoted[0]), "pcs constraint"),
+            [_] => {}
+            many => add(Critical, format!("{} ({}) runs on {}", a.resource, a.address, many.join(", ")), "crm_mon -1rf"),
+        }
+    }
+    if !st.stonith_enabled {
+        add(Warning, "fencing is disabled (stonith-enabled=false): a hung primary cannot be fenced".into(), "pcs property set stonith-enabled=true");
+    } else if st.fence_devices.is_empty() {
+        add(Critical, "stonith-enabled=true but no fence device is configured".into(), "pcs stonith config");
+    }
+    if let Some(e) = &st.last_fencing {
+        if e.status != "success" && !e.status.is_empty() {
+            add(Warning, format!("the last fencing of {} ({}) is {}", e.target, e.action, e.status), "stonith_admin --history '*'");
+        }
+    }
+    f.sort_by(|a, b| b.severity.cmp(&a.severity));
+    f
+}
+
+impl Status {
+    /// "healthy", or the worst finding and how many more there are.
+    pub fn verdict(&self) -> String {
+        match self.findings.as_slice() {
+            [] => "healthy".into(),
+            [one] => format!("{}: {} (see: {})", label(one.severity), one.what, one.hint),
+            [first, rest @ ..] => format!("{}: {} (see: {}; and {} more below)", label(first.severity), first.what, first.hint, rest.len()),
+        }
+    }
+
+    /// The primary: the node Pacemaker promoted.
+    pub fn primary(&self) -> Option<&str> {
+        self.nodes.iter().find(|n| n.role == "Promoted").map(|n| n.name.as_str())
+    }
+
+    pub fn to_json(&self) -> Value {
+        let nodes: Vec<Value> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                json!({
+                    "name": n.name, "online": n.online, "standby": n.standby, "unclean": n.unclean, "dc": n.dc,
+                    "role": n.role, "postgres": n.postgres,
+                    "timeline": n.pg.as_ref().and_then(|p| p.timeline), "lsn": n.pg.as_ref().and_then(|p| p.lsn),
+                    "lag_bytes": n.lag_bytes, "lag_seconds": n.lag_seconds, "sync_state": n.sync_state,
+                    "synchronous": n.pg.as_ref().map(|p| p.synchronous), "routing_primary": n.pg.as_ref().map(|p| p.routing_primary),
+                    "last_failover": n.pg.as_ref().and_then(|p| p.last_failover), "crash_reports": n.pg.as_ref().map(|p| p.crash_reports),
+                    "score": n.score, "fail_counts": n.fail_counts,
+                })
+            })
+            .collect();
+        json!({
+            "verdict": self.verdict(),
+            "healthy": self.findings.is_empty(),
+            "resource": self.resource, "primary": self.primary(), "dc": self.dc, "quorate": self.quorate,
+            "stonith_enabled": self.stonith_enabled, "maintenance_mode": self.maintenance_mode,
+            "nodes": nodes,
+            "addresses": self.addresses.iter().map(|a| json!({"resource": a.resource, "agent": a.agent, "address": a.address, "nodes": a.nodes})).collect::<Vec<_>>(),
+            "fence_devices": self.fence_devices.iter().map(|d| json!({"id": d.id, "agent": d.agent, "node": d.node})).collect::<Vec<_>>(),
+            "last_fencing": self.last_fencing.as_ref().map(|e| json!({"target": e.target, "action": e.action, "status": e.status, "delegate": e.delegate, "completed": e.completed})),
+            "findings": self.findings.iter().map(|f| json!({"severity": label(f.severity), "what": f.what, "hint": f.hint})).collect::<Vec<_>>(),
+            "elapsed_ms": self.elapsed_ms,
+        })
+    }
+}
+
+pub fn label(s: Severity) -> &'static str {
+    match s {
+        Severity::Warning => "WARNING",
+        Severity::Critical => "CRITICAL",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pacemaker::mon::{FailCount, Instance, Node};
+
+    fn cluster(promoted: &str) -> Cluster {
+        let node = |n: &str| Node { name: n.into(), online: true, ..Default::default() };
+        let inst = |role: &str, n: &str| Instance { id: "pgsqld".into(), parent: Some("pgsqld-clone".into()), agent: "ocf:paceline:pgsqlms".into(), role: role.into(), node: Some(n.into()), managed: true, failed: false };
+        let mut instances: Vec<Instance> = ["node1", "node2", "node3"].iter().map(|n| inst(if *n == promoted { "Promoted" } else { "Unpromoted" }, n)).collect();
+        instances.push(Instance { id: "pgsql-vip".into(), agent: "ocf:paceline:IPaddr2".into(), role: "Started".into(), node: Some(promoted.into()), managed: true, ..Default::default() });
+        instances.push(Instance { id: "fence-ec2".into(), agent: "stonith:fence_paceline_aws".into(), role: "Started".into(), node: Some("node3".into()), managed: true, ..Default::default() });
+        Cluster { dc: Some("node3".into()), quorate: true, stonith_enabled: true, nodes: vec![node("node1"), node("node2"), node("node3")], instances, ..Default::default() }
+    }
+    fn prims() -> Vec<Primitive> {
+        let p = |id: &str, agent: &str, params: &[(&str, &str)]| Primitive { id: id.into(), agent: agent.into(), params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), ..Default::default() };
+        vec![p("pgsqld", "ocf:paceline:pgsqlms", &[]), p("pgsql-vip", "ocf:paceline:IPaddr2", &[("ip", "192.0.2.100")]), p("fence-ec2", "stonith:fence_paceline_aws", &[]), p("pgsql-state", "ocf:paceline:pgsql-state", &[])]
+    }
+    fn views(primary: &str) -> BTreeMap<String, Result<PgNode, String>> {
+        let mut standbys = BTreeMap::new();
+        for n in ["node1", "node2", "node3"].iter().filter(|n| **n != primary) {
+            standbys.insert(n.to_string(), ("async".to_owned(), 128, 0.002));
+        }
+        ["node1", "node2", "node3"]
+            .iter()
+            .map(|n| {
+                let v = if *n == primary {
+                    PgNode { up: true, writable: true, timeline: Some(2), lsn: Some(1000), routing_primary: true, standbys: standbys.clone(), ..Default::default() }
+                } else {
+                    PgNode { up: true, streaming: true, timeline: Some(2), lsn: Some(872), lag_bytes: Some(0), ..Default::default() }
+                };
+                (n.to_string(), Ok(v))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_healthy_cluster_says_so() {
+        let st = assemble(&cluster("node1"), &prims(), &views("node1"), true);
+        assert_eq!(st.verdict(), "healthy", "{:?}", st.findings);
+        assert_eq!(st.primary(), Some("node1"));
+        assert_eq!(st.nodes[1].postgres, "streaming standby");
+        assert_eq!((st.nodes[1].lag_bytes, st.nodes[1].sync_state.as_deref()), (Some(128), Some("async")));
+        assert_eq!(st.addresses[0].nodes, vec!["node1"]);
+        assert_eq!(st.fence_devices[0].node.as_deref(), Some("node3"));
+        let j = st.to_json();
+        assert_eq!(j["healthy"], true);
+        assert_eq!(j["nodes"][0]["postgres"], "primary");
+        assert_eq!(j["nodes"][2]["lag_seconds"], 0.002);
+    }
+
+    #[test]
+    fn each_disagreement_is_a_finding() {
+        // The VIP on a standby.
+        let mut c = cluster("node1");
+        c.instances.iter_mut().find(|i| i.id == "pgsql-vip").unwrap().node = Some("node2".into());
+        let st = assemble(&c, &prims(), &views("node1"), true);
+        assert!(st.verdict().starts_with("CRITICAL: pgsql-vip (192.0.2.100) is on node2, the primary on node1"), "{}", st.verdict());
+        // A standby that does not stream, a fail count, no fencing.
+        let mut v = views("node1");
+        if let Some(Ok(n)) = v.get_mut("node3") {
+            n.streaming = false;
+        }
+        let mut c = cluster("node1");
+        c.fail_counts.push(FailCount { node: "node2".into(), resource: "pgsqld".into(), count: 2, migration_threshold: Some(5) });
+        c.stonith_enabled = false;
+        let st = assemble(&c, &prims(), &v, true);
+        let what: Vec<&str> = st.findings.iter().map(|f| f.what.as_str()).collect();
+        assert!(what.contains(&"node3: standby not streaming"), "{what:?}");
+        assert!(what.contains(&"node2: 2 failures recorded for pgsqld"), "{what:?}");
+        assert!(what.iter().any(|w| w.starts_with("fencing is disabled")), "{what:?}");
+        // PostgreSQL writable where Pacemaker has no primary; no quorum.
+        let mut c = cluster("node1");
+        c.quorate = false;
+        for i in c.instances.iter_mut().filter(|i| i.id == "pgsqld") {
+            i.role = "Unpromoted".into();
+        }
+        let st = assemble(&c, &prims(), &views("node1"), true);
+        let what: Vec<&str> = st.findings.iter().map(|f| f.what.as_str()).collect();
+        assert!(what.contains(&"this node's partition has no quorum"), "{what:?}");
+        assert!(what.contains(&"no primary: pgsqld is promoted nowhere"), "{what:?}");
+        assert!(what.contains(&"node1: PostgreSQL is writable but not promoted by Pacemaker"), "{what:?}");
+        assert_eq!(st.findings[0].severity, Severity::Critical);
+    }
+
+    #[test]
+    fn no_state_service_leaves_postgres_unknown_but_judges_the_cluster() {
+        let mut p = prims();
+        p.retain(|p| p.id != "pgsql-state");
+        let st = assemble(&cluster("node2"), &p, &BTreeMap::new(), false);
+        assert_eq!(st.nodes[0].postgres, "unknown: no state service (ocf:paceline:pgsql-state)");
+        assert_eq!(st.verdict(), "healthy");
+        let st = assemble(&Cluster::default(), &[], &BTreeMap::new(), false);
+        assert!(st.findings.iter().any(|f| f.what == "no pgsqlms resource in the configuration"), "{:?}", st.findings);
+    }
+}
