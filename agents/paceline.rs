@@ -47,6 +47,23 @@ enum Command {
         #[arg(long, default_value_t = 1.0)]
         interval: f64,
     },
+    /// Move the primary role to a standby (the best one, or --to): a clean demote, the
+    /// promotion, the move's constraint removed; prints what the cluster saw.
+    Switchover {
+        /// The standby to promote (default: the one with the highest promotion score).
+        #[arg(long)]
+        to: Option<String>,
+        /// Give up (and remove the constraint) after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Promote a standby when the primary is not healthy (refused while it is).
+    Failover {
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
     /// Print the parameter table of an agent as Markdown (used for the docs).
     Params {
         /// Agent name: IPaddr2, pgsqlms, awsvip, awseip or fence_paceline_aws.
@@ -140,6 +157,8 @@ fn main() -> Result<()> {
             LabVerb::Storm(args) => paceline::lab::storm::run(args)?,
         },
         Command::Status { json, watch, interval } => return status(json, watch, interval),
+        Command::Switchover { to, timeout } => return move_primary(to, false, timeout),
+        Command::Failover { to, timeout } => return move_primary(to, true, timeout),
         Command::Params { agent } => {
             let spec = match agent.as_str() {
                 "IPaddr2" => &paceline::agents::ipaddr2::SPEC,
@@ -183,5 +202,20 @@ fn status(json: bool, watch: bool, interval: f64) -> Result<()> {
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
         std::thread::sleep(std::time::Duration::from_secs_f64(interval));
+    }
+}
+
+/// `paceline switchover` / `failover`: the outcome on stdout, or one line saying why not on
+/// stderr and exit status 1 (a refusal is an answer, not a crash: no backtrace).
+fn move_primary(to: Option<String>, failover: bool, timeout: u64) -> Result<()> {
+    match paceline::switchover::run(to.as_deref(), failover, std::time::Duration::from_secs(timeout)) {
+        Ok(out) => {
+            print!("{out}");
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("paceline: {e:#}");
+            std::process::exit(1);
+        }
     }
 }

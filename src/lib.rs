@@ -19,3 +19,4 @@ pub mod pacemaker;
 pub mod pg;
 pub mod state;
 pub mod status;
+pub mod switchover;

@@ -35,6 +35,25 @@ pub fn fail(resource: &str, node: &str) -> Result<(), OcfError> {
     }
 }
 
+/// Ask the cluster to run `resource`'s promoted role on `node` (`crm_resource --move
+/// --promoted`): a `cli-prefer-` location constraint, which stays until [`clear`].
+pub fn move_promoted(resource: &str, node: &str) -> Result<(), OcfError> {
+    let a = run_xml("crm_resource", &["--move", "--promoted", "--resource", resource, "--node", node], super::CIB_WRITE_TIMEOUT)?;
+    match a.code {
+        0 => Ok(()),
+        code => Err(OcfError::generic(format!("crm_resource --move --promoted {resource} to {node}: {} (status {code})", a.message))),
+    }
+}
+
+/// Remove the constraints `--move` and `--ban` made for `resource` (`crm_resource --clear`).
+pub fn clear(resource: &str) -> Result<(), OcfError> {
+    let a = run_xml("crm_resource", &["--clear", "--resource", resource], super::CIB_WRITE_TIMEOUT)?;
+    match a.code {
+        0 => Ok(()),
+        code => Err(OcfError::generic(format!("crm_resource --clear {resource}: {} (status {code})", a.message))),
+    }
+}
+
 /// `<nodes resource=R><node state="promoted">N</node>...` below `root`.
 pub fn locations_in(root: &Element) -> Vec<Location> {
     root.descendants("nodes")

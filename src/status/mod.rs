@@ -87,6 +87,8 @@ pub struct FenceDevice {
 #[derive(Debug, Clone, Default)]
 pub struct Status {
     pub resource: Option<String>,
+    /// The promotable clone holding it (what `crm_resource --move --promoted` takes).
+    pub clone: Option<String>,
     pub dc: Option<String>,
     pub quorate: bool,
     pub stonith_enabled: bool,
@@ -139,7 +141,8 @@ fn state_port(prims: &[Primitive]) -> Option<u16> {
 /// Put the views together and judge them (no I/O: tests feed recorded views).
 pub fn assemble(mon: &Cluster, prims: &[Primitive], pg: &BTreeMap<String, Result<PgNode, String>>, has_service: bool) -> Status {
     let pgsql = prims.iter().find(|p| agent_type(&p.agent) == "pgsqlms").map(|p| p.id.clone());
-    let mut st = Status { resource: pgsql.clone(), dc: mon.dc.clone(), quorate: mon.quorate, stonith_enabled: mon.stonith_enabled, maintenance_mode: mon.maintenance_mode, ..Default::default() };
+    let clone = prims.iter().find(|p| agent_type(&p.agent) == "pgsqlms").and_then(|p| p.clone.as_ref()).map(|(id, _)| id.clone());
+    let mut st = Status { resource: pgsql.clone(), clone, dc: mon.dc.clone(), quorate: mon.quorate, stonith_enabled: mon.stonith_enabled, maintenance_mode: mon.maintenance_mode, ..Default::default() };
     let promoted: Vec<String> = pgsql.as_deref().map(|r| mon.instances_of(r).filter(|i| i.role == "Promoted").filter_map(|i| i.node.clone()).collect()).unwrap_or_default();
     // The standbys as the primary's PostgreSQL sees them.
     let primary_view = promoted.first().and_then(|p| pg.get(p)).and_then(|r| r.as_ref().ok()).cloned();
