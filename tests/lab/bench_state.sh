@@ -164,7 +164,14 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 log "seed: systemd-socket-activate, pid $SEED (tcp 127.0.0.1:$SEED_PORT)"
-run seed-latency-tcp --addr "127.0.0.1:$SEED_PORT" --expect-line production --rate 50 --duration-s 5 --concurrency 1
+run seed-latency-tcp --addr "127.0.0.1:$SEED_PORT" --expect-line production --rate 20 --duration-s 10 --concurrency 1
+# Its best: as fast as it goes with 4 checks in flight (2 vCPUs), every check answered
+# within the window, so its CPU and forks per check are exact.
+run seed-best-tcp --addr "127.0.0.1:$SEED_PORT" --expect-line production --rate "$RATE" --duration-s 15 \
+    --watch "service=$SEED" --watch "postgres=$PG_PID" --idle-s "$IDLE" --concurrency 4
+# The storm: as many in flight as ours was given. The handlers of checks that timed out go
+# on running after the window (the seed cannot know the client left): its per-check
+# figures here are a lower bound; the row above has the exact ones.
 run seed-storm-tcp --addr "127.0.0.1:$SEED_PORT" --expect-line production --rate "$RATE" --duration-s "$DURATION" \
     --watch "service=$SEED" --watch "postgres=$PG_PID" --idle-s "$IDLE" --concurrency "$CONC"
 
@@ -190,7 +197,7 @@ print(f"State checks, {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, kernel {u
       f"minus the idle window's rate, divided by the checks sent.\n")
 print("| run | checks sent | ok | failed | achieved /s | p50 ms | p99 ms | max ms | service CPU ms / 1000 checks | PostgreSQL CPU ms / 1000 | service forks / check | PostgreSQL forks / check | service peak RSS MB |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-for label in ["ours-latency-http", "ours-latency-tcp", "seed-latency-tcp", "ours-storm-http-health", "ours-storm-http-primary", "ours-storm-tcp", "seed-storm-tcp"]:
+for label in ["ours-latency-http", "ours-latency-tcp", "seed-latency-tcp", "ours-storm-http-health", "ours-storm-http-primary", "ours-storm-tcp", "seed-best-tcp", "seed-storm-tcp"]:
     r = rows.get(label)
     if not r:
         continue
@@ -199,13 +206,15 @@ for label in ["ours-latency-http", "ours-latency-tcp", "seed-latency-tcp", "ours
     print(f"| {label} ({r['check']}) | {r['sent']} | {r['ok']} | {r['failed']} | {r['achieved_rate']:.0f} | {fmt(l['p50'], 3)} | {fmt(l['p99'], 3)} | {fmt(l['max'], 1)} "
           f"| {fmt(w(r, 'service', 'cpu_ms_per_1000'), 1)} | {fmt(w(r, 'postgres', 'cpu_ms_per_1000'), 1)} | {fmt(w(r, 'service', 'forks_per_check'), 3)} "
           f"| {fmt(w(r, 'postgres', 'forks_per_check'), 3)} | {'–' if not hwm or label.startswith('seed') else f'{hwm / 1024:.1f}'} |")
-o, s = rows.get("ours-storm-tcp"), rows.get("seed-storm-tcp")
+o, s, st = rows.get("ours-storm-tcp"), rows.get("seed-best-tcp"), rows.get("seed-storm-tcp")
 ol, sl = rows.get("ours-latency-tcp"), rows.get("seed-latency-tcp")
 if o and s:
     cpu = lambda r: (w(r, "service", "cpu_ms_per_1000") or 0) + (w(r, "postgres", "cpu_ms_per_1000") or 0)
-    print("\nRatios, the TCP line (seed / ours, same check, same instance):\n")
+    print("\nRatios, the TCP line (seed / ours, same check, same instance; seed figures from its best run):\n")
     print(f"- CPU per check, service + its children + PostgreSQL: {cpu(s):.0f} / {cpu(o):.1f} ms per 1000 = {ratio(cpu(s), cpu(o))}")
-    print(f"- throughput under the storm: {s['achieved_rate']:.0f} / {o['achieved_rate']:.0f} checks/s = ours {ratio(o['achieved_rate'], s['achieved_rate'])}")
+    print(f"- throughput: the seed's best {s['achieved_rate']:.0f} checks/s (4 in flight), ours {o['achieved_rate']:.0f} under the storm = {ratio(o['achieved_rate'], s['achieved_rate'])}")
+    if st:
+        print(f"- under the storm ({st['concurrency']} in flight, {st['rate']}/s offered): the seed answered {st['ok']} of {st['sent']} checks in time ({st['failed']} failed), ours {o['ok']} of {o['sent']} ({o['failed']} failed)")
     if ol and sl:
         print(f"- latency of one check alone (p50): {sl['latency_ms']['p50']:.3f} / {ol['latency_ms']['p50']:.3f} ms = {ratio(sl['latency_ms']['p50'], ol['latency_ms']['p50'])}")
     print(f"- forks per check: seed {fmt(w(s, 'service', 'forks_per_check'), 2)} (+ {fmt(w(s, 'postgres', 'forks_per_check'), 2)} in PostgreSQL), ours {fmt(w(o, 'service', 'forks_per_check'), 3)}")
