@@ -64,6 +64,18 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
     },
+    /// Write the man pages: paceline(8) and its commands, ocf_paceline_<agent>(7) for each
+    /// OCF agent, fence_paceline_aws(8) — all from the definitions that drive the meta-data.
+    Man {
+        /// Directory to write them to (man7/ and man8/ below it).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print a shell completion script for paceline.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Print the parameter table of an agent as Markdown (used for the docs).
     Params {
         /// Agent name: IPaddr2, pgsqlms, awsvip, awseip or fence_paceline_aws.
@@ -157,6 +169,15 @@ fn main() -> Result<()> {
             LabVerb::Storm(args) => paceline::lab::storm::run(args)?,
         },
         Command::Status { json, watch, interval } => return status(json, watch, interval),
+        Command::Man { out } => {
+            for p in man_pages(&out)? {
+                println!("wrote {}", p.display());
+            }
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "paceline", &mut std::io::stdout());
+        }
         Command::Switchover { to, timeout } => return move_primary(to, false, timeout),
         Command::Failover { to, timeout } => return move_primary(to, true, timeout),
         Command::Params { agent } => {
@@ -218,4 +239,43 @@ fn move_primary(to: Option<String>, failover: bool, timeout: u64) -> Result<()> 
             std::process::exit(1);
         }
     }
+}
+
+/// `paceline man --out DIR`: every page of the package.
+fn man_pages(out: &std::path::Path) -> Result<Vec<PathBuf>> {
+    use clap::CommandFactory;
+    let (man7, man8) = (out.join("man7"), out.join("man8"));
+    for d in [&man7, &man8] {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let mut written = Vec::new();
+    // paceline(8) and paceline-<command>(8): clap_mangen, from the definition above.
+    let root = Cli::command().name("paceline");
+    let mut pages = vec![("paceline".to_owned(), root.clone())];
+    for sub in root.get_subcommands().filter(|s| s.get_name() != "help") {
+        let name = format!("paceline-{}", sub.get_name());
+        // (clap keeps static names; a page name lives as long as this short-lived command)
+        let display: &'static str = Box::leak(name.clone().into_boxed_str());
+        pages.push((name, sub.clone().name(display)));
+    }
+    for (name, cmd) in pages {
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd).section("8").render(&mut buf).with_context(|| format!("rendering {name}(8)"))?;
+        let p = man8.join(format!("{name}.8"));
+        std::fs::write(&p, buf).with_context(|| format!("writing {}", p.display()))?;
+        written.push(p);
+    }
+    let agents: [&paceline::ocf::AgentSpec; 5] =
+        [&paceline::agents::pgsqlms::SPEC, &paceline::agents::ipaddr2::SPEC, &paceline::agents::pgsql_state::SPEC, &paceline::agents::awsvip::SPEC, &paceline::agents::awseip::SPEC];
+    for spec in agents {
+        let p = man7.join(format!("ocf_paceline_{}.7", spec.name));
+        std::fs::write(&p, spec.manpage()).with_context(|| format!("writing {}", p.display()))?;
+        written.push(p);
+    }
+    let fence = &paceline::agents::fence_aws::SPEC;
+    let p = man8.join(format!("{}.8", fence.name));
+    std::fs::write(&p, fence.manpage()).with_context(|| format!("writing {}", p.display()))?;
+    written.push(p);
+    written.sort();
+    Ok(written)
 }

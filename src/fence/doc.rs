@@ -98,7 +98,7 @@ impl FenceSpec {
 
     /// The `manpage` action: a man(7) page.
     pub fn manpage(&self) -> String {
-        let esc = |s: &str| s.replace('\\', "\\\\").replace('-', "\\-").replace("\n.", "\n\\&.");
+        let esc = crate::ocf::manpage::escape;
         let mut m = format!(
             ".TH {} 8 \"\" \"paceline {}\" \"System Administration\"\n.SH NAME\n{} \\- {}\n.SH DESCRIPTION\n{}\n.P\nVendor URL: {}\n",
             self.name.to_uppercase(),

@@ -22,6 +22,7 @@ pub mod deadline;
 pub mod env;
 pub mod exit;
 pub mod log;
+pub mod manpage;
 pub mod metadata;
 pub mod params;
 mod run;
