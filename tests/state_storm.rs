@@ -7,8 +7,8 @@
 //! allocated there is one of its forks (or threads); `paceline lab storm` (src/lab/storm.rs)
 //! sends the checks — a new connection each, as HAProxy's — and counts the namespace's pids
 //! over an idle window and over the storm. The service forks on its own (the cluster's view:
-//! Pacemaker's tools every 200 ms), so the storm may show that background rate and no more:
-//! one fork per check would add tens of thousands. Speed is the benchmark's business
+//! Pacemaker's tools every 200 ms), so the storm shows that background, tens of pids; one
+//! fork per check would be tens of thousands. Speed is the benchmark's business
 //! (tests/lab/bench_state.sh, docs/benchmarks.md); this test asserts correctness under the
 //! offered rate only: 0 failed, every answer the expected one. Needs root and PostgreSQL 15.
 
@@ -192,13 +192,17 @@ fn every_check_of_a_storm_is_answered_right_and_forks_nothing() {
         assert!(n("sent") > 0, "{r}");
         assert_eq!(n("failed"), 0, "failed checks at {RATE}/s offered: {r}");
         assert_eq!(n("ok"), n("sent"), "{r}");
-        // Forks: the storm's window may hold the service's own background rate (with room
-        // for a slow look at the cluster or two), not one per check.
+        // Forks: the storm's window holds the service's own background (~10 pids a second,
+        // whatever the load: the idle window shows it), not one per check, which would be
+        // as many as the checks. The bound leaves the background room to vary on a busy
+        // machine and still tells the two apart by far.
         let w = &r["watch"]["service"];
         let (idle_forks, idle_s) = (w["idle"]["forks"].as_u64().expect("idle forks"), w["idle"]["s"].as_f64().unwrap());
         let (storm_forks, storm_s) = (w["storm"]["forks"].as_u64().expect("storm forks"), w["storm"]["s"].as_f64().unwrap());
         let background = idle_forks as f64 / idle_s * storm_s;
-        assert!((storm_forks as f64) <= background * 1.5 + 10.0, "{storm_forks} pids in the service's namespace during {} checks (background: {background:.0}): {r}", n("sent"));
+        eprintln!("{check:?}: {storm_forks} pids in the service's namespace during {} checks; idle rate over the same time: {background:.0}", n("sent"));
+        assert!(n("sent") >= 1000, "too few checks to tell: {r}");
+        assert!(storm_forks * 20 < n("sent"), "{storm_forks} pids in the service's namespace during {} checks (background: {background:.0}): {r}", n("sent"));
     }
 
     // Still right after the storms, and nothing panicked.
