@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Build the Debian package and check it on this machine (issue #12), as root:
+#   - cargo deb (cargo-deb, installed if missing) from the binaries of PROFILE (debug by
+#     default: CI's build; PROFILE=release for the package one ships), with the man pages
+#     and completions `paceline man` / `paceline completions` generate;
+#   - dpkg -i; every agent where Pacemaker finds it, `pcs resource describe
+#     ocf:paceline:pgsqlms`, `pcs stonith describe fence_paceline_aws`, `man -w` for each page;
+#   - dpkg -r: nothing of the package is left on disk.
+# Leaves the .deb in target/debian/. Usage: bash tests/package.sh [--build-only]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+PROFILE=${PROFILE:-debug}
+TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
+BIN=target/$TRIPLE/$PROFILE
+command -v cargo-deb >/dev/null || cargo install --locked cargo-deb --version 3.8.0
+if [[ $PROFILE == release ]]; then cargo build --locked --release --bins; else cargo build --locked --bins; fi
+rm -rf target/package && mkdir -p target/package/completions
+"$BIN/paceline" man --out target/package/man >/dev/null
+gzip -9n target/package/man/man*/*
+"$BIN/paceline" completions bash >target/package/completions/paceline
+# cargo-deb reads target/release/<bin> from the assets; point it at this profile's binaries.
+args=(--no-build --target "$TRIPLE" --fast)
+[[ $PROFILE == release ]] || args+=(--profile dev)
+deb=$(cargo deb "${args[@]}" 2>&1 | tail -1)
+[[ -f $deb ]] || { echo "package.sh: cargo deb did not build a package: $deb" >&2; exit 1; }
+echo "package.sh: built $deb ($(du -h "$deb" | cut -f1))"
+[[ ${1:-} == --build-only ]] && exit 0
+
+fail() { echo "package.sh: FAIL: $*" >&2; exit 1; }
+dpkg -i "$deb" >/dev/null || fail "dpkg -i"
+trap 'dpkg -r paceline >/dev/null 2>&1 || true' EXIT
+files=$(dpkg -L paceline)
+for a in pgsqlms pgsql-state IPaddr2 awsvip awseip; do
+    [[ -x /usr/lib/ocf/resource.d/paceline/$a ]] || fail "ocf:paceline:$a not installed"
+    /usr/lib/ocf/resource.d/paceline/$a meta-data | xmllint --noout - || fail "$a meta-data is not XML"
+    man -w "ocf_paceline_$a" >/dev/null || fail "no man page ocf_paceline_$a"
+done
+for p in fence_paceline_aws paceline paceline-status paceline-switchover; do
+    man -w "$p" >/dev/null || fail "no man page $p"
+done
+[[ -x /usr/sbin/fence_paceline_aws && -x /usr/sbin/paceline ]] || fail "/usr/sbin binaries"
+/usr/sbin/paceline --version | grep -q "^paceline " || fail "paceline --version"
+[[ -f /usr/share/bash-completion/completions/paceline ]] || fail "no bash completion"
+[[ -f /usr/share/doc/paceline/crm-examples/pgsql-ha.sh && -f /usr/share/doc/paceline/pgsqlms.md ]] || fail "docs"
+pcs resource describe ocf:paceline:pgsqlms | grep -q "synchronous_mode" || fail "pcs resource describe ocf:paceline:pgsqlms"
+pcs stonith describe fence_paceline_aws | grep -q "region" || fail "pcs stonith describe fence_paceline_aws"
+dpkg -r paceline >/dev/null || fail "dpkg -r"
+trap - EXIT
+left=$(while read -r f; do [[ -f $f || -L $f ]] && echo "$f"; done <<<"$files")
+[[ -z $left ]] || fail "dpkg -r left files behind: $left"
+echo "package.sh: ok: installs, pcs describes the agents, the man pages are found, and dpkg -r leaves nothing"
