@@ -28,16 +28,25 @@ echo "package.sh: built $deb ($(du -h "$deb" | cut -f1))"
 [[ ${1:-} == --build-only ]] && exit 0
 
 fail() { echo "package.sh: FAIL: $*" >&2; exit 1; }
+# The pages as the package holds them (a machine whose dpkg excludes /usr/share/man, as
+# slim images do, would not install them): each is in the package and renders cleanly.
+x=$(mktemp -d)
+trap 'rm -rf "$x"' EXIT
+dpkg-deb -x "$deb" "$x"
+for p in man7/ocf_paceline_{pgsqlms,pgsql-state,IPaddr2,awsvip,awseip}.7 man8/{fence_paceline_aws,paceline,paceline-status,paceline-switchover}.8; do
+    f=$x/usr/share/man/$p.gz
+    [[ -f $f ]] || fail "no man page $p in the package"
+    warn=$(MANWIDTH=80 man --warnings -l "$f" 2>&1 >/dev/null) || fail "man $p: $warn"
+    [[ -z $warn ]] || fail "man $p: roff warnings: $warn"
+done
+rm -rf "$x"
 dpkg -i "$deb" >/dev/null || fail "dpkg -i"
 trap 'dpkg -r paceline >/dev/null 2>&1 || true' EXIT
 files=$(dpkg -L paceline)
 for a in pgsqlms pgsql-state IPaddr2 awsvip awseip; do
     [[ -x /usr/lib/ocf/resource.d/paceline/$a ]] || fail "ocf:paceline:$a not installed"
     /usr/lib/ocf/resource.d/paceline/$a meta-data | xmllint --noout - || fail "$a meta-data is not XML"
-    man -w "ocf_paceline_$a" >/dev/null || fail "no man page ocf_paceline_$a"
-done
-for p in fence_paceline_aws paceline paceline-status paceline-switchover; do
-    man -w "$p" >/dev/null || fail "no man page $p"
+    [[ ! -f /usr/share/man/man7/ocf_paceline_$a.7.gz ]] || man -w "ocf_paceline_$a" >/dev/null || fail "man cannot find ocf_paceline_$a"
 done
 [[ -x /usr/sbin/fence_paceline_aws && -x /usr/sbin/paceline ]] || fail "/usr/sbin binaries"
 /usr/sbin/paceline --version | grep -q "^paceline " || fail "paceline --version"
