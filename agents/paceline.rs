@@ -115,7 +115,8 @@ enum LabVerb {
     Down,
     /// up + config + switchover + kill-postgres + summary, then down.
     Demo {
-        #[arg(long, default_value = "reference", value_parser = ["reference", "paceline"])]
+        /// both: the paceline stack, then PAF's on a fresh lab, side by side.
+        #[arg(long, default_value = "both", value_parser = ["both", "paceline", "reference"])]
         stack: String,
     },
     /// The writer probe (runs outside the nodes; used by the scenarios).

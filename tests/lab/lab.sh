@@ -20,7 +20,8 @@
 #                                  update-params | partition | fence: one JSON line on stdout
 #   lab.sh status                  crm_mon, and each node's PostgreSQL role and LSN
 #   lab.sh down                    tear everything down (processes by pid, namespaces, files)
-#   lab.sh demo [--stack S]        up + config + switchover + kill-postgres + summary + down
+#   lab.sh demo [--stack S]        up + config + switchover + kill-postgres + summary + down;
+#                                  S = both (default: paceline, then reference, side by side)
 #   lab.sh node N CMD...           run CMD inside node N's namespaces (debugging)
 #
 # Addresses (TEST-NET-1 only, all inside namespaces this script creates): node I is
@@ -1480,26 +1481,40 @@ print(int((t - t0) * 1000) if f is not None and t is not None and f <= t0 + 1 an
 }
 
 cmd_demo() {
-    local stack=reference
+    # Ours first (a newcomer who stops it early has seen paceline), then, with --stack both
+    # (the default), PAF + heartbeat IPaddr2 on a fresh lab, and the two side by side.
+    local stack=both
     while (( $# )); do case $1 in --stack) stack=$2; shift 2 ;; *) die "demo: unknown argument $1" ;; esac; done
+    [[ $stack == both || $stack == paceline || $stack == reference ]] || die "--stack must be both, paceline or reference"
     need_root
     [[ ! -e $STATE/nodes ]] || die "a lab is already up (paceline lab down first)"
     trap 'cmd_down' EXIT
-    echo "[1/5] up: 3 nodes (corosync + pacemaker + PostgreSQL $PGVER) in namespaces ..." >&2
-    cmd_up --nodes 3
-    echo "[2/5] config: $stack stack from crm-examples/pgsql-ha.sh ..." >&2
-    cmd_config --stack "$stack"
-    echo "[3/5] scenario: switchover ..." >&2
-    local s1; s1=$(cmd_scenario switchover); echo "$s1"
-    echo "[4/5] scenario: kill-postgres ..." >&2
-    local s2; s2=$(cmd_scenario kill-postgres); echo "$s2"
-    echo "[5/5] summary" >&2
-    python3 - "$s1" "$s2" <<'PY'
+    local stacks=("$stack") rows=() st n=0
+    [[ $stack == both ]] && stacks=(paceline reference)
+    local total=$(( ${#stacks[@]} * 4 + 1 ))
+    for st in "${stacks[@]}"; do
+        [[ -e $STATE/nodes ]] && cmd_down >/dev/null 2>&1
+        echo "[$((++n))/$total] up: 3 nodes (corosync + pacemaker + PostgreSQL $PGVER) in namespaces ..." >&2
+        cmd_up --nodes 3
+        echo "[$((++n))/$total] config: $st stack from crm-examples/pgsql-ha.sh ..." >&2
+        cmd_config --stack "$st"
+        echo "[$((++n))/$total] $st: switchover ..." >&2
+        local s1; s1=$(cmd_scenario switchover); echo "$s1"; rows+=("$s1")
+        echo "[$((++n))/$total] $st: kill-postgres ..." >&2
+        local s2; s2=$(cmd_scenario kill-postgres); echo "$s2"; rows+=("$s2")
+    done
+    echo "[$total/$total] summary" >&2
+    python3 - "${rows[@]}" <<'PY'
 import json, sys
 rows = [json.loads(a) for a in sys.argv[1:]]
 print(f"\n{'scenario':<15}{'stack':<11}{'outage ms':>10}{'rows lost':>10}{'2 primaries':>12}  primary before -> after, VIP")
 for r in rows:
     print(f"{r['scenario']:<15}{r['stack']:<11}{r['outage_ms']:>10}{r['rows_lost']:>10}{str(r['double_primary']):>12}  {r['primary_before']} -> {r['primary_after']}, VIP on {','.join(r['vip_holder'])}")
+by = {(r['scenario'], r['stack']): r['outage_ms'] for r in rows}
+for sc in ("switchover", "kill-postgres"):
+    p, ref = by.get((sc, "paceline")), by.get((sc, "reference"))
+    if p and ref:
+        print(f"{sc}: PAF's write outage / paceline's = {ref / p:.1f}x")
 PY
 }
 
