@@ -48,9 +48,10 @@ for t in systemd-socket-activate psql unshare nsenter setpriv runuser; do
     command -v "$t" >/dev/null || { echo "missing $t" >&2; exit 1; }
 done
 
-# Ports of this run (loopback): PostgreSQL only on its socket directory.
-base=$((20000 + $$ % 5000 * 2))
-PGPORT=$base HTTP_PORT=$((base + 10000)) TCP_PORT=$((base + 10001)) SEED_PORT=$((base + 20001))
+# Ports of this run (loopback), below the ephemeral range (32768-) so that no client's
+# connection can hold one; PostgreSQL's serves only its socket directory.
+base=$((20000 + $$ % 1000 * 4))
+PGPORT=$base HTTP_PORT=$((base + 1)) TCP_PORT=$((base + 2)) SEED_PORT=$((base + 3))
 work=$(mktemp -d /tmp/paceline-bench-state.XXXXXX)
 chmod 755 "$work"
 started=()   # pids of the unshare processes we started
@@ -153,8 +154,11 @@ kill -TERM "$OURS"
 wait "$ours_ns" || true
 
 # --- the seed ----------------------------------------------------------------------------
-env PGHOST="$work/sock" PGPORT="$PGPORT" unshare --pid --fork --kill-child --mount-proc \
-    runuser -u postgres -- systemd-socket-activate --inetd -a -E PGHOST -E PGPORT -l "127.0.0.1:$SEED_PORT" \
+# Its psql: the real binary by default, the seed's cheapest case (SEED_PSQL=psql takes
+# Debian's pg_wrapper, a Perl script in front of it, as `psql` on PATH would).
+SEED_PSQL=${SEED_PSQL:-$PGBIN/psql}
+env PGHOST="$work/sock" PGPORT="$PGPORT" PSQL="$SEED_PSQL" unshare --pid --fork --kill-child --mount-proc \
+    runuser -u postgres -- systemd-socket-activate --inetd -a -E PGHOST -E PGPORT -E PSQL -l "127.0.0.1:$SEED_PORT" \
     "$SRC/tests/lab/seed-pgsql-state.sh" 2>"$work/seed.log" &
 started+=($!)
 seed_ns=$!
@@ -163,7 +167,7 @@ for _ in $(seq 100); do
     storm --addr "127.0.0.1:$SEED_PORT" --expect-line production --rate 1 --duration-s 0.5 --concurrency 1 2>/dev/null | grep -q '"ok":1' && break
     sleep 0.1
 done
-log "seed: systemd-socket-activate, pid $SEED (tcp 127.0.0.1:$SEED_PORT)"
+log "seed: systemd-socket-activate, pid $SEED (tcp 127.0.0.1:$SEED_PORT, psql: $SEED_PSQL)"
 run seed-latency-tcp --addr "127.0.0.1:$SEED_PORT" --expect-line production --rate 20 --duration-s 10 --concurrency 1
 # Its best: as fast as it goes with 4 checks in flight (2 vCPUs), every check answered
 # within the window, so its CPU and forks per check are exact.
@@ -176,13 +180,13 @@ run seed-storm-tcp --addr "127.0.0.1:$SEED_PORT" --expect-line production --rate
     --watch "service=$SEED" --watch "postgres=$PG_PID" --idle-s "$IDLE" --concurrency "$CONC"
 
 # --- the table ---------------------------------------------------------------------------
-python3 - "$results" "$RATE" "$DURATION" "$CONC" >"$work/table.md" <<'EOF'
+python3 - "$results" "$RATE" "$DURATION" "$CONC" "$SEED_PSQL" >"$work/table.md" <<'EOF'
 import json, sys, datetime, os
 rows = {}
 for line in open(sys.argv[1]):
     r = json.loads(line)
     rows[r["label"]] = r
-rate, duration, conc = sys.argv[2], sys.argv[3], sys.argv[4]
+rate, duration, conc, psql = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 def w(r, name, key):
     return (r["watch"].get(name) or {}).get(key)
 def fmt(v, nd=2):
@@ -194,7 +198,7 @@ def ratio(a, b):
 u = os.uname()
 print(f"State checks, {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, kernel {u.release}, offered {int(rate):,}/s for {duration} s, "
       f"{conc} in flight at most; a new TCP connection per check; per-check figures: the storm's CPU and pids "
-      f"minus the idle window's rate, divided by the checks sent.\n")
+      f"minus the idle window's rate, divided by the checks sent; the seed's psql: {psql}.\n")
 print("| run | checks sent | ok | failed | achieved /s | p50 ms | p99 ms | max ms | service CPU ms / 1000 checks | PostgreSQL CPU ms / 1000 | service forks / check | PostgreSQL forks / check | service peak RSS MB |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for label in ["ours-latency-http", "ours-latency-tcp", "seed-latency-tcp", "ours-storm-http-health", "ours-storm-http-primary", "ours-storm-tcp", "seed-best-tcp", "seed-storm-tcp"]:
