@@ -896,6 +896,48 @@ mod tests {
         assert!(id.len() > 17 && id.as_bytes()[8] == b'T' && id.contains("Z-"), "{id}");
     }
 
+    /// --via: an unreachable router is skipped within the attempt, and the one that accepted
+    /// becomes the first for the next attempts; a router that accepts and then fails the
+    /// handshake (HAProxy with no server) is a failed attempt, not a reason to move on.
+    #[test]
+    fn via_moves_on_only_from_an_unreachable_router() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            // A router that accepts and closes at once, on 127.0.0.1; nothing on 127.0.0.2 at
+            // that port (loopback refuses).
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = l.local_addr().unwrap().port();
+            let closer = tokio::spawn(async move {
+                loop {
+                    let (s, _) = l.accept().await.unwrap();
+                    drop(s);
+                }
+            });
+            let hosts: Vec<IpAddr> = vec!["127.0.0.2".parse().unwrap(), "127.0.0.1".parse().unwrap()];
+            let mut cfg = Config::new();
+            cfg.user("postgres").dbname("postgres");
+            let t = Target::via(cfg, hosts, port);
+            let Target::Via(v) = &t else { unreachable!() };
+            let limit = Duration::from_millis(500);
+            let r = t.connect(limit).await;
+            assert!(r.is_err(), "a closed handshake is a failure");
+            assert_eq!((v.current.load(std::sync::atomic::Ordering::Relaxed), t.switches()), (1, Some(1)));
+            let r = t.connect(limit).await;
+            assert!(r.is_err());
+            assert_eq!((v.current.load(std::sync::atomic::Ordering::Relaxed), t.switches()), (1, Some(1)), "stays on the router that answered");
+            closer.abort();
+            // Nothing reachable at all: every router tried once, a clear error.
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let dead = l.local_addr().unwrap().port();
+            drop(l);
+            let t = Target::via(Config::new(), vec!["127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap()], dead);
+            let e = t.connect(limit).await.err().expect("nothing listens");
+            assert!(e.starts_with("no router reachable"), "{e}");
+            assert_eq!(t.switches(), Some(0));
+        });
+        assert_eq!(Target::Direct(Config::new()).switches(), None);
+    }
+
     #[test]
     fn truncates_on_char_boundaries() {
         assert_eq!(truncate("héllo", 2), "hé…");
