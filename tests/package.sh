@@ -56,6 +56,6 @@ pcs resource describe ocf:paceline:pgsqlms | grep -q "synchronous_mode" || fail 
 pcs stonith describe fence_paceline_aws | grep -q "region" || fail "pcs stonith describe fence_paceline_aws"
 dpkg -r paceline >/dev/null || fail "dpkg -r"
 trap - EXIT
-left=$(while read -r f; do [[ -f $f || -L $f ]] && echo "$f"; done <<<"$files")
+left=$(while read -r f; do if [[ -f $f || -L $f ]]; then echo "$f"; fi; done <<<"$files")
 [[ -z $left ]] || fail "dpkg -r left files behind: $left"
 echo "package.sh: ok: installs, pcs describes the agents, the man pages are found, and dpkg -r leaves nothing"
