@@ -47,6 +47,13 @@ enum Command {
         #[arg(long, default_value_t = 1.0)]
         interval: f64,
     },
+    /// Preflight: the cluster configuration and this node's PostgreSQL against what the
+    /// agents rely on; each finding with how to fix it (run on every node before go-live).
+    Check {
+        /// Check this CIB file (e.g. one built with pcs -f) instead of the running cluster.
+        #[arg(long)]
+        cib: Option<PathBuf>,
+    },
     /// Move the primary role to a standby (the best one, or --to): a clean demote, the
     /// promotion, the move's constraint removed; prints what the cluster saw.
     Switchover {
@@ -179,6 +186,7 @@ fn main() -> Result<()> {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "paceline", &mut std::io::stdout());
         }
+        Command::Check { cib } => return check(cib),
         Command::Switchover { to, timeout } => return move_primary(to, false, timeout),
         Command::Failover { to, timeout } => return move_primary(to, true, timeout),
         Command::Params { agent } => {
@@ -279,4 +287,30 @@ fn man_pages(out: &std::path::Path) -> Result<Vec<PathBuf>> {
     written.push(p);
     written.sort();
     Ok(written)
+}
+
+/// `paceline check`: the findings, worst first; exit 0 none, 1 warnings only, 2 critical
+/// ones, 3 when it could not look at all.
+fn check(cib: Option<PathBuf>) -> Result<()> {
+    use paceline::status::{label, Severity};
+    let findings = match paceline::check::run(cib.as_deref()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("paceline check: {}", e.exit_reason());
+            std::process::exit(3);
+        }
+    };
+    for f in &findings {
+        println!("{}: {}\n    fix: {}", label(f.severity), f.what, f.hint);
+    }
+    let worst = findings.iter().map(|f| f.severity).max();
+    println!("{}", match worst {
+        None => "check: nothing to fix".to_owned(),
+        Some(_) => format!("check: {} finding{}", findings.len(), if findings.len() == 1 { "" } else { "s" }),
+    });
+    std::process::exit(match worst {
+        None => 0,
+        Some(Severity::Warning) => 1,
+        Some(Severity::Critical) => 2,
+    });
 }

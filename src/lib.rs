@@ -8,6 +8,7 @@
 //! agents themselves are in [`agents`], one module per agent, one function per action.
 
 pub mod agents;
+pub mod check;
 pub mod aws;
 pub mod cmd;
 pub mod fence;

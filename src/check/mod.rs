@@ -1,0 +1,331 @@
+//! `paceline check`: a preflight before go-live — what the agents rely on, checked before
+//! the first failover finds it missing.
+//!
+//! Two sources, each read once: the whole CIB (`cibadmin --query`, or a file: a
+//! configuration can be checked before it is loaded), and the local PostgreSQL in-process
+//! (`pg_settings`, `pg_hba_file_rules`, `pg_control_init`). Each finding says how bad it
+//! is, what is wrong and how to fix it. The rules are pure functions of what was read
+//! ([`cluster`], [`postgres`]), so each is tested on its own broken input.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use crate::pacemaker::cib::{primitives_in, Primitive};
+use crate::pacemaker::xml::Element;
+use crate::status::{Finding, Severity};
+
+fn finding(severity: Severity, what: impl Into<String>, hint: impl Into<String>) -> Finding {
+    Finding { severity, what: what.into(), hint: hint.into() }
+}
+
+fn agent_type(agent: &str) -> &str {
+    agent.rsplit(':').next().unwrap_or(agent)
+}
+
+fn is_true(v: Option<&String>) -> bool {
+    matches!(v.map(|s| s.to_ascii_lowercase()).as_deref(), Some("true" | "yes" | "on" | "1" | "y"))
+}
+
+/// The cluster configuration's findings, from the CIB (`root`: the parsed document).
+pub fn cluster(root: &Element) -> Vec<Finding> {
+    use Severity::*;
+    let mut f = Vec::new();
+    let prims = primitives_in(root);
+    let props: BTreeMap<String, String> = root
+        .descendants("cluster_property_set")
+        .flat_map(|s| s.children.iter().filter(|c| c.name == "nvpair"))
+        .filter_map(|p| Some((p.attr("name")?.to_owned(), p.attr("value").unwrap_or_default().to_owned())))
+        .collect();
+    let Some(pg) = prims.iter().find(|p| agent_type(&p.agent) == "pgsqlms") else {
+        f.push(finding(Critical, "no pgsqlms resource in the configuration", "crm-examples/pgsql-ha.sh creates one"));
+        return f;
+    };
+    let Some((clone, meta)) = &pg.clone else {
+        f.push(finding(Critical, format!("{} is not in a clone: it cannot have a primary and standbys", pg.id), "pcs resource promotable <id> notify=true promoted-max=1"));
+        return f;
+    };
+    if !is_true(meta.get("promotable")) && !root.descendants("master").any(|m| m.attr("id") == Some(clone)) {
+        f.push(finding(Critical, format!("{clone} is not promotable"), format!("pcs resource update {clone} meta promotable=true")));
+    }
+    if !is_true(meta.get("notify")) {
+        f.push(finding(Critical, format!("{clone} has notify=false: the agent elects the best standby in its notifications"), format!("pcs resource meta {clone} notify=true")));
+    }
+    let max = meta.get("promoted-max").or_else(|| meta.get("master-max")).map(String::as_str).unwrap_or("1");
+    if max != "1" {
+        f.push(finding(Critical, format!("{clone} has promoted-max={max}: PostgreSQL has one primary"), format!("pcs resource meta {clone} promoted-max=1")));
+    }
+    // Both roles monitored, at different intervals (one operation otherwise).
+    let ops: Vec<&Element> = root.descendants("primitive").filter(|p| p.attr("id") == Some(&pg.id)).flat_map(|p| p.descendants("op")).filter(|o| o.attr("name") == Some("monitor")).collect();
+    for role in ["Promoted", "Unpromoted"] {
+        let alias = if role == "Promoted" { "Master" } else { "Slave" };
+        if !ops.iter().any(|o| matches!(o.attr("role"), Some(r) if r == role || r == alias)) {
+            f.push(finding(Critical, format!("{}: no monitor for the {role} role: a failed {} goes unnoticed", pg.id, if role == "Promoted" { "primary" } else { "standby" }), format!("pcs resource op add {} monitor interval=<s> role={role}", pg.id)));
+        }
+    }
+    if pg.params.get("synchronous_mode").is_some_and(|m| m != "off") && !prims.iter().any(|p| agent_type(&p.agent) == "pgsql-state") {
+        f.push(finding(Warning, "synchronous_mode is on but no pgsql-state clone guards the commits against cancelled waits", "crm-examples/pgsql-ha.sh (STATE_SERVICE=true)"));
+    }
+    // Each floating address: with the promoted role, and ordered around promote/demote.
+    for ip in prims.iter().filter(|p| matches!(agent_type(&p.agent), "IPaddr2" | "awsvip" | "awseip" | "aws-vpc-move-ip")) {
+        let colocated = root.descendants("rsc_colocation").any(|c| {
+            c.attr("rsc") == Some(&ip.id) && c.attr("with-rsc") == Some(clone) && matches!(c.attr("with-rsc-role"), Some("Promoted" | "Master")) && matches!(c.attr("score"), Some("INFINITY" | "+INFINITY"))
+        });
+        if !colocated {
+            f.push(finding(Critical, format!("{} is not colocated with the Promoted role of {clone}: the address may be on a standby", ip.id), format!("pcs constraint colocation add {} with Promoted {clone} INFINITY", ip.id)));
+        }
+        let ordered = |first: &str, then: &str| {
+            root.descendants("rsc_order").any(|o| o.attr("first") == Some(clone) && o.attr("then") == Some(&ip.id) && o.attr("first-action") == Some(first) && o.attr("then-action") == Some(then))
+        };
+        if !ordered("promote", "start") {
+            f.push(finding(Warning, format!("no order promote {clone} then start {}: clients may reach the new primary before it accepts writes", ip.id), format!("pcs constraint order promote {clone} then start {} symmetrical=false", ip.id)));
+        }
+        if !ordered("demote", "stop") {
+            f.push(finding(Warning, format!("no order demote {clone} then stop {}: the standbys may miss the old primary's last WAL", ip.id), format!("pcs constraint order demote {clone} then stop {} symmetrical=false", ip.id)));
+        }
+    }
+    // Fencing.
+    let devices: Vec<&Primitive> = prims.iter().filter(|p| p.agent.starts_with("stonith:")).collect();
+    if !is_true(props.get("stonith-enabled")) && props.contains_key("stonith-enabled") {
+        f.push(finding(Critical, "fencing is disabled (stonith-enabled=false): a primary that hangs or is cut off may go on writing while a standby is promoted", "pcs property set stonith-enabled=true, with a fence device"));
+    } else if devices.is_empty() {
+        f.push(finding(Critical, "no fence device is configured", "pcs stonith create ... (fence_paceline_aws on EC2; docs/fence_paceline_aws.md)"));
+    }
+    if props.get("no-quorum-policy").is_some_and(|p| p == "ignore") {
+        f.push(finding(Critical, "no-quorum-policy=ignore: a partition without quorum keeps (or promotes) a primary", "pcs property set no-quorum-policy=stop"));
+    }
+    f
+}
+
+/// One rule of `pg_hba_file_rules`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HbaRule {
+    /// `local`, `host`, `hostssl`, ...
+    pub kind: String,
+    pub databases: Vec<String>,
+    pub address: Option<String>,
+    pub netmask: Option<String>,
+    pub method: String,
+}
+
+/// Whether `rule` covers a replication connection from `ip` (`None`: over the local socket).
+fn covers(rule: &HbaRule, ip: Option<IpAddr>) -> bool {
+    if !rule.databases.iter().any(|d| d == "replication") {
+        return false;
+    }
+    match (rule.kind.as_str(), ip) {
+        ("local", None) => true,
+        ("local", Some(_)) | (_, None) => false,
+        (_, Some(ip)) => match rule.address.as_deref() {
+            Some("all") => true,
+            Some("samehost") => true,
+            Some(a) => {
+                let Ok(net) = a.parse::<IpAddr>() else { return false };
+                let prefix = rule.netmask.as_deref().and_then(|m| m.parse::<IpAddr>().ok()).map(|m| match m {
+                    IpAddr::V4(v) => u32::from(v).count_ones() as u8,
+                    IpAddr::V6(v) => u128::from(v).count_ones() as u8,
+                });
+                crate::net::netlink::covers(net, prefix.unwrap_or(if net.is_ipv4() { 32 } else { 128 }), ip)
+            }
+            None => false,
+        },
+    }
+}
+
+/// What the local PostgreSQL's settings and pg_hba say. `me`: this node's name, `mine`: its
+/// addresses (a standby must not replicate from itself through a VIP or a load balancer),
+/// `auto_rewind`: the resource's parameter, `checksums`: the cluster has data checksums.
+pub fn postgres(settings: &BTreeMap<String, String>, hba: &[HbaRule], me: &str, mine: &[IpAddr], auto_rewind: bool, checksums: bool) -> Vec<Finding> {
+    use Severity::*;
+    let mut f = Vec::new();
+    let get = |k: &str| settings.get(k).map(String::as_str).unwrap_or("");
+    if !matches!(get("wal_level"), "replica" | "logical") {
+        f.push(finding(Critical, format!("wal_level={}: standbys need replica or logical", get("wal_level")), "ALTER SYSTEM SET wal_level = replica; restart"));
+    }
+    if get("hot_standby") != "on" {
+        f.push(finding(Critical, "hot_standby=off: the agent cannot read a standby's state", "ALTER SYSTEM SET hot_standby = on"));
+    }
+    if get("max_wal_senders").parse::<u32>().unwrap_or(0) < 2 {
+        f.push(finding(Warning, format!("max_wal_senders={}: fewer than the standbys plus a pg_rewind or a basebackup", get("max_wal_senders")), "ALTER SYSTEM SET max_wal_senders = 10"));
+    }
+    let conninfo = get("primary_conninfo");
+    let app = crate::pg::conninfo::ConnInfo::parse(conninfo).ok().and_then(|c| c.get("application_name").map(str::to_owned));
+    if conninfo.is_empty() {
+        f.push(finding(Critical, "primary_conninfo is empty: a standby started here would not replicate", "set primary_conninfo (host = the VIP or the local HAProxy, application_name = this node's name)"));
+    } else if app.as_deref() != Some(me) {
+        f.push(finding(Critical, format!("primary_conninfo's application_name is {} — it must be this node's name, {me}: the agent finds its standbys (and the synchronous set) by it", app.as_deref().unwrap_or("unset")), format!("application_name={me} in primary_conninfo")));
+    }
+    if get("recovery_target_timeline") != "latest" {
+        f.push(finding(Critical, format!("recovery_target_timeline={}: a standby would not follow a promotion", get("recovery_target_timeline")), "ALTER SYSTEM SET recovery_target_timeline = 'latest'"));
+    }
+    if auto_rewind && get("wal_log_hints") != "on" && !checksums {
+        f.push(finding(Critical, "auto_rewind=true but neither wal_log_hints nor data checksums are on: pg_rewind refuses to run", "ALTER SYSTEM SET wal_log_hints = on; restart"));
+    }
+    // The first rule that covers replication from this node decides; it must reject.
+    for (what, ip) in std::iter::once(("the local socket".to_owned(), None)).chain(mine.iter().map(|a| (a.to_string(), Some(*a)))) {
+        if let Some(rule) = hba.iter().find(|r| covers(r, ip)) {
+            if rule.method != "reject" {
+                f.push(finding(Critical, format!("pg_hba.conf lets replication in from {what} ({} {}): a standby may replicate from itself through the VIP or a load balancer", rule.kind, rule.method), "a 'reject' replication rule for this node's own addresses before the others (crm-examples/README.md)"));
+            }
+        }
+    }
+    f
+}
+
+/// Everything `paceline check` gathers and judges (I/O; `cib_file`: check that file
+/// instead of the running cluster's CIB, and no PostgreSQL).
+pub fn run(cib_file: Option<&std::path::Path>) -> Result<Vec<Finding>, crate::ocf::OcfError> {
+    use crate::ocf::OcfError;
+    let text = match cib_file {
+        Some(p) => std::fs::read_to_string(p).map_err(|e| OcfError::generic(format!("cannot read {}: {e}", p.display())))?,
+        None => crate::cmd::run(std::process::Command::new("cibadmin").arg("--query"), crate::pacemaker::TOOL_TIMEOUT).map_err(|e| e.context("is the cluster running on this node?"))?,
+    };
+    let root = crate::pacemaker::xml::parse(&text);
+    let mut out = cluster(&root);
+    if cib_file.is_some() {
+        return Ok(out);
+    }
+    match local_postgres(&root) {
+        Ok(mut pg) => out.append(&mut pg),
+        Err(e) => out.push(finding(Severity::Warning, format!("PostgreSQL on this node was not checked: {}", e.reason), "run paceline check where PostgreSQL runs (start it, or pcs resource debug-start)")),
+    }
+    out.sort_by(|a, b| b.severity.cmp(&a.severity));
+    Ok(out)
+}
+
+fn local_postgres(root: &Element) -> Result<Vec<Finding>, crate::ocf::OcfError> {
+    use crate::ocf::OcfError;
+    use std::time::Duration;
+    let prims = primitives_in(root);
+    let pg = prims.iter().find(|p| agent_type(&p.agent) == "pgsqlms").ok_or_else(|| OcfError::generic("no pgsqlms resource"))?;
+    let param = |k: &str, d: &str| pg.params.get(k).cloned().unwrap_or_else(|| d.to_owned());
+    let user = param("system_user", "postgres");
+    let who = crate::agents::pgsqlms::identity_of(&user)?;
+    let sock = std::path::PathBuf::from(param("pghost", "/var/run/postgresql"));
+    let port: u16 = param("pgport", "5432").parse().map_err(|_| OcfError::generic("pgport is not a port"))?;
+    let local = crate::pg::client::Local::connect_named(&sock, port, &user, Some(who), Duration::from_secs(3), "paceline-check").map_err(|e| OcfError::generic(format!("cannot connect ({})", e.message())))?;
+    let t = Duration::from_secs(5);
+    let settings: BTreeMap<String, String> = local
+        .query_text("SELECT name, setting FROM pg_settings", t)?
+        .into_iter()
+        .filter_map(|r| Some((r.first()?.clone()?, r.get(1).cloned().flatten().unwrap_or_default())))
+        .collect();
+    let hba = local
+        .query_text("SELECT type, array_to_string(database, ','), address, netmask, auth_method FROM pg_hba_file_rules WHERE error IS NULL ORDER BY line_number", t)?
+        .into_iter()
+        .map(|r| {
+            let col = |i: usize| r.get(i).cloned().flatten();
+            HbaRule { kind: col(0).unwrap_or_default(), databases: col(1).unwrap_or_default().split(',').map(str::to_owned).collect(), address: col(2), netmask: col(3), method: col(4).unwrap_or_default() }
+        })
+        .collect::<Vec<_>>();
+    let checksums = local.query_one::<i32>("SELECT data_page_checksum_version FROM pg_control_init()", t).map(|v| v > 0).unwrap_or(false);
+    let me = crate::pacemaker::nodes::local_name()?;
+    let mine: Vec<IpAddr> = crate::pacemaker::nodes::addresses().unwrap_or_default().into_iter().filter(|(n, _)| *n == me).filter_map(|(_, a)| a.parse().ok()).collect();
+    Ok(postgres(&settings, &hba, &me, &mine, is_true(pg.params.get("auto_rewind")), checksums))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What crm-examples/pgsql-ha.sh writes (STACK=paceline), fencing on with a device.
+    const GOOD: &str = r#"<cib><configuration>
+  <crm_config><cluster_property_set id="o"><nvpair id="a" name="stonith-enabled" value="true"/></cluster_property_set></crm_config>
+  <resources>
+    <clone id="pgsqld-clone">
+      <primitive id="pgsqld" class="ocf" type="pgsqlms" provider="paceline">
+        <instance_attributes id="i"><nvpair id="b" name="pgport" value="5432"/></instance_attributes>
+        <operations>
+          <op name="monitor" interval="15s" role="Promoted" timeout="10s" id="m1"/>
+          <op name="monitor" interval="16s" role="Unpromoted" timeout="10s" id="m2"/>
+        </operations>
+      </primitive>
+      <meta_attributes id="m"><nvpair id="c" name="notify" value="true"/><nvpair id="d" name="promotable" value="true"/><nvpair id="e" name="promoted-max" value="1"/></meta_attributes>
+    </clone>
+    <primitive id="pgsql-vip" class="ocf" type="IPaddr2" provider="paceline"/>
+    <primitive id="fence-ec2" class="stonith" type="fence_paceline_aws"/>
+  </resources>
+  <constraints>
+    <rsc_colocation rsc="pgsql-vip" with-rsc="pgsqld-clone" score="INFINITY" rsc-role="Started" with-rsc-role="Promoted" id="c1"/>
+    <rsc_order first="pgsqld-clone" then="pgsql-vip" kind="Mandatory" first-action="promote" then-action="start" symmetrical="false" id="o1"/>
+    <rsc_order first="pgsqld-clone" then="pgsql-vip" kind="Mandatory" first-action="demote" then-action="stop" symmetrical="false" id="o2"/>
+  </constraints>
+</configuration></cib>"#;
+
+    fn check(cib: &str) -> Vec<String> {
+        cluster(&crate::pacemaker::xml::parse(cib)).into_iter().map(|f| f.what).collect()
+    }
+
+    #[test]
+    fn the_shipped_configuration_passes() {
+        assert_eq!(check(GOOD), Vec::<String>::new());
+    }
+
+    #[test]
+    fn one_fault_each() {
+        let cases = [
+            (r#"name="notify" value="true""#, r#"name="notify" value="false""#, "notify=false"),
+            (r#"name="promoted-max" value="1""#, r#"name="promoted-max" value="2""#, "promoted-max=2"),
+            (r#"role="Unpromoted""#, r#"role="Stopped""#, "no monitor for the Unpromoted role"),
+            (r#"with-rsc-role="Promoted""#, r#"with-rsc-role="Started""#, "is not colocated with the Promoted role"),
+            (r#"first-action="demote""#, r#"first-action="stop""#, "no order demote"),
+            (r#"name="stonith-enabled" value="true""#, r#"name="stonith-enabled" value="false""#, "fencing is disabled"),
+            (r#"<primitive id="fence-ec2" class="stonith" type="fence_paceline_aws"/>"#, "", "no fence device"),
+        ];
+        for (from, to, want) in cases {
+            assert!(GOOD.contains(from), "{from}");
+            let got = check(&GOOD.replace(from, to));
+            assert!(got.len() == 1 && got[0].contains(want), "{want}: {got:?}");
+        }
+        assert!(check("<cib/>")[0].contains("no pgsqlms resource"));
+    }
+
+    fn good_settings() -> BTreeMap<String, String> {
+        [("wal_level", "replica"), ("hot_standby", "on"), ("max_wal_senders", "10"), ("primary_conninfo", "host=192.0.2.100 user=replicator application_name=node1"), ("recovery_target_timeline", "latest"), ("wal_log_hints", "on")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn hba(rules: &[(&str, &str, Option<&str>, &str)]) -> Vec<HbaRule> {
+        rules
+            .iter()
+            .map(|(kind, db, addr, method)| {
+                let (address, netmask) = match addr {
+                    Some(a) => {
+                        let (ip, mask) = a.split_once(' ').map(|(i, m)| (i.to_owned(), Some(m.to_owned()))).unwrap_or((a.to_string(), None));
+                        (Some(ip), mask)
+                    }
+                    None => (None, None),
+                };
+                HbaRule { kind: kind.to_string(), databases: db.split(',').map(str::to_owned).collect(), address, netmask, method: method.to_string() }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn postgresql_settings_and_self_replication() {
+        let me: Vec<IpAddr> = vec!["192.0.2.11".parse().unwrap()];
+        let safe = hba(&[("local", "replication", None, "reject"), ("host", "replication", Some("192.0.2.11 255.255.255.255"), "reject"), ("host", "replication", Some("192.0.2.0 255.255.255.0"), "trust"), ("local", "all", None, "peer")]);
+        assert_eq!(postgres(&good_settings(), &safe, "node1", &me, true, false), vec![]);
+        let what = |s: &BTreeMap<String, String>, h: &[HbaRule], rewind: bool| postgres(s, h, "node1", &me, rewind, false).into_iter().map(|f| f.what).collect::<Vec<_>>();
+        let open = hba(&[("host", "replication", Some("192.0.2.0 255.255.255.0"), "trust")]);
+        let got = what(&good_settings(), &open, false);
+        assert!(got.len() == 1 && got[0].contains("lets replication in from 192.0.2.11"), "{got:?}");
+        for (k, v, want) in [
+            ("primary_conninfo", "host=192.0.2.100 user=replicator", "application_name is unset"),
+            ("primary_conninfo", "host=192.0.2.100 application_name=node2", "application_name is node2"),
+            ("wal_level", "minimal", "wal_level=minimal"),
+            ("recovery_target_timeline", "current", "recovery_target_timeline=current"),
+            ("wal_log_hints", "off", "auto_rewind=true but"),
+        ] {
+            let mut s = good_settings();
+            s.insert(k.into(), v.into());
+            let got = what(&s, &safe, true);
+            assert!(got.len() == 1 && got[0].contains(want), "{want}: {got:?}");
+        }
+        // Checksums make wal_log_hints unnecessary for pg_rewind.
+        let mut s = good_settings();
+        s.insert("wal_log_hints".into(), "off".into());
+        assert_eq!(postgres(&s, &safe, "node1", &me, true, true), vec![]);
+    }
+}
