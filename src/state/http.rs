@@ -77,8 +77,17 @@ pub fn parse_allow(text: &str) -> Result<Vec<(IpAddr, u8)>, String> {
 /// them from a thread of their own until the process ends.
 pub fn spawn(ep: &Endpoints, snap: Arc<RwLock<Snapshot>>) -> Result<(), OcfError> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| OcfError::generic(format!("cannot start the HTTP runtime: {e}")))?;
+    // A listen backlog of 4096 (the kernel caps it at net.core.somaxconn) rather than the
+    // standard library's 128: under a check storm, a moment when this process is not
+    // scheduled must not fill the accept queue and drop the load balancers' SYNs.
     let bind = |a: SocketAddr| {
-        rt.block_on(TcpListener::bind(a)).map_err(|e| OcfError::configured(format!("cannot listen on {a}: {e}")))
+        rt.block_on(async {
+            let sock = if a.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+            sock.set_reuseaddr(true)?;
+            sock.bind(a)?;
+            sock.listen(4096)
+        })
+        .map_err(|e| OcfError::configured(format!("cannot listen on {a}: {e}")))
     };
     let http = ep.http.map(bind).transpose()?;
     let tcp = ep.tcp.map(bind).transpose()?;
