@@ -291,3 +291,155 @@ fn metric(lab: &Lab, i: u32, name: &str) -> u64 {
     let text = String::from_utf8_lossy(&o.stdout);
     text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.trim().parse().ok())).unwrap_or(0)
 }
+
+/// Routing without a VIP (issue #11) and the operators' commands (issue #12) on a real
+/// cluster: `config --routing haproxy` (crm-examples/pgsql-ha-haproxy.sh + haproxy.cfg:
+/// HAProxy on every node, its pools checked on the state service's /primary and /replica,
+/// the standbys replicating through the local HAProxy, the writer through the nodes'
+/// HAProxy). Checked:
+/// - `paceline status --json` on a node against crm_mon and each node's PostgreSQL (psql):
+///   the primary, every node's role and what PostgreSQL says of itself, streaming standbys
+///   with a lag; again after each change;
+/// - `paceline check` on the running cluster: the lab's one known gap (no fencing) and
+///   nothing else; then one fault at a time in the live cluster (notify=false on the clone,
+///   a pg_hba rule that lets a standby replicate from itself) found, and gone once undone;
+/// - switchover and kill-postgres through HAProxy: no acknowledged row lost, no write routed
+///   to a non-primary, never two primaries (the benchmark compares outages with the VIP);
+/// - `paceline switchover --to NODE` and its refusal of an ineligible target.
+#[test]
+fn haproxy_routing_status_check_and_switchover_command() {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(why) = lab_skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    if Command::new("sh").args(["-c", "command -v haproxy"]).output().map(|o| !o.status.success()).unwrap_or(true) {
+        eprintln!("skipped: haproxy is not installed (tests/deps.sh)");
+        return;
+    }
+    let bin = Path::new(env!("CARGO_BIN_EXE_pgsqlms")).parent().unwrap().to_path_buf();
+    paceline::install::install(&bin, Path::new("/")).expect("install the paceline agents");
+    let lab = Lab { prefix: format!("plch{}", std::process::id() % 10000), dir: format!("/var/lib/paceline-lab-test-haproxy-{}", std::process::id()) };
+    lab.ok(&["up", "--nodes", "3"]);
+    lab.ok(&["config", "--stack", "paceline", "--routing", "haproxy"]);
+
+    let primary = assert_status_matches(&lab, 1, 2);
+    // check: the lab runs without fencing (no EC2 here): that, and nothing else.
+    let (code, out) = paceline_on(&lab, 1, &["check"]);
+    assert_eq!(code, 2, "{out}");
+    let critical: Vec<&str> = out.lines().filter(|l| l.starts_with("CRITICAL")).collect();
+    assert!(critical.len() == 1 && critical[0].contains("fencing is disabled"), "check on a healthy lab without fencing: {out}");
+    // One fault at a time, live.
+    lab.ok(&["node", "1", "pcs", "resource", "meta", "pgsqld-clone", "notify=false"]);
+    let (_, out) = paceline_on(&lab, 1, &["check"]);
+    assert!(out.contains("notify=false"), "check did not find notify=false: {out}");
+    lab.ok(&["node", "1", "pcs", "resource", "meta", "pgsqld-clone", "notify=true"]);
+    let standby = if primary == "node1" { 2 } else { 1 };
+    let hba = "/var/lib/postgresql/15/main/pg_hba.conf";
+    lab.ok(&["node", &standby.to_string(), "sh", "-c", &format!("cp -p {hba} {hba}.check && sed -i '1i host replication all 0.0.0.0/0 trust' {hba}")]);
+    assert_eq!(psql_on(&lab, standby, "select pg_reload_conf()"), "t");
+    let (_, out) = paceline_on(&lab, standby, &["check"]);
+    assert!(out.contains("lets replication in from"), "check did not find a pg_hba rule letting node{standby} replicate from itself: {out}");
+    lab.ok(&["node", &standby.to_string(), "mv", &format!("{hba}.check"), hba]);
+    assert_eq!(psql_on(&lab, standby, "select pg_reload_conf()"), "t");
+    let (_, out) = paceline_on(&lab, standby, &["check"]);
+    assert!(!out.contains("notify=false") && !out.contains("lets replication in"), "faults still reported once undone: {out}");
+
+    for (scenario, bound_ms) in [("switchover", 5_000), ("kill-postgres", 12_000)] {
+        let out = lab.ok(&["scenario", scenario]);
+        let line = out.lines().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON from {scenario}: {out}"));
+        eprintln!("{line}");
+        let j: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        assert_eq!(field(&j, "routing"), "haproxy", "{line}");
+        assert_eq!(field(&j, "healthy_after"), true, "{scenario}: {line}");
+        assert_eq!(field(&j, "double_primary"), false, "{scenario}: {line}");
+        assert_eq!(field(&j, "rows_lost"), 0, "{scenario}: {line}");
+        assert_eq!(field(&j, "routed_to_non_primary"), 0, "{scenario}: writes reached a standby through HAProxy: {line}");
+        let outage = field(&j, "outage_ms").as_u64().unwrap();
+        assert!(outage < bound_ms, "{scenario}: write outage {outage} ms ≥ {bound_ms} ms: {line}");
+        let after = assert_status_matches(&lab, 2, 2);
+        assert_eq!(field(&j, "primary_after"), after.as_str(), "{line}");
+    }
+
+    // The switchover command, from a standby's node, to the other standby.
+    let from = assert_status_matches(&lab, 3, 2);
+    let target = (1..=3).map(|i| format!("node{i}")).find(|n| *n != from).unwrap();
+    let (code, out) = paceline_on(&lab, 3, &["switchover", "--to", "node9"]);
+    assert!(code == 1 && out.lines().count() == 1, "switchover to an unknown node: exit {code}: {out}");
+    let (code, out) = paceline_on(&lab, 3, &["switchover", "--to", &target, "--timeout", "60"]);
+    assert_eq!(code, 0, "paceline switchover --to {target}: {out}");
+    eprintln!("{out}");
+    assert_eq!(assert_status_matches(&lab, 1, 2), target, "switchover --to {target}");
+    // The move's constraint is gone: no location constraint left by the command.
+    let cons = lab.ok(&["node", "1", "cibadmin", "--query", "--scope", "constraints"]);
+    assert!(!cons.contains("cli-prefer") && !cons.contains("cli-ban"), "the switchover left a constraint: {cons}");
+}
+
+/// `paceline ARGS` inside node I: its exit code, and stdout then stderr.
+fn paceline_on(lab: &Lab, i: u32, args: &[&str]) -> (i32, String) {
+    let mut all = vec!["node", &*Box::leak(i.to_string().into_boxed_str()), env!("CARGO_BIN_EXE_paceline")];
+    all.extend_from_slice(args);
+    let o = lab.cmd(&all);
+    (o.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+}
+
+/// Where crm_mon says the pgsqlms clone is promoted (its XML, parsed by Python's parser).
+const PROMOTED_BY_CRM_MON: &str = "crm_mon -1 --output-as=xml | python3 -c \"import sys, xml.etree.ElementTree as E; r = E.parse(sys.stdin).getroot(); print(' '.join(n.get('name') for x in r.iter('resource') if x.get('resource_agent', '').endswith(':pgsqlms') and x.get('role') == 'Promoted' for n in x.iter('node')))\"";
+
+/// `sql` on node I's PostgreSQL, from the lab's client namespace: psql's unaligned answer,
+/// empty when it did not answer.
+fn psql_on(lab: &Lab, i: u32, sql: &str) -> String {
+    let o = Command::new("ip")
+        .args(["netns", "exec", &format!("{}-client", lab.prefix), "env", "PGCONNECT_TIMEOUT=2", "psql", "-X", "-A", "-t", "-q", "-U", "postgres", "-d", "postgres", "-h"])
+        .arg(format!("192.0.2.1{i}"))
+        .args(["-c", sql])
+        .output()
+        .expect("psql");
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+/// `paceline status --json` on node I against crm_mon and each node's own PostgreSQL, once
+/// the cluster has settled (up to 30 s): one primary, Pacemaker's role and PostgreSQL's view
+/// of every node, `standbys` streaming standbys with a lag. Returns the primary.
+fn assert_status_matches(lab: &Lab, i: u32, standbys: usize) -> String {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (code, out) = paceline_on(lab, i, &["status", "--json"]);
+        let j: serde_json::Value = serde_json::Deserializer::from_str(&out).into_iter().next().unwrap_or_else(|| panic!("status --json printed nothing (exit {code})")).unwrap_or_else(|e| panic!("status --json (exit {code}): {e}: {out}"));
+        let promoted = lab.ok(&["node", &i.to_string(), "sh", "-c", PROMOTED_BY_CRM_MON]);
+        let promoted = promoted.trim();
+        let mut problems = Vec::new();
+        if j["primary"] != promoted {
+            problems.push(format!("primary {} but crm_mon says {promoted:?}", j["primary"]));
+        }
+        let nodes = j["nodes"].as_array().cloned().unwrap_or_default();
+        let mut streaming = 0;
+        for n in &nodes {
+            let name = n["name"].as_str().unwrap_or("");
+            let k = name.trim_start_matches("node");
+            let want = match psql_on(lab, k.parse().unwrap_or(0), "select pg_is_in_recovery()").as_str() {
+                "f" => "primary",
+                "t" => "streaming standby",
+                _ => "stopped",
+            };
+            if n["postgres"] != want {
+                problems.push(format!("{name}: postgres {} but psql says {want}", n["postgres"]));
+            }
+            let role_ok = if name == promoted { n["role"] == "Promoted" } else { n["role"] == "Unpromoted" };
+            if !role_ok {
+                problems.push(format!("{name}: role {}", n["role"]));
+            }
+            if n["postgres"] == "streaming standby" && n["lag_bytes"].is_u64() {
+                streaming += 1;
+            }
+        }
+        if streaming != standbys {
+            problems.push(format!("{streaming} streaming standbys with a lag, not {standbys}"));
+        }
+        if problems.is_empty() {
+            return promoted.to_owned();
+        }
+        assert!(std::time::Instant::now() < until, "paceline status on node{i} disagrees: {problems:?}\n{j:#}");
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
