@@ -424,4 +424,36 @@ mod tests {
         let st = assemble(&Cluster::default(), &[], &BTreeMap::new(), false);
         assert!(st.findings.iter().any(|f| f.what == "no pgsqlms resource in the configuration"), "{:?}", st.findings);
     }
+
+    /// What `crm_mon --include=all --output-as=xml`, `cibadmin --query` and each node's
+    /// /metrics said on the EC2 lab (tests/data/lab-ec2: `lab up --ec2`, paceline stack with
+    /// synchronous replication, after a switchover, a kill-postgres and a fence of node2,
+    /// then node1's; node2 primary on timeline 6, all three online).
+    #[test]
+    fn a_recorded_ec2_lab() {
+        let mon = crate::pacemaker::mon::parse(include_str!("../../tests/data/lab-ec2/crm_mon.xml"));
+        let cib = crate::pacemaker::xml::parse(include_str!("../../tests/data/lab-ec2/cib.xml"));
+        let prims = crate::pacemaker::cib::primitives_in(&cib);
+        let metrics = [include_str!("../../tests/data/lab-ec2/metrics-node1.txt"), include_str!("../../tests/data/lab-ec2/metrics-node2.txt"), include_str!("../../tests/data/lab-ec2/metrics-node3.txt")];
+        let pg: BTreeMap<String, Result<PgNode, String>> = metrics.iter().enumerate().map(|(i, m)| (format!("node{}", i + 1), Ok(super::probe::parse_metrics(m)))).collect();
+        let st = assemble(&mon, &prims, &pg, true);
+        assert_eq!(st.primary(), Some("node2"));
+        assert_eq!(st.resource.as_deref(), Some("pgsqld"));
+        assert!(st.quorate && st.stonith_enabled && !st.maintenance_mode);
+        let rows: Vec<(&str, &str, &str)> = st.nodes.iter().map(|n| (n.name.as_str(), n.role.as_str(), n.postgres.as_str())).collect();
+        assert_eq!(rows, [("node1", "Unpromoted", "streaming standby"), ("node2", "Promoted", "primary"), ("node3", "Unpromoted", "streaming standby")]);
+        assert!(st.nodes.iter().all(|n| n.pg.as_ref().and_then(|p| p.timeline) == Some(6)));
+        for n in [&st.nodes[0], &st.nodes[2]] {
+            assert!(n.lag_bytes.is_some() && n.sync_state.is_some() && n.score.is_some(), "{n:?}");
+        }
+        assert_eq!(st.fence_devices.iter().map(|d| d.agent.as_str()).collect::<Vec<_>>(), ["stonith:fence_paceline_aws"]);
+        let last = st.last_fencing.as_ref().expect("the fence history");
+        assert_eq!((last.target.as_str(), last.action.as_str(), last.status.as_str()), ("node1", "reboot", "success"));
+        let addr: Vec<(&str, &str, Vec<String>)> = st.addresses.iter().map(|a| (a.agent.as_str(), a.resource.as_str(), a.nodes.clone())).collect();
+        assert!(addr.iter().all(|(_, _, nodes)| nodes == &["node2"]), "{addr:?}");
+        assert!(addr.iter().any(|(agent, _, _)| agent.ends_with(":awsvip")), "{addr:?}");
+        // check: the lab's configuration is what crm-examples/pgsql-ha-ec2.sh writes.
+        let findings: Vec<String> = crate::check::cluster(&cib).into_iter().map(|f| f.what).collect();
+        assert_eq!(findings, Vec::<String>::new());
+    }
 }
