@@ -1,5 +1,6 @@
-//! `paceline` — the operator's tool: install the agents, show a running cluster's status,
-//! and run the lab.
+//! `paceline` — the operator's tool (install the agents, status, check, switchover, the
+//! lab), and every agent: run under an agent's name (the links `paceline install` makes,
+//! `src/install.rs`), it is that agent (one multi-call binary).
 
 use std::path::PathBuf;
 
@@ -16,7 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Install every agent: OCF agents in /usr/lib/ocf/resource.d/paceline/, fence agents in /usr/sbin/.
+    /// Install paceline in /usr/sbin/ and every agent as a link to it: OCF agents in
+    /// /usr/lib/ocf/resource.d/paceline/, fence agents in /usr/sbin/.
     Install {
         /// Directory holding the built agents (default: the directory of this executable).
         #[arg(long)]
@@ -145,6 +147,9 @@ fn lab_script(verb: &str, args: &[String]) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    if let Some(agent) = std::env::args_os().next().as_deref().and_then(install::agent_named) {
+        (agent.main)()
+    }
     match Cli::parse().command {
         Command::Install { from, root } => {
             let from = match from {

@@ -1,10 +1,19 @@
 //! Putting the agents where Pacemaker looks for them.
 //!
+//! paceline is one executable (a multi-call binary, as busybox): every agent is a symbolic
+//! link to it, and it runs the agent its name (`argv[0]`) says. One binary links the AWS
+//! SDK once instead of once per agent, which is most of a release build's time and of the
+//! package's size; an agent starts as fast as before (the extra code is mapped, not run).
+//!
 //! Pacemaker finds `ocf:paceline:X` at `/usr/lib/ocf/resource.d/paceline/X`, and the fencer
-//! finds fence agents as `fence_*` executables in `/usr/sbin`. Installing copies each
-//! binary next to the `paceline` executable (i.e. `target/release/`) there, through a
-//! temporary file and a rename, so a running cluster never executes a half-written agent
-//! and running the install twice leaves the same result.
+//! finds fence agents as `fence_*` executables in `/usr/sbin`: both follow the links.
+//! Installing copies the `paceline` executable to `/usr/sbin/paceline` and makes each link
+//! (relative, so that a tree installed under another root — a package's — is right once
+//! unpacked), each through a temporary name and a rename: a running cluster never executes
+//! a half-written agent, and installing twice leaves the same result.
+//!
+//! [`AGENTS`] is the one list of agents: what is installed and packaged, and what
+//! `paceline` dispatches to by name.
 
 use std::fs;
 use std::io;
@@ -20,26 +29,37 @@ pub enum Kind {
     Fence,
 }
 
-/// A binary of this crate that gets installed.
+/// An agent paceline ships: its name (the link's, and `argv[0]`'s last component), where
+/// it goes, and what runs it.
 #[derive(Debug, Clone, Copy)]
 pub struct Installable {
     pub bin: &'static str,
     pub kind: Kind,
+    pub main: fn() -> !,
 }
 
 /// Every agent paceline ships.
 pub const AGENTS: &[Installable] = &[
-    Installable { bin: "IPaddr2", kind: Kind::Resource },
-    Installable { bin: "pgsqlms", kind: Kind::Resource },
-    Installable { bin: "pgsql-state", kind: Kind::Resource },
-    Installable { bin: "awsvip", kind: Kind::Resource },
-    Installable { bin: "awseip", kind: Kind::Resource },
-    Installable { bin: "fence_paceline_aws", kind: Kind::Fence },
+    Installable { bin: "IPaddr2", kind: Kind::Resource, main: crate::agents::ipaddr2::main },
+    Installable { bin: "pgsqlms", kind: Kind::Resource, main: crate::agents::pgsqlms::main },
+    Installable { bin: "pgsql-state", kind: Kind::Resource, main: crate::agents::pgsql_state::main },
+    Installable { bin: "awsvip", kind: Kind::Resource, main: crate::agents::awsvip::main },
+    Installable { bin: "awseip", kind: Kind::Resource, main: crate::agents::awseip::main },
+    Installable { bin: "fence_paceline_aws", kind: Kind::Fence, main: crate::agents::fence_aws::main },
 ];
+
+/// The executable every agent links to.
+pub const BINARY: &str = "paceline";
 
 /// The OCF provider directory, relative to the root.
 pub const OCF_PROVIDER_DIR: &str = "usr/lib/ocf/resource.d/paceline";
 pub const FENCE_DIR: &str = "usr/sbin";
+
+/// The agent that `argv0` (a path, as `argv[0]` is when Pacemaker runs an agent) names.
+pub fn agent_named(argv0: &std::ffi::OsStr) -> Option<&'static Installable> {
+    let name = Path::new(argv0).file_name()?;
+    AGENTS.iter().find(|a| name == a.bin)
+}
 
 /// Where `agent` goes under `root` (normally `/`).
 pub fn target(root: &Path, agent: &Installable) -> PathBuf {
@@ -49,38 +69,66 @@ pub fn target(root: &Path, agent: &Installable) -> PathBuf {
     }
 }
 
-fn copy_atomically(from: &Path, to: &Path) -> io::Result<()> {
+/// What `agent`'s link says: `/usr/sbin/paceline`, relative to the link's directory.
+fn link_text(agent: &Installable) -> PathBuf {
+    match agent.kind {
+        Kind::Resource => Path::new("../../../../sbin").join(BINARY),
+        Kind::Fence => PathBuf::from(BINARY),
+    }
+}
+
+/// A temporary name beside `to`, one per process and call, so concurrent installs never
+/// share one.
+fn temporary(to: &Path) -> io::Result<PathBuf> {
     let dir = to.parent().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "target has no parent"))?;
     fs::create_dir_all(dir)?;
-    // One temporary name per process and call, so concurrent installs never share one.
     static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!(".{}.paceline-tmp.{}.{n}", to.file_name().and_then(|n| n.to_str()).unwrap_or("agent"), std::process::id()));
+    Ok(dir.join(format!(".{}.paceline-tmp.{}.{n}", to.file_name().and_then(|n| n.to_str()).unwrap_or("agent"), std::process::id())))
+}
+
+fn copy_atomically(from: &Path, to: &Path) -> io::Result<()> {
+    let tmp = temporary(to)?;
     fs::copy(from, &tmp)?;
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
     fs::rename(&tmp, to)
 }
 
-/// Install every agent found in `bin_dir` under `root`; returns the paths written.
+/// Make `to` a symbolic link saying `text`, replacing whatever is there (an agent a former
+/// install copied, or an older link) in one rename.
+fn link_atomically(text: &Path, to: &Path) -> io::Result<()> {
+    let tmp = temporary(to)?;
+    std::os::unix::fs::symlink(text, &tmp)?;
+    fs::rename(&tmp, to)
+}
+
+/// Install `paceline` from `bin_dir` and every agent's link under `root`; returns the
+/// paths written, the executable first.
 pub fn install(bin_dir: &Path, root: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut done = Vec::new();
+    let from = bin_dir.join(BINARY);
+    if !from.is_file() {
+        return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} not found: build the agents first (cargo build --release)", from.display())));
+    }
+    let exe = root.join(FENCE_DIR).join(BINARY);
+    // Installing from the installed copy (`paceline install` run as /usr/sbin/paceline)
+    // has nothing to copy.
+    if fs::canonicalize(&from).ok() != fs::canonicalize(&exe).ok() {
+        copy_atomically(&from, &exe)?;
+    }
+    let mut done = vec![exe];
     for agent in AGENTS {
-        let from = bin_dir.join(agent.bin);
-        if !from.is_file() {
-            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} not found: build the agents first (cargo build --release)", from.display())));
-        }
         let to = target(root, agent);
-        copy_atomically(&from, &to)?;
+        link_atomically(&link_text(agent), &to)?;
         done.push(to);
     }
     Ok(done)
 }
 
-/// Remove every installed agent from `root`; missing files are fine. Returns the paths removed.
+/// Remove every installed agent and the executable from `root`; missing files are fine.
+/// Returns the paths removed.
 pub fn uninstall(root: &Path) -> io::Result<Vec<PathBuf>> {
     let mut done = Vec::new();
-    for agent in AGENTS {
-        let path = target(root, agent);
+    for path in AGENTS.iter().map(|a| target(root, a)).chain([root.join(FENCE_DIR).join(BINARY)]) {
         match fs::remove_file(&path) {
             Ok(()) => done.push(path),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -90,6 +138,21 @@ pub fn uninstall(root: &Path) -> io::Result<Vec<PathBuf>> {
     // The provider directory is ours alone: remove it when empty.
     let _ = fs::remove_dir(root.join(OCF_PROVIDER_DIR));
     Ok(done)
+}
+
+/// The agents of a build tree, without installing them: `<dir of paceline>/agents/<name>`,
+/// each a link to `paceline` (made once, atomically; tests and benchmarks run them from
+/// there). Returns the path of agent `name`.
+pub fn built(paceline: &Path, name: &str) -> io::Result<PathBuf> {
+    let dir = paceline.parent().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "paceline has no directory"))?.join("agents");
+    let exe = paceline.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "paceline has no name"))?;
+    let agent = AGENTS.iter().find(|a| a.bin == name).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no agent {name}")))?;
+    let to = dir.join(agent.bin);
+    let text = Path::new("..").join(exe);
+    if fs::read_link(&to).ok().as_deref() != Some(text.as_path()) {
+        link_atomically(&text, &to)?;
+    }
+    Ok(to)
 }
 
 #[cfg(test)]
@@ -102,22 +165,44 @@ mod tests {
         let bin = base.join("bin");
         let root = base.join("root");
         fs::create_dir_all(&bin).unwrap();
-        for a in AGENTS {
-            fs::write(bin.join(a.bin), b"#!/bin/sh\n").unwrap();
-        }
+        fs::write(bin.join(BINARY), b"#!/bin/sh\necho \"$0\"\n").unwrap();
+        // A former install's copy is replaced by the link.
+        fs::create_dir_all(root.join(OCF_PROVIDER_DIR)).unwrap();
+        fs::write(root.join(OCF_PROVIDER_DIR).join("pgsqlms"), b"old").unwrap();
         let first = install(&bin, &root).unwrap();
         let second = install(&bin, &root).unwrap();
         assert_eq!(first, second);
-        for p in &first {
-            let mode = fs::metadata(p).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o755, "{}", p.display());
+        assert_eq!(first.len(), AGENTS.len() + 1);
+        let exe = root.join("usr/sbin/paceline");
+        assert_eq!(fs::metadata(&exe).unwrap().permissions().mode() & 0o777, 0o755);
+        for p in &first[1..] {
+            // Each link resolves to the installed executable, inside the root.
+            assert_eq!(fs::canonicalize(p).unwrap(), fs::canonicalize(&exe).unwrap(), "{}", p.display());
+            assert!(fs::symlink_metadata(p).unwrap().file_type().is_symlink());
         }
-        assert!(root.join(OCF_PROVIDER_DIR).join("IPaddr2").is_file());
-        assert_eq!(uninstall(&root).unwrap().len(), AGENTS.len());
+        let ran = std::process::Command::new(root.join(OCF_PROVIDER_DIR).join("IPaddr2")).output().unwrap();
+        assert!(String::from_utf8_lossy(&ran.stdout).trim_end().ends_with("/IPaddr2"), "argv[0] is the link's path");
+        assert_eq!(uninstall(&root).unwrap().len(), AGENTS.len() + 1);
         assert!(uninstall(&root).unwrap().is_empty());
         assert!(!root.join(OCF_PROVIDER_DIR).exists());
         let missing = install(&base.join("nothing"), &root).unwrap_err();
         assert!(missing.to_string().contains("build the agents first"));
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn dispatch_by_name_and_build_tree_links() {
+        assert_eq!(agent_named("/usr/lib/ocf/resource.d/paceline/pgsqlms".as_ref()).map(|a| a.bin), Some("pgsqlms"));
+        assert_eq!(agent_named("fence_paceline_aws".as_ref()).map(|a| a.kind), Some(Kind::Fence));
+        assert!(agent_named("/usr/sbin/paceline".as_ref()).is_none() && agent_named("".as_ref()).is_none());
+        let base = std::env::temp_dir().join(format!("paceline-built-{}", std::process::id()));
+        fs::create_dir_all(&base).unwrap();
+        fs::write(base.join("paceline"), b"").unwrap();
+        let p = built(&base.join("paceline"), "awsvip").unwrap();
+        assert_eq!(p, base.join("agents/awsvip"));
+        assert_eq!(fs::canonicalize(&p).unwrap(), fs::canonicalize(base.join("paceline")).unwrap());
+        assert_eq!(built(&base.join("paceline"), "awsvip").unwrap(), p);
+        assert!(built(&base.join("paceline"), "nope").is_err());
         fs::remove_dir_all(&base).unwrap();
     }
 }

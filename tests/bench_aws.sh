@@ -3,7 +3,8 @@
 # AWS SDK), side by side in one run against the same fake EC2 (moto) and IMDSv2 stub.
 #
 #   usage: tests/bench_aws.sh [--out FILE]      (as root)
-#   env:   PACELINE_AWSVIP  our agent (default: target/<triple>/release/awsvip, built if missing)
+#   env:   PACELINE_AWSVIP  our agent (default: target/<triple>/release/agents/awsvip, the link to
+#          the release build of paceline, built if missing)
 #          BENCH_N          timed runs per action and agent (default 10)
 #
 # Everything runs inside one throw-away network namespace plt-<pid>-bench: moto
@@ -32,7 +33,7 @@ HB=/usr/lib/ocf/resource.d/heartbeat/awsvip
 AWSCLI_VENV=/opt/paceline-awscli
 MOTO_PY=/opt/paceline-moto/bin/python3
 TRIPLE=x86_64-unknown-linux-gnu
-PL=${PACELINE_AWSVIP:-target/$TRIPLE/release/awsvip}
+PL=${PACELINE_AWSVIP:-target/$TRIPLE/release/agents/awsvip}
 VIP=192.0.2.100
 
 [[ $(id -u) == 0 ]] || { echo "run as root" >&2; exit 1; }
@@ -43,8 +44,8 @@ if [[ ! -x $AWSCLI_VENV/bin/aws ]]; then
     /usr/bin/python3 -m venv "$AWSCLI_VENV"
     "$AWSCLI_VENV/bin/pip" install -q awscli
 fi
-[[ -x $PL ]] || cargo build --release --bin awsvip
-PL=$(readlink -f "$PL")
+[[ -x $PL ]] || { cargo build --release --bin paceline && mkdir -p "${PL%/*}" && ln -sfn ../paceline "$PL"; }
+PL=$(cd "${PL%/*}" && pwd)/${PL##*/}   # absolute, still the link: its name says which agent
 
 NS=plt-$$-bench
 TMP=$(mktemp -d /tmp/paceline-bench-aws.XXXXXX)

@@ -256,7 +256,7 @@ fn ensure_paceline_ipaddr2() {
     if Path::new(PACELINE_IPADDR2).is_file() {
         return;
     }
-    let bin = Path::new(env!("CARGO_BIN_EXE_IPaddr2"));
+    let bin = Path::new(env!("CARGO_BIN_EXE_paceline"));
     paceline::install::install(bin.parent().expect("binary has a directory"), Path::new("/")).expect("install the agents");
     assert!(Path::new(PACELINE_IPADDR2).is_file());
 }

@@ -27,7 +27,11 @@ use std::time::{Duration, Instant};
 
 use common::{in_path, text, TempDir};
 
-const BIN: &str = env!("CARGO_BIN_EXE_fence_paceline_aws");
+/// fence_paceline_aws of this build (a link to the paceline executable).
+fn bin() -> &'static str {
+    static P: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    P.get_or_init(|| paceline::install::built(Path::new(env!("CARGO_BIN_EXE_paceline")), "fence_paceline_aws").expect("the agent's link").display().to_string())
+}
 const RNG: &str = "/usr/share/cluster/relaxng/metadata.rng";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY";
 /// A loopback port with nothing listening (the discard port).
@@ -41,7 +45,7 @@ struct Run {
 }
 
 fn command() -> Command {
-    let mut c = Command::new(BIN);
+    let mut c = Command::new(bin());
     c.env_clear();
     c.env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
     c.env("HA_LOGFACILITY", "none");
@@ -223,11 +227,11 @@ fn installed_agent_is_accepted_by_stonith_admin_and_pcs() {
         eprintln!("skipping: needs root and {}", tools.join(", "));
         return;
     }
-    let bin_dir = Path::new(BIN).parent().unwrap();
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_paceline")).parent().unwrap();
     let done = paceline::install::install(bin_dir, Path::new("/")).expect("install the agents");
     let target = Path::new("/usr/sbin/fence_paceline_aws");
     assert!(done.iter().any(|p| p == target), "install wrote {done:?}");
-    assert_eq!(std::fs::metadata(target).unwrap().len(), std::fs::metadata(BIN).unwrap().len());
+    assert_eq!(std::fs::metadata(target).unwrap().len(), std::fs::metadata(env!("CARGO_BIN_EXE_paceline")).unwrap().len());
 
     let meta = ok(Command::new("stonith_admin").args(["--metadata", "-a", "fence_paceline_aws"]));
     let meta = String::from_utf8_lossy(&meta.stdout);

@@ -11,10 +11,14 @@ use std::time::Duration;
 
 use common::{agent_in, must, Pair, Run};
 
-const AGENT: &str = env!("CARGO_BIN_EXE_IPaddr2");
+/// ocf:paceline:IPaddr2 of this build (a link to the paceline executable).
+fn agent() -> &'static str {
+    static P: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    P.get_or_init(|| paceline::install::built(std::path::Path::new(env!("CARGO_BIN_EXE_paceline")), "IPaddr2").expect("the agent's link").display().to_string())
+}
 
 fn run(p: &Pair, action: &str, env: &[(&str, &str)]) -> Run {
-    agent_in(&p.a, AGENT, action, env)
+    agent_in(&p.a, agent(), action, env)
 }
 
 const RECURRING: (&str, &str) = ("CRM_meta_interval", "10000");
@@ -318,15 +322,16 @@ fn entry_point_codes() {
     let r = run(&p, "frobnicate", &[("ip", "192.0.2.5")]);
     assert_eq!(r.rc, 3);
     assert!(r.stderr.contains("ocf-exit-reason:action 'frobnicate' is not implemented"), "{}", r.stderr);
-    let out = Command::new(AGENT).output().unwrap();
+    let out = Command::new(agent()).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "no action");
     // start/stop as an unprivileged user: OCF_ERR_PERM, and nothing touched.
     let vip = "OCF_RESKEY_ip=192.0.2.5 OCF_RESKEY_nic=eth0 OCF_RESKEY_cidr_netmask=24 HA_LOGFACILITY=none";
-    let o = common::sh(&format!("ip netns exec {} setpriv --reuid=65534 --regid=65534 --clear-groups env {vip} {AGENT} start", p.a));
+    let agent = agent();
+    let o = common::sh(&format!("ip netns exec {} setpriv --reuid=65534 --regid=65534 --clear-groups env {vip} {agent} start", p.a));
     assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!p.addrs().contains("192.0.2.5/"));
     // meta-data works for anyone, without parameters.
-    let o = common::sh(&format!("setpriv --reuid=65534 --regid=65534 --clear-groups env -i {AGENT} meta-data"));
+    let o = common::sh(&format!("setpriv --reuid=65534 --regid=65534 --clear-groups env -i {agent} meta-data"));
     assert_eq!(o.status.code(), Some(0));
 }
 
@@ -339,7 +344,7 @@ fn metadata_validates_against_the_resource_agents_schema() {
     let dir = std::env::temp_dir().join(format!("paceline-md-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("IPaddr2.xml");
-    let out = Command::new(AGENT).arg("meta-data").output().unwrap();
+    let out = Command::new(agent()).arg("meta-data").output().unwrap();
     assert!(out.status.success());
     std::fs::write(&file, &out.stdout).unwrap();
     for args in [vec!["--relaxng", "/usr/share/resource-agents/metadata.rng"], vec!["--dtdvalid", "/usr/share/resource-agents/ra-api-1.dtd"]] {
@@ -363,7 +368,8 @@ fn ocf_tester_passes() {
         vec!["ip=127.0.0.2", "nic=lo"],
     ] {
         let o_args: Vec<String> = opts.iter().map(|o| format!("-o {o}")).collect();
-        let o = common::sh(&format!("ip netns exec {} ocf-tester -n vip {} {AGENT} 2>&1", p.a, o_args.join(" ")));
+        let agent = agent();
+        let o = common::sh(&format!("ip netns exec {} ocf-tester -n vip {} {agent} 2>&1", p.a, o_args.join(" ")));
         let text = String::from_utf8_lossy(&o.stdout);
         assert!(o.status.success() && text.contains("passed all tests"), "{opts:?}:\n{text}");
     }

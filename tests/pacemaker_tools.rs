@@ -53,7 +53,7 @@ fn ok(cmd: &mut Command) -> Output {
 fn install_agent() {
     static INSTALLED: OnceLock<Vec<PathBuf>> = OnceLock::new();
     let done = INSTALLED.get_or_init(|| {
-        let bin = Path::new(env!("CARGO_BIN_EXE_IPaddr2"));
+        let bin = Path::new(env!("CARGO_BIN_EXE_paceline"));
         let bin_dir = bin.parent().expect("binary has a directory");
         let first = paceline::install::install(bin_dir, Path::new("/")).expect("install the agents");
         // Idempotent: a second run writes the same files.
@@ -66,7 +66,7 @@ fn install_agent() {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(target).expect("installed agent");
     assert_eq!(meta.permissions().mode() & 0o777, 0o755);
-    let built = std::fs::metadata(env!("CARGO_BIN_EXE_IPaddr2")).expect("built agent");
+    let built = std::fs::metadata(env!("CARGO_BIN_EXE_paceline")).expect("built agent");
     assert_eq!(meta.len(), built.len(), "installed agent differs from the built one");
 }
 

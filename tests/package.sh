@@ -19,6 +19,9 @@ rm -rf target/package && mkdir -p target/package/completions
 "$BIN/paceline" man --out target/package/man >/dev/null
 gzip -9n target/package/man/man*/*
 "$BIN/paceline" completions bash >target/package/completions/paceline
+# The agents' links (the executable itself comes from the build: the assets in Cargo.toml).
+"$BIN/paceline" install --root target/package/root >/dev/null
+rm target/package/root/usr/sbin/paceline
 # cargo-deb reads target/release/<bin> from the assets; point it at this profile's binaries.
 args=(--no-build --target "$TRIPLE" --fast)
 [[ $PROFILE == release ]] || args+=(--profile dev)

@@ -7,7 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const AGENT: &str = env!("CARGO_BIN_EXE_pgsqlms");
+/// ocf:paceline:pgsqlms of this build (a link to the paceline executable).
+fn agent() -> &'static str {
+    static P: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    P.get_or_init(|| paceline::install::built(std::path::Path::new(env!("CARGO_BIN_EXE_paceline")), "pgsqlms").expect("the agent's link").display().to_string())
+}
 const BINDIR: &str = "/usr/lib/postgresql/15/bin";
 
 struct Instance {
@@ -71,7 +75,7 @@ impl Fixture {
     }
 
     fn agent(&self, i: &Instance, action: &str, extra: &[(&str, &str)]) -> (i32, String) {
-        let mut cmd = Command::new(AGENT);
+        let mut cmd = Command::new(agent());
         cmd.arg(action)
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
@@ -99,7 +103,7 @@ impl Fixture {
     /// `pgsql-state ACTION` for instance `i` as resource instance `name`, logging to
     /// `<log>.log` in the fixture, with `extra` environment: its exit code.
     fn state_agent(&self, i: &Instance, name: &str, log: &str, action: &str, extra: &[(&str, &str)]) -> i32 {
-        Command::new(env!("CARGO_BIN_EXE_pgsql-state"))
+        Command::new(paceline::install::built(std::path::Path::new(env!("CARGO_BIN_EXE_paceline")), "pgsql-state").expect("the agent's link"))
             .arg(action)
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
@@ -177,7 +181,7 @@ fn lifecycle_switchover_and_crashed_primary() {
     assert_eq!(rc, 1, "the instance does not answer on the new pgport: {err}");
     assert_eq!(f.agent(p, "reload-agent", &[("OCF_RESKEY_synchronous_mode", "sometimes")]).0, 6);
     assert_eq!((pid(p), pid(s)), (pp, sp), "nothing restarted");
-    let o = sh(&format!("{AGENT} methods"));
+    let o = sh(&format!("{} methods", agent()));
     let methods = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success() && methods.lines().any(|l| l == "reload-agent") && methods.lines().any(|l| l == "methods"), "{methods}");
 
@@ -258,8 +262,9 @@ fn ocf_tester_passes() {
     }
     let f = Fixture::new(2);
     let p = &f.primary;
+    let agent = agent();
     let o = sh(&format!(
-        "cd / && ocf-tester -n pgsqld -o bindir={BINDIR} -o pgdata={} -o pghost={} -o pgport={} {AGENT} 2>&1",
+        "cd / && ocf-tester -n pgsqld -o bindir={BINDIR} -o pgdata={} -o pghost={} -o pgport={} {agent} 2>&1",
         p.data.display(),
         p.sock.display(),
         p.port
@@ -281,7 +286,7 @@ fn ocf_tester_passes() {
     let patched = orig.replacen("unique  (1|0)   \"0\">", "unique  (1|0)   \"0\"\n        reloadable (1|0) \"0\">", 1).replacen("name (start|", "name (reload-agent|start|", 1);
     assert_ne!(orig, patched, "the DTD's shape changed: adapt the patch");
     std::fs::write(&dtd, patched).unwrap();
-    let o = sh(&format!("{AGENT} meta-data | xmllint --noout --dtdvalid {} - 2>&1", dtd.display()));
+    let o = sh(&format!("{agent} meta-data | xmllint --noout --dtdvalid {} - 2>&1", dtd.display()));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }
 

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use common::{must, TempDir};
 
 const BINDIR: &str = "/usr/lib/postgresql/15/bin";
-const STATE: &str = env!("CARGO_BIN_EXE_pgsql-state");
+
 const PACELINE: &str = env!("CARGO_BIN_EXE_paceline");
 
 /// Checks per second offered in CI, and for how long. The benchmark offers 10,000/s for
@@ -87,8 +87,9 @@ struct Service {
 
 impl Service {
     fn start(pg: &Postgres, http: u16, tcp: u16) -> Service {
+        let state = paceline::install::built(std::path::Path::new(PACELINE), "pgsql-state").expect("the agent's link").display().to_string();
         let mut unshare = Command::new("unshare")
-            .args(["--pid", "--fork", "--kill-child", "--mount-proc", STATE, "serve"])
+            .args(["--pid", "--fork", "--kill-child", "--mount-proc", &state, "serve"])
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .env("OCF_ROOT", "/usr/lib/ocf")

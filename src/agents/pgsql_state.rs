@@ -161,6 +161,9 @@ fn start(env: &OcfEnv) -> OcfResult {
     }
     let exe = std::env::current_exe().map_err(|e| OcfError::installed(format!("cannot find this agent's binary: {e}")))?;
     let mut cmd = std::process::Command::new(&exe);
+    // Under this agent's name: the binary is paceline's multi-call one (src/install.rs), and
+    // `running` knows the service by it.
+    std::os::unix::process::CommandExt::arg0(&mut cmd, SPEC.name);
     cmd.arg(SERVE).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
     // Its own session: not in the action's process group, which Pacemaker may signal.
     {

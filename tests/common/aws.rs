@@ -69,14 +69,9 @@ pub fn skip_reason() -> Option<String> {
     None
 }
 
-/// A built binary of this crate (`target/<triple>/debug/<name>`).
+/// Agent `name` of this build: its link to the paceline executable (src/install.rs).
 pub fn bin(name: &str) -> String {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/x86_64-unknown-linux-gnu/debug");
-    let p = dir.join(name);
-    if p.exists() {
-        return p.display().to_string();
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/debug").join(name).display().to_string()
+    paceline::install::built(Path::new(env!("CARGO_BIN_EXE_paceline")), name).expect("the agent's link").display().to_string()
 }
 
 /// Run a future on a throw-away current-thread runtime.

@@ -21,7 +21,7 @@
 # maintenance mode finds the roles Pacemaker last saw. The lab is torn down on exit.
 #
 #   usage: tests/lab/bench_actions.sh [--runs N] [--out FILE] [--ours PATH] [--raw FILE] [--traces DIR]
-#          (as root; --ours defaults to target/*/release/pgsqlms, else the installed agent;
+#          (as root; --ours defaults to target/*/release/agents/pgsqlms, else the installed agent;
 #          --raw keeps one line per action run, --traces the last strace log of each action)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -36,15 +36,17 @@ fi
 export PACELINE
 PAF=/usr/lib/ocf/resource.d/heartbeat/pgsqlms
 if [[ -z $OURS ]]; then
-    for c in target/*/release/pgsqlms /usr/lib/ocf/resource.d/paceline/pgsqlms; do [[ -x $c ]] && { OURS=$c; break; }; done
+    for c in target/*/release/agents/pgsqlms /usr/lib/ocf/resource.d/paceline/pgsqlms; do [[ -x $c ]] && { OURS=$c; break; }; done
 fi
 [[ -x $PAF && -x $OURS ]] || { echo "need $PAF and ours (--ours PATH, cargo build --release)" >&2; exit 1; }
 [[ ! -e $LAB_DIR/state/nodes ]] || { echo "a lab is already up in $LAB_DIR: not touching it" >&2; exit 1; }
 
 # Work files live outside the lab dir (torn down) and are visible inside the nodes.
 W=$(mktemp -d /var/tmp/bench-actions.XXXXXX)
-cp "$OURS" "$W/pgsqlms-paceline"        # frozen: a rebuild during the run changes nothing
-OURS_COPY=$W/pgsqlms-paceline
+# frozen: a rebuild during the run changes nothing; named pgsqlms, which is what the
+# multi-call binary runs as (src/install.rs)
+mkdir -p "$W/paceline" && cp -L "$OURS" "$W/paceline/pgsqlms"
+OURS_COPY=$W/paceline/pgsqlms
 # The lab driver as committed (HEAD), so that edits in progress in the work tree do not change
 # it under a running benchmark; it finds crm-examples/ through PACELINE_SRC.
 mkdir -p "$W/src/tests/lab"

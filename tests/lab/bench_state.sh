@@ -41,9 +41,11 @@ done
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 BIN=${PACELINE_BIN:-$SRC/target/x86_64-unknown-linux-gnu/release}
 PGBIN=/usr/lib/postgresql/15/bin
-for b in "$BIN/paceline" "$BIN/pgsql-state" "$PGBIN/postgres"; do
+for b in "$BIN/paceline" "$PGBIN/postgres"; do
     [ -x "$b" ] || { echo "missing $b (cargo build --release, or PACELINE_BIN=dir)" >&2; exit 1; }
 done
+# The agent is the multi-call binary under its name (src/install.rs).
+mkdir -p "$BIN/agents" && ln -sfn ../paceline "$BIN/agents/pgsql-state"
 for t in systemd-socket-activate psql unshare nsenter setpriv runuser; do
     command -v "$t" >/dev/null || { echo "missing $t" >&2; exit 1; }
 done
@@ -133,7 +135,7 @@ env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INS
     HA_LOGFACILITY=none HA_LOGFILE="$work/state.log" HA_RSCTMP="$work" \
     OCF_RESKEY_pghost="$work/sock" OCF_RESKEY_pgport="$PGPORT" OCF_RESKEY_listen_address=127.0.0.1 \
     OCF_RESKEY_http_port="$HTTP_PORT" OCF_RESKEY_tcp_port="$TCP_PORT" \
-    unshare --pid --fork --kill-child --mount-proc "$BIN/pgsql-state" serve &
+    unshare --pid --fork --kill-child --mount-proc "$BIN/agents/pgsql-state" serve &
 started+=($!)
 ours_ns=$!
 OURS=$(inner_pid "$ours_ns")

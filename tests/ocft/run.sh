@@ -23,7 +23,7 @@
 # `FAIL (expected: why; ...)`. Exit 0 when every case did what is expected of it (pass, or
 # for those listed, fail), 1 otherwise, 2 on a usage or set-up error.
 #
-# Env: PACELINE_BIN_DIR  where the built agents are (default target/<host>/debug)
+# Env: PACELINE_BIN_DIR  where the built paceline is (default target/<host>/debug)
 #      OCFT_KEEP_LOGS    a directory to copy ocft's output and the agents' logs to
 #
 # Safety: addresses are TEST-NET (192.0.2.0/24, 2001:db8::/32, and IPaddr2v6's link-local
@@ -117,11 +117,13 @@ case $PROVIDER in
 heartbeat) AGENT_ROOT=$HB_ROOT ;;
 paceline)
     BIN_DIR=${PACELINE_BIN_DIR:-${CARGO_TARGET_DIR:-$REPO/target}/$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')/debug}
-    # The agents the configs run: IPaddr2 for IPaddr2v4/v6, pgsqlms for pgsqlms.
+    [ -x "$BIN_DIR/paceline" ] || die "$BIN_DIR/paceline missing: cargo build --bins (or set PACELINE_BIN_DIR)"
+    # A copy: a rebuild during the run does not change the agent under test.
+    cp "$BIN_DIR/paceline" "$WORK/agents/paceline"
+    # The agents the configs run (IPaddr2 for IPaddr2v4/v6, pgsqlms for pgsqlms), each a
+    # link to the multi-call binary, as paceline install makes them.
     for a in $(printf '%s\n' "${CONFIGS[@]}" | sed 's/v[46]$//' | sort -u); do
-        [ -x "$BIN_DIR/$a" ] || die "$BIN_DIR/$a missing: cargo build --bins (or set PACELINE_BIN_DIR)"
-        # A copy: a rebuild during the run does not change the agent under test.
-        cp "$BIN_DIR/$a" "$WORK/agents/$a"
+        ln -s paceline "$WORK/agents/$a"
     done
     AGENT_ROOT=$WORK/agents
     ;;
