@@ -20,6 +20,7 @@
 //! recovers by restarting it.
 
 pub mod crash;
+pub mod demoting;
 pub mod guard;
 pub mod http;
 pub mod role;

@@ -6,7 +6,8 @@
 //!
 //! * PostgreSQL answers here and is writable (not in recovery);
 //! * Pacemaker has the pgsqlms resource promoted **on this node** — a primary that
-//!   Pacemaker is demoting, or one started outside its control, is not the primary;
+//!   Pacemaker is demoting (pgsqlms marks its demote for the service from its first step:
+//!   [`super::demoting`]), or one started outside its control, is not the primary;
 //! * this node's partition is quorate — a primary cut off from the majority is about to be
 //!   fenced, and its writes are the ones that would be lost.
 //!
@@ -45,6 +46,8 @@ pub struct PgView {
     /// When the current timeline began — the last promotion (failover or switchover), as
     /// the timeline's history file records it (Unix seconds; None on timeline 1).
     pub promoted_at: Option<i64>,
+    /// pgsqlms is demoting this instance ([`super::demoting`]): not the primary any more.
+    pub demoting: bool,
 }
 
 /// One standby of this primary.
@@ -108,7 +111,7 @@ impl Snapshot {
     }
 
     pub fn is_primary(&self, now: Instant) -> bool {
-        fresh(self.pg_at, now) && fresh(self.cluster_at, now) && self.pg.up && self.pg.writable && self.cluster.promoted_here && self.cluster.quorate
+        fresh(self.pg_at, now) && fresh(self.cluster_at, now) && self.pg.up && self.pg.writable && !self.pg.demoting && self.cluster.promoted_here && self.cluster.quorate
     }
 
     /// Whether this node is a streaming standby (within `max_lag` bytes when given).
@@ -260,6 +263,8 @@ mod tests {
         // Promoted here but PostgreSQL not writable yet (promotion under way) or down: no.
         assert!(!snap(PgView { writable: false, ..primary_pg() }, here()).answer(Check::Primary, now));
         assert!(!snap(PgView { up: false, ..primary_pg() }, here()).answer(Check::Primary, now));
+        // pgsqlms has begun to demote it (still writable, still promoted for Pacemaker): no.
+        assert!(!snap(PgView { demoting: true, ..primary_pg() }, here()).answer(Check::Primary, now));
         assert_eq!(snap(primary_pg(), here()).tcp_word(now), "production");
         assert_eq!(snap(primary_pg(), ClusterView::default()).tcp_word(now), "standby");
     }

@@ -235,6 +235,7 @@ pub fn serve(s: &Settings) -> Result<(), OcfError> {
                     timeline = (seen.view.timeline, seen.view.timeline.and_then(|tl| timeline_began(l, tl)));
                 }
                 seen.view.promoted_at = timeline.1;
+                seen.view.demoting = seen.view.writable && super::demoting::under_way(s.port);
                 if seen.view.writable {
                     for pid in guard.observe(Instant::now(), &seen.waiters, &seen.members, seen.k) {
                         end_session(l, pid, s.sync_wait_limit);

@@ -13,6 +13,9 @@ use std::time::Duration;
 
 pub fn demote(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
+    // First of all: the state service stops saying "primary" (load balancers take this
+    // node out of the primary pool while it is still writable), until this returns.
+    let _demoting = crate::state::demoting::begin(cfg.pgport);
     let who = instance::identity(&cfg)?;
     // One deadline for the whole demote: the stop and the restart share the op's timeout.
     let until = instance::deadline(&cfg);

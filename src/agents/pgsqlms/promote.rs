@@ -12,6 +12,9 @@ use crate::{ocf_info, ocf_warn};
 
 pub fn promote(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
+    // A demote killed by its timeout leaves its mark (the state service would not say
+    // primary after this promotion).
+    crate::state::demoting::clear(cfg.pgport);
     let who = instance::identity(&cfg)?;
     let until = instance::deadline(&cfg);
     match instance::state(&cfg, who, cfg.timeout / 4)? {
