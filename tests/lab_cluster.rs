@@ -104,7 +104,7 @@ fn run_stack(stack: &str, switchover_bound_ms: u64, kill_bound_ms: u64) {
         return;
     }
     if stack == "paceline" {
-        let bin = Path::new(env!("CARGO_BIN_EXE_pgsqlms")).parent().unwrap().to_path_buf();
+        let bin = Path::new(env!("CARGO_BIN_EXE_paceline")).parent().unwrap().to_path_buf();
         paceline::install::install(&bin, Path::new("/")).expect("install the paceline agents");
     }
     let lab = Lab { prefix: format!("plc{}{}", &stack[..1], std::process::id() % 10000), dir: format!("/var/lib/paceline-lab-test-{stack}-{}", std::process::id()) };
@@ -214,7 +214,7 @@ fn ec2_stack_fencing_fence_partition_node_crash() {
         eprintln!("skipped: moto is not installed in /opt/paceline-moto (tests/deps.sh)");
         return;
     }
-    let bin = Path::new(env!("CARGO_BIN_EXE_pgsqlms")).parent().unwrap().to_path_buf();
+    let bin = Path::new(env!("CARGO_BIN_EXE_paceline")).parent().unwrap().to_path_buf();
     paceline::install::install(&bin, Path::new("/")).expect("install the paceline agents");
     let lab = Lab { prefix: format!("plce{}", std::process::id() % 10000), dir: format!("/var/lib/paceline-lab-test-ec2-{}", std::process::id()) };
     lab.ok(&["up", "--nodes", "3", "--ec2"]);
@@ -260,6 +260,16 @@ fn ec2_stack_fencing_fence_partition_node_crash() {
         }
         let seen_ref: Vec<(String, &str, &str)> = seen.iter().map(|(n, p, r)| (n.clone(), p.as_str(), r.as_str())).collect();
         assert_eq!(seen_ref, want, "{scenario}: routing checks (node, /primary, /replica)");
+        // paceline status on the new primary's node: the fencing it saw, the device, the
+        // secondary IP where EC2 has it.
+        let k: u32 = after.trim_start_matches("node").parse().unwrap();
+        let (_, out) = paceline_on(&lab, k, &["status", "--json"]);
+        let st: serde_json::Value = serde_json::Deserializer::from_str(&out).into_iter().next().unwrap_or_else(|| panic!("status printed nothing")).expect("status --json");
+        assert_eq!(st["primary"], after.as_str(), "{scenario}: status: {st:#}");
+        assert_eq!(st["last_fencing"]["target"], before.as_str(), "{scenario}: status: {st:#}");
+        assert_eq!(st["last_fencing"]["status"], "success", "{scenario}: status: {st:#}");
+        assert!(st["stonith_enabled"] == true && !st["fence_devices"].as_array().unwrap().is_empty(), "{scenario}: status: {st:#}");
+        assert!(st["addresses"].as_array().unwrap().iter().any(|a| a["nodes"] == serde_json::json!([after])), "{scenario}: status: the address on the primary: {st:#}");
         if scenario == "partition" {
             let side = field(&j, "side_writer");
             assert_eq!(side["acked_after_cut"], 0, "the cut-off primary acknowledged commits after the cut: {line}");
@@ -317,7 +327,7 @@ fn haproxy_routing_status_check_and_switchover_command() {
         eprintln!("skipped: haproxy is not installed (tests/deps.sh)");
         return;
     }
-    let bin = Path::new(env!("CARGO_BIN_EXE_pgsqlms")).parent().unwrap().to_path_buf();
+    let bin = Path::new(env!("CARGO_BIN_EXE_paceline")).parent().unwrap().to_path_buf();
     paceline::install::install(&bin, Path::new("/")).expect("install the paceline agents");
     let lab = Lab { prefix: format!("plch{}", std::process::id() % 10000), dir: format!("/var/lib/paceline-lab-test-haproxy-{}", std::process::id()) };
     lab.ok(&["up", "--nodes", "3"]);
@@ -344,6 +354,24 @@ fn haproxy_routing_status_check_and_switchover_command() {
     assert_eq!(psql_on(&lab, standby, "select pg_reload_conf()"), "t");
     let (_, out) = paceline_on(&lab, standby, &["check"]);
     assert!(!out.contains("notify=false") && !out.contains("lets replication in"), "faults still reported once undone: {out}");
+
+    // A standby down (pcs node standby): status shows it stopped, says why and how to undo.
+    let down = format!("node{}", if primary == "node3" { 2 } else { 3 });
+    lab.ok(&["node", "1", "pcs", "node", "standby", &down]);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (code, out) = paceline_on(&lab, 1, &["status", "--json"]);
+        let j: serde_json::Value = serde_json::Deserializer::from_str(&out).into_iter().next().unwrap_or_else(|| panic!("status printed nothing")).expect("status --json");
+        let row = j["nodes"].as_array().unwrap().iter().find(|n| n["name"] == down.as_str()).cloned().unwrap_or_default();
+        let said = j["findings"].as_array().unwrap().iter().any(|f| f["what"].as_str().unwrap_or("").contains(&format!("{down} is in standby")) && f["hint"] == "pcs node unstandby");
+        if code == 1 && row["standby"] == true && row["postgres"] == "stopped" && said && psql_on(&lab, down[4..].parse().unwrap(), "select 1").is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "status with {down} in standby (exit {code}): {j:#}");
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    lab.ok(&["node", "1", "pcs", "node", "unstandby", &down]);
+    assert_eq!(assert_status_matches(&lab, 1, 2), primary);
 
     for (scenario, bound_ms) in [("switchover", 5_000), ("kill-postgres", 12_000)] {
         let out = lab.ok(&["scenario", scenario]);

@@ -146,7 +146,11 @@ pub fn assemble(mon: &Cluster, prims: &[Primitive], pg: &BTreeMap<String, Result
     let promoted: Vec<String> = pgsql.as_deref().map(|r| mon.instances_of(r).filter(|i| i.role == "Promoted").filter_map(|i| i.node.clone()).collect()).unwrap_or_default();
     // The standbys as the primary's PostgreSQL sees them.
     let primary_view = promoted.first().and_then(|p| pg.get(p)).and_then(|r| r.as_ref().ok()).cloned();
+    let service = prims.iter().find(|p| agent_type(&p.agent) == "pgsql-state").map(|p| p.id.clone());
     for n in &mon.nodes {
+        // Pacemaker stopped the state service here (a node in standby, say): its silence
+        // says nothing is wrong with it.
+        let service_stopped = service.as_deref().is_some_and(|id| !mon.instances_of(id).any(|i| i.node.as_deref() == Some(&n.name)));
         let mut row = NodeRow { name: n.name.clone(), online: n.online, standby: n.standby, unclean: n.unclean, dc: n.is_dc, ..Default::default() };
         if let Some(r) = &pgsql {
             let here: Vec<_> = mon.instances_of(r).filter(|i| i.node.as_deref() == Some(&n.name)).collect();
@@ -172,6 +176,8 @@ pub fn assemble(mon: &Cluster, prims: &[Primitive], pg: &BTreeMap<String, Result
                     "standby, not streaming".into()
                 }
             }
+            // Both stopped by Pacemaker: PostgreSQL is down (pgsqlms's stop saw to it).
+            Some(Err(_)) if service_stopped && row.role == "Stopped" => "stopped".into(),
             Some(Err(e)) => format!("unknown: state service: {e}"),
             None if has_service => "unknown: no address in corosync.conf".into(),
             None => "unknown: no state service (ocf:paceline:pgsql-state)".into(),
@@ -412,6 +418,25 @@ mod tests {
         assert!(what.contains(&"no primary: pgsqld is promoted nowhere"), "{what:?}");
         assert!(what.contains(&"node1: PostgreSQL is writable but not promoted by Pacemaker"), "{what:?}");
         assert_eq!(st.findings[0].severity, Severity::Critical);
+    }
+
+    #[test]
+    fn a_node_in_standby_is_stopped_not_unknown() {
+        let mut c = cluster("node1");
+        c.nodes[2].standby = true;
+        c.instances.retain(|i| i.node.as_deref() != Some("node3"));
+        for n in ["node1", "node2"] {
+            c.instances.push(Instance { id: "pgsql-state".into(), parent: Some("pgsql-state-clone".into()), agent: "ocf:paceline:pgsql-state".into(), role: "Started".into(), node: Some(n.into()), managed: true, failed: false });
+        }
+        let mut v = views("node1");
+        v.insert("node3".into(), Err("192.0.2.13:8008: Connection refused".into()));
+        let st = assemble(&c, &prims(), &v, true);
+        assert_eq!((st.nodes[2].role.as_str(), st.nodes[2].postgres.as_str()), ("Stopped", "stopped"));
+        assert!(st.verdict().starts_with("WARNING: node3 is in standby (see: pcs node unstandby"), "{}", st.verdict());
+        // The service runs there but does not answer: that is unknown.
+        c.instances.push(Instance { id: "pgsql-state".into(), agent: "ocf:paceline:pgsql-state".into(), role: "Started".into(), node: Some("node3".into()), managed: true, ..Default::default() });
+        let st = assemble(&c, &prims(), &v, true);
+        assert!(st.nodes[2].postgres.starts_with("unknown: state service"), "{}", st.nodes[2].postgres);
     }
 
     #[test]
