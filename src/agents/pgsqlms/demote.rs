@@ -40,6 +40,8 @@ pub fn demote(env: &OcfEnv) -> OcfResult {
         }
         State::Stopped { .. } | State::CrashedPrimary | State::CrashedStandby => {}
     }
+    // No longer the one who ranks: what this node wrote as primary is not to be trusted.
+    super::scores::forget_written(&cfg);
     start::start_standby(&cfg, who, until)?;
     Ok(OcfRc::Success)
 }

@@ -31,6 +31,7 @@ pub fn promote(env: &OcfEnv) -> OcfResult {
     match instance::wait_for(&cfg, who, until, |s| *s == State::Primary)? {
         State::Primary => {
             ocf_info!("promoted");
+            scores::forget_written(&cfg);
             scores::set_own(&cfg, scores::PRIMARY);
             if let Ok(me) = scores::local_node(&cfg) {
                 sync::after_promote(&cfg, &me);

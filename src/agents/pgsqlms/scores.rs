@@ -270,6 +270,19 @@ pub fn standby_self_score(cfg: &Config, local: &Local) {
 }
 
 /// Set this node's own score.
+/// Forget what this node wrote: on a change of role. The memory describes the scores as
+/// they stood when this node last ranked them; since then another primary has ranked (this
+/// node among them), so trusting it would skip the writes that matter — a new primary
+/// keeping the −1000 its predecessor gave it, the old primary keeping its 1001, and
+/// Pacemaker moving the role back once a switchover's constraint is cleared.
+pub fn forget_written(cfg: &Config) {
+    match std::fs::remove_file(cache_path(cfg)) {
+        Ok(()) => ocf_debug!("forgot the promotion scores written before this change of role"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => ocf_warn!("cannot remove {}: {e}", cache_path(cfg).display()),
+    }
+}
+
 pub fn set_own(cfg: &Config, score: i64) {
     let res = local_node(cfg).and_then(|me| apply(cfg, &BTreeMap::from([(me, score)])));
     if let Err(e) = res {
