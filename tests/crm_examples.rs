@@ -956,16 +956,19 @@ fn haproxy_cfg_is_valid_and_checks_the_state_service() {
     let cfg = std::fs::read_to_string(HAPROXY_CFG).unwrap();
     let lines: Vec<&str> = cfg.lines().map(str::trim).filter(|l| !l.starts_with('#') && !l.is_empty()).collect();
     let section = |name: &str| -> Vec<&str> { lines.iter().skip_while(|l| **l != format!("listen {name}")).skip(1).take_while(|l| !l.starts_with("listen ")).copied().collect() };
-    for (pool, bind, path) in [("pgsql-primary", "bind *:5432", "/primary"), ("pgsql-standbys", "bind *:5433", "/replica")] {
+    for (pool, bind, path) in [("pgsql-primary", "bind *:5432", "/primary"), ("pgsql-replication", "bind *:5435", "/read-write"), ("pgsql-standbys", "bind *:5433", "/replica")] {
         let s = section(pool);
         assert!(s.contains(&bind), "{pool}: {s:?}");
         assert!(s.contains(&format!("option httpchk GET {path}").as_str()) && s.contains(&"http-check expect status 200"), "{pool}: {s:?}");
         let servers: Vec<&&str> = s.iter().filter(|l| l.starts_with("server ")).collect();
         assert_eq!(servers.len(), 3, "{pool}: {s:?}");
         assert!(servers.iter().all(|l| l.ends_with(":5434 check port 8008")), "{pool}: {servers:?}");
+        // Clients' sessions are cut when their server leaves the pool; the standbys'
+        // replication is not (a demote's shutdown checkpoint must reach them).
+        let ds = s.iter().find(|l| l.starts_with("default-server")).unwrap_or_else(|| panic!("{pool}: no default-server"));
+        assert!(ds.contains("inter 200ms") && ds.contains("fall 1") && ds.contains("rise 1"), "{pool}: {ds}");
+        assert_eq!(ds.contains("on-marked-down shutdown-sessions"), pool != "pgsql-replication", "{pool}: {ds}");
     }
-    let ds = lines.iter().find(|l| l.starts_with("default-server")).expect("default-server");
-    assert!(ds.contains("fall 1") && ds.contains("on-marked-down shutdown-sessions"), "{ds}");
     assert!(lines.contains(&"mode tcp"), "{lines:?}");
 
     // What `lab config --routing haproxy|seed` writes in each node, 2 and 3 nodes.
@@ -976,8 +979,8 @@ fn haproxy_cfg_is_valid_and_checks_the_state_service() {
         std::fs::write(&path, &out.stdout).unwrap();
         check(&path);
         let lab = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert_eq!(lab.matches("\n    server node").count(), 2 * nodes.parse::<usize>().unwrap(), "{lab}");
-        assert!(lab.contains("bind *:5000") && lab.contains("bind *:5001"), "{lab}");
+        assert_eq!(lab.matches("\n    server node").count(), 3 * nodes.parse::<usize>().unwrap(), "{lab}");
+        assert!(lab.contains("bind *:5000") && lab.contains("bind *:5001") && lab.contains("bind *:5002"), "{lab}");
         assert!(lab.lines().filter(|l| l.trim_start().starts_with("server ")).all(|l| l.contains(":5432 check")), "the lab's PostgreSQL listens on 5432:\n{lab}");
         if routing == "seed" {
             assert!(lab.contains("tcp-check connect port 5431") && lab.contains("tcp-check expect string production") && lab.contains("tcp-check expect string standby"), "{lab}");

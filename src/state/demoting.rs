@@ -9,8 +9,24 @@
 //! service, which looks for the mark on every poll of PostgreSQL, answers "not primary"
 //! while it is there. The mark goes when the demote returns; a promote removes one that a
 //! demote killed by its timeout left behind (meanwhile the instance is no primary anyway).
+//!
+//! Saying so is not enough: a load balancer hears it at its next check, and a demote of
+//! an idle instance (shutdown, restart as a standby) can be over sooner. So the demote
+//! waits, a bounded moment, until the load balancers have heard it: the service knows who
+//! asks whether this node is primary (each peer's last check, per path: one per pool), and
+//! once every one that checked in the [`RECENT`] window before the mark has checked again — and so been told "no" — it
+//! writes a second file, `told`, which the demote waits for ([`wait_told`]). With HAProxy
+//! checking every 200 ms that is about a quarter of a second; without a service on the
+//! port (no `serving` file) the demote does not wait at all.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A peer that checked this long before the mark is one the demote waits for.
+pub const RECENT: Duration = Duration::from_secs(2);
 
 fn mark_in(dir: &Path, port: u16) -> PathBuf {
     dir.join(format!("paceline-demoting-{port}"))
@@ -42,12 +58,86 @@ fn begin_at(path: PathBuf) -> Demoting {
 impl Drop for Demoting {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_file(self.0.with_extension("told"));
     }
+}
+
+fn told_path(port: u16) -> PathBuf {
+    mark(port).with_extension("told")
+}
+
+fn serving_path(port: u16) -> PathBuf {
+    crate::ocf::env::rsc_tmp().join(format!("paceline-state-serving-{port}"))
 }
 
 /// A mark a demote that was killed left behind (promote calls this).
 pub fn clear(port: u16) {
     let _ = std::fs::remove_file(mark(port));
+    let _ = std::fs::remove_file(told_path(port));
+}
+
+/// The demote's side: wait until the state service says every load balancer has been
+/// told, at most `limit`; at once when no service serves `port`. Returns how long it took,
+/// or None when the limit passed first.
+pub fn wait_told(port: u16, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    if !serving_path(port).exists() {
+        return Some(Duration::ZERO);
+    }
+    while start.elapsed() < limit {
+        if told_path(port).exists() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+/// The service's side: it serves routing checks for `port` while this lives.
+#[must_use]
+pub struct Serving(PathBuf);
+
+pub fn serving(port: u16) -> Serving {
+    let path = serving_path(port);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(&path, b"");
+    Serving(path)
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Who asked whether this node is the primary, by peer and path (one HAProxy asks once
+/// per pool that sends sessions to a primary: the writers' on `/primary`, the standbys'
+/// replication on `/read-write`), and when last.
+static CHECKERS: Mutex<Option<HashMap<(IpAddr, String), Instant>>> = Mutex::new(None);
+
+/// A check of whether this node is the primary, from `peer` on `path`, is being answered
+/// (the HTTP endpoint's primary checks; the TCP line).
+pub fn checked_by(peer: IpAddr, path: &str) {
+    let mut m = CHECKERS.lock().unwrap_or_else(|e| e.into_inner());
+    m.get_or_insert_with(HashMap::new).insert((peer, path.to_owned()), Instant::now());
+}
+
+/// Whether every (peer, path) that checked within [`RECENT`] before `since` has checked
+/// since.
+fn all_told_in<K>(checkers: &HashMap<K, Instant>, since: Instant) -> bool {
+    let window = since.checked_sub(RECENT).unwrap_or(since);
+    checkers.values().filter(|t| **t >= window).all(|t| *t > since)
+}
+
+/// The service's poll, while a demote is marked: `since` is when its answers became "no".
+/// Writes `told` once every recent checker has heard one.
+pub fn tell_if_all_told(port: u16, since: Instant) {
+    let done = CHECKERS.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_none_or(|m| all_told_in(m, since));
+    if done && !told_path(port).exists() {
+        let _ = std::fs::write(told_path(port), b"");
+    }
 }
 
 /// Whether a demote of the instance on `port` is under way (the service's poll).
@@ -69,5 +159,25 @@ mod tests {
         drop(d);
         assert!(!path.exists());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn told_once_every_recent_checker_asked_again() {
+        let t0 = Instant::now() + Duration::from_secs(10);
+        let ip = |s: &str| (s.parse::<IpAddr>().unwrap(), "/primary".to_owned());
+        let mut m = HashMap::new();
+        assert!(all_told_in(&m, t0), "nobody checks: nobody to wait for");
+        m.insert(ip("192.0.2.11"), t0 - Duration::from_millis(150));
+        m.insert(ip("192.0.2.12"), t0 - Duration::from_millis(50));
+        // A checker that went quiet long before the demote is not waited for.
+        m.insert(ip("192.0.2.13"), t0 - RECENT - Duration::from_secs(1));
+        assert!(!all_told_in(&m, t0));
+        m.insert(ip("192.0.2.11"), t0 + Duration::from_millis(50));
+        assert!(!all_told_in(&m, t0));
+        m.insert(ip("192.0.2.12"), t0 + Duration::from_millis(120));
+        assert!(all_told_in(&m, t0));
+        // The same HAProxy's other pool, on its own path, is waited for too.
+        m.insert((ip("192.0.2.12").0, "/read-write".to_owned()), t0 - Duration::from_millis(10));
+        assert!(!all_told_in(&m, t0));
     }
 }

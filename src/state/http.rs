@@ -150,11 +150,12 @@ async fn serve_http(listener: TcpListener, snap: Arc<RwLock<Snapshot>>, limit: A
     loop {
         let (stream, permit) = next_client(&listener, &limit, &ep).await;
         let _ = stream.set_nodelay(true);
+        let peer = stream.peer_addr().ok().map(|a| a.ip());
         let snap = snap.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let snap = snap.clone();
-                async move { Ok::<_, std::convert::Infallible>(respond(&req, &snap)) }
+                async move { Ok::<_, std::convert::Infallible>(respond(&req, &snap, peer)) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -168,7 +169,7 @@ async fn serve_http(listener: TcpListener, snap: Arc<RwLock<Snapshot>>, limit: A
 }
 
 /// The response to one request, from the snapshot.
-fn respond(req: &Request<Incoming>, snap: &RwLock<Snapshot>) -> Response<Full<Bytes>> {
+fn respond(req: &Request<Incoming>, snap: &RwLock<Snapshot>, peer: Option<IpAddr>) -> Response<Full<Bytes>> {
     let now = Instant::now();
     let s = snap.read().unwrap_or_else(|e| e.into_inner()).clone();
     let head = req.method() == Method::HEAD;
@@ -183,6 +184,11 @@ fn respond(req: &Request<Incoming>, snap: &RwLock<Snapshot>) -> Response<Full<By
     let Some(check) = check_for(path, req.uri().query()) else {
         return reply(StatusCode::NOT_FOUND, "application/json", "{\"error\":\"unknown path\"}\n".into());
     };
+    // A load balancer asking for the primary: a demote waits until it has heard the answer
+    // (super::demoting).
+    if let (Some(p), super::role::Check::Primary) = (peer, check) {
+        super::demoting::checked_by(p, path);
+    }
     let status = if s.answer(check, now) { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = serde_json::json!({
         "state": if s.pg.up { "running" } else { "stopped" },
@@ -197,6 +203,9 @@ fn respond(req: &Request<Incoming>, snap: &RwLock<Snapshot>) -> Response<Full<By
 async fn serve_tcp(listener: TcpListener, snap: Arc<RwLock<Snapshot>>, limit: Arc<Semaphore>, ep: Arc<Endpoints>) {
     loop {
         let (mut stream, permit) = next_client(&listener, &limit, &ep).await;
+        if let Ok(a) = stream.peer_addr() {
+            super::demoting::checked_by(a.ip(), "tcp");
+        }
         let word = snap.read().unwrap_or_else(|e| e.into_inner()).tcp_word(Instant::now());
         tokio::spawn(async move {
             let _ = tokio::time::timeout(HEADER_TIMEOUT, async {

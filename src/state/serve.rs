@@ -209,6 +209,9 @@ pub fn serve(s: &Settings) -> Result<(), OcfError> {
     let mut local: Option<Local> = None;
     let mut down_since: Option<Instant> = Some(Instant::now());
     let mut timeline: (Option<u32>, Option<i64>) = (None, None);
+    // While routing checks are served: a demote waits for the load balancers to hear it.
+    let _serving = (s.endpoints.http.is_some() || s.endpoints.tcp.is_some()).then(|| super::demoting::serving(s.port));
+    let mut demote_seen: Option<Instant> = None;
     ocf_info!("state service running (synchronous-commit guard: {})", if s.sync_wait_limit.is_zero() { "off".to_string() } else { format!("{:?}", s.sync_wait_limit) });
     while !STOP.load(Ordering::SeqCst) {
         let Some(l) = local.as_ref() else {
@@ -236,6 +239,7 @@ pub fn serve(s: &Settings) -> Result<(), OcfError> {
                 }
                 seen.view.promoted_at = timeline.1;
                 seen.view.demoting = seen.view.writable && super::demoting::under_way(s.port);
+                let demoting = seen.view.demoting;
                 if seen.view.writable {
                     for pid in guard.observe(Instant::now(), &seen.waiters, &seen.members, seen.k) {
                         end_session(l, pid, s.sync_wait_limit);
@@ -244,6 +248,12 @@ pub fn serve(s: &Settings) -> Result<(), OcfError> {
                     guard = Guard::new(s.sync_wait_limit);
                 }
                 set_pg(seen.view);
+                // From now on every answer is "no": tell the demote once all have heard one.
+                if demoting {
+                    super::demoting::tell_if_all_told(s.port, *demote_seen.get_or_insert_with(Instant::now));
+                } else {
+                    demote_seen = None;
+                }
             }
             Err(e) => {
                 ocf_warn!("lost the connection to PostgreSQL: {}", e.reason);

@@ -27,7 +27,8 @@
 # Addresses (TEST-NET-1 only, all inside namespaces this script creates): node I is
 # 192.0.2.1I, the VIP 192.0.2.100, the client (writer probe) 192.0.2.200. With --routing
 # haproxy|seed: no VIP; each node's HAProxy has the primary pool on :5000 and the standbys on
-# :5001 (PostgreSQL stays on 5432), and the standbys replicate through 127.0.0.1:5000. The bridge lives
+# :5001, the replication pool on :5002 (PostgreSQL stays on 5432), and the standbys replicate
+# through 127.0.0.1:5002. The bridge lives
 # in its own namespace. With --ec2 the switch namespace also holds moto on 192.0.2.250:5000
 # and each node has an IMDS on 169.254.169.254 (on its lo).
 #
@@ -53,6 +54,7 @@ CLIENT_IP=192.0.2.200
 # --routing haproxy|seed: each node's HAProxy, primary pool and standby pool (docs/lab.md).
 ROUTER_PORT=5000
 ROUTER_RO_PORT=5001
+ROUTER_REPL_PORT=5002
 SEED_STATE_PORT=5431
 PGVER=15
 BINDIR=/usr/lib/postgresql/$PGVER/bin
@@ -269,16 +271,16 @@ wait_cluster() {   # wait until every node sees all nodes online
 # ---------------------------------------------------------------------------- routing
 # config --routing haproxy|seed: no VIP. HAProxy runs in every node (its namespaces: it dies
 # with the node), configured from crm-examples/haproxy.cfg with the lab's ports (the pools on
-# ROUTER_PORT / ROUTER_RO_PORT, PostgreSQL on 5432) and, for seed, the seed demo's checks
+# ROUTER_PORT / ROUTER_RO_PORT / ROUTER_REPL_PORT, PostgreSQL on 5432) and, for seed, the seed demo's checks
 # (tcp-check on SEED_STATE_PORT, expect string production / standby, its timings). The seed's
 # state socket (tests/lab/seed-pgsql-state.sh behind systemd-socket-activate, one psql per
 # check) runs in every node too.
 routing() { cat "$STATE/routing" 2>/dev/null || echo vip; }
 routed() { [[ $(routing) != vip ]]; }
 haproxy_cfg() {   # haproxy_cfg ROUTING N: the haproxy.cfg of every node of an N-node lab, on stdout
-    python3 - "$SRC/crm-examples/haproxy.cfg" "$1" "$2" "$ROUTER_PORT" "$ROUTER_RO_PORT" "$SEED_STATE_PORT" <<'PY'
+    python3 - "$SRC/crm-examples/haproxy.cfg" "$1" "$2" "$ROUTER_PORT" "$ROUTER_RO_PORT" "$SEED_STATE_PORT" "$ROUTER_REPL_PORT" <<'PY'
 import re, sys
-path, routing, n, rw, ro, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:]
+path, routing, n, rw, ro, seed, repl = sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:]
 out = []
 for line in open(path):
     s = line.strip()
@@ -290,6 +292,8 @@ for line in open(path):
         line = f"    bind *:{rw}\n"
     elif s == "bind *:5433":
         line = f"    bind *:{ro}\n"
+    elif s == "bind *:5435":
+        line = f"    bind *:{repl}\n"
     elif s.startswith("server node"):
         m = re.match(r"server node(\d+) ", s)
         if int(m.group(1)) > n:
@@ -300,7 +304,7 @@ for line in open(path):
         if s.startswith("default-server"):
             line = "    default-server inter 2s fastinter 1s rise 2 fall 1 on-marked-down shutdown-sessions\n"
         elif s.startswith("option httpchk"):
-            want = "production" if "/primary" in s else "standby"
+            want = "production" if "/primary" in s or "/read-write" in s else "standby"
             line = f"    option tcp-check\n    tcp-check connect port {seed}\n    tcp-check expect string {want}\n"
         elif s.startswith("http-check"):
             continue
@@ -326,10 +330,11 @@ routing_setup() {   # config: every node's haproxy.cfg, primary_conninfo through
     for i in $(seq "$(nodes)"); do
         haproxy_cfg "$r" "$(nodes)" >"$LAB_DIR/node$i/haproxy.cfg"
         haproxy -c -q -f "$LAB_DIR/node$i/haproxy.cfg" || die "node$i: haproxy -c refused $LAB_DIR/node$i/haproxy.cfg"
-        # The standbys replicate through the local HAProxy's primary pool, as in the seed;
-        # pg_hba refuses replication from the node's own address, so never from itself.
-        sed -i "s/^primary_conninfo = 'host=$VIP port=5432 /primary_conninfo = 'host=127.0.0.1 port=$ROUTER_PORT /" "$LAB_DIR/node$i$PGDATA/postgresql.conf"
-        grep -q "host=127.0.0.1 port=$ROUTER_PORT " "$LAB_DIR/node$i$PGDATA/postgresql.conf" || die "node$i: primary_conninfo not changed"
+        # The standbys replicate through the local HAProxy's replication pool (the primary's
+        # check, sessions not cut: a demote's shutdown checkpoint must reach them); pg_hba
+        # refuses replication from the node's own address, so never from itself.
+        sed -i "s/^primary_conninfo = 'host=$VIP port=5432 /primary_conninfo = 'host=127.0.0.1 port=$ROUTER_REPL_PORT /" "$LAB_DIR/node$i$PGDATA/postgresql.conf"
+        grep -q "host=127.0.0.1 port=$ROUTER_REPL_PORT " "$LAB_DIR/node$i$PGDATA/postgresql.conf" || die "node$i: primary_conninfo not changed"
         in_node "$i" bash "$SRC/tests/lab/lab.sh" _routing_start "$i"
     done
 }
@@ -505,7 +510,7 @@ cmd_config() {
     if [[ $route != vip ]]; then
         is_ec2 && ec2+=(EC2=true)
         script=pgsql-ha-haproxy.sh
-        say "config: routing through HAProxy on every node ($route): writes on :$ROUTER_PORT, standbys on :$ROUTER_RO_PORT, replication through 127.0.0.1:$ROUTER_PORT"
+        say "config: routing through HAProxy on every node ($route): writes on :$ROUTER_PORT, standbys on :$ROUTER_RO_PORT, replication through 127.0.0.1:$ROUTER_REPL_PORT"
         routing_setup "$route"
     fi
     say "config: stack $stack from crm-examples/$script (monitors: promoted $MONITOR_PROMOTED, unpromoted $MONITOR_UNPROMOTED, VIP $VIP_MONITOR; synchronous_mode $sync)"

@@ -33,6 +33,8 @@ pub fn demote(env: &OcfEnv) -> OcfResult {
         st @ (State::Primary | State::Broken(_)) => {
             if let State::Broken(why) = &st {
                 ocf_info!("demoting an instance that does not answer ({why})");
+            } else {
+                tell_load_balancers(&cfg);
             }
             if stop::stop_instance(&cfg, until)? == stop::Shutdown::Clean {
                 publish_shutdown_checkpoint(&cfg);
@@ -44,6 +46,18 @@ pub fn demote(env: &OcfEnv) -> OcfResult {
     super::scores::forget_written(&cfg);
     start::start_standby(&cfg, who, until)?;
     Ok(OcfRc::Success)
+}
+
+/// A writable primary is about to go: wait, a bounded moment, until the load balancers
+/// that ask the state service have heard it is no longer primary (no service: no wait),
+/// so that none sends a new session to the standby this demote restarts it as.
+fn tell_load_balancers(cfg: &Config) {
+    let limit = (cfg.timeout / 8).min(Duration::from_secs(1));
+    match crate::state::demoting::wait_told(cfg.pgport, limit) {
+        Some(d) if d.is_zero() => {}
+        Some(d) => ocf_info!("the load balancers heard this node is no longer primary ({} ms)", d.as_millis()),
+        None => crate::ocf_warn!("not every load balancer checked the state service within {} ms; demoting anyway", limit.as_millis()),
+    }
 }
 
 /// After a clean shutdown, pg_control's latest checkpoint is the shutdown checkpoint: the
