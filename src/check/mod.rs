@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::pacemaker::cib::{primitives_in, Primitive};
+use crate::pacemaker::cib::{agent_type, primitives_in, Primitive};
 use crate::pacemaker::xml::Element;
 use crate::status::{Finding, Severity};
 
@@ -18,12 +18,9 @@ fn finding(severity: Severity, what: impl Into<String>, hint: impl Into<String>)
     Finding { severity, what: what.into(), hint: hint.into() }
 }
 
-fn agent_type(agent: &str) -> &str {
-    agent.rsplit(':').next().unwrap_or(agent)
-}
-
+/// An attribute that is set and true, as the OCF shell functions read booleans.
 fn is_true(v: Option<&String>) -> bool {
-    matches!(v.map(|s| s.to_ascii_lowercase()).as_deref(), Some("true" | "yes" | "on" | "1" | "y"))
+    v.and_then(|s| crate::ocf::params::parse_bool(s)) == Some(true)
 }
 
 /// The cluster configuration's findings, from the CIB (`root`: the parsed document).
@@ -181,12 +178,11 @@ pub fn run(cib_file: Option<&std::path::Path>) -> Result<Vec<Finding>, crate::oc
     };
     let root = crate::pacemaker::xml::parse(&text);
     let mut out = cluster(&root);
-    if cib_file.is_some() {
-        return Ok(out);
-    }
-    match local_postgres(&root) {
-        Ok(mut pg) => out.append(&mut pg),
-        Err(e) => out.push(finding(Severity::Warning, format!("PostgreSQL on this node was not checked: {}", e.reason), "run paceline check where PostgreSQL runs (start it, or pcs resource debug-start)")),
+    if cib_file.is_none() {
+        match local_postgres(&root) {
+            Ok(mut pg) => out.append(&mut pg),
+            Err(e) => out.push(finding(Severity::Warning, format!("PostgreSQL on this node was not checked: {}", e.reason), "run paceline check where PostgreSQL runs (start it, or pcs resource debug-start)")),
+        }
     }
     out.sort_by(|a, b| b.severity.cmp(&a.severity));
     Ok(out)

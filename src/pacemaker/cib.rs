@@ -79,6 +79,11 @@ pub struct Primitive {
     pub clone: Option<(String, BTreeMap<String, String>)>,
 }
 
+/// An agent's type: the last part of `class:provider:type` (`pgsqlms`, `fence_paceline_aws`).
+pub fn agent_type(agent: &str) -> &str {
+    agent.rsplit(':').next().unwrap_or(agent)
+}
+
 /// Every primitive of the configuration (`cibadmin --query --scope resources`).
 pub fn primitives() -> Result<Vec<Primitive>, OcfError> {
     let xml = run("cibadmin", &["--query", "--scope", "resources"], TOOL_TIMEOUT)?;

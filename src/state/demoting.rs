@@ -58,12 +58,17 @@ fn begin_at(path: PathBuf) -> Demoting {
 impl Drop for Demoting {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
-        let _ = std::fs::remove_file(self.0.with_extension("told"));
+        let _ = std::fs::remove_file(told_of(&self.0));
     }
 }
 
+/// The service's answer to a mark: every load balancer has been told.
+fn told_of(mark: &Path) -> PathBuf {
+    mark.with_extension("told")
+}
+
 fn told_path(port: u16) -> PathBuf {
-    mark(port).with_extension("told")
+    told_of(&mark(port))
 }
 
 fn serving_path(port: u16) -> PathBuf {
@@ -115,20 +120,31 @@ impl Drop for Serving {
 /// Who asked whether this node is the primary, by peer and path (one HAProxy asks once
 /// per pool that sends sessions to a primary: the writers' on `/primary`, the standbys'
 /// replication on `/read-write`), and when last.
-static CHECKERS: Mutex<Option<HashMap<(IpAddr, String), Instant>>> = Mutex::new(None);
+static CHECKERS: Mutex<Option<Checkers>> = Mutex::new(None);
+
+/// When each peer last asked, by path.
+type Checkers = HashMap<IpAddr, HashMap<String, Instant>>;
 
 /// A check of whether this node is the primary, from `peer` on `path`, is being answered
-/// (the HTTP endpoint's primary checks; the TCP line).
+/// (the HTTP endpoint's primary checks; the TCP line). On the checks' path: a path is
+/// allocated only the first time a peer uses it.
 pub fn checked_by(peer: IpAddr, path: &str) {
+    let now = Instant::now();
     let mut m = CHECKERS.lock().unwrap_or_else(|e| e.into_inner());
-    m.get_or_insert_with(HashMap::new).insert((peer, path.to_owned()), Instant::now());
+    let paths = m.get_or_insert_with(HashMap::new).entry(peer).or_default();
+    match paths.get_mut(path) {
+        Some(t) => *t = now,
+        None => {
+            paths.insert(path.to_owned(), now);
+        }
+    }
 }
 
 /// Whether every (peer, path) that checked within [`RECENT`] before `since` has checked
 /// since.
-fn all_told_in<K>(checkers: &HashMap<K, Instant>, since: Instant) -> bool {
+fn all_told_in(checkers: &Checkers, since: Instant) -> bool {
     let window = since.checked_sub(RECENT).unwrap_or(since);
-    checkers.values().filter(|t| **t >= window).all(|t| *t > since)
+    checkers.values().flat_map(HashMap::values).filter(|t| **t >= window).all(|t| *t > since)
 }
 
 /// The service's poll, while a demote is marked: `since` is when its answers became "no".
@@ -164,20 +180,19 @@ mod tests {
     #[test]
     fn told_once_every_recent_checker_asked_again() {
         let t0 = Instant::now() + Duration::from_secs(10);
-        let ip = |s: &str| (s.parse::<IpAddr>().unwrap(), "/primary".to_owned());
-        let mut m = HashMap::new();
-        assert!(all_told_in(&m, t0), "nobody checks: nobody to wait for");
-        m.insert(ip("192.0.2.11"), t0 - Duration::from_millis(150));
-        m.insert(ip("192.0.2.12"), t0 - Duration::from_millis(50));
+        let mut m = Checkers::new();
+        let mut at = |peer: &str, path: &str, t: Instant| {
+            m.entry(peer.parse::<IpAddr>().unwrap()).or_default().insert(path.to_owned(), t);
+            all_told_in(&m, t0)
+        };
+        assert!(all_told_in(&Checkers::new(), t0), "nobody checks: nobody to wait for");
+        at("192.0.2.11", "/primary", t0 - Duration::from_millis(150));
+        at("192.0.2.12", "/primary", t0 - Duration::from_millis(50));
         // A checker that went quiet long before the demote is not waited for.
-        m.insert(ip("192.0.2.13"), t0 - RECENT - Duration::from_secs(1));
-        assert!(!all_told_in(&m, t0));
-        m.insert(ip("192.0.2.11"), t0 + Duration::from_millis(50));
-        assert!(!all_told_in(&m, t0));
-        m.insert(ip("192.0.2.12"), t0 + Duration::from_millis(120));
-        assert!(all_told_in(&m, t0));
+        assert!(!at("192.0.2.13", "/primary", t0 - RECENT - Duration::from_secs(1)));
+        assert!(!at("192.0.2.11", "/primary", t0 + Duration::from_millis(50)));
+        assert!(at("192.0.2.12", "/primary", t0 + Duration::from_millis(120)));
         // The same HAProxy's other pool, on its own path, is waited for too.
-        m.insert((ip("192.0.2.12").0, "/read-write".to_owned()), t0 - Duration::from_millis(10));
-        assert!(!all_told_in(&m, t0));
+        assert!(!at("192.0.2.12", "/read-write", t0 - Duration::from_millis(10)));
     }
 }

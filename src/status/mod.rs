@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::pacemaker::cib::Primitive;
+use crate::pacemaker::cib::{agent_type, Primitive};
 use crate::pacemaker::mon::{Cluster, FenceEvent};
 use probe::PgNode;
 
@@ -104,11 +104,6 @@ pub struct Status {
 
 /// The agents whose resources float an address, and the parameter holding it.
 const ADDRESS_AGENTS: &[(&str, &str)] = &[("IPaddr2", "ip"), ("awsvip", "secondary_private_ip"), ("awseip", "elastic_ip"), ("aws-vpc-move-ip", "ip")];
-
-/// The agent's type (last part of `class:provider:type`).
-fn agent_type(agent: &str) -> &str {
-    agent.rsplit(':').next().unwrap_or(agent)
-}
 
 /// Gather everything, from this node. Errors only when the cluster cannot be asked at all.
 pub fn gather() -> Result<Status, crate::ocf::OcfError> {
