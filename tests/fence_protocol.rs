@@ -27,10 +27,9 @@ use std::time::{Duration, Instant};
 
 use common::{in_path, text, TempDir};
 
-/// fence_paceline_aws of this build (a link to the paceline executable).
-fn bin() -> &'static str {
-    static P: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    P.get_or_init(|| paceline::install::built(Path::new(env!("CARGO_BIN_EXE_paceline")), "fence_paceline_aws").expect("the agent's link").display().to_string())
+/// fence_paceline_aws of this build.
+fn bin() -> String {
+    common::agent("fence_paceline_aws")
 }
 const RNG: &str = "/usr/share/cluster/relaxng/metadata.rng";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY";

@@ -11,14 +11,13 @@ use std::time::Duration;
 
 use common::{agent_in, must, Pair, Run};
 
-/// ocf:paceline:IPaddr2 of this build (a link to the paceline executable).
-fn agent() -> &'static str {
-    static P: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    P.get_or_init(|| paceline::install::built(std::path::Path::new(env!("CARGO_BIN_EXE_paceline")), "IPaddr2").expect("the agent's link").display().to_string())
+/// ocf:paceline:IPaddr2 of this build.
+fn agent() -> String {
+    common::agent("IPaddr2")
 }
 
 fn run(p: &Pair, action: &str, env: &[(&str, &str)]) -> Run {
-    agent_in(&p.a, agent(), action, env)
+    agent_in(&p.a, &agent(), action, env)
 }
 
 const RECURRING: (&str, &str) = ("CRM_meta_interval", "10000");

@@ -37,6 +37,14 @@ impl Lab {
             .output()
             .expect("bash")
     }
+    /// `scenario NAME`: its JSON line (shown, for a later failure's output) and parsed.
+    fn scenario(&self, name: &str) -> (String, serde_json::Value) {
+        let out = self.ok(&["scenario", name]);
+        let line = out.lines().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON from {name}: {out}")).to_owned();
+        eprintln!("{line}");
+        let j = serde_json::from_str(&line).expect("JSON");
+        (line, j)
+    }
     fn ok(&self, args: &[&str]) -> String {
         let o = self.cmd(args);
         assert!(o.status.success(), "lab {args:?} failed:\n{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
@@ -87,6 +95,12 @@ fn paceline_stack_switchover_kill_postgres_and_election() {
     run_stack("paceline", 5_000, 12_000);
 }
 
+/// The paceline agents of this build where Pacemaker runs them.
+fn install_this_build() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_paceline")).parent().unwrap();
+    paceline::install::install(bin, Path::new("/")).expect("install the paceline agents");
+}
+
 /// Why this machine cannot run a lab, if it cannot.
 fn lab_skip_reason() -> Option<String> {
     let tools = ["corosync", "pacemakerd", "pcs", "nsenter", "unshare"];
@@ -104,8 +118,7 @@ fn run_stack(stack: &str, switchover_bound_ms: u64, kill_bound_ms: u64) {
         return;
     }
     if stack == "paceline" {
-        let bin = Path::new(env!("CARGO_BIN_EXE_paceline")).parent().unwrap().to_path_buf();
-        paceline::install::install(&bin, Path::new("/")).expect("install the paceline agents");
+        install_this_build();
     }
     let lab = Lab { prefix: format!("plc{}{}", &stack[..1], std::process::id() % 10000), dir: format!("/var/lib/paceline-lab-test-{stack}-{}", std::process::id()) };
     lab.ok(&["up", "--nodes", "3"]);
@@ -127,10 +140,7 @@ fn run_stack(stack: &str, switchover_bound_ms: u64, kill_bound_ms: u64) {
         scenarios.push(("election", 20_000));
     }
     for (scenario, bound_ms) in scenarios {
-        let out = lab.ok(&["scenario", scenario]);
-        let line = out.lines().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON from {scenario}: {out}"));
-        eprintln!("{line}");
-        let j: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        let (line, j) = lab.scenario(scenario);
         assert_eq!(field(&j, "stack"), stack);
         assert_eq!(field(&j, "healthy_after"), true, "{scenario}: {line}");
         assert_eq!(field(&j, "double_primary"), false, "{scenario}: {line}");
@@ -214,16 +224,12 @@ fn ec2_stack_fencing_fence_partition_node_crash() {
         eprintln!("skipped: moto is not installed in /opt/paceline-moto (tests/deps.sh)");
         return;
     }
-    let bin = Path::new(env!("CARGO_BIN_EXE_paceline")).parent().unwrap().to_path_buf();
-    paceline::install::install(&bin, Path::new("/")).expect("install the paceline agents");
+    install_this_build();
     let lab = Lab { prefix: format!("plce{}", std::process::id() % 10000), dir: format!("/var/lib/paceline-lab-test-ec2-{}", std::process::id()) };
     lab.ok(&["up", "--nodes", "3", "--ec2"]);
     lab.ok(&["config", "--stack", "paceline", "--sync", "on"]);
     for scenario in ["fence", "partition", "node-crash"] {
-        let out = lab.ok(&["scenario", scenario]);
-        let line = out.lines().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON from {scenario}: {out}"));
-        eprintln!("{line}");
-        let j: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        let (line, j) = lab.scenario(scenario);
         let before = field(&j, "primary_before").as_str().unwrap().to_owned();
         let after = field(&j, "primary_after").as_str().unwrap().to_owned();
         assert!(!after.is_empty() && after != before, "{scenario}: another node must be the primary: {line}");
@@ -263,8 +269,7 @@ fn ec2_stack_fencing_fence_partition_node_crash() {
         // paceline status on the new primary's node: the fencing it saw, the device, the
         // secondary IP where EC2 has it.
         let k: u32 = after.trim_start_matches("node").parse().unwrap();
-        let (_, out) = paceline_on(&lab, k, &["status", "--json"]);
-        let st: serde_json::Value = serde_json::Deserializer::from_str(&out).into_iter().next().unwrap_or_else(|| panic!("status printed nothing")).expect("status --json");
+        let (_, st) = status_on(&lab, k);
         assert_eq!(st["primary"], after.as_str(), "{scenario}: status: {st:#}");
         assert_eq!(st["last_fencing"]["target"], before.as_str(), "{scenario}: status: {st:#}");
         assert_eq!(st["last_fencing"]["status"], "success", "{scenario}: status: {st:#}");
@@ -327,8 +332,7 @@ fn haproxy_routing_status_check_and_switchover_command() {
         eprintln!("skipped: haproxy is not installed (tests/deps.sh)");
         return;
     }
-    let bin = Path::new(env!("CARGO_BIN_EXE_paceline")).parent().unwrap().to_path_buf();
-    paceline::install::install(&bin, Path::new("/")).expect("install the paceline agents");
+    install_this_build();
     let lab = Lab { prefix: format!("plch{}", std::process::id() % 10000), dir: format!("/var/lib/paceline-lab-test-haproxy-{}", std::process::id()) };
     lab.ok(&["up", "--nodes", "3"]);
     lab.ok(&["config", "--stack", "paceline", "--routing", "haproxy"]);
@@ -360,8 +364,7 @@ fn haproxy_routing_status_check_and_switchover_command() {
     lab.ok(&["node", "1", "pcs", "node", "standby", &down]);
     let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let (code, out) = paceline_on(&lab, 1, &["status", "--json"]);
-        let j: serde_json::Value = serde_json::Deserializer::from_str(&out).into_iter().next().unwrap_or_else(|| panic!("status printed nothing")).expect("status --json");
+        let (code, j) = status_on(&lab, 1);
         let row = j["nodes"].as_array().unwrap().iter().find(|n| n["name"] == down.as_str()).cloned().unwrap_or_default();
         let said = j["findings"].as_array().unwrap().iter().any(|f| f["what"].as_str().unwrap_or("").contains(&format!("{down} is in standby")) && f["hint"] == "pcs node unstandby");
         if code == 1 && row["standby"] == true && row["postgres"] == "stopped" && said && psql_on(&lab, down[4..].parse().unwrap(), "select 1").is_empty() {
@@ -374,10 +377,7 @@ fn haproxy_routing_status_check_and_switchover_command() {
     assert_eq!(assert_status_matches(&lab, 1, 2), primary);
 
     for (scenario, bound_ms) in [("switchover", 5_000), ("kill-postgres", 12_000)] {
-        let out = lab.ok(&["scenario", scenario]);
-        let line = out.lines().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON from {scenario}: {out}"));
-        eprintln!("{line}");
-        let j: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        let (line, j) = lab.scenario(scenario);
         assert_eq!(field(&j, "routing"), "haproxy", "{line}");
         assert_eq!(field(&j, "healthy_after"), true, "{scenario}: {line}");
         assert_eq!(field(&j, "double_primary"), false, "{scenario}: {line}");
@@ -405,10 +405,19 @@ fn haproxy_routing_status_check_and_switchover_command() {
 
 /// `paceline ARGS` inside node I: its exit code, and stdout then stderr.
 fn paceline_on(lab: &Lab, i: u32, args: &[&str]) -> (i32, String) {
-    let mut all = vec!["node", &*Box::leak(i.to_string().into_boxed_str()), env!("CARGO_BIN_EXE_paceline")];
+    let node = i.to_string();
+    let mut all = vec!["node", node.as_str(), env!("CARGO_BIN_EXE_paceline")];
     all.extend_from_slice(args);
     let o = lab.cmd(&all);
     (o.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+}
+
+/// `paceline status --json` inside node I: its exit code and the document (printed first,
+/// before anything on stderr).
+fn status_on(lab: &Lab, i: u32) -> (i32, serde_json::Value) {
+    let (code, out) = paceline_on(lab, i, &["status", "--json"]);
+    let j = serde_json::Deserializer::from_str(&out).into_iter().next().unwrap_or_else(|| panic!("status --json printed nothing (exit {code})")).unwrap_or_else(|e| panic!("status --json (exit {code}): {e}: {out}"));
+    (code, j)
 }
 
 /// Where crm_mon says the pgsqlms clone is promoted (its XML, parsed by Python's parser).
@@ -432,8 +441,7 @@ fn psql_on(lab: &Lab, i: u32, sql: &str) -> String {
 fn assert_status_matches(lab: &Lab, i: u32, standbys: usize) -> String {
     let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let (code, out) = paceline_on(lab, i, &["status", "--json"]);
-        let j: serde_json::Value = serde_json::Deserializer::from_str(&out).into_iter().next().unwrap_or_else(|| panic!("status --json printed nothing (exit {code})")).unwrap_or_else(|e| panic!("status --json (exit {code}): {e}: {out}"));
+        let (_, j) = status_on(lab, i);
         let promoted = lab.ok(&["node", &i.to_string(), "sh", "-c", PROMOTED_BY_CRM_MON]);
         let promoted = promoted.trim();
         let mut problems = Vec::new();

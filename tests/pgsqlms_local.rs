@@ -4,13 +4,14 @@
 //! authentication is `peer`, so this also proves the agent connects as system_user
 //! in-process. Needs root and PostgreSQL 15; skips otherwise.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// ocf:paceline:pgsqlms of this build (a link to the paceline executable).
-fn agent() -> &'static str {
-    static P: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    P.get_or_init(|| paceline::install::built(std::path::Path::new(env!("CARGO_BIN_EXE_paceline")), "pgsqlms").expect("the agent's link").display().to_string())
+/// ocf:paceline:pgsqlms of this build.
+fn agent() -> String {
+    common::agent("pgsqlms")
 }
 const BINDIR: &str = "/usr/lib/postgresql/15/bin";
 
@@ -26,9 +27,7 @@ struct Fixture {
     standby: Instance,
 }
 
-fn sh(cmd: &str) -> std::process::Output {
-    Command::new("sh").arg("-c").arg(cmd).output().unwrap()
-}
+use common::sh;
 fn must(cmd: &str) {
     let o = sh(cmd);
     assert!(o.status.success(), "{cmd}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
@@ -103,7 +102,7 @@ impl Fixture {
     /// `pgsql-state ACTION` for instance `i` as resource instance `name`, logging to
     /// `<log>.log` in the fixture, with `extra` environment: its exit code.
     fn state_agent(&self, i: &Instance, name: &str, log: &str, action: &str, extra: &[(&str, &str)]) -> i32 {
-        Command::new(paceline::install::built(std::path::Path::new(env!("CARGO_BIN_EXE_paceline")), "pgsql-state").expect("the agent's link"))
+        Command::new(common::agent("pgsql-state"))
             .arg(action)
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")

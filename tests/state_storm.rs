@@ -87,7 +87,7 @@ struct Service {
 
 impl Service {
     fn start(pg: &Postgres, http: u16, tcp: u16) -> Service {
-        let state = paceline::install::built(std::path::Path::new(PACELINE), "pgsql-state").expect("the agent's link").display().to_string();
+        let state = common::agent("pgsql-state");
         let mut unshare = Command::new("unshare")
             .args(["--pid", "--fork", "--kill-child", "--mount-proc", &state, "serve"])
             .env_clear()

@@ -69,10 +69,7 @@ pub fn skip_reason() -> Option<String> {
     None
 }
 
-/// Agent `name` of this build: its link to the paceline executable (src/install.rs).
-pub fn bin(name: &str) -> String {
-    paceline::install::built(Path::new(env!("CARGO_BIN_EXE_paceline")), name).expect("the agent's link").display().to_string()
-}
+pub use crate::common::agent as bin;
 
 /// Run a future on a throw-away current-thread runtime.
 pub fn block<F: Future>(f: F) -> F::Output {

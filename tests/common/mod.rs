@@ -25,6 +25,11 @@ macro_rules! require_root {
     };
 }
 
+/// Agent `name` of this build: its link to the paceline executable (src/install.rs).
+pub fn agent(name: &str) -> String {
+    paceline::install::built(std::path::Path::new(env!("CARGO_BIN_EXE_paceline")), name).expect("the agent's link").display().to_string()
+}
+
 pub fn sh(cmd: &str) -> Output {
     Command::new("sh").arg("-c").arg(cmd).output().expect("sh")
 }
