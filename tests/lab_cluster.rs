@@ -95,6 +95,19 @@ fn paceline_stack_switchover_kill_postgres_and_election() {
     run_stack("paceline", 5_000, 12_000);
 }
 
+/// This test's turn on the machine's one lab at a time, or None (said) when this machine
+/// cannot run a lab, or lacks what the test also needs (`missing`).
+fn take_lab(missing: Option<String>) -> Option<std::sync::MutexGuard<'static, ()>> {
+    let turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    match lab_skip_reason().or(missing) {
+        Some(why) => {
+            eprintln!("skipped: {why}");
+            None
+        }
+        None => Some(turn),
+    }
+}
+
 /// The paceline agents of this build where Pacemaker runs them.
 fn install_this_build() {
     let bin = Path::new(env!("CARGO_BIN_EXE_paceline")).parent().unwrap();
@@ -112,11 +125,7 @@ fn lab_skip_reason() -> Option<String> {
 }
 
 fn run_stack(stack: &str, switchover_bound_ms: u64, kill_bound_ms: u64) {
-    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(why) = lab_skip_reason() {
-        eprintln!("skipped: {why}");
-        return;
-    }
+    let Some(_one_at_a_time) = take_lab(None) else { return };
     if stack == "paceline" {
         install_this_build();
     }
@@ -215,15 +224,8 @@ fn run_stack(stack: &str, switchover_bound_ms: u64, kill_bound_ms: u64) {
 /// Needs moto in /opt/paceline-moto (tests/deps.sh); skips otherwise.
 #[test]
 fn ec2_stack_fencing_fence_partition_node_crash() {
-    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(why) = lab_skip_reason() {
-        eprintln!("skipped: {why}");
-        return;
-    }
-    if !Path::new("/opt/paceline-moto/bin/python").exists() {
-        eprintln!("skipped: moto is not installed in /opt/paceline-moto (tests/deps.sh)");
-        return;
-    }
+    let moto = Path::new("/opt/paceline-moto/bin/python").exists();
+    let Some(_one_at_a_time) = take_lab((!moto).then(|| "moto is not installed in /opt/paceline-moto (tests/deps.sh)".into())) else { return };
     install_this_build();
     let lab = Lab { prefix: format!("plce{}", std::process::id() % 10000), dir: format!("/var/lib/paceline-lab-test-ec2-{}", std::process::id()) };
     lab.ok(&["up", "--nodes", "3", "--ec2"]);
@@ -323,15 +325,8 @@ fn metric(lab: &Lab, i: u32, name: &str) -> u64 {
 /// - `paceline switchover --to NODE` and its refusal of an ineligible target.
 #[test]
 fn haproxy_routing_status_check_and_switchover_command() {
-    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(why) = lab_skip_reason() {
-        eprintln!("skipped: {why}");
-        return;
-    }
-    if Command::new("sh").args(["-c", "command -v haproxy"]).output().map(|o| !o.status.success()).unwrap_or(true) {
-        eprintln!("skipped: haproxy is not installed (tests/deps.sh)");
-        return;
-    }
+    let haproxy = Command::new("sh").args(["-c", "command -v haproxy"]).output().is_ok_and(|o| o.status.success());
+    let Some(_one_at_a_time) = take_lab((!haproxy).then(|| "haproxy is not installed (tests/deps.sh)".into())) else { return };
     install_this_build();
     let lab = Lab { prefix: format!("plch{}", std::process::id() % 10000), dir: format!("/var/lib/paceline-lab-test-haproxy-{}", std::process::id()) };
     lab.ok(&["up", "--nodes", "3"]);
