@@ -99,8 +99,7 @@ fn named_pid(lock_file: &Path) -> Option<i32> {
 /// pid the kernel gave to another program, is none).
 fn postmaster(lock_file: &Path) -> Option<i32> {
     let pid = named_pid(lock_file)?;
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-    (comm.trim() == "postgres" && crate::agents::pgsqlms::alive(pid)).then_some(pid)
+    crate::agents::pgsqlms::is_postmaster(pid).then_some(pid)
 }
 
 /// A way to wait for a process's end.

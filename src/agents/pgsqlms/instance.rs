@@ -53,7 +53,14 @@ pub fn connect(cfg: &Config, who: Identity, timeout: Duration) -> Result<Local, 
 pub fn postmaster_alive(datadir: &Path) -> Option<i32> {
     let text = std::fs::read_to_string(datadir.join("postmaster.pid")).ok()?;
     let pid: i32 = text.lines().next()?.trim().parse().ok()?;
-    (pid > 0 && alive(pid)).then_some(pid)
+    (pid > 0 && is_postmaster(pid)).then_some(pid)
+}
+
+/// Whether `pid` is a live PostgreSQL process. A lock file (postmaster.pid, the socket's)
+/// left by a killed instance names a pid the kernel may since have given to another
+/// program — after a reboot, very likely: a live pid alone is not a running PostgreSQL.
+pub fn is_postmaster(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres") && alive(pid)
 }
 
 /// Whether `pid` is a live process (a zombie is dead; an unreadable /proc entry is not

@@ -19,7 +19,7 @@
 mod demote;
 pub mod election;
 mod instance;
-pub use instance::{alive, identity_of, zombie};
+pub use instance::{alive, identity_of, is_postmaster, zombie};
 mod monitor;
 mod notify;
 mod promote;
