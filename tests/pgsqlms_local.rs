@@ -194,7 +194,9 @@ fn lifecycle_switchover_and_crashed_primary() {
     // demote escalates fast -> immediate -> kill in seconds, not its 120 s timeout, and the
     // instance starts again as a standby (no stale postmaster.pid or shared memory).
     let hung = pid(s);
-    must(&format!("kill -STOP {hung} $(pgrep -P {hung})"));
+    // The postmaster first (it then forks no more), then its children one by one: a child
+    // may exit between pgrep and kill (a standby's walreceiver retries), which is no failure.
+    must(&format!("kill -STOP {hung} && for c in $(pgrep -P {hung}); do kill -STOP $c 2>/dev/null || true; done"));
     let t = std::time::Instant::now();
     let (rc, err) = f.agent(s, "demote", &[("OCF_RESKEY_CRM_meta_timeout", "120000")]);
     let _ = sh(&format!("kill -CONT {hung} $(pgrep -P {hung}) 2>/dev/null"));
@@ -620,7 +622,9 @@ fn state_service_reports_a_crash_but_not_a_shutdown_or_the_stops_kill() {
     assert_eq!(f.rc(p, "start"), 0);
     let hung = pid();
     wait_log(&format!("watching the postmaster (pid {hung})"));
-    must(&format!("kill -STOP {hung} $(pgrep -P {hung})"));
+    // The postmaster first (it then forks no more), then its children one by one: a child
+    // may exit between pgrep and kill (a standby's walreceiver retries), which is no failure.
+    must(&format!("kill -STOP {hung} && for c in $(pgrep -P {hung}); do kill -STOP $c 2>/dev/null || true; done"));
     let (rc, err) = f.agent(p, "stop", &[("OCF_RESKEY_CRM_meta_timeout", "20000")]);
     let _ = sh(&format!("kill -CONT {hung} $(pgrep -P {hung}) 2>/dev/null"));
     assert_eq!(rc, 0, "stop of a hung instance: {err}");
