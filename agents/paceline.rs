@@ -49,10 +49,12 @@ enum Command {
         #[arg(long, default_value_t = 1.0)]
         interval: f64,
     },
-    /// Preflight: the cluster configuration and this node's PostgreSQL against what the
-    /// agents rely on; each finding with how to fix it (run on every node before go-live).
+    /// Preflight: the cluster configuration, this node's PostgreSQL, the fence devices'
+    /// monitor and this node's EC2 permissions (DryRun) against what the agents rely on;
+    /// each finding with how to fix it (run on every node before go-live).
     Check {
-        /// Check this CIB file (e.g. one built with pcs -f) instead of the running cluster.
+        /// Check this CIB file (e.g. one built with pcs -f) instead of the running cluster
+        /// (no PostgreSQL, no fence device monitor; EC2 permissions are still asked).
         #[arg(long)]
         cib: Option<PathBuf>,
     },
@@ -222,10 +224,7 @@ fn status(json: bool, watch: bool, interval: f64) -> Result<()> {
     loop {
         let st = match paceline::status::gather() {
             Ok(st) => st,
-            Err(e) => {
-                eprintln!("paceline status: {}", e.exit_reason());
-                std::process::exit(2);
-            }
+            Err(e) => cannot_ask("status", &e, 2),
         };
         let out = if json { format!("{:#}\n", st.to_json()) } else { paceline::status::render::text(&st) };
         if !watch {
@@ -250,9 +249,22 @@ fn move_primary(to: Option<String>, failover: bool, timeout: u64) -> Result<()> 
         }
         Err(e) => {
             eprintln!("paceline: {e:#}");
+            if !nix::unistd::geteuid().is_root() {
+                eprintln!("  (paceline asks Pacemaker and PostgreSQL as root: run it as root)");
+            }
             std::process::exit(1);
         }
     }
+}
+
+/// The cluster could not be asked at all (no cluster here, Pacemaker down, not root): say
+/// so in full — the likely fix first, the tool's own words after — and exit with `code`.
+fn cannot_ask(what: &str, e: &paceline::ocf::OcfError, code: i32) -> ! {
+    eprintln!("paceline {what}: {}", e.chain());
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("  (paceline asks Pacemaker as root, as crm_mon and cibadmin need: run it as root)");
+    }
+    std::process::exit(code);
 }
 
 /// `paceline man --out DIR`: every page of the package.
@@ -300,10 +312,7 @@ fn check(cib: Option<PathBuf>) -> Result<()> {
     use paceline::status::{label, Severity};
     let findings = match paceline::check::run(cib.as_deref()) {
         Ok(f) => f,
-        Err(e) => {
-            eprintln!("paceline check: {}", e.exit_reason());
-            std::process::exit(3);
-        }
+        Err(e) => cannot_ask("check", &e, 3),
     };
     for f in &findings {
         println!("{}: {}\n    fix: {}", label(f.severity), f.what, f.hint);

@@ -221,6 +221,8 @@ fn run_stack(stack: &str, switchover_bound_ms: u64, kill_bound_ms: u64) {
 /// It runs with synchronous replication (`--sync on`, issue #9): in `partition` a second
 /// writer on the cut-off primary's side, whose query timeout cancels its commit's wait as
 /// drivers do, must have had nothing acknowledged after the cut, and none of its rows lost.
+/// Last, `paceline check`: no critical finding on the healthy stack (fence device monitor,
+/// EC2 DryRun permissions), then the fence device broken (its endpoint unreachable) found.
 /// Needs moto in /opt/paceline-moto (tests/deps.sh); skips otherwise.
 #[test]
 fn ec2_stack_fencing_fence_partition_node_crash() {
@@ -284,6 +286,19 @@ fn ec2_stack_fencing_fence_partition_node_crash() {
             assert_eq!(side["final_check"], "ok", "{line}");
         }
     }
+    // paceline check on the EC2 stack: the fence device answers its monitor through the
+    // fencer and this node's role may make every EC2 call the agents make (DryRun): no
+    // critical finding. Then one fault: the device pointed at an endpoint that is not there.
+    let (_, out) = paceline_on(&lab, 1, &["check"]);
+    assert!(!out.lines().any(|l| l.starts_with("CRITICAL")), "check on the healthy EC2 stack: {out}");
+    let endpoint = lab.ok(&["node", "1", "sh", "-c", "crm_resource --resource fence-aws --get-parameter endpoint_url --quiet"]);
+    lab.ok(&["node", "1", "pcs", "stonith", "update", "fence-aws", "endpoint_url=http://127.0.0.1:9"]);
+    let (code, out) = paceline_on(&lab, 1, &["check"]);
+    assert!(code == 2 && out.lines().any(|l| l.starts_with("CRITICAL: fence device fence-aws fails its monitor")), "check with a fence device that cannot reach EC2: {out}");
+    lab.ok(&["node", "1", "pcs", "stonith", "update", "fence-aws", &format!("endpoint_url={}", endpoint.trim())]);
+    lab.ok(&["node", "1", "pcs", "stonith", "cleanup", "fence-aws"]);
+    let (_, out) = paceline_on(&lab, 1, &["check"]);
+    assert!(!out.lines().any(|l| l.starts_with("CRITICAL")), "check once the device is mended: {out}");
 }
 
 /// `GET path` on node I's state service (port 8008) from the lab's client namespace: the
@@ -322,6 +337,7 @@ fn metric(lab: &Lab, i: u32, name: &str) -> u64 {
 ///   a pg_hba rule that lets a standby replicate from itself) found, and gone once undone;
 /// - switchover and kill-postgres through HAProxy: no acknowledged row lost, no write routed
 ///   to a non-primary, never two primaries (the benchmark compares outages with the VIP);
+/// - `paceline status` sampled during a switchover by hand (crm_resource --move --promoted);
 /// - `paceline switchover --to NODE` and its refusal of an ineligible target.
 #[test]
 fn haproxy_routing_status_check_and_switchover_command() {
@@ -383,6 +399,38 @@ fn haproxy_routing_status_check_and_switchover_command() {
         let after = assert_status_matches(&lab, 2, 2);
         assert_eq!(field(&j, "primary_after"), after.as_str(), "{line}");
     }
+
+    // During a switchover done by hand (crm_resource --move --promoted, what pcs resource
+    // move does), sampled all along: never two primaries, never healthy while the move is in
+    // place, the move named with the command that clears it; then the new primary, agreeing
+    // with crm_mon and psql, and no move left once cleared.
+    let old = assert_status_matches(&lab, 1, 2);
+    let to = (1..=3).map(|i| format!("node{i}")).find(|n| *n != old).unwrap();
+    lab.ok(&["node", "1", "crm_resource", "--move", "--promoted", "--resource", "pgsqld-clone", "--node", &to]);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (mut samples, mut between) = (0, 0);
+    loop {
+        let (code, j) = status_on(&lab, 1);
+        samples += 1;
+        let promoted = j["nodes"].as_array().unwrap().iter().filter(|n| n["role"] == "Promoted").count();
+        assert!(promoted <= 1, "two primaries in status during the switchover: {j:#}");
+        assert!(code != 0 && j["healthy"] == false, "healthy while the move is in place: {j:#}");
+        assert!(j["findings"].as_array().unwrap().iter().any(|f| f["what"].as_str().unwrap_or("").contains(&format!("Promoted on {to} (cli-prefer-pgsqld-clone)")) && f["hint"] == "pcs resource clear pgsqld-clone"), "the move is not named: {j:#}");
+        let row = j["nodes"].as_array().unwrap().iter().find(|n| n["name"] == to.as_str()).cloned().unwrap_or_default();
+        if j["primary"] == to.as_str() && row["postgres"] == "primary" {
+            break;
+        }
+        if j["primary"] != old.as_str() {
+            between += 1; // no primary, or the new one not writable yet
+        }
+        assert!(std::time::Instant::now() < until, "no switchover to {to} in 60 s: {j:#}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    eprintln!("status during the switchover: {samples} samples, {between} between the primaries");
+    lab.ok(&["node", "1", "crm_resource", "--clear", "--resource", "pgsqld-clone"]);
+    assert_eq!(assert_status_matches(&lab, 1, 2), to);
+    let (_, j) = status_on(&lab, 1);
+    assert!(j["moves"].as_array().unwrap().is_empty() && !j["findings"].as_array().unwrap().iter().any(|f| f["what"].as_str().unwrap_or("").contains("moved")), "a move after --clear: {j:#}");
 
     // The switchover command, from a standby's node, to the other standby.
     let from = assert_status_matches(&lab, 3, 2);

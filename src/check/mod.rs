@@ -1,11 +1,15 @@
 //! `paceline check`: a preflight before go-live — what the agents rely on, checked before
 //! the first failover finds it missing.
 //!
-//! Two sources, each read once: the whole CIB (`cibadmin --query`, or a file: a
-//! configuration can be checked before it is loaded), and the local PostgreSQL in-process
-//! (`pg_settings`, `pg_hba_file_rules`, `pg_control_init`). Each finding says how bad it
+//! Its sources, each read once: the whole CIB (`cibadmin --query`, or a file: a
+//! configuration can be checked before it is loaded), the local PostgreSQL in-process
+//! (`pg_settings`, `pg_hba_file_rules`, `pg_control_init`), each fence device's monitor
+//! through the fencer (`stonith_admin --query`), and EC2 for the permissions of the AWS
+//! agents ([`ec2`]: DryRun requests as the agents would make them). Each finding says how bad it
 //! is, what is wrong and how to fix it. The rules are pure functions of what was read
 //! ([`cluster`], [`postgres`]), so each is tested on its own broken input.
+
+pub mod ec2;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -178,14 +182,32 @@ pub fn run(cib_file: Option<&std::path::Path>) -> Result<Vec<Finding>, crate::oc
     };
     let root = crate::pacemaker::xml::parse(&text);
     let mut out = cluster(&root);
+    let prims = primitives_in(&root);
     if cib_file.is_none() {
         match local_postgres(&root) {
             Ok(mut pg) => out.append(&mut pg),
             Err(e) => out.push(finding(Severity::Warning, format!("PostgreSQL on this node was not checked: {}", e.reason), "run paceline check where PostgreSQL runs (start it, or pcs resource debug-start)")),
         }
+        out.append(&mut fence_devices(&prims));
     }
+    // This node's AWS permissions, for a loaded configuration or one about to be.
+    out.append(&mut ec2::judge(&ec2::ask(&prims)));
     out.sort_by(|a, b| b.severity.cmp(&a.severity));
     Ok(out)
+}
+
+/// Each fence device's monitor, run by the fencer with its CIB options: a device that does
+/// not answer now will not fence later.
+fn fence_devices(prims: &[Primitive]) -> Vec<Finding> {
+    let mut f = Vec::new();
+    for d in prims.iter().filter(|p| p.agent.starts_with("stonith:")) {
+        match crate::pacemaker::fencing::monitor(&d.id) {
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => f.push(finding(Severity::Critical, format!("fence device {} fails its monitor: {why}", d.id), format!("pcs stonith config {0}; pcs stonith update {0} ... (then pcs stonith cleanup {0})", d.id))),
+            Err(e) => f.push(finding(Severity::Warning, format!("fence device {} was not checked: {}", d.id, e.reason), "is the cluster running on this node?")),
+        }
+    }
+    f
 }
 
 fn local_postgres(root: &Element) -> Result<Vec<Finding>, crate::ocf::OcfError> {

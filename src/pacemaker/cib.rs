@@ -3,7 +3,8 @@
 //! Two things the agents ask of the CIB: node attributes as the `nodes` section holds them
 //! (the promotion scores, re-read to notice a score someone else overwrote or erased), and
 //! a node's `node_state` in the status section (whether Pacemaker already counts a node as
-//! down — fenced or lost — before Corosync has dropped it).
+//! down — fenced or lost — before Corosync has dropped it). `paceline status` reads the
+//! configuration once: its primitives, and the moves (`cli-prefer-`/`cli-ban-`) in place.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -84,10 +85,45 @@ pub fn agent_type(agent: &str) -> &str {
     agent.rsplit(':').next().unwrap_or(agent)
 }
 
-/// Every primitive of the configuration (`cibadmin --query --scope resources`).
-pub fn primitives() -> Result<Vec<Primitive>, OcfError> {
-    let xml = run("cibadmin", &["--query", "--scope", "resources"], TOOL_TIMEOUT)?;
-    Ok(primitives_in(&xml::parse(&xml)))
+/// A location constraint left by `crm_resource --move` / `--ban` (`pcs resource move`,
+/// `ban`): it pins or bans a resource until cleared, whoever set it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Move {
+    pub id: String,
+    pub resource: String,
+    pub node: String,
+    /// `cli-ban-`: keep away from `node`; else `cli-prefer-`: run on it.
+    pub ban: bool,
+    /// `Promoted` for a `--promoted` move.
+    pub role: Option<String>,
+}
+
+/// The configuration section, read once: its primitives and the moves in place.
+#[derive(Debug, Clone, Default)]
+pub struct Configuration {
+    pub primitives: Vec<Primitive>,
+    pub moves: Vec<Move>,
+}
+
+/// The configuration (`cibadmin --query --scope configuration`).
+pub fn configuration() -> Result<Configuration, OcfError> {
+    let xml = run("cibadmin", &["--query", "--scope", "configuration"], TOOL_TIMEOUT)?;
+    let root = xml::parse(&xml);
+    Ok(Configuration { primitives: primitives_in(&root), moves: moves_in(&root) })
+}
+
+/// The `cli-prefer-*` and `cli-ban-*` location constraints below `root`.
+pub fn moves_in(root: &Element) -> Vec<Move> {
+    root.descendants("rsc_location")
+        .filter_map(|c| {
+            let id = c.attr("id")?;
+            let ban = id.starts_with("cli-ban-");
+            if !ban && !id.starts_with("cli-prefer-") {
+                return None;
+            }
+            Some(Move { id: id.to_owned(), resource: c.attr("rsc")?.to_owned(), node: c.attr("node").unwrap_or_default().to_owned(), ban, role: c.attr("role").map(str::to_owned) })
+        })
+        .collect()
 }
 
 fn nvpairs(e: &Element, set: &str) -> BTreeMap<String, String> {
@@ -197,5 +233,19 @@ mod tests {
         assert_eq!(p[1].params["ip"], "192.0.2.100");
         assert!(p[1].clone.is_none());
         assert_eq!(p[2].agent, "stonith:fence_paceline_aws");
+    }
+
+    #[test]
+    fn moves_left_by_crm_resource() {
+        // What `crm_resource --move --promoted` and `--ban` write (Pacemaker 2.1.5).
+        let x = xml::parse(r#"<configuration><constraints>
+  <rsc_location id="cli-prefer-pgsqld-clone" rsc="pgsqld-clone" role="Promoted" node="node2" score="INFINITY"/>
+  <rsc_location id="cli-ban-pgsqld-clone-on-node1" rsc="pgsqld-clone" node="node1" score="-INFINITY"/>
+  <rsc_location id="loc-vip" rsc="pgsql-vip" node="node3" score="100"/>
+</constraints></configuration>"#);
+        let m = moves_in(&x);
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[0].node.as_str(), m[0].ban, m[0].role.as_deref()), ("node2", false, Some("Promoted")));
+        assert_eq!((m[1].id.as_str(), m[1].node.as_str(), m[1].ban), ("cli-ban-pgsqld-clone-on-node1", "node1", true));
     }
 }

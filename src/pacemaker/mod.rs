@@ -18,10 +18,12 @@
 //! * [`cib`] — CIB queries: node attributes of the `nodes` section, a node's `node_state`;
 //! * [`resource`] — where a resource runs and in which role, and failure reports;
 //! * [`mon`] — the whole cluster at once, as crm_mon sees it (`paceline status`);
+//! * [`fencing`] — a fence device's monitor, through the fencer (`paceline check`);
 //! * [`xml`] — the small element tree the XML answers are read into.
 
 pub mod attrs;
 pub mod cib;
+pub mod fencing;
 pub mod mon;
 pub mod nodes;
 pub mod resource;

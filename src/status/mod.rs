@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::pacemaker::cib::{agent_type, Primitive};
+use crate::pacemaker::cib::{agent_type, Move, Primitive};
 use crate::pacemaker::mon::{Cluster, FenceEvent};
 use probe::PgNode;
 
@@ -97,6 +97,8 @@ pub struct Status {
     pub addresses: Vec<Address>,
     pub fence_devices: Vec<FenceDevice>,
     pub last_fencing: Option<FenceEvent>,
+    /// Moves and bans of the database's clone in place (`cli-prefer-`, `cli-ban-`).
+    pub moves: Vec<Move>,
     pub findings: Vec<Finding>,
     /// How long gathering took (milliseconds).
     pub elapsed_ms: u64,
@@ -109,19 +111,20 @@ const ADDRESS_AGENTS: &[(&str, &str)] = &[("IPaddr2", "ip"), ("awsvip", "seconda
 pub fn gather() -> Result<Status, crate::ocf::OcfError> {
     let t = Instant::now();
     let (mon, cib) = std::thread::scope(|s| {
-        let cib = s.spawn(crate::pacemaker::cib::primitives);
+        let cib = s.spawn(crate::pacemaker::cib::configuration);
         let mon = crate::pacemaker::mon::query();
         (mon, cib.join().unwrap_or_else(|_| Err(crate::ocf::OcfError::generic("the CIB query thread failed"))))
     });
     let mon = mon?;
-    let prims = cib.unwrap_or_default();
+    let cfg = cib.unwrap_or_default();
+    let prims = cfg.primitives;
     let port = state_port(&prims);
     let addrs = crate::pacemaker::nodes::addresses().unwrap_or_default();
     let pg = match port {
         Some(port) => probe::all(&addrs, port),
         None => BTreeMap::new(),
     };
-    let mut st = assemble(&mon, &prims, &pg, port.is_some());
+    let mut st = assemble(&mon, &prims, &pg, port.is_some(), &cfg.moves);
     st.elapsed_ms = t.elapsed().as_millis() as u64;
     Ok(st)
 }
@@ -134,7 +137,7 @@ fn state_port(prims: &[Primitive]) -> Option<u16> {
 }
 
 /// Put the views together and judge them (no I/O: tests feed recorded views).
-pub fn assemble(mon: &Cluster, prims: &[Primitive], pg: &BTreeMap<String, Result<PgNode, String>>, has_service: bool) -> Status {
+pub fn assemble(mon: &Cluster, prims: &[Primitive], pg: &BTreeMap<String, Result<PgNode, String>>, has_service: bool, moves: &[Move]) -> Status {
     let pgsql = prims.iter().find(|p| agent_type(&p.agent) == "pgsqlms").map(|p| p.id.clone());
     let clone = prims.iter().find(|p| agent_type(&p.agent) == "pgsqlms").and_then(|p| p.clone.as_ref()).map(|(id, _)| id.clone());
     let mut st = Status { resource: pgsql.clone(), clone, dc: mon.dc.clone(), quorate: mon.quorate, stonith_enabled: mon.stonith_enabled, maintenance_mode: mon.maintenance_mode, ..Default::default() };
@@ -200,6 +203,7 @@ pub fn assemble(mon: &Cluster, prims: &[Primitive], pg: &BTreeMap<String, Result
         }
     }
     st.last_fencing = mon.fencing.first().cloned();
+    st.moves = moves.iter().filter(|m| st.clone.as_deref() == Some(m.resource.as_str()) || st.resource.as_deref() == Some(m.resource.as_str())).cloned().collect();
     st.findings = judge(&st, &promoted, has_service);
     st
 }
@@ -219,6 +223,16 @@ fn judge(st: &Status, promoted: &[String], has_service: bool) -> Vec<Finding> {
         0 => add(Critical, format!("no primary: {r} is promoted nowhere"), "crm_mon -1rf"),
         1 => {}
         n => add(Critical, format!("{n} primaries: {r} promoted on {}", promoted.join(", ")), "crm_mon -1rf"),
+    }
+    // A move in place: a switchover under way, or one that left its constraint behind
+    // (the scheduler keeps obeying it, and the next failover cannot use that node).
+    for m in &st.moves {
+        let what = match (m.ban, m.role.as_deref()) {
+            (true, _) => format!("{} is banned from {} ({})", m.resource, m.node, m.id),
+            (false, Some(role)) => format!("{} is moved: {role} on {} ({}): a switchover under way, or its constraint left behind", m.resource, m.node, m.id),
+            (false, None) => format!("{} is moved to {} ({})", m.resource, m.node, m.id),
+        };
+        add(Warning, what, &format!("pcs resource clear {}", m.resource));
     }
     if st.maintenance_mode {
         add(Warning, "maintenance-mode is on: Pacemaker watches but does not act".into(), "pcs property set maintenance-mode=false");
@@ -317,6 +331,7 @@ impl Status {
             "nodes": nodes,
             "addresses": self.addresses.iter().map(|a| json!({"resource": a.resource, "agent": a.agent, "address": a.address, "nodes": a.nodes})).collect::<Vec<_>>(),
             "fence_devices": self.fence_devices.iter().map(|d| json!({"id": d.id, "agent": d.agent, "node": d.node})).collect::<Vec<_>>(),
+            "moves": self.moves.iter().map(|m| json!({"id": m.id, "resource": m.resource, "node": m.node, "ban": m.ban, "role": m.role})).collect::<Vec<_>>(),
             "last_fencing": self.last_fencing.as_ref().map(|e| json!({"target": e.target, "action": e.action, "status": e.status, "delegate": e.delegate, "completed": e.completed})),
             "findings": self.findings.iter().map(|f| json!({"severity": label(f.severity), "what": f.what, "hint": f.hint})).collect::<Vec<_>>(),
             "elapsed_ms": self.elapsed_ms,
@@ -368,7 +383,7 @@ mod tests {
 
     #[test]
     fn a_healthy_cluster_says_so() {
-        let st = assemble(&cluster("node1"), &prims(), &views("node1"), true);
+        let st = assemble(&cluster("node1"), &prims(), &views("node1"), true, &[]);
         assert_eq!(st.verdict(), "healthy", "{:?}", st.findings);
         assert_eq!(st.primary(), Some("node1"));
         assert_eq!(st.nodes[1].postgres, "streaming standby");
@@ -382,11 +397,23 @@ mod tests {
     }
 
     #[test]
+    fn a_move_in_place_is_a_finding_with_the_command_that_clears_it() {
+        let mv = |id: &str, rsc: &str, ban| Move { id: id.into(), resource: rsc.into(), node: "node2".into(), ban, role: (!ban).then(|| "Promoted".into()) };
+        let moves = [mv("cli-prefer-pgsqld-clone", "pgsqld-clone", false), mv("cli-prefer-other", "other", false)];
+        let mut p = prims();
+        p[0].clone = Some(("pgsqld-clone".into(), BTreeMap::new()));
+        let st = assemble(&cluster("node1"), &p, &views("node1"), true, &moves);
+        assert_eq!(st.findings.len(), 1, "only the database's clone counts: {:?}", st.findings);
+        assert!(st.findings[0].what.contains("Promoted on node2 (cli-prefer-pgsqld-clone)") && st.findings[0].hint == "pcs resource clear pgsqld-clone", "{:?}", st.findings);
+        assert_eq!(st.to_json()["moves"][0]["node"], "node2");
+    }
+
+    #[test]
     fn each_disagreement_is_a_finding() {
         // The VIP on a standby.
         let mut c = cluster("node1");
         c.instances.iter_mut().find(|i| i.id == "pgsql-vip").unwrap().node = Some("node2".into());
-        let st = assemble(&c, &prims(), &views("node1"), true);
+        let st = assemble(&c, &prims(), &views("node1"), true, &[]);
         assert!(st.verdict().starts_with("CRITICAL: pgsql-vip (192.0.2.100) is on node2, the primary on node1"), "{}", st.verdict());
         // A standby that does not stream, a fail count, no fencing.
         let mut v = views("node1");
@@ -396,7 +423,7 @@ mod tests {
         let mut c = cluster("node1");
         c.fail_counts.push(FailCount { node: "node2".into(), resource: "pgsqld".into(), count: 2, migration_threshold: Some(5) });
         c.stonith_enabled = false;
-        let st = assemble(&c, &prims(), &v, true);
+        let st = assemble(&c, &prims(), &v, true, &[]);
         let what: Vec<&str> = st.findings.iter().map(|f| f.what.as_str()).collect();
         assert!(what.contains(&"node3: standby not streaming"), "{what:?}");
         assert!(what.contains(&"node2: 2 failures recorded for pgsqld"), "{what:?}");
@@ -407,7 +434,7 @@ mod tests {
         for i in c.instances.iter_mut().filter(|i| i.id == "pgsqld") {
             i.role = "Unpromoted".into();
         }
-        let st = assemble(&c, &prims(), &views("node1"), true);
+        let st = assemble(&c, &prims(), &views("node1"), true, &[]);
         let what: Vec<&str> = st.findings.iter().map(|f| f.what.as_str()).collect();
         assert!(what.contains(&"this node's partition has no quorum"), "{what:?}");
         assert!(what.contains(&"no primary: pgsqld is promoted nowhere"), "{what:?}");
@@ -425,12 +452,12 @@ mod tests {
         }
         let mut v = views("node1");
         v.insert("node3".into(), Err("192.0.2.13:8008: Connection refused".into()));
-        let st = assemble(&c, &prims(), &v, true);
+        let st = assemble(&c, &prims(), &v, true, &[]);
         assert_eq!((st.nodes[2].role.as_str(), st.nodes[2].postgres.as_str()), ("Stopped", "stopped"));
         assert!(st.verdict().starts_with("WARNING: node3 is in standby (see: pcs node unstandby"), "{}", st.verdict());
         // The service runs there but does not answer: that is unknown.
         c.instances.push(Instance { id: "pgsql-state".into(), agent: "ocf:paceline:pgsql-state".into(), role: "Started".into(), node: Some("node3".into()), managed: true, ..Default::default() });
-        let st = assemble(&c, &prims(), &v, true);
+        let st = assemble(&c, &prims(), &v, true, &[]);
         assert!(st.nodes[2].postgres.starts_with("unknown: state service"), "{}", st.nodes[2].postgres);
     }
 
@@ -438,10 +465,10 @@ mod tests {
     fn no_state_service_leaves_postgres_unknown_but_judges_the_cluster() {
         let mut p = prims();
         p.retain(|p| p.id != "pgsql-state");
-        let st = assemble(&cluster("node2"), &p, &BTreeMap::new(), false);
+        let st = assemble(&cluster("node2"), &p, &BTreeMap::new(), false, &[]);
         assert_eq!(st.nodes[0].postgres, "unknown: no state service (ocf:paceline:pgsql-state)");
         assert_eq!(st.verdict(), "healthy");
-        let st = assemble(&Cluster::default(), &[], &BTreeMap::new(), false);
+        let st = assemble(&Cluster::default(), &[], &BTreeMap::new(), false, &[]);
         assert!(st.findings.iter().any(|f| f.what == "no pgsqlms resource in the configuration"), "{:?}", st.findings);
     }
 
@@ -456,7 +483,7 @@ mod tests {
         let prims = crate::pacemaker::cib::primitives_in(&cib);
         let metrics = [include_str!("../../tests/data/lab-ec2/metrics-node1.txt"), include_str!("../../tests/data/lab-ec2/metrics-node2.txt"), include_str!("../../tests/data/lab-ec2/metrics-node3.txt")];
         let pg: BTreeMap<String, Result<PgNode, String>> = metrics.iter().enumerate().map(|(i, m)| (format!("node{}", i + 1), Ok(super::probe::parse_metrics(m)))).collect();
-        let st = assemble(&mon, &prims, &pg, true);
+        let st = assemble(&mon, &prims, &pg, true, &[]);
         assert_eq!(st.primary(), Some("node2"));
         assert_eq!(st.resource.as_deref(), Some("pgsqld"));
         assert!(st.quorate && st.stonith_enabled && !st.maintenance_mode);

@@ -13,7 +13,8 @@
 //!   instance. Inside it, on its own loopback only: an IMDSv2 stub on 169.254.169.254:80
 //!   (token PUT, instance-id, placement/region, mac, network/interfaces/macs/..., local-ipv4;
 //!   401 without a token) and the EC2 endpoint `http://127.0.0.1:5000` ([`EC2_ENDPOINT`]),
-//!   an HTTP proxy to moto that can inject faults ([`Node::set_fault`]: EC2 error answers,
+//!   an HTTP proxy to moto that can inject faults ([`Node::set_fault`], [`Node::set_fault_on`]
+//!   for one EC2 action: EC2 error answers,
 //!   delays, garbage, dropped connections; [`Node::requests`] counts what it saw). Both
 //!   are threads of the test process whose listening sockets were created inside the
 //!   namespace, so no address outside the namespace's loopback is ever used and no veth or
@@ -255,6 +256,8 @@ struct FaultState {
     kind: Option<FaultKind>,
     /// How many requests still get the fault (usize::MAX: all).
     left: usize,
+    /// Only requests of this EC2 action (`Action=...` of the form body) get it.
+    only: Option<String>,
 }
 
 /// Served addresses (in the namespace) and their threads' stop switch.
@@ -346,7 +349,13 @@ impl Node {
 
     /// Inject `kind` into the next `count` EC2 requests (usize::MAX: all of them).
     pub fn set_fault(&self, kind: FaultKind, count: usize) {
-        *self.fault.lock().unwrap() = FaultState { kind: Some(kind), left: count };
+        *self.fault.lock().unwrap() = FaultState { kind: Some(kind), left: count, only: None };
+    }
+
+    /// Inject `kind` into the next `count` requests of EC2 action `action` only (say, an
+    /// IAM policy that denies `StopInstances`); the others pass.
+    pub fn set_fault_on(&self, action: &str, kind: FaultKind, count: usize) {
+        *self.fault.lock().unwrap() = FaultState { kind: Some(kind), left: count, only: Some(action.to_owned()) };
     }
 
     pub fn clear_fault(&self) {
@@ -491,7 +500,9 @@ fn proxy_conn(client: TcpStream, moto_port: u16, fault: &Mutex<FaultState>, coun
     count.fetch_add(1, Ordering::SeqCst);
     let injected = {
         let mut f = fault.lock().unwrap();
-        if f.left > 0 && f.kind.is_some() {
+        let body = String::from_utf8_lossy(&req.body);
+        let targeted = f.only.as_ref().is_none_or(|a| body.split('&').any(|kv| kv == format!("Action={a}")));
+        if f.left > 0 && f.kind.is_some() && targeted {
             if f.left != usize::MAX {
                 f.left -= 1;
             }

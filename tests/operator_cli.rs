@@ -1,0 +1,95 @@
+//! `paceline status`, `check`, `switchover` and `failover` where they cannot work: no
+//! cluster on this node, not root, bad options, a CIB file that is missing or not XML.
+//! Each gives a clear message on stderr and its documented exit status, never a panic.
+//! Run in a network namespace of its own (`unshare --net`): Pacemaker's IPC sockets are
+//! per namespace, so no cluster answers there even on a machine that runs one.
+
+mod common;
+
+use std::process::Command;
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// `paceline ARGS` in a fresh network namespace, as `user` (None: root).
+fn paceline(user: Option<&str>, args: &[&str]) -> Out {
+    let mut cmd = Command::new("unshare");
+    cmd.arg("--net");
+    if let Some(u) = user {
+        cmd.args(["runuser", "-u", u, "--"]);
+    }
+    let o = cmd.arg(env!("CARGO_BIN_EXE_paceline")).args(args).current_dir("/").output().expect("unshare");
+    let out = Out { code: o.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&o.stdout).into(), stderr: String::from_utf8_lossy(&o.stderr).into() };
+    assert!(!out.stderr.contains("panicked") && !out.stderr.contains("RUST_BACKTRACE"), "paceline {args:?} panicked: {}", out.stderr);
+    out
+}
+
+fn skip() -> bool {
+    let ok = common::privileged() && Command::new("crm_mon").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipping: needs root and Pacemaker's tools");
+    }
+    !ok
+}
+
+#[test]
+fn no_cluster_here() {
+    if skip() {
+        return;
+    }
+    for args in [&["status"][..], &["status", "--json"]] {
+        let o = paceline(None, args);
+        assert_eq!(o.code, 2, "{args:?}: {}", o.stderr);
+        assert!(o.stdout.is_empty(), "{args:?} printed a status without a cluster: {}", o.stdout);
+        assert!(o.stderr.starts_with("paceline status: is the cluster running on this node?"), "{args:?}: {}", o.stderr);
+    }
+    let o = paceline(None, &["check"]);
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    assert!(o.stderr.starts_with("paceline check: is the cluster running on this node?") && o.stderr.contains("cibadmin"), "{}", o.stderr);
+    for args in [&["switchover"][..], &["failover", "--to", "node2"]] {
+        let o = paceline(None, args);
+        assert_eq!(o.code, 1, "{args:?}: {}", o.stderr);
+        assert!(o.stderr.starts_with("paceline: ") && o.stderr.contains("crm_mon"), "{args:?}: {}", o.stderr);
+    }
+}
+
+#[test]
+fn not_root() {
+    if skip() {
+        return;
+    }
+    let o = paceline(Some("nobody"), &["status"]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("run it as root"), "{}", o.stderr);
+    let o = paceline(Some("nobody"), &["check"]);
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    assert!(o.stderr.contains("run it as root"), "{}", o.stderr);
+    let o = paceline(Some("nobody"), &["switchover", "--to", "node2"]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("run it as root"), "{}", o.stderr);
+}
+
+#[test]
+fn bad_options_and_cib_files() {
+    if skip() {
+        return;
+    }
+    let o = paceline(None, &["status", "--watch", "--interval", "0"]);
+    assert!(o.code != 0 && o.stderr.contains("--interval must be between 0.1 and 3600 seconds"), "{}: {}", o.code, o.stderr);
+    let o = paceline(None, &["status", "--no-such-option"]);
+    assert_eq!(o.code, 2, "clap's usage error: {}", o.stderr);
+    let o = paceline(None, &["check", "--cib", "/nonexistent/cib.xml"]);
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    assert!(o.stderr.contains("cannot read /nonexistent/cib.xml"), "{}", o.stderr);
+    let dir = common::TempDir::new("operator-cli");
+    let bad = dir.0.join("cib.xml");
+    std::fs::write(&bad, "<cib><configuration><resources><primitive id=").unwrap();
+    let o = paceline(None, &["check", "--cib", &bad.display().to_string()]);
+    assert_eq!(o.code, 2, "{}{}", o.stdout, o.stderr);
+    assert!(o.stdout.starts_with("CRITICAL: no pgsqlms resource in the configuration"), "{}", o.stdout);
+    let o = paceline(None, &["switchover", "--to", "node2", "--timeout", "abc"]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+}
