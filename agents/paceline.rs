@@ -1,6 +1,7 @@
 //! `paceline` — the operator's tool (install the agents, status, check, switchover, the
-//! lab), and every agent: run under an agent's name (the links `paceline install` makes,
-//! `src/install.rs`), it is that agent (one multi-call binary).
+//! lab), and the agents that call EC2: run under an agent's name (the links `paceline
+//! install` makes, `src/install.rs`), it is that agent (a multi-call binary). The other
+//! agents are links to `paceline-core` (agents/paceline-core.rs), which has no AWS SDK.
 
 use std::path::PathBuf;
 
@@ -148,9 +149,28 @@ fn lab_script(verb: &str, args: &[String]) -> Result<()> {
     Err(err).context("cannot run bash")
 }
 
+/// Run agent `name`. Its own links point here for the agents that call EC2; the others
+/// are links to paceline-core (src/install.rs), but run here too, should a link say so.
+fn run_agent(name: &str) -> ! {
+    use paceline::agents::*;
+    match name {
+        "awsvip" => awsvip::main(),
+        "awseip" => awseip::main(),
+        "aws-vpc-move-ip" => aws_vpc_move_ip::main(),
+        "fence_paceline_aws" => fence_aws::main(),
+        "pgsqlms" => pgsqlms::main(),
+        "IPaddr2" => ipaddr2::main(),
+        "pgsql-state" => pgsql_state::main(),
+        other => {
+            eprintln!("paceline: no agent {other}");
+            std::process::exit(5)
+        }
+    }
+}
+
 fn main() -> Result<()> {
     if let Some(agent) = std::env::args_os().next().as_deref().and_then(install::agent_named) {
-        (agent.main)()
+        run_agent(agent.bin)
     }
     match Cli::parse().command {
         Command::Install { from, root } => {
@@ -203,11 +223,12 @@ fn main() -> Result<()> {
                 "pgsql-state" => &paceline::agents::pgsql_state::SPEC,
                 "awsvip" => &paceline::agents::awsvip::SPEC,
                 "awseip" => &paceline::agents::awseip::SPEC,
+                "aws-vpc-move-ip" => &paceline::agents::aws_vpc_move_ip::SPEC,
                 "fence_paceline_aws" => {
                     print!("{}", paceline::agents::fence_aws::SPEC.markdown_table());
                     return Ok(());
                 }
-                other => anyhow::bail!("unknown agent '{other}' (known: IPaddr2, pgsqlms, pgsql-state, awsvip, awseip, fence_paceline_aws)"),
+                other => anyhow::bail!("unknown agent '{other}' (known: IPaddr2, pgsqlms, pgsql-state, awsvip, awseip, aws-vpc-move-ip, fence_paceline_aws)"),
             };
             print!("{}", spec.markdown_table());
         }
@@ -291,8 +312,14 @@ fn man_pages(out: &std::path::Path) -> Result<Vec<PathBuf>> {
         std::fs::write(&p, buf).with_context(|| format!("writing {}", p.display()))?;
         written.push(p);
     }
-    let agents: [&paceline::ocf::AgentSpec; 5] =
-        [&paceline::agents::pgsqlms::SPEC, &paceline::agents::ipaddr2::SPEC, &paceline::agents::pgsql_state::SPEC, &paceline::agents::awsvip::SPEC, &paceline::agents::awseip::SPEC];
+    let agents: [&paceline::ocf::AgentSpec; 6] = [
+        &paceline::agents::pgsqlms::SPEC,
+        &paceline::agents::ipaddr2::SPEC,
+        &paceline::agents::pgsql_state::SPEC,
+        &paceline::agents::awsvip::SPEC,
+        &paceline::agents::awseip::SPEC,
+        &paceline::agents::aws_vpc_move_ip::SPEC,
+    ];
     for spec in agents {
         let p = man7.join(format!("ocf_paceline_{}.7", spec.name));
         std::fs::write(&p, spec.manpage()).with_context(|| format!("writing {}", p.display()))?;

@@ -1,20 +1,26 @@
 //! Putting the agents where Pacemaker looks for them.
 //!
-//! paceline is one executable (a multi-call binary, as busybox): every agent is a symbolic
-//! link to it, and it runs the agent its name (`argv[0]`) says. One binary links the AWS
-//! SDK once instead of once per agent: a release build a quarter shorter and a third of
-//! the installed size. The cost is at start-up: the loader relocates the whole, larger
-//! binary (an agent starts in ~1.1 ms instead of ~0.8 ms, docs/benchmarks.md).
+//! paceline is two executables, each a multi-call binary (as busybox): every agent is a
+//! symbolic link to one of them, which runs the agent its name (`argv[0]`) says.
+//!
+//! * `paceline` (/usr/sbin): the operator's tool and the agents that call EC2 (awsvip,
+//!   awseip, aws-vpc-move-ip, fence_paceline_aws). They link the AWS SDK once instead of once per agent: a
+//!   release build a quarter shorter and a third of the installed size.
+//! * `paceline-core` (/usr/lib/paceline): the agents that do not (pgsqlms, IPaddr2,
+//!   pgsql-state). Without the SDK the loader has a tenth of the relocations to do, so the
+//!   agent Pacemaker runs most (pgsqlms's monitor, every few seconds on every node) starts
+//!   as fast, and as small, as when each agent was a binary of its own (docs/benchmarks.md).
 //!
 //! Pacemaker finds `ocf:paceline:X` at `/usr/lib/ocf/resource.d/paceline/X`, and the fencer
 //! finds fence agents as `fence_*` executables in `/usr/sbin`: both follow the links.
-//! Installing copies the `paceline` executable to `/usr/sbin/paceline` and makes each link
-//! (relative, so that a tree installed under another root — a package's — is right once
-//! unpacked), each through a temporary name and a rename: a running cluster never executes
-//! a half-written agent, and installing twice leaves the same result.
+//! Installing copies both executables and makes each link (relative, so that a tree
+//! installed under another root — a package's — is right once unpacked), each through a
+//! temporary name and a rename: a running cluster never executes a half-written agent, and
+//! installing twice leaves the same result.
 //!
-//! [`AGENTS`] is the one list of agents: what is installed and packaged, and what
-//! `paceline` dispatches to by name.
+//! [`AGENTS`] is the one list of agents: what is installed and packaged, and which binary
+//! each is a link to. What runs an agent is in the binaries' entry files (agents/), each
+//! naming only the agents it holds, so that `paceline-core` does not link the SDK.
 
 use std::fs;
 use std::io;
@@ -30,27 +36,39 @@ pub enum Kind {
     Fence,
 }
 
+/// One of the two executables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Binary {
+    pub name: &'static str,
+    /// Its directory, relative to the root.
+    pub dir: &'static str,
+}
+
+/// The tool, and the agents that call EC2.
+pub const BINARY: Binary = Binary { name: "paceline", dir: "usr/sbin" };
+/// The agents that do not call EC2.
+pub const CORE: Binary = Binary { name: "paceline-core", dir: "usr/lib/paceline" };
+pub const BINARIES: [Binary; 2] = [BINARY, CORE];
+
 /// An agent paceline ships: its name (the link's, and `argv[0]`'s last component), where
-/// it goes, and what runs it.
+/// it goes, and the binary it is a link to.
 #[derive(Debug, Clone, Copy)]
 pub struct Installable {
     pub bin: &'static str,
     pub kind: Kind,
-    pub main: fn() -> !,
+    pub binary: Binary,
 }
 
 /// Every agent paceline ships.
 pub const AGENTS: &[Installable] = &[
-    Installable { bin: "IPaddr2", kind: Kind::Resource, main: crate::agents::ipaddr2::main },
-    Installable { bin: "pgsqlms", kind: Kind::Resource, main: crate::agents::pgsqlms::main },
-    Installable { bin: "pgsql-state", kind: Kind::Resource, main: crate::agents::pgsql_state::main },
-    Installable { bin: "awsvip", kind: Kind::Resource, main: crate::agents::awsvip::main },
-    Installable { bin: "awseip", kind: Kind::Resource, main: crate::agents::awseip::main },
-    Installable { bin: "fence_paceline_aws", kind: Kind::Fence, main: crate::agents::fence_aws::main },
+    Installable { bin: "IPaddr2", kind: Kind::Resource, binary: CORE },
+    Installable { bin: "pgsqlms", kind: Kind::Resource, binary: CORE },
+    Installable { bin: "pgsql-state", kind: Kind::Resource, binary: CORE },
+    Installable { bin: "awsvip", kind: Kind::Resource, binary: BINARY },
+    Installable { bin: "awseip", kind: Kind::Resource, binary: BINARY },
+    Installable { bin: "aws-vpc-move-ip", kind: Kind::Resource, binary: BINARY },
+    Installable { bin: "fence_paceline_aws", kind: Kind::Fence, binary: BINARY },
 ];
-
-/// The executable every agent links to.
-pub const BINARY: &str = "paceline";
 
 /// The OCF provider directory, relative to the root.
 pub const OCF_PROVIDER_DIR: &str = "usr/lib/ocf/resource.d/paceline";
@@ -70,12 +88,14 @@ pub fn target(root: &Path, agent: &Installable) -> PathBuf {
     }
 }
 
-/// What `agent`'s link says: `/usr/sbin/paceline`, relative to the link's directory.
+/// What `agent`'s link says: its binary, relative to the link's directory.
 fn link_text(agent: &Installable) -> PathBuf {
-    match agent.kind {
-        Kind::Resource => Path::new("../../../../sbin").join(BINARY),
-        Kind::Fence => PathBuf::from(BINARY),
-    }
+    let from = match agent.kind {
+        Kind::Resource => OCF_PROVIDER_DIR,
+        Kind::Fence => FENCE_DIR,
+    };
+    let up = Path::new(from).components().map(|_| "..").collect::<PathBuf>();
+    up.join(agent.binary.dir).join(agent.binary.name)
 }
 
 /// A temporary name beside `to`, one per process and call, so concurrent installs never
@@ -103,20 +123,24 @@ fn link_atomically(text: &Path, to: &Path) -> io::Result<()> {
     fs::rename(&tmp, to)
 }
 
-/// Install `paceline` from `bin_dir` and every agent's link under `root`; returns the
-/// paths written, the executable first.
+/// Install both executables from `bin_dir` and every agent's link under `root`; returns
+/// the paths written, the executables first.
 pub fn install(bin_dir: &Path, root: &Path) -> io::Result<Vec<PathBuf>> {
-    let from = bin_dir.join(BINARY);
-    if !from.is_file() {
-        return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} not found: build the agents first (cargo build --release)", from.display())));
+    let mut done = Vec::new();
+    for b in BINARIES {
+        let from = bin_dir.join(b.name);
+        if !from.is_file() {
+            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} not found: build the agents first (cargo build --release)", from.display())));
+        }
+        let exe = root.join(b.dir).join(b.name);
+        // Installing from the installed copy (`paceline install` run as /usr/sbin/paceline)
+        // has nothing to copy.
+        if fs::canonicalize(&from).ok() != fs::canonicalize(&exe).ok() {
+            fs::create_dir_all(root.join(b.dir))?;
+            copy_atomically(&from, &exe)?;
+        }
+        done.push(exe);
     }
-    let exe = root.join(FENCE_DIR).join(BINARY);
-    // Installing from the installed copy (`paceline install` run as /usr/sbin/paceline)
-    // has nothing to copy.
-    if fs::canonicalize(&from).ok() != fs::canonicalize(&exe).ok() {
-        copy_atomically(&from, &exe)?;
-    }
-    let mut done = vec![exe];
     for agent in AGENTS {
         let to = target(root, agent);
         link_atomically(&link_text(agent), &to)?;
@@ -129,27 +153,27 @@ pub fn install(bin_dir: &Path, root: &Path) -> io::Result<Vec<PathBuf>> {
 /// Returns the paths removed.
 pub fn uninstall(root: &Path) -> io::Result<Vec<PathBuf>> {
     let mut done = Vec::new();
-    for path in AGENTS.iter().map(|a| target(root, a)).chain([root.join(FENCE_DIR).join(BINARY)]) {
+    for path in AGENTS.iter().map(|a| target(root, a)).chain(BINARIES.iter().map(|b| root.join(b.dir).join(b.name))) {
         match fs::remove_file(&path) {
             Ok(()) => done.push(path),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
     }
-    // The provider directory is ours alone: remove it when empty.
+    // The provider directory and /usr/lib/paceline are ours alone: removed when empty.
     let _ = fs::remove_dir(root.join(OCF_PROVIDER_DIR));
+    let _ = fs::remove_dir(root.join(CORE.dir));
     Ok(done)
 }
 
 /// The agents of a build tree, without installing them: `<dir of paceline>/agents/<name>`,
-/// each a link to `paceline` (made once, atomically; tests and benchmarks run them from
-/// there). Returns the path of agent `name`.
+/// each a link to its binary beside `paceline` (made once, atomically; tests and
+/// benchmarks run them from there). Returns the path of agent `name`.
 pub fn built(paceline: &Path, name: &str) -> io::Result<PathBuf> {
     let dir = paceline.parent().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "paceline has no directory"))?.join("agents");
-    let exe = paceline.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "paceline has no name"))?;
     let agent = AGENTS.iter().find(|a| a.bin == name).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no agent {name}")))?;
     let to = dir.join(agent.bin);
-    let text = Path::new("..").join(exe);
+    let text = Path::new("..").join(agent.binary.name);
     if fs::read_link(&to).ok().as_deref() != Some(text.as_path()) {
         link_atomically(&text, &to)?;
     }
@@ -166,26 +190,34 @@ mod tests {
         let bin = base.join("bin");
         let root = base.join("root");
         fs::create_dir_all(&bin).unwrap();
-        fs::write(bin.join(BINARY), b"#!/bin/sh\necho \"$0\"\n").unwrap();
+        for b in BINARIES {
+            fs::write(bin.join(b.name), format!("#!/bin/sh\necho \"{} $0\"\n", b.name)).unwrap();
+        }
         // A former install's copy is replaced by the link.
         fs::create_dir_all(root.join(OCF_PROVIDER_DIR)).unwrap();
         fs::write(root.join(OCF_PROVIDER_DIR).join("pgsqlms"), b"old").unwrap();
         let first = install(&bin, &root).unwrap();
         let second = install(&bin, &root).unwrap();
         assert_eq!(first, second);
-        assert_eq!(first.len(), AGENTS.len() + 1);
-        let exe = root.join("usr/sbin/paceline");
-        assert_eq!(fs::metadata(&exe).unwrap().permissions().mode() & 0o777, 0o755);
-        for p in &first[1..] {
-            // Each link resolves to the installed executable, inside the root.
+        assert_eq!(first.len(), AGENTS.len() + 2);
+        assert_eq!((first[0].clone(), first[1].clone()), (root.join("usr/sbin/paceline"), root.join("usr/lib/paceline/paceline-core")));
+        for exe in &first[..2] {
+            assert_eq!(fs::metadata(exe).unwrap().permissions().mode() & 0o777, 0o755);
+        }
+        for (p, a) in first[2..].iter().zip(AGENTS) {
+            // Each link resolves to its installed executable, inside the root.
+            let exe = root.join(a.binary.dir).join(a.binary.name);
             assert_eq!(fs::canonicalize(p).unwrap(), fs::canonicalize(&exe).unwrap(), "{}", p.display());
             assert!(fs::symlink_metadata(p).unwrap().file_type().is_symlink());
         }
         let ran = std::process::Command::new(root.join(OCF_PROVIDER_DIR).join("IPaddr2")).output().unwrap();
-        assert!(String::from_utf8_lossy(&ran.stdout).trim_end().ends_with("/IPaddr2"), "argv[0] is the link's path");
-        assert_eq!(uninstall(&root).unwrap().len(), AGENTS.len() + 1);
+        let said = String::from_utf8_lossy(&ran.stdout);
+        assert!(said.starts_with("paceline-core ") && said.trim_end().ends_with("/IPaddr2"), "IPaddr2 runs paceline-core, argv[0] the link's path: {said}");
+        let ran = std::process::Command::new(root.join(FENCE_DIR).join("fence_paceline_aws")).output().unwrap();
+        assert!(String::from_utf8_lossy(&ran.stdout).starts_with("paceline "), "the fence agent runs paceline");
+        assert_eq!(uninstall(&root).unwrap().len(), AGENTS.len() + 2);
         assert!(uninstall(&root).unwrap().is_empty());
-        assert!(!root.join(OCF_PROVIDER_DIR).exists());
+        assert!(!root.join(OCF_PROVIDER_DIR).exists() && !root.join(CORE.dir).exists());
         let missing = install(&base.join("nothing"), &root).unwrap_err();
         assert!(missing.to_string().contains("build the agents first"));
         fs::remove_dir_all(&base).unwrap();
@@ -199,10 +231,13 @@ mod tests {
         let base = std::env::temp_dir().join(format!("paceline-built-{}", std::process::id()));
         fs::create_dir_all(&base).unwrap();
         fs::write(base.join("paceline"), b"").unwrap();
+        fs::write(base.join("paceline-core"), b"").unwrap();
         let p = built(&base.join("paceline"), "awsvip").unwrap();
         assert_eq!(p, base.join("agents/awsvip"));
         assert_eq!(fs::canonicalize(&p).unwrap(), fs::canonicalize(base.join("paceline")).unwrap());
         assert_eq!(built(&base.join("paceline"), "awsvip").unwrap(), p);
+        let p = built(&base.join("paceline"), "pgsqlms").unwrap();
+        assert_eq!(fs::canonicalize(&p).unwrap(), fs::canonicalize(base.join("paceline-core")).unwrap());
         assert!(built(&base.join("paceline"), "nope").is_err());
         fs::remove_dir_all(&base).unwrap();
     }

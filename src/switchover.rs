@@ -159,7 +159,8 @@ pub fn run(to: Option<&str>, failover: bool, timeout: Duration) -> Result<String
         no_primary_since.map(|t| format!("~{} ms", done_at.duration_since(t).as_millis())).unwrap_or_else(|| "less than a look".into()),
     );
     // The floating address follows the primary (its order constraint): say where it is.
-    let mut st = last;
+    // Looked at again once the move is cleared: the verdict is of the cluster as left.
+    let mut st = status::gather().unwrap_or(last);
     let until = Instant::now() + Duration::from_secs(10);
     while st.addresses.iter().any(|a| a.nodes != [p.to.clone()]) && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(100));

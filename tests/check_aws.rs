@@ -24,15 +24,23 @@ fn permissions_of_the_aws_agents_asked_with_dry_run() {
     skip_unless_possible!("check_aws");
     let cloud = Cloud::new();
     let i1 = cloud.instance("node1", "192.0.2.11");
-    let _i2 = cloud.instance("node2", "192.0.2.12");
+    let i2 = cloud.instance("node2", "192.0.2.12");
     let node = Node::new("chk", &i1);
     let (_, alloc) = cloud.allocate_eip();
+    // Two route tables for the overlay IP: one routes it to node2 already, one has no route.
+    let (with, without) = aws::block(async {
+        let mk = || async { cloud.client.create_route_table().vpc_id(&cloud.vpc).send().await.expect("CreateRouteTable").route_table.unwrap().route_table_id.unwrap() };
+        let (a, b) = (mk().await, mk().await);
+        cloud.client.create_route().route_table_id(&a).destination_cidr_block("192.0.2.250/32").network_interface_id(&i2.eni).send().await.expect("CreateRoute");
+        (a, b)
+    });
     let dir = common::TempDir::new("check-aws");
     let cib = dir.0.join("cib.xml");
     // Ours and heartbeat's (the same parameters: a drop-in is checked the same way).
     std::fs::write(&cib, format!(r#"<cib><configuration><crm_config/><resources>
   <primitive id="pgsql-ip" class="ocf" provider="paceline" type="awsvip"><instance_attributes id="a"><nvpair id="a1" name="secondary_private_ip" value="192.0.2.100"/></instance_attributes></primitive>
   <primitive id="pgsql-eip" class="ocf" provider="heartbeat" type="awseip"><instance_attributes id="b"><nvpair id="b1" name="allocation_id" value="{alloc}"/></instance_attributes></primitive>
+  <primitive id="pgsql-overlay" class="ocf" provider="paceline" type="aws-vpc-move-ip"><instance_attributes id="d"><nvpair id="d1" name="ip" value="192.0.2.250"/><nvpair id="d2" name="routing_table" value="{with},{without}"/></instance_attributes></primitive>
   <primitive id="fence-ec2" class="stonith" type="fence_paceline_aws"><instance_attributes id="c"><nvpair id="c1" name="pcmk_host_map" value="node1:{}"/></instance_attributes></primitive>
 </resources><constraints/></configuration></cib>"#, i1.id)).unwrap();
 
@@ -40,9 +48,12 @@ fn permissions_of_the_aws_agents_asked_with_dry_run() {
     let before = node.requests();
     let (_, lines) = check(&node, &cib, &[]);
     assert!(lines.is_empty(), "allowed calls reported: {lines:#?}");
-    assert!(node.requests() - before >= 6, "EC2 was not asked: {} requests", node.requests() - before);
+    assert!(node.requests() - before >= 9, "EC2 was not asked: {} requests", node.requests() - before);
     assert_eq!(cloud.state(&i1.id), "running", "a dry run stopped the instance");
     assert!(cloud.address(&alloc).association_id.unwrap_or_default().is_empty(), "a dry run associated the address");
+    let routes = aws::block(async { cloud.client.describe_route_tables().route_table_ids(&with).route_table_ids(&without).send().await.expect("DescribeRouteTables").route_tables.unwrap_or_default() });
+    let overlay: Vec<Option<String>> = routes.iter().map(|t| t.routes().iter().find(|r| r.destination_cidr_block() == Some("192.0.2.250/32")).and_then(|r| r.network_interface_id().map(str::to_owned))).collect();
+    assert_eq!(overlay.iter().flatten().collect::<Vec<_>>(), vec![&i2.eni], "a dry run changed a route: {overlay:?}");
 
     // One denied action at a time: critical, naming the resource, the call, what fails.
     for (action, resource, purpose) in [
@@ -50,6 +61,8 @@ fn permissions_of_the_aws_agents_asked_with_dry_run() {
         ("StartInstances", "fence-ec2", "fencing (on) would fail"),
         ("AssociateAddress", "pgsql-eip", "start would fail"),
         ("DescribeNetworkInterfaces", "pgsql-ip", "monitor would fail"),
+        ("ReplaceRoute", "pgsql-overlay", "start would fail"),
+        ("CreateRoute", "pgsql-overlay", "start would fail"),
     ] {
         node.set_fault_on(action, FaultKind::error(403, "UnauthorizedOperation"), usize::MAX);
         let (rc, lines) = check(&node, &cib, &[]);
@@ -69,6 +82,6 @@ fn permissions_of_the_aws_agents_asked_with_dry_run() {
     // No credentials anywhere (no keys, no profile, the metadata service has no role).
     let (rc, lines) = check(&node, &cib, &[("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")]);
     assert_eq!(rc, 2, "{lines:#?}");
-    assert_eq!(lines.len(), 3, "one finding per resource: {lines:#?}");
+    assert_eq!(lines.len(), 4, "one finding per resource: {lines:#?}");
     assert!(lines.iter().all(|l| l.starts_with("CRITICAL") && l.contains("no AWS credentials")), "{lines:#?}");
 }

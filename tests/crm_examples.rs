@@ -108,6 +108,9 @@ fn empty_cib(cib: &Path) {
 
 /// Run the shipped script against `cib` with `env` (PCS is set to `pcs -f <cib>`).
 fn run_script(cib: &Path, env: &[(&str, &str)]) -> Output {
+    // pcs copies the actions an agent's meta-data advertises into the CIB: every script run
+    // must see the agents installed, not only the runs after some test installed them.
+    ensure_paceline_ipaddr2();
     let mut c = Command::new("sh");
     c.arg(SCRIPT).env("PCS", format!("pcs -f {}", cib.display()));
     for var in ["STACK", "STONITH", "PCS_CREATE_FLAGS", "VIP", "CIDR", "NIC", "PGDATA", "DATADIR", "BINDIR", "PGHOST", "PGPORT", "MONITOR_PROMOTED", "MONITOR_UNPROMOTED", "VIP_MONITOR"] {
@@ -252,12 +255,16 @@ fn script_warns_without_fencing_and_refuses_bad_settings() {
 }
 
 /// Install ocf:paceline:IPaddr2 if it is not (from this build, like tests/pacemaker_tools.rs).
+/// Once per test process, before any pcs run (tests run in parallel).
 fn ensure_paceline_ipaddr2() {
-    if Path::new(PACELINE_IPADDR2).is_file() {
-        return;
-    }
-    let bin = Path::new(env!("CARGO_BIN_EXE_paceline"));
-    paceline::install::install(bin.parent().expect("binary has a directory"), Path::new("/")).expect("install the agents");
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        if Path::new(PACELINE_IPADDR2).is_file() {
+            return;
+        }
+        let bin = Path::new(env!("CARGO_BIN_EXE_paceline"));
+        paceline::install::install(bin.parent().expect("binary has a directory"), Path::new("/")).expect("install the agents");
+    });
     assert!(Path::new(PACELINE_IPADDR2).is_file());
 }
 
@@ -635,6 +642,7 @@ const ENDPOINT: &str = "http://192.0.2.250:5000";
 /// Run the EC2 script against `cib` with `env` (PCS is `pcs -f <cib>`; --force because the
 /// agents need not be installed on the machine running pcs — the lab test uses the real ones).
 fn run_ec2_script(cib: &Path, env: &[(&str, &str)]) -> Output {
+    ensure_paceline_ipaddr2();
     let mut c = Command::new("sh");
     c.arg(EC2_SCRIPT).env("PCS", format!("pcs -f {}", cib.display()));
     for var in [
@@ -770,6 +778,119 @@ fn simulate_ec2_node_fail_fences_before_promoting() {
 }
 
 // ---------------------------------------------------------------------------------------
+// crm-examples/pgsql-ha-ec2-multiaz.sh: across availability zones, the overlay IP
+
+const MULTIAZ_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crm-examples/pgsql-ha-ec2-multiaz.sh");
+const TABLES: &str = "rtb-0000000000000000a,rtb-0000000000000000b";
+
+fn run_multiaz_script(cib: &Path, env: &[(&str, &str)]) -> Output {
+    ensure_paceline_ipaddr2();
+    let mut c = Command::new("sh");
+    c.arg(MULTIAZ_SCRIPT).env("PCS", format!("pcs -f {}", cib.display()));
+    for var in [
+        "STACK", "STONITH", "VIP", "CIDR", "NIC", "PGDATA", "DATADIR", "BINDIR", "PGHOST", "PGPORT", "MONITOR_PROMOTED", "MONITOR_UNPROMOTED", "VIP_MONITOR", "AUTO_REWIND", "REWIND_USER", "REGION", "HOST_MAP",
+        "ENDPOINT_URL", "PROFILE", "SECONDARY_IP", "AWSVIP_MONITOR", "POWER_TIMEOUT", "FENCE_MONITOR", "FENCE_DELAY_MAX", "FENCE_AGENT", "AWSVIP_AGENT", "OVERLAY_IP", "ROUTE_TABLES", "OVERLAY_MONITOR",
+        "MONAPI", "OVERLAY_AGENT", "MULTIAZ_REAL_PCS", "CIB_file",
+    ] {
+        c.env_remove(var);
+    }
+    c.env("PCS_CREATE_FLAGS", "--force");
+    c.envs(env.iter().copied());
+    run(&mut c)
+}
+
+/// The multi-AZ example's CIB, built once.
+fn multiaz_cib() -> &'static str {
+    static XML: OnceLock<String> = OnceLock::new();
+    XML.get_or_init(|| {
+        let dir = TempDir::new("multiaz");
+        let cib = dir.path("cib.xml");
+        empty_cib(&cib);
+        let out = run_multiaz_script(&cib, &[("REGION", "eu-west-1"), ("HOST_MAP", HOST_MAP), ("ENDPOINT_URL", ENDPOINT), ("OVERLAY_IP", "192.0.2.100"), ("ROUTE_TABLES", TABLES)]);
+        assert!(out.status.success(), "{MULTIAZ_SCRIPT} failed:\n{}", text(&out));
+        std::fs::read_to_string(cib).expect("read the CIB")
+    })
+}
+
+/// pgsql-ha-ec2-multiaz.sh: pgsql-ha-ec2.sh's cluster (fencing through EC2) without its
+/// VIP and secondary IP, with the overlay IP placed and ordered like them; crm_verify
+/// accepts it; bad settings are refused before the CIB changes.
+#[test]
+fn multiaz_example_moves_an_overlay_ip_instead_of_the_vip() {
+    skip_unless_possible!("multiaz_example_moves_an_overlay_ip_instead_of_the_vip");
+    let xml = multiaz_cib();
+    let has = |id: &str, pairs: &[(&str, &str)]| {
+        let line = line_with_id(xml, id).unwrap_or_else(|| panic!("no element {id} in the CIB:\n{xml}"));
+        for (k, v) in pairs {
+            assert_eq!(attr(line, k), Some(*v), "{id}: {k} is not {v}: {line}\n{xml}");
+        }
+    };
+    has("fence-aws", &[("class", "stonith"), ("type", "fence_paceline_aws")]);
+    has("cib-bootstrap-options-stonith-enabled", &[("value", "true")]);
+    has("pgsqld", &[("class", "ocf"), ("provider", "paceline"), ("type", "pgsqlms")]);
+    has("pgsql-overlay", &[("class", "ocf"), ("provider", "paceline"), ("type", "aws-vpc-move-ip")]);
+    for (name, value) in [("ip", "192.0.2.100"), ("routing_table", TABLES), ("interface", "eth0"), ("monapi", "false"), ("region", "eu-west-1"), ("endpoint_url", ENDPOINT)] {
+        has(&format!("pgsql-overlay-instance_attributes-{name}"), &[("name", name), ("value", value)]);
+    }
+    assert!(!xml.contains("pgsql-vip") && !xml.contains("pgsql-awsvip"), "an address of one subnet in a multi-AZ cluster:\n{xml}");
+    let constraint = |tag: &str, pairs: &[(&str, &str)]| {
+        let found = xml.lines().map(str::trim).filter(|l| l.starts_with(tag)).any(|l| pairs.iter().all(|(k, v)| attr(l, k) == Some(*v)));
+        assert!(found, "no {tag} with {pairs:?} in the CIB:\n{xml}");
+    };
+    constraint("<rsc_colocation", &[("rsc", "pgsql-overlay"), ("with-rsc", "pgsqld-clone"), ("with-rsc-role", "Promoted"), ("score", "INFINITY")]);
+    constraint("<rsc_order", &[("first", "pgsqld-clone"), ("first-action", "promote"), ("then", "pgsql-overlay"), ("then-action", "start"), ("kind", "Mandatory"), ("symmetrical", "false")]);
+    constraint("<rsc_order", &[("first", "pgsqld-clone"), ("first-action", "demote"), ("then", "pgsql-overlay"), ("then-action", "stop"), ("kind", "Mandatory"), ("symmetrical", "false")]);
+    assert_eq!(xml.matches("<rsc_colocation ").count() + xml.matches("<rsc_order ").count(), 3, "unexpected constraints:\n{xml}");
+    assert!(!xml.contains("target-role"), "a resource is left with a target-role:\n{xml}");
+    let dir = TempDir::new("multiaz-verify");
+    let cib = dir.path("cib.xml");
+    std::fs::write(&cib, xml).unwrap();
+    verify(&cib);
+    // paceline check on the file: the configuration's rules hold. In a network namespace
+    // of its own: no EC2 there (the permission checks cannot run), and nothing leaves.
+    let o = Command::new("unshare").args(["--net", env!("CARGO_BIN_EXE_paceline"), "check", "--cib"]).arg(&cib).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!out.lines().any(|l| l.starts_with("CRITICAL") && !l.contains("AWS") && !l.contains("ec2:")), "paceline check on the multi-AZ example:\n{out}");
+
+    let dir = TempDir::new("multiaz-bad");
+    let good = [("REGION", "eu-west-1"), ("HOST_MAP", HOST_MAP)];
+    for (extra, why) in [
+        (vec![("ROUTE_TABLES", TABLES)], "OVERLAY_IP is required"),
+        (vec![("OVERLAY_IP", "192.0.2.100")], "ROUTE_TABLES is required"),
+        (vec![("OVERLAY_IP", "192.0.2"), ("ROUTE_TABLES", TABLES)], "OVERLAY_IP must be an IPv4 address"),
+        (vec![("OVERLAY_IP", "192.0.2.100"), ("ROUTE_TABLES", "rtb-0a,igw-0b")], "'igw-0b' is not a route table id"),
+        (vec![("OVERLAY_IP", "192.0.2.100"), ("ROUTE_TABLES", TABLES), ("MONAPI", "yes")], "MONAPI must be true or false"),
+    ] {
+        let cib = dir.path("bad.xml");
+        empty_cib(&cib);
+        let before = std::fs::read_to_string(&cib).unwrap();
+        let env: Vec<(&str, &str)> = good.iter().copied().chain(extra.iter().copied()).collect();
+        let out = run_multiaz_script(&cib, &env);
+        assert_eq!(out.status.code(), Some(2), "{env:?} was accepted:\n{}", text(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(why), "{env:?}: expected \"{why}\":\n{}", text(&out));
+        assert_eq!(std::fs::read_to_string(&cib).unwrap(), before, "{env:?} changed the CIB");
+    }
+}
+
+/// The primary's node lost in the multi-AZ example: fenced through EC2 before node2 is
+/// promoted, and the overlay IP starts on node2 (its routes rewritten) after the promotion.
+#[test]
+fn simulate_multiaz_node_fail_fences_then_moves_the_overlay_ip() {
+    skip_unless_possible!("simulate_multiaz_node_fail_fences_then_moves_the_overlay_ip");
+    let dir = TempDir::new("multiaz-loss");
+    let (steady, first) = steady_state_from(&dir, multiaz_cib(), SCORES);
+    assert_eq!(first.nodes("pgsqld", "Promoted"), ["node1"], "{first}");
+    assert_eq!(first.nodes("pgsql-overlay", "Started"), ["node1"], "{first}");
+    let sim = simulate(&steady, &dir.path("lost.xml"), &["--node-fail", "node1"]);
+    let steps = transition_steps(&sim);
+    let at = |what: &str| steps.iter().position(|l| l.starts_with(what)).unwrap_or_else(|| panic!("no \"{what}\" in the transition {steps:#?}\n{sim}"));
+    let (fence, promote, overlay) = (at("Fencing node1"), at("Resource action: pgsqld promote on node2"), at("Resource action: pgsql-overlay start on node2"));
+    assert!(fence < promote && promote < overlay, "fence {fence}, promote {promote}, overlay start {overlay}: out of order\n{sim}");
+    assert_eq!(sim.nodes("pgsql-overlay", "Started"), ["node2"], "{sim}");
+    assert!(sim.actions.iter().all(|a| a.node != "node1"), "an action ran on the fenced node1\n{sim}");
+}
+
+// ---------------------------------------------------------------------------------------
 // crm-examples/pgsql-ha-haproxy.sh and crm-examples/haproxy.cfg: no VIP, HAProxy on every node
 
 const HAPROXY_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crm-examples/pgsql-ha-haproxy.sh");
@@ -779,6 +900,7 @@ const LAB_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/lab.sh");
 /// Run the HAProxy example against `cib` with `env` (PCS is `pcs -f <cib>`, --force: the
 /// agents need not be installed where pcs runs).
 fn run_haproxy_script(cib: &Path, env: &[(&str, &str)]) -> Output {
+    ensure_paceline_ipaddr2();
     let mut c = Command::new("sh");
     c.arg(HAPROXY_SCRIPT).env("PCS", format!("pcs -f {}", cib.display()));
     for var in [

@@ -66,7 +66,7 @@ fn install_agent() {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(target).expect("installed agent");
     assert_eq!(meta.permissions().mode() & 0o777, 0o755);
-    let built = std::fs::metadata(env!("CARGO_BIN_EXE_paceline")).expect("built agent");
+    let built = std::fs::metadata(env!("CARGO_BIN_EXE_paceline-core")).expect("built agent");
     assert_eq!(meta.len(), built.len(), "installed agent differs from the built one");
 }
 

@@ -21,7 +21,7 @@ gzip -9n target/package/man/man*/*
 "$BIN/paceline" completions bash >target/package/completions/paceline
 # The agents' links (the executable itself comes from the build: the assets in Cargo.toml).
 "$BIN/paceline" install --root target/package/root >/dev/null
-rm target/package/root/usr/sbin/paceline
+rm target/package/root/usr/sbin/paceline target/package/root/usr/lib/paceline/paceline-core
 # cargo-deb reads target/release/<bin> from the assets; point it at this profile's binaries.
 args=(--no-build --target "$TRIPLE" --fast)
 [[ $PROFILE == release ]] || args+=(--profile dev)
@@ -46,12 +46,13 @@ rm -rf "$x"
 dpkg -i "$deb" >/dev/null || fail "dpkg -i"
 trap 'dpkg -r paceline >/dev/null 2>&1 || true' EXIT
 files=$(dpkg -L paceline)
-for a in pgsqlms pgsql-state IPaddr2 awsvip awseip; do
+for a in pgsqlms pgsql-state IPaddr2 awsvip awseip aws-vpc-move-ip; do
     [[ -x /usr/lib/ocf/resource.d/paceline/$a ]] || fail "ocf:paceline:$a not installed"
     /usr/lib/ocf/resource.d/paceline/$a meta-data | xmllint --noout - || fail "$a meta-data is not XML"
     [[ ! -f /usr/share/man/man7/ocf_paceline_$a.7.gz ]] || man -w "ocf_paceline_$a" >/dev/null || fail "man cannot find ocf_paceline_$a"
 done
-[[ -x /usr/sbin/fence_paceline_aws && -x /usr/sbin/paceline ]] || fail "/usr/sbin binaries"
+[[ -x /usr/sbin/fence_paceline_aws && -x /usr/sbin/paceline && -x /usr/lib/paceline/paceline-core ]] || fail "the binaries"
+[[ $(readlink -f /usr/lib/ocf/resource.d/paceline/pgsqlms) == /usr/lib/paceline/paceline-core && $(readlink -f /usr/lib/ocf/resource.d/paceline/awsvip) == /usr/sbin/paceline ]] || fail "the agents' links"
 /usr/sbin/paceline --version | grep -q "^paceline " || fail "paceline --version"
 [[ -f /usr/share/bash-completion/completions/paceline ]] || fail "no bash completion"
 [[ -f /usr/share/doc/paceline/crm-examples/pgsql-ha.sh && -f /usr/share/doc/paceline/pgsqlms.md ]] || fail "docs"

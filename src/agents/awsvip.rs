@@ -24,7 +24,7 @@ use aws_sdk_ec2::types::NetworkInterface;
 
 use crate::aws::eni::{addresses, holds, interfaces_of as our_interfaces};
 use crate::aws::{self, AwsParams, Backoff, Deadline, Ec2, Session};
-use crate::ocf::{main_with, Action, ActionSpec, AgentSpec, OcfEnv, OcfError, OcfRc, OcfResult, Param, ParamKind, Params, Support};
+use crate::ocf::{main_with, Action, ActionSpec, AgentSpec, OcfEnv, OcfError, OcfRc, OcfResult, Param, ParamKind, Params};
 use crate::{ocf_err, ocf_info, ocf_warn};
 
 pub static PARAMS: &[Param] = &[
@@ -32,23 +32,6 @@ pub static PARAMS: &[Param] = &[
         "The private IPv4 address to move between the instances, in the subnet of their interfaces (e.g. 192.0.2.100).").required().unique(),
     Param::new("interface", ParamKind::String, "Network interface",
         "The interface of this instance that gets the address: a device index (0 is the primary interface), an ENI id (eni-...), or an OS interface name (eth1, ens6: matched by MAC address). Default: the primary interface."),
-    aws::REGION,
-    aws::PROFILE,
-    aws::ENDPOINT_URL,
-    aws::INSTANCE_ID,
-    // heartbeat awsvip parameters that have no meaning here.
-    Param::new("api_delay", ParamKind::Integer, "Delay after API calls",
-        "Heartbeat sleeps this many seconds after each change; paceline polls EC2 until the change is visible instead.").default("3").support(Support::Ignored),
-    Param::new("awscli", ParamKind::String, "Path to the AWS CLI",
-        "Heartbeat runs the AWS CLI; paceline calls the EC2 API itself.").default("/usr/bin/aws").support(Support::Ignored),
-    Param::new("auth_type", ParamKind::String, "Authentication type",
-        "Heartbeat's choice between profile keys and the instance role; paceline uses the AWS SDK's credential chain (see profile), which covers both.").support(Support::Ignored),
-    Param::new("curl_retries", ParamKind::Integer, "IMDS retries",
-        "Heartbeat's retries of curl to the metadata service; paceline's IMDS client retries on its own within the action's timeout.").support(Support::Ignored),
-    Param::new("curl_sleep", ParamKind::Integer, "Pause between IMDS retries",
-        "Heartbeat's pause between curl retries; see curl_retries.").support(Support::Ignored),
-    Param::new("awscli_timeout", ParamKind::Integer, "AWS CLI timeout",
-        "Heartbeat's connect timeout for the AWS CLI; paceline derives every timeout from the action's timeout.").support(Support::Ignored),
 ];
 
 pub static SPEC: AgentSpec = AgentSpec {
@@ -60,7 +43,7 @@ pub static SPEC: AgentSpec = AgentSpec {
         replacement for ocf:heartbeat:awsvip that calls the EC2 API directly (no AWS CLI, no curl), \
         with IMDSv2, retries with backoff within the action's timeout, and exit codes that never \
         report an API failure as 'not running'.",
-    params: &[PARAMS],
+    params: &[PARAMS, aws::COMMON],
     actions: &[
         ActionSpec::new("start", 30),
         ActionSpec::new("stop", 30),
@@ -77,15 +60,10 @@ pub fn main() -> ! {
     main_with(&SPEC, dispatch)
 }
 
+static ACTIONS: aws::Actions = aws::Actions { start, stop, monitor, validate_all };
+
 fn dispatch(a: &Action) -> Option<OcfResult> {
-    Some(match a.name {
-        "start" | "migrate_from" => start(a.env),
-        "stop" | "migrate_to" => stop(a.env),
-        "monitor" | "status" => monitor(a.env),
-        // heartbeat's agent accepts both names.
-        "validate-all" | "validate" => validate_all(a.env),
-        _ => return None,
-    })
+    ACTIONS.dispatch(a)
 }
 
 /// Which of this instance's interfaces gets the address.

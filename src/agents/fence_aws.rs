@@ -94,6 +94,7 @@ fn aws_params(req: &Request) -> AwsParams {
         instance_id: None,
         access_key: get("access_key").map(Secret::new),
         secret_key: req.input.get("secret_key").map(Secret::new),
+        assume_role: None,
     }
 }
 

@@ -118,6 +118,9 @@ impl Ec2 {
         }
         let sdk = loader.load().await;
         let mut conf = aws_sdk_ec2::config::Builder::from(&sdk);
+        if let Some(role) = &p.assume_role {
+            conf = conf.credentials_provider(assume_role(role, &sdk, deadline).await?);
+        }
         if let Some(url) = &p.endpoint_url {
             conf = conf.endpoint_url(url);
         }
@@ -269,6 +272,26 @@ async fn resolve_credentials(p: &AwsParams, region: &str, deadline: &Deadline, i
         }
         Err(_) => Err(OcfError::generic(format!("AWS credentials from {source}: no answer in the time left"))),
         Ok(Err(e)) => Err(credentials_error(&source, named, &e)),
+    }
+}
+
+/// Credentials of `role`, from STS AssumeRole with the configuration's own credentials
+/// (endpoint: the SDK's, `AWS_ENDPOINT_URL_STS`/`AWS_ENDPOINT_URL`), within the deadline.
+async fn assume_role(role: &str, sdk: &aws_config::SdkConfig, deadline: &Deadline) -> Result<Credentials, OcfError> {
+    let provider = aws_config::sts::AssumeRoleProvider::builder(role).session_name("paceline").configure(sdk).build().await;
+    match tokio::time::timeout(deadline.remaining(), provider.provide_credentials()).await {
+        Ok(Ok(c)) => {
+            ocf_debug!("AWS credentials of role {role} (STS AssumeRole)");
+            Ok(c)
+        }
+        Err(_) => Err(OcfError::generic(format!("STS AssumeRole {role}: no answer in the time left"))),
+        Ok(Err(e)) => {
+            let detail = super::error::chain(&e);
+            // STS refuses a role these credentials may not assume with AccessDenied.
+            let denied = detail.contains("AccessDenied") || detail.contains("not authorized");
+            let msg = format!("cannot assume {role}: {detail}");
+            Err(if denied { OcfError::perm(msg) } else { OcfError::generic(msg) })
+        }
     }
 }
 

@@ -29,6 +29,9 @@
 //!   `Deadline::after(duration)`, `remaining()`, `expired()`, `sleep(interval) -> bool`
 //!   (sleeps at most until the deadline; false when none is left).
 //! * [`Secret`]: `Secret::new(String)`, `expose() -> &str`; redacted in `Debug`/`Display`.
+//! * [`COMMON`]: the parameter table every AWS resource agent adds to its own (region,
+//!   profile, endpoint_url, instance_id, and heartbeat's ignored leftovers); [`Actions`]:
+//!   their dispatch under heartbeat's action names.
 //! * [`AwsParams`] (`region`, `profile`, `endpoint_url`, `instance_id`, `access_key`,
 //!   `secret_key`: all `Option`): `AwsParams::from_params(&Params)` reads the first four
 //!   from an agent's parameter table (which must include [`REGION`], [`PROFILE`],
@@ -79,9 +82,31 @@ pub use error::{rc_for_code, AwsError};
 /// An error and its sources on one line, each text once (no debug dumps).
 pub(crate) use error::chain as error_chain;
 pub use imds::Imds;
-pub use params::{valid_instance_id, valid_region, valid_resource_id, AwsParams, Secret, ENDPOINT_URL, INSTANCE_ID, PROFILE, REGION};
+pub use params::{valid_instance_id, valid_region, valid_resource_id, AwsParams, Secret, COMMON, ENDPOINT_URL, INSTANCE_ID, PROFILE, REGION};
 
-use crate::ocf::OcfError;
+use crate::ocf::{Action, OcfEnv, OcfError, OcfResult};
+
+/// The actions of an AWS resource agent, dispatched under the names heartbeat's agents
+/// accept (`status` for monitor, `validate` for validate-all; a migration is a stop here
+/// and a start there): one table, shared by awsvip, awseip and aws-vpc-move-ip.
+pub struct Actions {
+    pub start: fn(&OcfEnv) -> OcfResult,
+    pub stop: fn(&OcfEnv) -> OcfResult,
+    pub monitor: fn(&OcfEnv) -> OcfResult,
+    pub validate_all: fn(&OcfEnv) -> OcfResult,
+}
+
+impl Actions {
+    pub fn dispatch(&self, a: &Action) -> Option<OcfResult> {
+        Some(match a.name {
+            "start" | "migrate_from" => (self.start)(a.env),
+            "stop" | "migrate_to" => (self.stop)(a.env),
+            "monitor" | "status" => (self.monitor)(a.env),
+            "validate-all" | "validate" => (self.validate_all)(a.env),
+            _ => return None,
+        })
+    }
+}
 
 /// What one action of a resource agent works with: this node's instance, IMDS, EC2.
 #[derive(Debug)]

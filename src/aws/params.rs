@@ -1,13 +1,13 @@
 //! The parameters every AWS agent has, and a type for secrets.
 //!
-//! The parameter definitions are shared so that `region`, `profile`, `endpoint_url` and
-//! `instance_id` mean the same thing, with the same text, in every agent's meta-data and
-//! documentation. Syntax is checked here, before any network traffic, so that a typo is
+//! The parameter definitions are shared ([`COMMON`]) so that `region`, `profile`,
+//! `endpoint_url` and `instance_id` — and heartbeat's leftovers — mean the same thing, with
+//! the same text, in every agent's meta-data and documentation. Syntax is checked here, before any network traffic, so that a typo is
 //! `OCF_ERR_CONFIGURED` on every node rather than a timeout on some.
 
 use std::fmt;
 
-use crate::ocf::{OcfError, Param, ParamKind, Params};
+use crate::ocf::{OcfError, Param, ParamKind, Params, Support};
 
 pub const REGION: Param = Param::new("region", ParamKind::String, "AWS region",
     "The AWS region of the instance (e.g. eu-west-1). When unset: AWS_REGION or AWS_DEFAULT_REGION, then the region of the profile, then the instance metadata service.");
@@ -17,6 +17,29 @@ pub const ENDPOINT_URL: Param = Param::new("endpoint_url", ParamKind::String, "E
     "The EC2 API endpoint to use instead of the regional one, e.g. a VPC interface endpoint (https://vpce-...ec2.eu-west-1.vpce.amazonaws.com). When unset, AWS_ENDPOINT_URL_EC2 or AWS_ENDPOINT_URL, else the standard regional endpoint.");
 pub const INSTANCE_ID: Param = Param::new("instance_id", ParamKind::String, "EC2 instance id",
     "The id of this node's instance (i-0123456789abcdef0). When unset, it is read from the instance metadata service (IMDSv2).");
+
+/// What every AWS resource agent (awsvip, awseip, aws-vpc-move-ip) takes beside its own
+/// parameters, defined once: where and as whom to talk to EC2, then the parameters of
+/// heartbeat's agents that mean nothing here — accepted (a migrated configuration keeps
+/// them), warned about and ignored. An agent's spec lists it after its own table.
+pub static COMMON: &[Param] = &[
+    REGION,
+    PROFILE,
+    ENDPOINT_URL,
+    INSTANCE_ID,
+    Param::new("api_delay", ParamKind::Integer, "Delay after API calls",
+        "Heartbeat sleeps this many seconds after each change; paceline polls EC2 until the change is visible instead.").default("3").support(Support::Ignored),
+    Param::new("awscli", ParamKind::String, "Path to the AWS CLI",
+        "Heartbeat runs the AWS CLI; paceline calls the EC2 API itself.").default("/usr/bin/aws").support(Support::Ignored),
+    Param::new("auth_type", ParamKind::String, "Authentication type",
+        "Heartbeat's choice between profile keys and the instance role; paceline uses the AWS SDK's credential chain (see profile), which covers both.").support(Support::Ignored),
+    Param::new("curl_retries", ParamKind::Integer, "IMDS retries",
+        "Heartbeat's retries of curl to the metadata service; paceline's IMDS client retries on its own within the action's timeout.").support(Support::Ignored),
+    Param::new("curl_sleep", ParamKind::Integer, "Pause between IMDS retries",
+        "Heartbeat's pause between curl retries; see curl_retries.").support(Support::Ignored),
+    Param::new("awscli_timeout", ParamKind::Integer, "AWS CLI timeout",
+        "Heartbeat's connect timeout for the AWS CLI; paceline derives every timeout from the action's timeout.").support(Support::Ignored),
+];
 
 /// A string that must never be printed: `Debug` and `Display` show `****`.
 #[derive(Clone, PartialEq, Eq)]
@@ -54,6 +77,9 @@ pub struct AwsParams {
     /// Explicit credentials (the fence agent's access_key/secret_key); both or neither.
     pub access_key: Option<Secret>,
     pub secret_key: Option<Secret>,
+    /// An IAM role to assume (STS AssumeRole) with those credentials for the EC2 calls
+    /// (aws-vpc-move-ip's routing_table_role).
+    pub assume_role: Option<String>,
 }
 
 impl AwsParams {
@@ -68,6 +94,7 @@ impl AwsParams {
             instance_id: get("instance_id"),
             access_key: None,
             secret_key: None,
+            assume_role: None,
         };
         a.validate()?;
         Ok(a)

@@ -5,7 +5,8 @@
 //! fencing — as OCF_ERR_PERM on the node that had to take over. EC2 answers the question
 //! ahead of time without doing anything: a request with `DryRun` set fails with
 //! `DryRunOperation` when it would have been allowed and `UnauthorizedOperation` when not.
-//! The read-only calls the agents make (Describe*) are simply made. Two calls cannot be
+//! For aws-vpc-move-ip, CreateRoute or ReplaceRoute (whichever start would make) on each
+//! table. The read-only calls the agents make (Describe*) are simply made. Two calls cannot be
 //! asked: EC2 offers no DryRun for AssignPrivateIpAddresses and UnassignPrivateIpAddresses
 //! (awsvip's start and stop), and a real request would move the address; for awsvip only
 //! its DescribeNetworkInterfaces is checked. Each call is asked as
@@ -46,7 +47,7 @@ pub struct Asked {
 
 /// The resources whose agents call EC2.
 pub fn relevant(p: &Primitive) -> bool {
-    matches!(agent_type(&p.agent), "awsvip" | "awseip" | "fence_paceline_aws" | "fence_aws")
+    matches!(agent_type(&p.agent), "awsvip" | "awseip" | "aws-vpc-move-ip" | "fence_paceline_aws" | "fence_aws")
 }
 
 /// The findings from what EC2 answered: a denied call is critical (the action will fail
@@ -103,6 +104,7 @@ fn params_of(p: &Primitive) -> AwsParams {
         instance_id: get("instance_id"),
         access_key: get("access_key").map(Secret::new),
         secret_key: get("secret_key").map(Secret::new),
+        assume_role: get("routing_table_role"),
     }
 }
 
@@ -156,6 +158,30 @@ async fn ask_for(p: &Primitive) -> Vec<Asked> {
             if let Some(assoc) = addr.as_ref().and_then(|a| a.association_id()) {
                 let r = s.ec2.call("DisassociateAddress", c.disassociate_address().association_id(assoc).dry_run(true).send()).await;
                 out.push(asked("DisassociateAddress", "stop", dry_answer(r)));
+            }
+        }
+        "aws-vpc-move-ip" => {
+            let tables: Vec<String> = p.params.get("routing_table").map(|t| t.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect()).unwrap_or_default();
+            let ip = p.params.get("ip").filter(|v| !v.trim().is_empty()).or_else(|| p.params.get("address")).map(|v| v.trim()).unwrap_or_default();
+            let cidr = format!("{ip}/32");
+            let r = s.ec2.call("DescribeRouteTables", c.describe_route_tables().set_route_table_ids(Some(tables.clone())).send()).await;
+            let found = r.as_ref().map(|o| o.route_tables().to_vec()).unwrap_or_default();
+            out.push(asked("DescribeRouteTables", "monitor", real_answer(r)));
+            // The routes point at an interface of this instance: its primary one will do.
+            let eni = s.imds.primary_eni().await;
+            for t in tables.iter().filter(|_| eni.is_ok()) {
+                let eni = eni.as_deref().unwrap_or_default();
+                let has = found.iter().find(|rt| rt.route_table_id() == Some(t.as_str())).is_some_and(|rt| rt.routes().iter().any(|r| r.destination_cidr_block() == Some(cidr.as_str())));
+                if has {
+                    let r = s.ec2.call("ReplaceRoute", c.replace_route().route_table_id(t).destination_cidr_block(&cidr).network_interface_id(eni).dry_run(true).send()).await;
+                    out.push(asked("ReplaceRoute", "start", dry_answer(r)));
+                } else {
+                    let r = s.ec2.call("CreateRoute", c.create_route().route_table_id(t).destination_cidr_block(&cidr).network_interface_id(eni).dry_run(true).send()).await;
+                    out.push(asked("CreateRoute", "start", dry_answer(r)));
+                }
+            }
+            if let Err(e) = eni {
+                out.push(asked("ReplaceRoute", "start", Answer::Unknown(format!("this instance's interface: {}", e.reason))));
             }
         }
         _ => {

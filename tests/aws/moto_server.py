@@ -11,6 +11,8 @@ Patches (real EC2 behaviour, which moto 5 does not model):
   interface holds is refused (InvalidParameterValue), as EC2 does.
 * AssociateAddress honours PrivateIpAddress (DescribeAddresses reports it) and, for an
   association made through a network interface, reports the instance it is attached to.
+* CreateRoute and ReplaceRoute honour DryRun (DryRunOperation, nothing changed), as EC2
+  does: moto 5 would make the change (paceline check asks with DryRun).
 """
 import os
 import sys
@@ -21,6 +23,7 @@ from moto.ec2.models.elastic_ip_addresses import ElasticAddress
 from moto.ec2.models.elastic_network_interfaces import NetworkInterfaceBackend
 from moto.ec2.responses.elastic_ip_addresses import ElasticIPAddresses
 from moto.ec2.responses.elastic_network_interfaces import ElasticNetworkInterfaces
+from moto.ec2.responses.route_tables import RouteTables
 from moto.server import ThreadedMotoServer
 
 
@@ -72,6 +75,19 @@ def _associate_response(self):
 
 
 ElasticIPAddresses.associate_address = _associate_response
+
+
+# --- CreateRoute / ReplaceRoute: DryRun ---------------------------------------------------
+def _honour_dry_run(original):
+    def patched(self):
+        self.error_on_dryrun()
+        return original(self)
+
+    return patched
+
+
+RouteTables.create_route = _honour_dry_run(RouteTables.create_route)
+RouteTables.replace_route = _honour_dry_run(RouteTables.replace_route)
 
 
 def _private_ip(self):

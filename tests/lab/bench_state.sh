@@ -41,11 +41,11 @@ done
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 BIN=${PACELINE_BIN:-$SRC/target/x86_64-unknown-linux-gnu/release}
 PGBIN=/usr/lib/postgresql/15/bin
-for b in "$BIN/paceline" "$PGBIN/postgres"; do
+for b in "$BIN/paceline-core" "$PGBIN/postgres"; do
     [ -x "$b" ] || { echo "missing $b (cargo build --release, or PACELINE_BIN=dir)" >&2; exit 1; }
 done
-# The agent is the multi-call binary under its name (src/install.rs).
-mkdir -p "$BIN/agents" && ln -sfn ../paceline "$BIN/agents/pgsql-state"
+# The agent is paceline-core under its name (src/install.rs).
+mkdir -p "$BIN/agents" && ln -sfn ../paceline-core "$BIN/agents/pgsql-state"
 for t in systemd-socket-activate psql unshare nsenter setpriv runuser; do
     command -v "$t" >/dev/null || { echo "missing $t" >&2; exit 1; }
 done

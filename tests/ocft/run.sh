@@ -117,13 +117,13 @@ case $PROVIDER in
 heartbeat) AGENT_ROOT=$HB_ROOT ;;
 paceline)
     BIN_DIR=${PACELINE_BIN_DIR:-${CARGO_TARGET_DIR:-$REPO/target}/$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')/debug}
-    [ -x "$BIN_DIR/paceline" ] || die "$BIN_DIR/paceline missing: cargo build --bins (or set PACELINE_BIN_DIR)"
+    [ -x "$BIN_DIR/paceline-core" ] || die "$BIN_DIR/paceline-core missing: cargo build --bins (or set PACELINE_BIN_DIR)"
     # A copy: a rebuild during the run does not change the agent under test.
-    cp "$BIN_DIR/paceline" "$WORK/agents/paceline"
+    cp "$BIN_DIR/paceline-core" "$WORK/agents/paceline-core"
     # The agents the configs run (IPaddr2 for IPaddr2v4/v6, pgsqlms for pgsqlms), each a
-    # link to the multi-call binary, as paceline install makes them.
+    # link to paceline-core (they do not call EC2), as paceline install makes them.
     for a in $(printf '%s\n' "${CONFIGS[@]}" | sed 's/v[46]$//' | sort -u); do
-        ln -s paceline "$WORK/agents/$a"
+        ln -s paceline-core "$WORK/agents/$a"
     done
     AGENT_ROOT=$WORK/agents
     ;;
