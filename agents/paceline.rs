@@ -106,6 +106,11 @@ enum LabVerb {
         /// fence_paceline_aws, ocf:paceline:awsvip) from crm-examples/pgsql-ha-ec2.sh.
         #[arg(long)]
         ec2: bool,
+        /// With --ec2: two availability zones, a route table each and the VPC router that
+        /// forwards the overlay IP as they say; `config` then uses
+        /// crm-examples/pgsql-ha-ec2-multiaz.sh (ocf:paceline:aws-vpc-move-ip).
+        #[arg(long, requires = "ec2")]
+        multiaz: bool,
     },
     /// Create the resources from crm-examples/ for a stack.
     Config {
@@ -188,10 +193,13 @@ fn main() -> Result<()> {
             }
         }
         Command::Lab { verb } => match verb {
-            LabVerb::Up { nodes, ec2 } => {
+            LabVerb::Up { nodes, ec2, multiaz } => {
                 let mut args = vec!["--nodes".to_string(), nodes.to_string()];
                 if ec2 {
                     args.push("--ec2".into());
+                }
+                if multiaz {
+                    args.push("--multiaz".into());
                 }
                 lab_script("up", &args)?
             }

@@ -7,6 +7,20 @@ EC2's StopInstances / StartInstances real for the lab's nodes.
         192.0.2.1I, tag Name=nodeI). Writes D/instances ("nodeI i-... eni-... mac ip" lines)
         and D/ready, appends power events to D/events.jsonl.
     ec2.py query --endpoint URL --region R ip-holders IP      nodes whose ENI has IP
+    ec2.py query --endpoint URL --region R route-holders IP   per route table, the node its IP/32
+                                                              route names (--multiaz)
+
+--multiaz (serve): two availability zones. Subnet A 192.0.2.0/28 (zone a) holds the odd
+nodes, subnet B 192.0.2.16/28 (zone b) the even ones, each with a route table of its own
+(D/route-tables: "rtb-... a|b" lines). moto needs an instance's address inside its subnet,
+so an even node's instance has 192.0.2.(1I+16) in moto while the lab keeps 192.0.2.1I on its
+one L2 segment: what the zones change here is the routing, which is what aws-vpc-move-ip
+relies on. The VPC router: this namespace forwards the overlay IP (--overlay) to whichever
+node the route table of the sender's zone names (policy routing: a table per zone, the
+even nodes' traffic in zone b's, everyone else's — the client's included — in zone a's),
+following moto's route tables every 100 ms; no route, no forwarding. The nodes and the
+client route the overlay IP through this namespace (lab.sh), so a client's packets follow
+the route tables, not the address.
     ec2.py query --endpoint URL --region R state NODE         instance state of NODE
     ec2.py query --endpoint URL --region R start NODE         StartInstances for NODE
 
@@ -70,6 +84,7 @@ def serve(a):
     events = Events(os.path.join(a.dir, "events.jsonl"))
     work = queue.Queue()
     names = {}  # instance id -> node name
+    node_ips = {}  # ENI id -> (node name, lab address)
     original_start, original_stop = InstanceBackend.start_instances, InstanceBackend.stop_instances
 
     def stop_instances(self, instance_ids):
@@ -115,6 +130,19 @@ def serve(a):
         return original_assign(self)
 
     ElasticNetworkInterfaces.assign_private_ip_addresses = assign_private_ip_addresses
+
+    # CreateRoute / ReplaceRoute honour DryRun as EC2 does (moto 5 would make the change;
+    # paceline check asks with DryRun).
+    from moto.ec2.responses.route_tables import RouteTables
+
+    def honour_dry_run(original):
+        def patched(self):
+            self.error_on_dryrun()
+            return original(self)
+        return patched
+
+    RouteTables.create_route = honour_dry_run(RouteTables.create_route)
+    RouteTables.replace_route = honour_dry_run(RouteTables.replace_route)
 
     def power(action, node):
         i = node[len("node"):]
@@ -163,22 +191,76 @@ def serve(a):
     ec2 = boto3.client("ec2", region_name=a.region, endpoint_url=f"http://{a.addr}:{a.port}",
                        aws_access_key_id="lab", aws_secret_access_key="lab")
     vpc = ec2.create_vpc(CidrBlock="192.0.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="192.0.2.0/24", AvailabilityZone=a.region + "a")["Subnet"]["SubnetId"]
+    zones = {}
+    if a.multiaz:
+        for zone, cidr in (("a", "192.0.2.0/28"), ("b", "192.0.2.16/28")):
+            sn = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=a.region + zone)["Subnet"]["SubnetId"]
+            rtb = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+            ec2.associate_route_table(RouteTableId=rtb, SubnetId=sn)
+            zones[zone] = (sn, rtb)
+        with open(os.path.join(a.dir, "route-tables"), "w") as f:
+            f.writelines(f"{rtb} {zone}\n" for zone, (_, rtb) in zones.items())
+        subnet = zones["a"][0]
+    else:
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="192.0.2.0/24", AvailabilityZone=a.region + "a")["Subnet"]["SubnetId"]
     lines = []
     for i in range(1, a.nodes + 1):
         ip = f"192.0.2.1{i}"
-        inst = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, InstanceType="t3.micro", SubnetId=subnet,
-                                 PrivateIpAddress=ip,
+        moto_ip, sn = ip, subnet
+        if a.multiaz and i % 2 == 0:
+            moto_ip, sn = f"192.0.2.{10 + i + 16}", zones["b"][0]
+        inst = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, InstanceType="t3.micro", SubnetId=sn,
+                                 PrivateIpAddress=moto_ip,
                                  TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": f"node{i}"}]}])["Instances"][0]
         eni = inst["NetworkInterfaces"][0]
         names[inst["InstanceId"]] = f"node{i}"
-        lines.append(f"node{i} {inst['InstanceId']} {eni['NetworkInterfaceId']} {eni['MacAddress']} {ip}\n")
+        lines.append(f"node{i} {inst['InstanceId']} {eni['NetworkInterfaceId']} {eni['MacAddress']} {moto_ip}\n")
+        node_ips[eni["NetworkInterfaceId"]] = (f"node{i}", ip)
     with open(os.path.join(a.dir, "instances"), "w") as f:
         f.writelines(lines)
     events.add(event="ready", vpc=vpc, subnet=subnet, instances=len(lines))
 
     worker = threading.Thread(target=controller, daemon=True)
     worker.start()
+
+    def vpc_router():
+        """Forward the overlay IP as each zone's route table says (see the module doc)."""
+        def sh(*args):
+            subprocess.run(list(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for k in ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.send_redirects=0", "net.ipv4.conf.default.send_redirects=0",
+                  "net.ipv4.conf.br0.send_redirects=0", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.br0.rp_filter=0"):
+            sh("sysctl", "-qw", k)
+        table = {"a": "101", "b": "102"}
+        for i in range(2, a.nodes + 1, 2):
+            sh("ip", "rule", "add", "from", f"192.0.2.1{i}", "lookup", table["b"], "pref", "100")
+        sh("ip", "rule", "add", "lookup", table["a"], "pref", "110")
+        cidr = a.overlay + "/32"
+        now_via = {}
+        while not stopping.is_set():
+            try:
+                rts = ec2.describe_route_tables(RouteTableIds=[rtb for _, rtb in zones.values()])["RouteTables"]
+            except Exception:
+                time.sleep(0.1)
+                continue
+            for zone, (_, rtb) in zones.items():
+                rt = next((r for r in rts if r["RouteTableId"] == rtb), {})
+                route = next((r for r in rt.get("Routes", []) if r.get("DestinationCidrBlock") == cidr), None)
+                target = node_ips.get((route or {}).get("NetworkInterfaceId")) if route else None
+                if target is None and route and route.get("InstanceId"):
+                    target = next((v for e, v in node_ips.items() if names.get(route["InstanceId"]) == v[0]), None)
+                via = target[1] if target else None
+                if now_via.get(zone, "unset") == via:
+                    continue
+                if via:
+                    sh("ip", "route", "replace", cidr, "via", via, "table", table[zone])
+                else:
+                    sh("ip", "route", "del", cidr, "table", table[zone])
+                now_via[zone] = via
+                events.add(event="route", zone=zone, table=rtb, node=target[0] if target else None)
+            time.sleep(0.1)
+
+    if a.multiaz:
+        threading.Thread(target=vpc_router, daemon=True).start()
 
     def term(*_):
         stopping.set()
@@ -218,6 +300,20 @@ def query(a):
                          for e in r["NetworkInterfaces"]
                          if any(p["PrivateIpAddress"] == a.arg and not p.get("Primary") for p in e["PrivateIpAddresses"]))
         print(" ".join(holders))
+    elif a.what == "route-holders":
+        enis = {}
+        for res in ec2.describe_instances()["Reservations"]:
+            for i in res["Instances"]:
+                name = next((t["Value"] for t in i.get("Tags", []) if t["Key"] == "Name"), i["InstanceId"])
+                for n in i.get("NetworkInterfaces", []):
+                    enis[n["NetworkInterfaceId"]] = name
+                enis[i["InstanceId"]] = name
+        holders = []
+        for rt in ec2.describe_route_tables()["RouteTables"]:
+            for r in rt.get("Routes", []):
+                if r.get("DestinationCidrBlock") == a.arg + "/32":
+                    holders.append(enis.get(r.get("NetworkInterfaceId") or r.get("InstanceId"), "elsewhere"))
+        print(" ".join(holders))
     elif a.what == "state":
         print(node_instance(a.arg)["State"]["Name"])
     elif a.what == "start":
@@ -238,6 +334,8 @@ def main():
     s.add_argument("--lab", required=True)
     s.add_argument("--pending", type=float, default=1.0)
     s.add_argument("--boot", type=float, default=10.0)
+    s.add_argument("--multiaz", action="store_true")
+    s.add_argument("--overlay", default="192.0.2.100")
     q = sub.add_parser("query")
     q.add_argument("--endpoint", required=True)
     q.add_argument("--region", default="us-east-1")

@@ -3,10 +3,14 @@
 # one machine. Driven by `paceline lab <verb>` (this script, verbs below); docs/lab.md says
 # how it works and how to debug a node.
 #
-#   lab.sh up [--nodes N] [--ec2]  build the switch, N nodes (2 or 3), the client; start
-#                                  corosync + pacemaker; PostgreSQL 15 primary + standbys.
-#                                  --ec2: moto (fake EC2, one instance per node) in the switch
-#                                  namespace, an IMDS per node, the power controller
+#   lab.sh up [--nodes N] [--ec2 [--multiaz]]  build the switch, N nodes (2 or 3), the
+#                                  client; start corosync + pacemaker; PostgreSQL 15 primary +
+#                                  standbys. --ec2: moto (fake EC2, one instance per node) in
+#                                  the switch namespace, an IMDS per node, the power controller;
+#                                  --multiaz: two zones with a route table each, and the VPC
+#                                  router that forwards the overlay IP (the VIP's address) as
+#                                  the route tables say; config then uses
+#                                  crm-examples/pgsql-ha-ec2-multiaz.sh (aws-vpc-move-ip)
 #   lab.sh config --stack S [--sync off|on|strict] [--routing R]   create the resources from
 #                                  crm-examples/pgsql-ha.sh (S = reference | paceline); on an
 #                                  --ec2 lab from crm-examples/pgsql-ha-ec2.sh (fencing through
@@ -172,6 +176,8 @@ boot_node() {
     # included): a real reboot starts with the configured address only.
     ip -n "$PREFIX-node$i" -4 addr flush dev eth0
     ip -n "$PREFIX-node$i" addr add "$(node_ip "$i")/24" dev eth0
+    # --multiaz: the overlay IP through the VPC router (a power cycle took the route away).
+    if is_multiaz; then ip -n "$PREFIX-node$i" route replace "$VIP/32" via "$EC2_IP" dev eth0 onlink; fi
     ip netns exec "$PREFIX-node$i" unshare -m -u -p -f --mount-proc --propagation private \
         bash "$SRC/tests/lab/lab.sh" _node_init "$i" </dev/null >>"$LAB_DIR/node$i/init.log" 2>&1 &
     local outer=$! inner="" n
@@ -205,11 +211,18 @@ power_off() {
 # instance per node; each node's IMDS (tests/lab/imds.py) in the node's network namespace,
 # outside its PID namespace: like the real one, it survives the node's power cycles.
 is_ec2() { [[ -e $STATE/ec2/instances ]]; }
+is_multiaz() { [[ -e $STATE/ec2/route-tables ]]; }
 instance_of() { awk -v n="node$1" '$1 == n {print $2}' "$STATE/ec2/instances"; }
 ec2_query() { ip netns exec "$SW" "$MOTO_PY" "$SRC/tests/lab/ec2.py" query --endpoint "$EC2_URL" --region "$REGION" "$@"; }
+# Who EC2 says has the address: the ENIs holding the secondary IP, or (--multiaz) the node
+# each route table sends the overlay IP to.
+address_holders() {
+    if is_multiaz; then ec2_query route-holders "$VIP" 2>/dev/null || true
+    else ec2_query ip-holders "$VIP" 2>/dev/null || true; fi
+}
 
 ec2_up() {
-    local n=$1 i t
+    local n=$1 multiaz=${2:-0} i t
     [[ -x $MOTO_PY ]] || die "moto is not installed in ${MOTO_PY%/bin/python} (bash tests/deps.sh)"
     say "EC2: moto + power controller on $EC2_URL (switch namespace), region $REGION"
     ip -n "$SW" link set lo up     # moto's own calls to itself (populating) go through lo
@@ -218,7 +231,8 @@ ec2_up() {
     # Not through a function: $! must be python itself (ip netns exec and env exec it).
     ip netns exec "$SW" env LAB_DIR="$LAB_DIR" LAB_PREFIX="$PREFIX" PACELINE_SRC="$SRC" \
         "$MOTO_PY" "$SRC/tests/lab/ec2.py" serve --dir "$STATE/ec2" --addr "$EC2_IP" --port "$EC2_PORT" \
-        --region "$REGION" --nodes "$n" --lab "$SRC/tests/lab/lab.sh" </dev/null >>"$STATE/ec2/ec2.log" 2>&1 &
+        --region "$REGION" --nodes "$n" --lab "$SRC/tests/lab/lab.sh" $( (( multiaz )) && echo "--multiaz --overlay $VIP") \
+        </dev/null >>"$STATE/ec2/ec2.log" 2>&1 &
     echo $! >"$STATE/ec2.pid"
     for t in $(seq 600); do
         [[ -e $STATE/ec2/ready ]] && break
@@ -234,7 +248,18 @@ ec2_up() {
             </dev/null >>"$STATE/ec2/imds$i.log" 2>&1 &
         echo $! >"$STATE/imds$i.pid"
         say "$node: EC2 instance $inst ($eni), IMDS on 169.254.169.254"
+        if (( multiaz )); then
+            # As on EC2: the interface's MAC is the ENI's (aws-vpc-move-ip finds its ENI by
+            # it), and the overlay IP is reached through the VPC router.
+            ip -n "$PREFIX-node$i" link set eth0 down
+            ip -n "$PREFIX-node$i" link set eth0 address "$mac"
+            ip -n "$PREFIX-node$i" link set eth0 up
+        fi
     done
+    if (( multiaz )); then
+        ip -n "$CLIENT" route add "$VIP/32" via "$EC2_IP" dev eth0 onlink
+        say "EC2: two zones (route tables $(awk '{printf "%s%s (%s)", s, $1, $2; s=", "}' "$STATE/ec2/route-tables")); the VPC router forwards $VIP as they say"
+    fi
 }
 
 ec2_down() {   # the controller first: it finishes a power action under way, then exits
@@ -421,9 +446,10 @@ setup_postgres() {
 
 # ---------------------------------------------------------------------------- verbs
 cmd_up() {
-    local n=3 ec2=0
-    while (( $# )); do case $1 in --nodes) n=$2; shift 2 ;; --ec2) ec2=1; shift ;; *) die "up: unknown argument $1" ;; esac; done
+    local n=3 ec2=0 multiaz=0
+    while (( $# )); do case $1 in --nodes) n=$2; shift 2 ;; --ec2) ec2=1; shift ;; --multiaz) multiaz=1; shift ;; *) die "up: unknown argument $1" ;; esac; done
     [[ $n == 2 || $n == 3 ]] || die "--nodes must be 2 or 3"
+    (( ec2 || ! multiaz )) || die "--multiaz needs --ec2"
     need_root
     [[ ! -e $STATE/nodes ]] || die "a lab is already up (paceline lab down first)"
     command -v corosync >/dev/null && command -v pacemakerd >/dev/null || die "corosync/pacemaker not installed (bash tests/deps.sh)"
@@ -445,7 +471,7 @@ cmd_up() {
         ip -n "$ns" link set eth0 up
         [[ $i == client ]] && ip -n "$ns" addr add "$addr/24" dev eth0
     done
-    (( ec2 )) && ec2_up "$n"
+    (( ec2 )) && ec2_up "$n" "$multiaz"
     for i in $(seq "$n"); do
         local root=$LAB_DIR/node$i d
         for d in var/lib/pacemaker/cib var/lib/pacemaker/pengine var/lib/pacemaker/blackbox var/lib/pacemaker/cores \
@@ -504,6 +530,13 @@ cmd_config() {
         for i in $(seq "$(nodes)"); do map+="${map:+;}node$i:$(instance_of "$i")"; done
         ec2=(REGION="$REGION" ENDPOINT_URL="$EC2_URL" HOST_MAP="$map" POWER_TIMEOUT="${POWER_TIMEOUT:-30}" AWSVIP_MONITOR="$VIP_MONITOR"
              FENCE_AGENT="${FENCE_AGENT:-fence_paceline_aws}" AWSVIP_AGENT="${AWSVIP_AGENT:-ocf:paceline:awsvip}")
+        if is_multiaz; then
+            # Across zones: the VIP's address is an overlay IP, moved by the route tables.
+            [[ $route == vip ]] || die "--multiaz labs route through the overlay IP (--routing vip)"
+            script=pgsql-ha-ec2-multiaz.sh
+            ec2+=(OVERLAY_IP="$VIP" ROUTE_TABLES="$(awk '{printf "%s%s", s, $1; s=","}' "$STATE/ec2/route-tables")" OVERLAY_MONITOR="$VIP_MONITOR"
+                  OVERLAY_AGENT="${OVERLAY_AGENT:-ocf:paceline:aws-vpc-move-ip}")
+        fi
     fi
     # No VIP: crm-examples/pgsql-ha-haproxy.sh (pgsql-ha.sh, or pgsql-ha-ec2.sh with EC2=true,
     # without the VIP and the secondary IP), HAProxy on every node.
@@ -517,7 +550,8 @@ cmd_config() {
     in_node 1 env STACK="$stack" VIP="$VIP" CIDR=24 NIC=eth0 PGDATA="$PGDATA" BINDIR="$BINDIR" PGHOST=/run/postgresql \
         PCS_CREATE_FLAGS="$flags" "${rewind[@]}" "${ec2[@]}" sh "$SRC/crm-examples/$script" >"$LAB_DIR/config.log" 2>&1 \
         || { cat "$LAB_DIR/config.log" >&2; die "crm-examples/$script failed"; }
-    if is_ec2; then say "config: fencing through EC2 (fence_paceline_aws, stonith-enabled=true)"
+    if is_multiaz; then say "config: fencing through EC2 (fence_paceline_aws, stonith-enabled=true); $VIP is an overlay IP (aws-vpc-move-ip)"
+    elif is_ec2; then say "config: fencing through EC2 (fence_paceline_aws, stonith-enabled=true)"
     else say "config: no fencing in this lab (stonith-enabled=false): see docs/lab.md (up --ec2)"; fi
     echo "$stack" >"$STATE/stack"
     echo "$sync" >"$STATE/sync"
@@ -773,13 +807,13 @@ ec2_recovery() {
     done
     for t in $(seq 60); do
         routed && break   # (no secondary IP without a VIP)
-        holders=$(ec2_query ip-holders "$VIP" 2>/dev/null || true)
-        [[ -n $p && $holders == "$p" ]] && break
+        holders=$(address_holders)
+        [[ -n $p && -n $holders && -z $(tr ' ' '\n' <<<"$holders" | grep -vx "$p") ]] && break   # every holder is $p
         sleep 0.5
     done
     t1=$EPOCHREALTIME
     if routed; then say "$name: $p is the primary, every HAProxy routes writes there; waiting for $before to rejoin"
-    else say "$name: $p is the primary, with the VIP and the secondary IP ($holders); waiting for $before to rejoin"; fi
+    else say "$name: $p is the primary, with the VIP, and EC2 gives the address to: $holders; waiting for $before to rejoin"; fi
     # stonith-action=reboot brings the node back; if it stayed off (or the scenario's fence
     # was an "off"), power it on through EC2, as an operator would.
     for t in $(seq 60); do node_alive "$i" && break; sleep 0.5; done   # EC2 boots take 10 s here
@@ -798,12 +832,12 @@ ec2_recovery() {
         sleep 1
     done
     [[ $name == node-crash ]] && rejoin=$back
-    holders=$(ec2_query ip-holders "$VIP" 2>/dev/null || true)
+    holders=$(address_holders)
     local hist=""
     [[ -n $p ]] && hist=$(ls -t "$LAB_DIR/${p}$PGDATA"/pg_wal/*.history 2>/dev/null | head -1 || true)
-    ec2_json=$(python3 - "$STATE/ec2/events.jsonl" "$t0" "$before" "$hist" "$holders" "$p" "$back" "$streaming" <<'PY'
+    ec2_json=$(python3 - "$STATE/ec2/events.jsonl" "$t0" "$before" "$hist" "$holders" "$p" "$back" "$streaming" "$(is_multiaz && echo overlay || echo secondary)" <<'PY'
 import json, os, sys
-path, t0, node, hist, holders, primary, back, streaming = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5].split(), sys.argv[6], sys.argv[7], sys.argv[8] == "true"
+path, t0, node, hist, holders, primary, back, streaming, kind = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5].split(), sys.argv[6], sys.argv[7], sys.argv[8] == "true", sys.argv[9]
 ev = [json.loads(l) for l in open(path)]
 ev = [e for e in ev if e["t"] >= t0]
 def first(kind):
@@ -820,8 +854,8 @@ out = {
     "ec2_start_requested_ms": first("start-requested"), "ec2_running_ms": first("running"),
     "promoted_ms": promoted,
     "fenced_before_promotion": stopped is not None and promoted is not None and stopped < promoted and fenced == [node],
-    "secondary_ip_holders": holders,
-    "secondary_ip_follows": holders == [primary],
+    **({"route_holders": holders, "routes_follow": bool(holders) and all(h == primary for h in holders)} if kind == "overlay"
+       else {"secondary_ip_holders": holders, "secondary_ip_follows": holders == [primary]}),
     "fenced_node_after_boot": back,
     "fenced_node_streaming": streaming,
 }
