@@ -13,7 +13,9 @@
 # veth with the instance's MAC, as IMDS describes it) — and nothing else is contacted. Both
 # agents get the same environment (a [default] profile in a temporary HOME, which heartbeat
 # requires; AWS_ENDPOINT_URL; CRM_meta_timeout=30000). The routes exist beforehand
-# (heartbeat's start can only replace one).
+# (heartbeat's start can only replace one); lookup_type=NetworkInterfaceId, since moto does
+# not fill in the InstanceId of a route to an ENI as EC2 does (heartbeat's InstanceId check
+# then never matches).
 # Per action: median wall time (hyperfine -N), processes created (strace -f), peak RSS and
 # CPU time (GNU time, children included). "probe" is a monitor with interval 0 with the
 # address here and routed here (both agents then ask EC2 for the tables); "monitor" a
@@ -85,13 +87,13 @@ IMDS_PID=$!
 for _ in $(seq 50); do in_ns bash -c 'exec 3<>/dev/tcp/169.254.169.254/80' 2>/dev/null && break; sleep 0.1; done
 
 export OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=overlay OCF_RESKEY_ip=$IP OCF_RESKEY_routing_table=$RTB1,$RTB2 \
-    OCF_RESKEY_interface=eth0 OCF_RESKEY_region=eu-west-1 OCF_RESKEY_awscli=$AWSCLI_VENV/bin/aws \
+    OCF_RESKEY_interface=eth0 OCF_RESKEY_lookup_type=NetworkInterfaceId OCF_RESKEY_region=eu-west-1 OCF_RESKEY_awscli=$AWSCLI_VENV/bin/aws \
     OCF_RESKEY_CRM_meta_timeout=30000 HA_LOGFACILITY=none PATH=$AWSCLI_VENV/bin:$PATH
 
 check() {   # AGENT ACTION WANT [INTERVAL]
     local rc=0
-    in_ns env OCF_RESKEY_CRM_meta_interval="${4:-60000}" "$1" "$2" >/dev/null 2>&1 || rc=$?
-    [[ $rc == "$3" ]] || { echo "FAIL: $1 $2 returned $rc, expected $3" >&2; exit 1; }
+    in_ns env OCF_RESKEY_CRM_meta_interval="${4:-60000}" "$1" "$2" >"$TMP/check.out" 2>&1 || rc=$?
+    [[ $rc == "$3" ]] || { echo "FAIL: $1 $2 returned $rc, expected $3" >&2; tail -20 "$TMP/check.out" >&2; exit 1; }
 }
 for a in "$HB" "$PL"; do
     check "$a" monitor 7; check "$a" start 0; check "$a" monitor 0; check "$a" monitor 0 0; check "$a" stop 0; check "$a" monitor 7
