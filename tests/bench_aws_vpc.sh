@@ -45,46 +45,12 @@ fi
 [[ -x $PL ]] || { cargo build --release --bins && mkdir -p "${PL%/*}" && ln -sfn ../paceline "$PL"; }
 PL=$(cd "${PL%/*}" && pwd)/${PL##*/}
 
-NS=plt-$$-vpc
-TMP=$(mktemp -d /tmp/paceline-bench-vpc.XXXXXX)
-IMDS_PID=
-cleanup() {
-    [[ -n $IMDS_PID ]] && kill "$IMDS_PID" 2>/dev/null || true
-    exec 7>&- || true                       # moto exits when its stdin closes
-    ip netns del "$NS" 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-ip netns add "$NS"
-ip -n "$NS" link set lo up
-ip -n "$NS" addr add 169.254.169.254/32 dev lo
-in_ns() { ip netns exec "$NS" "$@"; }
-
-mkfifo "$TMP/moto.in"
-ip netns exec "$NS" "$MOTO_PY" tests/aws/moto_server.py 5000 <"$TMP/moto.in" >"$TMP/moto.out" 2>&1 &
-exec 7>"$TMP/moto.in"
-for _ in $(seq 100); do grep -q PORT "$TMP/moto.out" 2>/dev/null && break; sleep 0.1; done
-
-mkdir -p "$TMP/home/.aws"
-printf '[default]\nregion = eu-west-1\n' >"$TMP/home/.aws/config"
-printf '[default]\naws_access_key_id = AKIABENCHBENCHBENCH1\naws_secret_access_key = bench-secret\n' >"$TMP/home/.aws/credentials"
-export HOME=$TMP/home AWS_ENDPOINT_URL=http://127.0.0.1:5000 AWS_PAGER=
-aws() { in_ns "$AWSCLI_VENV/bin/aws" --output text "$@"; }
-VPC=$(aws ec2 create-vpc --cidr-block 192.0.0.0/16 --query Vpc.VpcId)
-SUBNET=$(aws ec2 create-subnet --vpc-id "$VPC" --cidr-block 192.0.2.0/24 --query Subnet.SubnetId)
-AMI=$(aws ec2 describe-images --query 'Images[0].ImageId')
-read -r IID ENI MAC < <(aws ec2 run-instances --image-id "$AMI" --instance-type t3.micro --subnet-id "$SUBNET" \
-    --private-ip-address 192.0.2.11 --count 1 \
-    --query 'Instances[0].[InstanceId,NetworkInterfaces[0].NetworkInterfaceId,NetworkInterfaces[0].MacAddress]')
+source tests/aws/bench_world.sh vpc
 RTB1=$(aws ec2 create-route-table --vpc-id "$VPC" --query RouteTable.RouteTableId)
 RTB2=$(aws ec2 create-route-table --vpc-id "$VPC" --query RouteTable.RouteTableId)
 for t in "$RTB1" "$RTB2"; do aws ec2 create-route --route-table-id "$t" --destination-cidr-block "$IP/32" --network-interface-id "$ENI" >/dev/null; done
 ip -n "$NS" link add eth0 address "$MAC" type veth peer name eth0p
 ip -n "$NS" link set eth0 up && ip -n "$NS" link set eth0p up
-ip netns exec "$NS" /usr/bin/python3 tests/lab/imds.py --instance-id "$IID" --eni "$ENI" --mac "$MAC" \
-    --ip 192.0.2.11 --region eu-west-1 >"$TMP/imds.log" 2>&1 7>&- &
-IMDS_PID=$!
-for _ in $(seq 50); do in_ns bash -c 'exec 3<>/dev/tcp/169.254.169.254/80' 2>/dev/null && break; sleep 0.1; done
 
 export OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=overlay OCF_RESKEY_ip=$IP OCF_RESKEY_routing_table=$RTB1,$RTB2 \
     OCF_RESKEY_interface=eth0 OCF_RESKEY_lookup_type=NetworkInterfaceId OCF_RESKEY_region=eu-west-1 OCF_RESKEY_awscli=$AWSCLI_VENV/bin/aws \

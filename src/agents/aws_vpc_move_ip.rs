@@ -24,7 +24,7 @@ use aws_sdk_ec2::types::{Route, RouteTable};
 
 use crate::aws::{self, AwsParams, Backoff, Deadline, Session};
 use crate::net::netlink::{AddrSpec, Broadcast, IfAddr, Link, Netlink};
-use crate::ocf::{main_with, Action, ActionSpec, AgentSpec, OcfEnv, OcfError, OcfRc, OcfResult, Param, ParamKind, Params, Support};
+use crate::ocf::{ActionSpec, AgentSpec, OcfEnv, OcfError, OcfRc, OcfResult, Param, ParamKind, Params, Support};
 use crate::{ocf_info, ocf_warn};
 
 pub static PARAMS: &[Param] = &[
@@ -68,14 +68,10 @@ pub static SPEC: AgentSpec = AgentSpec {
 
 /// Entry point of the agent (a link to `paceline`).
 pub fn main() -> ! {
-    main_with(&SPEC, dispatch)
+    ACTIONS.main(&SPEC)
 }
 
 static ACTIONS: aws::Actions = aws::Actions { start, stop, monitor, validate_all };
-
-fn dispatch(a: &Action) -> Option<OcfResult> {
-    ACTIONS.dispatch(a)
-}
 
 /// What makes a route ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -23,7 +23,7 @@ use std::time::Duration;
 use aws_sdk_ec2::types::Address;
 
 use crate::aws::{self, eni, AwsParams, Backoff, Deadline, Ec2, Session};
-use crate::ocf::{main_with, Action, ActionSpec, AgentSpec, OcfEnv, OcfError, OcfRc, OcfResult, Param, ParamKind, Params};
+use crate::ocf::{ActionSpec, AgentSpec, OcfEnv, OcfError, OcfRc, OcfResult, Param, ParamKind, Params};
 use crate::{ocf_err, ocf_info};
 
 pub static PARAMS: &[Param] = &[
@@ -57,14 +57,10 @@ pub static SPEC: AgentSpec = AgentSpec {
 
 /// Entry point of the `awseip` binary.
 pub fn main() -> ! {
-    main_with(&SPEC, dispatch)
+    ACTIONS.main(&SPEC)
 }
 
 static ACTIONS: aws::Actions = aws::Actions { start, stop, monitor, validate_all };
-
-fn dispatch(a: &Action) -> Option<OcfResult> {
-    ACTIONS.dispatch(a)
-}
 
 /// The checked configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]

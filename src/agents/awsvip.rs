@@ -24,7 +24,7 @@ use aws_sdk_ec2::types::NetworkInterface;
 
 use crate::aws::eni::{addresses, holds, interfaces_of as our_interfaces};
 use crate::aws::{self, AwsParams, Backoff, Deadline, Ec2, Session};
-use crate::ocf::{main_with, Action, ActionSpec, AgentSpec, OcfEnv, OcfError, OcfRc, OcfResult, Param, ParamKind, Params};
+use crate::ocf::{ActionSpec, AgentSpec, OcfEnv, OcfError, OcfRc, OcfResult, Param, ParamKind, Params};
 use crate::{ocf_err, ocf_info, ocf_warn};
 
 pub static PARAMS: &[Param] = &[
@@ -57,14 +57,10 @@ pub static SPEC: AgentSpec = AgentSpec {
 
 /// Entry point of the `awsvip` binary.
 pub fn main() -> ! {
-    main_with(&SPEC, dispatch)
+    ACTIONS.main(&SPEC)
 }
 
 static ACTIONS: aws::Actions = aws::Actions { start, stop, monitor, validate_all };
-
-fn dispatch(a: &Action) -> Option<OcfResult> {
-    ACTIONS.dispatch(a)
-}
 
 /// Which of this instance's interfaces gets the address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -381,7 +377,7 @@ mod tests {
     #[test]
     fn unknown_action_is_unimplemented() {
         let env = OcfEnv::default();
-        assert!(dispatch(&Action { name: "promote", env: &env }).is_none());
+        assert!(ACTIONS.dispatch(&crate::ocf::Action { name: "promote", env: &env }).is_none());
     }
 
     #[test]

@@ -97,6 +97,11 @@ pub struct Actions {
 }
 
 impl Actions {
+    /// An AWS agent's entry point: its spec, these actions.
+    pub fn main(&'static self, spec: &'static crate::ocf::AgentSpec) -> ! {
+        crate::ocf::main_with(spec, |a| self.dispatch(a))
+    }
+
     pub fn dispatch(&self, a: &Action) -> Option<OcfResult> {
         Some(match a.name {
             "start" | "migrate_from" => (self.start)(a.env),

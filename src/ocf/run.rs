@@ -23,14 +23,14 @@ fn usage(spec: &AgentSpec) -> String {
 /// Run an agent: parse argv, dispatch, log the outcome, exit with the OCF code.
 ///
 /// `dispatch` returns `None` for actions it does not implement.
-pub fn main_with(spec: &'static AgentSpec, dispatch: fn(&Action) -> Option<OcfResult>) -> ! {
+pub fn main_with(spec: &'static AgentSpec, dispatch: impl Fn(&Action) -> Option<OcfResult>) -> ! {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let env = OcfEnv::from_process();
     std::process::exit(run(spec, dispatch, &args, &env).code() as i32)
 }
 
 /// The testable body of [`main_with`].
-pub fn run(spec: &'static AgentSpec, dispatch: fn(&Action) -> Option<OcfResult>, args: &[String], env: &OcfEnv) -> OcfRc {
+pub fn run(spec: &'static AgentSpec, dispatch: impl Fn(&Action) -> Option<OcfResult>, args: &[String], env: &OcfEnv) -> OcfRc {
     let Some(name) = args.first().map(String::as_str) else {
         eprintln!("{}", usage(spec));
         return OcfRc::ErrArgs;
