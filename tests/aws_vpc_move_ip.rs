@@ -2,7 +2,8 @@
 //! veth with the instance's MAC, as IMDS describes it): the overlay address moving
 //! between two instances through two route tables (created where missing, replaced where
 //! another instance holds them), a route another actor changed, the fault proxy
-//! (throttling, 5xx, garbage, a denied ReplaceRoute), bad input, ocf-tester.
+//! (throttling, 5xx, garbage, a denied ReplaceRoute, a role STS refuses), routing_table_role,
+//! bad input, ocf-tester.
 
 mod common;
 #[path = "common/aws.rs"]
@@ -149,6 +150,17 @@ fn faults_bad_input_and_ocf_tester() {
     b.clear_fault();
     expect(&r, 4, "start without ec2:ReplaceRoute");
     assert_eq!(targets(&cloud, &other), vec![Some(ia.eni.clone())]);
+
+    // routing_table_role: the route calls made with the role's credentials (STS AssumeRole
+    // through the same endpoint); a role these credentials may not assume is OCF_ERR_PERM.
+    let role = [("ip", IP), ("routing_table", list), ("routing_table_role", "arn:aws:iam::123456789012:role/route-tables")];
+    expect(&a.agent(agent, "start", &role), 0, "start with routing_table_role");
+    a.set_fault_on("AssumeRole", FaultKind::error(403, "AccessDenied"), usize::MAX);
+    let r = a.agent(agent, "validate-all", &role);
+    a.clear_fault();
+    expect(&r, 4, "a role that cannot be assumed");
+    assert!(r.stderr.contains("route-tables"), "the reason names the role: {}", r.stderr);
+    expect(&a.agent(agent, "stop", &role), 0, "stop with routing_table_role");
 
     // Bad input: the documented codes, before any EC2 call.
     for (env, rc, what) in [

@@ -513,7 +513,12 @@ fn proxy_conn(client: TcpStream, moto_port: u16, fault: &Mutex<FaultState>, coun
     };
     match injected {
         Some(FaultKind::Error { status, code }) => {
-            let body = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error></Errors><RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>");
+            // EC2's error document, or STS's (awsQuery) for an STS action.
+            let body = if String::from_utf8_lossy(&req.body).split('&').any(|kv| kv == "Action=AssumeRole") {
+                format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>injected by the test proxy</Message></Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>")
+            } else {
+                format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error></Errors><RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>")
+            };
             return respond(&client, status, "text/xml", body.as_bytes());
         }
         Some(FaultKind::Garbage) => return respond(&client, 200, "text/xml", b"\x00\x01 this is not XML }{ <<<"),
