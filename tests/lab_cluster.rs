@@ -383,7 +383,8 @@ fn metric(lab: &Lab, i: u32, name: &str) -> u64 {
 /// - switchover and kill-postgres through HAProxy: no acknowledged row lost, no write routed
 ///   to a non-primary, never two primaries (the benchmark compares outages with the VIP);
 /// - `paceline status` sampled during a switchover by hand (crm_resource --move --promoted);
-/// - `paceline switchover --to NODE` and its refusal of an ineligible target.
+/// - `paceline switchover --to NODE` and its refusal of an ineligible target; `paceline
+///   failover` refused while the primary is healthy.
 #[test]
 fn haproxy_routing_status_check_and_switchover_command() {
     let haproxy = Command::new("sh").args(["-c", "command -v haproxy"]).output().is_ok_and(|o| o.status.success());
@@ -480,6 +481,9 @@ fn haproxy_routing_status_check_and_switchover_command() {
     // The switchover command, from a standby's node, to the other standby.
     let from = assert_status_matches(&lab, 3, 2);
     let target = (1..=3).map(|i| format!("node{i}")).find(|n| *n != from).unwrap();
+    // failover is for an unhealthy primary: refused here, in one line, nothing moved.
+    let (code, out) = paceline_on(&lab, 3, &["failover"]);
+    assert!(code == 1 && out.contains("failover refused") && out.contains("is healthy") && out.lines().count() == 1, "failover on a healthy cluster: exit {code}: {out}");
     let (code, out) = paceline_on(&lab, 3, &["switchover", "--to", "node9"]);
     assert!(code == 1 && out.lines().count() == 1, "switchover to an unknown node: exit {code}: {out}");
     let (code, out) = paceline_on(&lab, 3, &["switchover", "--to", &target, "--timeout", "60"]);
