@@ -489,7 +489,7 @@ fn haproxy_routing_status_check_and_switchover_command() {
     let (code, out) = paceline_on(&lab, 3, &["switchover", "--to", &target, "--timeout", "60"]);
     assert_eq!(code, 0, "paceline switchover --to {target}: {out}");
     eprintln!("{out}");
-    assert!(!out.contains("moved"), "the verdict is of the cluster before its move was cleared: {out}");
+    assert!(!out.contains("cli-prefer"), "the verdict is of the cluster before its move was cleared: {out}");
     assert_eq!(assert_status_matches(&lab, 1, 2), target, "switchover --to {target}");
     // The move's constraint is gone: no location constraint left by the command.
     let cons = lab.ok(&["node", "1", "cibadmin", "--query", "--scope", "constraints"]);
