@@ -23,6 +23,7 @@ use std::time::Duration;
 use aws_sdk_ec2::types::{Route, RouteTable};
 
 use crate::aws::{self, AwsParams, Backoff, Deadline, Session};
+use crate::net::require_root;
 use crate::net::netlink::{AddrSpec, Broadcast, IfAddr, Link, Netlink};
 use crate::ocf::{ActionSpec, AgentSpec, OcfEnv, OcfError, OcfRc, OcfResult, Param, ParamKind, Params, Support};
 use crate::{ocf_info, ocf_warn};
@@ -142,14 +143,6 @@ impl Config {
 
     fn cidr(&self) -> String {
         format!("{}/32", self.ip)
-    }
-}
-
-fn require_root(action: &str) -> Result<(), OcfError> {
-    if nix::unistd::geteuid().is_root() {
-        Ok(())
-    } else {
-        Err(OcfError::perm(format!("{action} must run as root (it changes the interface's addresses)")))
     }
 }
 

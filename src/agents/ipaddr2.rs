@@ -339,18 +339,10 @@ fn place(nl: &Netlink, cfg: &Config) -> Result<Placement, Unplaceable> {
     Ok(Placement { link, prefix })
 }
 
-fn require_root(action: &str) -> Result<(), OcfError> {
-    if nix::unistd::geteuid().is_root() {
-        Ok(())
-    } else {
-        Err(OcfError::perm(format!("{action} must run as root (it changes the interface's addresses)")))
-    }
-}
-
 /// start: add the address (already there is fine), wait for IPv6 DAD, announce it.
 pub fn start(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
-    require_root("start")?;
+    crate::net::require_root("start")?;
     let nl = Netlink::open()?;
     let Placement { link, prefix } = place(&nl, &cfg).map_err(Unplaceable::into_error)?;
     let deadline = Instant::now() + env.timeout_or(Duration::from_secs(20)).saturating_sub(Duration::from_secs(2));
@@ -473,7 +465,7 @@ fn detach_stdio() {
 /// stop: remove the address from its interface. Not there (or no such interface) is success.
 pub fn stop(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
-    require_root("stop")?;
+    crate::net::require_root("stop")?;
     let nl = Netlink::open()?;
     let link = match &cfg.nic {
         Some(name) => nl.link_by_name(name)?,

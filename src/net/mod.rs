@@ -10,4 +10,16 @@
 pub mod announce;
 pub mod netlink;
 
+use crate::ocf::OcfError;
+
+/// Changing an interface's addresses needs root: OCF_ERR_PERM for `action` otherwise
+/// (shared by the agents that add addresses: IPaddr2, aws-vpc-move-ip).
+pub fn require_root(action: &str) -> Result<(), OcfError> {
+    if nix::unistd::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err(OcfError::perm(format!("{action} must run as root (it changes the interface's addresses)")))
+    }
+}
+
 pub use netlink::{AddrSpec, Broadcast, IfAddr, Link, Netlink};
