@@ -1,4 +1,5 @@
-//! Talking to the local PostgreSQL in-process, as `system_user`, over its Unix socket.
+//! Talking to the local PostgreSQL in-process, as `system_user`, over its Unix socket
+//! (and, for pg_rewind's precondition, to the primary its `primary_conninfo` names).
 //!
 //! The agent runs as root, but PostgreSQL's usual local authentication is `peer`: the
 //! server asks the kernel who is on the other end of the socket. So the agent switches its
@@ -19,6 +20,7 @@ use tokio::runtime::Runtime;
 use tokio_postgres::{Client, NoTls};
 
 use crate::ocf::OcfError;
+use crate::pg::conninfo::ConnInfo;
 
 /// The OS identity to connect as.
 #[derive(Debug, Clone, Copy)]
@@ -50,7 +52,7 @@ impl Identity {
     }
 }
 
-/// A connection to the local instance, with the runtime that drives it.
+/// A connection to an instance, with the runtime that drives it.
 pub struct Local {
     rt: Runtime,
     client: Client,
@@ -108,9 +110,45 @@ impl Local {
     /// [`Local::connect`], with the `application_name` the session shows in
     /// `pg_stat_activity`.
     pub fn connect_named(socket_dir: &Path, port: u16, user: &str, who: Option<Identity>, timeout: Duration, application_name: &str) -> Result<Local, ConnectError> {
-        let rt = runtime().map_err(|e| ConnectError::Other(e.reason))?;
         let mut cfg = tokio_postgres::Config::new();
         cfg.host_path(socket_dir).port(port).user(user).dbname("postgres").application_name(application_name).connect_timeout(timeout);
+        Self::connect_with(&cfg, who, timeout)
+    }
+
+    /// Connect to the server a libpq connection string names (`primary_conninfo`, say), with
+    /// the password given apart (it is kept off command lines). `who` is used for a socket
+    /// host (peer authentication). Without TLS here, an `sslmode` that requires it is refused
+    /// rather than silently downgraded.
+    pub fn connect_conninfo(info: &ConnInfo, password: Option<&str>, default_user: &str, who: Option<Identity>, timeout: Duration, application_name: &str) -> Result<Local, ConnectError> {
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.dbname("postgres").application_name(application_name).connect_timeout(timeout);
+        // hostaddr, when given, is where libpq connects (host then only names the server).
+        for host in info.get("hostaddr").or(info.get("host")).unwrap_or("/var/run/postgresql").split(',') {
+            if host.starts_with('/') {
+                cfg.host_path(host);
+            } else {
+                cfg.host(host);
+            }
+        }
+        for port in info.get("port").unwrap_or("5432").split(',') {
+            cfg.port(port.trim().parse().map_err(|_| ConnectError::Other(format!("port '{port}' is not a port number")))?);
+        }
+        cfg.user(info.get("user").unwrap_or(default_user));
+        if let Some(db) = info.get("dbname") {
+            cfg.dbname(db);
+        }
+        if let Some(p) = password {
+            cfg.password(p);
+        }
+        match info.get("sslmode").unwrap_or("prefer") {
+            "disable" | "allow" | "prefer" => {}
+            other => return Err(ConnectError::Other(format!("sslmode={other} needs TLS, which this check does not speak"))),
+        }
+        Self::connect_with(&cfg, who, timeout)
+    }
+
+    fn connect_with(cfg: &tokio_postgres::Config, who: Option<Identity>, timeout: Duration) -> Result<Local, ConnectError> {
+        let rt = runtime().map_err(|e| ConnectError::Other(e.reason))?;
         let result = as_user(who, || rt.block_on(async { tokio::time::timeout(timeout, cfg.connect(NoTls)).await }));
         let (client, connection) = match result {
             Ok(Ok(pair)) => pair,
@@ -120,7 +158,7 @@ impl Local {
                 return Err(match code.as_deref() {
                     // cannot_connect_now (starting up / shutting down / recovery), too_many_connections
                     Some("57P03") | Some("53300") => ConnectError::Rejected(e.as_db_error().map(|d| d.message().to_owned()).unwrap_or(text)),
-                    Some(_) => ConnectError::Other(text),
+                    Some(_) => ConnectError::Other(e.as_db_error().map(|d| d.message().to_owned()).unwrap_or(text)),
                     None if text.contains("No such file") || text.contains("Connection refused") || text.contains("os error 2") || text.contains("os error 111") => ConnectError::Refused(text),
                     None => ConnectError::Other(text),
                 });

@@ -17,6 +17,17 @@
 //! this node until an operator acts) — or, with `auto_rewind=true`, it is rewound from the
 //! primary, keeping this node's own configuration files, and started as a standby.
 //!
+//! The source's control file must be current. PostgreSQL 15's pg_rewind takes the
+//! primary's timeline from its pg_control, which a promoted primary rewrites only when the
+//! checkpoint it requests at promotion completes — seconds to minutes later (the checkpoint
+//! is spread). Until then pg_rewind compares against the old timeline: `--dry-run` can say
+//! "no rewind required" of a diverged instance, and a real rewind copies a control file
+//! whose minimum recovery point lies on a timeline the new history does not contain — a
+//! data directory that refuses to start. So before pg_rewind runs, the primary's
+//! checkpointed timeline is compared with its WAL's; when they differ, a CHECKPOINT is
+//! asked for (superuser or `pg_checkpoint`), or the primary's own is awaited for a while.
+//! A source still stale then makes the check unknown and refuses the rewind.
+//!
 //! What the check needs: `wal_log_hints=on` or data checksums, and a connection to the
 //! primary: the instance's own `primary_conninfo`, with database `postgres` and, if set, the
 //! user `rewind_user`, who needs pg_rewind's privileges there. When the check cannot be
@@ -30,7 +41,7 @@ use super::Config;
 use crate::cmd;
 use crate::ocf::OcfError;
 use crate::pacemaker;
-use crate::pg::client::Identity;
+use crate::pg::client::{Identity, Local};
 use crate::pg::conninfo::ConnInfo;
 use crate::{ocf_debug, ocf_info, ocf_warn};
 
@@ -82,6 +93,9 @@ pub fn compare(cfg: &Config, who: Identity, until: Instant) -> Verdict {
         Ok(s) => s,
         Err(why) => return Verdict::Unknown(why),
     };
+    if let Err(why) = source_checkpointed(cfg, who, &source, until) {
+        return Verdict::Unknown(why);
+    }
     match pg_rewind(cfg, who, &source, true, until) {
         Err(e) => Verdict::Unknown(e.reason),
         Ok(done) => {
@@ -108,6 +122,7 @@ const OWN_FILES: &[&str] = &["postgresql.conf", "postgresql.auto.conf", "pg_hba.
 /// primary_conninfo are its own.
 pub fn rewind(cfg: &Config, who: Identity, until: Instant) -> Result<(), OcfError> {
     let source = source(cfg, who, until).map_err(|why| OcfError::generic(format!("cannot rewind: {why}")))?;
+    source_checkpointed(cfg, who, &source, until).map_err(|why| OcfError::generic(format!("cannot rewind: {why}")))?;
     let kept: Vec<(std::path::PathBuf, Vec<u8>)> =
         OWN_FILES.iter().map(|f| cfg.datadir.join(f)).filter_map(|p| std::fs::read(&p).ok().map(|bytes| (p, bytes))).collect();
     let done = pg_rewind(cfg, who, &source, false, until);
@@ -126,7 +141,7 @@ pub fn rewind(cfg: &Config, who: Identity, until: Instant) -> Result<(), OcfErro
 
 /// The connection pg_rewind makes to the primary, and the password kept off its argv.
 struct Source {
-    conninfo: String,
+    info: ConnInfo,
     password: Option<String>,
 }
 
@@ -158,12 +173,77 @@ fn source(cfg: &Config, who: Identity, until: Instant) -> Result<Source, String>
         info.set("connect_timeout", "5");
     }
     info.set("application_name", "paceline-pg_rewind");
-    Ok(Source { conninfo: info.to_string(), password })
+    Ok(Source { info, password })
+}
+
+/// pg_rewind's unstated precondition (module docs): the primary's pg_control is on the
+/// timeline its WAL is on. Ok when it is, or when it cannot be asked (a standby source, TLS,
+/// missing privileges on the functions: pg_rewind then runs as it always did); the reason
+/// when the source is known stale and stays so.
+fn source_checkpointed(cfg: &Config, who: Identity, source: &Source, until: Instant) -> Result<(), String> {
+    let left = || until.saturating_duration_since(Instant::now());
+    let timeout = left().min(Duration::from_secs(5));
+    let db = match Local::connect_conninfo(&source.info, source.password.as_deref(), &cfg.system_user, Some(who), timeout, "paceline-pg_rewind") {
+        Ok(db) => db,
+        Err(e) => {
+            ocf_debug!("cannot ask the primary whether its control file is current ({}): leaving it to pg_rewind", e.message());
+            return Ok(());
+        }
+    };
+    // Timelines as (checkpointed, current); None on a standby source.
+    let ask = || -> Result<Option<(u32, u32)>, String> {
+        let row = db
+            .query_text(
+                "SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE (SELECT timeline_id FROM pg_control_checkpoint())::text END, \
+                 CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END",
+                left().min(Duration::from_secs(5)),
+            )
+            .map_err(|e| e.reason)?;
+        match row.first().map(|r| (r[0].as_deref(), r[1].as_deref())) {
+            Some((Some(done), Some(wal))) => {
+                let done = done.parse().map_err(|_| format!("checkpoint timeline '{done}'"))?;
+                let now = wal.get(..8).and_then(|t| u32::from_str_radix(t, 16).ok()).ok_or_else(|| format!("WAL file name '{wal}'"))?;
+                Ok(Some((done, now)))
+            }
+            _ => Ok(None),
+        }
+    };
+    let (mut done, now) = match ask() {
+        Ok(Some(t)) => t,
+        Ok(None) => return Ok(()),
+        Err(why) => {
+            ocf_debug!("cannot read the primary's timelines ({why}): leaving it to pg_rewind");
+            return Ok(());
+        }
+    };
+    if done == now {
+        return Ok(());
+    }
+    ocf_info!("the primary's control file is still on timeline {done}, its WAL on {now} (promoted, first checkpoint not done): asking it for a CHECKPOINT");
+    if let Err(e) = db.execute("CHECKPOINT", left().saturating_sub(Duration::from_secs(1)).max(Duration::from_secs(1))) {
+        ocf_info!("no CHECKPOINT ({}): waiting for the primary's own", e.reason);
+    }
+    // Waiting longer than a third of what is left would leave too little for the rest.
+    let wait_until = Instant::now() + left() / 3;
+    loop {
+        if let Ok(Some((d, _))) = ask() {
+            done = d;
+        }
+        if done == now {
+            return Ok(());
+        }
+        if Instant::now() >= wait_until {
+            return Err(format!(
+                "the primary's control file is still on timeline {done}, its WAL on {now}: pg_rewind would compare with a stale history; run CHECKPOINT there (or grant pg_checkpoint to the rewind user) and retry"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn pg_rewind(cfg: &Config, who: Identity, source: &Source, dry_run: bool, until: Instant) -> Result<cmd::Finished, OcfError> {
     let mut cmd = instance::pg_tool(cfg, who, "pg_rewind");
-    cmd.arg("--target-pgdata").arg(&cfg.datadir).arg(format!("--source-server={}", source.conninfo));
+    cmd.arg("--target-pgdata").arg(&cfg.datadir).arg(format!("--source-server={}", source.info));
     if dry_run {
         cmd.arg("--dry-run");
     }
