@@ -131,13 +131,7 @@ impl Config {
             "NetworkInterfaceId" => LookupType::NetworkInterfaceId,
             other => return Err(bad(format!("lookup_type '{other}' must be InstanceId or NetworkInterfaceId"))),
         };
-        let mut aws = AwsParams::from_params(&p)?;
-        if let Some(role) = p.str("routing_table_role").map(str::trim).filter(|r| !r.is_empty()) {
-            if !(role.starts_with("arn:") && role.contains(":role/")) {
-                return Err(bad(format!("routing_table_role '{role}' is not an IAM role ARN (arn:aws:iam::123456789012:role/name)")));
-            }
-            aws.assume_role = Some(role.to_owned());
-        }
+        let aws = AwsParams::from_params(&p)?;
         Ok(Config { ip, tables, interface, label, monapi: p.bool("monapi"), lookup, aws })
     }
 

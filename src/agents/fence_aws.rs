@@ -37,7 +37,7 @@ use aws_sdk_ec2::config::interceptors::FinalizerInterceptorContextRef;
 use aws_sdk_ec2::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_ec2::types::{Filter, Instance, InstanceStateName};
 
-use crate::aws::{self, AwsError, AwsParams, Deadline, Ec2, Imds, Secret};
+use crate::aws::{self, AwsError, AwsParams, Deadline, Ec2, Imds};
 use crate::fence::{self, Agent, Device, FenceError, FenceOpt, FenceSpec, OptKind, Outlet, Power, Request};
 use crate::ocf::{OcfError, OcfRc};
 use crate::ocf_debug;
@@ -86,16 +86,7 @@ pub fn main() -> ! {
 
 /// What the fence options say about where and as whom to talk to EC2.
 fn aws_params(req: &Request) -> AwsParams {
-    let get = |n: &str| req.input.get(n).map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
-    AwsParams {
-        region: get("region"),
-        profile: get("profile"),
-        endpoint_url: get("endpoint_url"),
-        instance_id: None,
-        access_key: get("access_key").map(Secret::new),
-        secret_key: req.input.get("secret_key").map(Secret::new),
-        assume_role: None,
-    }
+    AwsParams::read(|n| req.input.get(n))
 }
 
 /// `name=value` of the `filter` option.

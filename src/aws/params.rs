@@ -83,19 +83,27 @@ pub struct AwsParams {
 }
 
 impl AwsParams {
-    /// Read `region`, `profile`, `endpoint_url` and `instance_id` from an agent's parsed
-    /// parameters (its table must declare them) and check them.
-    pub fn from_params(p: &Params) -> Result<AwsParams, OcfError> {
-        let get = |name: &str| p.str(name).map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
-        let a = AwsParams {
+    /// Where and as whom, from any name -> value lookup: an agent's parsed parameters
+    /// ([`AwsParams::from_params`]), a fence request's options, a resource's parameters in
+    /// the CIB (`paceline check`). One reading for all three, so that they cannot drift;
+    /// a name the source does not have is simply unset. Not checked: see [`AwsParams::validate`].
+    pub fn read<'a>(get: impl Fn(&str) -> Option<&'a str>) -> AwsParams {
+        let get = |name: &str| get(name).map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+        AwsParams {
             region: get("region"),
             profile: get("profile"),
             endpoint_url: get("endpoint_url"),
             instance_id: get("instance_id"),
-            access_key: None,
-            secret_key: None,
-            assume_role: None,
-        };
+            access_key: get("access_key").map(Secret::new),
+            secret_key: get("secret_key").map(Secret::new),
+            assume_role: get("routing_table_role"),
+        }
+    }
+
+    /// Read the parameters an agent's table declares (of `region`, `profile`,
+    /// `endpoint_url`, `instance_id`, `routing_table_role`, ...) and check them.
+    pub fn from_params(p: &Params) -> Result<AwsParams, OcfError> {
+        let a = AwsParams::read(|name| p.declared(name));
         a.validate()?;
         Ok(a)
     }
@@ -118,6 +126,11 @@ impl AwsParams {
         if let Some(i) = &self.instance_id {
             if !valid_instance_id(i) {
                 return Err(OcfError::configured(format!("instance_id '{i}' is not an EC2 instance id (i-0123456789abcdef0)")));
+            }
+        }
+        if let Some(role) = &self.assume_role {
+            if !(role.starts_with("arn:") && role.contains(":role/")) {
+                return Err(OcfError::configured(format!("routing_table_role '{role}' is not an IAM role ARN (arn:aws:iam::123456789012:role/name)")));
             }
         }
         match (&self.access_key, &self.secret_key) {

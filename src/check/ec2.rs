@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use aws_sdk_ec2::types::Filter;
 
-use crate::aws::{self, AwsError, AwsParams, Deadline, Secret, Session};
+use crate::aws::{self, AwsError, AwsParams, Deadline, Session};
 use crate::ocf::OcfRc;
 use crate::pacemaker::cib::{agent_type, Primitive};
 use crate::status::{Finding, Severity};
@@ -96,16 +96,7 @@ fn real_answer<T>(r: Result<T, AwsError>) -> Answer {
 
 /// Where and as whom the agent of `p` would talk to EC2, from its CIB parameters.
 fn params_of(p: &Primitive) -> AwsParams {
-    let get = |n: &str| p.params.get(n).map(|v| v.trim()).filter(|v| !v.is_empty()).map(str::to_owned);
-    AwsParams {
-        region: get("region"),
-        profile: get("profile"),
-        endpoint_url: get("endpoint_url"),
-        instance_id: get("instance_id"),
-        access_key: get("access_key").map(Secret::new),
-        secret_key: get("secret_key").map(Secret::new),
-        assume_role: get("routing_table_role"),
-    }
+    AwsParams::read(|n| p.params.get(n).map(String::as_str))
 }
 
 /// Ask EC2, for every relevant resource of `prims`, the calls its agent will make.

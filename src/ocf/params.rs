@@ -173,6 +173,12 @@ impl Params {
         Ok(Params { tables, values })
     }
 
+    /// Like [`Params::str`] for a name the agent's tables may not declare: `None` then,
+    /// whatever the environment holds (for readers shared by several agents).
+    pub fn declared(&self, name: &str) -> Option<&str> {
+        self.tables.iter().flat_map(|t| t.iter()).any(|p| p.name == name).then(|| self.str(name)).flatten()
+    }
+
     fn param(&self, name: &str) -> Option<&'static Param> {
         let p = self.tables.iter().flat_map(|t| t.iter()).find(|p| p.name == name);
         debug_assert!(p.is_some(), "parameter '{name}' is not in the agent's table");
