@@ -67,7 +67,7 @@ pub static PARAMS: &[Param] = &[
     Param::new("synchronous_node_count", ParamKind::Integer, "Standbys that must confirm each commit",
         "With synchronous_mode on or strict: how many standbys must have flushed a commit before it is acknowledged (PostgreSQL's quorum commit, ANY k). At most the number of standbys (clone-max - 1).").default("1").reloadable(),
     Param::new("rewind_user", ParamKind::String, "User for pg_rewind",
-        "The user the timeline check (pg_rewind --dry-run at start) and auto_rewind connect to the primary as, through primary_conninfo with database postgres. Default: the user of primary_conninfo. It needs pg_rewind's privileges on the primary (superuser, or EXECUTE on pg_ls_dir, pg_stat_file, pg_read_binary_file).").reloadable(),
+        "The user the timeline check (pg_rewind --dry-run at start) and auto_rewind connect to the primary as, through primary_conninfo with database postgres. Default: the user of primary_conninfo. It needs pg_rewind's privileges on the primary (superuser, or EXECUTE on pg_ls_dir, pg_stat_file, pg_read_binary_file), and preferably pg_checkpoint: a just-promoted primary is asked for a CHECKPOINT first, so that pg_rewind does not read a stale timeline from its control file (without it, the agent waits for the primary's own).").reloadable(),
 ];
 
 pub static SPEC: AgentSpec = AgentSpec {
