@@ -379,7 +379,8 @@ fn metric(lab: &Lab, i: u32, name: &str) -> u64 {
 ///   with a lag; again after each change;
 /// - `paceline check` on the running cluster: the lab's one known gap (no fencing) and
 ///   nothing else; then one fault at a time in the live cluster (notify=false on the clone,
-///   a pg_hba rule that lets a standby replicate from itself) found, and gone once undone;
+///   a pg_hba rule that lets a standby replicate from itself, a rewind user without
+///   pg_checkpoint, then without pg_rewind's reads) found, and gone once undone;
 /// - switchover and kill-postgres through HAProxy: no acknowledged row lost, no write routed
 ///   to a non-primary, never two primaries (the benchmark compares outages with the VIP);
 /// - `paceline status` sampled during a switchover by hand (crm_resource --move --promoted);
@@ -415,6 +416,24 @@ fn haproxy_routing_status_check_and_switchover_command() {
     assert_eq!(psql_on(&lab, standby, "select pg_reload_conf()"), "t");
     let (_, out) = paceline_on(&lab, standby, &["check"]);
     assert!(!out.contains("notify=false") && !out.contains("lets replication in"), "faults still reported once undone: {out}");
+    // The rewind user, asked of PostgreSQL's catalogue: the lab's (postgres, a superuser) has
+    // nothing to say; a role with pg_rewind's reads but not pg_checkpoint is a warning; one
+    // without a read, with auto_rewind on, is critical; rewind_user=postgres again mends it.
+    assert!(!out.contains("rewind user"), "the lab's rewind user is a superuser: {out}");
+    let on_primary: u32 = primary.trim_start_matches("node").parse().unwrap();
+    psql_on(&lab, on_primary, "CREATE ROLE paceline_rewinder LOGIN; GRANT EXECUTE ON FUNCTION pg_ls_dir(text, boolean, boolean), pg_stat_file(text, boolean), pg_read_binary_file(text), pg_read_binary_file(text, bigint, bigint, boolean) TO paceline_rewinder");
+    assert_eq!(psql_on(&lab, on_primary, "SELECT count(*) FROM pg_roles WHERE rolname = 'paceline_rewinder'"), "1");
+    lab.ok(&["node", "1", "pcs", "resource", "update", "pgsqld", "rewind_user=paceline_rewinder"]);
+    let (_, out) = paceline_on(&lab, standby, &["check"]);
+    assert!(out.lines().any(|l| l.starts_with("WARNING: the rewind user paceline_rewinder cannot CHECKPOINT")) && !out.contains("lacks pg_rewind's"), "check with a rewind user without pg_checkpoint: {out}");
+    psql_on(&lab, on_primary, "REVOKE EXECUTE ON FUNCTION pg_read_binary_file(text) FROM paceline_rewinder");
+    let (code, out) = paceline_on(&lab, standby, &["check"]);
+    assert!(code == 2 && out.lines().any(|l| l.starts_with("CRITICAL: the rewind user paceline_rewinder lacks pg_rewind's privileges")), "check with a rewind user without pg_rewind's reads: {out}");
+    lab.ok(&["node", "1", "pcs", "resource", "update", "pgsqld", "rewind_user=postgres"]);
+    psql_on(&lab, on_primary, "DROP OWNED BY paceline_rewinder; DROP ROLE paceline_rewinder");
+    assert_eq!(psql_on(&lab, on_primary, "SELECT count(*) FROM pg_roles WHERE rolname = 'paceline_rewinder'"), "0");
+    let (_, out) = paceline_on(&lab, standby, &["check"]);
+    assert!(!out.contains("rewind user"), "rewind user findings once mended: {out}");
 
     // A standby down (pcs node standby): status shows it stopped, says why and how to undo.
     let down = format!("node{}", if primary == "node3" { 2 } else { 3 });

@@ -3,7 +3,7 @@
 //!
 //! Its sources, each read once: the whole CIB (`cibadmin --query`, or a file: a
 //! configuration can be checked before it is loaded), the local PostgreSQL in-process
-//! (`pg_settings`, `pg_hba_file_rules`, `pg_control_init`), each fence device's monitor
+//! (`pg_settings`, `pg_hba_file_rules`, `pg_control_init`, the rewind user's privileges), each fence device's monitor
 //! through the fencer (`stonith_admin --query`), and EC2 for the permissions of the AWS
 //! agents ([`ec2`]: DryRun requests as the agents would make them). Each finding says how bad it
 //! is, what is wrong and how to fix it. The rules are pure functions of what was read
@@ -172,6 +172,37 @@ pub fn postgres(settings: &BTreeMap<String, String>, hba: &[HbaRule], me: &str, 
     f
 }
 
+/// What PostgreSQL says of the role pgsqlms's timeline check and `auto_rewind` connect to
+/// the primary as (roles are the same on every node of a streaming cluster, so the local
+/// instance can tell).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RewindRole {
+    /// pg_ls_dir, pg_stat_file and both pg_read_binary_file: pg_rewind's reads.
+    pub can_read: bool,
+    /// Superuser, or `pg_checkpoint` (PostgreSQL 15+): it can CHECKPOINT a just-promoted
+    /// primary, whose control file pg_rewind would otherwise read stale.
+    pub can_checkpoint: bool,
+}
+
+/// The rewind role's findings. `role`: None when no such role exists; `auto_rewind`: the
+/// resource's parameter (without it, only the check at start needs the role).
+pub fn rewind_role(user: &str, role: Option<RewindRole>, auto_rewind: bool) -> Vec<Finding> {
+    use Severity::*;
+    let needs = if auto_rewind { "auto_rewind cannot rewind and the timeline check at start cannot run" } else { "the timeline check at start cannot run (a diverged ex-primary starts as a standby that cannot follow)" };
+    let severity = if auto_rewind { Critical } else { Warning };
+    let grant = format!("GRANT EXECUTE ON FUNCTION pg_ls_dir(text, boolean, boolean), pg_stat_file(text, boolean), pg_read_binary_file(text), pg_read_binary_file(text, bigint, bigint, boolean) TO {user}; GRANT pg_checkpoint TO {user} (or set rewind_user)");
+    match role {
+        None => vec![finding(severity, format!("the rewind user {user} does not exist: {needs}"), format!("CREATE ROLE {user} LOGIN, then {grant}"))],
+        Some(RewindRole { can_read: false, .. }) => vec![finding(severity, format!("the rewind user {user} lacks pg_rewind's privileges: {needs}"), grant)],
+        Some(RewindRole { can_checkpoint: false, .. }) => vec![finding(
+            Warning,
+            format!("the rewind user {user} cannot CHECKPOINT: right after a failover the timeline check waits for the new primary's first checkpoint, and may not tell"),
+            format!("GRANT pg_checkpoint TO {user} (PostgreSQL 15+; superuser before)"),
+        )],
+        Some(_) => Vec::new(),
+    }
+}
+
 /// Everything `paceline check` gathers and judges (I/O; `cib_file`: check that file
 /// instead of the running cluster's CIB, and no PostgreSQL).
 pub fn run(cib_file: Option<&std::path::Path>) -> Result<Vec<Finding>, crate::ocf::OcfError> {
@@ -238,7 +269,32 @@ fn local_postgres(root: &Element) -> Result<Vec<Finding>, crate::ocf::OcfError> 
     let checksums = local.query_one::<i32>("SELECT data_page_checksum_version FROM pg_control_init()", t).map(|v| v > 0).unwrap_or(false);
     let me = crate::pacemaker::nodes::local_name()?;
     let mine: Vec<IpAddr> = crate::pacemaker::nodes::addresses().unwrap_or_default().into_iter().filter(|(n, _)| *n == me).filter_map(|(_, a)| a.parse().ok()).collect();
-    Ok(postgres(&settings, &hba, &me, &mine, is_true(pg.params.get("auto_rewind")), checksums))
+    let auto_rewind = is_true(pg.params.get("auto_rewind"));
+    let mut out = postgres(&settings, &hba, &me, &mine, auto_rewind, checksums);
+    // Ours only: PAF has neither the timeline check nor auto_rewind.
+    if pg.agent.contains(":paceline:") {
+        // pg_rewind's user, as the agent picks it: rewind_user, else primary_conninfo's, else
+        // libpq's default (the OS user the tools run as).
+        let conninfo_user = crate::pg::conninfo::ConnInfo::parse(settings.get("primary_conninfo").map(String::as_str).unwrap_or("")).ok().and_then(|c| c.get("user").map(str::to_owned));
+        let rewinder = pg.params.get("rewind_user").map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()).or(conninfo_user).unwrap_or(user);
+        let literal = rewinder.replace('\'', "''");
+        let sql = format!(
+            "SELECT (has_function_privilege(oid, 'pg_ls_dir(text, boolean, boolean)', 'EXECUTE') \
+               AND has_function_privilege(oid, 'pg_stat_file(text, boolean)', 'EXECUTE') \
+               AND has_function_privilege(oid, 'pg_read_binary_file(text)', 'EXECUTE') \
+               AND has_function_privilege(oid, 'pg_read_binary_file(text, bigint, bigint, boolean)', 'EXECUTE'))::text, \
+             (CASE WHEN rolsuper THEN true WHEN to_regrole('pg_checkpoint') IS NULL THEN false ELSE pg_has_role(oid, 'pg_checkpoint', 'USAGE') END)::text \
+             FROM pg_roles WHERE rolname = '{literal}'"
+        );
+        match local.query_text(&sql, t) {
+            Ok(rows) => {
+                let role = rows.first().map(|r| RewindRole { can_read: r.first().cloned().flatten().as_deref() == Some("true"), can_checkpoint: r.get(1).cloned().flatten().as_deref() == Some("true") });
+                out.append(&mut rewind_role(&rewinder, role, auto_rewind));
+            }
+            Err(e) => out.push(finding(Severity::Warning, format!("the rewind user {rewinder}'s privileges were not checked: {}", e.reason), "psql -c '\\du'")),
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -345,5 +401,26 @@ mod tests {
         let mut s = good_settings();
         s.insert("wal_log_hints".into(), "off".into());
         assert_eq!(postgres(&s, &safe, "node1", &me, true, true), vec![]);
+    }
+
+    #[test]
+    fn the_rewind_role() {
+        let full = RewindRole { can_read: true, can_checkpoint: true };
+        assert_eq!(rewind_role("postgres", Some(full), true), vec![]);
+        let one = |role, auto| {
+            let f = rewind_role("rewinder", role, auto);
+            assert_eq!(f.len(), 1, "{f:?}");
+            (f[0].severity, f[0].what.clone(), f[0].hint.clone())
+        };
+        // Without its reads, auto_rewind cannot work: critical; without auto_rewind, the check only.
+        let (sev, what, hint) = one(Some(RewindRole { can_read: false, can_checkpoint: false }), true);
+        assert_eq!(sev, Severity::Critical);
+        assert!(what.contains("rewinder lacks pg_rewind's privileges: auto_rewind cannot rewind") && hint.contains("pg_read_binary_file(text, bigint, bigint, boolean) TO rewinder"), "{what} / {hint}");
+        assert_eq!(one(Some(RewindRole { can_read: false, can_checkpoint: true }), false).0, Severity::Warning);
+        let (sev, what, _) = one(None, true);
+        assert!(sev == Severity::Critical && what.contains("does not exist"), "{what}");
+        // Reads but no CHECKPOINT: works, slower and less sure right after a failover.
+        let (sev, what, hint) = one(Some(RewindRole { can_read: true, can_checkpoint: false }), true);
+        assert!(sev == Severity::Warning && what.contains("cannot CHECKPOINT") && hint == "GRANT pg_checkpoint TO rewinder (PostgreSQL 15+; superuser before)", "{what} / {hint}");
     }
 }
