@@ -43,8 +43,8 @@ impl Fixture {
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(&base).unwrap();
         must(&format!("chown postgres: {}", base.display()));
-        // Tags 0..=7: each test its own pair of ports (and directory).
-        let port = 6000 + (pid % 300) as u16 * 16 + tag * 2;
+        // Tags 0..=9: each test its own pair of ports (and directory).
+        let port = 6000 + (pid % 300) as u16 * 20 + tag * 2;
         let mk = |name: &str, port: u16| Instance { data: base.join(name), sock: base.join(format!("{name}-sock")), port };
         let f = Fixture { primary: mk("primary", port), standby: mk("standby", port + 1), base };
         for i in [&f.primary, &f.standby] {
@@ -58,7 +58,8 @@ impl Fixture {
                  primary_conninfo = 'host=127.0.0.1 port={} user=postgres application_name={name}'\nrecovery_target_timeline = 'latest'\n",
                 i.port,
                 i.sock.display(),
-                if tag == 3 { "on" } else { "off" },
+                // pg_rewind needs wal_log_hints (or checksums): on for the two rewind tests.
+                if matches!(tag, 3 | 8) { "on" } else { "off" },
                 p.port
             )
         };
@@ -383,6 +384,75 @@ fn diverged_ex_primary_is_refused_then_rewound_with_auto_rewind() {
     assert_eq!(rc, 0, "{err}");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("rewinding this instance") && text.contains("this instance can follow it"), "{text}");
+}
+
+/// pg_rewind against a primary promoted a moment ago. PostgreSQL 15's pg_rewind reads the
+/// source's timeline from its pg_control, which a promoted primary rewrites only when the
+/// promotion's spread checkpoint ends; here that checkpoint has hundreds of buffers to
+/// write (about 0.1 s each while ahead of schedule), so it lasts a minute. A rewind user
+/// that may not CHECKPOINT: the agent waits for the primary's own, in vain, says so, does
+/// not rewind, and starts the standby as when the check cannot be made — PostgreSQL refuses
+/// the diverged history, and start fails at once with its reason. The superuser: the agent
+/// asks for a CHECKPOINT, and the comparison and the rewind are right at once.
+#[test]
+fn rewind_from_a_just_promoted_primary_checkpoints_it_first() {
+    if !possible() || !sh("command -v pcs && command -v crm_simulate").status.success() {
+        eprintln!("skipped: needs root, PostgreSQL 15, pcs and Pacemaker's tools");
+        return;
+    }
+    let f = Fixture::new(8);
+    let (p, s) = (&f.primary, &f.standby);
+    assert_eq!(f.rc(p, "start"), 0);
+    assert_eq!(f.rc(p, "promote"), 0);
+    assert_eq!(f.rc(s, "start"), 0);
+    sql(p, "CREATE ROLE rewinder LOGIN; GRANT EXECUTE ON FUNCTION pg_ls_dir(text, boolean, boolean), pg_stat_file(text, boolean), pg_read_binary_file(text), pg_read_binary_file(text, bigint, bigint, boolean) TO rewinder");
+    // Replay dirties the standby's buffers: its promotion checkpoint will have them to write.
+    sql(p, "CREATE TABLE t AS SELECT i, repeat('x', 200) AS pad FROM generate_series(1, 40000) i");
+    wait_sql(s, "SELECT count(*) FROM t", "40000");
+
+    as_pg(&format!("{BINDIR}/pg_ctl -D {} -w promote >/dev/null", s.data.display()));
+    sql(s, "INSERT INTO t SELECT i, '' FROM generate_series(40001, 40005) i");
+    sql(p, "INSERT INTO t SELECT i, '' FROM generate_series(50001, 50100) i");
+    as_pg(&format!("{BINDIR}/pg_ctl -D {} -w -m immediate stop >/dev/null", p.data.display()));
+    let auto_conf = p.data.join("postgresql.auto.conf");
+    let own = std::fs::read_to_string(&auto_conf).unwrap().replace(&format!("port={} user", p.port), &format!("port={} user", s.port));
+    std::fs::write(&auto_conf, &own).unwrap();
+    // Timelines as the new primary's control file and its WAL say (the agent's promote made 2, this one 3).
+    let timelines = || sql(s, "SELECT (SELECT timeline_id FROM pg_control_checkpoint()) || ' ' || ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int");
+    let stale = timelines();
+    let (done, now) = stale.split_once(' ').unwrap();
+    assert_ne!(done, now, "the new primary's control file is still on an old timeline: {stale}");
+
+    let cib = cib_with_primary(&f.base, "nodeS");
+    let log = f.base.join("agent.log");
+    let cluster = [("CIB_file", cib.to_str().unwrap()), ("OCF_RESKEY_CRM_meta_on_node", "nodeP"), ("HA_LOGFILE", log.to_str().unwrap()), ("OCF_RESKEY_auto_rewind", "true")];
+
+    // No CHECKPOINT privilege: waited for, in vain; not rewound; started as a standby as
+    // when the check cannot be made — which PostgreSQL refuses for a diverged history, and
+    // start fails at once with its words.
+    let without = [cluster.as_slice(), &[("OCF_RESKEY_rewind_user", "rewinder")]].concat();
+    let t = std::time::Instant::now();
+    let (rc, err) = f.agent(p, "start", &without);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(rc, 1, "{err}\n{text}");
+    assert!(err.contains("ocf-exit-reason:PostgreSQL exited while starting as a standby: FATAL:  requested timeline"), "{err}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(20), "start waited out its timeout: {:?}", t.elapsed());
+    assert!(text.contains("asking it for a CHECKPOINT") && text.contains("no CHECKPOINT (") && text.contains("waiting for the primary's own"), "{text}");
+    assert!(text.contains("cannot compare this instance's history") && text.contains(&format!("control file is still on timeline {done}, its WAL on {now}")), "{text}");
+    assert!(!text.contains("rewinding this instance"), "rewound from a stale source: {text}");
+    assert_eq!(f.rc(p, "monitor"), 7, "left stopped");
+    assert_eq!(timelines(), stale, "the primary's checkpoint is still under way");
+    assert_eq!(f.rc(p, "stop"), 0);
+
+    // The superuser (primary_conninfo's user): a CHECKPOINT, then diverged, rewound, streaming.
+    std::fs::write(&log, "").unwrap();
+    let (rc, err) = f.agent(p, "start", &cluster);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(rc, 0, "{err}\n{text}");
+    assert!(text.contains("asking it for a CHECKPOINT") && !text.contains("no CHECKPOINT (") && text.contains("rewinding this instance") && text.contains("rewound from the primary"), "{text}");
+    assert_eq!(timelines(), format!("{now} {now}"), "the CHECKPOINT brought the control file to the primary's timeline");
+    wait_sql(p, "SELECT status FROM pg_stat_wal_receiver", "streaming");
+    wait_sql(p, "SELECT count(*), max(i) FROM t", "40005|40005");
 }
 
 /// A commit on a primary whose synchronous standbys are absent, cancelled after

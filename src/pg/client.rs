@@ -78,6 +78,11 @@ impl ConnectError {
     }
 }
 
+/// What the server said (its message, not tokio-postgres's "db error"), or the client error.
+fn said(e: &tokio_postgres::Error) -> String {
+    e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_else(|| e.to_string())
+}
+
 fn runtime() -> Result<Runtime, OcfError> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| OcfError::generic(format!("cannot start the runtime: {e}")))
 }
@@ -157,8 +162,8 @@ impl Local {
                 let code = e.code().map(|c| c.code().to_owned());
                 return Err(match code.as_deref() {
                     // cannot_connect_now (starting up / shutting down / recovery), too_many_connections
-                    Some("57P03") | Some("53300") => ConnectError::Rejected(e.as_db_error().map(|d| d.message().to_owned()).unwrap_or(text)),
-                    Some(_) => ConnectError::Other(e.as_db_error().map(|d| d.message().to_owned()).unwrap_or(text)),
+                    Some("57P03") | Some("53300") => ConnectError::Rejected(said(&e)),
+                    Some(_) => ConnectError::Other(said(&e)),
                     None if text.contains("No such file") || text.contains("Connection refused") || text.contains("os error 2") || text.contains("os error 111") => ConnectError::Refused(text),
                     None => ConnectError::Other(text),
                 });
@@ -174,7 +179,7 @@ impl Local {
         self.rt.block_on(async {
             match tokio::time::timeout(timeout, self.client.query_one(sql, &[])).await {
                 Ok(Ok(row)) => row.try_get(0).map_err(|e| OcfError::generic(format!("{sql}: {e}"))),
-                Ok(Err(e)) => Err(OcfError::generic(format!("{sql}: {e}"))),
+                Ok(Err(e)) => Err(OcfError::generic(format!("{sql}: {}", said(&e)))),
                 Err(_) => Err(OcfError::generic(format!("{sql}: no answer within {timeout:?}"))),
             }
         })
@@ -185,7 +190,7 @@ impl Local {
         self.rt.block_on(async {
             let rows = match tokio::time::timeout(timeout, self.client.query(sql, &[])).await {
                 Ok(Ok(rows)) => rows,
-                Ok(Err(e)) => return Err(OcfError::generic(format!("{sql}: {e}"))),
+                Ok(Err(e)) => return Err(OcfError::generic(format!("{sql}: {}", said(&e)))),
                 Err(_) => return Err(OcfError::generic(format!("{sql}: no answer within {timeout:?}"))),
             };
             rows.iter()
@@ -199,7 +204,7 @@ impl Local {
         self.rt.block_on(async {
             match tokio::time::timeout(timeout, self.client.batch_execute(sql)).await {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(OcfError::generic(format!("{sql}: {e}"))),
+                Ok(Err(e)) => Err(OcfError::generic(format!("{sql}: {}", said(&e)))),
                 Err(_) => Err(OcfError::generic(format!("{sql}: no answer within {timeout:?}"))),
             }
         })

@@ -25,6 +25,13 @@ pub enum State {
     Broken(String),
 }
 
+impl State {
+    /// No server runs (stopped or crashed), as read from pg_control.
+    pub fn is_down(&self) -> bool {
+        matches!(self, State::Stopped { .. } | State::CrashedPrimary | State::CrashedStandby)
+    }
+}
+
 /// The OS identity of `system_user`.
 pub fn identity(cfg: &Config) -> Result<Identity, OcfError> {
     identity_of(&cfg.system_user)
@@ -135,7 +142,7 @@ pub fn stopped_state(cfg: &Config, budget: Duration) -> Result<State, OcfError> 
 
 /// Where pg_ctl sends the server's own output: the usual Debian log directory when it
 /// exists, else the data directory.
-fn server_log(cfg: &Config) -> PathBuf {
+pub fn server_log(cfg: &Config) -> PathBuf {
     let debian = Path::new("/var/log/postgresql");
     if debian.is_dir() {
         debian.join(format!("paceline-{}.log", cfg.resource))
@@ -172,6 +179,17 @@ pub fn pg_ctl(cfg: &Config, who: Identity, args: &[&str], timeout: Duration) -> 
         }
     }
     crate::cmd::run(&mut cmd, timeout).map(|_| ())
+}
+
+/// The last FATAL or PANIC line the server wrote to its log after byte `from` (what it
+/// said when it gave up starting), without the log line prefix.
+pub fn server_fatal(cfg: &Config, from: u64) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(server_log(cfg)).ok()?;
+    f.seek(SeekFrom::Start(from)).ok()?;
+    let mut text = String::new();
+    f.take(1 << 20).read_to_string(&mut text).ok()?;
+    text.lines().rev().find_map(|l| ["FATAL:", "PANIC:"].iter().find_map(|k| l.find(k).map(|i| l[i..].trim().to_owned())))
 }
 
 /// Poll `state` every 100 ms until `want` says yes, or `until`.

@@ -3,7 +3,7 @@
 //! the instance's history must not have diverged from it (see `rewind.rs`): a diverged
 //! instance is refused — or rewound, with auto_rewind=true.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::instance::{self, State};
 use super::{rewind, scores, stop, Config};
@@ -52,13 +52,23 @@ pub fn start(env: &OcfEnv) -> OcfResult {
 /// read-only connections. Shared with demote, which knows the instance is down.
 pub fn start_standby(cfg: &Config, who: Identity, until: Instant) -> Result<(), OcfError> {
     write_standby_signal(cfg, who)?;
+    let log_from = std::fs::metadata(instance::server_log(cfg)).map(|m| m.len()).unwrap_or(0);
     instance::pg_ctl(cfg, who, &["start", "-W"], until.saturating_duration_since(Instant::now()))?;
-    match instance::wait_for(cfg, who, until, |s| matches!(s, State::Standby | State::Primary))? {
+    // A postmaster writes postmaster.pid within milliseconds; none after 2 s: it gave up
+    // (a history it cannot follow, a bad setting), and waiting out the timeout says nothing.
+    let forked = Instant::now();
+    let gave_up = |s: &State| s.is_down() && forked.elapsed() >= Duration::from_secs(2);
+    match instance::wait_for(cfg, who, until, |s| matches!(s, State::Standby | State::Primary) || gave_up(s))? {
         State::Standby => {
             ocf_info!("started as a standby");
             Ok(())
         }
         State::Primary => Err(OcfError::generic("PostgreSQL started as a primary despite standby.signal: check the configuration")),
+        s if s.is_down() => Err(OcfError::generic(format!(
+            "PostgreSQL exited while starting as a standby: {} (its log: {})",
+            instance::server_fatal(cfg, log_from).unwrap_or_else(|| "it logged no FATAL line".into()),
+            instance::server_log(cfg).display()
+        ))),
         other => Err(OcfError::generic(format!("PostgreSQL did not become a usable standby in time: {other:?}"))),
     }
 }
