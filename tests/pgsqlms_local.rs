@@ -329,29 +329,51 @@ fn cib_with_primary(dir: &Path, node: &str) -> PathBuf {
     out
 }
 
-#[test]
-fn diverged_ex_primary_is_refused_then_rewound_with_auto_rewind() {
-    if !possible() || !sh("command -v pcs && command -v crm_simulate").status.success() {
+/// [`possible`], and pcs and crm_simulate for a CIB file that names the primary.
+fn possible_with_pacemaker_tools() -> bool {
+    let ok = possible() && sh("command -v pcs && command -v crm_simulate").status.success();
+    if !ok {
         eprintln!("skipped: needs root, PostgreSQL 15, pcs and Pacemaker's tools");
-        return;
     }
-    let f = Fixture::new(3);
+    ok
+}
+
+/// A split brain: the fixture's primary `p` started and promoted through the agent, its
+/// standby `s` started and replaying `setup` (`replayed`: a query on s and its answer once
+/// it has); then a failover while p still takes writes (a partition): s promoted by hand and
+/// given `on_s`, p given `on_p` and crashed, so their histories fork; p's own configuration
+/// names s as its upstream. Returns p's postgresql.auto.conf and its text.
+fn split_brain(f: &Fixture, setup: &str, replayed: (&str, &str), on_s: &str, on_p: &str) -> (PathBuf, String) {
     let (p, s) = (&f.primary, &f.standby);
     assert_eq!(f.rc(p, "start"), 0);
     assert_eq!(f.rc(p, "promote"), 0);
     assert_eq!(f.rc(s, "start"), 0);
-    sql(p, "CREATE TABLE t (i int); INSERT INTO t SELECT generate_series(1, 10)");
-    wait_sql(s, "SELECT count(*) FROM t", "10");
-
-    // Failover while the old primary still takes writes (a partition): its history forks.
+    sql(p, setup);
+    wait_sql(s, replayed.0, replayed.1);
     as_pg(&format!("{BINDIR}/pg_ctl -D {} -w promote >/dev/null", s.data.display()));
-    sql(s, "INSERT INTO t SELECT generate_series(11, 15)");
-    sql(p, "INSERT INTO t SELECT generate_series(100, 199)");
+    sql(s, on_s);
+    sql(p, on_p);
     as_pg(&format!("{BINDIR}/pg_ctl -D {} -w -m immediate stop >/dev/null", p.data.display()));
-    // The ex-primary's own configuration now names the new primary as its upstream.
     let auto_conf = p.data.join("postgresql.auto.conf");
     let own = std::fs::read_to_string(&auto_conf).unwrap().replace(&format!("port={} user", p.port), &format!("port={} user", s.port));
     std::fs::write(&auto_conf, &own).unwrap();
+    (auto_conf, own)
+}
+
+#[test]
+fn diverged_ex_primary_is_refused_then_rewound_with_auto_rewind() {
+    if !possible_with_pacemaker_tools() {
+        return;
+    }
+    let f = Fixture::new(3);
+    let (p, s) = (&f.primary, &f.standby);
+    let (auto_conf, own) = split_brain(
+        &f,
+        "CREATE TABLE t (i int); INSERT INTO t SELECT generate_series(1, 10)",
+        ("SELECT count(*) FROM t", "10"),
+        "INSERT INTO t SELECT generate_series(11, 15)",
+        "INSERT INTO t SELECT generate_series(100, 199)",
+    );
 
     let cib = cib_with_primary(&f.base, "nodeS");
     let log = f.base.join("agent.log");
@@ -396,27 +418,20 @@ fn diverged_ex_primary_is_refused_then_rewound_with_auto_rewind() {
 /// asks for a CHECKPOINT, and the comparison and the rewind are right at once.
 #[test]
 fn rewind_from_a_just_promoted_primary_checkpoints_it_first() {
-    if !possible() || !sh("command -v pcs && command -v crm_simulate").status.success() {
-        eprintln!("skipped: needs root, PostgreSQL 15, pcs and Pacemaker's tools");
+    if !possible_with_pacemaker_tools() {
         return;
     }
     let f = Fixture::new(8);
     let (p, s) = (&f.primary, &f.standby);
-    assert_eq!(f.rc(p, "start"), 0);
-    assert_eq!(f.rc(p, "promote"), 0);
-    assert_eq!(f.rc(s, "start"), 0);
-    sql(p, "CREATE ROLE rewinder LOGIN; GRANT EXECUTE ON FUNCTION pg_ls_dir(text, boolean, boolean), pg_stat_file(text, boolean), pg_read_binary_file(text), pg_read_binary_file(text, bigint, bigint, boolean) TO rewinder");
     // Replay dirties the standby's buffers: its promotion checkpoint will have them to write.
-    sql(p, "CREATE TABLE t AS SELECT i, repeat('x', 200) AS pad FROM generate_series(1, 40000) i");
-    wait_sql(s, "SELECT count(*) FROM t", "40000");
-
-    as_pg(&format!("{BINDIR}/pg_ctl -D {} -w promote >/dev/null", s.data.display()));
-    sql(s, "INSERT INTO t SELECT i, '' FROM generate_series(40001, 40005) i");
-    sql(p, "INSERT INTO t SELECT i, '' FROM generate_series(50001, 50100) i");
-    as_pg(&format!("{BINDIR}/pg_ctl -D {} -w -m immediate stop >/dev/null", p.data.display()));
-    let auto_conf = p.data.join("postgresql.auto.conf");
-    let own = std::fs::read_to_string(&auto_conf).unwrap().replace(&format!("port={} user", p.port), &format!("port={} user", s.port));
-    std::fs::write(&auto_conf, &own).unwrap();
+    split_brain(
+        &f,
+        "CREATE ROLE rewinder LOGIN; GRANT EXECUTE ON FUNCTION pg_ls_dir(text, boolean, boolean), pg_stat_file(text, boolean), pg_read_binary_file(text), pg_read_binary_file(text, bigint, bigint, boolean) TO rewinder; \
+         CREATE TABLE t AS SELECT i, repeat('x', 200) AS pad FROM generate_series(1, 40000) i",
+        ("SELECT count(*) FROM t", "40000"),
+        "INSERT INTO t SELECT i, '' FROM generate_series(40001, 40005) i",
+        "INSERT INTO t SELECT i, '' FROM generate_series(50001, 50100) i",
+    );
     // Timelines as the new primary's control file and its WAL say (the agent's promote made 2, this one 3).
     let timelines = || sql(s, "SELECT (SELECT timeline_id FROM pg_control_checkpoint()) || ' ' || ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int");
     let stale = timelines();
