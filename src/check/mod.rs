@@ -190,7 +190,7 @@ pub fn rewind_role(user: &str, role: Option<RewindRole>, auto_rewind: bool) -> V
     use Severity::*;
     let needs = if auto_rewind { "auto_rewind cannot rewind and the timeline check at start cannot run" } else { "the timeline check at start cannot run (a diverged ex-primary starts as a standby that cannot follow)" };
     let severity = if auto_rewind { Critical } else { Warning };
-    let grant = format!("GRANT EXECUTE ON FUNCTION pg_ls_dir(text, boolean, boolean), pg_stat_file(text, boolean), pg_read_binary_file(text), pg_read_binary_file(text, bigint, bigint, boolean) TO {user}; GRANT pg_checkpoint TO {user} (or set rewind_user)");
+    let grant = format!("GRANT EXECUTE ON FUNCTION {} TO {user}; GRANT pg_checkpoint TO {user} (or set rewind_user)", crate::agents::pgsqlms::REWIND_FUNCTIONS.join(", "));
     match role {
         None => vec![finding(severity, format!("the rewind user {user} does not exist: {needs}"), format!("CREATE ROLE {user} LOGIN, then {grant}"))],
         Some(RewindRole { can_read: false, .. }) => vec![finding(severity, format!("the rewind user {user} lacks pg_rewind's privileges: {needs}"), grant)],
@@ -275,16 +275,15 @@ fn local_postgres(root: &Element) -> Result<Vec<Finding>, crate::ocf::OcfError> 
     if pg.agent.contains(":paceline:") {
         // pg_rewind's user, as the agent picks it: rewind_user, else primary_conninfo's, else
         // libpq's default (the OS user the tools run as).
-        let conninfo_user = crate::pg::conninfo::ConnInfo::parse(settings.get("primary_conninfo").map(String::as_str).unwrap_or("")).ok().and_then(|c| c.get("user").map(str::to_owned));
-        let rewinder = pg.params.get("rewind_user").map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()).or(conninfo_user).unwrap_or(user);
+        let conninfo = crate::pg::conninfo::ConnInfo::parse(settings.get("primary_conninfo").map(String::as_str).unwrap_or("")).unwrap_or_default();
+        let rewinder = crate::agents::pgsqlms::rewind_role_name(pg.params.get("rewind_user").map(String::as_str), &conninfo, &user);
         let literal = rewinder.replace('\'', "''");
+        let reads: Vec<String> = crate::agents::pgsqlms::REWIND_FUNCTIONS.iter().map(|f| format!("has_function_privilege(oid, '{f}', 'EXECUTE')")).collect();
         let sql = format!(
-            "SELECT (has_function_privilege(oid, 'pg_ls_dir(text, boolean, boolean)', 'EXECUTE') \
-               AND has_function_privilege(oid, 'pg_stat_file(text, boolean)', 'EXECUTE') \
-               AND has_function_privilege(oid, 'pg_read_binary_file(text)', 'EXECUTE') \
-               AND has_function_privilege(oid, 'pg_read_binary_file(text, bigint, bigint, boolean)', 'EXECUTE'))::text, \
+            "SELECT ({})::text, \
              (CASE WHEN rolsuper THEN true WHEN to_regrole('pg_checkpoint') IS NULL THEN false ELSE pg_has_role(oid, 'pg_checkpoint', 'USAGE') END)::text \
-             FROM pg_roles WHERE rolname = '{literal}'"
+             FROM pg_roles WHERE rolname = '{literal}'",
+            reads.join(" AND ")
         );
         match local.query_text(&sql, t) {
             Ok(rows) => {

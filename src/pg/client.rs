@@ -120,11 +120,11 @@ impl Local {
         Self::connect_with(&cfg, who, timeout)
     }
 
-    /// Connect to the server a libpq connection string names (`primary_conninfo`, say), with
-    /// the password given apart (it is kept off command lines). `who` is used for a socket
+    /// Connect to the server a libpq connection string names (`primary_conninfo`, say, with
+    /// its `user` set), with the password given apart (it is kept off command lines). `who` is used for a socket
     /// host (peer authentication). Without TLS here, an `sslmode` that requires it is refused
     /// rather than silently downgraded.
-    pub fn connect_conninfo(info: &ConnInfo, password: Option<&str>, default_user: &str, who: Option<Identity>, timeout: Duration, application_name: &str) -> Result<Local, ConnectError> {
+    pub fn connect_conninfo(info: &ConnInfo, password: Option<&str>, who: Option<Identity>, timeout: Duration, application_name: &str) -> Result<Local, ConnectError> {
         let mut cfg = tokio_postgres::Config::new();
         cfg.dbname("postgres").application_name(application_name).connect_timeout(timeout);
         // hostaddr, when given, is where libpq connects (host then only names the server).
@@ -138,7 +138,7 @@ impl Local {
         for port in info.get("port").unwrap_or("5432").split(',') {
             cfg.port(port.trim().parse().map_err(|_| ConnectError::Other(format!("port '{port}' is not a port number")))?);
         }
-        cfg.user(info.get("user").unwrap_or(default_user));
+        cfg.user(info.get("user").ok_or_else(|| ConnectError::Other("the connection string names no user".into()))?);
         if let Some(db) = info.get("dbname") {
             cfg.dbname(db);
         }

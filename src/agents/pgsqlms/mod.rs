@@ -25,6 +25,7 @@ mod notify;
 mod promote;
 mod reload;
 mod rewind;
+pub use rewind::{rewind_role_name, REWIND_FUNCTIONS};
 pub mod scores;
 mod start;
 mod stop;

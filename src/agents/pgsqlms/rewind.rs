@@ -93,7 +93,7 @@ pub fn compare(cfg: &Config, who: Identity, until: Instant) -> Verdict {
         Ok(s) => s,
         Err(why) => return Verdict::Unknown(why),
     };
-    if let Err(why) = source_checkpointed(cfg, who, &source, until) {
+    if let Err(why) = source_checkpointed(who, &source, until) {
         return Verdict::Unknown(why);
     }
     match pg_rewind(cfg, who, &source, true, until) {
@@ -119,10 +119,10 @@ const OWN_FILES: &[&str] = &["postgresql.conf", "postgresql.auto.conf", "pg_hba.
 
 /// Rewind the (cleanly stopped) data directory from the primary, keeping this node's own
 /// configuration files: pg_rewind copies the source's, and a node's pg_hba.conf or
-/// primary_conninfo are its own.
-pub fn rewind(cfg: &Config, who: Identity, until: Instant) -> Result<(), OcfError> {
+/// primary_conninfo are its own. Only after [`compare`] said Diverged, which made sure the
+/// primary's control file is current (`source_checkpointed`).
+fn rewind(cfg: &Config, who: Identity, until: Instant) -> Result<(), OcfError> {
     let source = source(cfg, who, until).map_err(|why| OcfError::generic(format!("cannot rewind: {why}")))?;
-    source_checkpointed(cfg, who, &source, until).map_err(|why| OcfError::generic(format!("cannot rewind: {why}")))?;
     let kept: Vec<(std::path::PathBuf, Vec<u8>)> =
         OWN_FILES.iter().map(|f| cfg.datadir.join(f)).filter_map(|p| std::fs::read(&p).ok().map(|bytes| (p, bytes))).collect();
     let done = pg_rewind(cfg, who, &source, false, until);
@@ -137,6 +137,17 @@ pub fn rewind(cfg: &Config, who: Identity, until: Instant) -> Result<(), OcfErro
     }
     ocf_info!("rewound from the primary: {}", done.stderr.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join("; "));
     Ok(())
+}
+
+/// The functions pg_rewind calls on the source, which a role that is not superuser needs
+/// EXECUTE on (PostgreSQL's documentation of pg_rewind).
+pub const REWIND_FUNCTIONS: &[&str] = &["pg_ls_dir(text, boolean, boolean)", "pg_stat_file(text, boolean)", "pg_read_binary_file(text)", "pg_read_binary_file(text, bigint, bigint, boolean)"];
+
+/// The role pg_rewind connects to the primary as: `rewind_user`, else primary_conninfo's
+/// user, else libpq's default, the OS user the tools run as (`system_user`). Shared with
+/// `paceline check`, which judges that role's privileges.
+pub fn rewind_role_name(rewind_user: Option<&str>, primary_conninfo: &ConnInfo, system_user: &str) -> String {
+    rewind_user.map(str::trim).filter(|u| !u.is_empty()).or(primary_conninfo.get("user")).unwrap_or(system_user).to_owned()
 }
 
 /// The connection pg_rewind makes to the primary, and the password kept off its argv.
@@ -166,9 +177,8 @@ fn source(cfg: &Config, who: Identity, until: Instant) -> Result<Source, String>
         info.take(k);
     }
     info.set("dbname", "postgres");
-    if let Some(user) = &cfg.rewind_user {
-        info.set("user", user);
-    }
+    let user = rewind_role_name(cfg.rewind_user.as_deref(), &info, &cfg.system_user);
+    info.set("user", &user);
     if info.get("connect_timeout").is_none() {
         info.set("connect_timeout", "5");
     }
@@ -180,10 +190,10 @@ fn source(cfg: &Config, who: Identity, until: Instant) -> Result<Source, String>
 /// timeline its WAL is on. Ok when it is, or when it cannot be asked (a standby source, TLS,
 /// missing privileges on the functions: pg_rewind then runs as it always did); the reason
 /// when the source is known stale and stays so.
-fn source_checkpointed(cfg: &Config, who: Identity, source: &Source, until: Instant) -> Result<(), String> {
+fn source_checkpointed(who: Identity, source: &Source, until: Instant) -> Result<(), String> {
     let left = || until.saturating_duration_since(Instant::now());
     let timeout = left().min(Duration::from_secs(5));
-    let db = match Local::connect_conninfo(&source.info, source.password.as_deref(), &cfg.system_user, Some(who), timeout, "paceline-pg_rewind") {
+    let db = match Local::connect_conninfo(&source.info, source.password.as_deref(), Some(who), timeout, "paceline-pg_rewind") {
         Ok(db) => db,
         Err(e) => {
             ocf_debug!("cannot ask the primary whether its control file is current ({}): leaving it to pg_rewind", e.message());
