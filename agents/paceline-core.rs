@@ -13,7 +13,10 @@ fn main() {
         Some("pgsql-state") => pgsql_state::main(),
         _ => {
             // Run by its own name: nothing to be. OCF_ERR_INSTALLED, as for a missing agent.
-            eprintln!("paceline-core runs the agents pgsqlms, IPaddr2 and pgsql-state through links named after them (paceline install makes them), not as {}", argv0.to_string_lossy());
+            eprintln!(
+                "paceline-core runs the agents pgsqlms, IPaddr2 and pgsql-state through links named after them (paceline install makes them), not as {}",
+                argv0.to_string_lossy()
+            );
             std::process::exit(5);
         }
     }

@@ -353,10 +353,13 @@ fn check(cib: Option<PathBuf>) -> Result<()> {
         println!("{}: {}\n    fix: {}", label(f.severity), f.what, f.hint);
     }
     let worst = findings.iter().map(|f| f.severity).max();
-    println!("{}", match worst {
-        None => "check: nothing to fix".to_owned(),
-        Some(_) => format!("check: {} finding{}", findings.len(), if findings.len() == 1 { "" } else { "s" }),
-    });
+    println!(
+        "{}",
+        match worst {
+            None => "check: nothing to fix".to_owned(),
+            Some(_) => format!("check: {} finding{}", findings.len(), if findings.len() == 1 { "" } else { "s" }),
+        }
+    );
     std::process::exit(match worst {
         None => 0,
         Some(Severity::Warning) => 1,

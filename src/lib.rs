@@ -8,8 +8,8 @@
 //! agents themselves are in [`agents`], one module per agent, one function per action.
 
 pub mod agents;
-pub mod check;
 pub mod aws;
+pub mod check;
 pub mod cmd;
 pub mod fence;
 pub mod install;

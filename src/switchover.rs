@@ -61,8 +61,12 @@ pub fn plan(st: &Status, to: Option<&str>, failover: bool) -> Result<Plan, Strin
     let healthy = primary.is_some_and(|p| p.online && (p.pg.is_none() || p.postgres == "primary"));
     match (failover, primary) {
         (false, None) => return Err("switchover refused: there is no primary to switch over from (paceline failover promotes a standby)".into()),
-        (false, Some(p)) if !healthy => return Err(format!("switchover refused: the primary {} is not healthy (PostgreSQL: {}); use paceline failover", p.name, p.postgres)),
-        (true, Some(p)) if healthy => return Err(format!("failover refused: the primary {} is healthy; paceline switchover moves it without losing a commit", p.name)),
+        (false, Some(p)) if !healthy => {
+            return Err(format!("switchover refused: the primary {} is not healthy (PostgreSQL: {}); use paceline failover", p.name, p.postgres))
+        }
+        (true, Some(p)) if healthy => {
+            return Err(format!("failover refused: the primary {} is healthy; paceline switchover moves it without losing a commit", p.name))
+        }
         _ => {}
     }
     let from = primary.map(|p| p.name.clone());
@@ -83,7 +87,12 @@ pub fn plan(st: &Status, to: Option<&str>, failover: bool) -> Result<Plan, Strin
             match eligible.first() {
                 Some(n) => n.name.clone(),
                 None => {
-                    let why: Vec<String> = st.nodes.iter().filter(|n| Some(&n.name) != from.as_ref()).map(|n| format!("{} {}", n.name, ineligible(n).unwrap_or_default())).collect();
+                    let why: Vec<String> = st
+                        .nodes
+                        .iter()
+                        .filter(|n| Some(&n.name) != from.as_ref())
+                        .map(|n| format!("{} {}", n.name, ineligible(n).unwrap_or_default()))
+                        .collect();
                     return Err(format!("{verb} refused: no standby is eligible ({})", why.join("; ")));
                 }
             }
@@ -134,7 +143,11 @@ pub fn run(to: Option<&str>, failover: bool, timeout: Duration) -> Result<String
         }
         if t0.elapsed() > timeout {
             drop(constraint);
-            bail!("{verb} timed out after {} s: {} is not a writable primary; the constraint is removed (paceline status, crm_mon -1rf)", timeout.as_secs(), p.to);
+            bail!(
+                "{verb} timed out after {} s: {} is not a writable primary; the constraint is removed (paceline status, crm_mon -1rf)",
+                timeout.as_secs(),
+                p.to
+            );
         }
         let Ok(now) = status::gather() else {
             std::thread::sleep(Duration::from_millis(100));
@@ -194,7 +207,11 @@ mod tests {
             resource: Some("pgsqld".into()),
             clone: Some("pgsqld-clone".into()),
             quorate: true,
-            nodes: vec![row("node1", "Promoted", "primary", "1001"), row("node2", "Unpromoted", "streaming standby", "990"), row("node3", "Unpromoted", "streaming standby", "1000")],
+            nodes: vec![
+                row("node1", "Promoted", "primary", "1001"),
+                row("node2", "Unpromoted", "streaming standby", "990"),
+                row("node3", "Unpromoted", "streaming standby", "1000"),
+            ],
             ..Default::default()
         }
     }

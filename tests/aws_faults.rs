@@ -4,9 +4,9 @@
 //! (`CRM_meta_timeout`), succeed when the fault is transient, and otherwise answer with an
 //! honest code — never 7 for "cannot tell" — before Pacemaker's timeout.
 
-mod common;
 #[path = "common/aws.rs"]
 mod aws;
+mod common;
 
 use std::time::{Duration, Instant};
 
@@ -69,7 +69,12 @@ const EIP: &[(&str, &str)] = &[("allocation_id", "eipalloc-0123456789abcdef0")];
 #[test]
 fn persistent_throttling() {
     skip_unless_possible!("aws_faults");
-    persistent("flt-thr", FaultKind::error(503, "RequestLimitExceeded"), "RequestLimitExceeded", &[("awsvip", "monitor", &[]), ("awsvip", "start", &[]), ("awseip", "monitor", EIP)]);
+    persistent(
+        "flt-thr",
+        FaultKind::error(503, "RequestLimitExceeded"),
+        "RequestLimitExceeded",
+        &[("awsvip", "monitor", &[]), ("awsvip", "start", &[]), ("awseip", "monitor", EIP)],
+    );
 }
 
 #[test]

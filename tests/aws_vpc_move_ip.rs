@@ -5,9 +5,9 @@
 //! (throttling, 5xx, garbage, a denied ReplaceRoute, a role STS refuses), routing_table_role,
 //! bad input, ocf-tester.
 
-mod common;
 #[path = "common/aws.rs"]
 mod aws;
+mod common;
 
 use aws::{block, skip_reason, Cloud, FaultKind, Node};
 
@@ -24,7 +24,10 @@ fn leak(s: String) -> &'static str {
 /// A node with an eth0 that IMDS knows (the instance's MAC).
 fn node(tag: &str, i: &aws::Instance) -> Node {
     let n = Node::new(tag, i);
-    common::must(&format!("ip -n {0} link add eth0 address {1} type veth peer name eth0p && ip -n {0} link set eth0 up && ip -n {0} link set eth0p up", n.ns, i.mac));
+    common::must(&format!(
+        "ip -n {0} link add eth0 address {1} type veth peer name eth0p && ip -n {0} link set eth0 up && ip -n {0} link set eth0p up",
+        n.ns, i.mac
+    ));
     n
 }
 
@@ -102,7 +105,17 @@ fn the_overlay_address_follows_the_routes_between_two_instances() {
     expect(&a.agent(agent, "monitor", &recurring), 7, "monitor after stop");
 
     // Another actor points one table back at A: B's probe sees it, B's start mends it.
-    block(async { cloud.client.replace_route().route_table_id(&tables[1]).destination_cidr_block(format!("{IP}/32")).network_interface_id(&ia.eni).send().await.expect("ReplaceRoute") });
+    block(async {
+        cloud
+            .client
+            .replace_route()
+            .route_table_id(&tables[1])
+            .destination_cidr_block(format!("{IP}/32"))
+            .network_interface_id(&ia.eni)
+            .send()
+            .await
+            .expect("ReplaceRoute")
+    });
     let r = b.agent(agent, "monitor", &probe);
     expect(&r, 7, "probe on B with a table changed behind its back");
     assert!(r.stderr.contains(&tables[1]) && r.stderr.contains(&ia.eni), "the warning names the table and its target: {}", r.stderr);
@@ -110,7 +123,11 @@ fn the_overlay_address_follows_the_routes_between_two_instances() {
     assert_eq!(targets(&cloud, &tables), vec![Some(ib.eni.clone()); 2]);
 
     // lookup_type=NetworkInterfaceId: the same routes (they name B's ENI) are B's.
-    expect(&b.agent(agent, "monitor", &[("ip", IP), ("routing_table", list), ("OCF_RESKEY_CRM_meta_interval", "0"), ("lookup_type", "NetworkInterfaceId")]), 0, "probe by ENI");
+    expect(
+        &b.agent(agent, "monitor", &[("ip", IP), ("routing_table", list), ("OCF_RESKEY_CRM_meta_interval", "0"), ("lookup_type", "NetworkInterfaceId")]),
+        0,
+        "probe by ENI",
+    );
     expect(&b.agent(agent, "stop", &res), 0, "stop on B");
 }
 
@@ -134,7 +151,8 @@ fn faults_bad_input_and_ocf_tester() {
     // EC2 failing on every request: an error, never "not running".
     for (kind, what) in [(FaultKind::error(500, "InternalError"), "5xx"), (FaultKind::Garbage, "garbage")] {
         a.set_fault(kind, usize::MAX);
-        let r = a.agent(agent, "monitor", &[("ip", IP), ("routing_table", list), ("OCF_RESKEY_CRM_meta_interval", "0"), ("OCF_RESKEY_CRM_meta_timeout", "6000")]);
+        let r =
+            a.agent(agent, "monitor", &[("ip", IP), ("routing_table", list), ("OCF_RESKEY_CRM_meta_interval", "0"), ("OCF_RESKEY_CRM_meta_timeout", "6000")]);
         a.clear_fault();
         expect(&r, 1, &format!("probe with {what}"));
         assert!(r.stderr.contains("ocf-exit-reason:"), "{what}: {}", r.stderr);
@@ -142,7 +160,17 @@ fn faults_bad_input_and_ocf_tester() {
     // A policy without ReplaceRoute: start fails with OCF_ERR_PERM, the route untouched.
     let other = route_tables(&cloud, 1);
     let other_list = leak(format!("{},{}", tables[0], other[0]));
-    block(async { cloud.client.create_route().route_table_id(&other[0]).destination_cidr_block(format!("{IP}/32")).network_interface_id(&ia.eni).send().await.expect("CreateRoute") });
+    block(async {
+        cloud
+            .client
+            .create_route()
+            .route_table_id(&other[0])
+            .destination_cidr_block(format!("{IP}/32"))
+            .network_interface_id(&ia.eni)
+            .send()
+            .await
+            .expect("CreateRoute")
+    });
     let ib = cloud.instance("node2", "192.0.2.22");
     let b = node("rt-g", &ib);
     b.set_fault_on("ReplaceRoute", FaultKind::error(403, "UnauthorizedOperation"), usize::MAX);
@@ -175,7 +203,11 @@ fn faults_bad_input_and_ocf_tester() {
     }
     expect(&a.agent(agent, "validate-all", &[("ip", IP), ("routing_table", "rtb-0123456789abcdef0")]), 6, "validate-all with a table EC2 does not have");
     expect(&a.agent(agent, "start", &[("ip", IP), ("routing_table", list), ("interface", "eth9")]), 5, "start on a missing interface");
-    expect(&a.agent(agent, "monitor", &[("ip", IP), ("routing_table", list), ("interface", "eth9"), ("OCF_RESKEY_CRM_meta_interval", "0")]), 7, "probe on a missing interface");
+    expect(
+        &a.agent(agent, "monitor", &[("ip", IP), ("routing_table", list), ("interface", "eth9"), ("OCF_RESKEY_CRM_meta_interval", "0")]),
+        7,
+        "probe on a missing interface",
+    );
     expect(&a.agent(agent, "stop", &res), 0, "stop");
     expect(&a.agent(agent, "monitor", &probe), 7, "probe after stop");
 
@@ -183,7 +215,12 @@ fn faults_bad_input_and_ocf_tester() {
         eprintln!("skipped ocf-tester: missing");
         return;
     }
-    let r = a.run("ocf-tester", &["-n", "res", "-o", &format!("ip={IP}"), "-o", &format!("routing_table={list}"), &aws::bin(agent)], &[("OCF_ROOT", "/usr/lib/ocf")], None);
+    let r = a.run(
+        "ocf-tester",
+        &["-n", "res", "-o", &format!("ip={IP}"), "-o", &format!("routing_table={list}"), &aws::bin(agent)],
+        &[("OCF_ROOT", "/usr/lib/ocf")],
+        None,
+    );
     assert!(r.rc == 0 && r.stdout.contains("passed all tests"), "ocf-tester:\n{}\n{}", r.stdout, r.stderr);
     expect(&a.agent(agent, "stop", &res), 0, "stop after ocf-tester");
 }

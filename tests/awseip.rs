@@ -2,9 +2,9 @@
 //! idempotency, the Elastic IP moving between two instances, association with a secondary
 //! private address, exact matching, bad input.
 
-mod common;
 #[path = "common/aws.rs"]
 mod aws;
+mod common;
 
 use aws::{skip_reason, Cloud, FaultKind, Node};
 

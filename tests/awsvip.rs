@@ -2,9 +2,9 @@
 //! stub + EC2 endpoint on the namespace's loopback): every action, idempotency, the
 //! address moving between two instances, bad input, auth errors, and no secret in logs.
 
-mod common;
 #[path = "common/aws.rs"]
 mod aws;
+mod common;
 
 use aws::{skip_reason, Cloud, FaultKind, Node, ACCESS_KEY, SECRET_KEY};
 use std::time::Instant;
@@ -185,7 +185,8 @@ fn secrets_never_reach_the_logs() {
     let dir = std::env::temp_dir().join(format!("paceline-awsvip-logs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (log, dbg) = (dir.join("ha.log"), dir.join("ha-debug.log"));
-    let (log_s, dbg_s): (&'static str, &'static str) = (Box::leak(log.display().to_string().into_boxed_str()), Box::leak(dbg.display().to_string().into_boxed_str()));
+    let (log_s, dbg_s): (&'static str, &'static str) =
+        (Box::leak(log.display().to_string().into_boxed_str()), Box::leak(dbg.display().to_string().into_boxed_str()));
     let env = vip(&[("HA_DEBUG", "1"), ("HA_LOGFILE", log_s), ("HA_DEBUGLOG", dbg_s)]);
     let mut out = String::new();
     for action in ["validate-all", "start", "monitor", "stop"] {

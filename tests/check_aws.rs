@@ -5,9 +5,9 @@
 //! is the test proxy answering `UnauthorizedOperation` for one action, as EC2 does for an
 //! IAM policy without it (moto enforces no IAM policies).
 
-mod common;
 #[path = "common/aws.rs"]
 mod aws;
+mod common;
 
 use aws::{skip_reason, Cloud, FaultKind, Node};
 
@@ -29,9 +29,19 @@ fn permissions_of_the_aws_agents_asked_with_dry_run() {
     let (_, alloc) = cloud.allocate_eip();
     // Two route tables for the overlay IP: one routes it to node2 already, one has no route.
     let (with, without) = aws::block(async {
-        let mk = || async { cloud.client.create_route_table().vpc_id(&cloud.vpc).send().await.expect("CreateRouteTable").route_table.unwrap().route_table_id.unwrap() };
+        let mk = || async {
+            cloud.client.create_route_table().vpc_id(&cloud.vpc).send().await.expect("CreateRouteTable").route_table.unwrap().route_table_id.unwrap()
+        };
         let (a, b) = (mk().await, mk().await);
-        cloud.client.create_route().route_table_id(&a).destination_cidr_block("192.0.2.250/32").network_interface_id(&i2.eni).send().await.expect("CreateRoute");
+        cloud
+            .client
+            .create_route()
+            .route_table_id(&a)
+            .destination_cidr_block("192.0.2.250/32")
+            .network_interface_id(&i2.eni)
+            .send()
+            .await
+            .expect("CreateRoute");
         (a, b)
     });
     let dir = common::TempDir::new("check-aws");
@@ -51,8 +61,22 @@ fn permissions_of_the_aws_agents_asked_with_dry_run() {
     assert!(node.requests() - before >= 9, "EC2 was not asked: {} requests", node.requests() - before);
     assert_eq!(cloud.state(&i1.id), "running", "a dry run stopped the instance");
     assert!(cloud.address(&alloc).association_id.unwrap_or_default().is_empty(), "a dry run associated the address");
-    let routes = aws::block(async { cloud.client.describe_route_tables().route_table_ids(&with).route_table_ids(&without).send().await.expect("DescribeRouteTables").route_tables.unwrap_or_default() });
-    let overlay: Vec<Option<String>> = routes.iter().map(|t| t.routes().iter().find(|r| r.destination_cidr_block() == Some("192.0.2.250/32")).and_then(|r| r.network_interface_id().map(str::to_owned))).collect();
+    let routes = aws::block(async {
+        cloud
+            .client
+            .describe_route_tables()
+            .route_table_ids(&with)
+            .route_table_ids(&without)
+            .send()
+            .await
+            .expect("DescribeRouteTables")
+            .route_tables
+            .unwrap_or_default()
+    });
+    let overlay: Vec<Option<String>> = routes
+        .iter()
+        .map(|t| t.routes().iter().find(|r| r.destination_cidr_block() == Some("192.0.2.250/32")).and_then(|r| r.network_interface_id().map(str::to_owned)))
+        .collect();
     assert_eq!(overlay.iter().flatten().collect::<Vec<_>>(), vec![&i2.eni], "a dry run changed a route: {overlay:?}");
 
     // One denied action at a time: critical, naming the resource, the call, what fails.

@@ -113,7 +113,22 @@ fn run_script(cib: &Path, env: &[(&str, &str)]) -> Output {
     ensure_paceline_ipaddr2();
     let mut c = Command::new("sh");
     c.arg(SCRIPT).env("PCS", format!("pcs -f {}", cib.display()));
-    for var in ["STACK", "STONITH", "PCS_CREATE_FLAGS", "VIP", "CIDR", "NIC", "PGDATA", "DATADIR", "BINDIR", "PGHOST", "PGPORT", "MONITOR_PROMOTED", "MONITOR_UNPROMOTED", "VIP_MONITOR"] {
+    for var in [
+        "STACK",
+        "STONITH",
+        "PCS_CREATE_FLAGS",
+        "VIP",
+        "CIDR",
+        "NIC",
+        "PGDATA",
+        "DATADIR",
+        "BINDIR",
+        "PGHOST",
+        "PGPORT",
+        "MONITOR_PROMOTED",
+        "MONITOR_UNPROMOTED",
+        "VIP_MONITOR",
+    ] {
         c.env_remove(var); // the caller's environment must not change the defaults under test
     }
     c.env_remove("CIB_file");
@@ -144,7 +159,13 @@ fn reference_cib() -> &'static str {
 fn verify(cib: &Path) {
     let v = run(Command::new("crm_verify").arg("-x").arg(cib).arg("-V"));
     let all = combined(&v).to_lowercase();
-    assert!(v.status.success() && !all.contains("error"), "crm_verify rejected {}:\n{}\n{}", cib.display(), text(&v), std::fs::read_to_string(cib).unwrap_or_default());
+    assert!(
+        v.status.success() && !all.contains("error"),
+        "crm_verify rejected {}:\n{}\n{}",
+        cib.display(),
+        text(&v),
+        std::fs::read_to_string(cib).unwrap_or_default()
+    );
 }
 
 /// The element of `xml` (one element per line, as pcs writes) whose id is `id`.
@@ -176,7 +197,9 @@ fn assert_configuration(xml: &str, provider: &str) {
     has("pgsqld-clone-meta_attributes-promoted-max", &[("name", "promoted-max"), ("value", "1")]);
     // What PAF 2.3.0's validation reads when run by hand (crm_resource --force-check).
     has("pgsqld-clone-meta_attributes-master-max", &[("name", "master-max"), ("value", "1")]);
-    for (name, value) in [("bindir", "/usr/lib/postgresql/15/bin"), ("pgdata", "/var/lib/postgresql/15/main"), ("pghost", "/run/postgresql"), ("pgport", "5432")] {
+    for (name, value) in
+        [("bindir", "/usr/lib/postgresql/15/bin"), ("pgdata", "/var/lib/postgresql/15/main"), ("pghost", "/run/postgresql"), ("pgport", "5432")]
+    {
         has(&format!("pgsqld-instance_attributes-{name}"), &[("name", name), ("value", value)]);
     }
     assert!(!xml.contains("name=\"datadir\""), "datadir set although DATADIR was not:\n{xml}");
@@ -199,8 +222,28 @@ fn assert_configuration(xml: &str, provider: &str) {
         assert!(found, "no {tag} with {pairs:?} in the CIB:\n{xml}");
     };
     constraint("<rsc_colocation", &[("rsc", "pgsql-vip"), ("with-rsc", "pgsqld-clone"), ("with-rsc-role", "Promoted"), ("score", "INFINITY")]);
-    constraint("<rsc_order", &[("first", "pgsqld-clone"), ("first-action", "promote"), ("then", "pgsql-vip"), ("then-action", "start"), ("kind", "Mandatory"), ("symmetrical", "false")]);
-    constraint("<rsc_order", &[("first", "pgsqld-clone"), ("first-action", "demote"), ("then", "pgsql-vip"), ("then-action", "stop"), ("kind", "Mandatory"), ("symmetrical", "false")]);
+    constraint(
+        "<rsc_order",
+        &[
+            ("first", "pgsqld-clone"),
+            ("first-action", "promote"),
+            ("then", "pgsql-vip"),
+            ("then-action", "start"),
+            ("kind", "Mandatory"),
+            ("symmetrical", "false"),
+        ],
+    );
+    constraint(
+        "<rsc_order",
+        &[
+            ("first", "pgsqld-clone"),
+            ("first-action", "demote"),
+            ("then", "pgsql-vip"),
+            ("then-action", "stop"),
+            ("kind", "Mandatory"),
+            ("symmetrical", "false"),
+        ],
+    );
     assert_eq!(xml.matches("<rsc_colocation ").count() + xml.matches("<rsc_order ").count(), 3, "unexpected constraints:\n{xml}");
 
     has("cib-bootstrap-options-stonith-enabled", &[("name", "stonith-enabled"), ("value", "false")]);
@@ -225,7 +268,8 @@ fn script_warns_without_fencing_and_refuses_bad_settings() {
 
     // The default (STONITH=false) says so on stderr, on one line.
     let (_, out) = built_cib(&dir, "nofence.xml", &[]);
-    let warnings: Vec<String> = String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.starts_with("WARNING: stonith-enabled=false")).map(String::from).collect();
+    let warnings: Vec<String> =
+        String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.starts_with("WARNING: stonith-enabled=false")).map(String::from).collect();
     assert_eq!(warnings.len(), 1, "expected one fencing warning:\n{}", text(&out));
 
     // STONITH=true sets the property and does not warn. With no fence device defined yet,
@@ -239,11 +283,22 @@ fn script_warns_without_fencing_and_refuses_bad_settings() {
     let line = line_with_id(&xml, "cib-bootstrap-options-stonith-enabled").expect("stonith-enabled set");
     assert_eq!(attr(line, "value"), Some("true"), "{xml}");
     let v = run(Command::new("crm_verify").arg("-x").arg(&cib).arg("-V"));
-    assert!(!v.status.success() && combined(&v).contains("no STONITH resources have been defined"), "crm_verify accepted fencing without a device:\n{}", text(&v));
+    assert!(
+        !v.status.success() && combined(&v).contains("no STONITH resources have been defined"),
+        "crm_verify accepted fencing without a device:\n{}",
+        text(&v)
+    );
 
     // Bad values stop the script before it changes anything.
     // (AUTO_REWIND, REWIND_USER and SYNC_MODE are ocf:paceline:pgsqlms parameters: refused on the reference stack.)
-    for env in [[("STACK", "heartbeat")], [("STONITH", "yes")], [("MONITOR_UNPROMOTED", "15s")], [("AUTO_REWIND", "true")], [("REWIND_USER", "postgres")], [("SYNC_MODE", "on")]] {
+    for env in [
+        [("STACK", "heartbeat")],
+        [("STONITH", "yes")],
+        [("MONITOR_UNPROMOTED", "15s")],
+        [("AUTO_REWIND", "true")],
+        [("REWIND_USER", "postgres")],
+        [("SYNC_MODE", "on")],
+    ] {
         let cib = dir.path("bad.xml");
         empty_cib(&cib);
         let before = std::fs::read_to_string(&cib).unwrap();
@@ -312,7 +367,8 @@ fn paceline_stack_builds_a_cib_crm_verify_accepts() {
     // --force did not hide a problem with the VIP: pcs read ocf:paceline:IPaddr2's
     // meta-data (it copied the advertised start/stop timeouts) and warned about pgsqlms only.
     for op in ["start", "stop"] {
-        let line = line_with_id(&xml, &format!("pgsql-vip-{op}-interval-0s")).unwrap_or_else(|| panic!("pcs added no {op} op from IPaddr2's meta-data:\n{xml}"));
+        let line =
+            line_with_id(&xml, &format!("pgsql-vip-{op}-interval-0s")).unwrap_or_else(|| panic!("pcs added no {op} op from IPaddr2's meta-data:\n{xml}"));
         assert_eq!(attr(line, "timeout"), Some("20s"), "{line}");
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -415,9 +471,14 @@ impl Sim {
     /// Asserts the cluster ends with the primary and the VIP on `primary`, standbys on
     /// `standbys`, and nothing else running.
     fn assert_state(&self, primary: &str, standbys: &[&str]) {
-        let ok = self.nodes("pgsqld", "Promoted") == [primary] && self.nodes("pgsqld", "Unpromoted") == standbys && self.nodes("pgsql-vip", "Started") == [primary];
+        let ok =
+            self.nodes("pgsqld", "Promoted") == [primary] && self.nodes("pgsqld", "Unpromoted") == standbys && self.nodes("pgsql-vip", "Started") == [primary];
         let running = self.state.iter().filter(|i| i.node.is_some()).count();
-        assert!(ok && running == 2 + standbys.len(), "expected pgsqld Promoted on {primary}, Unpromoted on {standbys:?}, pgsql-vip on {primary}; got {:?}\n{self}", self.state);
+        assert!(
+            ok && running == 2 + standbys.len(),
+            "expected pgsqld Promoted on {primary}, Unpromoted on {standbys:?}, pgsql-vip on {primary}; got {:?}\n{self}",
+            self.state
+        );
     }
 
     fn summary(&self) -> Vec<&str> {
@@ -573,7 +634,16 @@ fn simulate_primary_crash_recovers_in_place_then_fails_over_at_migration_thresho
         }
         assert!(sim.actions.iter().all(|a| a.rsc != "pgsql-vip"), "failure {n} touched the VIP\n{sim}");
         sim.assert_state("node1", &["node2", "node3"]);
-        let count = ok(on_file(&next, "crm_attribute").args(["--node", "node1", "--name", &format!("fail-count-pgsqld#monitor_{PROMOTED_MONITOR_MS}"), "--query", "--quiet", "--lifetime", "reboot"]));
+        let count = ok(on_file(&next, "crm_attribute").args([
+            "--node",
+            "node1",
+            "--name",
+            &format!("fail-count-pgsqld#monitor_{PROMOTED_MONITOR_MS}"),
+            "--query",
+            "--quiet",
+            "--lifetime",
+            "reboot",
+        ]));
         assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), n.to_string(), "fail count after failure {n}");
         current = next;
     }
@@ -646,8 +716,33 @@ fn run_ec2_script(cib: &Path, env: &[(&str, &str)]) -> Output {
     let mut c = Command::new("sh");
     c.arg(EC2_SCRIPT).env("PCS", format!("pcs -f {}", cib.display()));
     for var in [
-        "STACK", "STONITH", "VIP", "CIDR", "NIC", "PGDATA", "DATADIR", "BINDIR", "PGHOST", "PGPORT", "MONITOR_PROMOTED", "MONITOR_UNPROMOTED", "VIP_MONITOR", "AUTO_REWIND", "REWIND_USER", "REGION", "HOST_MAP",
-        "ENDPOINT_URL", "PROFILE", "SECONDARY_IP", "AWSVIP_MONITOR", "POWER_TIMEOUT", "FENCE_MONITOR", "FENCE_DELAY_MAX", "FENCE_AGENT", "AWSVIP_AGENT", "CIB_file",
+        "STACK",
+        "STONITH",
+        "VIP",
+        "CIDR",
+        "NIC",
+        "PGDATA",
+        "DATADIR",
+        "BINDIR",
+        "PGHOST",
+        "PGPORT",
+        "MONITOR_PROMOTED",
+        "MONITOR_UNPROMOTED",
+        "VIP_MONITOR",
+        "AUTO_REWIND",
+        "REWIND_USER",
+        "REGION",
+        "HOST_MAP",
+        "ENDPOINT_URL",
+        "PROFILE",
+        "SECONDARY_IP",
+        "AWSVIP_MONITOR",
+        "POWER_TIMEOUT",
+        "FENCE_MONITOR",
+        "FENCE_DELAY_MAX",
+        "FENCE_AGENT",
+        "AWSVIP_AGENT",
+        "CIB_file",
     ] {
         c.env_remove(var);
     }
@@ -682,7 +777,14 @@ fn ec2_example_builds_a_cib_with_fencing_crm_verify_accepts() {
     // The fence device: EC2 instances by Pacemaker node name, the fencer's deadlines above
     // the agent's own (power_timeout 60 s: off 90 s, reboot = off + on 150 s).
     has("fence-aws", &[("class", "stonith"), ("type", "fence_paceline_aws")]);
-    for (name, value) in [("pcmk_host_map", HOST_MAP), ("region", "eu-west-1"), ("endpoint_url", ENDPOINT), ("power_timeout", "60"), ("pcmk_off_timeout", "90s"), ("pcmk_reboot_timeout", "150s")] {
+    for (name, value) in [
+        ("pcmk_host_map", HOST_MAP),
+        ("region", "eu-west-1"),
+        ("endpoint_url", ENDPOINT),
+        ("power_timeout", "60"),
+        ("pcmk_off_timeout", "90s"),
+        ("pcmk_reboot_timeout", "150s"),
+    ] {
         has(&format!("fence-aws-instance_attributes-{name}"), &[("name", name), ("value", value)]);
     }
     assert!(!xml.contains("pcmk_delay_max"), "no fence delay unless asked:\n{xml}");
@@ -701,8 +803,14 @@ fn ec2_example_builds_a_cib_with_fencing_crm_verify_accepts() {
     };
     for rsc in ["pgsql-vip", "pgsql-awsvip"] {
         constraint("<rsc_colocation", &[("rsc", rsc), ("with-rsc", "pgsqld-clone"), ("with-rsc-role", "Promoted"), ("score", "INFINITY")]);
-        constraint("<rsc_order", &[("first", "pgsqld-clone"), ("first-action", "promote"), ("then", rsc), ("then-action", "start"), ("kind", "Mandatory"), ("symmetrical", "false")]);
-        constraint("<rsc_order", &[("first", "pgsqld-clone"), ("first-action", "demote"), ("then", rsc), ("then-action", "stop"), ("kind", "Mandatory"), ("symmetrical", "false")]);
+        constraint(
+            "<rsc_order",
+            &[("first", "pgsqld-clone"), ("first-action", "promote"), ("then", rsc), ("then-action", "start"), ("kind", "Mandatory"), ("symmetrical", "false")],
+        );
+        constraint(
+            "<rsc_order",
+            &[("first", "pgsqld-clone"), ("first-action", "demote"), ("then", rsc), ("then-action", "stop"), ("kind", "Mandatory"), ("symmetrical", "false")],
+        );
     }
     assert_eq!(xml.matches("<rsc_colocation ").count() + xml.matches("<rsc_order ").count(), 6, "unexpected constraints:\n{xml}");
     assert!(!xml.contains("target-role"), "a resource is left with a target-role:\n{xml}");
@@ -788,9 +896,39 @@ fn run_multiaz_script(cib: &Path, env: &[(&str, &str)]) -> Output {
     let mut c = Command::new("sh");
     c.arg(MULTIAZ_SCRIPT).env("PCS", format!("pcs -f {}", cib.display()));
     for var in [
-        "STACK", "STONITH", "VIP", "CIDR", "NIC", "PGDATA", "DATADIR", "BINDIR", "PGHOST", "PGPORT", "MONITOR_PROMOTED", "MONITOR_UNPROMOTED", "VIP_MONITOR", "AUTO_REWIND", "REWIND_USER", "REGION", "HOST_MAP",
-        "ENDPOINT_URL", "PROFILE", "SECONDARY_IP", "AWSVIP_MONITOR", "POWER_TIMEOUT", "FENCE_MONITOR", "FENCE_DELAY_MAX", "FENCE_AGENT", "AWSVIP_AGENT", "OVERLAY_IP", "ROUTE_TABLES", "OVERLAY_MONITOR",
-        "MONAPI", "OVERLAY_AGENT", "MULTIAZ_REAL_PCS", "CIB_file",
+        "STACK",
+        "STONITH",
+        "VIP",
+        "CIDR",
+        "NIC",
+        "PGDATA",
+        "DATADIR",
+        "BINDIR",
+        "PGHOST",
+        "PGPORT",
+        "MONITOR_PROMOTED",
+        "MONITOR_UNPROMOTED",
+        "VIP_MONITOR",
+        "AUTO_REWIND",
+        "REWIND_USER",
+        "REGION",
+        "HOST_MAP",
+        "ENDPOINT_URL",
+        "PROFILE",
+        "SECONDARY_IP",
+        "AWSVIP_MONITOR",
+        "POWER_TIMEOUT",
+        "FENCE_MONITOR",
+        "FENCE_DELAY_MAX",
+        "FENCE_AGENT",
+        "AWSVIP_AGENT",
+        "OVERLAY_IP",
+        "ROUTE_TABLES",
+        "OVERLAY_MONITOR",
+        "MONAPI",
+        "OVERLAY_AGENT",
+        "MULTIAZ_REAL_PCS",
+        "CIB_file",
     ] {
         c.env_remove(var);
     }
@@ -806,7 +944,10 @@ fn multiaz_cib() -> &'static str {
         let dir = TempDir::new("multiaz");
         let cib = dir.path("cib.xml");
         empty_cib(&cib);
-        let out = run_multiaz_script(&cib, &[("REGION", "eu-west-1"), ("HOST_MAP", HOST_MAP), ("ENDPOINT_URL", ENDPOINT), ("OVERLAY_IP", "192.0.2.100"), ("ROUTE_TABLES", TABLES)]);
+        let out = run_multiaz_script(
+            &cib,
+            &[("REGION", "eu-west-1"), ("HOST_MAP", HOST_MAP), ("ENDPOINT_URL", ENDPOINT), ("OVERLAY_IP", "192.0.2.100"), ("ROUTE_TABLES", TABLES)],
+        );
         assert!(out.status.success(), "{MULTIAZ_SCRIPT} failed:\n{}", text(&out));
         std::fs::read_to_string(cib).expect("read the CIB")
     })
@@ -829,7 +970,9 @@ fn multiaz_example_moves_an_overlay_ip_instead_of_the_vip() {
     has("cib-bootstrap-options-stonith-enabled", &[("value", "true")]);
     has("pgsqld", &[("class", "ocf"), ("provider", "paceline"), ("type", "pgsqlms")]);
     has("pgsql-overlay", &[("class", "ocf"), ("provider", "paceline"), ("type", "aws-vpc-move-ip")]);
-    for (name, value) in [("ip", "192.0.2.100"), ("routing_table", TABLES), ("interface", "eth0"), ("monapi", "false"), ("region", "eu-west-1"), ("endpoint_url", ENDPOINT)] {
+    for (name, value) in
+        [("ip", "192.0.2.100"), ("routing_table", TABLES), ("interface", "eth0"), ("monapi", "false"), ("region", "eu-west-1"), ("endpoint_url", ENDPOINT)]
+    {
         has(&format!("pgsql-overlay-instance_attributes-{name}"), &[("name", name), ("value", value)]);
     }
     assert!(!xml.contains("pgsql-vip") && !xml.contains("pgsql-awsvip"), "an address of one subnet in a multi-AZ cluster:\n{xml}");
@@ -838,8 +981,28 @@ fn multiaz_example_moves_an_overlay_ip_instead_of_the_vip() {
         assert!(found, "no {tag} with {pairs:?} in the CIB:\n{xml}");
     };
     constraint("<rsc_colocation", &[("rsc", "pgsql-overlay"), ("with-rsc", "pgsqld-clone"), ("with-rsc-role", "Promoted"), ("score", "INFINITY")]);
-    constraint("<rsc_order", &[("first", "pgsqld-clone"), ("first-action", "promote"), ("then", "pgsql-overlay"), ("then-action", "start"), ("kind", "Mandatory"), ("symmetrical", "false")]);
-    constraint("<rsc_order", &[("first", "pgsqld-clone"), ("first-action", "demote"), ("then", "pgsql-overlay"), ("then-action", "stop"), ("kind", "Mandatory"), ("symmetrical", "false")]);
+    constraint(
+        "<rsc_order",
+        &[
+            ("first", "pgsqld-clone"),
+            ("first-action", "promote"),
+            ("then", "pgsql-overlay"),
+            ("then-action", "start"),
+            ("kind", "Mandatory"),
+            ("symmetrical", "false"),
+        ],
+    );
+    constraint(
+        "<rsc_order",
+        &[
+            ("first", "pgsqld-clone"),
+            ("first-action", "demote"),
+            ("then", "pgsql-overlay"),
+            ("then-action", "stop"),
+            ("kind", "Mandatory"),
+            ("symmetrical", "false"),
+        ],
+    );
     assert_eq!(xml.matches("<rsc_colocation ").count() + xml.matches("<rsc_order ").count(), 3, "unexpected constraints:\n{xml}");
     assert!(!xml.contains("target-role"), "a resource is left with a target-role:\n{xml}");
     let dir = TempDir::new("multiaz-verify");
@@ -904,8 +1067,38 @@ fn run_haproxy_script(cib: &Path, env: &[(&str, &str)]) -> Output {
     let mut c = Command::new("sh");
     c.arg(HAPROXY_SCRIPT).env("PCS", format!("pcs -f {}", cib.display()));
     for var in [
-        "STACK", "STONITH", "VIP", "CIDR", "NIC", "PGDATA", "DATADIR", "BINDIR", "PGHOST", "PGPORT", "MONITOR_PROMOTED", "MONITOR_UNPROMOTED", "VIP_MONITOR", "AUTO_REWIND", "REWIND_USER", "SYNC_MODE", "SYNC_COUNT",
-        "STATE_SERVICE", "EC2", "REGION", "HOST_MAP", "ENDPOINT_URL", "PROFILE", "SECONDARY_IP", "AWSVIP_MONITOR", "POWER_TIMEOUT", "FENCE_MONITOR", "FENCE_DELAY_MAX", "FENCE_AGENT", "AWSVIP_AGENT", "HAPROXY_REAL_PCS", "CIB_file",
+        "STACK",
+        "STONITH",
+        "VIP",
+        "CIDR",
+        "NIC",
+        "PGDATA",
+        "DATADIR",
+        "BINDIR",
+        "PGHOST",
+        "PGPORT",
+        "MONITOR_PROMOTED",
+        "MONITOR_UNPROMOTED",
+        "VIP_MONITOR",
+        "AUTO_REWIND",
+        "REWIND_USER",
+        "SYNC_MODE",
+        "SYNC_COUNT",
+        "STATE_SERVICE",
+        "EC2",
+        "REGION",
+        "HOST_MAP",
+        "ENDPOINT_URL",
+        "PROFILE",
+        "SECONDARY_IP",
+        "AWSVIP_MONITOR",
+        "POWER_TIMEOUT",
+        "FENCE_MONITOR",
+        "FENCE_DELAY_MAX",
+        "FENCE_AGENT",
+        "AWSVIP_AGENT",
+        "HAPROXY_REAL_PCS",
+        "CIB_file",
     ] {
         c.env_remove(var);
     }
@@ -965,7 +1158,12 @@ fn haproxy_example_is_pgsql_ha_without_the_vip_crm_verify_accepts() {
     let dir = TempDir::new("haproxy-vs-vip");
     let (vip_cib, _) = built_cib(&dir, "vip.xml", &[("STACK", "paceline"), ("PCS_CREATE_FLAGS", "--force")]);
     let vip_xml = std::fs::read_to_string(&vip_cib).unwrap();
-    for (tag, id) in [("clone", "pgsqld-clone"), ("clone", "pgsql-state-clone"), ("cluster_property_set", "cib-bootstrap-options"), ("meta_attributes", "rsc_defaults-meta_attributes")] {
+    for (tag, id) in [
+        ("clone", "pgsqld-clone"),
+        ("clone", "pgsql-state-clone"),
+        ("cluster_property_set", "cib-bootstrap-options"),
+        ("meta_attributes", "rsc_defaults-meta_attributes"),
+    ] {
         assert_eq!(element(xml, tag, id), element(&vip_xml, tag, id), "{tag} {id} differs from pgsql-ha.sh's");
     }
     let dir = TempDir::new("haproxy-verify");
@@ -1077,8 +1275,12 @@ fn haproxy_cfg_is_valid_and_checks_the_state_service() {
     check(Path::new(HAPROXY_CFG));
     let cfg = std::fs::read_to_string(HAPROXY_CFG).unwrap();
     let lines: Vec<&str> = cfg.lines().map(str::trim).filter(|l| !l.starts_with('#') && !l.is_empty()).collect();
-    let section = |name: &str| -> Vec<&str> { lines.iter().skip_while(|l| **l != format!("listen {name}")).skip(1).take_while(|l| !l.starts_with("listen ")).copied().collect() };
-    for (pool, bind, path) in [("pgsql-primary", "bind *:5432", "/primary"), ("pgsql-replication", "bind *:5435", "/read-write"), ("pgsql-standbys", "bind *:5433", "/replica")] {
+    let section = |name: &str| -> Vec<&str> {
+        lines.iter().skip_while(|l| **l != format!("listen {name}")).skip(1).take_while(|l| !l.starts_with("listen ")).copied().collect()
+    };
+    for (pool, bind, path) in
+        [("pgsql-primary", "bind *:5432", "/primary"), ("pgsql-replication", "bind *:5435", "/read-write"), ("pgsql-standbys", "bind *:5433", "/replica")]
+    {
         let s = section(pool);
         assert!(s.contains(&bind), "{pool}: {s:?}");
         assert!(s.contains(&format!("option httpchk GET {path}").as_str()) && s.contains(&"http-check expect status 200"), "{pool}: {s:?}");
@@ -1103,9 +1305,17 @@ fn haproxy_cfg_is_valid_and_checks_the_state_service() {
         let lab = String::from_utf8_lossy(&out.stdout).into_owned();
         assert_eq!(lab.matches("\n    server node").count(), 3 * nodes.parse::<usize>().unwrap(), "{lab}");
         assert!(lab.contains("bind *:5000") && lab.contains("bind *:5001") && lab.contains("bind *:5002"), "{lab}");
-        assert!(lab.lines().filter(|l| l.trim_start().starts_with("server ")).all(|l| l.contains(":5432 check")), "the lab's PostgreSQL listens on 5432:\n{lab}");
+        assert!(
+            lab.lines().filter(|l| l.trim_start().starts_with("server ")).all(|l| l.contains(":5432 check")),
+            "the lab's PostgreSQL listens on 5432:\n{lab}"
+        );
         if routing == "seed" {
-            assert!(lab.contains("tcp-check connect port 5431") && lab.contains("tcp-check expect string production") && lab.contains("tcp-check expect string standby"), "{lab}");
+            assert!(
+                lab.contains("tcp-check connect port 5431")
+                    && lab.contains("tcp-check expect string production")
+                    && lab.contains("tcp-check expect string standby"),
+                "{lab}"
+            );
             assert!(lab.contains("default-server inter 2s fastinter 1s rise 2 fall 1 on-marked-down shutdown-sessions"), "{lab}");
             assert!(!lab.lines().any(|l| !l.trim_start().starts_with('#') && (l.contains("http-check") || l.contains("option httpchk"))), "{lab}");
         }

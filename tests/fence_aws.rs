@@ -10,9 +10,9 @@
 //! fast; monitor failing on error answers, garbage and dropped connections; list and
 //! list-status with the Name tag and a filter; secrets never in output or debug files.
 
-mod common;
 #[path = "common/aws.rs"]
 mod aws;
+mod common;
 
 use std::time::{Duration, Instant};
 

@@ -256,9 +256,18 @@ fn installed_agent_is_accepted_by_stonith_admin_and_pcs() {
         c
     };
     ok(&mut pcs(&[
-        "stonith", "create", "fence-ec2", "fence_paceline_aws", "region=eu-west-1",
+        "stonith",
+        "create",
+        "fence-ec2",
+        "fence_paceline_aws",
+        "region=eu-west-1",
         "pcmk_host_map=node1:i-0123456789abcdef0;node2:i-0fedcba9876543210",
-        "power_timeout=120", "skip_os_shutdown=true", "delay=0", "op", "monitor", "interval=60s",
+        "power_timeout=120",
+        "skip_os_shutdown=true",
+        "delay=0",
+        "op",
+        "monitor",
+        "interval=60s",
     ]));
     let bad = pcs(&["stonith", "create", "fence-typo", "fence_paceline_aws", "regoin=eu-west-1"]).output().unwrap();
     assert!(!bad.status.success(), "pcs accepted a misspelt option:\n{}", text(&bad));

@@ -361,11 +361,7 @@ fn ocf_tester_passes() {
         return;
     }
     let p = Pair::new("tester");
-    for opts in [
-        vec!["ip=192.0.2.100", "cidr_netmask=24"],
-        vec!["ip=2001:db8::100", "cidr_netmask=64", "nic=eth0"],
-        vec!["ip=127.0.0.2", "nic=lo"],
-    ] {
+    for opts in [vec!["ip=192.0.2.100", "cidr_netmask=24"], vec!["ip=2001:db8::100", "cidr_netmask=64", "nic=eth0"], vec!["ip=127.0.0.2", "nic=lo"]] {
         let o_args: Vec<String> = opts.iter().map(|o| format!("-o {o}")).collect();
         let agent = agent();
         let o = common::sh(&format!("ip netns exec {} ocf-tester -n vip {} {agent} 2>&1", p.a, o_args.join(" ")));

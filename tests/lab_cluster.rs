@@ -117,8 +117,13 @@ fn install_this_build() {
 /// Why this machine cannot run a lab, if it cannot.
 fn lab_skip_reason() -> Option<String> {
     let tools = ["corosync", "pacemakerd", "pcs", "nsenter", "unshare"];
-    let missing: Vec<_> = tools.iter().filter(|t| Command::new("sh").args(["-c", &format!("command -v {t}")]).output().map(|o| !o.status.success()).unwrap_or(true)).collect();
-    if !nix::unistd::geteuid().is_root() || !missing.is_empty() || !Path::new("/usr/lib/ocf/resource.d/heartbeat/pgsqlms").exists() || !Path::new("/usr/lib/postgresql/15/bin/postgres").exists() {
+    let missing: Vec<_> =
+        tools.iter().filter(|t| Command::new("sh").args(["-c", &format!("command -v {t}")]).output().map(|o| !o.status.success()).unwrap_or(true)).collect();
+    if !nix::unistd::geteuid().is_root()
+        || !missing.is_empty()
+        || !Path::new("/usr/lib/ocf/resource.d/heartbeat/pgsqlms").exists()
+        || !Path::new("/usr/lib/postgresql/15/bin/postgres").exists()
+    {
         return Some(format!("needs root, Pacemaker, Corosync, PostgreSQL 15 and PAF (missing: {missing:?})"));
     }
     None
@@ -129,7 +134,8 @@ fn run_stack(stack: &str, switchover_bound_ms: u64, kill_bound_ms: u64) {
     if stack == "paceline" {
         install_this_build();
     }
-    let lab = Lab { prefix: format!("plc{}{}", &stack[..1], std::process::id() % 10000), dir: format!("/var/lib/paceline-lab-test-{stack}-{}", std::process::id()) };
+    let lab =
+        Lab { prefix: format!("plc{}{}", &stack[..1], std::process::id() % 10000), dir: format!("/var/lib/paceline-lab-test-{stack}-{}", std::process::id()) };
     lab.ok(&["up", "--nodes", "3"]);
     lab.ok(&["config", "--stack", stack]);
 
@@ -175,7 +181,11 @@ fn run_stack(stack: &str, switchover_bound_ms: u64, kill_bound_ms: u64) {
             assert_eq!(field(&j, "hung_node_started"), true, "hang: the hung node's PostgreSQL did not start again: {line}");
         }
         if scenario == "update-params" {
-            assert_eq!(field(&j, "restarted"), &serde_json::json!([]), "update-params: a parameter change restarted PostgreSQL instead of reloading the agent: {line}");
+            assert_eq!(
+                field(&j, "restarted"),
+                &serde_json::json!([]),
+                "update-params: a parameter change restarted PostgreSQL instead of reloading the agent: {line}"
+            );
             assert_eq!(field(&j, "skipped"), &serde_json::json!({}), "{line}");
             assert_eq!(field(&j, "restored"), true, "{line}");
             assert_eq!(field(&j, "rows_lost"), 0, "{line}");
@@ -254,10 +264,13 @@ fn ec2_stack_fencing_fence_partition_node_crash() {
         // The state service (pgsql-state, created with synchronous_mode on) routes as the
         // cluster does: /primary 200 on the new primary alone, /replica 200 on both standbys,
         // as HAProxy's httpchk would see them from the client's network.
-        let want: Vec<(String, &str, &str)> = (1..=3).map(|i| format!("node{i}")).map(|n| {
-            let (p, r) = if n == after { ("200", "503") } else { ("503", "200") };
-            (n, p, r)
-        }).collect();
+        let want: Vec<(String, &str, &str)> = (1..=3)
+            .map(|i| format!("node{i}"))
+            .map(|n| {
+                let (p, r) = if n == after { ("200", "503") } else { ("503", "200") };
+                (n, p, r)
+            })
+            .collect();
         let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
         let mut seen;
         loop {
@@ -278,7 +291,10 @@ fn ec2_stack_fencing_fence_partition_node_crash() {
         assert_eq!(st["last_fencing"]["target"], before.as_str(), "{scenario}: status: {st:#}");
         assert_eq!(st["last_fencing"]["status"], "success", "{scenario}: status: {st:#}");
         assert!(st["stonith_enabled"] == true && !st["fence_devices"].as_array().unwrap().is_empty(), "{scenario}: status: {st:#}");
-        assert!(st["addresses"].as_array().unwrap().iter().any(|a| a["nodes"] == serde_json::json!([after])), "{scenario}: status: the address on the primary: {st:#}");
+        assert!(
+            st["addresses"].as_array().unwrap().iter().any(|a| a["nodes"] == serde_json::json!([after])),
+            "{scenario}: status: the address on the primary: {st:#}"
+        );
         if scenario == "partition" {
             let side = field(&j, "side_writer");
             assert_eq!(side["acked_after_cut"], 0, "the cut-off primary acknowledged commits after the cut: {line}");
@@ -294,7 +310,10 @@ fn ec2_stack_fencing_fence_partition_node_crash() {
     let endpoint = lab.ok(&["node", "1", "sh", "-c", "crm_resource --resource fence-aws --get-parameter endpoint_url --quiet"]);
     lab.ok(&["node", "1", "pcs", "stonith", "update", "fence-aws", "endpoint_url=http://127.0.0.1:9"]);
     let (code, out) = paceline_on(&lab, 1, &["check"]);
-    assert!(code == 2 && out.lines().any(|l| l.starts_with("CRITICAL: fence device fence-aws fails its monitor")), "check with a fence device that cannot reach EC2: {out}");
+    assert!(
+        code == 2 && out.lines().any(|l| l.starts_with("CRITICAL: fence device fence-aws fails its monitor")),
+        "check with a fence device that cannot reach EC2: {out}"
+    );
     lab.ok(&["node", "1", "pcs", "stonith", "update", "fence-aws", &format!("endpoint_url={}", endpoint.trim())]);
     lab.ok(&["node", "1", "pcs", "stonith", "cleanup", "fence-aws"]);
     let (_, out) = paceline_on(&lab, 1, &["check"]);
@@ -343,7 +362,10 @@ fn ec2_multiaz_overlay_ip_switchover_fence_node_crash() {
     assert!(!out.lines().any(|l| l.starts_with("CRITICAL")), "check after the scenarios: {out}");
     let (_, st) = status_on(&lab, 2);
     let primary = st["primary"].as_str().unwrap_or("").to_owned();
-    assert!(st["addresses"].as_array().unwrap().iter().any(|a| a["agent"] == "ocf:paceline:aws-vpc-move-ip" && a["nodes"] == serde_json::json!([primary])), "status: the overlay IP on the primary: {st:#}");
+    assert!(
+        st["addresses"].as_array().unwrap().iter().any(|a| a["agent"] == "ocf:paceline:aws-vpc-move-ip" && a["nodes"] == serde_json::json!([primary])),
+        "status: the overlay IP on the primary: {st:#}"
+    );
 }
 
 /// `GET path` on node I's state service (port 8008) from the lab's client namespace: the
@@ -425,10 +447,16 @@ fn haproxy_routing_status_check_and_switchover_command() {
     assert_eq!(psql_on(&lab, on_primary, "SELECT count(*) FROM pg_roles WHERE rolname = 'paceline_rewinder'"), "1");
     lab.ok(&["node", "1", "pcs", "resource", "update", "pgsqld", "rewind_user=paceline_rewinder"]);
     let (_, out) = paceline_on(&lab, standby, &["check"]);
-    assert!(out.lines().any(|l| l.starts_with("WARNING: the rewind user paceline_rewinder cannot CHECKPOINT")) && !out.contains("lacks pg_rewind's"), "check with a rewind user without pg_checkpoint: {out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("WARNING: the rewind user paceline_rewinder cannot CHECKPOINT")) && !out.contains("lacks pg_rewind's"),
+        "check with a rewind user without pg_checkpoint: {out}"
+    );
     psql_on(&lab, on_primary, "REVOKE EXECUTE ON FUNCTION pg_read_binary_file(text) FROM paceline_rewinder");
     let (code, out) = paceline_on(&lab, standby, &["check"]);
-    assert!(code == 2 && out.lines().any(|l| l.starts_with("CRITICAL: the rewind user paceline_rewinder lacks pg_rewind's privileges")), "check with a rewind user without pg_rewind's reads: {out}");
+    assert!(
+        code == 2 && out.lines().any(|l| l.starts_with("CRITICAL: the rewind user paceline_rewinder lacks pg_rewind's privileges")),
+        "check with a rewind user without pg_rewind's reads: {out}"
+    );
     lab.ok(&["node", "1", "pcs", "resource", "update", "pgsqld", "rewind_user=postgres"]);
     psql_on(&lab, on_primary, "DROP OWNED BY paceline_rewinder; DROP ROLE paceline_rewinder");
     assert_eq!(psql_on(&lab, on_primary, "SELECT count(*) FROM pg_roles WHERE rolname = 'paceline_rewinder'"), "0");
@@ -442,7 +470,11 @@ fn haproxy_routing_status_check_and_switchover_command() {
     loop {
         let (code, j) = status_on(&lab, 1);
         let row = j["nodes"].as_array().unwrap().iter().find(|n| n["name"] == down.as_str()).cloned().unwrap_or_default();
-        let said = j["findings"].as_array().unwrap().iter().any(|f| f["what"].as_str().unwrap_or("").contains(&format!("{down} is in standby")) && f["hint"] == "pcs node unstandby");
+        let said = j["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["what"].as_str().unwrap_or("").contains(&format!("{down} is in standby")) && f["hint"] == "pcs node unstandby");
         if code == 1 && row["standby"] == true && row["postgres"] == "stopped" && said && psql_on(&lab, down[4..].parse().unwrap(), "select 1").is_empty() {
             break;
         }
@@ -480,7 +512,11 @@ fn haproxy_routing_status_check_and_switchover_command() {
         let promoted = j["nodes"].as_array().unwrap().iter().filter(|n| n["role"] == "Promoted").count();
         assert!(promoted <= 1, "two primaries in status during the switchover: {j:#}");
         assert!(code != 0 && j["healthy"] == false, "healthy while the move is in place: {j:#}");
-        assert!(j["findings"].as_array().unwrap().iter().any(|f| f["what"].as_str().unwrap_or("").contains(&format!("Promoted on {to} (cli-prefer-pgsqld-clone)")) && f["hint"] == "pcs resource clear pgsqld-clone"), "the move is not named: {j:#}");
+        assert!(
+            j["findings"].as_array().unwrap().iter().any(|f| f["what"].as_str().unwrap_or("").contains(&format!("Promoted on {to} (cli-prefer-pgsqld-clone)"))
+                && f["hint"] == "pcs resource clear pgsqld-clone"),
+            "the move is not named: {j:#}"
+        );
         let row = j["nodes"].as_array().unwrap().iter().find(|n| n["name"] == to.as_str()).cloned().unwrap_or_default();
         if j["primary"] == to.as_str() && row["postgres"] == "primary" {
             break;
@@ -495,14 +531,20 @@ fn haproxy_routing_status_check_and_switchover_command() {
     lab.ok(&["node", "1", "crm_resource", "--clear", "--resource", "pgsqld-clone"]);
     assert_eq!(assert_status_matches(&lab, 1, 2), to);
     let (_, j) = status_on(&lab, 1);
-    assert!(j["moves"].as_array().unwrap().is_empty() && !j["findings"].as_array().unwrap().iter().any(|f| f["what"].as_str().unwrap_or("").contains("moved")), "a move after --clear: {j:#}");
+    assert!(
+        j["moves"].as_array().unwrap().is_empty() && !j["findings"].as_array().unwrap().iter().any(|f| f["what"].as_str().unwrap_or("").contains("moved")),
+        "a move after --clear: {j:#}"
+    );
 
     // The switchover command, from a standby's node, to the other standby.
     let from = assert_status_matches(&lab, 3, 2);
     let target = (1..=3).map(|i| format!("node{i}")).find(|n| *n != from).unwrap();
     // failover is for an unhealthy primary: refused here, in one line, nothing moved.
     let (code, out) = paceline_on(&lab, 3, &["failover"]);
-    assert!(code == 1 && out.contains("failover refused") && out.contains("is healthy") && out.lines().count() == 1, "failover on a healthy cluster: exit {code}: {out}");
+    assert!(
+        code == 1 && out.contains("failover refused") && out.contains("is healthy") && out.lines().count() == 1,
+        "failover on a healthy cluster: exit {code}: {out}"
+    );
     let (code, out) = paceline_on(&lab, 3, &["switchover", "--to", "node9"]);
     assert!(code == 1 && out.lines().count() == 1, "switchover to an unknown node: exit {code}: {out}");
     let (code, out) = paceline_on(&lab, 3, &["switchover", "--to", &target, "--timeout", "60"]);
@@ -528,7 +570,11 @@ fn paceline_on(lab: &Lab, i: u32, args: &[&str]) -> (i32, String) {
 /// before anything on stderr).
 fn status_on(lab: &Lab, i: u32) -> (i32, serde_json::Value) {
     let (code, out) = paceline_on(lab, i, &["status", "--json"]);
-    let j = serde_json::Deserializer::from_str(&out).into_iter().next().unwrap_or_else(|| panic!("status --json printed nothing (exit {code})")).unwrap_or_else(|e| panic!("status --json (exit {code}): {e}: {out}"));
+    let j = serde_json::Deserializer::from_str(&out)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("status --json printed nothing (exit {code})"))
+        .unwrap_or_else(|e| panic!("status --json (exit {code}): {e}: {out}"));
     (code, j)
 }
 
@@ -539,7 +585,23 @@ const PROMOTED_BY_CRM_MON: &str = "crm_mon -1 --output-as=xml | python3 -c \"imp
 /// empty when it did not answer.
 fn psql_on(lab: &Lab, i: u32, sql: &str) -> String {
     let o = Command::new("ip")
-        .args(["netns", "exec", &format!("{}-client", lab.prefix), "env", "PGCONNECT_TIMEOUT=2", "psql", "-X", "-A", "-t", "-q", "-U", "postgres", "-d", "postgres", "-h"])
+        .args([
+            "netns",
+            "exec",
+            &format!("{}-client", lab.prefix),
+            "env",
+            "PGCONNECT_TIMEOUT=2",
+            "psql",
+            "-X",
+            "-A",
+            "-t",
+            "-q",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-h",
+        ])
         .arg(format!("192.0.2.1{i}"))
         .args(["-c", sql])
         .output()

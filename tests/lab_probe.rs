@@ -161,11 +161,8 @@ fn quiet_run_and_sigterm() {
 
     // No duration: runs until SIGTERM, then reports as usual.
     let ready = pg.dir.join("ready");
-    let child = probe_cmd(pg.port, &["--ready-file", ready.to_str().unwrap(), "--run-id", "term"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child =
+        probe_cmd(pg.port, &["--ready-file", ready.to_str().unwrap(), "--run-id", "term"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     wait_for(&ready, Duration::from_secs(10));
     assert_eq!(std::fs::read_to_string(&ready).unwrap(), "term\n");
     std::thread::sleep(Duration::from_millis(500));
@@ -183,11 +180,8 @@ fn crash_and_restart_is_an_outage_without_loss() {
     }
     let pg = Pg::new(1);
     let ready = pg.dir.join("ready");
-    let child = probe_cmd(pg.port, &["--duration-s", "6", "--ready-file", ready.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child =
+        probe_cmd(pg.port, &["--duration-s", "6", "--ready-file", ready.to_str().unwrap()]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     wait_for(&ready, Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(1500));
     pg.stop_immediate(); // fsync is on: what was acknowledged is on disk

@@ -252,7 +252,11 @@ fn ocft_suites_heartbeat_and_paceline() {
                 }
             }
             if run.code != Some(if unexpected { 1 } else { 0 }) && !run.cases.is_empty() {
-                problems.push(format!("{provider} {config}: run.sh exited {:?} with {} unexpected outcome(s)", run.code, if unexpected { "some" } else { "no" }));
+                problems.push(format!(
+                    "{provider} {config}: run.sh exited {:?} with {} unexpected outcome(s)",
+                    run.code,
+                    if unexpected { "some" } else { "no" }
+                ));
             }
             if run.cases.is_empty() {
                 problems.push(format!("{provider} {config}: no case reported (exit {:?})", run.code));

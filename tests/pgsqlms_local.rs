@@ -236,7 +236,12 @@ fn bad_installation_and_configuration_codes() {
     // answers "not running here" (7), as resource-agents' ocf_is_probe convention says.
     let probe = [("OCF_RESKEY_CRM_meta_interval", "0")];
     let recurring = ("OCF_RESKEY_CRM_meta_interval", "15000");
-    for missing in [("OCF_RESKEY_system_user", "nosuchuser"), ("OCF_RESKEY_bindir", "/nonexistent"), ("OCF_RESKEY_pgdata", "/nonexistent"), ("OCF_RESKEY_datadir", "/nonexistent")] {
+    for missing in [
+        ("OCF_RESKEY_system_user", "nosuchuser"),
+        ("OCF_RESKEY_bindir", "/nonexistent"),
+        ("OCF_RESKEY_pgdata", "/nonexistent"),
+        ("OCF_RESKEY_datadir", "/nonexistent"),
+    ] {
         for action in ["validate-all", "start", "reload-agent"] {
             assert_eq!(run(&[missing], action), 5, "{action} with {missing:?}");
         }
@@ -285,7 +290,11 @@ fn ocf_tester_passes() {
     // Against the same DTD with OCF 1.1's two additions, the meta-data is valid.
     let dtd = f.base.join("ra-api-1.1.dtd");
     let orig = std::fs::read_to_string("/usr/share/resource-agents/ra-api-1.dtd").expect("ra-api-1.dtd");
-    let patched = orig.replacen("unique  (1|0)   \"0\">", "unique  (1|0)   \"0\"\n        reloadable (1|0) \"0\">", 1).replacen("name (start|", "name (reload-agent|start|", 1);
+    let patched = orig.replacen("unique  (1|0)   \"0\">", "unique  (1|0)   \"0\"\n        reloadable (1|0) \"0\">", 1).replacen(
+        "name (start|",
+        "name (reload-agent|start|",
+        1,
+    );
     assert_ne!(orig, patched, "the DTD's shape changed: adapt the patch");
     std::fs::write(&dtd, patched).unwrap();
     let o = sh(&format!("{agent} meta-data | xmllint --noout --dtdvalid {} - 2>&1", dtd.display()));
@@ -433,14 +442,21 @@ fn rewind_from_a_just_promoted_primary_checkpoints_it_first() {
         "INSERT INTO t SELECT i, '' FROM generate_series(50001, 50100) i",
     );
     // Timelines as the new primary's control file and its WAL say (the agent's promote made 2, this one 3).
-    let timelines = || sql(s, "SELECT (SELECT timeline_id FROM pg_control_checkpoint()) || ' ' || ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int");
+    let timelines = || {
+        sql(s, "SELECT (SELECT timeline_id FROM pg_control_checkpoint()) || ' ' || ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int")
+    };
     let stale = timelines();
     let (done, now) = stale.split_once(' ').unwrap();
     assert_ne!(done, now, "the new primary's control file is still on an old timeline: {stale}");
 
     let cib = cib_with_primary(&f.base, "nodeS");
     let log = f.base.join("agent.log");
-    let cluster = [("CIB_file", cib.to_str().unwrap()), ("OCF_RESKEY_CRM_meta_on_node", "nodeP"), ("HA_LOGFILE", log.to_str().unwrap()), ("OCF_RESKEY_auto_rewind", "true")];
+    let cluster = [
+        ("CIB_file", cib.to_str().unwrap()),
+        ("OCF_RESKEY_CRM_meta_on_node", "nodeP"),
+        ("HA_LOGFILE", log.to_str().unwrap()),
+        ("OCF_RESKEY_auto_rewind", "true"),
+    ];
 
     // No CHECKPOINT privilege: waited for, in vain; not rewound; started as a standby as
     // when the check cannot be made — which PostgreSQL refuses for a diverged history, and
@@ -453,7 +469,10 @@ fn rewind_from_a_just_promoted_primary_checkpoints_it_first() {
     assert!(err.contains("ocf-exit-reason:PostgreSQL exited while starting as a standby: FATAL:  requested timeline"), "{err}");
     assert!(t.elapsed() < std::time::Duration::from_secs(20), "start waited out its timeout: {:?}", t.elapsed());
     assert!(text.contains("asking it for a CHECKPOINT") && text.contains("no CHECKPOINT (") && text.contains("waiting for the primary's own"), "{text}");
-    assert!(text.contains("cannot compare this instance's history") && text.contains(&format!("control file is still on timeline {done}, its WAL on {now}")), "{text}");
+    assert!(
+        text.contains("cannot compare this instance's history") && text.contains(&format!("control file is still on timeline {done}, its WAL on {now}")),
+        "{text}"
+    );
     assert!(!text.contains("rewinding this instance"), "rewound from a stale source: {text}");
     assert_eq!(f.rc(p, "monitor"), 7, "left stopped");
     assert_eq!(timelines(), stale, "the primary's checkpoint is still under way");
@@ -464,7 +483,13 @@ fn rewind_from_a_just_promoted_primary_checkpoints_it_first() {
     let (rc, err) = f.agent(p, "start", &cluster);
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert_eq!(rc, 0, "{err}\n{text}");
-    assert!(text.contains("asking it for a CHECKPOINT") && !text.contains("no CHECKPOINT (") && text.contains("rewinding this instance") && text.contains("rewound from the primary"), "{text}");
+    assert!(
+        text.contains("asking it for a CHECKPOINT")
+            && !text.contains("no CHECKPOINT (")
+            && text.contains("rewinding this instance")
+            && text.contains("rewound from the primary"),
+        "{text}"
+    );
     assert_eq!(timelines(), format!("{now} {now}"), "the CHECKPOINT brought the control file to the primary's timeline");
     wait_sql(p, "SELECT status FROM pg_stat_wal_receiver", "streaming");
     wait_sql(p, "SELECT count(*), max(i) FROM t", "40005|40005");
@@ -564,7 +589,12 @@ fn synchronous_mode_bad_input_and_no_cluster() {
     assert_eq!(f.agent(p, "validate-all", &on).0, 0);
     assert_eq!(f.agent(p, "validate-all", &[("OCF_RESKEY_synchronous_mode", "yes")]).0, 6);
     // k larger than the clone's standbys.
-    let big = [("OCF_RESKEY_synchronous_mode", "on"), ("OCF_RESKEY_synchronous_node_count", "2"), ("OCF_RESKEY_CRM_meta_clone_max", "2"), ("OCF_RESKEY_CRM_meta_notify", "true")];
+    let big = [
+        ("OCF_RESKEY_synchronous_mode", "on"),
+        ("OCF_RESKEY_synchronous_node_count", "2"),
+        ("OCF_RESKEY_CRM_meta_clone_max", "2"),
+        ("OCF_RESKEY_CRM_meta_notify", "true"),
+    ];
     let (rc, err) = f.agent(p, "validate-all", &big);
     assert_eq!(rc, 6, "{err}");
     assert!(err.contains("synchronous_node_count 2 needs 2 standbys"), "{err}");
@@ -695,7 +725,15 @@ fn state_service_reports_a_crash_but_not_a_shutdown_or_the_stops_kill() {
     };
     // Debug lines go to HA_DEBUGLOG only (as ha_debug's): the same file as HA_LOGFILE here.
     let debuglog = f.base.join("state.log").display().to_string();
-    let state = |action: &str| f.state_agent(p, "state", "state", action, &[("OCF_RESKEY_http_port", "0"), ("OCF_RESKEY_CRM_meta_on_node", "node1"), ("HA_debug", "1"), ("HA_DEBUGLOG", &debuglog)]);
+    let state = |action: &str| {
+        f.state_agent(
+            p,
+            "state",
+            "state",
+            action,
+            &[("OCF_RESKEY_http_port", "0"), ("OCF_RESKEY_CRM_meta_on_node", "node1"), ("HA_debug", "1"), ("HA_DEBUGLOG", &debuglog)],
+        )
+    };
     assert_eq!(f.rc(p, "start"), 0);
     assert_eq!(state("start"), 0);
     let first = pid();
@@ -715,7 +753,10 @@ fn state_service_reports_a_crash_but_not_a_shutdown_or_the_stops_kill() {
     assert_eq!(rc, 0, "stop of a hung instance: {err}");
     eprintln!("stop of the hung instance:\n{err}");
     wait_log(&format!("the postmaster (pid {hung}) was killed by the resource's stop"));
-    assert!(std::fs::read_dir(&f.base).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with("paceline-killing-")), "the kill's mark is cleared");
+    assert!(
+        std::fs::read_dir(&f.base).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with("paceline-killing-")),
+        "the kill's mark is cleared"
+    );
     // kill -9: the lock file is left, a crash. No cluster answers here, so the report
     // fails, and the service says the next monitor will find it.
     assert_eq!(f.rc(p, "start"), 0);

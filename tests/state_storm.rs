@@ -155,9 +155,27 @@ fn ask(port: u16, path: Option<&str>) -> String {
 
 /// A storm through `paceline lab storm`, the service watched: its JSON line.
 fn storm(svc: &Service, port: u16, check: &[&str]) -> serde_json::Value {
-    let (addr, rate, secs, conc, watch) = (format!("127.0.0.1:{port}"), RATE.to_string(), SECONDS.to_string(), CONCURRENCY.to_string(), format!("service={}", svc.pid));
+    let (addr, rate, secs, conc, watch) =
+        (format!("127.0.0.1:{port}"), RATE.to_string(), SECONDS.to_string(), CONCURRENCY.to_string(), format!("service={}", svc.pid));
     let out = Command::new(PACELINE)
-        .args(["lab", "storm", "--addr", &addr, "--rate", &rate, "--duration-s", &secs, "--concurrency", &conc, "--timeout-ms", "5000", "--watch", &watch, "--idle-s", "2"])
+        .args([
+            "lab",
+            "storm",
+            "--addr",
+            &addr,
+            "--rate",
+            &rate,
+            "--duration-s",
+            &secs,
+            "--concurrency",
+            &conc,
+            "--timeout-ms",
+            "5000",
+            "--watch",
+            &watch,
+            "--idle-s",
+            "2",
+        ])
         .args(check)
         .stderr(Stdio::inherit())
         .output()
@@ -180,7 +198,11 @@ fn every_check_of_a_storm_is_answered_right_and_forks_nothing() {
     let svc = Service::start(&pg, http, tcp);
     let until = Instant::now() + Duration::from_secs(10);
     while ask(http, Some("/health")) != "200" {
-        assert!(Instant::now() < until, "the service never answered /health 200; log:\n{}", std::fs::read_to_string(pg.dir.path("state.log")).unwrap_or_default());
+        assert!(
+            Instant::now() < until,
+            "the service never answered /health 200; log:\n{}",
+            std::fs::read_to_string(pg.dir.path("state.log")).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // The answers the storm expects: PostgreSQL answers here (/health 200), but with no
@@ -188,7 +210,11 @@ fn every_check_of_a_storm_is_answered_right_and_forks_nothing() {
     assert_eq!(ask(http, Some("/primary")), "503");
     assert_eq!(ask(tcp, None), "standby\n");
 
-    for (port, check) in [(http, &["--path", "/health", "--expect-status", "200"][..]), (http, &["--path", "/primary", "--expect-status", "503"]), (tcp, &["--expect-line", "standby"])] {
+    for (port, check) in [
+        (http, &["--path", "/health", "--expect-status", "200"][..]),
+        (http, &["--path", "/primary", "--expect-status", "503"]),
+        (tcp, &["--expect-line", "standby"]),
+    ] {
         let r = storm(&svc, port, check);
         let n = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("{k} in {r}"));
         assert!(n("sent") > 0, "{r}");

@@ -23,8 +23,8 @@ use std::time::Duration;
 use aws_sdk_ec2::types::{Route, RouteTable};
 
 use crate::aws::{self, AwsParams, Backoff, Deadline, Session};
-use crate::net::require_root;
 use crate::net::netlink::{AddrSpec, Broadcast, IfAddr, Link, Netlink};
+use crate::net::require_root;
 use crate::ocf::{ActionSpec, AgentSpec, OcfEnv, OcfError, OcfRc, OcfResult, Param, ParamKind, Params, Support};
 use crate::{ocf_info, ocf_warn};
 
@@ -174,7 +174,10 @@ async fn routes(s: &Session, cfg: &Config) -> Result<Vec<(String, Option<Route>)
     cfg.tables
         .iter()
         .map(|t| {
-            let table = found.iter().find(|r| r.route_table_id.as_deref() == Some(t.as_str())).ok_or_else(|| bad(format!("route table {t} does not exist (EC2 did not return it)")))?;
+            let table = found
+                .iter()
+                .find(|r| r.route_table_id.as_deref() == Some(t.as_str()))
+                .ok_or_else(|| bad(format!("route table {t} does not exist (EC2 did not return it)")))?;
             let route = table.routes().iter().find(|r| r.destination_cidr_block.as_deref() == Some(cfg.cidr().as_str())).cloned();
             Ok((t.clone(), route))
         })
@@ -194,7 +197,13 @@ fn describe(route: &Option<Route>) -> String {
     match route {
         None => "no route".into(),
         Some(r) => {
-            let target = r.network_interface_id.as_deref().or(r.instance_id.as_deref()).or(r.gateway_id.as_deref()).or(r.transit_gateway_id.as_deref()).unwrap_or("another target");
+            let target = r
+                .network_interface_id
+                .as_deref()
+                .or(r.instance_id.as_deref())
+                .or(r.gateway_id.as_deref())
+                .or(r.transit_gateway_id.as_deref())
+                .unwrap_or("another target");
             let state = r.state.as_ref().map(|s| format!(", {}", s.as_str())).unwrap_or_default();
             format!("a route to {target}{state}")
         }
@@ -225,11 +234,15 @@ pub fn start(env: &OcfEnv) -> OcfResult {
             }
             match route {
                 Some(_) => {
-                    s.ec2.call("ReplaceRoute", c.replace_route().route_table_id(table).destination_cidr_block(cfg.cidr()).network_interface_id(&me.eni).send()).await?;
+                    s.ec2
+                        .call("ReplaceRoute", c.replace_route().route_table_id(table).destination_cidr_block(cfg.cidr()).network_interface_id(&me.eni).send())
+                        .await?;
                     ocf_info!("{table}: {} now routed to {} (was {})", cfg.cidr(), me.eni, describe(route));
                 }
                 None => {
-                    s.ec2.call("CreateRoute", c.create_route().route_table_id(table).destination_cidr_block(cfg.cidr()).network_interface_id(&me.eni).send()).await?;
+                    s.ec2
+                        .call("CreateRoute", c.create_route().route_table_id(table).destination_cidr_block(cfg.cidr()).network_interface_id(&me.eni).send())
+                        .await?;
                     ocf_info!("{table}: route {} -> {} created", cfg.cidr(), me.eni);
                 }
             }
@@ -250,7 +263,16 @@ pub fn start(env: &OcfEnv) -> OcfResult {
         Ok::<(), OcfError>(())
     })??;
     if present.is_none() {
-        nl.add_address(&AddrSpec { index: link.index, ip: IpAddr::V4(cfg.ip), prefix: 32, broadcast: Broadcast::None, label: cfg.label.clone(), nodad: false, noprefixroute: false, preferred_lft: None })?;
+        nl.add_address(&AddrSpec {
+            index: link.index,
+            ip: IpAddr::V4(cfg.ip),
+            prefix: 32,
+            broadcast: Broadcast::None,
+            label: cfg.label.clone(),
+            nodad: false,
+            noprefixroute: false,
+            preferred_lft: None,
+        })?;
         ocf_info!("added {}/32 to {}", cfg.ip, link.name);
     }
     if !link.admin_up {
@@ -329,7 +351,15 @@ mod tests {
         let c = cfg(&[("ip", "192.0.2.100"), ("routing_table", "rtb-0123456789abcdef0, rtb-00000000000000001"), ("iflabel", "vip")]).unwrap();
         assert_eq!(c.tables, ["rtb-0123456789abcdef0", "rtb-00000000000000001"]);
         assert_eq!((c.interface.as_str(), c.label.as_deref(), c.monapi, c.lookup), ("eth0", Some("eth0:vip"), false, LookupType::InstanceId));
-        let c = cfg(&[("ip", ""), ("address", "192.0.2.7"), ("routing_table", "rtb-0123456789abcdef0"), ("lookup_type", "NetworkInterfaceId"), ("monapi", "true"), ("routing_table_role", "arn:aws:iam::123456789012:role/rtb")]).unwrap();
+        let c = cfg(&[
+            ("ip", ""),
+            ("address", "192.0.2.7"),
+            ("routing_table", "rtb-0123456789abcdef0"),
+            ("lookup_type", "NetworkInterfaceId"),
+            ("monapi", "true"),
+            ("routing_table_role", "arn:aws:iam::123456789012:role/rtb"),
+        ])
+        .unwrap();
         assert_eq!((c.ip, c.lookup, c.monapi), ("192.0.2.7".parse().unwrap(), LookupType::NetworkInterfaceId, true));
         assert_eq!(c.aws.assume_role.as_deref(), Some("arn:aws:iam::123456789012:role/rtb"));
     }
@@ -362,8 +392,10 @@ mod tests {
     fn which_routes_are_ours() {
         let me = Here { instance: "i-0123456789abcdef0".into(), eni: "eni-0123456789abcdef0".into() };
         let to_eni = Route::builder().destination_cidr_block("192.0.2.100/32").network_interface_id("eni-0123456789abcdef0").build();
-        let to_instance = Route::builder().destination_cidr_block("192.0.2.100/32").instance_id("i-0123456789abcdef0").network_interface_id("eni-0000000000000000f").build();
-        let other = Route::builder().destination_cidr_block("192.0.2.100/32").network_interface_id("eni-0000000000000000f").instance_id("i-0000000000000000f").build();
+        let to_instance =
+            Route::builder().destination_cidr_block("192.0.2.100/32").instance_id("i-0123456789abcdef0").network_interface_id("eni-0000000000000000f").build();
+        let other =
+            Route::builder().destination_cidr_block("192.0.2.100/32").network_interface_id("eni-0000000000000000f").instance_id("i-0000000000000000f").build();
         assert!(ours(&to_eni, &me, LookupType::InstanceId) && ours(&to_eni, &me, LookupType::NetworkInterfaceId));
         assert!(ours(&to_instance, &me, LookupType::InstanceId) && !ours(&to_instance, &me, LookupType::NetworkInterfaceId));
         assert!(!ours(&other, &me, LookupType::InstanceId));

@@ -162,11 +162,7 @@ async fn wait_for(ec2: &Ec2, cfg: &Config, instance_id: &str, ours: bool) -> Res
             return Ok(());
         }
         if !pause.wait(&deadline).await {
-            return Err(OcfError::generic(format!(
-                "EC2 accepted the change but Elastic IP {} is {} before the action's timeout",
-                cfg.name(),
-                where_is(&addr)
-            )));
+            return Err(OcfError::generic(format!("EC2 accepted the change but Elastic IP {} is {} before the action's timeout", cfg.name(), where_is(&addr))));
         }
     }
 }
@@ -192,7 +188,10 @@ pub fn start(env: &OcfEnv) -> OcfResult {
         req = match cfg.private_ip {
             Some(ip) => {
                 let eni = eni_holding(&s.ec2, &s.instance_id, ip).await?.ok_or_else(|| {
-                    OcfError::generic(format!("private_ip_address {ip} is not assigned to an interface of {} (is the resource moving it started here?)", s.instance_id))
+                    OcfError::generic(format!(
+                        "private_ip_address {ip} is not assigned to an interface of {} (is the resource moving it started here?)",
+                        s.instance_id
+                    ))
                 })?;
                 req.network_interface_id(eni).private_ip_address(ip.to_string())
             }

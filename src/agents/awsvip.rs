@@ -117,7 +117,11 @@ pub fn parse_ip(raw: &str) -> Result<Ipv4Addr, OcfError> {
 
 fn parse_interface(v: &str) -> Result<Interface, OcfError> {
     if let Ok(i) = v.parse::<i32>() {
-        return if (0..=64).contains(&i) { Ok(if i == 0 { Interface::Primary } else { Interface::Index(i) }) } else { Err(bad(format!("interface index {i} is out of range"))) };
+        return if (0..=64).contains(&i) {
+            Ok(if i == 0 { Interface::Primary } else { Interface::Index(i) })
+        } else {
+            Err(bad(format!("interface index {i} is out of range")))
+        };
     }
     if v.starts_with("eni-") {
         if aws::valid_resource_id("eni", v) {
@@ -234,11 +238,7 @@ pub fn stop(env: &OcfEnv) -> OcfResult {
         if let Err(e) = check_not_primary(&enis, cfg.ip) {
             ocf_err!("{}; leaving it alone", e.reason);
         }
-        let holding: Vec<String> = enis
-            .iter()
-            .filter(|n| addresses(n).any(|(a, primary)| a == cfg.ip && !primary))
-            .map(|n| eni_id(n).to_owned())
-            .collect();
+        let holding: Vec<String> = enis.iter().filter(|n| addresses(n).any(|(a, primary)| a == cfg.ip && !primary)).map(|n| eni_id(n).to_owned()).collect();
         if holding.is_empty() {
             ocf_info!("{} is not assigned to {}: already stopped", cfg.ip, s.instance_id);
             return Ok(OcfRc::Success);
@@ -246,7 +246,10 @@ pub fn stop(env: &OcfEnv) -> OcfResult {
         for id in &holding {
             let r = s
                 .ec2
-                .call("UnassignPrivateIpAddresses", s.ec2.client().unassign_private_ip_addresses().network_interface_id(id).private_ip_addresses(cfg.ip.to_string()).send())
+                .call(
+                    "UnassignPrivateIpAddresses",
+                    s.ec2.client().unassign_private_ip_addresses().network_interface_id(id).private_ip_addresses(cfg.ip.to_string()).send(),
+                )
                 .await;
             match r {
                 Ok(_) => {}
@@ -328,7 +331,8 @@ mod tests {
 
     #[test]
     fn heartbeat_leftovers_are_accepted() {
-        let c = cfg(&[("secondary_private_ip", "192.0.2.100"), ("api_delay", "3"), ("awscli", "/usr/bin/aws"), ("profile", "cluster"), ("auth_type", "role")]).unwrap();
+        let c = cfg(&[("secondary_private_ip", "192.0.2.100"), ("api_delay", "3"), ("awscli", "/usr/bin/aws"), ("profile", "cluster"), ("auth_type", "role")])
+            .unwrap();
         assert_eq!(c.aws.profile.as_deref(), Some("cluster"));
     }
 

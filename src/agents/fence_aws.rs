@@ -122,7 +122,8 @@ fn action_budget(req: &Request) -> Duration {
 }
 
 fn open(req: &Request) -> Result<Box<dyn Device>, FenceError> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| FenceError::fatal(format!("cannot start the async runtime: {e}")))?;
+    let rt =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| FenceError::fatal(format!("cannot start the async runtime: {e}")))?;
     let params = aws_params(req);
     let deadline = Deadline::after(action_budget(req));
     let imds = Imds::new(&deadline);
@@ -203,7 +204,12 @@ impl Intercept for LastAttempt {
         "paceline-last-attempt"
     }
 
-    fn read_after_attempt(&self, ctx: &FinalizerInterceptorContextRef<'_>, _: &RuntimeComponents, _: &mut ConfigBag) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    fn read_after_attempt(
+        &self,
+        ctx: &FinalizerInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         if let (Some(Err(e)), Ok(mut last)) = (ctx.output_or_error(), self.0.lock()) {
             *last = Some(aws::error_chain(e));
         }
@@ -313,7 +319,9 @@ impl Device for Ec2Device {
         let c = self.ec2.client();
         if on {
             let req = c.start_instances().set_instance_ids(Some(plugs.to_vec()));
-            return self.within(deadline, "EC2 StartInstances", async { self.ec2.call("StartInstances", req.customize().interceptor(self.last.clone()).send()).await.map(|_| ()).map_err(aws_to_fence) });
+            return self.within(deadline, "EC2 StartInstances", async {
+                self.ec2.call("StartInstances", req.customize().interceptor(self.last.clone()).send()).await.map(|_| ()).map_err(aws_to_fence)
+            });
         }
         // An instance already terminating cannot be stopped; it will be off (terminated).
         let ids: Vec<String> = plugs.iter().filter(|p| self.states.get(*p) != Some(&InstanceStateName::ShuttingDown)).cloned().collect();
@@ -324,7 +332,9 @@ impl Device for Ec2Device {
         if self.skip_os_shutdown {
             req = req.skip_os_shutdown(true);
         }
-        self.within(deadline, "EC2 StopInstances", async { self.ec2.call("StopInstances", req.customize().interceptor(self.last.clone()).send()).await.map(|_| ()).map_err(aws_to_fence) })
+        self.within(deadline, "EC2 StopInstances", async {
+            self.ec2.call("StopInstances", req.customize().interceptor(self.last.clone()).send()).await.map(|_| ()).map_err(aws_to_fence)
+        })
     }
 
     fn list(&mut self, with_status: bool, deadline: Instant) -> Result<Vec<Outlet>, FenceError> {
@@ -354,7 +364,9 @@ impl Device for Ec2Device {
         }
         // No target: prove endpoint, credentials and permission with one small page.
         let req = self.ec2.client().describe_instances().set_filters(self.filter.clone().map(|f| vec![f])).max_results(5);
-        self.within(deadline, "EC2 DescribeInstances", async { self.ec2.call("DescribeInstances", req.customize().interceptor(self.last.clone()).send()).await.map(|_| ()).map_err(aws_to_fence) })
+        self.within(deadline, "EC2 DescribeInstances", async {
+            self.ec2.call("DescribeInstances", req.customize().interceptor(self.last.clone()).send()).await.map(|_| ()).map_err(aws_to_fence)
+        })
     }
 
     /// This node's own instance and the targets in one `DescribeInstances`: the targets'
@@ -363,7 +375,8 @@ impl Device for Ec2Device {
     /// unknown), the check asks for this node's instance alone, and the sequence's own first
     /// look reports the target's error as such.
     fn race_check(&mut self, plugs: &[String], deadline: Instant) -> Result<Option<Vec<Power>>, FenceError> {
-        let refuse = |why: String| FenceError::fatal(format!("race check: {why}; refusing to fence (set skip_race_check=1 only if this node is not an EC2 instance)"));
+        let refuse =
+            |why: String| FenceError::fatal(format!("race check: {why}; refusing to fence (set skip_race_check=1 only if this node is not an EC2 instance)"));
         let me = self
             .within(deadline, "instance metadata", async { self.imds.instance_id().await.map_err(|e| FenceError::fatal(e.reason)) })
             .map_err(|e| refuse(format!("cannot tell this node's own instance: {e}")))?;
@@ -374,7 +387,9 @@ impl Device for Ec2Device {
         ids.extend(plugs.iter().filter(|p| **p != me).cloned());
         let (mine, targets) = match self.within(deadline, "EC2 DescribeInstances", self.describe(&ids)) {
             Ok(found) => {
-                let mine = self.states_in(&found, std::slice::from_ref(&me)).map_err(|e| refuse(format!("cannot tell the state of this node's own instance {me}: {e}")))?;
+                let mine = self
+                    .states_in(&found, std::slice::from_ref(&me))
+                    .map_err(|e| refuse(format!("cannot tell the state of this node's own instance {me}: {e}")))?;
                 (mine, Some(self.states_in(&found, plugs)))
             }
             Err(e) => {
@@ -389,9 +404,9 @@ impl Device for Ec2Device {
             InstanceStateName::Running | InstanceStateName::Pending => ocf_debug!("race check: this node ({me}) is {}", mine[0].as_str()),
             s => {
                 return Err(FenceError::fatal(format!(
-                    "race check: this node's own instance {me} is {}: it is being fenced itself, so it must not fence others (skip_race_check disables this check)",
-                    s.as_str()
-                )))
+                "race check: this node's own instance {me} is {}: it is being fenced itself, so it must not fence others (skip_race_check disables this check)",
+                s.as_str()
+            )))
             }
         }
         match targets {
@@ -418,7 +433,11 @@ mod tests {
             std::fs::write(&path, format!("{}{expected}{}", &doc[..start], &doc[end..])).unwrap();
             return;
         }
-        assert_eq!(got.unwrap(), expected, "regenerate with `paceline params fence_paceline_aws`, or PACELINE_REGEN_DOCS=1 cargo test --lib docs_options_table_is_generated");
+        assert_eq!(
+            got.unwrap(),
+            expected,
+            "regenerate with `paceline params fence_paceline_aws`, or PACELINE_REGEN_DOCS=1 cargo test --lib docs_options_table_is_generated"
+        );
     }
 
     #[test]
@@ -445,7 +464,20 @@ mod tests {
         for o in &opts {
             assert_eq!(opts.iter().filter(|x| x.name == o.name).count(), 1, "{}", o.name);
         }
-        for (name, c) in [("action", 'o'), ("plug", 'n'), ("region", 'r'), ("access_key", 'a'), ("secret_key", 's'), ("verbose", 'v'), ("quiet", 'q'), ("help", 'h'), ("version", 'V'), ("debug_file", 'D'), ("separator", 'C'), ("boto3_debug", 'b')] {
+        for (name, c) in [
+            ("action", 'o'),
+            ("plug", 'n'),
+            ("region", 'r'),
+            ("access_key", 'a'),
+            ("secret_key", 's'),
+            ("verbose", 'v'),
+            ("quiet", 'q'),
+            ("help", 'h'),
+            ("version", 'V'),
+            ("debug_file", 'D'),
+            ("separator", 'C'),
+            ("boto3_debug", 'b'),
+        ] {
             assert_eq!(SPEC.option(name).and_then(|o| o.short), Some(c), "{name}");
         }
     }

@@ -579,7 +579,8 @@ mod tests {
 
     #[test]
     fn full_ipv6() {
-        let c = cfg(&[("ip", "2001:db8::10"), ("cidr_netmask", "64"), ("nic", "eth0"), ("nodad", "true"), ("preferred_lft", "0"), ("noprefixroute", "yes")]).unwrap();
+        let c = cfg(&[("ip", "2001:db8::10"), ("cidr_netmask", "64"), ("nic", "eth0"), ("nodad", "true"), ("preferred_lft", "0"), ("noprefixroute", "yes")])
+            .unwrap();
         assert_eq!(c.prefix, Some(64));
         assert!(c.nodad && c.noprefixroute && !c.arp_bg);
         assert_eq!(c.preferred_lft, Some(0));
@@ -691,16 +692,21 @@ mod tests {
         let all: Vec<(String, String)> = PARAMS
             .iter()
             .filter(|p| p.support == Support::Full)
-            .map(|p| (format!("OCF_RESKEY_{}", p.name), match p.name {
-                "ip" => "192.0.2.1".into(),
-                "cidr_netmask" => "24".into(),
-                "nic" => "eth0".into(),
-                "broadcast" => "+".into(),
-                "iflabel" => "l".into(),
-                "arp_bg" => "false".into(),
-                "preferred_lft" => "forever".into(),
-                _ => p.default.unwrap_or("1").into(),
-            }))
+            .map(|p| {
+                (
+                    format!("OCF_RESKEY_{}", p.name),
+                    match p.name {
+                        "ip" => "192.0.2.1".into(),
+                        "cidr_netmask" => "24".into(),
+                        "nic" => "eth0".into(),
+                        "broadcast" => "+".into(),
+                        "iflabel" => "l".into(),
+                        "arp_bg" => "false".into(),
+                        "preferred_lft" => "forever".into(),
+                        _ => p.default.unwrap_or("1").into(),
+                    },
+                )
+            })
             .collect();
         assert!(Config::from_env(&OcfEnv::from_pairs(all)).is_ok());
     }

@@ -107,7 +107,12 @@ impl Config {
         let instance = env.instance();
         let resource = instance.split(':').next().unwrap_or(instance);
         let pidfile = pgsqlms::scores::cache_dir().join(format!("paceline-state-{resource}.pid"));
-        let addr: std::net::IpAddr = p.str("listen_address").unwrap_or("0.0.0.0").trim().parse().map_err(|_| OcfError::configured(format!("listen_address '{}' is not an IP address", p.str("listen_address").unwrap_or(""))))?;
+        let addr: std::net::IpAddr = p
+            .str("listen_address")
+            .unwrap_or("0.0.0.0")
+            .trim()
+            .parse()
+            .map_err(|_| OcfError::configured(format!("listen_address '{}' is not an IP address", p.str("listen_address").unwrap_or(""))))?;
         let port_of = |name: &str, default: i64| -> Result<Option<std::net::SocketAddr>, OcfError> {
             let v = p.int(name).unwrap_or(default);
             match u16::try_from(v) {
@@ -238,7 +243,14 @@ mod tests {
 
     #[test]
     fn bad_input_is_configured() {
-        for case in [&[("sync_wait_limit", "-1")][..], &[("sync_wait_limit", "soon")], &[("pgport", "0")], &[("pghost", "relative")], &[("allow", "192.0.2.0/40")], &[("crash_reports", "maybe")]] {
+        for case in [
+            &[("sync_wait_limit", "-1")][..],
+            &[("sync_wait_limit", "soon")],
+            &[("pgport", "0")],
+            &[("pghost", "relative")],
+            &[("allow", "192.0.2.0/40")],
+            &[("crash_reports", "maybe")],
+        ] {
             let e = Config::from_env(&env(case)).err().unwrap_or_else(|| panic!("{case:?} accepted"));
             assert_eq!(e.rc, OcfRc::ErrConfigured, "{case:?}: {}", e.reason);
         }

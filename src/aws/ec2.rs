@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
-use aws_config::profile::{ProfileFileCredentialsProvider, ProfileFileRegionProvider};
 use aws_config::meta::region::ProvideRegion;
+use aws_config::profile::{ProfileFileCredentialsProvider, ProfileFileRegionProvider};
 use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -302,9 +302,9 @@ fn credentials_error(source: &str, named_profile: bool, e: &CredentialsError) ->
             OcfError::configured(format!("no usable AWS credentials in {source}: {detail}"))
         }
         CredentialsError::InvalidConfiguration(_) => OcfError::configured(format!("AWS credentials configuration is invalid: {detail}")),
-        CredentialsError::CredentialsNotLoaded(_) => OcfError::perm(format!(
-            "no AWS credentials found on this node (environment, profile, instance role): {detail}"
-        )),
+        CredentialsError::CredentialsNotLoaded(_) => {
+            OcfError::perm(format!("no AWS credentials found on this node (environment, profile, instance role): {detail}"))
+        }
         CredentialsError::ProviderTimedOut(_) => OcfError::generic(format!("AWS credentials from {source} timed out: {detail}")),
         _ => OcfError::generic(format!("AWS credentials from {source} failed: {detail}")),
     }

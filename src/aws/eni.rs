@@ -18,10 +18,7 @@ pub async fn interfaces_of(ec2: &Ec2, instance_id: &str) -> Result<Vec<NetworkIn
 
 /// The private IPv4 addresses of an interface, each with whether it is the primary one.
 pub fn addresses(n: &NetworkInterface) -> impl Iterator<Item = (Ipv4Addr, bool)> + '_ {
-    n.private_ip_addresses
-        .iter()
-        .flatten()
-        .filter_map(|a| Some((a.private_ip_address.as_deref()?.trim().parse().ok()?, a.primary.unwrap_or(false))))
+    n.private_ip_addresses.iter().flatten().filter_map(|a| Some((a.private_ip_address.as_deref()?.trim().parse().ok()?, a.primary.unwrap_or(false))))
 }
 
 /// Whether `ip` is one of the interface's private addresses.

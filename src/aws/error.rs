@@ -152,7 +152,14 @@ mod tests {
         for c in ["AuthFailure", "UnauthorizedOperation", "InvalidClientTokenId", "SignatureDoesNotMatch", "OptInRequired", "AccessDenied"] {
             assert_eq!(rc_for_code(c), OcfRc::ErrPerm, "{c}");
         }
-        for c in ["InvalidAddress.NotFound", "InvalidAllocationID.NotFound", "InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed", "InvalidNetworkInterfaceID.NotFound", "InvalidParameterValue"] {
+        for c in [
+            "InvalidAddress.NotFound",
+            "InvalidAllocationID.NotFound",
+            "InvalidInstanceID.NotFound",
+            "InvalidInstanceID.Malformed",
+            "InvalidNetworkInterfaceID.NotFound",
+            "InvalidParameterValue",
+        ] {
             assert_eq!(rc_for_code(c), OcfRc::ErrConfigured, "{c}");
         }
         for c in ["RequestLimitExceeded", "Throttling", "InternalError", "ServiceUnavailable", "Unavailable", "RequestExpired", "SomethingNew"] {

@@ -66,7 +66,8 @@ impl Imds {
                 Ok(v.trim().to_owned())
             }
             Err(e @ (ImdsError::FailedToLoadToken(_) | ImdsError::IoError(_))) => {
-                Err(OcfError::installed("no instance metadata service answers on this node (not an EC2 instance?)").context(format!("GET {full}: {}", describe(&e))))
+                Err(OcfError::installed("no instance metadata service answers on this node (not an EC2 instance?)")
+                    .context(format!("GET {full}: {}", describe(&e))))
             }
             Err(e) => Err(OcfError::generic(format!("instance metadata service: {}", describe(&e))).context(format!("GET {full}"))),
         }

@@ -78,9 +78,9 @@ mod params;
 
 pub use deadline::{Backoff, Deadline};
 pub use ec2::Ec2;
-pub use error::{rc_for_code, AwsError};
 /// An error and its sources on one line, each text once (no debug dumps).
 pub(crate) use error::chain as error_chain;
+pub use error::{rc_for_code, AwsError};
 pub use imds::Imds;
 pub use params::{valid_instance_id, valid_region, valid_resource_id, AwsParams, Secret, COMMON, ENDPOINT_URL, INSTANCE_ID, PROFILE, REGION};
 
@@ -137,10 +137,8 @@ impl Session {
 /// The SDK's DNS lookups run on the runtime's blocking pool; everything else stays on the
 /// calling thread.
 pub fn block_on<F: std::future::Future>(fut: F) -> Result<F::Output, OcfError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| OcfError::generic(format!("cannot start the async runtime: {e}")))?;
+    let rt =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| OcfError::generic(format!("cannot start the async runtime: {e}")))?;
     Ok(rt.block_on(fut))
 }
 

@@ -15,8 +15,12 @@ pub const PROFILE: Param = Param::new("profile", ParamKind::String, "AWS credent
     "A profile of the AWS shared configuration files (~/.aws/config, ~/.aws/credentials of the user running the agent, normally root) to take credentials and region from. When unset, the SDK's default chain is used: environment, AWS_PROFILE or the default profile, web identity, container, then the instance role from the metadata service.");
 pub const ENDPOINT_URL: Param = Param::new("endpoint_url", ParamKind::String, "EC2 endpoint URL",
     "The EC2 API endpoint to use instead of the regional one, e.g. a VPC interface endpoint (https://vpce-...ec2.eu-west-1.vpce.amazonaws.com). When unset, AWS_ENDPOINT_URL_EC2 or AWS_ENDPOINT_URL, else the standard regional endpoint.");
-pub const INSTANCE_ID: Param = Param::new("instance_id", ParamKind::String, "EC2 instance id",
-    "The id of this node's instance (i-0123456789abcdef0). When unset, it is read from the instance metadata service (IMDSv2).");
+pub const INSTANCE_ID: Param = Param::new(
+    "instance_id",
+    ParamKind::String,
+    "EC2 instance id",
+    "The id of this node's instance (i-0123456789abcdef0). When unset, it is read from the instance metadata service (IMDSv2).",
+);
 
 /// What every AWS resource agent (awsvip, awseip, aws-vpc-move-ip) takes beside its own
 /// parameters, defined once: where and as whom to talk to EC2, then the parameters of
@@ -27,18 +31,40 @@ pub static COMMON: &[Param] = &[
     PROFILE,
     ENDPOINT_URL,
     INSTANCE_ID,
-    Param::new("api_delay", ParamKind::Integer, "Delay after API calls",
-        "Heartbeat sleeps this many seconds after each change; paceline polls EC2 until the change is visible instead.").default("3").support(Support::Ignored),
-    Param::new("awscli", ParamKind::String, "Path to the AWS CLI",
-        "Heartbeat runs the AWS CLI; paceline calls the EC2 API itself.").default("/usr/bin/aws").support(Support::Ignored),
-    Param::new("auth_type", ParamKind::String, "Authentication type",
-        "Heartbeat's choice between profile keys and the instance role; paceline uses the AWS SDK's credential chain (see profile), which covers both.").support(Support::Ignored),
-    Param::new("curl_retries", ParamKind::Integer, "IMDS retries",
-        "Heartbeat's retries of curl to the metadata service; paceline's IMDS client retries on its own within the action's timeout.").support(Support::Ignored),
-    Param::new("curl_sleep", ParamKind::Integer, "Pause between IMDS retries",
-        "Heartbeat's pause between curl retries; see curl_retries.").support(Support::Ignored),
-    Param::new("awscli_timeout", ParamKind::Integer, "AWS CLI timeout",
-        "Heartbeat's connect timeout for the AWS CLI; paceline derives every timeout from the action's timeout.").support(Support::Ignored),
+    Param::new(
+        "api_delay",
+        ParamKind::Integer,
+        "Delay after API calls",
+        "Heartbeat sleeps this many seconds after each change; paceline polls EC2 until the change is visible instead.",
+    )
+    .default("3")
+    .support(Support::Ignored),
+    Param::new("awscli", ParamKind::String, "Path to the AWS CLI", "Heartbeat runs the AWS CLI; paceline calls the EC2 API itself.")
+        .default("/usr/bin/aws")
+        .support(Support::Ignored),
+    Param::new(
+        "auth_type",
+        ParamKind::String,
+        "Authentication type",
+        "Heartbeat's choice between profile keys and the instance role; paceline uses the AWS SDK's credential chain (see profile), which covers both.",
+    )
+    .support(Support::Ignored),
+    Param::new(
+        "curl_retries",
+        ParamKind::Integer,
+        "IMDS retries",
+        "Heartbeat's retries of curl to the metadata service; paceline's IMDS client retries on its own within the action's timeout.",
+    )
+    .support(Support::Ignored),
+    Param::new("curl_sleep", ParamKind::Integer, "Pause between IMDS retries", "Heartbeat's pause between curl retries; see curl_retries.")
+        .support(Support::Ignored),
+    Param::new(
+        "awscli_timeout",
+        ParamKind::Integer,
+        "AWS CLI timeout",
+        "Heartbeat's connect timeout for the AWS CLI; paceline derives every timeout from the action's timeout.",
+    )
+    .support(Support::Ignored),
 ];
 
 /// A string that must never be printed: `Debug` and `Display` show `****`.
@@ -232,7 +258,18 @@ mod tests {
         for u in ["https://ec2.eu-west-1.amazonaws.com", "http://127.0.0.1:5000", "http://[::1]:5000/", "https://vpce-1.ec2.eu-west-1.vpce.amazonaws.com/"] {
             assert!(check_endpoint_url(u).is_ok(), "{u}");
         }
-        for u in ["", "ec2.amazonaws.com", "ftp://x", "http://", "http://:80", "http://host:99999", "http://host:0", "http://a b", "http://user:pw@host", "http://[::1"] {
+        for u in [
+            "",
+            "ec2.amazonaws.com",
+            "ftp://x",
+            "http://",
+            "http://:80",
+            "http://host:99999",
+            "http://host:0",
+            "http://a b",
+            "http://user:pw@host",
+            "http://[::1",
+        ] {
             assert!(check_endpoint_url(u).is_err(), "{u}");
         }
     }

@@ -143,7 +143,10 @@ async fn ask_for(p: &Primitive) -> Vec<Asked> {
             let addr = r.as_ref().ok().and_then(|o| o.addresses().first().cloned());
             out.push(asked("DescribeAddresses", "monitor", real_answer(r)));
             if let Some(alloc) = addr.as_ref().and_then(|a| a.allocation_id()) {
-                let r = s.ec2.call("AssociateAddress", c.associate_address().allocation_id(alloc).instance_id(&me).allow_reassociation(true).dry_run(true).send()).await;
+                let r = s
+                    .ec2
+                    .call("AssociateAddress", c.associate_address().allocation_id(alloc).instance_id(&me).allow_reassociation(true).dry_run(true).send())
+                    .await;
                 out.push(asked("AssociateAddress", "start", dry_answer(r)));
             }
             if let Some(assoc) = addr.as_ref().and_then(|a| a.association_id()) {
@@ -152,7 +155,8 @@ async fn ask_for(p: &Primitive) -> Vec<Asked> {
             }
         }
         "aws-vpc-move-ip" => {
-            let tables: Vec<String> = p.params.get("routing_table").map(|t| t.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect()).unwrap_or_default();
+            let tables: Vec<String> =
+                p.params.get("routing_table").map(|t| t.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect()).unwrap_or_default();
             let ip = p.params.get("ip").filter(|v| !v.trim().is_empty()).or_else(|| p.params.get("address")).map(|v| v.trim()).unwrap_or_default();
             let cidr = format!("{ip}/32");
             let r = s.ec2.call("DescribeRouteTables", c.describe_route_tables().set_route_table_ids(Some(tables.clone())).send()).await;
@@ -162,12 +166,21 @@ async fn ask_for(p: &Primitive) -> Vec<Asked> {
             let eni = s.imds.primary_eni().await;
             for t in tables.iter().filter(|_| eni.is_ok()) {
                 let eni = eni.as_deref().unwrap_or_default();
-                let has = found.iter().find(|rt| rt.route_table_id() == Some(t.as_str())).is_some_and(|rt| rt.routes().iter().any(|r| r.destination_cidr_block() == Some(cidr.as_str())));
+                let has = found
+                    .iter()
+                    .find(|rt| rt.route_table_id() == Some(t.as_str()))
+                    .is_some_and(|rt| rt.routes().iter().any(|r| r.destination_cidr_block() == Some(cidr.as_str())));
                 if has {
-                    let r = s.ec2.call("ReplaceRoute", c.replace_route().route_table_id(t).destination_cidr_block(&cidr).network_interface_id(eni).dry_run(true).send()).await;
+                    let r = s
+                        .ec2
+                        .call("ReplaceRoute", c.replace_route().route_table_id(t).destination_cidr_block(&cidr).network_interface_id(eni).dry_run(true).send())
+                        .await;
                     out.push(asked("ReplaceRoute", "start", dry_answer(r)));
                 } else {
-                    let r = s.ec2.call("CreateRoute", c.create_route().route_table_id(t).destination_cidr_block(&cidr).network_interface_id(eni).dry_run(true).send()).await;
+                    let r = s
+                        .ec2
+                        .call("CreateRoute", c.create_route().route_table_id(t).destination_cidr_block(&cidr).network_interface_id(eni).dry_run(true).send())
+                        .await;
                     out.push(asked("CreateRoute", "start", dry_answer(r)));
                 }
             }

@@ -42,57 +42,103 @@ pub fn cluster(root: &Element) -> Vec<Finding> {
         return f;
     };
     let Some((clone, meta)) = &pg.clone else {
-        f.push(finding(Critical, format!("{} is not in a clone: it cannot have a primary and standbys", pg.id), "pcs resource promotable <id> notify=true promoted-max=1"));
+        f.push(finding(
+            Critical,
+            format!("{} is not in a clone: it cannot have a primary and standbys", pg.id),
+            "pcs resource promotable <id> notify=true promoted-max=1",
+        ));
         return f;
     };
     if !is_true(meta.get("promotable")) && !root.descendants("master").any(|m| m.attr("id") == Some(clone)) {
         f.push(finding(Critical, format!("{clone} is not promotable"), format!("pcs resource update {clone} meta promotable=true")));
     }
     if !is_true(meta.get("notify")) {
-        f.push(finding(Critical, format!("{clone} has notify=false: the agent elects the best standby in its notifications"), format!("pcs resource meta {clone} notify=true")));
+        f.push(finding(
+            Critical,
+            format!("{clone} has notify=false: the agent elects the best standby in its notifications"),
+            format!("pcs resource meta {clone} notify=true"),
+        ));
     }
     let max = meta.get("promoted-max").or_else(|| meta.get("master-max")).map(String::as_str).unwrap_or("1");
     if max != "1" {
         f.push(finding(Critical, format!("{clone} has promoted-max={max}: PostgreSQL has one primary"), format!("pcs resource meta {clone} promoted-max=1")));
     }
     // Both roles monitored, at different intervals (one operation otherwise).
-    let ops: Vec<&Element> = root.descendants("primitive").filter(|p| p.attr("id") == Some(&pg.id)).flat_map(|p| p.descendants("op")).filter(|o| o.attr("name") == Some("monitor")).collect();
+    let ops: Vec<&Element> = root
+        .descendants("primitive")
+        .filter(|p| p.attr("id") == Some(&pg.id))
+        .flat_map(|p| p.descendants("op"))
+        .filter(|o| o.attr("name") == Some("monitor"))
+        .collect();
     for role in ["Promoted", "Unpromoted"] {
         let alias = if role == "Promoted" { "Master" } else { "Slave" };
         if !ops.iter().any(|o| matches!(o.attr("role"), Some(r) if r == role || r == alias)) {
-            f.push(finding(Critical, format!("{}: no monitor for the {role} role: a failed {} goes unnoticed", pg.id, if role == "Promoted" { "primary" } else { "standby" }), format!("pcs resource op add {} monitor interval=<s> role={role}", pg.id)));
+            f.push(finding(
+                Critical,
+                format!("{}: no monitor for the {role} role: a failed {} goes unnoticed", pg.id, if role == "Promoted" { "primary" } else { "standby" }),
+                format!("pcs resource op add {} monitor interval=<s> role={role}", pg.id),
+            ));
         }
     }
     if pg.params.get("synchronous_mode").is_some_and(|m| m != "off") && !prims.iter().any(|p| agent_type(&p.agent) == "pgsql-state") {
-        f.push(finding(Warning, "synchronous_mode is on but no pgsql-state clone guards the commits against cancelled waits", "crm-examples/pgsql-ha.sh (STATE_SERVICE=true)"));
+        f.push(finding(
+            Warning,
+            "synchronous_mode is on but no pgsql-state clone guards the commits against cancelled waits",
+            "crm-examples/pgsql-ha.sh (STATE_SERVICE=true)",
+        ));
     }
     // Each floating address: with the promoted role, and ordered around promote/demote.
     for ip in prims.iter().filter(|p| matches!(agent_type(&p.agent), "IPaddr2" | "awsvip" | "awseip" | "aws-vpc-move-ip")) {
         let colocated = root.descendants("rsc_colocation").any(|c| {
-            c.attr("rsc") == Some(&ip.id) && c.attr("with-rsc") == Some(clone) && matches!(c.attr("with-rsc-role"), Some("Promoted" | "Master")) && matches!(c.attr("score"), Some("INFINITY" | "+INFINITY"))
+            c.attr("rsc") == Some(&ip.id)
+                && c.attr("with-rsc") == Some(clone)
+                && matches!(c.attr("with-rsc-role"), Some("Promoted" | "Master"))
+                && matches!(c.attr("score"), Some("INFINITY" | "+INFINITY"))
         });
         if !colocated {
-            f.push(finding(Critical, format!("{} is not colocated with the Promoted role of {clone}: the address may be on a standby", ip.id), format!("pcs constraint colocation add {} with Promoted {clone} INFINITY", ip.id)));
+            f.push(finding(
+                Critical,
+                format!("{} is not colocated with the Promoted role of {clone}: the address may be on a standby", ip.id),
+                format!("pcs constraint colocation add {} with Promoted {clone} INFINITY", ip.id),
+            ));
         }
         let ordered = |first: &str, then: &str| {
-            root.descendants("rsc_order").any(|o| o.attr("first") == Some(clone) && o.attr("then") == Some(&ip.id) && o.attr("first-action") == Some(first) && o.attr("then-action") == Some(then))
+            root.descendants("rsc_order").any(|o| {
+                o.attr("first") == Some(clone) && o.attr("then") == Some(&ip.id) && o.attr("first-action") == Some(first) && o.attr("then-action") == Some(then)
+            })
         };
         if !ordered("promote", "start") {
-            f.push(finding(Warning, format!("no order promote {clone} then start {}: clients may reach the new primary before it accepts writes", ip.id), format!("pcs constraint order promote {clone} then start {} symmetrical=false", ip.id)));
+            f.push(finding(
+                Warning,
+                format!("no order promote {clone} then start {}: clients may reach the new primary before it accepts writes", ip.id),
+                format!("pcs constraint order promote {clone} then start {} symmetrical=false", ip.id),
+            ));
         }
         if !ordered("demote", "stop") {
-            f.push(finding(Warning, format!("no order demote {clone} then stop {}: the standbys may miss the old primary's last WAL", ip.id), format!("pcs constraint order demote {clone} then stop {} symmetrical=false", ip.id)));
+            f.push(finding(
+                Warning,
+                format!("no order demote {clone} then stop {}: the standbys may miss the old primary's last WAL", ip.id),
+                format!("pcs constraint order demote {clone} then stop {} symmetrical=false", ip.id),
+            ));
         }
     }
     // Fencing.
     let devices: Vec<&Primitive> = prims.iter().filter(|p| p.agent.starts_with("stonith:")).collect();
     if !is_true(props.get("stonith-enabled")) && props.contains_key("stonith-enabled") {
-        f.push(finding(Critical, "fencing is disabled (stonith-enabled=false): a primary that hangs or is cut off may go on writing while a standby is promoted", "pcs property set stonith-enabled=true, with a fence device"));
+        f.push(finding(
+            Critical,
+            "fencing is disabled (stonith-enabled=false): a primary that hangs or is cut off may go on writing while a standby is promoted",
+            "pcs property set stonith-enabled=true, with a fence device",
+        ));
     } else if devices.is_empty() {
         f.push(finding(Critical, "no fence device is configured", "pcs stonith create ... (fence_paceline_aws on EC2; docs/fence_paceline_aws.md)"));
     }
     if props.get("no-quorum-policy").is_some_and(|p| p == "ignore") {
-        f.push(finding(Critical, "no-quorum-policy=ignore: a partition without quorum keeps (or promotes) a primary", "pcs property set no-quorum-policy=stop"));
+        f.push(finding(
+            Critical,
+            "no-quorum-policy=ignore: a partition without quorum keeps (or promotes) a primary",
+            "pcs property set no-quorum-policy=stop",
+        ));
     }
     f
 }
@@ -146,26 +192,56 @@ pub fn postgres(settings: &BTreeMap<String, String>, hba: &[HbaRule], me: &str, 
         f.push(finding(Critical, "hot_standby=off: the agent cannot read a standby's state", "ALTER SYSTEM SET hot_standby = on"));
     }
     if get("max_wal_senders").parse::<u32>().unwrap_or(0) < 2 {
-        f.push(finding(Warning, format!("max_wal_senders={}: fewer than the standbys plus a pg_rewind or a basebackup", get("max_wal_senders")), "ALTER SYSTEM SET max_wal_senders = 10"));
+        f.push(finding(
+            Warning,
+            format!("max_wal_senders={}: fewer than the standbys plus a pg_rewind or a basebackup", get("max_wal_senders")),
+            "ALTER SYSTEM SET max_wal_senders = 10",
+        ));
     }
     let conninfo = get("primary_conninfo");
     let app = crate::pg::conninfo::ConnInfo::parse(conninfo).ok().and_then(|c| c.get("application_name").map(str::to_owned));
     if conninfo.is_empty() {
-        f.push(finding(Critical, "primary_conninfo is empty: a standby started here would not replicate", "set primary_conninfo (host = the VIP or the local HAProxy, application_name = this node's name)"));
+        f.push(finding(
+            Critical,
+            "primary_conninfo is empty: a standby started here would not replicate",
+            "set primary_conninfo (host = the VIP or the local HAProxy, application_name = this node's name)",
+        ));
     } else if app.as_deref() != Some(me) {
-        f.push(finding(Critical, format!("primary_conninfo's application_name is {} — it must be this node's name, {me}: the agent finds its standbys (and the synchronous set) by it", app.as_deref().unwrap_or("unset")), format!("application_name={me} in primary_conninfo")));
+        f.push(finding(
+            Critical,
+            format!(
+                "primary_conninfo's application_name is {} — it must be this node's name, {me}: the agent finds its standbys (and the synchronous set) by it",
+                app.as_deref().unwrap_or("unset")
+            ),
+            format!("application_name={me} in primary_conninfo"),
+        ));
     }
     if get("recovery_target_timeline") != "latest" {
-        f.push(finding(Critical, format!("recovery_target_timeline={}: a standby would not follow a promotion", get("recovery_target_timeline")), "ALTER SYSTEM SET recovery_target_timeline = 'latest'"));
+        f.push(finding(
+            Critical,
+            format!("recovery_target_timeline={}: a standby would not follow a promotion", get("recovery_target_timeline")),
+            "ALTER SYSTEM SET recovery_target_timeline = 'latest'",
+        ));
     }
     if auto_rewind && get("wal_log_hints") != "on" && !checksums {
-        f.push(finding(Critical, "auto_rewind=true but neither wal_log_hints nor data checksums are on: pg_rewind refuses to run", "ALTER SYSTEM SET wal_log_hints = on; restart"));
+        f.push(finding(
+            Critical,
+            "auto_rewind=true but neither wal_log_hints nor data checksums are on: pg_rewind refuses to run",
+            "ALTER SYSTEM SET wal_log_hints = on; restart",
+        ));
     }
     // The first rule that covers replication from this node decides; it must reject.
     for (what, ip) in std::iter::once(("the local socket".to_owned(), None)).chain(mine.iter().map(|a| (a.to_string(), Some(*a)))) {
         if let Some(rule) = hba.iter().find(|r| covers(r, ip)) {
             if rule.method != "reject" {
-                f.push(finding(Critical, format!("pg_hba.conf lets replication in from {what} ({} {}): a standby may replicate from itself through the VIP or a load balancer", rule.kind, rule.method), "a 'reject' replication rule for this node's own addresses before the others (crm-examples/README.md)"));
+                f.push(finding(
+                    Critical,
+                    format!(
+                        "pg_hba.conf lets replication in from {what} ({} {}): a standby may replicate from itself through the VIP or a load balancer",
+                        rule.kind, rule.method
+                    ),
+                    "a 'reject' replication rule for this node's own addresses before the others (crm-examples/README.md)",
+                ));
             }
         }
     }
@@ -188,9 +264,16 @@ pub struct RewindRole {
 /// resource's parameter (without it, only the check at start needs the role).
 pub fn rewind_role(user: &str, role: Option<RewindRole>, auto_rewind: bool) -> Vec<Finding> {
     use Severity::*;
-    let needs = if auto_rewind { "auto_rewind cannot rewind and the timeline check at start cannot run" } else { "the timeline check at start cannot run (a diverged ex-primary starts as a standby that cannot follow)" };
+    let needs = if auto_rewind {
+        "auto_rewind cannot rewind and the timeline check at start cannot run"
+    } else {
+        "the timeline check at start cannot run (a diverged ex-primary starts as a standby that cannot follow)"
+    };
     let severity = if auto_rewind { Critical } else { Warning };
-    let grant = format!("GRANT EXECUTE ON FUNCTION {} TO {user}; GRANT pg_checkpoint TO {user} (or set rewind_user)", crate::agents::pgsqlms::REWIND_FUNCTIONS.join(", "));
+    let grant = format!(
+        "GRANT EXECUTE ON FUNCTION {} TO {user}; GRANT pg_checkpoint TO {user} (or set rewind_user)",
+        crate::agents::pgsqlms::REWIND_FUNCTIONS.join(", ")
+    );
     match role {
         None => vec![finding(severity, format!("the rewind user {user} does not exist: {needs}"), format!("CREATE ROLE {user} LOGIN, then {grant}"))],
         Some(RewindRole { can_read: false, .. }) => vec![finding(severity, format!("the rewind user {user} lacks pg_rewind's privileges: {needs}"), grant)],
@@ -209,7 +292,8 @@ pub fn run(cib_file: Option<&std::path::Path>) -> Result<Vec<Finding>, crate::oc
     use crate::ocf::OcfError;
     let text = match cib_file {
         Some(p) => std::fs::read_to_string(p).map_err(|e| OcfError::generic(format!("cannot read {}: {e}", p.display())))?,
-        None => crate::cmd::run(std::process::Command::new("cibadmin").arg("--query"), crate::pacemaker::TOOL_TIMEOUT).map_err(|e| e.context("is the cluster running on this node?"))?,
+        None => crate::cmd::run(std::process::Command::new("cibadmin").arg("--query"), crate::pacemaker::TOOL_TIMEOUT)
+            .map_err(|e| e.context("is the cluster running on this node?"))?,
     };
     let root = crate::pacemaker::xml::parse(&text);
     let mut out = cluster(&root);
@@ -217,7 +301,11 @@ pub fn run(cib_file: Option<&std::path::Path>) -> Result<Vec<Finding>, crate::oc
     if cib_file.is_none() {
         match local_postgres(&root) {
             Ok(mut pg) => out.append(&mut pg),
-            Err(e) => out.push(finding(Severity::Warning, format!("PostgreSQL on this node was not checked: {}", e.reason), "run paceline check where PostgreSQL runs (start it, or pcs resource debug-start)")),
+            Err(e) => out.push(finding(
+                Severity::Warning,
+                format!("PostgreSQL on this node was not checked: {}", e.reason),
+                "run paceline check where PostgreSQL runs (start it, or pcs resource debug-start)",
+            )),
         }
         out.append(&mut fence_devices(&prims));
     }
@@ -234,8 +322,14 @@ fn fence_devices(prims: &[Primitive]) -> Vec<Finding> {
     for d in prims.iter().filter(|p| p.agent.starts_with("stonith:")) {
         match crate::pacemaker::fencing::monitor(&d.id) {
             Ok(Ok(())) => {}
-            Ok(Err(why)) => f.push(finding(Severity::Critical, format!("fence device {} fails its monitor: {why}", d.id), format!("pcs stonith config {0}; pcs stonith update {0} ... (then pcs stonith cleanup {0})", d.id))),
-            Err(e) => f.push(finding(Severity::Warning, format!("fence device {} was not checked: {}", d.id, e.reason), "is the cluster running on this node?")),
+            Ok(Err(why)) => f.push(finding(
+                Severity::Critical,
+                format!("fence device {} fails its monitor: {why}", d.id),
+                format!("pcs stonith config {0}; pcs stonith update {0} ... (then pcs stonith cleanup {0})", d.id),
+            )),
+            Err(e) => {
+                f.push(finding(Severity::Warning, format!("fence device {} was not checked: {}", d.id, e.reason), "is the cluster running on this node?"))
+            }
         }
     }
     f
@@ -251,7 +345,8 @@ fn local_postgres(root: &Element) -> Result<Vec<Finding>, crate::ocf::OcfError> 
     let who = crate::agents::pgsqlms::identity_of(&user)?;
     let sock = std::path::PathBuf::from(param("pghost", "/var/run/postgresql"));
     let port: u16 = param("pgport", "5432").parse().map_err(|_| OcfError::generic("pgport is not a port"))?;
-    let local = crate::pg::client::Local::connect_named(&sock, port, &user, Some(who), Duration::from_secs(3), "paceline-check").map_err(|e| OcfError::generic(format!("cannot connect ({})", e.message())))?;
+    let local = crate::pg::client::Local::connect_named(&sock, port, &user, Some(who), Duration::from_secs(3), "paceline-check")
+        .map_err(|e| OcfError::generic(format!("cannot connect ({})", e.message())))?;
     let t = Duration::from_secs(5);
     let settings: BTreeMap<String, String> = local
         .query_text("SELECT name, setting FROM pg_settings", t)?
@@ -259,16 +354,26 @@ fn local_postgres(root: &Element) -> Result<Vec<Finding>, crate::ocf::OcfError> 
         .filter_map(|r| Some((r.first()?.clone()?, r.get(1).cloned().flatten().unwrap_or_default())))
         .collect();
     let hba = local
-        .query_text("SELECT type, array_to_string(database, ','), address, netmask, auth_method FROM pg_hba_file_rules WHERE error IS NULL ORDER BY line_number", t)?
+        .query_text(
+            "SELECT type, array_to_string(database, ','), address, netmask, auth_method FROM pg_hba_file_rules WHERE error IS NULL ORDER BY line_number",
+            t,
+        )?
         .into_iter()
         .map(|r| {
             let col = |i: usize| r.get(i).cloned().flatten();
-            HbaRule { kind: col(0).unwrap_or_default(), databases: col(1).unwrap_or_default().split(',').map(str::to_owned).collect(), address: col(2), netmask: col(3), method: col(4).unwrap_or_default() }
+            HbaRule {
+                kind: col(0).unwrap_or_default(),
+                databases: col(1).unwrap_or_default().split(',').map(str::to_owned).collect(),
+                address: col(2),
+                netmask: col(3),
+                method: col(4).unwrap_or_default(),
+            }
         })
         .collect::<Vec<_>>();
     let checksums = local.query_one::<i32>("SELECT data_page_checksum_version FROM pg_control_init()", t).map(|v| v > 0).unwrap_or(false);
     let me = crate::pacemaker::nodes::local_name()?;
-    let mine: Vec<IpAddr> = crate::pacemaker::nodes::addresses().unwrap_or_default().into_iter().filter(|(n, _)| *n == me).filter_map(|(_, a)| a.parse().ok()).collect();
+    let mine: Vec<IpAddr> =
+        crate::pacemaker::nodes::addresses().unwrap_or_default().into_iter().filter(|(n, _)| *n == me).filter_map(|(_, a)| a.parse().ok()).collect();
     let auto_rewind = is_true(pg.params.get("auto_rewind"));
     let mut out = postgres(&settings, &hba, &me, &mine, auto_rewind, checksums);
     // Ours only: PAF has neither the timeline check nor auto_rewind.
@@ -287,7 +392,10 @@ fn local_postgres(root: &Element) -> Result<Vec<Finding>, crate::ocf::OcfError> 
         );
         match local.query_text(&sql, t) {
             Ok(rows) => {
-                let role = rows.first().map(|r| RewindRole { can_read: r.first().cloned().flatten().as_deref() == Some("true"), can_checkpoint: r.get(1).cloned().flatten().as_deref() == Some("true") });
+                let role = rows.first().map(|r| RewindRole {
+                    can_read: r.first().cloned().flatten().as_deref() == Some("true"),
+                    can_checkpoint: r.get(1).cloned().flatten().as_deref() == Some("true"),
+                });
                 out.append(&mut rewind_role(&rewinder, role, auto_rewind));
             }
             Err(e) => out.push(finding(Severity::Warning, format!("the rewind user {rewinder}'s privileges were not checked: {}", e.reason), "psql -c '\\du'")),
@@ -353,10 +461,17 @@ mod tests {
     }
 
     fn good_settings() -> BTreeMap<String, String> {
-        [("wal_level", "replica"), ("hot_standby", "on"), ("max_wal_senders", "10"), ("primary_conninfo", "host=192.0.2.100 user=replicator application_name=node1"), ("recovery_target_timeline", "latest"), ("wal_log_hints", "on")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        [
+            ("wal_level", "replica"),
+            ("hot_standby", "on"),
+            ("max_wal_senders", "10"),
+            ("primary_conninfo", "host=192.0.2.100 user=replicator application_name=node1"),
+            ("recovery_target_timeline", "latest"),
+            ("wal_log_hints", "on"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
     }
 
     fn hba(rules: &[(&str, &str, Option<&str>, &str)]) -> Vec<HbaRule> {
@@ -378,9 +493,16 @@ mod tests {
     #[test]
     fn postgresql_settings_and_self_replication() {
         let me: Vec<IpAddr> = vec!["192.0.2.11".parse().unwrap()];
-        let safe = hba(&[("local", "replication", None, "reject"), ("host", "replication", Some("192.0.2.11 255.255.255.255"), "reject"), ("host", "replication", Some("192.0.2.0 255.255.255.0"), "trust"), ("local", "all", None, "peer")]);
+        let safe = hba(&[
+            ("local", "replication", None, "reject"),
+            ("host", "replication", Some("192.0.2.11 255.255.255.255"), "reject"),
+            ("host", "replication", Some("192.0.2.0 255.255.255.0"), "trust"),
+            ("local", "all", None, "peer"),
+        ]);
         assert_eq!(postgres(&good_settings(), &safe, "node1", &me, true, false), vec![]);
-        let what = |s: &BTreeMap<String, String>, h: &[HbaRule], rewind: bool| postgres(s, h, "node1", &me, rewind, false).into_iter().map(|f| f.what).collect::<Vec<_>>();
+        let what = |s: &BTreeMap<String, String>, h: &[HbaRule], rewind: bool| {
+            postgres(s, h, "node1", &me, rewind, false).into_iter().map(|f| f.what).collect::<Vec<_>>()
+        };
         let open = hba(&[("host", "replication", Some("192.0.2.0 255.255.255.0"), "trust")]);
         let got = what(&good_settings(), &open, false);
         assert!(got.len() == 1 && got[0].contains("lets replication in from 192.0.2.11"), "{got:?}");
@@ -414,12 +536,19 @@ mod tests {
         // Without its reads, auto_rewind cannot work: critical; without auto_rewind, the check only.
         let (sev, what, hint) = one(Some(RewindRole { can_read: false, can_checkpoint: false }), true);
         assert_eq!(sev, Severity::Critical);
-        assert!(what.contains("rewinder lacks pg_rewind's privileges: auto_rewind cannot rewind") && hint.contains("pg_read_binary_file(text, bigint, bigint, boolean) TO rewinder"), "{what} / {hint}");
+        assert!(
+            what.contains("rewinder lacks pg_rewind's privileges: auto_rewind cannot rewind")
+                && hint.contains("pg_read_binary_file(text, bigint, bigint, boolean) TO rewinder"),
+            "{what} / {hint}"
+        );
         assert_eq!(one(Some(RewindRole { can_read: false, can_checkpoint: true }), false).0, Severity::Warning);
         let (sev, what, _) = one(None, true);
         assert!(sev == Severity::Critical && what.contains("does not exist"), "{what}");
         // Reads but no CHECKPOINT: works, slower and less sure right after a failover.
         let (sev, what, hint) = one(Some(RewindRole { can_read: true, can_checkpoint: false }), true);
-        assert!(sev == Severity::Warning && what.contains("cannot CHECKPOINT") && hint == "GRANT pg_checkpoint TO rewinder (PostgreSQL 15+; superuser before)", "{what} / {hint}");
+        assert!(
+            sev == Severity::Warning && what.contains("cannot CHECKPOINT") && hint == "GRANT pg_checkpoint TO rewinder (PostgreSQL 15+; superuser before)",
+            "{what} / {hint}"
+        );
     }
 }

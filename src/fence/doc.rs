@@ -40,46 +40,44 @@ impl FenceSpec {
 
     fn write_metadata(&self, w: &mut Writer<Vec<u8>>) -> std::io::Result<()> {
         w.write_event(Event::Decl(BytesDecl::new("1.0", None, None)))?;
-        w.create_element("resource-agent")
-            .with_attribute(("name", self.name))
-            .with_attribute(("shortdesc", self.shortdesc))
-            .write_inner_content(|w| {
-                w.create_element("longdesc").write_text_content(text(self.longdesc))?;
-                w.create_element("vendor-url").write_text_content(text(self.vendor_url))?;
-                w.create_element("parameters").write_inner_content(|w| {
-                    for o in self.options() {
-                        let mut e = w.create_element("parameter").with_attribute(("name", o.name)).with_attribute(("unique", "0")).with_attribute(("required", "0"));
-                        if o.alias_of.is_some() {
-                            e = e.with_attribute(("deprecated", "1"));
-                        } else if let Some(old) = self.options().into_iter().find(|a| a.alias_of == Some(o.name)) {
-                            e = e.with_attribute(("obsoletes", old.name));
-                        }
-                        e.write_inner_content(|w| {
-                            w.create_element("getopt").with_attribute(("mixed", o.getopt().as_str())).write_empty()?;
-                            let mut c = w.create_element("content").with_attribute(("type", o.kind.name()));
-                            if let Some(d) = o.default {
-                                c = c.with_attribute(("default", d));
-                            }
-                            c.write_empty()?;
-                            w.create_element("shortdesc").with_attribute(("lang", "en")).write_text_content(text(&full_desc(o)))?;
-                            Ok(())
-                        })?;
+        w.create_element("resource-agent").with_attribute(("name", self.name)).with_attribute(("shortdesc", self.shortdesc)).write_inner_content(|w| {
+            w.create_element("longdesc").write_text_content(text(self.longdesc))?;
+            w.create_element("vendor-url").write_text_content(text(self.vendor_url))?;
+            w.create_element("parameters").write_inner_content(|w| {
+                for o in self.options() {
+                    let mut e =
+                        w.create_element("parameter").with_attribute(("name", o.name)).with_attribute(("unique", "0")).with_attribute(("required", "0"));
+                    if o.alias_of.is_some() {
+                        e = e.with_attribute(("deprecated", "1"));
+                    } else if let Some(old) = self.options().into_iter().find(|a| a.alias_of == Some(o.name)) {
+                        e = e.with_attribute(("obsoletes", old.name));
                     }
-                    Ok(())
-                })?;
-                w.create_element("actions").write_inner_content(|w| {
-                    for a in ACTIONS {
-                        let mut e = w.create_element("action").with_attribute(("name", a.name));
-                        if a.name == "on" {
-                            // Pacemaker must not power a node on by itself ("unfencing").
-                            e = e.with_attribute(("automatic", "0"));
+                    e.write_inner_content(|w| {
+                        w.create_element("getopt").with_attribute(("mixed", o.getopt().as_str())).write_empty()?;
+                        let mut c = w.create_element("content").with_attribute(("type", o.kind.name()));
+                        if let Some(d) = o.default {
+                            c = c.with_attribute(("default", d));
                         }
-                        e.write_empty()?;
-                    }
-                    Ok(())
-                })?;
+                        c.write_empty()?;
+                        w.create_element("shortdesc").with_attribute(("lang", "en")).write_text_content(text(&full_desc(o)))?;
+                        Ok(())
+                    })?;
+                }
                 Ok(())
             })?;
+            w.create_element("actions").write_inner_content(|w| {
+                for a in ACTIONS {
+                    let mut e = w.create_element("action").with_attribute(("name", a.name));
+                    if a.name == "on" {
+                        // Pacemaker must not power a node on by itself ("unfencing").
+                        e = e.with_attribute(("automatic", "0"));
+                    }
+                    e.write_empty()?;
+                }
+                Ok(())
+            })?;
+            Ok(())
+        })?;
         Ok(())
     }
 

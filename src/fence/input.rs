@@ -147,11 +147,8 @@ impl Input {
                         .ok_or_else(|| InputError(format!("option -{c} not recognized")))?;
                     if opt.takes_value() {
                         let rest: String = cluster[i + 1..].iter().collect();
-                        let value = if !rest.is_empty() {
-                            rest
-                        } else {
-                            it.next().cloned().ok_or_else(|| InputError(format!("option -{c} requires an argument")))?
-                        };
+                        let value =
+                            if !rest.is_empty() { rest } else { it.next().cloned().ok_or_else(|| InputError(format!("option -{c} requires an argument")))? };
                         input.set(opt, &value)?;
                         break;
                     }

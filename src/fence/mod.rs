@@ -68,10 +68,19 @@ pub struct ActionDoc {
 
 /// The actions every paceline fence agent implements, in fence-agents' order.
 pub static ACTIONS: &[ActionDoc] = &[
-    ActionDoc { name: "on", desc: "Power the target(s) on and wait until the device reports them on. Prints 'Success: Powered ON' (or 'Success: Already ON')." },
-    ActionDoc { name: "off", desc: "Power the target(s) off and wait until the device reports them off. Prints 'Success: Powered OFF' (or 'Success: Already OFF')." },
+    ActionDoc {
+        name: "on",
+        desc: "Power the target(s) on and wait until the device reports them on. Prints 'Success: Powered ON' (or 'Success: Already ON').",
+    },
+    ActionDoc {
+        name: "off",
+        desc: "Power the target(s) off and wait until the device reports them off. Prints 'Success: Powered OFF' (or 'Success: Already OFF').",
+    },
     ActionDoc { name: "reboot", desc: "off, then on; fails if either fails. Prints 'Success: Rebooted'." },
-    ActionDoc { name: "status", desc: "Prints 'Status: ON' (exit 0) or 'Status: OFF' (exit 2); exit 1 when the state cannot be told (target missing, in transition, API error)." },
+    ActionDoc {
+        name: "status",
+        desc: "Prints 'Status: ON' (exit 0) or 'Status: OFF' (exit 2); exit 1 when the state cannot be told (target missing, in transition, API error).",
+    },
     ActionDoc { name: "list", desc: "One 'id,name' line per target the device can fence." },
     ActionDoc { name: "list-status", desc: "One 'id,name,on|off' line per target ('UNKNOWN' for a target in transition)." },
     ActionDoc { name: "monitor", desc: "Check that the device answers for the configured target(s); exit 1 on any error." },

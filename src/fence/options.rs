@@ -68,7 +68,14 @@ pub struct FenceOpt {
 
 impl FenceOpt {
     /// A valued option whose long form is `name` with `-` for `_`; refine with the builders.
-    pub const fn new(name: &'static str, long: &'static str, kind: OptKind, placeholder: &'static str, shortdesc: &'static str, longdesc: &'static str) -> Self {
+    pub const fn new(
+        name: &'static str,
+        long: &'static str,
+        kind: OptKind,
+        placeholder: &'static str,
+        shortdesc: &'static str,
+        longdesc: &'static str,
+    ) -> Self {
         FenceOpt {
             name,
             short: None,

@@ -126,7 +126,14 @@ fn init_logging(req: &Request) -> bool {
 }
 
 /// The testable body of [`main_with`]: `system` turns on the OCF logger (syslog).
-pub fn run_with(agent: &Agent, args: &[String], read_stdin: &mut dyn FnMut() -> Result<String, String>, out: &mut dyn Write, err: &mut dyn Write, system: bool) -> i32 {
+pub fn run_with(
+    agent: &Agent,
+    args: &[String],
+    read_stdin: &mut dyn FnMut() -> Result<String, String>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    system: bool,
+) -> i32 {
     let opts = agent.spec.options();
     let parsed = if args.is_empty() {
         match read_stdin() {
@@ -158,7 +165,11 @@ pub fn run_with(agent: &Agent, args: &[String], read_stdin: &mut dyn FnMut() -> 
     let raw_action = input.get("action").or(agent.spec.option("action").and_then(|o| o.default)).unwrap_or("reboot").to_owned();
     let Some(action) = Action::parse(&raw_action) else {
         // Pacemaker maps "unrecognised action" on stderr to "operation not supported".
-        let _ = writeln!(err, "ERROR: Failed: unrecognised action '{raw_action}' (one of: {})", super::ACTIONS.iter().map(|a| a.name).collect::<Vec<_>>().join(", "));
+        let _ = writeln!(
+            err,
+            "ERROR: Failed: unrecognised action '{raw_action}' (one of: {})",
+            super::ACTIONS.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
+        );
         return 1;
     };
     match action {
@@ -178,11 +189,7 @@ pub fn run_with(agent: &Agent, args: &[String], read_stdin: &mut dyn FnMut() -> 
     for w in &req.input.warnings {
         rep.warn(w);
     }
-    rep.debug(&format!(
-        "action {raw_action}, options from {}: {}",
-        if req.input.from_stdin { "stdin" } else { "the command line" },
-        describe_options(&req)
-    ));
+    rep.debug(&format!("action {raw_action}, options from {}: {}", if req.input.from_stdin { "stdin" } else { "the command line" }, describe_options(&req)));
     if let Err(e) = validate(agent, &req) {
         return rep.fail(&e.message);
     }
@@ -344,13 +351,7 @@ fn list_line(o: &Outlet, sep: &str, with_status: bool) -> String {
 
 /// "i-1 is stopping, i-2 is on" for the targets not in `want`.
 fn pending(plugs: &[String], states: &[Power], want: Option<Power>) -> String {
-    plugs
-        .iter()
-        .zip(states)
-        .filter(|(_, s)| Some(**s) != want)
-        .map(|(p, s)| format!("{p} is {}", s.word()))
-        .collect::<Vec<_>>()
-        .join(", ")
+    plugs.iter().zip(states).filter(|(_, s)| Some(**s) != want).map(|(p, s)| format!("{p} is {}", s.word())).collect::<Vec<_>>().join(", ")
 }
 
 /// What a wait is for: `done(states)` ends it; `what` and `want` word the messages.

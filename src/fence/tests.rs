@@ -11,7 +11,8 @@ static EXTRA: &[FenceOpt] = &[
     FenceOpt::new("secret_key", "secret-key", OptKind::String, "[key]", "Secret", "Secret.").short('s').secret(),
     FenceOpt::flag("skip_race_check", "skip-race-check", "Skip race check", "Skip it."),
 ];
-static SPEC: FenceSpec = FenceSpec { name: "fence_test", shortdesc: "Test", longdesc: "A test agent.", vendor_url: "https://example.org", options: &[EXTRA, COMMON] };
+static SPEC: FenceSpec =
+    FenceSpec { name: "fence_test", shortdesc: "Test", longdesc: "A test agent.", vendor_url: "https://example.org", options: &[EXTRA, COMMON] };
 
 /// A machine that reaches the requested state after `lag` status polls.
 #[derive(Debug, Clone)]
@@ -87,7 +88,8 @@ impl Device for Fake {
     }
     fn list(&mut self, with_status: bool, _deadline: Instant) -> Result<Vec<Outlet>, FenceError> {
         with(|w| {
-            let mut v: Vec<Outlet> = w.machines.iter().map(|(id, m)| Outlet { id: id.clone(), name: format!("name-{id}"), power: with_status.then_some(m.power) }).collect();
+            let mut v: Vec<Outlet> =
+                w.machines.iter().map(|(id, m)| Outlet { id: id.clone(), name: format!("name-{id}"), power: with_status.then_some(m.power) }).collect();
             v.sort_by(|a, b| a.id.cmp(&b.id));
             Ok(v)
         })
@@ -238,7 +240,11 @@ fn on_waits_for_a_stopping_target_first() {
 
 #[test]
 fn several_plugs() {
-    let o = run(world(&[("i-1", Power::On, 1), ("i-2", Power::Off, 0), ("i-3", Power::Starting, 1)]), Some(&format!("action=off\nplug=i-1,i-2, i-3,i-1\n{FAST}")), &[]);
+    let o = run(
+        world(&[("i-1", Power::On, 1), ("i-2", Power::Off, 0), ("i-3", Power::Starting, 1)]),
+        Some(&format!("action=off\nplug=i-1,i-2, i-3,i-1\n{FAST}")),
+        &[],
+    );
     assert_eq!((o.rc, o.out.as_str()), (0, "Success: Powered OFF\n"), "{}", o.err);
     // i-3 was booting: it is stopped once up; i-2 was off already.
     assert!(o.calls.contains(&"stop i-1,i-3".to_string()), "{:?}", o.calls);

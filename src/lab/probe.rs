@@ -230,8 +230,13 @@ async fn probe(args: Args) -> Result<String> {
         _ = sigterm.recv() => bail!("interrupted (SIGTERM) before measuring began"),
         _ = sigint.recv() => bail!("interrupted (SIGINT) before measuring began"),
     }
-    eprintln!("paceline lab probe: run {run}: writing to {} every {} ms, sampling {} node(s) every {} ms",
-        vip.describe(), args.interval_ms, args.nodes.len(), args.sample_ms);
+    eprintln!(
+        "paceline lab probe: run {run}: writing to {} every {} ms, sampling {} node(s) every {} ms",
+        vip.describe(),
+        args.interval_ms,
+        args.nodes.len(),
+        args.sample_ms
+    );
 
     let t0 = Instant::now();
     let wall0 = SystemTime::now();
@@ -257,7 +262,16 @@ async fn probe(args: Args) -> Result<String> {
     let (_, mark, writer, samples) = tokio::join!(
         stopper,
         marker,
-        write_loop(&vip, &run, Duration::from_millis(args.interval_ms), connect_timeout, args.cancel_after_ms.map(Duration::from_millis), t0, args.ready_file.as_deref(), stop_rx.clone()),
+        write_loop(
+            &vip,
+            &run,
+            Duration::from_millis(args.interval_ms),
+            connect_timeout,
+            args.cancel_after_ms.map(Duration::from_millis),
+            t0,
+            args.ready_file.as_deref(),
+            stop_rx.clone()
+        ),
         sample_loop(&args, Duration::from_millis(args.sample_ms), node_timeout, t0, stop_rx.clone()),
     );
     let stopped = t0.elapsed();
@@ -273,7 +287,18 @@ async fn probe(args: Args) -> Result<String> {
         _ = sigint.recv() => Err("interrupted (SIGINT) during the final check".to_string()),
     };
 
-    let report = Report { args: &args, run: &run, wall0, stopped, writer: &writer, samples: &samples, final_roles: &final_roles, final_rows: &final_rows, mark, via_switches: vip.switches() };
+    let report = Report {
+        args: &args,
+        run: &run,
+        wall0,
+        stopped,
+        writer: &writer,
+        samples: &samples,
+        final_roles: &final_roles,
+        final_rows: &final_rows,
+        mark,
+        via_switches: vip.switches(),
+    };
     Ok(report.json().to_string())
 }
 
@@ -334,7 +359,15 @@ impl Target {
     async fn connect(&self, limit: Duration) -> Result<(Conn, Option<usize>), String> {
         match self {
             Target::Direct(cfg) => match tokio::time::timeout(limit, cfg.connect(NoTls)).await {
-                Ok(Ok((client, connection))) => Ok((Conn { client: Some(client), task: Some(tokio::spawn(async move { let _ = connection.await; })) }, None)),
+                Ok(Ok((client, connection))) => Ok((
+                    Conn {
+                        client: Some(client),
+                        task: Some(tokio::spawn(async move {
+                            let _ = connection.await;
+                        })),
+                    },
+                    None,
+                )),
                 Ok(Err(e)) => Err(short_error(&e)),
                 Err(_) => Err("connect timed out".into()),
             },
@@ -362,7 +395,15 @@ impl Target {
                     }
                     let _ = stream.set_nodelay(true);
                     return match tokio::time::timeout(limit, v.cfg.connect_raw(stream, NoTls)).await {
-                        Ok(Ok((client, connection))) => Ok((Conn { client: Some(client), task: Some(tokio::spawn(async move { let _ = connection.await; })) }, Some(h))),
+                        Ok(Ok((client, connection))) => Ok((
+                            Conn {
+                                client: Some(client),
+                                task: Some(tokio::spawn(async move {
+                                    let _ = connection.await;
+                                })),
+                            },
+                            Some(h),
+                        )),
                         Ok(Err(e)) => Err(short_error(&e)),
                         Err(_) => Err("connect timed out".into()),
                     };
@@ -391,8 +432,14 @@ async fn setup(vip: &Target, connect_timeout: Duration, final_timeout: Duration)
 
 #[allow(clippy::too_many_arguments)]
 async fn write_loop(
-    vip: &Target, run: &str, interval: Duration, connect_timeout: Duration, cancel_after: Option<Duration>, t0: Instant,
-    ready_file: Option<&std::path::Path>, mut stop: watch::Receiver<bool>,
+    vip: &Target,
+    run: &str,
+    interval: Duration,
+    connect_timeout: Duration,
+    cancel_after: Option<Duration>,
+    t0: Instant,
+    ready_file: Option<&std::path::Path>,
+    mut stop: watch::Receiver<bool>,
 ) -> Writer {
     let mut w = Writer::default();
     let mut k: u64 = 0;
@@ -836,7 +883,14 @@ mod tests {
     #[test]
     fn outage_spans_ack_to_ack_around_failures() {
         let w = Writer {
-            attempts: vec![att(0, 0, 5, true), att(1, 0, 105, true), att(2, 0, 300, false), att(5, 2, 1500, false), att(16, 10, 1605, true), att(17, 0, 1705, true)],
+            attempts: vec![
+                att(0, 0, 5, true),
+                att(1, 0, 105, true),
+                att(2, 0, 300, false),
+                att(5, 2, 1500, false),
+                att(16, 10, 1605, true),
+                att(17, 0, 1705, true),
+            ],
             skipped_at_end: 0,
         };
         let o = longest_outage(&w, ms_(1800)).unwrap();

@@ -111,7 +111,10 @@ pub fn storm(args: &Args) -> Result<Value> {
     ensure!(args.duration_s > 0.0 && args.duration_s.is_finite(), "--duration-s must be positive");
     ensure!(args.idle_s >= 0.0 && args.idle_s.is_finite(), "--idle-s must be 0 or more");
     if let Some(p) = &args.path {
-        ensure!(p.starts_with('/') && !p.contains(|c: char| c.is_whitespace() || c.is_control()), "--path must be an absolute request path without spaces, got {p:?}");
+        ensure!(
+            p.starts_with('/') && !p.contains(|c: char| c.is_whitespace() || c.is_control()),
+            "--path must be an absolute request path without spaces, got {p:?}"
+        );
     }
     ensure!(args.path.is_none() || args.expect_line.is_none(), "--expect-line is for TCP mode (no --path)");
     let mut watches = args.watch.iter().map(|w| Watch::new(w)).collect::<Result<Vec<_>>>()?;
@@ -249,8 +252,15 @@ struct Check {
 
 /// Every thread's share of the storm, merged.
 fn send_all(args: &Args) -> Result<Stats> {
-    let request = args.path.as_ref().map(|p| format!("GET {p} HTTP/1.1\r\nHost: {}\r\nUser-Agent: paceline-storm\r\nConnection: close\r\n\r\n", args.addr).into_bytes());
-    let check = Arc::new(Check { addr: args.addr, request, expect_status: args.expect_status, expect_line: args.expect_line.clone(), timeout: Duration::from_millis(args.timeout_ms) });
+    let request =
+        args.path.as_ref().map(|p| format!("GET {p} HTTP/1.1\r\nHost: {}\r\nUser-Agent: paceline-storm\r\nConnection: close\r\n\r\n", args.addr).into_bytes());
+    let check = Arc::new(Check {
+        addr: args.addr,
+        request,
+        expect_status: args.expect_status,
+        expect_line: args.expect_line.clone(),
+        timeout: Duration::from_millis(args.timeout_ms),
+    });
     let total = (args.rate as f64 * args.duration_s).round() as u64;
     let threads = args.threads;
     let t0 = Instant::now() + Duration::from_millis(5);
@@ -405,11 +415,7 @@ struct Window {
 
 impl Mark {
     fn since(&self, start: &Mark) -> Window {
-        Window {
-            s: (self.at - start.at).as_secs_f64(),
-            cpu_s: self.cpu_s - start.cpu_s,
-            forks: self.forks.zip(start.forks).map(|(b, a)| b.saturating_sub(a)),
-        }
+        Window { s: (self.at - start.at).as_secs_f64(), cpu_s: self.cpu_s - start.cpu_s, forks: self.forks.zip(start.forks).map(|(b, a)| b.saturating_sub(a)) }
     }
 }
 
@@ -422,7 +428,11 @@ impl Watch {
         let theirs = std::fs::read_link(format!("/proc/{pid}/ns/pid")).with_context(|| format!("--watch {name}: cannot read the PID namespace of {pid}"))?;
         let ours = std::fs::read_link("/proc/self/ns/pid").context("cannot read our own PID namespace")?;
         // In our own namespace every pid of the machine would count: no fork figure.
-        let pids = if theirs != ours { Some(Arc::new(Mutex::new(PidCounter::new(pid).with_context(|| format!("--watch {name}: cannot count forks in the PID namespace of {pid}"))?))) } else { None };
+        let pids = if theirs != ours {
+            Some(Arc::new(Mutex::new(PidCounter::new(pid).with_context(|| format!("--watch {name}: cannot count forks in the PID namespace of {pid}"))?)))
+        } else {
+            None
+        };
         Ok(Watch { name: name.to_owned(), pid, pids, idle: None, storm: None })
     }
 
@@ -495,7 +505,15 @@ struct PidCounter {
 impl PidCounter {
     fn new(pid: i32) -> Result<PidCounter> {
         let mut child = Command::new("nsenter")
-            .args(["--target", &pid.to_string(), "--pid", "--", "bash", "-c", "while read -r _; do read -r v < /proc/sys/kernel/ns_last_pid && echo \"$v\"; done"])
+            .args([
+                "--target",
+                &pid.to_string(),
+                "--pid",
+                "--",
+                "bash",
+                "-c",
+                "while read -r _; do read -r v < /proc/sys/kernel/ns_last_pid && echo \"$v\"; done",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

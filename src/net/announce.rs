@@ -12,7 +12,9 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV6};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
-use nix::sys::socket::{bind, sendto, setsockopt, socket, sockopt, AddressFamily, LinkAddr, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn6, SockaddrLike};
+use nix::sys::socket::{
+    bind, sendto, setsockopt, socket, sockopt, AddressFamily, LinkAddr, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn6, SockaddrLike,
+};
 
 use crate::ocf::OcfError;
 
@@ -42,7 +44,7 @@ pub fn unsolicited_na_packet(mac: [u8; 6], target: Ipv6Addr) -> [u8; 32] {
     let mut p = [0u8; 32];
     p[0] = 136; // Neighbor Advertisement
     p[1] = 0; // code
-    // p[2..4]: checksum, filled in by the kernel for ICMPv6 raw sockets
+              // p[2..4]: checksum, filled in by the kernel for ICMPv6 raw sockets
     p[4] = 0x20; // flags: Override (not Router, not Solicited)
     p[8..24].copy_from_slice(&target.octets());
     p[24] = 2; // option: target link-layer address
@@ -96,7 +98,8 @@ impl Announcer {
     /// Unsolicited neighbour advertisement for `ip` out of interface `ifindex` (`ifname`).
     pub fn na(ifindex: u32, ifname: &str, mac: &[u8], ip: Ipv6Addr) -> Result<Announcer, OcfError> {
         let mac = mac6(mac)?;
-        let fd = socket(AddressFamily::Inet6, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::IcmpV6).map_err(|e| sys("cannot open an ICMPv6 socket", e))?;
+        let fd =
+            socket(AddressFamily::Inet6, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::IcmpV6).map_err(|e| sys("cannot open an ICMPv6 socket", e))?;
         // Neighbour discovery packets must carry hop limit 255, or receivers drop them.
         setsockopt(&fd, sockopt::Ipv6MulticastHops, &255).map_err(|e| sys("cannot set the hop limit", e))?;
         setsockopt(&fd, sockopt::BindToDevice, &std::ffi::OsString::from(ifname)).map_err(|e| sys("cannot bind to the interface", e))?;

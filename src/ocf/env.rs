@@ -140,9 +140,8 @@ impl OcfEnv {
 
     /// The notify variables, for the `notify` action.
     pub fn notify(&self) -> Notify {
-        let list = |name: &str| -> Vec<String> {
-            self.meta(&format!("notify_{name}")).map(|v| v.split_whitespace().map(str::to_owned).collect()).unwrap_or_default()
-        };
+        let list =
+            |name: &str| -> Vec<String> { self.meta(&format!("notify_{name}")).map(|v| v.split_whitespace().map(str::to_owned).collect()).unwrap_or_default() };
         // Pacemaker 2.1 passes both the old (master/slave) and new (promoted/unpromoted) names.
         let either = |new: &str, old: &str| -> Vec<String> {
             let v = list(new);

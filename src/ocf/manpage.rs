@@ -50,7 +50,11 @@ impl AgentSpec {
             e(self.name),
             required.iter().map(|r| format!("{r} ")).collect::<String>()
         );
-        m += &format!(".SH DESCRIPTION\n{}\n.P\nThe same text, with the values Pacemaker uses: \\fBpcs resource describe ocf:paceline:{}\\fP.\n", e(self.longdesc), e(self.name));
+        m += &format!(
+            ".SH DESCRIPTION\n{}\n.P\nThe same text, with the values Pacemaker uses: \\fBpcs resource describe ocf:paceline:{}\\fP.\n",
+            e(self.longdesc),
+            e(self.name)
+        );
         m += ".SH SUPPORTED PARAMETERS\n";
         for p in self.all_params() {
             let mut flags = vec![p.kind.ocf_name().to_owned()];
@@ -102,7 +106,13 @@ mod tests {
 
     #[test]
     fn every_parameter_and_action_is_on_the_page() {
-        for spec in [&crate::agents::pgsqlms::SPEC, &crate::agents::ipaddr2::SPEC, &crate::agents::pgsql_state::SPEC, &crate::agents::awsvip::SPEC, &crate::agents::awseip::SPEC] {
+        for spec in [
+            &crate::agents::pgsqlms::SPEC,
+            &crate::agents::ipaddr2::SPEC,
+            &crate::agents::pgsql_state::SPEC,
+            &crate::agents::awsvip::SPEC,
+            &crate::agents::awseip::SPEC,
+        ] {
             let m = spec.manpage();
             assert!(m.starts_with(&format!(".TH {} 7 ", escape(&format!("OCF_PACELINE_{}", spec.name.to_uppercase())))), "{m}");
             for p in spec.all_params() {
@@ -112,7 +122,16 @@ mod tests {
                 assert!(m.contains(&format!(".TP\n.B {}\n", escape(a.name))), "{}: {}", spec.name, a.name);
             }
             // No line a roff reader would take for a request by accident.
-            assert!(m.lines().all(|l| !l.starts_with('.') || l.starts_with(".TH") || l.starts_with(".SH") || l.starts_with(".TP") || l.starts_with(".B") || l.starts_with(".P") || l.starts_with(".br")), "{m}");
+            assert!(
+                m.lines().all(|l| !l.starts_with('.')
+                    || l.starts_with(".TH")
+                    || l.starts_with(".SH")
+                    || l.starts_with(".TP")
+                    || l.starts_with(".B")
+                    || l.starts_with(".P")
+                    || l.starts_with(".br")),
+                "{m}"
+            );
         }
         assert_eq!(escape(".x -y"), "\\&.x \\-y");
     }

@@ -84,10 +84,8 @@ impl AgentSpec {
     fn write(&self, w: &mut Writer<Vec<u8>>) -> std::io::Result<()> {
         w.write_event(Event::Decl(BytesDecl::new("1.0", None, None)))?;
         w.write_event(Event::DocType(BytesText::from_escaped(r#"resource-agent SYSTEM "ra-api-1.dtd""#)))?;
-        w.create_element("resource-agent")
-            .with_attribute(("name", self.name))
-            .with_attribute(("version", env!("CARGO_PKG_VERSION")))
-            .write_inner_content(|w| {
+        w.create_element("resource-agent").with_attribute(("name", self.name)).with_attribute(("version", env!("CARGO_PKG_VERSION"))).write_inner_content(
+            |w| {
                 w.create_element("version").write_text_content(BytesText::new("1.1"))?;
                 w.create_element("longdesc").with_attribute(("lang", "en")).write_text_content(text(self.longdesc))?;
                 w.create_element("shortdesc").with_attribute(("lang", "en")).write_text_content(text(self.shortdesc))?;
@@ -118,7 +116,8 @@ impl AgentSpec {
                     Ok(())
                 })?;
                 Ok(())
-            })?;
+            },
+        )?;
         Ok(())
     }
 
@@ -135,7 +134,8 @@ fn text(s: &str) -> BytesText<'_> {
 
 fn write_param(w: &mut Writer<Vec<u8>>, p: &Param) -> std::io::Result<()> {
     let bit = |b: bool| if b { "1" } else { "0" };
-    let mut e = w.create_element("parameter").with_attribute(("name", p.name)).with_attribute(("unique", bit(p.unique))).with_attribute(("required", bit(p.required)));
+    let mut e =
+        w.create_element("parameter").with_attribute(("name", p.name)).with_attribute(("unique", bit(p.unique))).with_attribute(("required", bit(p.required)));
     if p.reloadable {
         e = e.with_attribute(("reloadable", "1"));
     }

@@ -64,17 +64,7 @@ pub struct Param {
 impl Param {
     /// A plain, optional, implemented parameter; refine it with the builder methods.
     pub const fn new(name: &'static str, kind: ParamKind, shortdesc: &'static str, longdesc: &'static str) -> Self {
-        Param {
-            name,
-            kind,
-            default: None,
-            required: false,
-            unique: false,
-            reloadable: false,
-            support: Support::Full,
-            shortdesc,
-            longdesc,
-        }
+        Param { name, kind, default: None, required: false, unique: false, reloadable: false, support: Support::Full, shortdesc, longdesc }
     }
     pub const fn default(mut self, value: &'static str) -> Self {
         self.default = Some(value);

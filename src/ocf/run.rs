@@ -17,7 +17,13 @@ pub struct Action<'a> {
 
 fn usage(spec: &AgentSpec) -> String {
     let names: Vec<&str> = spec.actions.iter().map(|a| a.name).collect();
-    format!("usage: {} {{{}}}\n\n{}\nParameters come from OCF_RESKEY_<name> environment variables; run '{} meta-data' for the list.", spec.name, names.join("|"), spec.shortdesc, spec.name)
+    format!(
+        "usage: {} {{{}}}\n\n{}\nParameters come from OCF_RESKEY_<name> environment variables; run '{} meta-data' for the list.",
+        spec.name,
+        names.join("|"),
+        spec.shortdesc,
+        spec.name
+    )
 }
 
 /// Run an agent: parse argv, dispatch, log the outcome, exit with the OCF code.

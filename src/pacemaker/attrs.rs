@@ -93,9 +93,11 @@ mod tests {
         for absent in [DELETED, ATTRD_NEVER_SET, NO_SCORE] {
             assert_eq!(value_in(&answer(absent).unwrap(), "x").unwrap(), None, "{absent}");
         }
-        let other78 = r#"<pacemaker-result><status code="78" message="Invalid configuration"><errors><error>bad option</error></errors></status></pacemaker-result>"#;
+        let other78 =
+            r#"<pacemaker-result><status code="78" message="Invalid configuration"><errors><error>bad option</error></errors></status></pacemaker-result>"#;
         assert!(value_in(&answer(other78).unwrap(), "x").is_err());
-        let down = r#"<pacemaker-result><status code="102" message="Not connected"><errors><error>Could not connect</error></errors></status></pacemaker-result>"#;
+        let down =
+            r#"<pacemaker-result><status code="102" message="Not connected"><errors><error>Could not connect</error></errors></status></pacemaker-result>"#;
         let e = value_in(&answer(down).unwrap(), "score of node2").unwrap_err();
         assert!(e.reason.contains("score of node2") && e.reason.contains("Not connected"), "{}", e.reason);
         assert!(answer("").is_none());

@@ -121,7 +121,13 @@ pub fn moves_in(root: &Element) -> Vec<Move> {
             if !ban && !id.starts_with("cli-prefer-") {
                 return None;
             }
-            Some(Move { id: id.to_owned(), resource: c.attr("rsc")?.to_owned(), node: c.attr("node").unwrap_or_default().to_owned(), ban, role: c.attr("role").map(str::to_owned) })
+            Some(Move {
+                id: id.to_owned(),
+                resource: c.attr("rsc")?.to_owned(),
+                node: c.attr("node").unwrap_or_default().to_owned(),
+                ban,
+                role: c.attr("role").map(str::to_owned),
+            })
         })
         .collect()
 }
@@ -151,7 +157,13 @@ fn collect(e: &Element, clone: Option<&(String, BTreeMap<String, String>)>, out:
                     Some(p) => format!("{class}:{p}:{}", c.attr("type").unwrap_or_default()),
                     None => format!("{class}:{}", c.attr("type").unwrap_or_default()),
                 };
-                out.push(Primitive { id: c.attr("id").unwrap_or_default().to_owned(), agent, params: nvpairs(c, "instance_attributes"), meta: nvpairs(c, "meta_attributes"), clone: clone.cloned() });
+                out.push(Primitive {
+                    id: c.attr("id").unwrap_or_default().to_owned(),
+                    agent,
+                    params: nvpairs(c, "instance_attributes"),
+                    meta: nvpairs(c, "meta_attributes"),
+                    clone: clone.cloned(),
+                });
             }
             "clone" | "master" => {
                 let me = (c.attr("id").unwrap_or_default().to_owned(), nvpairs(c, "meta_attributes"));
@@ -238,11 +250,13 @@ mod tests {
     #[test]
     fn moves_left_by_crm_resource() {
         // What `crm_resource --move --promoted` and `--ban` write (Pacemaker 2.1.5).
-        let x = xml::parse(r#"<configuration><constraints>
+        let x = xml::parse(
+            r#"<configuration><constraints>
   <rsc_location id="cli-prefer-pgsqld-clone" rsc="pgsqld-clone" role="Promoted" node="node2" score="INFINITY"/>
   <rsc_location id="cli-ban-pgsqld-clone-on-node1" rsc="pgsqld-clone" node="node1" score="-INFINITY"/>
   <rsc_location id="loc-vip" rsc="pgsql-vip" node="node3" score="100"/>
-</constraints></configuration>"#);
+</constraints></configuration>"#,
+        );
         let m = moves_in(&x);
         assert_eq!(m.len(), 2);
         assert_eq!((m[0].node.as_str(), m[0].ban, m[0].role.as_deref()), ("node2", false, Some("Promoted")));

@@ -89,7 +89,9 @@ impl Cluster {
 pub fn query() -> Result<Cluster, OcfError> {
     let a = run_xml("crm_mon", &["--one-shot", "--include=all"], TOOL_TIMEOUT)?;
     if a.code != 0 {
-        return Err(OcfError::generic(format!("crm_mon: {} (status {})", a.message, a.code)).context("is the cluster running on this node? (pcs cluster start)"));
+        return Err(
+            OcfError::generic(format!("crm_mon: {} (status {})", a.message, a.code)).context("is the cluster running on this node? (pcs cluster start)")
+        );
     }
     Ok(cluster_in(&a.root))
 }
@@ -128,7 +130,12 @@ pub fn cluster_in(root: &Element) -> Cluster {
     }
     if let Some(attrs) = root.descendants("node_attributes").next() {
         for n in attrs.children.iter().filter(|n| n.name == "node") {
-            let map = n.children.iter().filter(|a| a.name == "attribute").filter_map(|a| Some((a.attr("name")?.to_owned(), a.attr("value").unwrap_or_default().to_owned()))).collect();
+            let map = n
+                .children
+                .iter()
+                .filter(|a| a.name == "attribute")
+                .filter_map(|a| Some((a.attr("name")?.to_owned(), a.attr("value").unwrap_or_default().to_owned())))
+                .collect();
             c.attributes.insert(n.attr("name").unwrap_or_default().to_owned(), map);
         }
     }

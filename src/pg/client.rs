@@ -114,7 +114,14 @@ impl Local {
 
     /// [`Local::connect`], with the `application_name` the session shows in
     /// `pg_stat_activity`.
-    pub fn connect_named(socket_dir: &Path, port: u16, user: &str, who: Option<Identity>, timeout: Duration, application_name: &str) -> Result<Local, ConnectError> {
+    pub fn connect_named(
+        socket_dir: &Path,
+        port: u16,
+        user: &str,
+        who: Option<Identity>,
+        timeout: Duration,
+        application_name: &str,
+    ) -> Result<Local, ConnectError> {
         let mut cfg = tokio_postgres::Config::new();
         cfg.host_path(socket_dir).port(port).user(user).dbname("postgres").application_name(application_name).connect_timeout(timeout);
         Self::connect_with(&cfg, who, timeout)
@@ -124,7 +131,13 @@ impl Local {
     /// its `user` set), with the password given apart (it is kept off command lines). `who` is used for a socket
     /// host (peer authentication). Without TLS here, an `sslmode` that requires it is refused
     /// rather than silently downgraded.
-    pub fn connect_conninfo(info: &ConnInfo, password: Option<&str>, who: Option<Identity>, timeout: Duration, application_name: &str) -> Result<Local, ConnectError> {
+    pub fn connect_conninfo(
+        info: &ConnInfo,
+        password: Option<&str>,
+        who: Option<Identity>,
+        timeout: Duration,
+        application_name: &str,
+    ) -> Result<Local, ConnectError> {
         let mut cfg = tokio_postgres::Config::new();
         cfg.dbname("postgres").application_name(application_name).connect_timeout(timeout);
         // hostaddr, when given, is where libpq connects (host then only names the server).
@@ -164,7 +177,13 @@ impl Local {
                     // cannot_connect_now (starting up / shutting down / recovery), too_many_connections
                     Some("57P03") | Some("53300") => ConnectError::Rejected(said(&e)),
                     Some(_) => ConnectError::Other(said(&e)),
-                    None if text.contains("No such file") || text.contains("Connection refused") || text.contains("os error 2") || text.contains("os error 111") => ConnectError::Refused(text),
+                    None if text.contains("No such file")
+                        || text.contains("Connection refused")
+                        || text.contains("os error 2")
+                        || text.contains("os error 111") =>
+                    {
+                        ConnectError::Refused(text)
+                    }
                     None => ConnectError::Other(text),
                 });
             }

@@ -121,7 +121,11 @@ Data page checksum version:           0
         assert_eq!(c.system_identifier, "7711450466306815677");
         assert!(!c.state.cleanly_stopped());
         assert!(!c.hint_bits_logged);
-        assert!(ControlData::parse(&SAMPLE.replace("wal_log_hints setting:                off", "wal_log_hints setting:                on")).unwrap().hint_bits_logged);
+        assert!(
+            ControlData::parse(&SAMPLE.replace("wal_log_hints setting:                off", "wal_log_hints setting:                on"))
+                .unwrap()
+                .hint_bits_logged
+        );
         assert!(ControlData::parse(&SAMPLE.replace("checksum version:           0", "checksum version:           1")).unwrap().hint_bits_logged);
     }
 

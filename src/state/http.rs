@@ -67,7 +67,11 @@ pub fn parse_allow(text: &str) -> Result<Vec<(IpAddr, u8)>, String> {
             let (ip, prefix) = w.split_once('/').unwrap_or((w, ""));
             let ip: IpAddr = ip.parse().map_err(|_| format!("'{w}' is not an address or network"))?;
             let max = if ip.is_ipv4() { 32 } else { 128 };
-            let prefix = if prefix.is_empty() { max } else { prefix.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("'{w}': the prefix length must be 0 to {max}"))? };
+            let prefix = if prefix.is_empty() {
+                max
+            } else {
+                prefix.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("'{w}': the prefix length must be 0 to {max}"))?
+            };
             Ok((ip, prefix))
         })
         .collect()
@@ -76,7 +80,8 @@ pub fn parse_allow(text: &str) -> Result<Vec<(IpAddr, u8)>, String> {
 /// Bind the endpoints now (so that a port in use fails the service's start), then serve
 /// them from a thread of their own until the process ends.
 pub fn spawn(ep: &Endpoints, snap: Arc<RwLock<Snapshot>>) -> Result<(), OcfError> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| OcfError::generic(format!("cannot start the HTTP runtime: {e}")))?;
+    let rt =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| OcfError::generic(format!("cannot start the HTTP runtime: {e}")))?;
     // A listen backlog of 4096 (the kernel caps it at net.core.somaxconn) rather than the
     // standard library's 128: under a check storm, a moment when this process is not
     // scheduled must not fill the accept queue and drop the load balancers' SYNs.

@@ -111,7 +111,13 @@ impl Snapshot {
     }
 
     pub fn is_primary(&self, now: Instant) -> bool {
-        fresh(self.pg_at, now) && fresh(self.cluster_at, now) && self.pg.up && self.pg.writable && !self.pg.demoting && self.cluster.promoted_here && self.cluster.quorate
+        fresh(self.pg_at, now)
+            && fresh(self.cluster_at, now)
+            && self.pg.up
+            && self.pg.writable
+            && !self.pg.demoting
+            && self.cluster.promoted_here
+            && self.cluster.quorate
     }
 
     /// Whether this node is a streaming standby (within `max_lag` bytes when given).
@@ -172,14 +178,30 @@ impl Snapshot {
         gauge("postgres_primary", "PostgreSQL here is writable (not in recovery).", b(self.pg.writable).to_string());
         gauge("postgres_streaming", "PostgreSQL here is a standby whose WAL receiver streams.", b(self.pg.streaming).to_string());
         gauge("postgres_timeline", "The timeline PostgreSQL is on here.", self.pg.timeline.map(|t| t.to_string()).unwrap_or_else(|| "NaN".into()));
-        gauge("postgres_wal_lsn_bytes", "Current WAL position (primary) or last replayed (standby), in bytes.", self.pg.lsn.map(|l| l.to_string()).unwrap_or_else(|| "NaN".into()));
-        gauge("postgres_replication_lag_bytes", "Standby: bytes the primary reported beyond what is replayed here.", self.pg.lag_bytes.map(|l| l.to_string()).unwrap_or_else(|| "NaN".into()));
+        gauge(
+            "postgres_wal_lsn_bytes",
+            "Current WAL position (primary) or last replayed (standby), in bytes.",
+            self.pg.lsn.map(|l| l.to_string()).unwrap_or_else(|| "NaN".into()),
+        );
+        gauge(
+            "postgres_replication_lag_bytes",
+            "Standby: bytes the primary reported beyond what is replayed here.",
+            self.pg.lag_bytes.map(|l| l.to_string()).unwrap_or_else(|| "NaN".into()),
+        );
         gauge("postgres_synchronous", "synchronous_standby_names is set on this node.", b(self.pg.synchronous).to_string());
         gauge("cluster_promoted_here", "Pacemaker has the PostgreSQL resource promoted on this node.", b(self.cluster.promoted_here).to_string());
         gauge("cluster_quorate", "This node's partition has quorum.", b(self.cluster.quorate).to_string());
-        gauge("cluster_promotion_score", "This node's promotion score (master-<resource>).", self.cluster.score.map(|s| s.to_string()).unwrap_or_else(|| "NaN".into()));
+        gauge(
+            "cluster_promotion_score",
+            "This node's promotion score (master-<resource>).",
+            self.cluster.score.map(|s| s.to_string()).unwrap_or_else(|| "NaN".into()),
+        );
         gauge("routing_primary", "This node answers primary to routing checks.", b(self.is_primary(now)).to_string());
-        gauge("last_failover_timestamp_seconds", "When the current timeline began: the last promotion (Unix time; NaN on timeline 1).", self.pg.promoted_at.map(|t| t.to_string()).unwrap_or_else(|| "NaN".into()));
+        gauge(
+            "last_failover_timestamp_seconds",
+            "When the current timeline began: the last promotion (Unix time; NaN on timeline 1).",
+            self.pg.promoted_at.map(|t| t.to_string()).unwrap_or_else(|| "NaN".into()),
+        );
 
         gauge("state_postgres_age_seconds", "Age of the PostgreSQL view the answers come from.", format!("{:.3}", age(self.pg_at)));
         gauge("state_cluster_age_seconds", "Age of the cluster view the answers come from.", format!("{:.3}", age(self.cluster_at)));
@@ -191,11 +213,23 @@ impl Snapshot {
         if !self.pg.standbys.is_empty() {
             let _ = writeln!(m, "# HELP paceline_standby_lag_bytes Primary: bytes each standby has not replayed yet.\n# TYPE paceline_standby_lag_bytes gauge");
             for st in &self.pg.standbys {
-                let _ = writeln!(m, "paceline_standby_lag_bytes{{application_name=\"{}\",sync_state=\"{}\"}} {}", escape(&st.name), escape(&st.sync_state), st.lag_bytes);
+                let _ = writeln!(
+                    m,
+                    "paceline_standby_lag_bytes{{application_name=\"{}\",sync_state=\"{}\"}} {}",
+                    escape(&st.name),
+                    escape(&st.sync_state),
+                    st.lag_bytes
+                );
             }
             let _ = writeln!(m, "# HELP paceline_standby_lag_seconds Primary: each standby's replay lag (pg_stat_replication.replay_lag; 0 when idle).\n# TYPE paceline_standby_lag_seconds gauge");
             for st in &self.pg.standbys {
-                let _ = writeln!(m, "paceline_standby_lag_seconds{{application_name=\"{}\",sync_state=\"{}\"}} {}", escape(&st.name), escape(&st.sync_state), st.lag_seconds.unwrap_or(0.0));
+                let _ = writeln!(
+                    m,
+                    "paceline_standby_lag_seconds{{application_name=\"{}\",sync_state=\"{}\"}} {}",
+                    escape(&st.name),
+                    escape(&st.sync_state),
+                    st.lag_seconds.unwrap_or(0.0)
+                );
             }
         }
         m

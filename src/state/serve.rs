@@ -141,7 +141,8 @@ fn look_at_cluster(s: &Settings, me: &str, with_score: bool, previous: &ClusterV
     let promoted_here = located.iter().any(|l| l.promoted && l.node == me);
     let active_here = located.iter().any(|l| l.node == me);
     let quorate = nodes::quorate(QUERY_TIMEOUT)?;
-    let score = if with_score { attrs::permanent(&format!("master-{}", s.resource), me).ok().flatten().and_then(|v| v.trim().parse().ok()) } else { previous.score };
+    let score =
+        if with_score { attrs::permanent(&format!("master-{}", s.resource), me).ok().flatten().and_then(|v| v.trim().parse().ok()) } else { previous.score };
     Ok(ClusterView { promoted_here, active_here, quorate, score })
 }
 
@@ -212,7 +213,10 @@ pub fn serve(s: &Settings) -> Result<(), OcfError> {
     // While routing checks are served: a demote waits for the load balancers to hear it.
     let _serving = (s.endpoints.http.is_some() || s.endpoints.tcp.is_some()).then(|| super::demoting::serving(s.port));
     let mut demote_seen: Option<Instant> = None;
-    ocf_info!("state service running (synchronous-commit guard: {})", if s.sync_wait_limit.is_zero() { "off".to_string() } else { format!("{:?}", s.sync_wait_limit) });
+    ocf_info!(
+        "state service running (synchronous-commit guard: {})",
+        if s.sync_wait_limit.is_zero() { "off".to_string() } else { format!("{:?}", s.sync_wait_limit) }
+    );
     while !STOP.load(Ordering::SeqCst) {
         let Some(l) = local.as_ref() else {
             match Local::connect_named(&s.socket_dir, s.port, &s.user, s.who, Duration::from_secs(2), "paceline-state") {

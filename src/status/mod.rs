@@ -140,8 +140,17 @@ fn state_port(prims: &[Primitive]) -> Option<u16> {
 pub fn assemble(mon: &Cluster, prims: &[Primitive], pg: &BTreeMap<String, Result<PgNode, String>>, has_service: bool, moves: &[Move]) -> Status {
     let pgsql = prims.iter().find(|p| agent_type(&p.agent) == "pgsqlms").map(|p| p.id.clone());
     let clone = prims.iter().find(|p| agent_type(&p.agent) == "pgsqlms").and_then(|p| p.clone.as_ref()).map(|(id, _)| id.clone());
-    let mut st = Status { resource: pgsql.clone(), clone, dc: mon.dc.clone(), quorate: mon.quorate, stonith_enabled: mon.stonith_enabled, maintenance_mode: mon.maintenance_mode, ..Default::default() };
-    let promoted: Vec<String> = pgsql.as_deref().map(|r| mon.instances_of(r).filter(|i| i.role == "Promoted").filter_map(|i| i.node.clone()).collect()).unwrap_or_default();
+    let mut st = Status {
+        resource: pgsql.clone(),
+        clone,
+        dc: mon.dc.clone(),
+        quorate: mon.quorate,
+        stonith_enabled: mon.stonith_enabled,
+        maintenance_mode: mon.maintenance_mode,
+        ..Default::default()
+    };
+    let promoted: Vec<String> =
+        pgsql.as_deref().map(|r| mon.instances_of(r).filter(|i| i.role == "Promoted").filter_map(|i| i.node.clone()).collect()).unwrap_or_default();
     // The standbys as the primary's PostgreSQL sees them.
     let primary_view = promoted.first().and_then(|p| pg.get(p)).and_then(|r| r.as_ref().ok()).cloned();
     let service = prims.iter().find(|p| agent_type(&p.agent) == "pgsql-state").map(|p| p.id.clone());
@@ -203,7 +212,8 @@ pub fn assemble(mon: &Cluster, prims: &[Primitive], pg: &BTreeMap<String, Result
         }
     }
     st.last_fencing = mon.fencing.first().cloned();
-    st.moves = moves.iter().filter(|m| st.clone.as_deref() == Some(m.resource.as_str()) || st.resource.as_deref() == Some(m.resource.as_str())).cloned().collect();
+    st.moves =
+        moves.iter().filter(|m| st.clone.as_deref() == Some(m.resource.as_str()) || st.resource.as_deref() == Some(m.resource.as_str())).cloned().collect();
     st.findings = judge(&st, &promoted, has_service);
     st
 }
@@ -253,27 +263,41 @@ fn judge(st: &Status, promoted: &[String], has_service: bool) -> Vec<Finding> {
             match (n.role.as_str(), pg.up, pg.writable, pg.streaming) {
                 ("Promoted", true, true, _) => {}
                 ("Promoted", _, _, _) => add(Critical, format!("{}: promoted, but PostgreSQL there is {}", n.name, n.postgres), "crm_mon -1rf"),
-                (_, true, true, _) => add(Critical, format!("{}: PostgreSQL is writable but not promoted by Pacemaker", n.name), "crm_resource --force-check -r pgsqld -V"),
+                (_, true, true, _) => {
+                    add(Critical, format!("{}: PostgreSQL is writable but not promoted by Pacemaker", n.name), "crm_resource --force-check -r pgsqld -V")
+                }
                 ("Unpromoted", true, false, true) => {}
-                ("Unpromoted", true, false, false) => add(Warning, format!("{}: standby not streaming", n.name), "journal of PostgreSQL on that node; primary_conninfo"),
+                ("Unpromoted", true, false, false) => {
+                    add(Warning, format!("{}: standby not streaming", n.name), "journal of PostgreSQL on that node; primary_conninfo")
+                }
                 ("Unpromoted", false, _, _) => add(Critical, format!("{}: Pacemaker says Unpromoted, PostgreSQL is stopped", n.name), "crm_mon -1rf"),
                 _ => {}
             }
             if has_service && pg.routing_primary != (n.role == "Promoted" && st.quorate) {
-                add(Warning, format!("{}: routing checks say {}primary", n.name, if pg.routing_primary { "" } else { "not " }), "curl http://<node>:8008/primary");
+                add(
+                    Warning,
+                    format!("{}: routing checks say {}primary", n.name, if pg.routing_primary { "" } else { "not " }),
+                    "curl http://<node>:8008/primary",
+                );
             }
         }
         if !n.role.starts_with("Promoted") && !n.role.starts_with("Unpromoted") {
             add(Warning, format!("{}: {r} is {}", n.name, n.role), "crm_mon -1rf");
         }
         for (res, count) in &n.fail_counts {
-            add(Warning, format!("{}: {count} failure{} recorded for {res}", n.name, if *count == 1 { "" } else { "s" }), &format!("crm_mon -1rf; then pcs resource cleanup {res}"));
+            add(
+                Warning,
+                format!("{}: {count} failure{} recorded for {res}", n.name, if *count == 1 { "" } else { "s" }),
+                &format!("crm_mon -1rf; then pcs resource cleanup {res}"),
+            );
         }
     }
     for a in &st.addresses {
         match a.nodes.as_slice() {
             [] => add(Critical, format!("{} ({}) runs nowhere", a.resource, a.address), "crm_mon -1rf"),
-            [one] if promoted.len() == 1 && one != &promoted[0] => add(Critical, format!("{} ({}) is on {one}, the primary on {}", a.resource, a.address, promoted[0]), "pcs constraint"),
+            [one] if promoted.len() == 1 && one != &promoted[0] => {
+                add(Critical, format!("{} ({}) is on {one}, the primary on {}", a.resource, a.address, promoted[0]), "pcs constraint")
+            }
             [_] => {}
             many => add(Critical, format!("{} ({}) runs on {}", a.resource, a.address, many.join(", ")), "crm_mon -1rf"),
         }
@@ -353,15 +377,55 @@ mod tests {
 
     fn cluster(promoted: &str) -> Cluster {
         let node = |n: &str| Node { name: n.into(), online: true, ..Default::default() };
-        let inst = |role: &str, n: &str| Instance { id: "pgsqld".into(), parent: Some("pgsqld-clone".into()), agent: "ocf:paceline:pgsqlms".into(), role: role.into(), node: Some(n.into()), managed: true, failed: false };
-        let mut instances: Vec<Instance> = ["node1", "node2", "node3"].iter().map(|n| inst(if *n == promoted { "Promoted" } else { "Unpromoted" }, n)).collect();
-        instances.push(Instance { id: "pgsql-vip".into(), agent: "ocf:paceline:IPaddr2".into(), role: "Started".into(), node: Some(promoted.into()), managed: true, ..Default::default() });
-        instances.push(Instance { id: "fence-ec2".into(), agent: "stonith:fence_paceline_aws".into(), role: "Started".into(), node: Some("node3".into()), managed: true, ..Default::default() });
-        Cluster { dc: Some("node3".into()), quorate: true, stonith_enabled: true, nodes: vec![node("node1"), node("node2"), node("node3")], instances, ..Default::default() }
+        let inst = |role: &str, n: &str| Instance {
+            id: "pgsqld".into(),
+            parent: Some("pgsqld-clone".into()),
+            agent: "ocf:paceline:pgsqlms".into(),
+            role: role.into(),
+            node: Some(n.into()),
+            managed: true,
+            failed: false,
+        };
+        let mut instances: Vec<Instance> =
+            ["node1", "node2", "node3"].iter().map(|n| inst(if *n == promoted { "Promoted" } else { "Unpromoted" }, n)).collect();
+        instances.push(Instance {
+            id: "pgsql-vip".into(),
+            agent: "ocf:paceline:IPaddr2".into(),
+            role: "Started".into(),
+            node: Some(promoted.into()),
+            managed: true,
+            ..Default::default()
+        });
+        instances.push(Instance {
+            id: "fence-ec2".into(),
+            agent: "stonith:fence_paceline_aws".into(),
+            role: "Started".into(),
+            node: Some("node3".into()),
+            managed: true,
+            ..Default::default()
+        });
+        Cluster {
+            dc: Some("node3".into()),
+            quorate: true,
+            stonith_enabled: true,
+            nodes: vec![node("node1"), node("node2"), node("node3")],
+            instances,
+            ..Default::default()
+        }
     }
     fn prims() -> Vec<Primitive> {
-        let p = |id: &str, agent: &str, params: &[(&str, &str)]| Primitive { id: id.into(), agent: agent.into(), params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), ..Default::default() };
-        vec![p("pgsqld", "ocf:paceline:pgsqlms", &[]), p("pgsql-vip", "ocf:paceline:IPaddr2", &[("ip", "192.0.2.100")]), p("fence-ec2", "stonith:fence_paceline_aws", &[]), p("pgsql-state", "ocf:paceline:pgsql-state", &[])]
+        let p = |id: &str, agent: &str, params: &[(&str, &str)]| Primitive {
+            id: id.into(),
+            agent: agent.into(),
+            params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..Default::default()
+        };
+        vec![
+            p("pgsqld", "ocf:paceline:pgsqlms", &[]),
+            p("pgsql-vip", "ocf:paceline:IPaddr2", &[("ip", "192.0.2.100")]),
+            p("fence-ec2", "stonith:fence_paceline_aws", &[]),
+            p("pgsql-state", "ocf:paceline:pgsql-state", &[]),
+        ]
     }
     fn views(primary: &str) -> BTreeMap<String, Result<PgNode, String>> {
         let mut standbys = BTreeMap::new();
@@ -372,7 +436,15 @@ mod tests {
             .iter()
             .map(|n| {
                 let v = if *n == primary {
-                    PgNode { up: true, writable: true, timeline: Some(2), lsn: Some(1000), routing_primary: true, standbys: standbys.clone(), ..Default::default() }
+                    PgNode {
+                        up: true,
+                        writable: true,
+                        timeline: Some(2),
+                        lsn: Some(1000),
+                        routing_primary: true,
+                        standbys: standbys.clone(),
+                        ..Default::default()
+                    }
                 } else {
                     PgNode { up: true, streaming: true, timeline: Some(2), lsn: Some(872), lag_bytes: Some(0), ..Default::default() }
                 };
@@ -404,7 +476,11 @@ mod tests {
         p[0].clone = Some(("pgsqld-clone".into(), BTreeMap::new()));
         let st = assemble(&cluster("node1"), &p, &views("node1"), true, &moves);
         assert_eq!(st.findings.len(), 1, "only the database's clone counts: {:?}", st.findings);
-        assert!(st.findings[0].what.contains("Promoted on node2 (cli-prefer-pgsqld-clone)") && st.findings[0].hint == "pcs resource clear pgsqld-clone", "{:?}", st.findings);
+        assert!(
+            st.findings[0].what.contains("Promoted on node2 (cli-prefer-pgsqld-clone)") && st.findings[0].hint == "pcs resource clear pgsqld-clone",
+            "{:?}",
+            st.findings
+        );
         assert_eq!(st.to_json()["moves"][0]["node"], "node2");
     }
 
@@ -448,7 +524,15 @@ mod tests {
         c.nodes[2].standby = true;
         c.instances.retain(|i| i.node.as_deref() != Some("node3"));
         for n in ["node1", "node2"] {
-            c.instances.push(Instance { id: "pgsql-state".into(), parent: Some("pgsql-state-clone".into()), agent: "ocf:paceline:pgsql-state".into(), role: "Started".into(), node: Some(n.into()), managed: true, failed: false });
+            c.instances.push(Instance {
+                id: "pgsql-state".into(),
+                parent: Some("pgsql-state-clone".into()),
+                agent: "ocf:paceline:pgsql-state".into(),
+                role: "Started".into(),
+                node: Some(n.into()),
+                managed: true,
+                failed: false,
+            });
         }
         let mut v = views("node1");
         v.insert("node3".into(), Err("192.0.2.13:8008: Connection refused".into()));
@@ -456,7 +540,14 @@ mod tests {
         assert_eq!((st.nodes[2].role.as_str(), st.nodes[2].postgres.as_str()), ("Stopped", "stopped"));
         assert!(st.verdict().starts_with("WARNING: node3 is in standby (see: pcs node unstandby"), "{}", st.verdict());
         // The service runs there but does not answer: that is unknown.
-        c.instances.push(Instance { id: "pgsql-state".into(), agent: "ocf:paceline:pgsql-state".into(), role: "Started".into(), node: Some("node3".into()), managed: true, ..Default::default() });
+        c.instances.push(Instance {
+            id: "pgsql-state".into(),
+            agent: "ocf:paceline:pgsql-state".into(),
+            role: "Started".into(),
+            node: Some("node3".into()),
+            managed: true,
+            ..Default::default()
+        });
         let st = assemble(&c, &prims(), &v, true, &[]);
         assert!(st.nodes[2].postgres.starts_with("unknown: state service"), "{}", st.nodes[2].postgres);
     }
@@ -481,8 +572,13 @@ mod tests {
         let mon = crate::pacemaker::mon::parse(include_str!("../../tests/data/lab-ec2/crm_mon.xml"));
         let cib = crate::pacemaker::xml::parse(include_str!("../../tests/data/lab-ec2/cib.xml"));
         let prims = crate::pacemaker::cib::primitives_in(&cib);
-        let metrics = [include_str!("../../tests/data/lab-ec2/metrics-node1.txt"), include_str!("../../tests/data/lab-ec2/metrics-node2.txt"), include_str!("../../tests/data/lab-ec2/metrics-node3.txt")];
-        let pg: BTreeMap<String, Result<PgNode, String>> = metrics.iter().enumerate().map(|(i, m)| (format!("node{}", i + 1), Ok(super::probe::parse_metrics(m)))).collect();
+        let metrics = [
+            include_str!("../../tests/data/lab-ec2/metrics-node1.txt"),
+            include_str!("../../tests/data/lab-ec2/metrics-node2.txt"),
+            include_str!("../../tests/data/lab-ec2/metrics-node3.txt"),
+        ];
+        let pg: BTreeMap<String, Result<PgNode, String>> =
+            metrics.iter().enumerate().map(|(i, m)| (format!("node{}", i + 1), Ok(super::probe::parse_metrics(m)))).collect();
         let st = assemble(&mon, &prims, &pg, true, &[]);
         assert_eq!(st.primary(), Some("node2"));
         assert_eq!(st.resource.as_deref(), Some("pgsqld"));

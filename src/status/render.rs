@@ -37,7 +37,15 @@ pub fn text(st: &Status) -> String {
         if st.maintenance_mode { ", MAINTENANCE MODE" } else { "" }
     );
     if let Some(e) = &st.last_fencing {
-        let _ = writeln!(o, "Last fencing: {} of {} by {}, {}{}", e.action, e.target, e.delegate.as_deref().unwrap_or("?"), e.status, e.completed.as_deref().map(|c| format!(" at {c}")).unwrap_or_default());
+        let _ = writeln!(
+            o,
+            "Last fencing: {} of {} by {}, {}{}",
+            e.action,
+            e.target,
+            e.delegate.as_deref().unwrap_or("?"),
+            e.status,
+            e.completed.as_deref().map(|c| format!(" at {c}")).unwrap_or_default()
+        );
     }
     if let Some(r) = &st.resource {
         let _ = writeln!(o, "PostgreSQL: {r}, primary {}", st.primary().unwrap_or("NONE"));
@@ -68,7 +76,10 @@ pub fn text(st: &Status) -> String {
                 pg.and_then(|p| p.timeline).map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
                 pg.and_then(|p| p.lsn).map(lsn).unwrap_or_else(|| "-".into()),
                 lag,
-                n.sync_state.clone().or_else(|| pg.filter(|p| p.writable).map(|p| if p.synchronous { "sync on".into() } else { "async".into() })).unwrap_or_else(|| "-".into()),
+                n.sync_state
+                    .clone()
+                    .or_else(|| pg.filter(|p| p.writable).map(|p| if p.synchronous { "sync on".into() } else { "async".into() }))
+                    .unwrap_or_else(|| "-".into()),
                 n.score.clone().unwrap_or_else(|| "-".into()),
                 if fails.is_empty() { "-".into() } else { fails.join(" ") },
             ]
@@ -95,7 +106,14 @@ pub fn text(st: &Status) -> String {
     if !st.addresses.is_empty() {
         let _ = writeln!(o);
         for a in &st.addresses {
-            let _ = writeln!(o, "Address: {} {} ({}) on {}", a.resource, a.address, a.agent, if a.nodes.is_empty() { "NOWHERE".into() } else { a.nodes.join(", ") });
+            let _ = writeln!(
+                o,
+                "Address: {} {} ({}) on {}",
+                a.resource,
+                a.address,
+                a.agent,
+                if a.nodes.is_empty() { "NOWHERE".into() } else { a.nodes.join(", ") }
+            );
         }
     }
     let _ = writeln!(o, "\n{}  ({} ms)", st.verdict(), st.elapsed_ms);
@@ -121,7 +139,19 @@ mod tests {
 
     #[test]
     fn the_screen_has_a_line_per_node_and_the_verdict() {
-        let st = Status { resource: Some("pgsqld".into()), quorate: true, stonith_enabled: false, nodes: vec![super::super::NodeRow { name: "node1".into(), online: true, role: "Promoted".into(), postgres: "primary".into(), ..Default::default() }], ..Default::default() };
+        let st = Status {
+            resource: Some("pgsqld".into()),
+            quorate: true,
+            stonith_enabled: false,
+            nodes: vec![super::super::NodeRow {
+                name: "node1".into(),
+                online: true,
+                role: "Promoted".into(),
+                postgres: "primary".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
         let t = text(&st);
         assert!(t.starts_with("Cluster: quorate, DC none, fencing OFF\n"), "{t}");
         assert!(t.lines().any(|l| l.starts_with("node1  Promoted   primary")), "{t}");

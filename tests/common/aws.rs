@@ -97,13 +97,8 @@ pub fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
     MOTO.get_or_init(|| {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/aws/moto_server.py");
-        let mut child = Command::new(MOTO_PYTHON)
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server.py");
+        let mut child =
+            Command::new(MOTO_PYTHON).arg(script).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start moto_server.py");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("moto port");
         let port = line.trim().strip_prefix("PORT ").and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("moto said '{line}'"));
@@ -148,7 +143,8 @@ impl Cloud {
         let client = moto_client();
         let (vpc, subnet) = block(async {
             let vpc = client.create_vpc().cidr_block("192.0.0.0/16").send().await.expect("CreateVpc").vpc.unwrap().vpc_id.unwrap();
-            let subnet = client.create_subnet().vpc_id(&vpc).cidr_block("192.0.2.0/24").availability_zone(format!("{REGION}a")).send().await.expect("CreateSubnet");
+            let subnet =
+                client.create_subnet().vpc_id(&vpc).cidr_block("192.0.2.0/24").availability_zone(format!("{REGION}a")).send().await.expect("CreateSubnet");
             (vpc, subnet.subnet.unwrap().subnet_id.unwrap())
         });
         Cloud { client, vpc, subnet }
@@ -157,7 +153,17 @@ impl Cloud {
     /// Run an instance named `name` whose primary private IP is `ip`.
     pub fn instance(&self, name: &str, ip: &str) -> Instance {
         block(async {
-            let image = self.client.describe_images().send().await.expect("DescribeImages").images.unwrap_or_default().into_iter().find_map(|i| i.image_id).expect("an AMI");
+            let image = self
+                .client
+                .describe_images()
+                .send()
+                .await
+                .expect("DescribeImages")
+                .images
+                .unwrap_or_default()
+                .into_iter()
+                .find_map(|i| i.image_id)
+                .expect("an AMI");
             let tags = TagSpecification::builder().resource_type(ResourceType::Instance).tags(Tag::builder().key("Name").value(name).build()).build();
             let out = self
                 .client
@@ -175,7 +181,13 @@ impl Cloud {
             let inst = out.instances.unwrap().remove(0);
             let id = inst.instance_id.unwrap();
             let nic = inst.network_interfaces.unwrap_or_default().into_iter().next().expect("an ENI");
-            Instance { id, name: name.into(), ip: ip.into(), eni: nic.network_interface_id.unwrap(), mac: nic.mac_address.unwrap_or_else(|| "02:00:00:00:00:01".into()) }
+            Instance {
+                id,
+                name: name.into(),
+                ip: ip.into(),
+                eni: nic.network_interface_id.unwrap(),
+                mac: nic.mac_address.unwrap_or_else(|| "02:00:00:00:00:01".into()),
+            }
         })
     }
 
@@ -183,14 +195,26 @@ impl Cloud {
     pub fn eni_ips(&self, eni: &str) -> Vec<String> {
         block(async {
             let out = self.client.describe_network_interfaces().network_interface_ids(eni).send().await.expect("DescribeNetworkInterfaces");
-            out.network_interfaces.unwrap_or_default().into_iter().flat_map(|n| n.private_ip_addresses.unwrap_or_default()).filter_map(|a| a.private_ip_address).collect()
+            out.network_interfaces
+                .unwrap_or_default()
+                .into_iter()
+                .flat_map(|n| n.private_ip_addresses.unwrap_or_default())
+                .filter_map(|a| a.private_ip_address)
+                .collect()
         })
     }
 
     /// Add a secondary private IP to an ENI directly (test setup).
     pub fn assign(&self, eni: &str, ip: &str) {
         block(async {
-            self.client.assign_private_ip_addresses().network_interface_id(eni).private_ip_addresses(ip).allow_reassignment(true).send().await.expect("AssignPrivateIpAddresses");
+            self.client
+                .assign_private_ip_addresses()
+                .network_interface_id(eni)
+                .private_ip_addresses(ip)
+                .allow_reassignment(true)
+                .send()
+                .await
+                .expect("AssignPrivateIpAddresses");
         });
     }
 
@@ -333,9 +357,11 @@ impl Node {
         let stop = Arc::new(AtomicBool::new(false));
         let imds = create_listener_in(&ns, IMDS_ADDR);
         let ec2 = create_listener_in(&ns, "127.0.0.1:5000");
-        let data = ImdsData { instance_id: instance.id.clone(), region: REGION.into(), mac: instance.mac.clone(), eni: instance.eni.clone(), ip: instance.ip.clone() };
+        let data =
+            ImdsData { instance_id: instance.id.clone(), region: REGION.into(), mac: instance.mac.clone(), eni: instance.eni.clone(), ip: instance.ip.clone() };
         {
-            let (l, stop, log, enabled, token) = (imds.try_clone().unwrap(), stop.clone(), node.imds_log.clone(), node.imds_enabled.clone(), node.imds_token.clone());
+            let (l, stop, log, enabled, token) =
+                (imds.try_clone().unwrap(), stop.clone(), node.imds_log.clone(), node.imds_enabled.clone(), node.imds_token.clone());
             std::thread::spawn(move || serve(l, stop, move |s| imds_conn(s, &data, &log, &enabled, &token)));
         }
         {
@@ -413,7 +439,12 @@ impl Node {
             let _ = w.write_all(input.as_bytes());
         }
         let out = child.wait_with_output().expect("wait");
-        Run { rc: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }.checked()
+        Run {
+            rc: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+        .checked()
     }
 
     /// Run OCF agent `agent` (a binary of this crate) with `action`, as Pacemaker would.

@@ -16,7 +16,9 @@ pub enum State {
     Primary,
     Standby,
     /// Cleanly stopped; `as_primary` when its last shutdown was as a primary.
-    Stopped { as_primary: bool },
+    Stopped {
+        as_primary: bool,
+    },
     /// Not running, and pg_control says it was in production: a primary that crashed.
     CrashedPrimary,
     /// Not running, and pg_control says it was in recovery: a standby that crashed.

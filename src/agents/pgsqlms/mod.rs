@@ -186,7 +186,10 @@ impl Config {
         let mode = p.str("synchronous_mode").unwrap_or("off");
         let sync_mode = sync::Mode::parse(mode).ok_or_else(|| OcfError::configured(format!("synchronous_mode '{mode}' is not off, on or strict")))?;
         let count = p.int("synchronous_node_count").unwrap_or(1);
-        let sync_count = usize::try_from(count).ok().filter(|c| *c >= 1).ok_or_else(|| OcfError::configured(format!("synchronous_node_count must be 1 or more, got {count}")))?;
+        let sync_count = usize::try_from(count)
+            .ok()
+            .filter(|c| *c >= 1)
+            .ok_or_else(|| OcfError::configured(format!("synchronous_node_count must be 1 or more, got {count}")))?;
         if let Some(max) = env.clone_max() {
             if sync_mode != sync::Mode::Off && sync_count as u64 >= max {
                 return Err(OcfError::configured(format!(

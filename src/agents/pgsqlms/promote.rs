@@ -97,7 +97,10 @@ fn check_election(cfg: &Config, who: crate::pg::client::Identity) -> Result<(), 
     if best != me && pos > mine {
         scores::set(cfg, &best, scores::BEST_STANDBY)?;
         scores::set(cfg, &me, scores::BOOTSTRAP)?;
-        return Err(OcfError::generic(format!("{best} has more WAL ({}/{} vs {}/{} here): handing the promotion over", pos.timeline, pos.lsn, mine.timeline, mine.lsn)));
+        return Err(OcfError::generic(format!(
+            "{best} has more WAL ({}/{} vs {}/{} here): handing the promotion over",
+            pos.timeline, pos.lsn, mine.timeline, mine.lsn
+        )));
     }
     ocf_info!("election: this node is the best candidate ({mine:?}) among {}", candidates.len());
     Ok(())

@@ -30,11 +30,21 @@ pub fn reload_agent(env: &OcfEnv) -> OcfResult {
             if let Err(e) = scores::update_from_primary(&cfg, &local) {
                 ocf_warn!("cannot update promotion scores: {}", e.reason);
             }
-            ocf_info!("reloaded on the primary: synchronous_mode={}, synchronous_node_count={}, maxlag={} in effect", cfg.sync_mode.name(), cfg.sync_count, cfg.maxlag);
+            ocf_info!(
+                "reloaded on the primary: synchronous_mode={}, synchronous_node_count={}, maxlag={} in effect",
+                cfg.sync_mode.name(),
+                cfg.sync_count,
+                cfg.maxlag
+            );
         }
         (State::Standby, _) => ocf_info!("reloaded on a standby: the new parameters are in effect"),
         (State::Broken(why), _) => {
-            return Err(OcfError::generic(why).context(format!("with the new parameters (system_user {}, pghost {}, pgport {})", cfg.system_user, cfg.pghost.display(), cfg.pgport)));
+            return Err(OcfError::generic(why).context(format!(
+                "with the new parameters (system_user {}, pghost {}, pgport {})",
+                cfg.system_user,
+                cfg.pghost.display(),
+                cfg.pgport
+            )));
         }
         (st, _) => ocf_info!("reloaded while PostgreSQL is not running ({st:?}): the new parameters apply at the next start"),
     }

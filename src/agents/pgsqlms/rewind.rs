@@ -79,11 +79,17 @@ pub fn ensure_follows(cfg: &Config, who: Identity, primary: &str, until: Instant
             Ok(())
         }
         Verdict::Diverged(at) if cfg.auto_rewind => {
-            ocf_warn!("timeline diverged from the primary on {primary} ({at}): auto_rewind=true, rewinding this instance from it (its own extra WAL is discarded)");
+            ocf_warn!(
+                "timeline diverged from the primary on {primary} ({at}): auto_rewind=true, rewinding this instance from it (its own extra WAL is discarded)"
+            );
             rewind(cfg, who, until)
         }
-        Verdict::Diverged(at) => Err(OcfError::generic(format!("timeline diverged from the primary on {primary}: left stopped; set auto_rewind=true, or rewind/rebuild it"))
-            .context(format!("{at}: this instance holds WAL the primary never received, so it cannot follow it; after pg_rewind or a rebuild, clean up the resource"))),
+        Verdict::Diverged(at) => {
+            Err(OcfError::generic(format!("timeline diverged from the primary on {primary}: left stopped; set auto_rewind=true, or rewind/rebuild it"))
+                .context(format!(
+                    "{at}: this instance holds WAL the primary never received, so it cannot follow it; after pg_rewind or a rebuild, clean up the resource"
+                )))
+        }
     }
 }
 
@@ -141,7 +147,8 @@ fn rewind(cfg: &Config, who: Identity, until: Instant) -> Result<(), OcfError> {
 
 /// The functions pg_rewind calls on the source, which a role that is not superuser needs
 /// EXECUTE on (PostgreSQL's documentation of pg_rewind).
-pub const REWIND_FUNCTIONS: &[&str] = &["pg_ls_dir(text, boolean, boolean)", "pg_stat_file(text, boolean)", "pg_read_binary_file(text)", "pg_read_binary_file(text, bigint, bigint, boolean)"];
+pub const REWIND_FUNCTIONS: &[&str] =
+    &["pg_ls_dir(text, boolean, boolean)", "pg_stat_file(text, boolean)", "pg_read_binary_file(text)", "pg_read_binary_file(text, bigint, bigint, boolean)"];
 
 /// The role pg_rewind connects to the primary as: `rewind_user`, else primary_conninfo's
 /// user, else libpq's default, the OS user the tools run as (`system_user`). Shared with

@@ -80,4 +80,3 @@ fn write_standby_signal(cfg: &Config, who: Identity) -> Result<(), OcfError> {
     nix::unistd::chown(&path, Some(who.uid), Some(who.gid)).map_err(|e| OcfError::generic(format!("cannot chown {}: {}", path.display(), e.desc())))?;
     Ok(())
 }
-

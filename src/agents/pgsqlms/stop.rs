@@ -69,7 +69,10 @@ pub fn stop_instance(cfg: &Config, until: Instant) -> Result<Shutdown, OcfError>
     let Some(pid) = instance::postmaster_alive(&cfg.datadir) else {
         return Ok(Shutdown::Clean);
     };
-    ocf_info!("stopping PostgreSQL (postmaster pid {pid}): fast shutdown, then immediate, then kill, within {} ms", until.saturating_duration_since(Instant::now()).as_millis());
+    ocf_info!(
+        "stopping PostgreSQL (postmaster pid {pid}): fast shutdown, then immediate, then kill, within {} ms",
+        until.saturating_duration_since(Instant::now()).as_millis()
+    );
     // Each step: its signal, its name, what it ends as, and what comes after it.
     let steps = [
         (Signal::SIGINT, "fast", Shutdown::Clean, "escalating to an immediate shutdown"),
@@ -82,7 +85,9 @@ pub fn stop_instance(cfg: &Config, until: Instant) -> Result<Shutdown, OcfError>
                 ocf_info!("stopped ({name} shutdown{})", if ends_as == Shutdown::Clean { "" } else { ": crash recovery at the next start" });
                 return Ok(ends_as);
             }
-            Step::Unacknowledged(why) => ocf_warn!("the postmaster did not acknowledge the {name} shutdown within {} ms ({why}): hung, {next}", ACK.as_millis()),
+            Step::Unacknowledged(why) => {
+                ocf_warn!("the postmaster did not acknowledge the {name} shutdown within {} ms ({why}): hung, {next}", ACK.as_millis())
+            }
             Step::TimedOut => ocf_warn!("the {name} shutdown did not finish within {} ms: {next}", this_for.as_millis()),
         }
     }
@@ -186,7 +191,8 @@ fn kill_instance(cfg: &Config, pid: i32, until: Instant) -> Result<(), OcfError>
         }
         if Instant::now() >= until {
             let states: Vec<String> = left.iter().map(|p| format!("{p}: {}", process_state(*p))).collect();
-            return Err(OcfError::generic(format!("PostgreSQL processes survive SIGKILL ({})", states.join(", "))).context("stuck in the kernel: only fencing ends them"));
+            return Err(OcfError::generic(format!("PostgreSQL processes survive SIGKILL ({})", states.join(", ")))
+                .context("stuck in the kernel: only fencing ends them"));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -201,7 +207,8 @@ fn kill_instance(cfg: &Config, pid: i32, until: Instant) -> Result<(), OcfError>
                 }
             }
             Some(n) => {
-                return Err(OcfError::generic(format!("{n} processes are still attached to the killed instance's shared memory (id {id})")).context("left postmaster.pid in place: another postmaster may not start on this data directory"));
+                return Err(OcfError::generic(format!("{n} processes are still attached to the killed instance's shared memory (id {id})"))
+                    .context("left postmaster.pid in place: another postmaster may not start on this data directory"));
             }
             None => {} // already gone (or not PostgreSQL's any more): nothing to remove
         }

@@ -218,7 +218,8 @@ const SQL_TIMEOUT: Duration = Duration::from_secs(5);
 /// it over (a value it did not write).
 pub fn current(local: &Local) -> Result<SyncSet, OcfError> {
     let v = shown(local)?;
-    SyncSet::parse(&v).map_err(|why| OcfError::configured(format!("{why}: it was set by hand, but synchronous_mode manages it; remove it from the configuration files")))
+    SyncSet::parse(&v)
+        .map_err(|why| OcfError::configured(format!("{why}: it was set by hand, but synchronous_mode manages it; remove it from the configuration files")))
 }
 
 /// `synchronous_standby_names` as the instance has it now.
@@ -458,7 +459,8 @@ mod tests {
 
     #[test]
     fn a_far_behind_standby_does_not_join() {
-        let s = step(Mode::On, 1, &set(1, &["n2"]), &[seen("n2", true, true, 100), seen("n3", true, false, 100)], Lsn(100 + JOIN_LAG + 1), &BTreeMap::new(), false);
+        let s =
+            step(Mode::On, 1, &set(1, &["n2"]), &[seen("n2", true, true, 100), seen("n3", true, false, 100)], Lsn(100 + JOIN_LAG + 1), &BTreeMap::new(), false);
         assert_eq!(s.next, set(1, &["n2"]));
     }
 

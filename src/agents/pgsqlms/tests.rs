@@ -162,6 +162,13 @@ fn the_primary_ranks_a_replica_it_never_scored() {
     // No memory at all.
     assert_eq!(nodes_to_rank(vec![], &[], members).unwrap(), names(&["n1", "n2", "n3"]));
     // A replica that is no cluster node (a backup tool) is asked about, and stays unranked.
-    let s = rank("n1", &nodes_to_rank(names(&["n1", "n2", "n3"]), &[replica("pg_receivewal", "streaming", false, 1)], members).unwrap(), &[replica("pg_receivewal", "streaming", false, 1)], Lsn(1), 0, None);
+    let s = rank(
+        "n1",
+        &nodes_to_rank(names(&["n1", "n2", "n3"]), &[replica("pg_receivewal", "streaming", false, 1)], members).unwrap(),
+        &[replica("pg_receivewal", "streaming", false, 1)],
+        Lsn(1),
+        0,
+        None,
+    );
     assert!(!s.contains_key("pg_receivewal"), "{s:?}");
 }

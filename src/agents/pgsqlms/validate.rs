@@ -25,8 +25,14 @@ pub fn check_installation(cfg: &Config) -> Result<u32, OcfError> {
         return Err(OcfError::installed(format!("pgdata {} is not a directory on this node", cfg.pgdata.display())));
     }
     let version_file = cfg.datadir.join("PG_VERSION");
-    let text = std::fs::read_to_string(&version_file).map_err(|e| OcfError::installed(format!("cannot read {}: {e} (check datadir)", version_file.display())))?;
-    let major: u32 = text.trim().split('.').next().and_then(|v| v.parse().ok()).ok_or_else(|| OcfError::configured(format!("{} holds '{}', not a version", version_file.display(), text.trim())))?;
+    let text =
+        std::fs::read_to_string(&version_file).map_err(|e| OcfError::installed(format!("cannot read {}: {e} (check datadir)", version_file.display())))?;
+    let major: u32 = text
+        .trim()
+        .split('.')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| OcfError::configured(format!("{} holds '{}', not a version", version_file.display(), text.trim())))?;
     if major < MIN_VERSION {
         return Err(OcfError::configured(format!("PostgreSQL {major} is not supported (paceline needs {MIN_VERSION} or newer)")));
     }
@@ -70,9 +76,9 @@ pub fn check_sync_setting(cfg: &Config) -> Result<(), OcfError> {
         cmd.args(o.split_whitespace());
     }
     let value = crate::cmd::run(&mut cmd, Duration::from_secs(5))?;
-    sync::SyncSet::parse(value.trim())
-        .map(|_| ())
-        .map_err(|why| OcfError::configured(format!("{why}: synchronous_mode={} manages this setting; remove it from the configuration files", cfg.sync_mode.name())))
+    sync::SyncSet::parse(value.trim()).map(|_| ()).map_err(|why| {
+        OcfError::configured(format!("{why}: synchronous_mode={} manages this setting; remove it from the configuration files", cfg.sync_mode.name()))
+    })
 }
 
 pub fn validate_all(env: &OcfEnv) -> OcfResult {
