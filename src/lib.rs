@@ -12,6 +12,7 @@ pub mod aws;
 pub mod check;
 pub mod cmd;
 pub mod fence;
+pub mod files;
 pub mod install;
 pub mod lab;
 pub mod net;

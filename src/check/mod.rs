@@ -292,8 +292,7 @@ pub fn run(cib_file: Option<&std::path::Path>) -> Result<Vec<Finding>, crate::oc
     use crate::ocf::OcfError;
     let text = match cib_file {
         Some(p) => std::fs::read_to_string(p).map_err(|e| OcfError::generic(format!("cannot read {}: {e}", p.display())))?,
-        None => crate::cmd::run(std::process::Command::new("cibadmin").arg("--query"), crate::pacemaker::TOOL_TIMEOUT)
-            .map_err(|e| e.context("is the cluster running on this node?"))?,
+        None => crate::pacemaker::cib::whole().map_err(|e| e.context("is the cluster running on this node?"))?,
     };
     let root = crate::pacemaker::xml::parse(&text);
     let mut out = cluster(&root);

@@ -5,7 +5,16 @@
 //! of the worst kind (a stop timeout leads to fencing). An agent that gives up a little
 //! earlier, with a code and a reason, lets Pacemaker recover in the ordinary way. The
 //! margin covers process start and exit, and the last in-flight request.
+//!
+//! The deadline of the action being run is also kept for the whole process ([`start_action`],
+//! set once by the dispatcher from `CRM_meta_timeout`): every bounded call — a tool through
+//! [`crate::cmd`], a connection or a query through [`crate::pg::client`] — takes the smaller
+//! of its own bound and what is left of the action ([`bound`]). So a chain of calls (a
+//! connect, a query, three Pacemaker tools) can never add up past the action's timeout,
+//! whichever of them hangs, and no call site has to remember to subtract. Run by hand
+//! (no `CRM_meta_timeout`), there is no action deadline and each call keeps its own bound.
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::OcfEnv;
@@ -57,6 +66,27 @@ impl Deadline {
         }
         tokio::time::sleep(interval.min(left)).await;
         true
+    }
+}
+
+/// The deadline of the action this process runs, once the dispatcher has set it.
+static ACTION: OnceLock<Deadline> = OnceLock::new();
+
+/// Record the running action's deadline (the first call wins: one action per process).
+pub fn start_action(d: Deadline) {
+    let _ = ACTION.set(d);
+}
+
+/// The running action's deadline, if Pacemaker gave the action a timeout.
+pub fn action() -> Option<Deadline> {
+    ACTION.get().copied()
+}
+
+/// `timeout`, cut to what is left of the running action (unchanged when no action runs).
+pub fn bound(timeout: Duration) -> Duration {
+    match action() {
+        Some(d) => timeout.min(d.remaining()),
+        None => timeout,
     }
 }
 

@@ -32,6 +32,11 @@ fn usage(spec: &AgentSpec) -> String {
 pub fn main_with(spec: &'static AgentSpec, dispatch: impl Fn(&Action) -> Option<OcfResult>) -> ! {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let env = OcfEnv::from_process();
+    // One deadline for the whole action, which every tool, query and wait is bound by
+    // (set here, in the process that runs one action, not in `run`, which tests call often).
+    if let Some(t) = env.timeout() {
+        super::deadline::start_action(super::Deadline::for_timeout(t));
+    }
     std::process::exit(run(spec, dispatch, &args, &env).code() as i32)
 }
 

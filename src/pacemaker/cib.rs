@@ -53,7 +53,7 @@ pub fn node_state(node: &str) -> Result<Option<NodeState>, OcfError> {
         return Err(OcfError::generic(format!("node name {node:?} cannot be queried")));
     }
     let xpath = format!("//node_state[@uname='{node}']");
-    let done = crate::cmd::finish(Command::new("cibadmin").args(["--query", "--xpath", &xpath]), TOOL_TIMEOUT)?;
+    let done = crate::cmd::finish(Command::new("cibadmin").args(["--query", "--xpath", &xpath]), super::bound(TOOL_TIMEOUT))?;
     match done.success {
         true => Ok(node_state_in(&xml::parse(&done.stdout))),
         // An XPath that matches nothing: cibadmin fails with "No such device or address".
@@ -103,6 +103,12 @@ pub struct Move {
 pub struct Configuration {
     pub primitives: Vec<Primitive>,
     pub moves: Vec<Move>,
+}
+
+/// The whole CIB as the CIB manager has it (`cibadmin --query`), unparsed: for a reader
+/// that judges the document as a whole (`paceline check`).
+pub fn whole() -> Result<String, OcfError> {
+    run("cibadmin", &["--query"], TOOL_TIMEOUT)
 }
 
 /// The configuration (`cibadmin --query --scope configuration`).

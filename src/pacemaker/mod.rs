@@ -34,17 +34,26 @@ use std::time::Duration;
 
 use crate::ocf::OcfError;
 
-/// The bound on one call of a Pacemaker tool: they answer in milliseconds from local
-/// daemons, so anything longer means a daemon is stuck, not busy.
+/// The bound on one call of a Pacemaker tool outside an action (the state service, the
+/// operator's commands): they answer in milliseconds from local daemons, so anything
+/// longer means a daemon is stuck, not busy.
 pub const TOOL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The bound on a call that writes through the CIB manager (a CIB write may wait for the
+/// The same for a call that writes through the CIB manager (a CIB write may wait for the
 /// other nodes' acknowledgements).
 pub const CIB_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Run Pacemaker tool `tool` with `args` within `timeout`; its stdout.
+/// The bound for one tool call: inside an agent's action, all that is left of the action —
+/// during a membership change the CIB manager can take many seconds to answer, and a fixed
+/// 5 s would fail a monitor that had the time to wait (Pacemaker would then recover a
+/// healthy primary); outside an action, `fixed`.
+fn bound(fixed: Duration) -> Duration {
+    crate::ocf::deadline::action().map(|d| d.remaining()).unwrap_or(fixed)
+}
+
+/// Run Pacemaker tool `tool` with `args` within [`bound`]`(timeout)`; its stdout.
 fn run(tool: &str, args: &[&str], timeout: Duration) -> Result<String, OcfError> {
-    crate::cmd::run(Command::new(tool).args(args), timeout)
+    crate::cmd::run(Command::new(tool).args(args), bound(timeout))
 }
 
 /// Pacemaker's exit status for "no such object" (`CRM_EX_NOSUCH`): an attribute or a
@@ -65,7 +74,7 @@ pub struct Answer {
 /// exit status (the status is in the answer). A tool that printed no status — it did not
 /// understand the request, or crashed — is an error carrying its stderr.
 fn run_xml(tool: &str, args: &[&str], timeout: Duration) -> Result<Answer, OcfError> {
-    let done = crate::cmd::finish(Command::new(tool).args(args).arg("--output-as=xml"), timeout)?;
+    let done = crate::cmd::finish(Command::new(tool).args(args).arg("--output-as=xml"), bound(timeout))?;
     answer(&done.stdout).ok_or_else(|| OcfError::generic(format!("{tool} {}: no answer ({})", args.join(" "), done.stderr.trim())))
 }
 

@@ -6,51 +6,22 @@
 //! *effective* uid/gid to `system_user` just for the `connect()` — the kernel records the
 //! credentials then — and switches back at once. No `psql`, no `su`, no fork.
 //!
-//! The switch is the calling thread's alone (the raw `setresuid`/`setresgid` system calls:
-//! Linux keeps credentials per thread; glibc's `seteuid` would change every thread). The
-//! state service connects from one thread while others run Pacemaker's tools and write
-//! the log: with a process-wide switch those ran as `system_user` for that moment, and the
-//! controller refused them (permission denied) or a log line was lost.
+//! The switch is the calling thread's alone ([`super::identity`]).
+//!
+//! Every connect and query is bounded by its caller's timeout cut to what is left of the
+//! running action ([`crate::ocf::deadline::bound`]): a server that accepts the connection
+//! but never answers costs the action at most its own time, never more.
 
 use std::path::Path;
 use std::time::Duration;
 
-use nix::unistd::{Gid, Uid};
 use tokio::runtime::Runtime;
 use tokio_postgres::{Client, NoTls};
 
 use crate::ocf::OcfError;
 use crate::pg::conninfo::ConnInfo;
 
-/// The OS identity to connect as.
-#[derive(Debug, Clone, Copy)]
-pub struct Identity {
-    pub uid: Uid,
-    pub gid: Gid,
-}
-
-impl Identity {
-    /// Look `name` up in `/etc/passwd`.
-    ///
-    /// Only local users: the agents are linked statically against the C library (start-up
-    /// cost, see `.cargo/config.toml`), and a static binary cannot safely load NSS modules
-    /// (`getpwnam` of an unknown name crashes in libnss_systemd). PostgreSQL packages create
-    /// their OS user locally, which is what this supports.
-    pub fn lookup(name: &str) -> std::io::Result<Option<Identity>> {
-        Ok(Self::find(&std::fs::read_to_string("/etc/passwd")?, name))
-    }
-
-    /// The entry for `name` in passwd-format `text`.
-    pub fn find(text: &str, name: &str) -> Option<Identity> {
-        text.lines().find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            if f.len() < 4 || f[0] != name {
-                return None;
-            }
-            Some(Identity { uid: Uid::from_raw(f[2].parse().ok()?), gid: Gid::from_raw(f[3].parse().ok()?) })
-        })
-    }
-}
+pub use super::identity::Identity;
 
 /// A connection to an instance, with the runtime that drives it.
 pub struct Local {
@@ -85,24 +56,6 @@ fn said(e: &tokio_postgres::Error) -> String {
 
 fn runtime() -> Result<Runtime, OcfError> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| OcfError::generic(format!("cannot start the runtime: {e}")))
-}
-
-/// Run `f` with the effective uid/gid of `who` on this thread only, then return to root.
-fn as_user<T>(who: Option<Identity>, f: impl FnOnce() -> T) -> T {
-    let Some(who) = who else { return f() };
-    let (euid, egid) = (nix::unistd::geteuid(), nix::unistd::getegid());
-    // SAFETY: raw system calls on integer ids; -1 (as the kernel's unsigned) keeps an id.
-    let set = |nr: libc::c_long, id: u32| unsafe { libc::syscall(nr, u32::MAX, id, u32::MAX) == 0 };
-    let switched = set(libc::SYS_setresgid, who.gid.as_raw()) && set(libc::SYS_setresuid, who.uid.as_raw());
-    let out = f();
-    if switched {
-        set(libc::SYS_setresuid, euid.as_raw());
-        set(libc::SYS_setresgid, egid.as_raw());
-    } else {
-        // A half switch (gid only) is undone too.
-        set(libc::SYS_setresgid, egid.as_raw());
-    }
-    out
 }
 
 impl Local {
@@ -166,8 +119,10 @@ impl Local {
     }
 
     fn connect_with(cfg: &tokio_postgres::Config, who: Option<Identity>, timeout: Duration) -> Result<Local, ConnectError> {
+        let timeout = crate::ocf::deadline::bound(timeout);
         let rt = runtime().map_err(|e| ConnectError::Other(e.reason))?;
-        let result = as_user(who, || rt.block_on(async { tokio::time::timeout(timeout, cfg.connect(NoTls)).await }));
+        let result = super::identity::try_as_user(who, || rt.block_on(async { tokio::time::timeout(timeout, cfg.connect(NoTls)).await }))
+            .map_err(|_| ConnectError::Other("cannot switch to system_user's identity to connect".into()))?;
         let (client, connection) = match result {
             Ok(Ok(pair)) => pair,
             Ok(Err(e)) => {
@@ -187,7 +142,7 @@ impl Local {
                     None => ConnectError::Other(text),
                 });
             }
-            Err(_) => return Err(ConnectError::Other(format!("no answer within {timeout:?}"))),
+            Err(_) => return Err(ConnectError::Other(format!("the server did not answer the connection within {} ms", timeout.as_millis()))),
         };
         rt.spawn(connection);
         Ok(Local { rt, client })
@@ -195,22 +150,24 @@ impl Local {
 
     /// One row, one column.
     pub fn query_one<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str, timeout: Duration) -> Result<T, OcfError> {
+        let timeout = crate::ocf::deadline::bound(timeout);
         self.rt.block_on(async {
             match tokio::time::timeout(timeout, self.client.query_one(sql, &[])).await {
                 Ok(Ok(row)) => row.try_get(0).map_err(|e| OcfError::generic(format!("{sql}: {e}"))),
                 Ok(Err(e)) => Err(OcfError::generic(format!("{sql}: {}", said(&e)))),
-                Err(_) => Err(OcfError::generic(format!("{sql}: no answer within {timeout:?}"))),
+                Err(_) => Err(OcfError::generic(format!("{sql}: no answer within {} ms", timeout.as_millis()))),
             }
         })
     }
 
     /// Every row of a query whose columns are all text (cast them with `::text`).
     pub fn query_text(&self, sql: &str, timeout: Duration) -> Result<Vec<Vec<Option<String>>>, OcfError> {
+        let timeout = crate::ocf::deadline::bound(timeout);
         self.rt.block_on(async {
             let rows = match tokio::time::timeout(timeout, self.client.query(sql, &[])).await {
                 Ok(Ok(rows)) => rows,
                 Ok(Err(e)) => return Err(OcfError::generic(format!("{sql}: {}", said(&e)))),
-                Err(_) => return Err(OcfError::generic(format!("{sql}: no answer within {timeout:?}"))),
+                Err(_) => return Err(OcfError::generic(format!("{sql}: no answer within {} ms", timeout.as_millis()))),
             };
             rows.iter()
                 .map(|r| (0..r.len()).map(|i| r.try_get::<_, Option<String>>(i).map_err(|e| OcfError::generic(format!("{sql}: {e}")))).collect())
@@ -220,11 +177,12 @@ impl Local {
 
     /// A statement without result rows (CHECKPOINT, SET...).
     pub fn execute(&self, sql: &str, timeout: Duration) -> Result<(), OcfError> {
+        let timeout = crate::ocf::deadline::bound(timeout);
         self.rt.block_on(async {
             match tokio::time::timeout(timeout, self.client.batch_execute(sql)).await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(OcfError::generic(format!("{sql}: {}", said(&e)))),
-                Err(_) => Err(OcfError::generic(format!("{sql}: no answer within {timeout:?}"))),
+                Err(_) => Err(OcfError::generic(format!("{sql}: no answer within {} ms", timeout.as_millis()))),
             }
         })
     }
@@ -232,20 +190,5 @@ impl Local {
     /// `pg_is_in_recovery()`: true on a standby.
     pub fn in_recovery(&self, timeout: Duration) -> Result<bool, OcfError> {
         self.query_one("SELECT pg_is_in_recovery()", timeout)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwd_lookup() {
-        let text = "root:x:0:0:root:/root:/bin/bash\npostgres:x:101:104:PostgreSQL administrator,,,:/var/lib/postgresql:/bin/bash\nbroken:x:zz:1::/:/bin/sh\n";
-        let p = Identity::find(text, "postgres").unwrap();
-        assert_eq!((p.uid.as_raw(), p.gid.as_raw()), (101, 104));
-        assert!(Identity::find(text, "post").is_none());
-        assert!(Identity::find(text, "broken").is_none());
-        assert!(Identity::find("", "root").is_none());
     }
 }

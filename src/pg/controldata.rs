@@ -84,7 +84,20 @@ impl ControlData {
 
     /// Run `bindir/pg_controldata -D datadir` (bounded by `timeout`) and parse it.
     pub fn read(bindir: &Path, datadir: &Path, timeout: Duration) -> Result<ControlData, OcfError> {
-        let out = crate::cmd::run(Command::new(bindir.join("pg_controldata")).arg("-D").arg(datadir).env("LC_ALL", "C"), timeout)?;
+        let mut cmd = Command::new(bindir.join("pg_controldata"));
+        cmd.arg("-D").arg(datadir).env("LC_ALL", "C").current_dir("/");
+        // As the data directory's owner when that is not root: its files are that account's,
+        // and a link planted among them must not make root read anything else.
+        if nix::unistd::geteuid().is_root() {
+            use std::os::unix::fs::MetadataExt;
+            use std::os::unix::process::CommandExt;
+            if let Ok(m) = std::fs::metadata(datadir) {
+                if m.uid() != 0 {
+                    cmd.uid(m.uid()).gid(m.gid());
+                }
+            }
+        }
+        let out = crate::cmd::run(&mut cmd, timeout)?;
         ControlData::parse(&out).map_err(|e| OcfError::generic(format!("cannot read pg_controldata output: {e}")))
     }
 }

@@ -79,7 +79,7 @@ fn intent_in(dir: &Path, pid: i32) -> PathBuf {
 /// lock file left, so at worst one report is missed and the monitor makes it).
 pub fn intend_kill(pid: i32) {
     let path = intent_path(pid);
-    if let Err(e) = std::fs::write(&path, b"") {
+    if let Err(e) = crate::files::keep(&path, b"") {
         ocf_warn!("cannot write {} ({e}): the state service may report this kill as a crash", path.display());
     }
 }
@@ -91,15 +91,17 @@ pub fn killed(pid: i32) {
 
 /// The pid a PostgreSQL lock file names (its first line).
 fn named_pid(lock_file: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(lock_file).ok()?;
-    text.lines().next()?.trim().parse().ok().filter(|p: &i32| *p > 0)
+    match crate::pg::process::read_lock(lock_file) {
+        crate::pg::process::Lock::Present(p) => Some(p.pid),
+        _ => None,
+    }
 }
 
 /// The live postmaster the lock file names, if any (a stale file naming a dead pid, or a
 /// pid the kernel gave to another program, is none).
 fn postmaster(lock_file: &Path) -> Option<i32> {
     let pid = named_pid(lock_file)?;
-    crate::agents::pgsqlms::is_postmaster(pid).then_some(pid)
+    crate::pg::process::is_postmaster(pid).then_some(pid)
 }
 
 /// A way to wait for a process's end.
@@ -134,7 +136,7 @@ impl Waiter {
             }
             Waiter::Poll(pid) => {
                 std::thread::sleep(timeout);
-                !crate::agents::pgsqlms::alive(*pid)
+                !crate::pg::process::alive(*pid)
             }
         }
     }

@@ -46,10 +46,7 @@ pub fn begin(port: u16) -> Demoting {
 }
 
 fn begin_at(path: PathBuf) -> Demoting {
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    if let Err(e) = std::fs::write(&path, b"") {
+    if let Err(e) = crate::files::keep(&path, b"") {
         crate::ocf_warn!("cannot write {} ({e}): load balancers learn of this demote only when PostgreSQL stops", path.display());
     }
     Demoting(path)
@@ -104,10 +101,7 @@ pub struct Serving(PathBuf);
 
 pub fn serving(port: u16) -> Serving {
     let path = serving_path(port);
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let _ = std::fs::write(&path, b"");
+    let _ = crate::files::keep(&path, b"");
     Serving(path)
 }
 
@@ -152,7 +146,7 @@ fn all_told_in(checkers: &Checkers, since: Instant) -> bool {
 pub fn tell_if_all_told(port: u16, since: Instant) {
     let done = CHECKERS.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_none_or(|m| all_told_in(m, since));
     if done && !told_path(port).exists() {
-        let _ = std::fs::write(told_path(port), b"");
+        let _ = crate::files::keep(&told_path(port), b"");
     }
 }
 

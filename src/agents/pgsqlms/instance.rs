@@ -58,32 +58,10 @@ pub fn connect(cfg: &Config, who: Identity, timeout: Duration) -> Result<Local, 
     Local::connect(&cfg.pghost, cfg.pgport, &cfg.system_user, connect_as(who), timeout)
 }
 
-/// The postmaster's pid, if `postmaster.pid` names a live process.
+/// The postmaster serving the data directory, if one runs: from evidence, not from
+/// `postmaster.pid` alone ([`crate::pg::process::postmaster_of`]).
 pub fn postmaster_alive(datadir: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(datadir.join("postmaster.pid")).ok()?;
-    let pid: i32 = text.lines().next()?.trim().parse().ok()?;
-    (pid > 0 && is_postmaster(pid)).then_some(pid)
-}
-
-/// Whether `pid` is a live PostgreSQL process. A lock file (postmaster.pid, the socket's)
-/// left by a killed instance names a pid the kernel may since have given to another
-/// program — after a reboot, very likely: a live pid alone is not a running PostgreSQL.
-pub fn is_postmaster(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres") && alive(pid)
-}
-
-/// Whether `pid` is a live process (a zombie is dead; an unreadable /proc entry is not
-/// taken for one).
-pub fn alive(pid: i32) -> bool {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() && zombie(pid) != Some(true)
-}
-
-/// The fields of `/proc/<pid>/stat` after the command name (state, ppid, …), whatever
-/// characters the name holds.
-pub fn stat_fields(pid: i32) -> Option<Vec<String>> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = s.rsplit_once(')')?;
-    Some(rest.split_whitespace().map(str::to_owned).collect())
+    crate::pg::process::postmaster_of(datadir)
 }
 
 /// Refuse to go on while a postmaster runs on the data directory.
@@ -92,12 +70,6 @@ pub fn ensure_stopped(cfg: &Config) -> Result<(), OcfError> {
         Some(pid) => Err(OcfError::generic(format!("PostgreSQL (pid {pid}) is running on {}", cfg.datadir.display()))),
         None => Ok(()),
     }
-}
-
-/// Whether process `pid` is a zombie (a killed process its parent has not reaped yet: it is
-/// dead); `None` when `/proc/<pid>/stat` cannot be read, each caller deciding what that means.
-pub fn zombie(pid: i32) -> Option<bool> {
-    stat_fields(pid).map(|f| f.first().is_some_and(|state| state.starts_with('Z')))
 }
 
 /// Read the local instance's state. `budget` bounds the whole look.
@@ -171,10 +143,9 @@ pub fn pg_ctl(cfg: &Config, who: Identity, args: &[&str], timeout: Duration) -> 
     cmd.args(args).arg("-D").arg(&cfg.pgdata);
     if args.first() == Some(&"start") {
         let log = server_log(cfg);
-        // pg_ctl runs as system_user: make sure it can write its log.
-        if !log.exists() {
-            let _ = std::fs::File::create(&log).and_then(|_| nix::unistd::chown(&log, Some(who.uid), Some(who.gid)).map_err(std::io::Error::from));
-        }
+        // Created (never truncated) as system_user, like everything in its directories:
+        // a link planted at the log's name cannot make root create or hand over a file.
+        let _ = crate::pg::identity::as_user(Some(who), || std::fs::OpenOptions::new().create(true).append(true).open(&log));
         cmd.arg("-l").arg(log);
         if let Some(o) = &cfg.start_opts {
             cmd.arg("-o").arg(o);
@@ -187,7 +158,10 @@ pub fn pg_ctl(cfg: &Config, who: Identity, args: &[&str], timeout: Duration) -> 
 /// said when it gave up starting), without the log line prefix.
 pub fn server_fatal(cfg: &Config, from: u64) -> Option<String> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(server_log(cfg)).ok()?;
+    // Read as system_user: the log is that account's, and a link there must not put a line
+    // of a file only root may read into an exit reason.
+    let who = identity(cfg).ok();
+    let mut f = crate::pg::identity::as_user(who, || std::fs::File::open(server_log(cfg))).ok()?;
     f.seek(SeekFrom::Start(from)).ok()?;
     let mut text = String::new();
     f.take(1 << 20).read_to_string(&mut text).ok()?;
@@ -206,8 +180,9 @@ pub fn wait_for(cfg: &Config, who: Identity, until: Instant, want: impl Fn(&Stat
     }
 }
 
-/// The deadline for an action: its timeout, minus a margin to report before Pacemaker
-/// gives up on us ([`crate::ocf::Deadline`]).
+/// The deadline for an action: the one set when the action began (its timeout minus a
+/// margin to report before Pacemaker gives up on us, [`crate::ocf::deadline`]), or, run
+/// without Pacemaker's timeout, the configured one from now.
 pub fn deadline(cfg: &Config) -> Instant {
-    crate::ocf::Deadline::for_timeout(cfg.timeout).end()
+    crate::ocf::deadline::action().unwrap_or_else(|| crate::ocf::Deadline::for_timeout(cfg.timeout)).end()
 }

@@ -19,7 +19,8 @@
 mod demote;
 pub mod election;
 mod instance;
-pub use instance::{alive, identity_of, is_postmaster, zombie};
+pub use crate::pg::process::{alive, is_postmaster, zombie};
+pub use instance::identity_of;
 mod monitor;
 mod notify;
 mod promote;

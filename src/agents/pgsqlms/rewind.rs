@@ -129,11 +129,17 @@ const OWN_FILES: &[&str] = &["postgresql.conf", "postgresql.auto.conf", "pg_hba.
 /// primary's control file is current (`source_checkpointed`).
 fn rewind(cfg: &Config, who: Identity, until: Instant) -> Result<(), OcfError> {
     let source = source(cfg, who, until).map_err(|why| OcfError::generic(format!("cannot rewind: {why}")))?;
-    let kept: Vec<(std::path::PathBuf, Vec<u8>)> =
-        OWN_FILES.iter().map(|f| cfg.datadir.join(f)).filter_map(|p| std::fs::read(&p).ok().map(|bytes| (p, bytes))).collect();
+    // Read and written back as system_user, whose files they are: a link planted among
+    // them cannot make root read a file of its own into the data directory, nor write one.
+    let as_owner = Some(who);
+    let kept: Vec<(std::path::PathBuf, Vec<u8>)> = OWN_FILES
+        .iter()
+        .map(|f| cfg.datadir.join(f))
+        .filter_map(|p| crate::pg::identity::as_user(as_owner, || std::fs::read(&p)).ok().map(|bytes| (p, bytes)))
+        .collect();
     let done = pg_rewind(cfg, who, &source, false, until);
     for (path, bytes) in &kept {
-        if let Err(e) = std::fs::write(path, bytes) {
+        if let Err(e) = crate::pg::identity::write_as(as_owner, path, bytes) {
             ocf_warn!("cannot restore {} after pg_rewind: {e}", path.display());
         }
     }

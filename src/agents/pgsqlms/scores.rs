@@ -96,10 +96,7 @@ fn read_cache(cfg: &Config) -> BTreeMap<String, i64> {
 fn write_cache(cfg: &Config, scores: &BTreeMap<String, i64>) {
     let text: String = scores.iter().map(|(n, s)| format!("{n} {s}\n")).collect();
     let path = cache_path(cfg);
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let _ = std::fs::write(path, text);
+    let _ = crate::files::keep(&path, text.as_bytes());
 }
 
 /// This node's name: Pacemaker's, or `crm_node -n`.

@@ -73,10 +73,9 @@ pub fn start_standby(cfg: &Config, who: Identity, until: Instant) -> Result<(), 
     }
 }
 
-/// `standby.signal` in the data directory, owned by system_user.
+/// `standby.signal` in the data directory, written as system_user (whose directory it is:
+/// a link planted there can lead the write nowhere that account could not write anyway).
 fn write_standby_signal(cfg: &Config, who: Identity) -> Result<(), OcfError> {
     let path = cfg.datadir.join("standby.signal");
-    std::fs::write(&path, b"").map_err(|e| OcfError::generic(format!("cannot write {}: {e}", path.display())))?;
-    nix::unistd::chown(&path, Some(who.uid), Some(who.gid)).map_err(|e| OcfError::generic(format!("cannot chown {}: {}", path.display(), e.desc())))?;
-    Ok(())
+    crate::pg::identity::write_as(Some(who), &path, b"").map_err(|e| OcfError::generic(format!("cannot write {}: {e}", path.display())))
 }

@@ -34,6 +34,7 @@ use nix::unistd::Pid;
 use super::instance::{self, State};
 use super::Config;
 use crate::ocf::{OcfEnv, OcfError, OcfRc, OcfResult};
+use crate::pg::process::{self, Lock};
 use crate::{ocf_info, ocf_warn};
 
 /// How long a postmaster that handles signals takes to acknowledge one, at most.
@@ -115,13 +116,13 @@ fn step(cfg: &Config, pid: i32, sig: Signal, name: &str, until: Instant) -> Step
     let sent = Instant::now();
     let mut acknowledged = false;
     loop {
-        if !instance::alive(pid) {
+        if !process::alive(pid) {
             return Step::Gone;
         }
         acknowledged = acknowledged || pm_status(&cfg.datadir).as_deref() == Some("stopping");
         let now = Instant::now();
         if !acknowledged && now >= sent + ACK {
-            return Step::Unacknowledged(process_state(pid));
+            return Step::Unacknowledged(process::state_text(pid));
         }
         if now >= until {
             return Step::TimedOut;
@@ -133,95 +134,103 @@ fn step(cfg: &Config, pid: i32, sig: Signal, name: &str, until: Instant) -> Step
 /// The postmaster's status line in postmaster.pid (`starting`, `ready`, `standby`,
 /// `stopping`), if any.
 fn pm_status(datadir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(datadir.join("postmaster.pid")).ok()?;
-    text.lines().nth(7).map(|l| l.trim().to_owned()).filter(|l| !l.is_empty())
-}
-
-/// What the kernel says `pid` is doing (`T (stopped)`, `D (disk sleep)`…), for the log.
-fn process_state(pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("State:").map(|v| v.trim().to_owned())))
-        .unwrap_or_else(|| "state unknown".into())
-}
-
-/// `pid` and every process descending from it, from /proc (parents before children).
-fn tree(pid: i32) -> Vec<i32> {
-    let mut parent_of: Vec<(i32, i32)> = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
-            if let Some(pp) = instance::stat_fields(p).and_then(|f| f.get(1)?.parse::<i32>().ok()) {
-                parent_of.push((p, pp));
-            }
-        }
+    match process::read_lock(&datadir.join("postmaster.pid")) {
+        Lock::Present(p) => p.status,
+        _ => None,
     }
-    let mut out = vec![pid];
-    let mut i = 0;
-    while i < out.len() {
-        let cur = out[i];
-        out.extend(parent_of.iter().filter(|(_, pp)| *pp == cur).map(|(p, _)| *p));
-        i += 1;
-    }
-    out
 }
 
 /// SIGKILL the postmaster and its processes, wait for them to be gone, and remove what the
 /// kill left behind once nothing is attached to the instance's shared memory.
 fn kill_instance(cfg: &Config, pid: i32, until: Instant) -> Result<(), OcfError> {
     let pidfile = cfg.datadir.join("postmaster.pid");
-    let text = std::fs::read_to_string(&pidfile).unwrap_or_default();
+    let lock = match process::read_lock(&pidfile) {
+        Lock::Present(p) if p.pid == pid => Some(p),
+        _ => None,
+    };
+    // Root signals only the data directory's owner's processes: a pid the tree walk finds
+    // that belongs to anybody else (a forked helper that changed user, a reused pid) is left.
+    let owner = process::owner_of(&cfg.datadir).unwrap_or(0);
+    if !process::owned_by(pid, owner) {
+        return Err(OcfError::generic(format!("pid {pid} does not run as the data directory's owner (uid {owner}): not killing it")));
+    }
     // The state service watches this postmaster: its death here is the stop's, no crash.
     crate::state::crash::intend_kill(pid);
     let _mark = Done(pid);
     // The postmaster first, so that it cannot start another child meanwhile.
-    let procs = tree(pid);
+    let procs: Vec<i32> = process::tree(pid).into_iter().filter(|p| process::owned_by(*p, owner)).collect();
     for p in &procs {
         let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
     }
     // Children forked between the listing and the kill of their parent.
-    for p in tree(pid).into_iter().filter(|p| !procs.contains(p)) {
+    for p in process::tree(pid).into_iter().filter(|p| !procs.contains(p) && process::owned_by(*p, owner)) {
         let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
     }
     ocf_warn!("sent SIGKILL to the postmaster (pid {pid}) and {} of its processes", procs.len() - 1);
     loop {
-        let left: Vec<i32> = procs.iter().copied().filter(|p| instance::alive(*p)).collect();
+        let left: Vec<i32> = procs.iter().copied().filter(|p| process::alive(*p)).collect();
         if left.is_empty() {
             break;
         }
         if Instant::now() >= until {
-            let states: Vec<String> = left.iter().map(|p| format!("{p}: {}", process_state(*p))).collect();
+            let states: Vec<String> = left.iter().map(|p| format!("{p}: {}", process::state_text(*p))).collect();
             return Err(OcfError::generic(format!("PostgreSQL processes survive SIGKILL ({})", states.join(", ")))
                 .context("stuck in the kernel: only fencing ends them"));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    // postmaster.pid line 7: "<shmem key> <shmem id>" of the System V segment.
-    let shm_id = text.lines().nth(6).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<i32>().ok());
-    if let Some(id) = shm_id {
-        match shm_attached(id) {
-            Some(0) => {
+    let Some(lock) = lock else {
+        ocf_warn!("PostgreSQL killed; {} did not name it, so no lock file or shared memory was removed", pidfile.display());
+        return Ok(());
+    };
+    // The System V segment postmaster.pid names is removed only if it is this instance's:
+    // created by this postmaster, owned by the data directory's owner, under the key named,
+    // and with nobody attached any more (PostgreSQL's own interlock).
+    if let Some((key, id)) = lock.shm {
+        match shm_of(id) {
+            Some(seg) if seg.key != key || seg.creator != pid || seg.owner != owner => {
+                ocf_warn!(
+                    "shared memory segment {id} is not the killed instance's (key {}, creator {}, owner {}): left alone",
+                    seg.key,
+                    seg.creator,
+                    seg.owner
+                );
+            }
+            Some(seg) if seg.attached == 0 => {
                 // SAFETY: IPC_RMID on a segment id, with no buffer to fill.
                 if unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) } == 0 {
                     ocf_info!("removed the killed instance's shared memory segment (id {id})");
                 }
             }
-            Some(n) => {
-                return Err(OcfError::generic(format!("{n} processes are still attached to the killed instance's shared memory (id {id})"))
+            Some(seg) => {
+                return Err(OcfError::generic(format!("{} processes are still attached to the killed instance's shared memory (id {id})", seg.attached))
                     .context("left postmaster.pid in place: another postmaster may not start on this data directory"));
             }
-            None => {} // already gone (or not PostgreSQL's any more): nothing to remove
+            None => {} // already gone: nothing to remove
         }
     }
-    // The lock files name the dead postmaster: a pid the kernel reuses would block the next start.
-    remove_if_names(&pidfile, pid);
-    let port = text.lines().nth(3).map(str::trim).unwrap_or_default().to_owned();
-    let sockdir = text.lines().nth(4).map(str::trim).filter(|d| !d.is_empty()).map(Path::new).unwrap_or(&cfg.pghost).to_owned();
-    if !port.is_empty() {
-        remove_if_names(&sockdir.join(format!(".s.PGSQL.{port}.lock")), pid);
+    // The lock files name the dead postmaster: a pid the kernel reuses would block the next
+    // start. The socket's is removed only from the socket directory this agent connects to.
+    let who = instance::identity(cfg).ok();
+    remove_if_names(&pidfile, pid, who);
+    if let Some(port) = lock.port {
+        let sockdir = lock.sockdir.clone().unwrap_or_else(|| cfg.pghost.clone());
+        if same_dir(&sockdir, &cfg.pghost) {
+            remove_if_names(&sockdir.join(format!(".s.PGSQL.{port}.lock")), pid, who);
+        } else {
+            ocf_warn!("postmaster.pid names socket directory {}, not pghost {}: its lock file is left", sockdir.display(), cfg.pghost.display());
+        }
     }
     ocf_info!("PostgreSQL killed; postmaster.pid and lock files removed (crash recovery at the next start)");
     Ok(())
+}
+
+/// Whether two paths name the same directory.
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 /// Clears the kill's mark for the state service however the kill ends.
@@ -233,20 +242,35 @@ impl Drop for Done {
     }
 }
 
-/// How many processes are attached to System V segment `id`, if it exists.
-fn shm_attached(id: i32) -> Option<u64> {
+/// A System V shared memory segment, as the kernel describes it.
+struct Segment {
+    key: u64,
+    creator: i32,
+    owner: u32,
+    attached: u64,
+}
+
+/// Segment `id`, if it exists.
+fn shm_of(id: i32) -> Option<Segment> {
     // SAFETY: shmid_ds is plain data; IPC_STAT fills it or fails.
     unsafe {
         let mut ds: libc::shmid_ds = std::mem::zeroed();
-        (libc::shmctl(id, libc::IPC_STAT, &mut ds) == 0).then_some(ds.shm_nattch as u64)
+        (libc::shmctl(id, libc::IPC_STAT, &mut ds) == 0).then(|| Segment {
+            key: ds.shm_perm.__key as u32 as u64,
+            creator: ds.shm_cpid,
+            owner: ds.shm_perm.uid,
+            attached: ds.shm_nattch as u64,
+        })
     }
 }
 
-/// Remove a PostgreSQL lock file whose first line is `pid`.
-fn remove_if_names(path: &Path, pid: i32) {
-    let names = std::fs::read_to_string(path).ok().and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<i32>().ok())) == Some(pid);
+/// Remove a PostgreSQL lock file whose first line is `pid`: read without following a link,
+/// removed as `who` (the data directory's account: unlinking as it can remove nothing that
+/// account could not).
+fn remove_if_names(path: &Path, pid: i32, who: Option<crate::pg::identity::Identity>) {
+    let names = matches!(process::read_lock(path), Lock::Present(p) if p.pid == pid);
     if names {
-        match std::fs::remove_file(path) {
+        match crate::pg::identity::as_user(who, || std::fs::remove_file(path)) {
             Ok(()) => ocf_info!("removed {}", path.display()),
             Err(e) => ocf_warn!("cannot remove {}: {e}", path.display()),
         }

@@ -285,7 +285,7 @@ impl Memory {
         text.extend(self.joined.iter().map(|(n, l)| format!("{n} {l}\n")));
         let path = joined_path(cfg);
         if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-            let _ = std::fs::write(path, text);
+            let _ = crate::files::keep(&path, text.as_bytes());
         }
     }
 }

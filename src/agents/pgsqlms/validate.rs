@@ -25,8 +25,13 @@ pub fn check_installation(cfg: &Config) -> Result<u32, OcfError> {
         return Err(OcfError::installed(format!("pgdata {} is not a directory on this node", cfg.pgdata.display())));
     }
     let version_file = cfg.datadir.join("PG_VERSION");
-    let text =
-        std::fs::read_to_string(&version_file).map_err(|e| OcfError::installed(format!("cannot read {}: {e} (check datadir)", version_file.display())))?;
+    // Never through a link, never more than a line: the file is system_user's, and what it
+    // holds goes into an exit reason.
+    let text = match crate::files::read_small(&version_file, 64) {
+        Ok(Some(t)) => t,
+        Ok(None) => return Err(OcfError::installed(format!("{} does not exist (check datadir)", version_file.display()))),
+        Err(e) => return Err(OcfError::installed(format!("cannot read {}: {e} (check datadir)", version_file.display()))),
+    };
     let major: u32 = text
         .trim()
         .split('.')
