@@ -43,8 +43,8 @@ impl Fixture {
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(&base).unwrap();
         must(&format!("chown postgres: {}", base.display()));
-        // Tags 0..=9: each test its own pair of ports (and directory).
-        let port = 6000 + (pid % 300) as u16 * 20 + tag * 2;
+        // Tags 0..=14: each test its own pair of ports (and directory).
+        let port = 6000 + (pid % 300) as u16 * 30 + tag * 2;
         let mk = |name: &str, port: u16| Instance { data: base.join(name), sock: base.join(format!("{name}-sock")), port };
         let f = Fixture { primary: mk("primary", port), standby: mk("standby", port + 1), base };
         for i in [&f.primary, &f.standby] {
@@ -770,5 +770,175 @@ fn state_service_reports_a_crash_but_not_a_shutdown_or_the_stops_kill() {
     }
     assert!(!text.contains("panicked"), "{text}");
     assert_eq!(state("stop"), 0);
+    assert_eq!(f.rc(p, "stop"), 0);
+}
+
+/// The postmaster pid `postmaster.pid` names now.
+fn postmaster_pid(i: &Instance) -> i32 {
+    std::fs::read_to_string(i.data.join("postmaster.pid")).unwrap().lines().next().unwrap().trim().parse().unwrap()
+}
+
+fn alive(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    !stat.is_empty() && !stat.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+}
+
+/// Contents and ownership of `paths`, to compare before and after an action.
+fn fingerprint(paths: &[&Path]) -> String {
+    let list: Vec<String> = paths.iter().map(|p| format!("'{}'", p.display())).collect();
+    String::from_utf8_lossy(&sh(&format!("for f in {}; do stat -c '%n %s %U %G %a %Y' \"$f\" 2>&1; md5sum \"$f\" 2>&1; done", list.join(" "))).stdout)
+        .into_owned()
+}
+
+/// "Stopped" or "not running" is never said of a PostgreSQL that runs, whatever the
+/// `postgres` account did to postmaster.pid, and wherever the parameters point.
+#[test]
+fn no_false_stopped_whatever_postmaster_pid_says() {
+    if !possible() {
+        return;
+    }
+    let f = Fixture::new(9);
+    let (p, s) = (&f.primary, &f.standby);
+    let probe = [("OCF_RESKEY_CRM_meta_interval", "0")];
+    let pidfile = p.data.join("postmaster.pid");
+    // postmaster.pid overwritten with garbage, replaced by a link, naming another process,
+    // removed: each time stop really stops the instance (it was found by its cwd).
+    let forgeries = [
+        ("garbage", "echo notapid > {f}".to_owned()),
+        ("a link", "cp {f} {f}.real && rm {f} && ln -s {f}.real {f}".to_owned()),
+        ("another process", "printf '1\\n/\\n' > {f}".to_owned()),
+        ("removed", "rm {f}".to_owned()),
+    ];
+    for (what, forge) in &forgeries {
+        assert_eq!(f.rc(p, "start"), 0, "{what}");
+        let pid = postmaster_pid(p);
+        as_pg(&forge.replace("{f}", &pidfile.display().to_string()));
+        assert_eq!(f.agent(p, "monitor", &probe).0, 0, "probe with postmaster.pid {what}: running");
+        let (rc, err) = f.agent(p, "stop", &[]);
+        assert_eq!(rc, 0, "stop with postmaster.pid {what}: {err}");
+        assert!(!alive(pid), "stop with postmaster.pid {what} said stopped, but the postmaster (pid {pid}) runs: {err}");
+        let _ = std::fs::remove_file(p.data.join("postmaster.pid.real"));
+        assert_eq!(f.agent(p, "monitor", &probe).0, 7, "{what}: stopped now");
+    }
+    // datadir pointing at another (stopped) data directory while the instance serves the
+    // socket: neither stop nor a probe says stopped.
+    assert_eq!(f.rc(p, "start"), 0);
+    let pid = postmaster_pid(p);
+    let wrong = [("OCF_RESKEY_datadir", s.data.to_str().unwrap())];
+    let (rc, err) = f.agent(p, "stop", &wrong);
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("ocf-exit-reason:") && err.contains("fix pgdata/datadir"), "{err}");
+    assert!(alive(pid));
+    let (rc, err) = f.agent(p, "monitor", &[&wrong[..], &probe[..]].concat());
+    assert_ne!(rc, 7, "a probe with the wrong datadir: {err}");
+    assert_eq!(f.rc(p, "stop"), 0);
+    assert!(!alive(pid));
+}
+
+/// As the `postgres` account, links planted where the agent (root) writes, and a forged
+/// postmaster.pid naming root's files: nothing outside postgres's own tree changes.
+#[test]
+fn hostile_postgres_account_cannot_steer_root() {
+    if !possible() {
+        return;
+    }
+    let f = Fixture::new(10);
+    let p = &f.primary;
+    let tag = format!("{}-{}", std::process::id(), p.port);
+    // Root's files the links point at.
+    let vdir = PathBuf::from(format!("/root/paceline-victim-{tag}"));
+    let _ = std::fs::remove_dir_all(&vdir);
+    std::fs::create_dir_all(&vdir).unwrap();
+    let victims: Vec<PathBuf> = ["log", "signal", "conf"].iter().map(|n| vdir.join(n)).collect();
+    for v in &victims {
+        std::fs::write(v, format!("root's {}\n", v.display())).unwrap();
+    }
+    let etc_victim = PathBuf::from(format!("/etc/paceline-victim-{tag}"));
+    std::fs::write(&etc_victim, "root's\n").unwrap();
+    let watched: Vec<&Path> = victims.iter().map(PathBuf::as_path).chain([etc_victim.as_path(), Path::new("/etc/passwd"), Path::new("/etc/shadow")]).collect();
+    let before = fingerprint(&watched);
+    let res = format!("pgsqld-hostile-{tag}");
+    let named = [("OCF_RESOURCE_INSTANCE", res.as_str())];
+    let log = PathBuf::from(format!("/var/log/postgresql/paceline-{res}.log"));
+
+    // The server log's name and standby.signal: links to root's files.
+    as_pg(&format!("ln -sf {} {}", victims[0].display(), log.display()));
+    as_pg(&format!("ln -sf {} {}/standby.signal", etc_victim.display(), p.data.display()));
+    let (rc, err) = f.agent(p, "start", &named);
+    eprintln!("start with planted links -> {rc} {err}");
+    assert_eq!(fingerprint(&watched), before, "root's files changed through postgres's links");
+    assert!(std::fs::symlink_metadata(p.data.join("standby.signal")).is_ok_and(|m| m.file_type().is_file()), "the link was replaced, not followed");
+    // Without the log link the instance starts.
+    let _ = std::fs::remove_file(&log);
+    let _ = f.agent(p, "stop", &named);
+    assert_eq!(f.agent(p, "start", &named).0, 0);
+    assert!(std::fs::symlink_metadata(&log).is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) != 0), "the log is postgres's");
+
+    // A forged postmaster.pid for a hung postmaster: the stop's kill may remove only the
+    // instance's own lock files and shared memory, not root's file nor a segment of root's.
+    let pid = postmaster_pid(p);
+    let o = sh("ipcmk -M 4096");
+    let text = String::from_utf8_lossy(&o.stdout);
+    let shmid: i32 = text.split_whitespace().last().and_then(|v| v.parse().ok()).expect("ipcmk gives an id");
+    let sockdir_lock = vdir.join(format!(".s.PGSQL.{}.lock", p.port));
+    std::fs::write(&sockdir_lock, format!("{pid}\n{}\n", p.data.display())).unwrap();
+    let pidfile = p.data.join("postmaster.pid");
+    let real = std::fs::read_to_string(&pidfile).unwrap();
+    let mut lines: Vec<String> = real.lines().map(str::to_owned).collect();
+    lines[4] = vdir.display().to_string();
+    lines[6] = format!("{:>9} {:>9}", 1, shmid);
+    let forged = f.base.join("forged.pid");
+    std::fs::write(&forged, lines.join("\n") + "\n").unwrap();
+    must(&format!("chown postgres: {0} && cp -p {0} {1}", forged.display(), pidfile.display()));
+    must(&format!("kill -STOP {pid} && for c in $(pgrep -P {pid}); do kill -STOP $c 2>/dev/null || true; done"));
+    let (rc, err) = f.agent(p, "stop", &named);
+    let _ = sh(&format!("kill -CONT {pid} $(pgrep -P {pid}) 2>/dev/null"));
+    assert_eq!(rc, 0, "{err}");
+    assert!(!alive(pid));
+    assert!(sockdir_lock.exists(), "root's file named as the socket directory's lock was removed: {err}");
+    let segment_left = sh(&format!("ipcs -m -i {shmid}")).status.success();
+    let _ = sh(&format!("ipcrm -m {shmid}"));
+    assert!(segment_left, "a shared memory segment that is not the instance's was removed: {err}");
+    assert!(err.contains("not the killed instance's"), "{err}");
+
+    // A hostile postgresql.auto.conf link before a rewind is covered by rewind's own test
+    // (the files are read and written back as postgres); here: a link at a config file does
+    // not make root read root's file into the data directory on a start.
+    assert_eq!(fingerprint(&watched), before);
+    let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_file(&etc_victim);
+    let _ = std::fs::remove_dir_all(&vdir);
+}
+
+/// A PostgreSQL that accepts connections but never answers (its postmaster stopped): every
+/// action returns before its timeout, with an honest code and the reason in its log.
+#[test]
+fn a_postgres_that_does_not_answer_costs_each_action_its_timeout_at_most() {
+    if !possible() {
+        return;
+    }
+    let f = Fixture::new(11);
+    let p = &f.primary;
+    assert_eq!(f.rc(p, "start"), 0);
+    let pid = postmaster_pid(p);
+    must(&format!("kill -STOP {pid}"));
+    let timeout = [("OCF_RESKEY_CRM_meta_timeout", "6000")];
+    for (action, want) in [("monitor", 1), ("promote", 1), ("notify", 0)] {
+        let extra: Vec<(&str, &str)> = match action {
+            "notify" => vec![timeout[0], ("OCF_RESKEY_CRM_meta_notify_type", "pre"), ("OCF_RESKEY_CRM_meta_notify_operation", "promote")],
+            _ => vec![timeout[0]],
+        };
+        let t = std::time::Instant::now();
+        let (rc, err) = f.agent(p, action, &extra);
+        let took = t.elapsed();
+        eprintln!("{action} on a silent postgres -> {rc} in {took:?}: {err}");
+        assert!(took < std::time::Duration::from_secs(6), "{action} outlived its 6 s timeout: {took:?}");
+        if action != "notify" {
+            assert_eq!(rc, want, "{action}: {err}");
+            assert!(err.contains("did not answer") || err.contains("no answer"), "{action} does not say what it waited for: {err}");
+        }
+    }
+    let _ = sh(&format!("kill -CONT {pid}"));
+    assert_eq!(f.rc(p, "monitor"), 0, "answers again");
     assert_eq!(f.rc(p, "stop"), 0);
 }

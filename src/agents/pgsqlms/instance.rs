@@ -64,6 +64,32 @@ pub fn postmaster_alive(datadir: &Path) -> Option<i32> {
     crate::pg::process::postmaster_of(datadir)
 }
 
+/// A PostgreSQL that serves another data directory on the socket this agent uses (its pid
+/// and the directory it works in), read from the socket's lock file and checked against the
+/// process. When this agent finds no postmaster on `datadir` but one serves `pghost:pgport`,
+/// the parameters point at the wrong place (pgdata/datadir): "not running" would be a lie
+/// that makes Pacemaker start a second instance elsewhere.
+pub fn foreign_on_socket(cfg: &Config) -> Option<(i32, PathBuf)> {
+    use crate::pg::process::{self, Lock};
+    let Lock::Present(lock) = process::read_lock(&cfg.pghost.join(format!(".s.PGSQL.{}.lock", cfg.pgport))) else { return None };
+    if !process::is_postmaster(lock.pid) {
+        return None;
+    }
+    let serves = process::cwd(lock.pid).unwrap_or(lock.datadir);
+    let ours = std::fs::canonicalize(&cfg.datadir).unwrap_or_else(|_| cfg.datadir.clone());
+    (serves != ours).then_some((lock.pid, serves))
+}
+
+/// The error for [`foreign_on_socket`]'s finding.
+pub fn foreign_error(cfg: &Config, pid: i32, serves: &Path) -> OcfError {
+    OcfError::generic(format!(
+        "PostgreSQL (pid {pid}) on port {} serves {}, not datadir {}: fix pgdata/datadir (not reporting it stopped)",
+        cfg.pgport,
+        serves.display(),
+        cfg.datadir.display()
+    ))
+}
+
 /// Refuse to go on while a postmaster runs on the data directory.
 pub fn ensure_stopped(cfg: &Config) -> Result<(), OcfError> {
     match postmaster_alive(&cfg.datadir) {
@@ -90,6 +116,9 @@ pub fn state_and_connection(cfg: &Config, who: Identity, budget: Duration) -> Re
         Err(e) => {
             if let Some(pid) = postmaster_alive(&cfg.datadir) {
                 return Ok((State::Broken(format!("the postmaster (pid {pid}) runs but the agent cannot connect: {}", e.message())), None));
+            }
+            if let Some((pid, serves)) = foreign_on_socket(cfg) {
+                return Err(foreign_error(cfg, pid, &serves));
             }
             ocf_debug!("no server ({}); reading pg_control", e.message());
             stopped_state(cfg, budget).map(|st| (st, None))

@@ -15,7 +15,7 @@ pub fn monitor(env: &OcfEnv) -> OcfResult {
     // which runs only where the resource was started, says what is missing (5).
     let who = match validate::installed(&cfg) {
         Ok(who) => who,
-        Err(e) if probe && instance::postmaster_alive(&cfg.datadir).is_none() => {
+        Err(e) if probe && instance::postmaster_alive(&cfg.datadir).is_none() && instance::foreign_on_socket(&cfg).is_none() => {
             ocf_info!("not running here: {}", e.reason);
             return Ok(OcfRc::NotRunning);
         }

@@ -12,6 +12,9 @@ use crate::{ocf_info, ocf_warn};
 
 pub fn promote(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
+    // The election runs in the pre-promote notification: a clone without notify=true would
+    // promote without comparing standbys (PAF refuses to run so, and so do we).
+    super::validate::check_clone(env)?;
     // A demote killed by its timeout leaves its mark (the state service would not say
     // primary after this promotion).
     crate::state::demoting::clear(cfg.pgport);
@@ -25,7 +28,7 @@ pub fn promote(env: &OcfEnv) -> OcfResult {
         State::Standby => {}
         other => return Err(OcfError::generic(format!("cannot promote: PostgreSQL is not a running standby ({other:?})"))),
     }
-    check_election(&cfg, who)?;
+    check_election(&cfg, who, env.clone_max().is_none())?;
     prepare_sync(&cfg, who)?;
     instance::pg_ctl(&cfg, who, &["promote", "-W"], cfg.timeout / 2)?;
     match instance::wait_for(&cfg, who, until, |s| *s == State::Primary)? {
@@ -61,23 +64,33 @@ fn prepare_sync(cfg: &Config, who: crate::pg::client::Identity) -> Result<(), Oc
 }
 
 /// Refuse the promotion if the pre-promote notification found it unsafe, or hand over to
-/// a standby that has more WAL.
-fn check_election(cfg: &Config, who: crate::pg::client::Identity) -> Result<(), OcfError> {
+/// a standby that has more WAL. Without its inputs (this node's name, the election's data)
+/// the promotion is refused: promoting blind may pick a standby that lacks acknowledged
+/// commits, while a refused promote is only retried. `by_hand` (not run as a clone, as
+/// `crm_resource --force-promote` does): no notification ran, the operator chose the node.
+fn check_election(cfg: &Config, who: crate::pg::client::Identity, by_hand: bool) -> Result<(), OcfError> {
     let me = match scores::local_node(cfg) {
         Ok(me) => me,
-        Err(e) => {
-            ocf_warn!("cannot tell this node's name ({}): promoting without an election", e.reason);
+        Err(e) if by_hand => {
+            ocf_warn!("cannot tell this node's name ({}): promoted by hand, without an election", e.reason);
             return Ok(());
         }
+        Err(e) => return Err(OcfError::generic(format!("cannot tell this node's name ({}): no election, no promotion", e.reason))),
     };
-    let now = Instant::now();
-    if let Some(why) = election::read(&election::attr(cfg, "cancel_switchover"), &me, now) {
+    // The notification's attributes may reach the attribute manager a moment after the
+    // notification returned: "nodes" is waited for (a little), the verdict read after it.
+    let wait = if by_hand { Instant::now() } else { Instant::now() + (cfg.timeout / 4).min(Duration::from_secs(5)) };
+    let nodes = election::read(&election::attr(cfg, "nodes"), &me, wait);
+    if let Some(why) = election::read(&election::attr(cfg, "cancel_switchover"), &me, Instant::now()) {
         election::forget(&election::attr(cfg, "cancel_switchover"));
         return Err(OcfError::generic(why));
     }
-    let Some(nodes) = election::read(&election::attr(cfg, "nodes"), &me, now) else {
-        ocf_warn!("no election data (promote without a pre-promote notification, or notify=false): promoting without comparing standbys");
-        return Ok(());
+    let Some(nodes) = nodes else {
+        if by_hand {
+            ocf_warn!("no election data (promoted by hand, without a pre-promote notification): promoting without comparing standbys");
+            return Ok(());
+        }
+        return Err(OcfError::generic("no election data from the pre-promote notification: not promoting without comparing standbys"));
     };
     let mine = notify::position(cfg, who)?;
     let until = Instant::now() + (cfg.timeout / 4).min(Duration::from_secs(5));

@@ -45,6 +45,9 @@ pub fn stop(env: &OcfEnv) -> OcfResult {
     // No identity needed: the shutdown signals the postmaster itself, and a node without
     // system_user (or without the data directory) runs nothing to stop.
     if instance::postmaster_alive(&cfg.datadir).is_none() {
+        if let Some((pid, serves)) = instance::foreign_on_socket(&cfg) {
+            return Err(instance::foreign_error(&cfg, pid, &serves));
+        }
         let st = instance::stopped_state(&cfg, cfg.timeout / 4).unwrap_or(State::Stopped { as_primary: false });
         ocf_info!("PostgreSQL is not running ({st:?}): nothing to stop");
         return Ok(OcfRc::Success);
