@@ -312,6 +312,60 @@ fn link_failures_are_errors_not_stopped() {
     assert_eq!(run(&p, "validate-all", &vip).rc, 5, "the same fault, the same code");
 }
 
+/// The address on another interface of this node than `nic` (put there by hand, or left by
+/// an older configuration) is never "stopped": monitor fails naming both interfaces, stop
+/// removes it from every interface and only then says stopped. An IPv6 link-local address
+/// on another link is another address, and is left alone.
+#[test]
+fn an_address_on_another_interface_is_never_reported_stopped() {
+    require_root!();
+    let p = Pair::new("other");
+    must(&format!("ip -n {0} link add eth1 type veth peer name eth1p && ip -n {0} link set eth1 up && ip -n {0} link set eth1p up", p.a));
+    let all = || must(&format!("ip -n {} -o addr show", p.a));
+    let on = |dev: &str, ip: &str| all().lines().any(|l| l.split_whitespace().nth(1) == Some(dev) && l.contains(&format!(" {ip}/")));
+    for (ip, prefix) in [("192.0.2.120", "24"), ("2001:db8::120", "64")] {
+        must(&format!("ip -n {} addr add {ip}/{prefix} dev eth1 nodad", p.a));
+        let vip = [("ip", ip), ("cidr_netmask", prefix), ("nic", "eth0"), ("nodad", "true")];
+        for env in [vip.to_vec(), recurring(&vip)] {
+            let r = run(&p, "monitor", &env);
+            assert_eq!(r.rc, 1, "{ip} on eth1 only: {r:?}");
+            assert!(r.stderr.contains(&format!("ocf-exit-reason:{ip} is on eth1, not on nic eth0")), "{}", r.stderr);
+        }
+        // On both: ours is on eth0, so monitor is content; stop removes both.
+        assert_eq!(run(&p, "start", &vip).rc, 0);
+        assert!(on("eth0", ip) && on("eth1", ip), "{}", all());
+        assert_eq!(run(&p, "monitor", &recurring(&vip)).rc, 0);
+        let r = run(&p, "stop", &vip);
+        assert_eq!(r.rc, 0, "{r:?}");
+        assert!(!on("eth0", ip) && !on("eth1", ip), "stop left the address: {}", all());
+        assert_eq!(run(&p, "monitor", &vip).rc, 7, "gone from every interface: stopped");
+        // On eth1 only: stop removes it there too.
+        must(&format!("ip -n {} addr add {ip}/{prefix} dev eth1 nodad", p.a));
+        assert_eq!(run(&p, "stop", &vip).rc, 0);
+        assert!(!on("eth1", ip), "{}", all());
+        // nic names an interface this node lacks while another holds the address.
+        must(&format!("ip -n {} addr add {ip}/{prefix} dev eth1 nodad", p.a));
+        let elsewhere = [("ip", ip), ("cidr_netmask", prefix), ("nic", "eth7")];
+        let r = run(&p, "monitor", &elsewhere);
+        assert_eq!(r.rc, 1, "probe, nic missing, address on eth1: {r:?}");
+        assert!(r.stderr.contains(&format!("ocf-exit-reason:{ip} is on eth1, and nic eth7 does not exist")), "{}", r.stderr);
+        assert_eq!(run(&p, "stop", &elsewhere).rc, 0);
+        assert!(!on("eth1", ip), "{}", all());
+        assert_eq!(run(&p, "monitor", &elsewhere).rc, 7);
+    }
+    // Without nic: wherever it is, it is ours; stop still removes every copy.
+    must(&format!("ip -n {0} addr add 192.0.2.121/24 dev eth1 && ip -n {0} addr add 192.0.2.121/24 dev eth0", p.a));
+    assert_eq!(run(&p, "monitor", &recurring(&[("ip", "192.0.2.121")])).rc, 0);
+    assert_eq!(run(&p, "stop", &[("ip", "192.0.2.121")]).rc, 0);
+    assert!(!all().contains(" 192.0.2.121/"), "{}", all());
+    // Link-local: eth1's fe80::120 is not eth0's.
+    must(&format!("ip -n {} addr add fe80::120/64 dev eth1 nodad", p.a));
+    let ll = [("ip", "fe80::120"), ("cidr_netmask", "64"), ("nic", "eth0")];
+    assert_eq!(run(&p, "monitor", &ll).rc, 7);
+    assert_eq!(run(&p, "stop", &ll).rc, 0);
+    assert!(on("eth1", "fe80::120"), "stop removed another link's link-local address: {}", all());
+}
+
 #[test]
 fn entry_point_codes() {
     require_root!();

@@ -4,7 +4,11 @@
 //! node's interface and the neighbours have been told (gratuitous ARP / unsolicited NA) so
 //! that traffic arrives here at once; after `stop` returns it is gone from this node; and
 //! `monitor` says which of the two is true, with an error — not "stopped" — when the
-//! answer is "configured, but not usable" (interface down, DAD failed, wrong prefix).
+//! answer is "configured, but not usable" (interface down, DAD failed, wrong prefix, on
+//! another interface than `nic`). "Stopped" (7 from monitor, 0 from stop) is only ever
+//! said when no interface of this node holds the address: Pacemaker believes it and
+//! starts the address on another node, so saying it of an address still here would put
+//! it on two nodes at once.
 //! Parameters are those of heartbeat's IPaddr2, so a resource migrates by changing its
 //! provider; the few heartbeat features we do not implement are declared in the table with
 //! how they are treated (see `docs/IPaddr2.md`).
@@ -20,6 +24,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use crate::net::announce;
+use crate::net::netlink::link_scoped;
 use crate::net::{AddrSpec, Broadcast, IfAddr, Link, Netlink};
 use crate::ocf::{main_with, Action, ActionSpec, AgentSpec, OcfEnv, OcfError, OcfRc, OcfResult, Param, ParamKind, Params, Support};
 use crate::{ocf_info, ocf_warn};
@@ -209,7 +214,7 @@ impl Config {
                 }
             }
         }
-        if ip.is_ipv6() && nic.is_none() && matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80) {
+        if nic.is_none() && link_scoped(ip) {
             return Err(bad(format!("link-local address {ip} needs the nic parameter")));
         }
 
@@ -462,63 +467,76 @@ fn detach_stdio() {
     let _ = nix::unistd::setsid();
 }
 
-/// stop: remove the address from its interface. Not there (or no such interface) is success.
+/// stop: remove the address from every interface of this node that holds it — not only
+/// from `nic` or from the interface start would choose — and check that none still does.
+/// Not on this node is success. An IPv6 link-local address is per link: only `nic`'s copy
+/// is ours there.
 pub fn stop(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
     crate::net::require_root("stop")?;
     let nl = Netlink::open()?;
-    let link = match &cfg.nic {
-        Some(name) => nl.link_by_name(name)?,
-        None => match place(&nl, &cfg) {
-            Ok(p) => Some(p.link),
-            Err(Unplaceable::System(e)) => return Err(e),
-            Err(_) => None,
-        },
+    let only = if link_scoped(cfg.ip) {
+        match nl.link_by_name(cfg.nic.as_deref().unwrap_or_default())? {
+            Some(l) => Some(l.index),
+            None => {
+                ocf_info!("{} cannot be on this node (its interface is not here): nothing to stop", cfg.ip);
+                return Ok(OcfRc::Success);
+            }
+        }
+    } else {
+        None
     };
-    let Some(link) = link else {
-        ocf_info!("{} cannot be on this node (its interface is not here): nothing to stop", cfg.ip);
-        return Ok(OcfRc::Success);
-    };
-    let mine: Vec<IfAddr> = nl.addresses_of(cfg.ip)?.into_iter().filter(|a| a.index == link.index).collect();
-    if mine.is_empty() {
-        ocf_info!("{} is not on {}: already stopped", cfg.ip, link.name);
-        return Ok(OcfRc::Success);
+    let removed = nl.remove_everywhere(cfg.ip, only)?;
+    if removed.is_empty() {
+        ocf_info!("{} is not on this node: already stopped", cfg.ip);
     }
-    for a in &mine {
-        nl.del_address(a)?;
-        ocf_info!("removed {}/{} from {}", a.ip, a.prefix, link.name);
-    }
-    if nl.addresses_of(cfg.ip)?.iter().any(|a| a.index == link.index) {
-        return Err(OcfError::generic(format!("{} is still on {} after removal", cfg.ip, link.name)));
+    for (a, name) in &removed {
+        match &cfg.nic {
+            Some(nic) if nic != name => ocf_warn!("removed {}/{} from {name}, which is not nic {nic}", a.ip, a.prefix),
+            _ => ocf_info!("removed {}/{} from {name}", a.ip, a.prefix),
+        }
     }
     Ok(OcfRc::Success)
 }
 
-/// monitor: 0 when the address is on the right interface and usable, 7 when it is not on
-/// this node, an error when it is there but broken.
+/// monitor: 0 when the address is on the right interface and usable; 7 only when no
+/// interface of this node holds it; an error when it is here but broken — including on
+/// another interface than `nic` (7 there would let Pacemaker start it on a second node
+/// while this one still answers for it).
 pub fn monitor(env: &OcfEnv, action: &str) -> OcfResult {
     let cfg = Config::from_env(env)?;
     let probe = env.is_probe(action);
     let nl = Netlink::open()?;
-    let found = nl.addresses_of(cfg.ip)?;
-    let link = match &cfg.nic {
-        Some(name) => match nl.link_by_name(name)? {
-            Some(l) => l,
-            None if probe => return Ok(OcfRc::NotRunning),
-            None => return Err(OcfError::generic(format!("interface {name} is gone"))),
-        },
-        None => {
+    let named = match &cfg.nic {
+        Some(name) => nl.link_by_name(name)?,
+        None => None,
+    };
+    // A link-local address on another link is another address.
+    let found: Vec<(IfAddr, String)> =
+        nl.holders_of(cfg.ip)?.into_iter().filter(|(a, _)| !link_scoped(cfg.ip) || named.as_ref().is_some_and(|l| l.index == a.index)).collect();
+    let link = match (&cfg.nic, named) {
+        (Some(_), Some(l)) => l,
+        (Some(name), None) => {
+            if let Some((_, other)) = found.first() {
+                return Err(OcfError::generic(format!("{} is on {other}, and nic {name} does not exist", cfg.ip)));
+            }
+            if probe {
+                return Ok(OcfRc::NotRunning);
+            }
+            return Err(OcfError::generic(format!("interface {name} is gone")));
+        }
+        (None, _) => {
             // Without nic, the address is wherever it is (start chose by route).
-            let Some(a) = found.first() else { return Ok(OcfRc::NotRunning) };
+            let Some((a, name)) = found.first() else { return Ok(OcfRc::NotRunning) };
             match nl.link_by_index(a.index)? {
                 Some(l) => l,
-                None => return Ok(OcfRc::NotRunning),
+                None => return Err(OcfError::generic(format!("{} is on {name}, which vanished while it was checked", cfg.ip))),
             }
         }
     };
-    let Some(addr) = found.iter().find(|a| a.index == link.index) else {
-        if !found.is_empty() {
-            ocf_warn!("{} is configured on another interface than {}", cfg.ip, link.name);
+    let Some(addr) = found.iter().map(|(a, _)| a).find(|a| a.index == link.index) else {
+        if let Some((_, other)) = found.first() {
+            return Err(OcfError::generic(format!("{} is on {other}, not on nic {}", cfg.ip, link.name)));
         }
         return Ok(OcfRc::NotRunning);
     };

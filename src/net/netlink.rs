@@ -131,6 +131,12 @@ fn addr_from(msg: AddressMessage) -> Option<IfAddr> {
     Some(IfAddr { index: msg.header.index, ip: local.or(address)?, prefix: msg.header.prefix_len, flags, label })
 }
 
+/// Whether `ip` only means something on one link (IPv6 link-local, fe80::/10): the same
+/// address on two interfaces is two addresses, so only the configured interface's counts.
+pub fn link_scoped(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
+}
+
 /// Whether `net/prefix` contains `ip`.
 pub fn covers(net: IpAddr, prefix: u8, ip: IpAddr) -> bool {
     match (net, ip) {
@@ -196,6 +202,35 @@ impl Netlink {
     /// Every address equal to `ip`, on any interface.
     pub fn addresses_of(&self, ip: IpAddr) -> Result<Vec<IfAddr>, OcfError> {
         Ok(self.addresses(None)?.into_iter().filter(|a| a.ip == ip).collect())
+    }
+
+    /// Every address equal to `ip`, on any interface, each with its interface's name (for
+    /// messages that must name where the address is).
+    pub fn holders_of(&self, ip: IpAddr) -> Result<Vec<(IfAddr, String)>, OcfError> {
+        self.addresses_of(ip)?.into_iter().map(|a| Ok((a.clone(), self.link_name(a.index)?))).collect()
+    }
+
+    /// The name of interface `index`, or `#index` when it has none (gone meanwhile).
+    pub fn link_name(&self, index: u32) -> Result<String, OcfError> {
+        Ok(self.link_by_index(index)?.map(|l| l.name).filter(|n| !n.is_empty()).unwrap_or_else(|| format!("#{index}")))
+    }
+
+    /// Remove `ip` from every interface of this node that holds it, whatever its prefix
+    /// (or from interface `only`), then read the addresses again. Why every interface: a
+    /// stop that removes the address from one interface and says "stopped" while another
+    /// still holds it lets Pacemaker start it on a second node — two nodes answering for
+    /// one address. Returns what was removed (with the interface's name); an error naming
+    /// the interface when one still holds the address afterwards.
+    pub fn remove_everywhere(&self, ip: IpAddr, only: Option<u32>) -> Result<Vec<(IfAddr, String)>, OcfError> {
+        let mine = |a: &IfAddr| only.is_none_or(|i| a.index == i);
+        let found: Vec<(IfAddr, String)> = self.holders_of(ip)?.into_iter().filter(|(a, _)| mine(a)).collect();
+        for (a, _) in &found {
+            self.del_address(a)?;
+        }
+        if let Some(left) = self.addresses_of(ip)?.into_iter().find(|a| mine(a)) {
+            return Err(OcfError::generic(format!("{ip} is still on {} after removal", self.link_name(left.index)?)));
+        }
+        Ok(found)
     }
 
     /// The addresses of one interface (or of all).
@@ -348,5 +383,12 @@ mod tests {
         assert!(!covers("2001:db8::".parse().unwrap(), 64, "2001:db9::5".parse().unwrap()));
         assert!(!covers(n, 24, "2001:db8::5".parse().unwrap()));
         assert!(!covers(n, 33, "192.0.2.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn link_scope() {
+        assert!(link_scoped("fe80::1".parse().unwrap()) && link_scoped("febf::1".parse().unwrap()));
+        assert!(!link_scoped("fec0::1".parse().unwrap()) && !link_scoped("2001:db8::1".parse().unwrap()));
+        assert!(!link_scoped("169.254.1.1".parse().unwrap()));
     }
 }
