@@ -3,7 +3,7 @@
 //! between two instances through two route tables (created where missing, replaced where
 //! another instance holds them), a route another actor changed, the fault proxy
 //! (throttling, 5xx, garbage, a denied ReplaceRoute, a role STS refuses), routing_table_role,
-//! bad input, ocf-tester.
+//! the address on another interface of the node, bad input, ocf-tester.
 
 #[path = "common/aws.rs"]
 mod aws;
@@ -90,13 +90,17 @@ fn the_overlay_address_follows_the_routes_between_two_instances() {
     assert!(a.requests() - before <= 2, "a start with every route in place rewrote routes ({} requests)", a.requests() - before);
 
     // Start on B: the routes replaced, the address on B; A still has it on eth0 but is no
-    // longer routed: a probe or monapi says "not running", a plain recurring monitor looks
-    // at the address only (as heartbeat's).
+    // longer routed: a probe or monapi says so with an error — never "not running" while
+    // the address is configured on A (Pacemaker would leave it there) — and a plain
+    // recurring monitor looks at the address only (as heartbeat's).
     expect(&b.agent(agent, "start", &res), 0, "start on B");
     assert_eq!(targets(&cloud, &tables), vec![Some(ib.eni.clone()); 2]);
     assert!(has_ip(&b));
-    expect(&a.agent(agent, "monitor", &probe), 7, "probe on A, routed to B");
-    expect(&a.agent(agent, "monitor", &monapi), 7, "monapi monitor on A, routed to B");
+    for (env, what) in [(&probe[..], "probe"), (&monapi[..], "monapi monitor")] {
+        let r = a.agent(agent, "monitor", env);
+        expect(&r, 1, &format!("{what} on A, routed to B, the address still on A"));
+        assert!(r.stderr.contains(&format!("ocf-exit-reason:{IP} is on eth0 but {} holds a route to {}", tables[0], ib.eni)), "{}", r.stderr);
+    }
     expect(&a.agent(agent, "monitor", &recurring), 0, "plain monitor on A (address still there)");
     expect(&a.agent(agent, "stop", &res), 0, "stop on A");
     assert!(!has_ip(&a), "stop removed the address");
@@ -117,8 +121,8 @@ fn the_overlay_address_follows_the_routes_between_two_instances() {
             .expect("ReplaceRoute")
     });
     let r = b.agent(agent, "monitor", &probe);
-    expect(&r, 7, "probe on B with a table changed behind its back");
-    assert!(r.stderr.contains(&tables[1]) && r.stderr.contains(&ia.eni), "the warning names the table and its target: {}", r.stderr);
+    expect(&r, 1, "probe on B with a table changed behind its back");
+    assert!(r.stderr.contains(&tables[1]) && r.stderr.contains(&ia.eni), "the reason names the table and its target: {}", r.stderr);
     expect(&b.agent(agent, "start", &res), 0, "start on B mends it");
     assert_eq!(targets(&cloud, &tables), vec![Some(ib.eni.clone()); 2]);
 
@@ -129,6 +133,56 @@ fn the_overlay_address_follows_the_routes_between_two_instances() {
         "probe by ENI",
     );
     expect(&b.agent(agent, "stop", &res), 0, "stop on B");
+}
+
+/// The address configured on another interface of the node than `interface` — or while
+/// `interface` does not exist — is never "not running" (Pacemaker would start it on a
+/// second node and leave it here): monitor fails naming both; stop removes it from every
+/// interface.
+#[test]
+fn an_address_on_another_interface_is_never_reported_stopped() {
+    skip_unless_possible!("aws-vpc-move-ip");
+    let cloud = Cloud::new();
+    let ia = cloud.instance("node1", "192.0.2.31");
+    let a = node("rt-o", &ia);
+    common::must(&format!("ip -n {0} link add eth1 type veth peer name eth1p && ip -n {0} link set eth1 up && ip -n {0} link set eth1p up", a.ns));
+    let tables = route_tables(&cloud, 1);
+    let list = leak(tables.join(","));
+    let res = [("ip", IP), ("routing_table", list)];
+    let probe = [("ip", IP), ("routing_table", list), ("OCF_RESKEY_CRM_meta_interval", "0")];
+    let recurring = [("ip", IP), ("routing_table", list), ("OCF_RESKEY_CRM_meta_interval", "60000")];
+    let agent = "aws-vpc-move-ip";
+    let on_eth1 = || common::must(&format!("ip -n {} -o addr show dev eth1", a.ns)).contains(&format!("{IP}/32"));
+
+    // Started here (routes to A), then the address also put on eth1, and taken off eth0.
+    expect(&a.agent(agent, "start", &res), 0, "start on A");
+    common::must(&format!("ip -n {0} addr add {IP}/32 dev eth1 && ip -n {0} addr del {IP}/32 dev eth0", a.ns));
+    for (env, what) in [(&probe[..], "probe"), (&recurring[..], "monitor")] {
+        let r = a.agent(agent, "monitor", env);
+        expect(&r, 1, &format!("{what} with the address on eth1 only"));
+        assert!(r.stderr.contains(&format!("ocf-exit-reason:{IP} is on eth1, not on interface eth0")), "{}", r.stderr);
+    }
+    expect(&a.agent(agent, "stop", &res), 0, "stop");
+    assert!(!has_ip(&a) && !on_eth1(), "stop left the address on this node");
+    expect(&a.agent(agent, "monitor", &probe), 7, "gone from every interface: not running");
+
+    // On both interfaces: stop removes both.
+    expect(&a.agent(agent, "start", &res), 0, "start again");
+    common::must(&format!("ip -n {} addr add {IP}/32 dev eth1", a.ns));
+    expect(&a.agent(agent, "monitor", &recurring), 0, "on eth0 (and eth1)");
+    expect(&a.agent(agent, "stop", &res), 0, "stop");
+    assert!(!has_ip(&a) && !on_eth1(), "stop left the address on this node");
+
+    // `interface` missing on this node while eth1 holds the address: an error even on a
+    // probe, and stop still removes it.
+    common::must(&format!("ip -n {} addr add {IP}/32 dev eth1", a.ns));
+    let missing = [("ip", IP), ("routing_table", list), ("interface", "eth9"), ("OCF_RESKEY_CRM_meta_interval", "0")];
+    let r = a.agent(agent, "monitor", &missing);
+    expect(&r, 1, "probe, interface missing, address on eth1");
+    assert!(r.stderr.contains(&format!("ocf-exit-reason:{IP} is on eth1, and interface eth9 does not exist")), "{}", r.stderr);
+    expect(&a.agent(agent, "stop", &[("ip", IP), ("routing_table", list), ("interface", "eth9")]), 0, "stop, interface missing");
+    assert!(!on_eth1(), "stop left the address on eth1");
+    expect(&a.agent(agent, "monitor", &missing), 7, "probe, interface missing, address nowhere");
 }
 
 #[test]

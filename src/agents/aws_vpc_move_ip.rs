@@ -9,11 +9,15 @@
 //! What the cluster expects from it:
 //! * start: every table routes the address here — the route replaced, or created where the
 //!   table has none — checked until EC2 shows it, then the address added locally;
-//! * stop: the local address removed; the routes are left (the next start elsewhere
-//!   replaces them, as heartbeat's agent does);
+//! * stop: the address removed from every interface of this node that holds it, and
+//!   checked gone; the routes are left (the next start elsewhere replaces them, as
+//!   heartbeat's agent does);
 //! * monitor: the local address; and on a probe, or always with `monapi=true`, that every
-//!   table routes it here (a route another actor changed is "not running here": 7). EC2
-//!   failures are errors, never "not running" (src/aws);
+//!   table routes it here. 7 ("not running") only when no interface of this node holds
+//!   the address: Pacemaker then starts it elsewhere and never stops it here, so an
+//!   address held here — on another interface, or while a table routes it elsewhere — is
+//!   an error, which makes Pacemaker stop it here first. EC2 failures are errors too,
+//!   never "not running" (src/aws);
 //! * one DescribeRouteTables for all the tables (heartbeat makes one per table, with a
 //!   `sleep 1` after each), no AWS CLI, no curl: IMDSv2 gives the interface's ENI.
 
@@ -281,36 +285,51 @@ pub fn start(env: &OcfEnv) -> OcfResult {
     Ok(OcfRc::Success)
 }
 
-/// stop: the address off the interface; the routes stay (the next start replaces them).
+/// stop: the address off every interface of this node that holds it (not only
+/// `interface`), checked gone; the routes stay (the next start replaces them).
 pub fn stop(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
     require_root("stop")?;
     let nl = Netlink::open()?;
-    let link = match nl.link_by_name(&cfg.interface)? {
-        Some(l) => l,
-        None => return Ok(OcfRc::Success), // no such interface: the address cannot be here
-    };
-    for a in nl.addresses(Some(link.index))?.into_iter().filter(|a| a.ip == IpAddr::V4(cfg.ip)) {
-        nl.del_address(&a)?;
-        ocf_info!("removed {}/{} from {}", cfg.ip, a.prefix, link.name);
+    for (a, name) in nl.remove_everywhere(IpAddr::V4(cfg.ip), None)? {
+        if name == cfg.interface {
+            ocf_info!("removed {}/{} from {name}", cfg.ip, a.prefix);
+        } else {
+            ocf_warn!("removed {}/{} from {name}, which is not interface {}", cfg.ip, a.prefix, cfg.interface);
+        }
     }
     Ok(OcfRc::Success)
 }
 
 /// monitor: the address on the interface; on a probe or with monapi, the routes too.
+/// 7 only when no interface of this node holds the address: held on another interface,
+/// or held while a table routes it elsewhere, is an error — "not running" would let
+/// Pacemaker start it on a second node and leave it configured here.
 pub fn monitor(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
+    let probe = env.is_probe("monitor");
     let nl = Netlink::open()?;
-    let (link, present) = match local(&nl, &cfg) {
-        Ok(v) => v,
-        // A probe on a node without the interface: not running here.
-        Err(e) if e.rc == OcfRc::ErrInstalled && env.is_probe("monitor") => return Ok(OcfRc::NotRunning),
-        Err(e) => return Err(e),
+    let found = nl.holders_of(IpAddr::V4(cfg.ip))?;
+    let link = match nl.link_by_name(&cfg.interface)? {
+        Some(l) => l,
+        None => {
+            if let Some((_, other)) = found.first() {
+                return Err(OcfError::generic(format!("{} is on {other}, and interface {} does not exist", cfg.ip, cfg.interface)));
+            }
+            // A probe on a node without the interface: not running here.
+            if probe {
+                return Ok(OcfRc::NotRunning);
+            }
+            return Err(OcfError::installed(format!("interface {} does not exist on this node", cfg.interface)));
+        }
     };
-    if present.is_none() {
+    if !found.iter().any(|(a, _)| a.index == link.index) {
+        if let Some((_, other)) = found.first() {
+            return Err(OcfError::generic(format!("{} is on {other}, not on interface {}", cfg.ip, link.name)));
+        }
         return Ok(OcfRc::NotRunning);
     }
-    if !(cfg.monapi || env.is_probe("monitor")) {
+    if !(cfg.monapi || probe) {
         return Ok(OcfRc::Success);
     }
     let deadline = Deadline::for_action(env, Duration::from_secs(30));
@@ -320,8 +339,7 @@ pub fn monitor(env: &OcfEnv) -> OcfResult {
         let now = routes(&s, &cfg).await?;
         let off = elsewhere(&now, &me, cfg.lookup);
         if let Some((t, what)) = off.first() {
-            ocf_warn!("{} is on {} but {t} holds {what}: not routed here", cfg.ip, link.name);
-            return Ok(OcfRc::NotRunning);
+            return Err(OcfError::generic(format!("{} is on {} but {t} holds {what}: not routed here", cfg.ip, link.name)));
         }
         Ok(OcfRc::Success)
     })?
