@@ -942,3 +942,99 @@ fn a_postgres_that_does_not_answer_costs_each_action_its_timeout_at_most() {
     assert_eq!(f.rc(p, "monitor"), 0, "answers again");
     assert_eq!(f.rc(p, "stop"), 0);
 }
+
+/// `pgsql-state ACTION` with no PostgreSQL at all (the service waits for one): HA_RSCTMP
+/// and the socket directory in `dir`, no HTTP, no crash reports, a 4 s operation timeout.
+fn bare_state(dir: &Path, action: &str) -> (i32, String) {
+    let o = Command::new(common::agent("pgsql-state"))
+        .arg(action)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("OCF_RESOURCE_INSTANCE", "pgsql-state:0")
+        .env("HA_LOGFACILITY", "none")
+        .env("HA_RSCTMP", dir)
+        .env("OCF_RESKEY_pghost", dir)
+        .env("OCF_RESKEY_pgport", "5999")
+        .env("OCF_RESKEY_http_port", "0")
+        .env("OCF_RESKEY_crash_reports", "false")
+        .env("OCF_RESKEY_CRM_meta_timeout", "4000")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    let reasons: Vec<&str> = err.lines().filter_map(|l| l.strip_prefix("ocf-exit-reason:")).collect();
+    assert!(reasons.len() <= 1 && reasons.iter().all(|r| !r.is_empty() && r.len() <= 128), "{action}: {err}");
+    (o.status.code().unwrap_or(-1), err)
+}
+
+/// The state of process `pid` ('R', 'S', 'T', 'Z'…), None once it is reaped.
+fn proc_state(pid: i32) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s.rsplit_once(')')?.1.split_whitespace().next()?.chars().next()
+}
+
+/// The stop of pgsql-state ends the service for real and never anything else: a service
+/// that ignores SIGTERM (stopped with SIGSTOP) is killed and stop waits until it is gone
+/// (a zombie, or reaped); a pid file naming a pid now used by another program — or by the
+/// service, but with another start time — is "not running" and nothing is signalled.
+#[test]
+fn state_service_stop_kills_only_the_service_and_waits_for_it() {
+    if !nix::unistd::geteuid().is_root() || !sh("id postgres").status.success() {
+        eprintln!("skipped: needs root and the postgres user");
+        return;
+    }
+    let dir = common::TempDir::new("state-stop");
+    let pidfile = dir.path("paceline-state-pgsql-state.pid");
+    let recorded = || -> (i32, u64) {
+        let text = std::fs::read_to_string(&pidfile).unwrap();
+        let mut w = text.split_whitespace();
+        (w.next().unwrap().parse().unwrap(), w.next().expect("a start time in the pid file").parse().unwrap())
+    };
+
+    assert_eq!(bare_state(&dir.0, "monitor").0, 7);
+    assert_eq!(bare_state(&dir.0, "start").0, 0);
+    assert_eq!(bare_state(&dir.0, "monitor").0, 0);
+    let (pid, started) = recorded();
+    // Should an assertion fail, the service this test started does not outlive it.
+    struct KillOnDrop(i32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            if std::fs::read(format!("/proc/{}/cmdline", self.0)).is_ok_and(|c| c.starts_with(b"pgsql-state\0serve")) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+    let _service = KillOnDrop(pid);
+
+    // A pid file older than the process it names (the start time differs): not the
+    // service, and stop leaves the process alone.
+    std::fs::write(&pidfile, format!("{pid} {}\n", started + 1)).unwrap();
+    assert_eq!(bare_state(&dir.0, "monitor").0, 7, "a stale pid file taken for the service");
+    assert_eq!(bare_state(&dir.0, "stop").0, 0);
+    assert!(matches!(proc_state(pid), Some(s) if s != 'Z'), "stop signalled a process the pid file no longer names");
+    std::fs::write(&pidfile, format!("{pid} {started}\n")).unwrap();
+
+    // A service that does not end on SIGTERM: SIGKILL before the deadline, and stop
+    // returns only once the process is gone.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let t = std::time::Instant::now();
+    let (rc, err) = bare_state(&dir.0, "stop");
+    assert_eq!(rc, 0, "{err}");
+    assert!(t.elapsed() >= std::time::Duration::from_secs(1), "SIGTERM was given its time: {:?}", t.elapsed());
+    assert!(matches!(proc_state(pid), None | Some('Z')), "stop returned while the service runs: {:?}", proc_state(pid));
+    assert!(!pidfile.exists());
+    assert_eq!(bare_state(&dir.0, "monitor").0, 7);
+
+    // The pid file names a pid the kernel gave to another program (old and new format).
+    let mut other = Command::new("sleep").arg("30").spawn().unwrap();
+    let opid = other.id() as i32;
+    let ostart = std::fs::read_to_string(format!("/proc/{opid}/stat")).unwrap().rsplit_once(')').unwrap().1.split_whitespace().nth(19).unwrap().to_owned();
+    for text in [format!("{opid}\n"), format!("{opid} {ostart}\n")] {
+        std::fs::write(&pidfile, &text).unwrap();
+        assert_eq!(bare_state(&dir.0, "monitor").0, 7, "{text:?}");
+        assert_eq!(bare_state(&dir.0, "stop").0, 0, "{text:?}");
+        assert_eq!(other.try_wait().unwrap(), None, "stop killed an unrelated process ({text:?})");
+    }
+    other.kill().unwrap();
+    other.wait().unwrap();
+    assert_eq!(bare_state(&dir.0, "stop").0, 0, "stop is idempotent");
+}

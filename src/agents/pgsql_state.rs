@@ -3,18 +3,25 @@
 //! A clone of this agent keeps one service process per node: `start` launches it in its
 //! own session (so it outlives the action) and returns once it runs, `monitor` says
 //! whether it still does (7 when it is gone: Pacemaker restarts it), `stop` ends it with
-//! SIGTERM, then SIGKILL at the stop's deadline. The service reads the local PostgreSQL
-//! through the same connection parameters as the pgsqlms resource (system_user, pghost,
-//! pgport: one shared parameter group), so both resources take the same values.
+//! SIGTERM, then SIGKILL near the stop's deadline, and returns success only once the
+//! process is gone (a zombie is gone: it runs no code) — a stop that says "stopped" of a
+//! live service would let a restart or reload start a second one beside it. The service
+//! reads the local PostgreSQL through the same connection parameters as the pgsqlms
+//! resource (system_user, pghost, pgport: one shared parameter group), so both resources
+//! take the same values.
 //!
-//! The process is found again through a pid file in `$HA_RSCTMP`, checked against
-//! `/proc/<pid>/cmdline`, so a recycled pid is never taken for the service (nor killed).
+//! The process is found again through a pid file in `$HA_RSCTMP` that records its pid and
+//! its start time (`/proc/<pid>/stat`): the kernel reuses pids, and a (pid, start time)
+//! pair names one process for good. Its executable and command line are checked too. So a
+//! stale pid file naming a pid since given to another program is never taken for the
+//! service, nor signalled; signals go through a pidfd opened before that check, so the
+//! pid cannot change hands between the check and the kill.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::agents::pgsqlms;
-use crate::ocf::{main_with, Action, ActionSpec, AgentSpec, OcfEnv, OcfError, OcfRc, OcfResult, Param, ParamKind, Params};
+use crate::ocf::{main_with, Action, ActionSpec, AgentSpec, Deadline, OcfEnv, OcfError, OcfRc, OcfResult, Param, ParamKind, Params};
 use crate::state::http::Endpoints;
 use crate::state::serve::{self, Settings};
 use crate::{ocf_info, ocf_warn};
@@ -148,20 +155,136 @@ impl Config {
     }
 }
 
-/// The service's pid, if the pid file names a live process of ours.
-fn running(cfg: &Config) -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(&cfg.pidfile).ok()?.trim().parse().ok()?;
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+/// The service process as the pid file records it: pid and start time (clock ticks after
+/// boot; `None` in a pid file written before start times were recorded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Service {
+    pid: i32,
+    started: Option<u64>,
+}
+
+impl Service {
+    /// The pid file's text.
+    fn line(&self) -> String {
+        match self.started {
+            Some(t) => format!("{} {t}\n", self.pid),
+            None => format!("{}\n", self.pid),
+        }
+    }
+
+    fn parse(text: &str) -> Option<Service> {
+        let mut words = text.split_whitespace();
+        let pid: i32 = words.next()?.parse().ok().filter(|p| *p > 0)?;
+        let started = match words.next() {
+            Some(w) => Some(w.parse().ok()?),
+            None => None,
+        };
+        Some(Service { pid, started })
+    }
+}
+
+/// State letter and start time of process `pid` (fields 3 and 22 of `/proc/<pid>/stat`).
+fn proc_stat(pid: i32) -> Option<(char, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count after the last ')'.
+    let fields: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
+    Some((fields.first()?.chars().next()?, fields.get(19)?.parse().ok()?))
+}
+
+/// The file name of an executable path, without the " (deleted)" the kernel appends once
+/// the file was replaced (paceline reinstalled under a running service).
+fn exe_name(path: &std::path::Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    Some(name.strip_suffix(" (deleted)").unwrap_or(name).to_owned())
+}
+
+/// Whether `svc` is a live process (not a zombie: it runs no code) that is our service:
+/// the start time the pid file recorded, this agent's executable (paceline's multi-call
+/// binary), and the command line start gave it (`pgsql-state serve`).
+fn is_service(svc: Service) -> bool {
+    let Some((state, started)) = proc_stat(svc.pid) else { return false };
+    if state == 'Z' || svc.started.is_some_and(|t| t != started) {
+        return false;
+    }
+    let Ok(cmdline) = std::fs::read(format!("/proc/{}/cmdline", svc.pid)) else { return false };
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    let ours = args.get(1).is_some_and(|a| *a == SERVE.as_bytes()) && args.first().is_some_and(|a| a.ends_with(SPEC.name.as_bytes()));
-    // Gone between the two reads counts as not running.
-    (ours && pgsqlms::zombie(pid) == Some(false)).then_some(pid)
+    let cmd_ours = args.get(1).is_some_and(|a| *a == SERVE.as_bytes()) && args.first().is_some_and(|a| a.ends_with(SPEC.name.as_bytes()));
+    let theirs = std::fs::read_link(format!("/proc/{}/exe", svc.pid)).ok();
+    let exe_ours = match (theirs.as_deref().and_then(exe_name), std::env::current_exe().ok().as_deref().and_then(exe_name)) {
+        (Some(t), Some(o)) => t == o,
+        _ => false,
+    };
+    // Read last: a process that exited meanwhile is not running.
+    cmd_ours && exe_ours && proc_stat(svc.pid).is_some_and(|(s, t)| s != 'Z' && t == started)
+}
+
+/// The service, if the pid file names a live process that is ours (with its start time
+/// filled in when the pid file is an old one without it).
+fn running(cfg: &Config) -> Option<Service> {
+    let mut svc = Service::parse(&std::fs::read_to_string(&cfg.pidfile).ok()?)?;
+    if svc.started.is_none() {
+        svc.started = proc_stat(svc.pid).map(|(_, t)| t);
+    }
+    is_service(svc).then_some(svc)
+}
+
+/// A handle that signals the service and nothing else: a pidfd (Linux 5.3) opened before
+/// the identity check, so a pid reused after the check cannot receive the signal; `kill`
+/// where pidfd_open is missing.
+struct Handle {
+    svc: Service,
+    fd: Option<std::os::fd::OwnedFd>,
+}
+
+impl Handle {
+    /// None when `svc` is not (or no longer) the service.
+    fn open(svc: Service) -> Option<Handle> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: pidfd_open takes a pid and flags, returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, svc.pid, 0) };
+        let fd = if fd >= 0 {
+            // SAFETY: the descriptor was just returned to us and is owned by nothing else.
+            Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+        } else if std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+            return None;
+        } else {
+            None
+        };
+        is_service(svc).then_some(Handle { svc, fd })
+    }
+
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        use std::os::fd::AsRawFd;
+        match &self.fd {
+            // SAFETY: a pidfd we own, a valid signal number, no siginfo, no flags.
+            Some(fd) => unsafe {
+                libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), sig as libc::c_int, std::ptr::null::<libc::siginfo_t>(), 0);
+            },
+            None => {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.svc.pid), sig);
+            }
+        }
+    }
+
+    /// Poll until the service is gone (exited, a zombie, or its pid another process now),
+    /// or `until`: whether it is gone.
+    fn gone_by(&self, until: Instant) -> bool {
+        loop {
+            if !is_service(self.svc) {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 fn start(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
-    if let Some(pid) = running(&cfg) {
-        ocf_info!("already running (pid {pid})");
+    if let Some(svc) = running(&cfg) {
+        ocf_info!("already running (pid {})", svc.pid);
         return Ok(OcfRc::Success);
     }
     let exe = std::env::current_exe().map_err(|e| OcfError::installed(format!("cannot find this agent's binary: {e}")))?;
@@ -183,7 +306,9 @@ fn start(env: &OcfEnv) -> OcfResult {
     }
     let mut child = cmd.spawn().map_err(|e| OcfError::generic(format!("cannot start the state service: {e}")))?;
     let pid = child.id() as i32;
-    std::fs::write(&cfg.pidfile, format!("{pid}\n")).map_err(|e| OcfError::generic(format!("cannot write {}: {e}", cfg.pidfile.display())))?;
+    // The child is ours and not reaped yet: its start time is readable (set at fork, kept by exec).
+    let svc = Service { pid, started: proc_stat(pid).map(|(_, t)| t) };
+    std::fs::write(&cfg.pidfile, svc.line()).map_err(|e| OcfError::generic(format!("cannot write {}: {e}", cfg.pidfile.display())))?;
     // A service that cannot run exits at once: give it that moment to say so.
     let until = Instant::now() + Duration::from_millis(150);
     while Instant::now() < until {
@@ -202,26 +327,43 @@ fn monitor(env: &OcfEnv) -> OcfResult {
     Ok(if running(&cfg).is_some() { OcfRc::Success } else { OcfRc::NotRunning })
 }
 
+/// stop: SIGTERM, then SIGKILL when the service has not ended a moment before the
+/// deadline; success only once it is gone. Still there at the deadline (a process stuck
+/// in the kernel, which no signal ends) is OCF_ERR_GENERIC, and the pid file is kept so
+/// that the next monitor still sees it.
 fn stop(env: &OcfEnv) -> OcfResult {
-    use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
+    use nix::sys::signal::Signal;
     let cfg = Config::from_env(env)?;
-    let Some(pid) = running(&cfg) else {
+    let deadline = Deadline::for_timeout(cfg.timeout);
+    let Some(handle) = running(&cfg).and_then(Handle::open) else {
         let _ = std::fs::remove_file(&cfg.pidfile);
         return Ok(OcfRc::Success);
     };
-    let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-    let until = Instant::now() + cfg.timeout.saturating_sub(Duration::from_secs(2)).max(Duration::from_secs(1));
-    while running(&cfg).is_some() && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    if running(&cfg).is_some() {
-        ocf_warn!("the state service (pid {pid}) did not stop on SIGTERM: killing it");
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    end(&handle, deadline, Signal::SIGKILL)?;
     let _ = std::fs::remove_file(&cfg.pidfile);
+    ocf_info!("state service stopped (pid {})", handle.svc.pid);
     Ok(OcfRc::Success)
+}
+
+/// End the service: SIGTERM, then `kill` (SIGKILL; a test passes one the process ignores
+/// to stand for a process that no signal ends) when it has not ended a moment before
+/// `deadline`, then wait for it to be gone until `deadline`.
+fn end(handle: &Handle, deadline: Deadline, kill: nix::sys::signal::Signal) -> Result<(), OcfError> {
+    let pid = handle.svc.pid;
+    handle.signal(nix::sys::signal::Signal::SIGTERM);
+    // Kept for the kill to take effect: a second, or half of what is left.
+    let reserve = Duration::from_secs(1).min(deadline.remaining() / 2);
+    let term_until = deadline.end().checked_sub(reserve).unwrap_or_else(Instant::now);
+    if handle.gone_by(term_until) {
+        return Ok(());
+    }
+    ocf_warn!("the state service (pid {pid}) did not stop on SIGTERM: sending {kill}");
+    handle.signal(kill);
+    if handle.gone_by(deadline.end()) {
+        return Ok(());
+    }
+    let state = proc_stat(pid).map_or('?', |(s, _)| s);
+    Err(OcfError::generic(format!("the state service (pid {pid}, state {state}) is still there after {kill}")))
 }
 
 #[cfg(test)]
@@ -254,6 +396,112 @@ mod tests {
             let e = Config::from_env(&env(case)).err().unwrap_or_else(|| panic!("{case:?} accepted"));
             assert_eq!(e.rc, OcfRc::ErrConfigured, "{case:?}: {}", e.reason);
         }
+    }
+
+    #[test]
+    fn pid_file_lines() {
+        let svc = Service { pid: 42, started: Some(123456) };
+        assert_eq!(Service::parse(&svc.line()), Some(svc));
+        // Written by an older paceline: the pid alone.
+        assert_eq!(Service::parse("42\n"), Some(Service { pid: 42, started: None }));
+        for bad in ["", "x", "0", "-1", "42 soon", "  "] {
+            assert_eq!(Service::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    /// A stand-in for the service that the tests below run as a child: this test binary
+    /// (the same executable as the tests, as the agent is for the service) with the
+    /// service's command line, `pgsql-state serve` — libtest takes `serve` as a name filter
+    /// matching no test and runs this one — ignoring SIGTERM, as a hung service would.
+    #[test]
+    #[ignore = "run by other tests as a child process"]
+    fn stand_in_service() {
+        if std::env::var_os("PACELINE_STAND_IN").is_none() {
+            return;
+        }
+        // SAFETY: SIG_IGN installs no handler.
+        unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGTERM, nix::sys::signal::SigHandler::SigIgn) }.unwrap();
+        std::thread::sleep(Duration::from_secs(60));
+    }
+
+    /// Start the stand-in; returns the child (to reap) and its recorded identity.
+    fn stand_in() -> (std::process::Child, Service) {
+        use std::os::unix::process::CommandExt;
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .arg0("/usr/lib/ocf/resource.d/paceline/pgsql-state")
+            .args([SERVE, "agents::pgsql_state::tests::stand_in_service", "--exact", "--ignored", "--test-threads=1", "-q"])
+            .env("PACELINE_STAND_IN", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let svc = Service { pid, started: proc_stat(pid).map(|(_, t)| t) };
+        // Until it has installed SIG_IGN: its SigIgn mask in /proc has SIGTERM (15: bit 14).
+        let t = Instant::now();
+        let ignores_term = || {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix("SigIgn:"))
+                .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+                .is_some_and(|m| m & (1 << 14) != 0)
+        };
+        while !ignores_term() {
+            assert!(t.elapsed() < Duration::from_secs(10), "the stand-in did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (child, svc)
+    }
+
+    #[test]
+    fn a_reused_pid_is_not_the_service_nor_signalled() {
+        let (mut child, svc) = stand_in();
+        assert!(is_service(svc), "the stand-in passes for the service");
+        // The same pid with another start time: the pid file is older than this process.
+        let stale = Service { started: svc.started.map(|t| t + 1), ..svc };
+        assert!(!is_service(stale) && Handle::open(stale).is_none());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // A live program of another executable under a pid file's pid, old format or new.
+        let mut other = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = other.id() as i32;
+        for svc in [Service { pid, started: None }, Service { pid, started: proc_stat(pid).map(|(_, t)| t) }] {
+            assert!(!is_service(svc), "{svc:?}");
+            assert!(Handle::open(svc).is_none(), "{svc:?}: would be signalled");
+        }
+        assert_eq!(other.try_wait().unwrap(), None, "sleep was killed");
+        other.kill().unwrap();
+        other.wait().unwrap();
+    }
+
+    #[test]
+    fn end_waits_for_the_kill_and_takes_a_zombie_for_gone() {
+        let (mut child, svc) = stand_in();
+        let handle = Handle::open(svc).expect("the stand-in");
+        let t = Instant::now();
+        // SIGTERM is ignored: SIGKILL one second before the deadline; the child then stays a
+        // zombie (this test reaps it only afterwards), which is gone.
+        end(&handle, Deadline::after(Duration::from_secs(3)), nix::sys::signal::Signal::SIGKILL).unwrap();
+        assert!(t.elapsed() >= Duration::from_millis(1500), "gave SIGTERM its time: {:?}", t.elapsed());
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        assert_eq!(proc_stat(svc.pid).map(|(s, _)| s), Some('Z'), "a zombie until reaped");
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn end_fails_at_the_deadline_while_the_process_is_there() {
+        let (mut child, svc) = stand_in();
+        let handle = Handle::open(svc).expect("the stand-in");
+        let t = Instant::now();
+        // A signal it ignores stands for a process that SIGKILL cannot end (stuck in the kernel).
+        let e = end(&handle, Deadline::after(Duration::from_secs(2)), nix::sys::signal::Signal::SIGTERM).unwrap_err();
+        assert_eq!(e.rc, OcfRc::ErrGeneric);
+        assert!(e.reason.contains(&format!("pid {}", svc.pid)) && e.reason.contains("still there"), "{}", e.reason);
+        assert!(t.elapsed() >= Duration::from_secs(2) && t.elapsed() < Duration::from_secs(3), "bounded by the deadline: {:?}", t.elapsed());
+        assert!(is_service(svc), "still running");
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     #[test]
