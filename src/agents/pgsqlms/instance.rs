@@ -194,8 +194,29 @@ pub fn server_fatal(cfg: &Config, from: u64) -> Option<String> {
     f.seek(SeekFrom::Start(from)).ok()?;
     let mut text = String::new();
     f.take(1 << 20).read_to_string(&mut text).ok()?;
-    text.lines().rev().find_map(|l| ["FATAL:", "PANIC:"].iter().find_map(|k| l.find(k).map(|i| l[i..].trim().to_owned())))
+    text.lines()
+        .rev()
+        .filter_map(|l| ["FATAL:", "PANIC:"].iter().find_map(|k| l.find(k).map(|i| l[i..].trim().to_owned())))
+        .find(|l| !CLIENT_FATALS.iter().any(|c| l.contains(c)))
 }
+
+/// FATAL lines that end one client's session, not the server: the agent's own connection
+/// attempts while the server starts ("the database system is starting up"), other
+/// sessions' ends. The reason a server gave up is never one of these.
+const CLIENT_FATALS: &[&str] = &[
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is not yet accepting connections",
+    "the database system is not accepting connections",
+    "the database system is in recovery mode",
+    "terminating connection due to administrator command",
+    "authentication failed",
+    "no pg_hba.conf entry",
+    "FATAL:  role \"",
+    "FATAL:  database \"",
+    "sorry, too many clients already",
+    "remaining connection slots are reserved",
+];
 
 /// Poll `state` every 100 ms until `want` says yes, or `until`.
 pub fn wait_for(cfg: &Config, who: Identity, until: Instant, want: impl Fn(&State) -> bool) -> Result<State, OcfError> {
