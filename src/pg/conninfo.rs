@@ -7,6 +7,12 @@
 //! every user of the node (`ps`) and ends up in logs, so the password travels in the
 //! child's environment (`PGPASSWORD`) instead.
 
+/// What separates keywords and values: libpq's `isspace` in the C locale, ASCII only. A
+/// Unicode space (U+00A0, U+2003…) is part of a value for libpq, so it is here too.
+fn libpq_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\x0B' | '\x0C' | '\r')
+}
+
 /// A parsed connection string: keywords in their order, later duplicates overriding.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnInfo {
@@ -19,7 +25,7 @@ impl ConnInfo {
         let mut pairs: Vec<(String, String)> = Vec::new();
         let mut chars = text.chars().peekable();
         loop {
-            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            while chars.peek().is_some_and(|&c| libpq_space(c)) {
                 chars.next();
             }
             if chars.peek().is_none() {
@@ -27,19 +33,19 @@ impl ConnInfo {
             }
             let mut key = String::new();
             while let Some(&c) = chars.peek() {
-                if c == '=' || c.is_whitespace() {
+                if c == '=' || libpq_space(c) {
                     break;
                 }
                 key.push(c);
                 chars.next();
             }
-            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            while chars.peek().is_some_and(|&c| libpq_space(c)) {
                 chars.next();
             }
             if chars.next() != Some('=') {
                 return Err(format!("missing \"=\" after \"{key}\" in the connection string"));
             }
-            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            while chars.peek().is_some_and(|&c| libpq_space(c)) {
                 chars.next();
             }
             let mut value = String::new();
@@ -55,7 +61,7 @@ impl ConnInfo {
                 }
             } else {
                 while let Some(&c) = chars.peek() {
-                    if c.is_whitespace() {
+                    if libpq_space(c) {
                         break;
                     }
                     chars.next();
@@ -141,5 +147,59 @@ mod tests {
         assert_eq!(s, "host='h' dbname='postgres' user='o\\'brien'");
         assert!(!s.contains("s3cret"));
         assert_eq!(ConnInfo::parse(&s).unwrap(), c);
+    }
+
+    #[test]
+    fn only_ascii_spaces_separate_as_in_libpq() {
+        // Found by `an_unquoted_value_is_read_whole`: U+00A0 ended the value, so this read
+        // as host=h user=postgres where libpq reads one host, "h\u{a0}user=postgres".
+        let c = ConnInfo::parse("host=h\u{a0}user=postgres").unwrap();
+        assert_eq!((c.get("host"), c.get("user")), (Some("h\u{a0}user=postgres"), None));
+        assert_eq!(ConnInfo::parse("a=1\x0Bb=2").unwrap().get("b"), Some("2"));
+    }
+
+    mod prop {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Arbitrary text: an error or a connection string, never a panic.
+            #[test]
+            fn any_text_never_panics(text in any::<String>()) {
+                let _ = ConnInfo::parse(&text);
+            }
+
+            /// Whatever parses renders back to a string that parses to the same pairs.
+            #[test]
+            fn what_parses_renders_back_the_same(text in prop_oneof![any::<String>(), "([a-z\\\\' =]{1,6}(=| = )('[^']{0,6}'|[^ ']{0,6}) ?){0,4}"]) {
+                if let Ok(c) = ConnInfo::parse(&text) {
+                    prop_assert_eq!(ConnInfo::parse(&c.to_string()), Ok(c));
+                }
+            }
+
+            /// Any keywords and values set render to a string that parses back to them.
+            #[test]
+            fn any_values_round_trip(pairs in prop::collection::vec(("[a-z_]{1,10}", any::<String>()), 0..6)) {
+                let mut c = ConnInfo::default();
+                for (k, v) in &pairs {
+                    c.set(k, v);
+                }
+                let back = ConnInfo::parse(&c.to_string());
+                prop_assert_eq!(&back, &Ok(c.clone()));
+                for (k, _) in &pairs {
+                    let last = pairs.iter().rev().find(|(k2, _)| k2 == k).map(|(_, v)| v.as_str());
+                    prop_assert_eq!(back.as_ref().unwrap().get(k), last);
+                }
+            }
+
+            /// An unquoted value runs to the next ASCII space, as libpq reads it, whatever
+            /// else it holds (Unicode spaces, `=`, quotes inside).
+            #[test]
+            fn an_unquoted_value_is_read_whole(v in "[^'\\\\ \t\n\r\x0B\x0C][^\\\\ \t\n\r\x0B\x0C]{0,12}") {
+                let c = ConnInfo::parse(&format!("host={v} port=5432"));
+                prop_assert_eq!(c.as_ref().ok().and_then(|c| c.get("host")), Some(v.as_str()));
+                prop_assert_eq!(c.as_ref().ok().and_then(|c| c.get("port")), Some("5432"));
+            }
+        }
     }
 }
