@@ -38,34 +38,41 @@ impl Element {
     }
 }
 
-fn start(e: &BytesStart) -> Element {
-    let attrs = e
-        .attributes()
-        .flatten()
-        .map(|a| (String::from_utf8_lossy(a.key.as_ref()).into_owned(), a.unescape_value().map(|v| v.into_owned()).unwrap_or_default()))
-        .collect();
-    Element { name: String::from_utf8_lossy(e.name().as_ref()).into_owned(), attrs, ..Element::default() }
+/// The deepest nesting read: Pacemaker's documents are a dozen levels deep, and a tree
+/// much deeper would overflow the stack when dropped or walked recursively.
+pub const MAX_DEPTH: usize = 256;
+
+/// An element from its start tag; `None` when an attribute is malformed (no value, a
+/// duplicate, an unknown entity): a value is never made up, such as "" for `&bogus;`.
+fn start(e: &BytesStart) -> Option<Element> {
+    let mut attrs = Vec::new();
+    for a in e.attributes() {
+        let a = a.ok()?;
+        attrs.push((String::from_utf8_lossy(a.key.as_ref()).into_owned(), a.unescape_value().ok()?.into_owned()));
+    }
+    Some(Element { name: String::from_utf8_lossy(e.name().as_ref()).into_owned(), attrs, ..Element::default() })
 }
 
 /// Parse `xml` into a synthetic root (named "") whose children are the document's
-/// top-level elements.
+/// top-level elements. Reading stops at the first fault — bad syntax, a malformed
+/// attribute or text, nesting deeper than [`MAX_DEPTH`] — keeping what came before it.
 pub fn parse(xml: &str) -> Element {
     let mut reader = quick_xml::Reader::from_str(xml);
     let mut stack = vec![Element::default()];
     loop {
         match reader.read_event() {
-            Ok(Event::Start(e)) => stack.push(start(&e)),
-            Ok(Event::Empty(e)) => {
-                let el = start(&e);
-                if let Some(top) = stack.last_mut() {
-                    top.children.push(el);
-                }
-            }
-            Ok(Event::Text(t)) => {
-                if let (Some(top), Ok(text)) = (stack.last_mut(), t.unescape()) {
-                    top.text.push_str(text.trim());
-                }
-            }
+            Ok(Event::Start(e)) if stack.len() <= MAX_DEPTH => match start(&e) {
+                Some(el) => stack.push(el),
+                None => break,
+            },
+            Ok(Event::Empty(e)) => match (start(&e), stack.last_mut()) {
+                (Some(el), Some(top)) => top.children.push(el),
+                _ => break,
+            },
+            Ok(Event::Text(t)) => match (stack.last_mut(), t.unescape()) {
+                (Some(top), Ok(text)) => top.text.push_str(text.trim()),
+                _ => break,
+            },
             Ok(Event::End(_)) if stack.len() > 1 => {
                 if let Some(done) = stack.pop() {
                     if let Some(top) = stack.last_mut() {
@@ -73,7 +80,7 @@ pub fn parse(xml: &str) -> Element {
                     }
                 }
             }
-            Ok(Event::Eof) | Err(_) => break,
+            Ok(Event::Eof | Event::Start(_)) | Err(_) => break,
             _ => {}
         }
     }
@@ -89,7 +96,7 @@ pub fn parse(xml: &str) -> Element {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -108,5 +115,88 @@ mod tests {
             let _ = parse(bad);
         }
         assert_eq!(parse("<a><b x=\"1\"/>").descendants("b").count(), 1);
+    }
+
+    #[test]
+    fn a_malformed_attribute_ends_the_reading() {
+        // Found by `an_attribute_value_round_trips_or_is_refused`: an unknown entity read
+        // as the value "" (an attribute that says nothing), and the document went on.
+        let root = parse(r#"<r><a v="1"/><a v="&bogus;"/><a v="3"/></r>"#);
+        let vs: Vec<_> = root.descendants("a").map(|a| a.attr("v")).collect();
+        assert_eq!(vs, vec![Some("1")]);
+        assert_eq!(parse(r#"<r><a v="1" v="2"/></r>"#).descendants("a").count(), 0);
+        assert_eq!(parse(r#"<r>x &bogus; y<a/></r>"#).descendants("a").count(), 0);
+    }
+
+    #[test]
+    fn deep_nesting_is_cut_not_a_stack_overflow() {
+        let deep = "<a>".repeat(100_000);
+        let root = parse(&deep);
+        assert_eq!(root.descendants("a").count(), MAX_DEPTH);
+        drop(root);
+        let closed = format!("{}{}", "<a>".repeat(MAX_DEPTH + 10), "</a>".repeat(MAX_DEPTH + 10));
+        assert_eq!(parse(&closed).descendants("a").count(), MAX_DEPTH);
+    }
+
+    pub(crate) mod prop {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// `v` as an attribute value: the five markup characters and every control
+        /// character as references, as libxml2 writes them.
+        pub fn escape(v: &str) -> String {
+            v.chars()
+                .map(|c| match c {
+                    '&' => "&amp;".to_owned(),
+                    '<' => "&lt;".to_owned(),
+                    '>' => "&gt;".to_owned(),
+                    '"' => "&quot;".to_owned(),
+                    '\'' => "&apos;".to_owned(),
+                    c if c.is_control() => format!("&#{};", c as u32),
+                    c => c.to_string(),
+                })
+                .collect()
+        }
+
+        proptest! {
+            /// Arbitrary text: a (possibly empty) tree, never a panic.
+            #[test]
+            fn any_text_never_panics(text in any::<String>()) {
+                let _ = parse(&text);
+            }
+
+            /// Text made of XML's own pieces, closer to real faults than random characters.
+            #[test]
+            fn any_markup_never_panics(parts in prop::collection::vec(prop_oneof![
+                Just("<a".to_owned()), Just(">".to_owned()), Just("</a>".to_owned()), Just("/>".to_owned()), Just(" x=\"".to_owned()),
+                Just("\"".to_owned()), Just("&amp;".to_owned()), Just("&#".to_owned()), Just(";".to_owned()), Just("<!--".to_owned()),
+                Just("-->".to_owned()), Just("<![CDATA[".to_owned()), Just("]]>".to_owned()), Just("<?xml".to_owned()), Just("?>".to_owned()), ".{0,3}"], 0..40)) {
+                let _ = parse(&parts.concat());
+            }
+
+            /// Any attribute value, written as Pacemaker's tools write it, reads back as
+            /// itself, or the element is refused (a code point XML cannot carry): never
+            /// another value.
+            #[test]
+            fn an_attribute_value_round_trips_or_is_refused(value in any::<String>()) {
+                let root = parse(&format!("<r><a v=\"{}\"/><b/></r>", escape(&value)));
+                let a = root.descendants("a").next().map(|a| a.attr("v"));
+                match a {
+                    Some(v) => prop_assert_eq!(v, Some(value.as_str())),
+                    None => prop_assert_eq!(root.descendants("b").count(), 0),
+                }
+            }
+
+            /// A raw value (no escaping) is read as written when it holds no markup
+            /// character, and is otherwise refused or read as its entities say.
+            #[test]
+            fn a_raw_attribute_value_is_what_it_says_or_refused(value in "[^\"<&]{0,20}|[a-z&#;0-9<>'x]{0,12}") {
+                let root = parse(&format!("<r><a v=\"{value}\"/></r>"));
+                let v = root.descendants("a").next().and_then(|a| a.attr("v")).map(str::to_owned);
+                if let (Some(v), false) = (v, value.contains('&')) {
+                    prop_assert_eq!(v, value);
+                }
+            }
+        }
     }
 }
