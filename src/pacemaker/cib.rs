@@ -31,13 +31,34 @@ pub fn node_attribute_in(root: &Element, attr: &str) -> BTreeMap<String, String>
     out
 }
 
-/// What the status section says of a node's membership.
+/// What the status section says of a node's membership, read as Pacemaker's scheduler
+/// reads it: before 2.1.7 `in_ccm` is a boolean and `crmd` "online"/"offline"; since, each
+/// is the time the node joined, `0` when it has not. A value neither form allows (or none)
+/// means not a member / offline, as the scheduler presumes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NodeState {
-    /// In Corosync's membership (`in_ccm`: "true" or, since Pacemaker 2.1.7, a timestamp).
+    /// In Corosync's membership (`in_ccm`: "true", "1"…, or a timestamp other than 0).
     pub member: bool,
-    /// Its controller is up (`crmd`: "online" or a timestamp).
+    /// Its controller is up (`crmd`: "online", or a timestamp other than 0).
     pub controller: bool,
+}
+
+/// `in_ccm`: one of Pacemaker's booleans, else a join time (0: not a member).
+fn member_value(v: &str) -> bool {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "on" | "yes" | "y" | "1" => true,
+        "false" | "off" | "no" | "n" | "0" => false,
+        t => t.parse::<i64>().is_ok_and(|t| t > 0),
+    }
+}
+
+/// `crmd`: "online"/"offline" (any case), else a join time (0: offline).
+fn controller_value(v: &str) -> bool {
+    match v.to_ascii_lowercase().as_str() {
+        "online" => true,
+        "offline" => false,
+        t => t.parse::<i64>().is_ok_and(|t| t > 0),
+    }
 }
 
 impl NodeState {
@@ -65,7 +86,7 @@ pub fn node_state(node: &str) -> Result<Option<NodeState>, OcfError> {
 /// The first `<node_state>` below `root`.
 pub fn node_state_in(root: &Element) -> Option<NodeState> {
     let e = root.descendants("node_state").next()?;
-    Some(NodeState { member: e.attr("in_ccm").is_some_and(|v| v != "false"), controller: e.attr("crmd").is_some_and(|v| v != "offline") })
+    Some(NodeState { member: e.attr("in_ccm").is_some_and(member_value), controller: e.attr("crmd").is_some_and(controller_value) })
 }
 
 /// A primitive resource of the configuration, with its parameters.
@@ -223,6 +244,10 @@ mod tests {
         assert!(st(r#"<node_state id="1" uname="node1" in_ccm="false" crmd="offline" join="down" expected="down"/>"#).unwrap().down());
         assert!(st(r#"<node_state id="1" uname="node1" in_ccm="true" crmd="offline" join="down"/>"#).unwrap().down());
         assert_eq!(st(""), None);
+        // Found by `node_state_values_read_as_pacemaker_reads_them`: Pacemaker ≥ 2.1.7 writes
+        // 0 for a node out of the membership, with its controller offline; this read as up.
+        assert!(st(r#"<node_state id="1" uname="node1" in_ccm="0" crmd="0" join="down" expected="down"/>"#).unwrap().down());
+        assert!(st(r#"<node_state id="1" uname="node1" in_ccm="1700000000" crmd="0" join="down"/>"#).unwrap().down());
     }
 
     #[test]
@@ -267,5 +292,45 @@ mod tests {
         assert_eq!(m.len(), 2);
         assert_eq!((m[0].node.as_str(), m[0].ban, m[0].role.as_deref()), ("node2", false, Some("Promoted")));
         assert_eq!((m[1].id.as_str(), m[1].node.as_str(), m[1].ban), ("cli-ban-pgsqld-clone-on-node1", "node1", true));
+    }
+    mod prop {
+        use super::super::*;
+        use crate::pacemaker::xml::tests::prop::escape;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Arbitrary text: no panic from any reader of the CIB.
+            #[test]
+            fn any_text_never_panics(text in any::<String>(), attr in "[a-z-]{1,12}") {
+                let root = xml::parse(&text);
+                let _ = (node_attribute_in(&root, &attr), node_state_in(&root), primitives_in(&root), moves_in(&root));
+            }
+
+            /// A node attribute with any value reads back as that value.
+            #[test]
+            fn an_attribute_value_reads_back(uname in "[a-z0-9-]{1,12}", value in any::<String>()) {
+                let x = format!(r#"<nodes><node id="1" uname="{uname}"><instance_attributes id="i"><nvpair id="n" name="master-pgsqld" value="{}"/></instance_attributes></node></nodes>"#, escape(&value));
+                let got = node_attribute_in(&xml::parse(&x), "master-pgsqld");
+                // Refused (a code point XML cannot carry) or exactly the value.
+                prop_assert!(got.is_empty() || got.get(&uname) == Some(&value), "{got:?}");
+            }
+
+            /// `in_ccm` and `crmd` as Pacemaker's scheduler reads them: member for a true
+            /// boolean or a positive time, online for "online" or a positive time; 0, false,
+            /// offline and anything unrecognised are down.
+            #[test]
+            fn node_state_values_read_as_pacemaker_reads_them(
+                in_ccm in prop_oneof!["true|TRUE|yes|on|y|1", "false|no|off|n|0", "[1-9][0-9]{0,9}", "-[0-9]{1,5}", ".{0,8}"],
+                crmd in prop_oneof!["online|ONLINE|Online", "offline|OFFLINE", "0", "[1-9][0-9]{0,9}", "-[0-9]{1,5}", ".{0,8}"],
+            ) {
+                let x = format!(r#"<node_state id="1" uname="n" in_ccm="{}" crmd="{}"/>"#, escape(&in_ccm), escape(&crmd));
+                let member = ["true", "yes", "on", "y", "1"].contains(&in_ccm.to_ascii_lowercase().as_str())
+                    || in_ccm.parse::<i64>().is_ok_and(|t| t > 0);
+                let controller = crmd.eq_ignore_ascii_case("online") || crmd.parse::<i64>().is_ok_and(|t| t > 0);
+                if let Some(st) = node_state_in(&xml::parse(&x)) {
+                    prop_assert_eq!(st, NodeState { member, controller }, "in_ccm={:?} crmd={:?}", in_ccm, crmd);
+                }
+            }
+        }
     }
 }
