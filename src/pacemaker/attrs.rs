@@ -103,4 +103,56 @@ mod tests {
         assert!(answer("").is_none());
         assert!(answer("<pacemaker-result><status message=\"x\"/></pacemaker-result>").is_none());
     }
+    mod prop {
+        use super::super::super::answer;
+        use super::super::*;
+        use super::FOUND;
+        use crate::pacemaker::xml::tests::prop::escape;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Arbitrary text: no answer, or an answer read without a panic.
+            #[test]
+            fn any_text_never_panics(text in any::<String>()) {
+                if let Some(a) = answer(&text) {
+                    let _ = value_in(&a, "x");
+                }
+            }
+
+            /// Text with no `<status` element is no answer (never a success).
+            #[test]
+            fn no_status_is_no_answer(text in any::<String>().prop_filter("no status", |t| !t.contains("status"))) {
+                prop_assert!(answer(&text).is_none());
+            }
+
+            /// An answer cut anywhere is no answer, or the whole one's value: the status
+            /// comes last, so a cut answer is never read as "the attribute is absent".
+            #[test]
+            fn a_cut_answer_is_none_or_the_whole(cut in 0..FOUND.len()) {
+                if let Some(a) = answer(&FOUND[..cut]) {
+                    let v = value_in(&a, "x").ok().flatten();
+                    prop_assert_eq!(v.as_deref(), Some("1#2"));
+                }
+            }
+
+            /// Any value reads back as itself (empty: absent); any status code is a value,
+            /// an absence or an error as the code says; a code that is not a number is no
+            /// answer at all.
+            #[test]
+            fn values_and_codes_are_what_they_say(value in any::<String>(), code in prop_oneof!["0", "105", "-?[0-9]{1,4}", ".{0,4}"]) {
+                let x = format!(r#"<pacemaker-result><attribute name="a" value="{}"/><status code="{}" message="m"/></pacemaker-result>"#, escape(&value), escape(&code));
+                let Some(a) = answer(&x) else {
+                    // Refused: a code that is no number, or a value XML cannot carry.
+                    prop_assert!(code.parse::<i64>().is_err() || value.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')));
+                    return Ok(());
+                };
+                let got = value_in(&a, "x");
+                match code.parse::<i64>() {
+                    Ok(0) => prop_assert_eq!(got.ok().flatten(), Some(value).filter(|v| !v.is_empty())),
+                    Ok(105) => prop_assert_eq!(got.ok().flatten(), None),
+                    _ => prop_assert!(got.is_err()),
+                }
+            }
+        }
+    }
 }

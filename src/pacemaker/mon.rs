@@ -285,4 +285,70 @@ mod tests {
         assert!(c.nodes.is_empty() && c.instances.is_empty() && !c.quorate);
         assert_eq!(parse_count("INFINITY"), Some(u64::MAX));
     }
+    mod prop {
+        use super::super::*;
+        use super::LAB;
+        use crate::pacemaker::xml::tests::prop::escape;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Arbitrary text: a (possibly empty) cluster, never a panic.
+            #[test]
+            fn any_text_never_panics(text in any::<String>()) {
+                let _ = parse(&text);
+            }
+
+            /// crm_mon's answer cut anywhere says less, never something else: its nodes,
+            /// fencing actions and fail counts are the first ones of the whole answer, each
+            /// exactly as the whole says it, and the DC is the whole's or none.
+            #[test]
+            fn a_cut_answer_says_less_not_otherwise(cut in 0..LAB.len()) {
+                let whole = parse(LAB);
+                let c = parse(&LAB[..cut]);
+                prop_assert!(whole.nodes.starts_with(&c.nodes));
+                prop_assert!(whole.fencing.starts_with(&c.fencing));
+                prop_assert!(whole.fail_counts.starts_with(&c.fail_counts));
+                prop_assert!(c.dc.is_none() || c.dc == whole.dc);
+                prop_assert!(!c.quorate || whole.quorate);
+                for (node, attrs) in &c.attributes {
+                    for (k, v) in attrs {
+                        prop_assert_eq!(whole.attributes[node].get(k), Some(v));
+                    }
+                }
+                for i in c.instances.iter().filter(|i| i.node.is_some()) {
+                    prop_assert!(whole.instances.contains(i), "{i:?}");
+                }
+            }
+
+            /// A node name and a promotion score with any value read back as written.
+            #[test]
+            fn names_and_scores_read_back(name in any::<String>(), score in any::<String>()) {
+                let x = format!(
+                    r#"<pacemaker-result><nodes><node name="{n}" online="true"/></nodes><node_attributes><node name="{n}"><attribute name="master-pgsqld" value="{s}"/></node></node_attributes></pacemaker-result>"#,
+                    n = escape(&name),
+                    s = escape(&score)
+                );
+                let c = parse(&x);
+                if let Some(n) = c.nodes.first() {
+                    prop_assert_eq!(&n.name, &name);
+                    prop_assert!(n.online);
+                }
+                if let Some(attrs) = c.attributes.get(&name) {
+                    prop_assert_eq!(attrs.get("master-pgsqld"), Some(&score));
+                }
+            }
+
+            /// A fail count: a number, INFINITY, or nothing — never a made-up count.
+            #[test]
+            fn a_fail_count_is_what_it_says(count in prop_oneof!["[0-9]{1,20}", "\\+?INFINITY", ".{0,6}"]) {
+                let x = format!(r#"<pacemaker-result><node_history><node name="n"><resource_history id="r" fail-count="{}"/></node></node_history></pacemaker-result>"#, escape(&count));
+                let expected = match count.as_str() {
+                    "INFINITY" | "+INFINITY" => Some(u64::MAX),
+                    c => c.parse::<u64>().ok(),
+                };
+                let got = parse(&x).fail_counts.first().map(|f| f.count);
+                prop_assert_eq!(got, expected.filter(|c| *c > 0));
+            }
+        }
+    }
 }
