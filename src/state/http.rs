@@ -158,22 +158,32 @@ async fn serve_http(listener: TcpListener, snap: Arc<RwLock<Snapshot>>, limit: A
         let peer = stream.peer_addr().ok().map(|a| a.ip());
         let snap = snap.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let snap = snap.clone();
-                async move { Ok::<_, std::convert::Infallible>(respond(&req, &snap, peer)) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .max_buf_size(MAX_REQUEST)
-                .serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
+            serve_connection(stream, snap, peer).await;
             drop(permit);
         });
     }
 }
 
-/// The response to one request, from the snapshot.
+/// Answer the requests of one connection (hyper parses them: a malformed request gets its
+/// 4xx from hyper and never reaches [`respond`]), within [`CONNECTION_TIMEOUT`].
+async fn serve_connection<I>(io: I, snap: Arc<RwLock<Snapshot>>, peer: Option<IpAddr>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let snap = snap.clone();
+        async move { Ok::<_, std::convert::Infallible>(respond(&req, &snap, peer)) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_REQUEST)
+        .serve_connection(TokioIo::new(io), service);
+    let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
+}
+
+/// The response to one request, from the snapshot: 400 for a target that is not a path,
+/// 404 for an unknown path.
 fn respond(req: &Request<Incoming>, snap: &RwLock<Snapshot>, peer: Option<IpAddr>) -> Response<Full<Bytes>> {
     let now = Instant::now();
     let s = snap.read().unwrap_or_else(|e| e.into_inner()).clone();
@@ -183,6 +193,11 @@ fn respond(req: &Request<Incoming>, snap: &RwLock<Snapshot>, peer: Option<IpAddr
         Response::builder().status(status).header("content-type", ctype).header("cache-control", "no-store").body(Full::new(body)).unwrap_or_default()
     };
     let path = req.uri().path();
+    // A target that is no path ("GET primary", authority-form, or "*") has the empty path
+    // (or "*"), which must not pass for "/" (the primary check): it is a bad request.
+    if !path.starts_with('/') {
+        return reply(StatusCode::BAD_REQUEST, "application/json", "{\"error\":\"the request target is not a path\"}\n".into());
+    }
     if path == "/metrics" {
         return reply(StatusCode::OK, "text/plain; version=0.0.4", s.metrics(now));
     }
@@ -241,5 +256,113 @@ mod tests {
             assert!(parse_allow(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_allow("").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_target_that_is_no_path_is_a_bad_request() {
+        // Found by `garbage_is_a_client_error_not_a_route`: hyper reads "primary" as an
+        // authority, whose path is "", which check_for took for "/": the primary check.
+        let rt = prop::runtime();
+        for (request, status) in [("GET primary HTTP/1.1\r\n\r\n", 400), ("GET * HTTP/1.1\r\n\r\n", 400), ("GET / HTTP/1.1\r\n\r\n", 503)] {
+            assert_eq!(prop::statuses(&prop::exchange(&rt, request.as_bytes())), vec![status], "{request:?}");
+        }
+    }
+
+    mod prop {
+        use super::super::*;
+        use proptest::prelude::*;
+        use tokio::io::AsyncReadExt;
+
+        /// What the server writes back for `request`, on one connection of its own, until
+        /// it closes the connection or is silent for 100 ms (a request left incomplete, a
+        /// kept-alive connection).
+        pub(super) fn exchange(rt: &tokio::runtime::Runtime, request: &[u8]) -> Vec<u8> {
+            rt.block_on(async {
+                let (mut client, server) = tokio::io::duplex(64 * 1024);
+                let serve = tokio::spawn(serve_connection(server, Arc::new(RwLock::new(Snapshot::default())), None));
+                let _ = client.write_all(request).await;
+                let mut out = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(Ok(n @ 1..)) = tokio::time::timeout(Duration::from_millis(100), client.read(&mut buf)).await {
+                    out.extend_from_slice(&buf[..n]);
+                }
+                serve.abort();
+                out
+            })
+        }
+
+        pub(super) fn runtime() -> tokio::runtime::Runtime {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+        }
+
+        /// The status codes of the responses in `out`, in order.
+        pub(super) fn statuses(out: &[u8]) -> Vec<u16> {
+            let text = String::from_utf8_lossy(out);
+            text.match_indices("HTTP/1.").filter_map(|(i, _)| text[i + 9..].get(..3)?.parse().ok()).collect()
+        }
+
+        /// Whether `line` is a request line a server may route: a method token, an
+        /// origin-form path (or absolute-form, which HTTP/1.1 servers must take), HTTP/1.0
+        /// or 1.1.
+        fn routable(line: &[u8]) -> bool {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let parts: Vec<&[u8]> = line.split(|b| *b == b' ').collect();
+            matches!(parts.as_slice(), [m, p, v]
+                if !m.is_empty() && m.iter().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b))
+                && (p.first() == Some(&b'/') || p.starts_with(b"http://")) && (*v == b"HTTP/1.1" || *v == b"HTTP/1.0"))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+            /// Arbitrary bytes: a 4xx or no answer; a routed answer (200, 503, 404 from
+            /// [`respond`]) only when the bytes began with a well-formed request line.
+            #[test]
+            fn garbage_is_a_client_error_not_a_route(bytes in prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..200),
+                (
+                    prop::sample::select(&["GET", "HEAD", "OPTIONS", "get", "G T", "", "\0"][..]),
+                    prop::sample::select(&[" ", " ", " ", "", "  ", "\t"][..]),
+                    prop::sample::select(&["/", "/primary", "/replica?lag=1MB", "/nope", "primary", "*", "http://x/primary", "/re%ZZ", "/a\x7f", "/\u{e9}"][..]),
+                    prop::sample::select(&["HTTP/1.1", "HTTP/1.1", "HTTP/1.0", "HTTP/9", "HTTP/1.1x", "", "http/1.1"][..]),
+                    prop::sample::select(&["\r\n", "\r\n", "\n", ""][..]),
+                    prop_oneof![3 => "([A-Za-z-]{1,6}: [a-z]{0,4}\r\n){0,2}\r\n", 1 => "([^\r\n]{1,6}\r\n){0,2}(\r\n)?"],
+                ).prop_map(|(m, sp, p, v, eol, h)| format!("{m}{sp}{p}{sp}{v}{eol}{h}").into_bytes()),
+            ]) {
+                let rt = runtime();
+                let out = exchange(&rt, &bytes);
+                let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+                for status in statuses(&out) {
+                    if !(400..500).contains(&status) || status == 404 {
+                        prop_assert!(routable(first), "{status} for {:?}", String::from_utf8_lossy(&bytes));
+                    }
+                }
+            }
+
+            /// A well-formed request for any path: one of Patroni's paths is routed (200 or
+            /// 503), any other path is 404 — never a check answered for an unknown path.
+            #[test]
+            fn only_known_paths_are_routed(path in "/[a-zA-Z0-9/._~-]{0,16}(\\?[a-z=0-9&]{0,10})?", head in any::<bool>()) {
+                let rt = runtime();
+                let method = if head { "HEAD" } else { "GET" };
+                let out = exchange(&rt, format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
+                let (p, q) = path.split_once('?').map_or((path.as_str(), None), |(p, q)| (p, Some(q)));
+                let expected: &[u16] = if p == "/metrics" { &[200] } else if super::super::super::role::check_for(p, q).is_some() { &[200, 503] } else { &[404] };
+                let got = statuses(&out);
+                prop_assert!(got.len() == 1 && expected.contains(&got[0]), "{path}: {got:?}");
+            }
+
+            /// The allow-list: any text is an error or networks, never a panic; a network
+            /// written out reads back as itself.
+            #[test]
+            fn allow_lists_read_back(text in any::<String>(), v4 in any::<[u8; 4]>(), p4 in 0u8..=32, v6 in any::<[u16; 8]>(), p6 in 0u8..=128) {
+                let _ = parse_allow(&text);
+                let a4 = IpAddr::from(v4);
+                let a6 = IpAddr::from(v6);
+                prop_assert_eq!(parse_allow(&format!("{a4}/{p4}, {a6}/{p6} {a4}")), Ok(vec![(a4, p4), (a6, p6), (a4, 32)]));
+                let too_long = format!("{a4}/{}", p4 + 33);
+                prop_assert!(parse_allow(&too_long).is_err());
+            }
+        }
     }
 }
