@@ -216,3 +216,80 @@ fn unquote(v: &str) -> &str {
     }
     v
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::fence::options::{OptKind, COMMON};
+    use proptest::prelude::*;
+
+    static SECRET: FenceOpt = FenceOpt::new("secret_key", "secret-key", OptKind::Integer, "[key]", "s", "s").secret();
+
+    fn opts() -> Vec<&'static FenceOpt> {
+        std::iter::once(&SECRET).chain(COMMON.iter()).collect()
+    }
+
+    /// Everything the input says back: its warnings, or its error.
+    fn said(r: &Result<Input, InputError>) -> String {
+        match r {
+            Ok(i) => i.warnings.join("\n"),
+            Err(e) => e.0.clone(),
+        }
+    }
+
+    proptest! {
+        /// Arbitrary stdin: an error or options, never a panic; every value kept passes
+        /// its option's check.
+        #[test]
+        fn any_stdin_never_panics(text in any::<String>()) {
+            let opts = opts();
+            if let Ok(input) = Input::from_stdin(&opts, &text) {
+                for name in input.names() {
+                    let opt = opts.iter().find(|o| o.canonical() == name).unwrap();
+                    prop_assert!(opt.check(input.values[name].as_str()).is_ok(), "{name}");
+                }
+            }
+        }
+
+        /// Arbitrary command lines, with real options among them: never a panic.
+        #[test]
+        fn any_argv_never_panics(args in prop::collection::vec(prop_oneof!["-[a-zA-Z]{0,3}.{0,3}", "--[a-z-]{0,10}(=.{0,4})?", ".{0,6}", Just("--".to_owned())], 0..8)) {
+            let _ = Input::from_argv(&opts(), &args);
+        }
+
+        /// A string option's value on stdin reads back as written (one pair of quotes
+        /// removed, blanks around trimmed).
+        #[test]
+        fn a_stdin_value_reads_back(v in "[^\\s'\"]([^\\r\\n]{0,20}[^\\s'\"])?", quote in prop::sample::select(&["", "'", "\""][..])) {
+            let input = Input::from_stdin(&opts(), &format!("# Pacemaker\naction=off\n  plug = {quote}{v}{quote}  \nnodename=n2\n")).unwrap();
+            prop_assert_eq!(input.get("plug"), Some(v.as_str()));
+            prop_assert_eq!(input.get("action"), Some("off"));
+            prop_assert_eq!(input.nodename.as_deref(), Some("n2"));
+        }
+
+        /// A number of seconds is accepted exactly when it is one (no default for a typo),
+        /// on stdin and on the command line alike.
+        #[test]
+        fn seconds_are_checked(v in prop_oneof!["[0-9]{1,6}(\\.[0-9]{1,3})?", "-?[0-9.]{1,4}|inf|NaN|[0-9]e[0-9]|.{0,4}"]) {
+            let ok = super::super::options::parse_seconds(&v).is_some();
+            let stdin = Input::from_stdin(&opts(), &format!("delay={v}"));
+            let argv = Input::from_argv(&opts(), &[format!("--delay={v}")]);
+            prop_assert_eq!(stdin.is_ok(), ok);
+            prop_assert_eq!(argv.is_ok(), ok);
+            if let Ok(input) = stdin {
+                let got = input.get("delay").map(str::to_owned);
+                prop_assert_eq!(got.as_deref(), Some(v.trim()));
+            }
+        }
+
+        /// A secret is never part of an error or a warning, whatever its value and
+        /// whatever name it came under.
+        #[test]
+        fn secrets_are_never_echoed(v in "[a-zA-Z][a-zA-Z0-9]{7,15}", name in prop::sample::select(&["secret_key", "secret-key", "unknown_secret"][..])) {
+            let stdin = Input::from_stdin(&opts(), &format!("{name}={v}\n"));
+            prop_assert!(!said(&stdin).contains(&v), "{}", said(&stdin));
+            let argv = Input::from_argv(&opts(), &[format!("--secret-key={v}")]);
+            prop_assert!(!said(&argv).contains(&v), "{}", said(&argv));
+        }
+    }
+}
