@@ -316,4 +316,50 @@ mod tests {
             assert!(md.contains(&format!("`{}`", p.name)));
         }
     }
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any values for the table's parameters (and unknown ones): an error or
+            /// parameters, never a panic; what is accepted reads as it was written.
+            #[test]
+            fn any_values_are_refused_or_read_as_written(
+                count in prop_oneof!["[+-]?[0-9]{1,19}", " ?[0-9]{1,4} ?", ".{0,6}"],
+                flag in prop_oneof!["(?i)(1|yes|true|on|y|0|no|false|off|n)", ".{0,6}"],
+                exotic in prop_oneof!["(?i)(0|no|false|off|n|1|yes)", ".{0,4}"],
+                other in ".{0,8}",
+            ) {
+                let e = env(&[("ip", "192.0.2.1"), ("count", &count), ("flag", &flag), ("exotic", &exotic), ("legacy", &other), ("typo", &other)]);
+                let c = count.trim().parse::<i64>().ok();
+                let f = parse_bool(&flag);
+                let x = parse_bool(&exotic);
+                match Params::parse(TABLES, &e) {
+                    Ok(p) => {
+                        prop_assert_eq!(p.int("count"), if count.is_empty() { Some(5) } else { c });
+                        prop_assert!(c.is_some() || count.is_empty());
+                        prop_assert!(f.is_some() || flag.is_empty());
+                        prop_assert_eq!(p.bool("flag"), f.unwrap_or(false));
+                        prop_assert!(exotic.is_empty() || x == Some(false), "exotic={exotic:?} accepted");
+                    }
+                    Err(err) => {
+                        prop_assert_eq!(err.rc, super::super::super::OcfRc::ErrConfigured);
+                        prop_assert!((!count.is_empty() && c.is_none()) || (!flag.is_empty() && f.is_none()) || (!exotic.is_empty() && x != Some(false)), "{}", err.reason);
+                    }
+                }
+            }
+
+            /// The OCF booleans: the ten spellings in any case, blanks around; nothing else.
+            #[test]
+            fn booleans_are_the_ten_spellings(v in ".{0,6}") {
+                let t = v.trim().to_ascii_lowercase();
+                let expected = match t.as_str() {
+                    "1" | "yes" | "true" | "on" | "y" => Some(true),
+                    "0" | "no" | "false" | "off" | "n" => Some(false),
+                    _ => None,
+                };
+                prop_assert_eq!(parse_bool(&v), expected);
+            }
+        }
+    }
 }
