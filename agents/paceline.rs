@@ -36,7 +36,7 @@ enum Command {
     /// The lab: a real Pacemaker + PostgreSQL cluster in namespaces on this machine (see docs/lab.md).
     Lab {
         #[command(subcommand)]
-        verb: LabVerb,
+        verb: Box<LabVerb>,
     },
     /// The cluster and every PostgreSQL in it, on one screen (run on any node, as root).
     Status {
@@ -192,7 +192,7 @@ fn main() -> Result<()> {
                 println!("removed {}", p.display());
             }
         }
-        Command::Lab { verb } => match verb {
+        Command::Lab { verb } => match *verb {
             LabVerb::Up { nodes, ec2, multiaz } => {
                 let mut args = vec!["--nodes".to_string(), nodes.to_string()];
                 if ec2 {

@@ -52,7 +52,7 @@ fn transient_faults_are_retried_within_the_timeout() {
 }
 
 /// One persistent fault: the agents give up with 1 and the fault named, before the timeout.
-fn persistent(tag: &str, fault: FaultKind, needle: &str, runs: &[(&str, &str, &[(&'static str, &'static str)])]) {
+fn persistent(tag: &str, fault: FaultKind, needle: &str, runs: &[(&str, &str, common::Pairs<'static>)]) {
     let cloud = Cloud::new();
     let n = Node::new(tag, &cloud.instance("node1", "192.0.2.21"));
     n.set_fault(fault, usize::MAX);

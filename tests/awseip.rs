@@ -70,7 +70,7 @@ fn bad_input_and_errors() {
     let (_public, alloc) = (leak(&public), leak(&alloc));
     let (other_public, _) = cloud.allocate_eip();
     let other_public = leak(&other_public);
-    let cases: &[(&[(&str, &str)], i32, &str)] = &[
+    let cases: &[common::BadCase] = &[
         (&[], 6, "either elastic_ip or allocation_id"),
         (&[("elastic_ip", "1.2.3")], 6, "not an IPv4 address"),
         (&[("allocation_id", "alloc-1")], 6, "allocation_id"),

@@ -23,3 +23,7 @@ fi
 if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
 fi
+# The style gates of tests/run.sh: rustfmt and clippy (rustup's minimal profile has neither).
+if [ -x "$HOME/.cargo/bin/rustup" ]; then
+    "$HOME/.cargo/bin/rustup" component add clippy rustfmt >/dev/null 2>&1 || true
+fi

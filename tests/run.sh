@@ -10,6 +10,9 @@ for ns in $(ip netns list | awk '$1 ~ /^pl[tp]-[0-9]+-/ {print $1}'); do
     pid=${ns#pl?-}; pid=${pid%%-*}
     kill -0 "$pid" 2>/dev/null || ip netns del "$ns" || true
 done
+# Style gates first: they fail in seconds, before the long runs.
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
 cargo build --locked --bins
 cargo test --locked -- --test-threads=4
 # The Debian package: built from this build, installed, described by pcs, removed clean.

@@ -310,7 +310,7 @@ pub fn run(cib_file: Option<&std::path::Path>) -> Result<Vec<Finding>, crate::oc
     }
     // This node's AWS permissions, for a loaded configuration or one about to be.
     out.append(&mut ec2::judge(&ec2::ask(&prims)));
-    out.sort_by(|a, b| b.severity.cmp(&a.severity));
+    out.sort_by_key(|f| std::cmp::Reverse(f.severity));
     Ok(out)
 }
 

@@ -286,6 +286,8 @@ fn send_all(args: &Args) -> Result<Stats> {
     Ok(all)
 }
 
+// One sender's plan: what it checks, when, how many, how fast, how many at once.
+#[allow(clippy::too_many_arguments)]
 async fn send(check: Arc<Check>, t0: Instant, deadline: Instant, first: u64, step: u64, count: u64, rate: f64, concurrency: usize) -> Stats {
     let limit = Arc::new(Semaphore::new(concurrency));
     let stats = Arc::new(Mutex::new(Stats { latencies_us: Vec::with_capacity(count as usize), ..Stats::default() }));

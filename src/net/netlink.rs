@@ -257,7 +257,7 @@ impl Netlink {
             if spec.ip.is_loopback() {
                 msg.header.scope = AddressScope::Host;
             }
-            if let IpAddr::V4(_) = spec.ip {
+            if spec.ip.is_ipv4() {
                 msg.attributes.retain(|a| !matches!(a, AddressAttribute::Broadcast(_)));
                 match spec.broadcast {
                     Broadcast::None => {}
@@ -361,7 +361,7 @@ impl Netlink {
             if oif.is_some_and(|o| o != out) || !covers(dest, prefix, ip) || within.is_some_and(|w| prefix > w) {
                 continue;
             }
-            if best.map_or(true, |(_, p)| prefix > p) {
+            if best.is_none_or(|(_, p)| prefix > p) {
                 best = Some((out, prefix));
             }
         }

@@ -162,7 +162,7 @@ fn spawn_cluster_watch(s: &Settings, snap: Arc<RwLock<Snapshot>>) -> Result<(), 
                 }
                 if let Some(me) = &me {
                     let previous = snap.read().unwrap_or_else(|e| e.into_inner()).cluster.clone();
-                    match look_at_cluster(&s, me, n % 10 == 0, &previous) {
+                    match look_at_cluster(&s, me, n.is_multiple_of(10), &previous) {
                         Ok(view) => {
                             if failing {
                                 ocf_info!("the cluster's view is back");

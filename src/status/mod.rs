@@ -312,7 +312,7 @@ fn judge(st: &Status, promoted: &[String], has_service: bool) -> Vec<Finding> {
             add(Warning, format!("the last fencing of {} ({}) is {}", e.target, e.action, e.status), "stonith_admin --history '*'");
         }
     }
-    f.sort_by(|a, b| b.severity.cmp(&a.severity));
+    f.sort_by_key(|f| std::cmp::Reverse(f.severity));
     f
 }
 

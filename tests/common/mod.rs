@@ -176,3 +176,9 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Environment pairs given to an agent (`OCF_RESKEY_x`, value).
+pub type Pairs<'a> = &'a [(&'a str, &'a str)];
+
+/// A bad-input case: the parameters, the exit code expected, a word of the reason.
+pub type BadCase<'a> = (Pairs<'a>, i32, &'a str);

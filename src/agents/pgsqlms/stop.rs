@@ -199,12 +199,11 @@ fn kill_instance(cfg: &Config, pid: i32, until: Instant) -> Result<(), OcfError>
                     seg.owner
                 );
             }
-            Some(seg) if seg.attached == 0 => {
-                // SAFETY: IPC_RMID on a segment id, with no buffer to fill.
-                if unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) } == 0 {
-                    ocf_info!("removed the killed instance's shared memory segment (id {id})");
-                }
+            // SAFETY: IPC_RMID on a segment id, with no buffer to fill.
+            Some(seg) if seg.attached == 0 && unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) } == 0 => {
+                ocf_info!("removed the killed instance's shared memory segment (id {id})");
             }
+            Some(seg) if seg.attached == 0 => ocf_warn!("cannot remove the killed instance's shared memory segment (id {id})"),
             Some(seg) => {
                 return Err(OcfError::generic(format!("{} processes are still attached to the killed instance's shared memory (id {id})", seg.attached))
                     .context("left postmaster.pid in place: another postmaster may not start on this data directory"));
@@ -258,7 +257,7 @@ fn shm_of(id: i32) -> Option<Segment> {
     // SAFETY: shmid_ds is plain data; IPC_STAT fills it or fails.
     unsafe {
         let mut ds: libc::shmid_ds = std::mem::zeroed();
-        (libc::shmctl(id, libc::IPC_STAT, &mut ds) == 0).then(|| Segment {
+        (libc::shmctl(id, libc::IPC_STAT, &mut ds) == 0).then_some(Segment {
             key: ds.shm_perm.__key as u32 as u64,
             creator: ds.shm_cpid,
             owner: ds.shm_perm.uid,
