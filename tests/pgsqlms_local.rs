@@ -651,6 +651,14 @@ fn state_service_answers_routing_checks_from_postgres_and_the_cluster() {
     assert_eq!(state(p, "state-p", "start", http_p, tcp_p), 0);
     assert_eq!(state(s, "state-s", "start", http_s, 0), 0);
     std::thread::sleep(std::time::Duration::from_millis(500));
+    // A network daemon: it has dropped root for postgres (every id, no root group).
+    let svc = std::fs::read_to_string(f.base.join("paceline-state-state-p.pid")).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", svc.split_whitespace().next().unwrap())).unwrap();
+    let pg_uid = String::from_utf8_lossy(&sh("id -u postgres").stdout).trim().to_owned();
+    let ids = |key: &str| status.lines().find_map(|l| l.strip_prefix(key)).unwrap_or_default().split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    assert!(ids("Uid:").iter().all(|u| *u == pg_uid), "{status}");
+    assert!(!ids("Groups:").iter().any(|g| g == "0") && !ids("Gid:").iter().any(|g| g == "0"), "{status}");
+    assert!(status.lines().any(|l| l.starts_with("CapEff:") && l.ends_with("0000000000000000")), "{status}");
 
     // No cluster here (no controller answers crm_node): the primary's PostgreSQL is
     // writable, but without Pacemaker's word it is not "the primary" — fail closed.

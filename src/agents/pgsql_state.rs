@@ -304,11 +304,17 @@ fn start(env: &OcfEnv) -> OcfResult {
     if let Some(dir) = cfg.pidfile.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
+    // The service drops root once its ports are bound: the files it writes go to a
+    // directory of its own, owned by the account it becomes.
+    if let Some(who) = cfg.settings.who {
+        crate::state::demoting::prepare_service_dir(cfg.settings.port, who)
+            .map_err(|e| OcfError::generic(format!("cannot prepare {}: {e}", crate::state::demoting::service_dir(cfg.settings.port).display())))?;
+    }
     let mut child = cmd.spawn().map_err(|e| OcfError::generic(format!("cannot start the state service: {e}")))?;
     let pid = child.id() as i32;
     // The child is ours and not reaped yet: its start time is readable (set at fork, kept by exec).
     let svc = Service { pid, started: proc_stat(pid).map(|(_, t)| t) };
-    std::fs::write(&cfg.pidfile, svc.line()).map_err(|e| OcfError::generic(format!("cannot write {}: {e}", cfg.pidfile.display())))?;
+    crate::files::keep(&cfg.pidfile, svc.line().as_bytes()).map_err(|e| OcfError::generic(format!("cannot write {}: {e}", cfg.pidfile.display())))?;
     // A service that cannot run exits at once: give it that moment to say so.
     let until = Instant::now() + Duration::from_millis(150);
     while Instant::now() < until {

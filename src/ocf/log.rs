@@ -154,9 +154,35 @@ fn debuglog_line(date: &str, tag: &str, text: &str) -> String {
     format!("{tag}:\t{date}{text}\n")
 }
 
+/// Log files opened before the process gave up root ([`hold_open`]), by path.
+static HELD: std::sync::Mutex<Vec<(String, std::fs::File)>> = std::sync::Mutex::new(Vec::new());
+
+/// Append `line` to `path`, opened afresh for each line as ocf_log does (a rotated log is
+/// followed); if it cannot be opened any more — the process dropped root — the descriptor
+/// [`hold_open`] kept.
 fn append(path: &str, line: &str) {
-    if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
-        let _ = f.write_all(line.as_bytes());
+    match OpenOptions::new().create(true).append(true).open(path) {
+        Ok(mut f) => {
+            let _ = f.write_all(line.as_bytes());
+        }
+        Err(_) => {
+            let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((_, f)) = held.iter_mut().find(|(p, _)| p == path) {
+                let _ = f.write_all(line.as_bytes());
+            }
+        }
+    }
+}
+
+/// Open the log files now and keep them, for a process about to give up root (the state
+/// service): it may not be allowed to open them once it has.
+pub fn hold_open() {
+    let Some(l) = LOGGER.get() else { return };
+    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    for path in [l.logfile.as_deref(), l.debuglog.as_deref()].into_iter().flatten() {
+        if let Ok(f) = OpenOptions::new().create(true).append(true).open(path) {
+            held.push((path.to_owned(), f));
+        }
     }
 }
 

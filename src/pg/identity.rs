@@ -87,6 +87,31 @@ pub fn try_as_user<T>(who: Option<Identity>, f: impl FnOnce() -> T) -> Result<T,
     Ok(out)
 }
 
+/// Become `who` for good, the whole process (every thread: the C library's `setresuid`
+/// changes them all): `who`'s group and `extra` as the only groups, the saved ids too, so
+/// that no way back to root is left. Checked after the change.
+pub fn drop_for_good(who: Identity, extra: &[Gid]) -> std::io::Result<()> {
+    let mut groups = vec![who.gid];
+    groups.extend(extra.iter().copied().filter(|g| *g != who.gid));
+    nix::unistd::setgroups(&groups)?;
+    nix::unistd::setresgid(who.gid, who.gid, who.gid)?;
+    nix::unistd::setresuid(who.uid, who.uid, who.uid)?;
+    let ids = nix::unistd::getresuid()?;
+    if ids.real != who.uid || ids.effective != who.uid || ids.saved != who.uid || nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
+        return Err(std::io::Error::other("the process still holds root after dropping it"));
+    }
+    Ok(())
+}
+
+/// The id of local group `name` (`/etc/group`, as [`Identity::lookup`] reads `/etc/passwd`).
+pub fn group_id(name: &str) -> Option<Gid> {
+    let text = std::fs::read_to_string("/etc/group").ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 3 && f[0] == name).then(|| f[2].parse().ok().map(Gid::from_raw)).flatten()
+    })
+}
+
 /// Write `bytes` to `path` as `who`, atomically: a new file beside it (created, never
 /// opened if there), then renamed over `path`. A reader sees the old or the new content.
 pub fn write_as(who: Option<Identity>, path: &Path, bytes: &[u8]) -> std::io::Result<()> {

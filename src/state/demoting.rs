@@ -38,38 +38,65 @@ fn mark(port: u16) -> PathBuf {
 
 /// The demote of the instance on `port` is under way until this is dropped.
 #[must_use]
-pub struct Demoting(PathBuf);
+pub struct Demoting {
+    mark: PathBuf,
+    told: PathBuf,
+}
 
 /// pgsqlms's demote begins: from now on the state service does not say primary.
 pub fn begin(port: u16) -> Demoting {
-    begin_at(mark(port))
+    begin_at(mark(port), told_path(port))
 }
 
-fn begin_at(path: PathBuf) -> Demoting {
-    if let Err(e) = crate::files::keep(&path, b"") {
-        crate::ocf_warn!("cannot write {} ({e}): load balancers learn of this demote only when PostgreSQL stops", path.display());
+fn begin_at(mark: PathBuf, told: PathBuf) -> Demoting {
+    if let Err(e) = crate::files::keep(&mark, b"") {
+        crate::ocf_warn!("cannot write {} ({e}): load balancers learn of this demote only when PostgreSQL stops", mark.display());
     }
-    Demoting(path)
+    Demoting { mark, told }
 }
 
 impl Drop for Demoting {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-        let _ = std::fs::remove_file(told_of(&self.0));
+        // The told file is in the service's directory: unlinking never follows a link.
+        let _ = std::fs::remove_file(&self.mark);
+        let _ = std::fs::remove_file(&self.told);
     }
 }
 
-/// The service's answer to a mark: every load balancer has been told.
-fn told_of(mark: &Path) -> PathBuf {
-    mark.with_extension("told")
+/// The directory the state service for the instance on `port` writes to: its own, in
+/// `$HA_RSCTMP`, owned by the account it runs as once it has dropped root
+/// ([`prepare_service_dir`]). What the agents (root) write stays in `$HA_RSCTMP` itself.
+pub fn service_dir(port: u16) -> PathBuf {
+    crate::ocf::env::rsc_tmp().join(format!("paceline-state-{port}"))
 }
 
+/// Make [`service_dir`] for `port`, owned by `who` (pgsql-state's start, as root). It is
+/// made in root's `$HA_RSCTMP`, where no other account can put anything first, and changed
+/// through its descriptor, opened without following a link.
+pub fn prepare_service_dir(port: u16, who: crate::pg::identity::Identity) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = service_dir(port);
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o755).create(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    let fd = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW).open(&dir)?;
+    if nix::unistd::geteuid().is_root() {
+        nix::unistd::fchown(std::os::fd::AsRawFd::as_raw_fd(&fd), Some(who.uid), Some(who.gid)).map_err(std::io::Error::from)?;
+    }
+    Ok(())
+}
+
+/// The service's answer to a mark: every load balancer has been told.
 fn told_path(port: u16) -> PathBuf {
-    told_of(&mark(port))
+    service_dir(port).join("told")
 }
 
 fn serving_path(port: u16) -> PathBuf {
-    crate::ocf::env::rsc_tmp().join(format!("paceline-state-serving-{port}"))
+    service_dir(port).join("serving")
 }
 
 /// A mark a demote that was killed left behind (promote calls this).
@@ -164,7 +191,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("paceline-demoting-{}", std::process::id()));
         let path = mark_in(&dir, 5432);
         assert_eq!(path, dir.join("paceline-demoting-5432"));
-        let d = begin_at(path.clone());
+        let d = begin_at(path.clone(), dir.join("told"));
         assert!(path.exists() && !mark_in(&dir, 5433).exists());
         drop(d);
         assert!(!path.exists());

@@ -187,12 +187,29 @@ fn spawn_cluster_watch(s: &Settings, snap: Arc<RwLock<Snapshot>>) -> Result<(), 
         .map_err(|e| OcfError::generic(format!("cannot start the cluster watch: {e}")))
 }
 
+/// Give up root for `s.who` (when running as root), keeping the haclient group if the
+/// node has one.
+fn drop_root(s: &Settings) -> Result<(), OcfError> {
+    let Some(who) = s.who.filter(|_| nix::unistd::geteuid().is_root()) else { return Ok(()) };
+    let haclient: Vec<nix::unistd::Gid> = crate::pg::identity::group_id("haclient").into_iter().collect();
+    crate::ocf::log::hold_open();
+    crate::pg::identity::drop_for_good(who, &haclient).map_err(|e| OcfError::generic(format!("cannot drop root for {}: {e}", s.user)))?;
+    ocf_info!("running as {} (uid {}){}", s.user, who.uid, if haclient.is_empty() { "" } else { " with the haclient group" });
+    Ok(())
+}
+
 /// Run until SIGTERM. Never returns an error for PostgreSQL being down: it waits for it.
 pub fn serve(s: &Settings) -> Result<(), OcfError> {
     handle_signals()?;
     let snap = Arc::new(RwLock::new(Snapshot::default()));
     if s.endpoints.http.is_some() || s.endpoints.tcp.is_some() {
         http::spawn(&s.endpoints, snap.clone())?;
+    }
+    // Its ports bound, a network daemon has no use for root: it becomes system_user (which
+    // connects by peer authentication as itself) with the haclient group (Pacemaker's
+    // tools: the cluster's view, crash reports). Refused to run on as root if that fails.
+    drop_root(s)?;
+    if s.endpoints.http.is_some() || s.endpoints.tcp.is_some() {
         spawn_cluster_watch(s, snap.clone())?;
     }
     if s.crash_reports {
