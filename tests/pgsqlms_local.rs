@@ -1046,3 +1046,36 @@ fn state_service_stop_kills_only_the_service_and_waits_for_it() {
     other.wait().unwrap();
     assert_eq!(bare_state(&dir.0, "stop").0, 0, "stop is idempotent");
 }
+
+/// A streaming standby's monitor does not raise the score the primary gave it: catching
+/// up (−1) or beyond maxlag (negative) stays what it is; a standby nobody ranked yet
+/// (no score at all) makes itself promotable (1).
+#[test]
+fn a_standby_monitor_never_raises_the_primarys_verdict() {
+    if !possible_with_pacemaker_tools() {
+        return;
+    }
+    let f = Fixture::new(12);
+    let (p, s) = (&f.primary, &f.standby);
+    assert_eq!(f.rc(p, "start"), 0);
+    assert_eq!(f.rc(p, "promote"), 0);
+    assert_eq!(f.rc(s, "start"), 0);
+    wait_sql(s, "SELECT status FROM pg_stat_wal_receiver", "streaming");
+    let cib = cib_with_primary(&f.base, "nodeP");
+    must(&format!("CIB_file={} cibadmin --create -o nodes --xml-text '<node id=\"2\" uname=\"nodeS\"/>'", cib.display()));
+    let on_s = [("CIB_file", cib.to_str().unwrap()), ("OCF_RESKEY_CRM_meta_on_node", "nodeS"), ("OCF_RESKEY_CRM_meta_interval", "3000")];
+    let score = || {
+        let o = sh(&format!("CIB_file={} crm_attribute --lifetime forever --node nodeS --name master-pgsqld --query -q", cib.display()));
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    };
+    for verdict in ["-1", "-20", "-1000"] {
+        must(&format!("CIB_file={} crm_attribute --lifetime forever --node nodeS --name master-pgsqld --update {verdict}", cib.display()));
+        let (rc, err) = f.agent(s, "monitor", &on_s);
+        assert_eq!(rc, 0, "{err}");
+        assert_eq!(score(), verdict, "the standby's monitor raised the primary's verdict {verdict}: {err}");
+    }
+    must(&format!("CIB_file={} crm_attribute --lifetime forever --node nodeS --name master-pgsqld --delete", cib.display()));
+    let (rc, err) = f.agent(s, "monitor", &on_s);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(score(), "1", "nobody ranked it: promotable once streaming ({err})");
+}

@@ -231,9 +231,22 @@ pub fn nodes_to_rank(known: Vec<String>, replicas: &[Replica], partition: impl F
     Ok(nodes)
 }
 
-/// On a standby's monitor: promotable (score 1) as soon as it streams, unless the primary
-/// already ranked it. Never with synchronous replication: there only the primary makes a
-/// standby promotable, once it is a caught-up member of the synchronous set.
+/// What a standby's monitor writes as its own score, given the score it has now (`Err`:
+/// Pacemaker could not be asked): [`BOOTSTRAP`] only when it has none at all — a new
+/// cluster whose primary has not ranked anybody yet. A score the primary set, positive or
+/// not, is the primary's verdict: a standby catching up (−1), beyond `maxlag`, or absent
+/// when last seen (−1000) must not make itself promotable again; and what could not be
+/// read is not taken for "none".
+pub fn self_score(current: Result<Option<i64>, ()>) -> Option<i64> {
+    match current {
+        Ok(None) => Some(BOOTSTRAP),
+        Ok(Some(_)) | Err(()) => None,
+    }
+}
+
+/// On a standby's monitor: promotable (score 1) as soon as it streams, if the primary has
+/// never ranked it ([`self_score`]). Never with synchronous replication: there only the
+/// primary makes a standby promotable, once it is a caught-up member of the synchronous set.
 pub fn standby_self_score(cfg: &Config, local: &Local) {
     if cfg.sync_mode != Mode::Off {
         return;
@@ -250,18 +263,25 @@ pub fn standby_self_score(cfg: &Config, local: &Local) {
     if cached.is_some_and(|s| s > 0) {
         return;
     }
-    match get(cfg, &me) {
-        // Already promotable (the primary ranked us): remember it, so the next monitors
-        // need not ask Pacemaker again.
-        Some(s) if s > 0 => {
+    let current = pacemaker::attrs::permanent(&cfg.score_attribute(), &me).map(|v| v.map(|v| v.trim().parse::<i64>().unwrap_or(0)));
+    if let Ok(Some(s)) = current {
+        if s > 0 {
+            // Already promotable (the primary ranked us): remember it, so the next monitors
+            // need not ask Pacemaker again.
             let mut cache = read_cache(cfg);
             cache.insert(me, s);
             write_cache(cfg, &cache);
+        } else {
+            ocf_debug!("the primary scored this standby {s}: not raising it");
         }
-        _ => {
-            if let Err(e) = apply(cfg, &BTreeMap::from([(me, BOOTSTRAP)])) {
-                ocf_warn!("cannot set the promotion score: {}", e.reason);
-            }
+        return;
+    }
+    if let Err(e) = &current {
+        ocf_warn!("cannot read this standby's promotion score ({}): not setting it", e.reason);
+    }
+    if let Some(score) = self_score(current.map_err(|_| ())) {
+        if let Err(e) = apply(cfg, &BTreeMap::from([(me, score)])) {
+            ocf_warn!("cannot set the promotion score: {}", e.reason);
         }
     }
 }

@@ -172,3 +172,15 @@ fn the_primary_ranks_a_replica_it_never_scored() {
     );
     assert!(!s.contains_key("pg_receivewal"), "{s:?}");
 }
+
+/// A standby makes itself promotable only when nobody ranked it: the primary's verdict
+/// (catching up, beyond maxlag, absent) stands, and an unreadable score is not "none".
+#[test]
+fn a_standby_never_raises_the_primarys_verdict() {
+    assert_eq!(scores::self_score(Ok(None)), Some(scores::BOOTSTRAP));
+    for verdict in [scores::NOT_STREAMING, scores::NOT_SYNCHRONOUS, scores::ABSENT, 0, -5] {
+        assert_eq!(scores::self_score(Ok(Some(verdict))), None, "{verdict}");
+    }
+    assert_eq!(scores::self_score(Ok(Some(scores::BEST_STANDBY))), None, "already promotable: nothing to write");
+    assert_eq!(scores::self_score(Err(())), None);
+}
