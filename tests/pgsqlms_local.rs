@@ -1079,3 +1079,67 @@ fn a_standby_monitor_never_raises_the_primarys_verdict() {
     assert_eq!(rc, 0, "{err}");
     assert_eq!(score(), "1", "nobody ranked it: promotable once streaming ({err})");
 }
+
+/// CRC-32C (Castagnoli), as pg_control's checksum.
+fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for b in data {
+        crc ^= u32::from(*b);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ if crc & 1 == 1 { 0x82F6_3B78 } else { 0 };
+        }
+    }
+    !crc
+}
+
+/// Write `state` (PostgreSQL's DBState: 0 starting up, 3 shutting down, 4 in crash
+/// recovery…) into `i`'s pg_control, as a server stopped at that moment leaves it.
+fn set_cluster_state(i: &Instance, state: u32) {
+    let path = i.data.join("global/pg_control");
+    let mut buf = std::fs::read(&path).unwrap();
+    // The checksum covers the struct up to itself: find where it is (288 in PostgreSQL 15).
+    let at = (24..600).step_by(4).find(|&l| crc32c(&buf[..l]) == u32::from_le_bytes(buf[l..l + 4].try_into().unwrap())).expect("pg_control's CRC");
+    buf[16..20].copy_from_slice(&state.to_le_bytes());
+    let crc = crc32c(&buf[..at]);
+    buf[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, buf).unwrap();
+}
+
+/// An instance stopped in the middle of a transition is a crashed instance of the role it
+/// was in: the probe says 9 (primary) or 7 (standby), start recovers it as a standby — what
+/// PostgreSQL itself does with those states. "starting up" is never written by a server
+/// (PostgreSQL refuses it: "invalid database cluster state"): start fails with its words.
+#[test]
+fn every_pg_control_state_has_an_answer() {
+    if !possible() {
+        return;
+    }
+    let f = Fixture::new(13);
+    let p = &f.primary;
+    let probe = [("OCF_RESKEY_CRM_meta_interval", "0")];
+    let probe_rc = || f.agent(p, "monitor", &probe);
+    // A primary stopped while writing its shutdown checkpoint.
+    set_cluster_state(p, 3);
+    assert_eq!(probe_rc().0, 9, "shutting down: a crashed primary");
+    assert_eq!(f.rc(p, "stop"), 0, "nothing runs: stopped");
+    assert_eq!(f.rc(p, "start"), 0, "started as a standby after crash recovery");
+    assert_eq!(f.rc(p, "monitor"), 0);
+    assert_eq!(f.rc(p, "stop"), 0);
+    // A standby (standby.signal) killed in crash recovery.
+    assert!(p.data.join("standby.signal").exists());
+    set_cluster_state(p, 4);
+    assert_eq!(probe_rc().0, 7, "in crash recovery with standby.signal: a crashed standby");
+    assert_eq!(f.rc(p, "start"), 0);
+    assert_eq!(f.rc(p, "monitor"), 0);
+    assert_eq!(f.rc(p, "stop"), 0);
+    // Crash recovery of a primary's start (no standby.signal).
+    std::fs::remove_file(p.data.join("standby.signal")).unwrap();
+    set_cluster_state(p, 4);
+    assert_eq!(probe_rc().0, 9, "in crash recovery without standby.signal: a crashed primary");
+    // "starting up": the probe answers by role; start quotes PostgreSQL's refusal.
+    set_cluster_state(p, 0);
+    assert_eq!(probe_rc().0, 9);
+    let (rc, err) = f.agent(p, "start", &[]);
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("invalid database cluster state"), "{err}");
+}

@@ -139,7 +139,20 @@ pub fn stopped_state(cfg: &Config, budget: Duration) -> Result<State, OcfError> 
         ClusterState::ShutDownInRecovery => State::Stopped { as_primary: false },
         ClusterState::InProduction => State::CrashedPrimary,
         ClusterState::InArchiveRecovery => State::CrashedStandby,
-        other => State::Broken(format!("PostgreSQL is not running and pg_control says {other:?}")),
+        // Stopped in the middle of a transition: PostgreSQL recovers from each at its next
+        // start, and so do we — a crashed instance, of the role it was in. Only a primary
+        // writes "shutting down" (its shutdown checkpoint; a standby's restartpoint ends
+        // as "shut down in recovery"); crash recovery is a primary's start (a standby's is
+        // archive recovery) unless standby.signal says it was starting as a standby; and
+        // "starting up" says nothing of the role but standby.signal.
+        ClusterState::ShuttingDown => State::CrashedPrimary,
+        ClusterState::InCrashRecovery | ClusterState::Starting => {
+            if cfg.datadir.join("standby.signal").exists() {
+                State::CrashedStandby
+            } else {
+                State::CrashedPrimary
+            }
+        }
     })
 }
 

@@ -41,6 +41,12 @@ pub fn monitor(env: &OcfEnv) -> OcfResult {
         (State::Standby, None) => Ok(OcfRc::Success),
         (State::Stopped { .. }, _) => Ok(OcfRc::NotRunning),
         (State::CrashedPrimary, _) => Err(OcfError::new(OcfRc::FailedPromoted, "PostgreSQL is not running and crashed while primary")),
+        // A probe's question is "does it run here?": a crashed standby does not (7); it is
+        // started again as a standby. A recurring monitor expected it to run: a failure.
+        (State::CrashedStandby, _) if probe => {
+            ocf_info!("not running: crashed while standby");
+            Ok(OcfRc::NotRunning)
+        }
         (State::CrashedStandby, _) => Err(OcfError::generic("PostgreSQL is not running and crashed while standby")),
         (State::Broken(why), _) => Err(OcfError::generic(why)),
     }
