@@ -259,6 +259,38 @@ mod tests {
         }
     }
 
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Arbitrary text: an error or a value, never a panic.
+            #[test]
+            fn any_text_never_panics(text in any::<String>()) {
+                let _ = PidFile::parse(&text);
+            }
+
+            /// Whatever a line holds, what parses says exactly what the file says: a
+            /// positive pid, an absolute directory, a port only if that line is a port.
+            #[test]
+            fn what_parses_is_what_it_says(pid in any::<i64>(), dir in "[ -~]{0,20}", port in "[ -~]{0,8}", sock in "[ -~]{0,12}") {
+                let text = format!("{pid}\n{dir}\n1733500000\n{port}\n{sock}\n");
+                if let Ok(p) = PidFile::parse(&text) {
+                    prop_assert!(p.pid > 0 && i64::from(p.pid) == pid);
+                    prop_assert_eq!(p.datadir.to_str(), Some(dir.trim()));
+                    prop_assert!(dir.trim().starts_with('/'));
+                    match p.port {
+                        Some(n) => prop_assert_eq!(port.trim().parse::<u16>().ok(), Some(n)),
+                        None => prop_assert!(port.trim().is_empty()),
+                    }
+                    if let Some(s) = &p.sockdir {
+                        prop_assert!(s.is_absolute() && !s.components().any(|c| c == std::path::Component::ParentDir));
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn links_and_odd_files_are_not_read() {
         let dir = std::env::temp_dir().join(format!("paceline-process-{}", std::process::id()));
