@@ -58,8 +58,8 @@ impl Fixture {
                  primary_conninfo = 'host=127.0.0.1 port={} user=postgres application_name={name}'\nrecovery_target_timeline = 'latest'\n",
                 i.port,
                 i.sock.display(),
-                // pg_rewind needs wal_log_hints (or checksums): on for the two rewind tests.
-                if matches!(tag, 3 | 8) { "on" } else { "off" },
+                // pg_rewind needs wal_log_hints (or checksums): on for the rewind tests.
+                if matches!(tag, 3 | 8 | 14) { "on" } else { "off" },
                 p.port
             )
         };
@@ -1142,4 +1142,39 @@ fn every_pg_control_state_has_an_answer() {
     let (rc, err) = f.agent(p, "start", &[]);
     assert_eq!(rc, 1, "{err}");
     assert!(err.contains("invalid database cluster state"), "{err}");
+}
+
+/// The rewind keeps this node's configuration files (it reads them before pg_rewind and
+/// writes them back after, as system_user): as the `postgres` account, one of them made a
+/// link to root's file. pg_rewind itself refuses a link where the primary has a file (the
+/// comparison cannot be made, PostgreSQL then refuses the diverged start); whatever comes
+/// of it, root's file is neither read into the data directory nor written.
+#[test]
+fn a_rewind_does_not_follow_postgres_links_to_roots_files() {
+    if !possible_with_pacemaker_tools() {
+        return;
+    }
+    let f = Fixture::new(14);
+    let p = &f.primary;
+    split_brain(
+        &f,
+        "CREATE TABLE t (i int)",
+        ("SELECT count(*) FROM pg_class WHERE relname = 't'", "1"),
+        "INSERT INTO t VALUES (1)",
+        "INSERT INTO t VALUES (2)",
+    );
+    let cib = cib_with_primary(&f.base, "nodeS");
+    let rewind = [("CIB_file", cib.to_str().unwrap()), ("OCF_RESKEY_CRM_meta_on_node", "nodeP"), ("OCF_RESKEY_auto_rewind", "true")];
+    let victim = PathBuf::from(format!("/root/paceline-rewind-victim-{}-{}", std::process::id(), p.port));
+    std::fs::write(&victim, "root's secret\n").unwrap();
+    let before = fingerprint(&[victim.as_path(), Path::new("/etc/passwd"), Path::new("/etc/shadow")]);
+    let ident = p.data.join("pg_ident.conf");
+    as_pg(&format!("rm -f {0} && ln -s {1} {0}", ident.display(), victim.display()));
+    let (rc, err) = f.agent(p, "start", &rewind);
+    eprintln!("start (rewind) with pg_ident.conf linked to root's file -> {rc}: {err}");
+    assert_eq!(fingerprint(&[victim.as_path(), Path::new("/etc/passwd"), Path::new("/etc/shadow")]), before, "root's file changed");
+    let now = std::fs::symlink_metadata(&ident).map(|m| m.file_type().is_symlink());
+    let text = std::fs::read_to_string(&ident).unwrap_or_default();
+    assert!(now.is_ok_and(|l| l) || !text.contains("root's secret"), "root's file was copied into the data directory");
+    let _ = std::fs::remove_file(&victim);
 }
