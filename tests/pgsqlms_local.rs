@@ -645,12 +645,25 @@ fn state_service_answers_routing_checks_from_postgres_and_the_cluster() {
     let (http_p, tcp_p, http_s) = (p.port + 1000, p.port + 2000, s.port + 1000);
     let state = |i: &Instance, name: &str, action: &str, http: u16, tcp: u16| {
         let (http, tcp) = (http.to_string(), tcp.to_string());
-        f.state_agent(i, name, name, action, &[("OCF_RESKEY_listen_address", "127.0.0.1"), ("OCF_RESKEY_http_port", &http), ("OCF_RESKEY_tcp_port", &tcp)])
+        // A 2 s operation timeout: the service outlives its start's by far, and must not
+        // think itself bound by it (the checks below run after it has passed).
+        f.state_agent(
+            i,
+            name,
+            name,
+            action,
+            &[
+                ("OCF_RESKEY_listen_address", "127.0.0.1"),
+                ("OCF_RESKEY_http_port", &http),
+                ("OCF_RESKEY_tcp_port", &tcp),
+                ("OCF_RESKEY_CRM_meta_timeout", "2000"),
+            ],
+        )
     };
     assert_eq!(state(p, "state-p", "validate-all", http_p, http_p), 6, "the same port twice");
     assert_eq!(state(p, "state-p", "start", http_p, tcp_p), 0);
     assert_eq!(state(s, "state-s", "start", http_s, 0), 0);
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::thread::sleep(std::time::Duration::from_millis(2500));
     // A network daemon: it has dropped root for postgres (every id, no root group).
     let svc = std::fs::read_to_string(f.base.join("paceline-state-state-p.pid")).unwrap();
     let status = std::fs::read_to_string(format!("/proc/{}/status", svc.split_whitespace().next().unwrap())).unwrap();

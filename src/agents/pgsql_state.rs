@@ -292,6 +292,8 @@ fn start(env: &OcfEnv) -> OcfResult {
     // Under this agent's name: the binary is paceline's multi-call one (src/install.rs), and
     // `running` knows the service by it.
     std::os::unix::process::CommandExt::arg0(&mut cmd, SPEC.name);
+    // The service outlives this start: it must not think itself bound by the start's timeout.
+    cmd.env_remove("OCF_RESKEY_CRM_meta_timeout");
     cmd.arg(SERVE).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
     // Its own session: not in the action's process group, which Pacemaker may signal.
     {

@@ -34,7 +34,10 @@ pub fn main_with(spec: &'static AgentSpec, dispatch: impl Fn(&Action) -> Option<
     let env = OcfEnv::from_process();
     // One deadline for the whole action, which every tool, query and wait is bound by
     // (set here, in the process that runs one action, not in `run`, which tests call often).
-    if let Some(t) = env.timeout() {
+    // Only for the actions the agent declares: a long-running process an action starts
+    // (the state service) inherits that action's environment, not its deadline.
+    let declared = args.first().is_some_and(|a| spec.actions.iter().any(|x| x.name == a.as_str()));
+    if let Some(t) = env.timeout().filter(|_| declared) {
         super::deadline::start_action(super::Deadline::for_timeout(t));
     }
     std::process::exit(run(spec, dispatch, &args, &env).code() as i32)
