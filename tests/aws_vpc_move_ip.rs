@@ -9,17 +9,9 @@
 mod aws;
 mod common;
 
-use aws::{block, skip_reason, Cloud, FaultKind, Node};
+use aws::{block, expect, leak, skip_reason, Cloud, FaultKind, Node};
 
 const IP: &str = "192.0.2.250";
-
-fn expect(r: &common::Run, rc: i32, what: &str) {
-    assert_eq!(r.rc, rc, "{what}: rc {} (want {rc})\nstdout: {}\nstderr: {}", r.rc, r.stdout, r.stderr);
-}
-
-fn leak(s: String) -> &'static str {
-    Box::leak(s.into_boxed_str())
-}
 
 /// A node with an eth0 that IMDS knows (the instance's MAC).
 fn node(tag: &str, i: &aws::Instance) -> Node {

@@ -6,15 +6,7 @@
 mod aws;
 mod common;
 
-use aws::{skip_reason, Cloud, FaultKind, Node};
-
-fn expect(r: &common::Run, rc: i32, what: &str) {
-    assert_eq!(r.rc, rc, "{what}: rc {} (want {rc})\nstdout: {}\nstderr: {}", r.rc, r.stdout, r.stderr);
-}
-
-fn leak(s: &str) -> &'static str {
-    Box::leak(s.to_owned().into_boxed_str())
-}
+use aws::{expect, leak, skip_reason, Cloud, FaultKind, Node};
 
 #[test]
 fn every_action_and_the_address_moving_between_two_instances() {

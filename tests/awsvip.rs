@@ -6,7 +6,7 @@
 mod aws;
 mod common;
 
-use aws::{skip_reason, Cloud, FaultKind, Node, ACCESS_KEY, SECRET_KEY};
+use aws::{expect, leak, skip_reason, Cloud, FaultKind, Node, ACCESS_KEY, SECRET_KEY};
 use std::time::Instant;
 
 const VIP: &str = "192.0.2.100";
@@ -15,10 +15,6 @@ fn vip(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static st
     let mut v = vec![("secondary_private_ip", VIP)];
     v.extend_from_slice(extra);
     v
-}
-
-fn expect(r: &common::Run, rc: i32, what: &str) {
-    assert_eq!(r.rc, rc, "{what}: rc {} (want {rc})\nstdout: {}\nstderr: {}", r.rc, r.stdout, r.stderr);
 }
 
 #[test]
@@ -104,13 +100,13 @@ fn parameters_interface_instance_id_region_and_endpoint_url() {
     // The SDK's per-service variable works too.
     expect(&monitor(&[("AWS_ENDPOINT_URL", ""), ("AWS_ENDPOINT_URL_EC2", "http://127.0.0.1:5000")]), 7, "AWS_ENDPOINT_URL_EC2");
     // instance_id given: no IMDS at all.
-    let id: &'static str = Box::leak(ia.id.clone().into_boxed_str());
+    let id = leak(&ia.id);
     let before = a.imds_requests().len();
     expect(&monitor(&[("instance_id", id), ("region", "eu-west-1")]), 7, "instance_id + region");
     assert_eq!(a.imds_requests().len(), before, "IMDS asked although instance_id and region were given");
     // interface by index, ENI id; a missing interface is OCF_ERR_INSTALLED on start.
     expect(&a.agent("awsvip", "start", &vip(&[("interface", "0")])), 0, "start interface=0");
-    let eni: &'static str = Box::leak(ia.eni.clone().into_boxed_str());
+    let eni = leak(&ia.eni);
     expect(&monitor(&[("interface", eni)]), 0, "monitor interface=<eni>");
     expect(&a.agent("awsvip", "start", &vip(&[("interface", "3")])), 5, "start on a missing interface");
     expect(&a.agent("awsvip", "validate-all", &vip(&[("interface", "3")])), 6, "validate-all with a missing interface");
@@ -185,8 +181,7 @@ fn secrets_never_reach_the_logs() {
     let dir = std::env::temp_dir().join(format!("paceline-awsvip-logs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (log, dbg) = (dir.join("ha.log"), dir.join("ha-debug.log"));
-    let (log_s, dbg_s): (&'static str, &'static str) =
-        (Box::leak(log.display().to_string().into_boxed_str()), Box::leak(dbg.display().to_string().into_boxed_str()));
+    let (log_s, dbg_s): (&'static str, &'static str) = (leak(log.display().to_string()), leak(dbg.display().to_string()));
     let env = vip(&[("HA_DEBUG", "1"), ("HA_LOGFILE", log_s), ("HA_DEBUGLOG", dbg_s)]);
     let mut out = String::new();
     for action in ["validate-all", "start", "monitor", "stop"] {

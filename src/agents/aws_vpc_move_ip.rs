@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use aws_sdk_ec2::types::{Route, RouteTable};
 
-use crate::aws::{self, AwsParams, Backoff, Deadline, Session};
+use crate::aws::{self, AwsParams, Session};
 use crate::net::netlink::{AddrSpec, Broadcast, IfAddr, Link, Netlink};
 use crate::net::require_root;
 use crate::ocf::{ActionSpec, AgentSpec, OcfEnv, OcfError, OcfRc, OcfResult, Param, ParamKind, Params, Support};
@@ -226,11 +226,9 @@ pub fn start(env: &OcfEnv) -> OcfResult {
     require_root("start")?;
     let nl = Netlink::open()?;
     let (link, present) = local(&nl, &cfg)?;
-    let deadline = Deadline::for_action(env, Duration::from_secs(180));
-    aws::block_on(async {
-        let s = Session::open(&cfg.aws, &deadline).await?;
-        let me = here(&s, &link).await?;
-        let now = routes(&s, &cfg).await?;
+    aws::with_session(env, &cfg.aws, Duration::from_secs(180), async |s| {
+        let me = here(s, &link).await?;
+        let now = routes(s, &cfg).await?;
         let c = s.ec2.client();
         for (table, route) in &now {
             if route.as_ref().is_some_and(|r| ours(r, &me, cfg.lookup) && r.network_interface_id.as_deref() == Some(me.eni.as_str())) {
@@ -252,20 +250,18 @@ pub fn start(env: &OcfEnv) -> OcfResult {
             }
         }
         // EC2 is eventually consistent: look until every table shows the change.
-        let mut backoff = Backoff::default();
-        loop {
-            let seen = routes(&s, &cfg).await?;
-            let off = elsewhere(&seen, &me, cfg.lookup);
-            if off.is_empty() {
-                break;
-            }
-            if !backoff.wait(&deadline).await {
-                let (t, what) = &off[0];
-                return Err(OcfError::generic(format!("{t} still holds {what} for {}, not {}, at the deadline", cfg.cidr(), me.eni)));
-            }
-        }
-        Ok::<(), OcfError>(())
-    })??;
+        aws::wait_until(
+            s.ec2.deadline(),
+            async || routes(s, &cfg).await,
+            |seen| elsewhere(seen, &me, cfg.lookup).is_empty(),
+            |seen| {
+                let (t, what) = &elsewhere(&seen, &me, cfg.lookup)[0];
+                OcfError::generic(format!("{t} still holds {what} for {}, not {}, at the deadline", cfg.cidr(), me.eni))
+            },
+        )
+        .await?;
+        Ok(())
+    })?;
     if present.is_none() {
         nl.add_address(&AddrSpec {
             index: link.index,
@@ -332,51 +328,45 @@ pub fn monitor(env: &OcfEnv) -> OcfResult {
     if !(cfg.monapi || probe) {
         return Ok(OcfRc::Success);
     }
-    let deadline = Deadline::for_action(env, Duration::from_secs(30));
-    aws::block_on(async {
-        let s = Session::open(&cfg.aws, &deadline).await?;
-        let me = here(&s, &link).await?;
-        let now = routes(&s, &cfg).await?;
+    aws::with_session(env, &cfg.aws, Duration::from_secs(30), async |s| {
+        let me = here(s, &link).await?;
+        let now = routes(s, &cfg).await?;
         let off = elsewhere(&now, &me, cfg.lookup);
         if let Some((t, what)) = off.first() {
             return Err(OcfError::generic(format!("{} is on {} but {t} holds {what}: not routed here", cfg.ip, link.name)));
         }
         Ok(OcfRc::Success)
-    })?
+    })
 }
 
 /// validate-all: the parameters, and that EC2 knows every route table.
 pub fn validate_all(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
-    let deadline = Deadline::for_action(env, Duration::from_secs(10));
-    aws::block_on(async {
-        let s = Session::open(&cfg.aws, &deadline).await?;
-        routes(&s, &cfg).await?;
+    aws::with_session(env, &cfg.aws, Duration::from_secs(10), async |s| {
+        routes(s, &cfg).await?;
         Ok(OcfRc::Success)
-    })?
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, OcfError> {
-        Config::from_env(&OcfEnv::from_pairs(pairs.iter().map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string()))))
-    }
+    use crate::aws::testing::{self, env};
 
     #[test]
     fn heartbeat_parameters() {
-        let c = cfg(&[("ip", "192.0.2.100"), ("routing_table", "rtb-0123456789abcdef0, rtb-00000000000000001"), ("iflabel", "vip")]).unwrap();
+        let c =
+            Config::from_env(&env(&[("ip", "192.0.2.100"), ("routing_table", "rtb-0123456789abcdef0, rtb-00000000000000001"), ("iflabel", "vip")])).unwrap();
         assert_eq!(c.tables, ["rtb-0123456789abcdef0", "rtb-00000000000000001"]);
         assert_eq!((c.interface.as_str(), c.label.as_deref(), c.monapi, c.lookup), ("eth0", Some("eth0:vip"), false, LookupType::InstanceId));
-        let c = cfg(&[
+        let c = Config::from_env(&env(&[
             ("ip", ""),
             ("address", "192.0.2.7"),
             ("routing_table", "rtb-0123456789abcdef0"),
             ("lookup_type", "NetworkInterfaceId"),
             ("monapi", "true"),
             ("routing_table_role", "arn:aws:iam::123456789012:role/rtb"),
-        ])
+        ]))
         .unwrap();
         assert_eq!((c.ip, c.lookup, c.monapi), ("192.0.2.7".parse().unwrap(), LookupType::NetworkInterfaceId, true));
         assert_eq!(c.aws.assume_role.as_deref(), Some("arn:aws:iam::123456789012:role/rtb"));
@@ -395,15 +385,15 @@ mod tests {
             (&[("ip", "192.0.2.1"), ("routing_table", "rtb-0123456789abcdef0"), ("region", "Mars 1")], "region 'Mars 1'"),
             (&[("routing_table", "rtb-0123456789abcdef0")], "'ip' is required"),
         ] {
-            let e = cfg(pairs).unwrap_err();
+            let e = Config::from_env(&env(pairs)).unwrap_err();
             assert_eq!(e.rc, OcfRc::ErrConfigured, "{pairs:?}: {e}");
             assert!(e.reason.contains(want), "{pairs:?}: {}", e.reason);
         }
     }
 
     #[test]
-    fn docs_match_the_parameter_table() {
-        assert_eq!(crate::ocf::params::docs_block("aws-vpc-move-ip").unwrap(), SPEC.markdown_table(), "regenerate with `paceline params aws-vpc-move-ip`");
+    fn metadata_and_docs_show_every_parameter() {
+        testing::assert_documented(&SPEC);
     }
 
     #[test]

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use aws_sdk_ec2::types::Address;
 
-use crate::aws::{self, eni, AwsParams, Backoff, Deadline, Ec2, Session};
-use crate::ocf::{ActionSpec, AgentSpec, OcfEnv, OcfError, OcfRc, OcfResult, Param, ParamKind, Params};
+use crate::aws::{self, eni, AwsParams, Ec2};
+use crate::ocf::{AgentSpec, OcfEnv, OcfError, OcfRc, OcfResult, Param, ParamKind, Params};
 use crate::{ocf_err, ocf_info};
 
 pub static PARAMS: &[Param] = &[
@@ -44,15 +44,7 @@ pub static SPEC: AgentSpec = AgentSpec {
         retries with backoff within the action's timeout, exact matching, and exit codes that never \
         report an API failure as 'not running'.",
     params: &[PARAMS, aws::COMMON],
-    actions: &[
-        ActionSpec::new("start", 30),
-        ActionSpec::new("stop", 30),
-        ActionSpec::new("monitor", 30).interval(20).depth(0),
-        ActionSpec::new("migrate_to", 30),
-        ActionSpec::new("migrate_from", 30),
-        ActionSpec::new("meta-data", 5),
-        ActionSpec::new("validate-all", 10),
-    ],
+    actions: aws::ADDRESS_ACTIONS,
 };
 
 /// Entry point of the `awseip` binary.
@@ -154,26 +146,21 @@ async fn eni_holding(ec2: &Ec2, instance_id: &str, ip: Ipv4Addr) -> Result<Optio
 
 /// Poll DescribeAddresses until the association is (`ours == true`) or is not ours.
 async fn wait_for(ec2: &Ec2, cfg: &Config, instance_id: &str, ours: bool) -> Result<(), OcfError> {
-    let deadline: Deadline = *ec2.deadline();
-    let mut pause = Backoff::default();
-    loop {
-        let addr = describe(ec2, cfg).await?;
-        if is_ours(&addr, instance_id, cfg) == ours {
-            return Ok(());
-        }
-        if !pause.wait(&deadline).await {
-            return Err(OcfError::generic(format!("EC2 accepted the change but Elastic IP {} is {} before the action's timeout", cfg.name(), where_is(&addr))));
-        }
-    }
+    aws::wait_until(
+        ec2.deadline(),
+        async || describe(ec2, cfg).await,
+        |addr| is_ours(addr, instance_id, cfg) == ours,
+        |addr| OcfError::generic(format!("EC2 accepted the change but Elastic IP {} is {} before the action's timeout", cfg.name(), where_is(&addr))),
+    )
+    .await?;
+    Ok(())
 }
 
 /// start: associate the Elastic IP here (taking it from wherever it is), then wait until
 /// EC2 shows the association.
 pub fn start(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
-    let deadline = Deadline::for_action(env, Duration::from_secs(30));
-    aws::block_on(async {
-        let s = Session::open(&cfg.aws, &deadline).await?;
+    aws::with_session(env, &cfg.aws, Duration::from_secs(30), async |s| {
         let addr = describe(&s.ec2, &cfg).await?;
         if is_ours(&addr, &s.instance_id, &cfg) {
             ocf_info!("Elastic IP {} is already associated with {}", cfg.name(), s.instance_id);
@@ -202,15 +189,13 @@ pub fn start(env: &OcfEnv) -> OcfResult {
         wait_for(&s.ec2, &cfg, &s.instance_id, true).await?;
         ocf_info!("Elastic IP {} associated with {}", cfg.name(), s.instance_id);
         Ok(OcfRc::Success)
-    })?
+    })
 }
 
 /// stop: disassociate the Elastic IP if, and only if, it is associated with this instance.
 pub fn stop(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
-    let deadline = Deadline::for_action(env, Duration::from_secs(30));
-    aws::block_on(async {
-        let s = Session::open(&cfg.aws, &deadline).await?;
+    aws::with_session(env, &cfg.aws, Duration::from_secs(30), async |s| {
         let addr = match describe(&s.ec2, &cfg).await {
             Ok(a) => a,
             // EC2 says the address does not exist: it is certainly not associated here.
@@ -237,16 +222,14 @@ pub fn stop(env: &OcfEnv) -> OcfResult {
         wait_for(&s.ec2, &any_private, &s.instance_id, false).await?;
         ocf_info!("Elastic IP {} disassociated from {}", cfg.name(), s.instance_id);
         Ok(OcfRc::Success)
-    })?
+    })
 }
 
 /// monitor: 0 when EC2 shows the Elastic IP associated here, 7 when elsewhere or nowhere,
 /// an error when EC2 cannot be asked.
 pub fn monitor(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
-    let deadline = Deadline::for_action(env, Duration::from_secs(30));
-    aws::block_on(async {
-        let s = Session::open(&cfg.aws, &deadline).await?;
+    aws::with_session(env, &cfg.aws, Duration::from_secs(30), async |s| {
         let addr = describe(&s.ec2, &cfg).await?;
         if is_ours(&addr, &s.instance_id, &cfg) {
             Ok(OcfRc::Success)
@@ -254,34 +237,29 @@ pub fn monitor(env: &OcfEnv) -> OcfResult {
             crate::ocf_debug!("Elastic IP {} is {}", cfg.name(), where_is(&addr));
             Ok(OcfRc::NotRunning)
         }
-    })?
+    })
 }
 
 /// validate-all: the parameters, and that EC2 knows the address and this instance.
 pub fn validate_all(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
-    let deadline = Deadline::for_action(env, Duration::from_secs(10));
-    aws::block_on(async {
-        let s = Session::open(&cfg.aws, &deadline).await?;
+    aws::with_session(env, &cfg.aws, Duration::from_secs(10), async |s| {
         describe(&s.ec2, &cfg).await?;
         s.ec2.call("DescribeInstances", s.ec2.client().describe_instances().instance_ids(&s.instance_id).send()).await?;
         Ok(OcfRc::Success)
-    })?
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, OcfError> {
-        Config::from_env(&OcfEnv::from_pairs(pairs.iter().map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string()))))
-    }
+    use crate::aws::testing::{self, env};
 
     #[test]
     fn either_address_or_allocation() {
-        let c = cfg(&[("elastic_ip", "198.51.100.7")]).unwrap();
+        let c = Config::from_env(&env(&[("elastic_ip", "198.51.100.7")])).unwrap();
         assert_eq!(c.elastic_ip, Some(Ipv4Addr::new(198, 51, 100, 7)));
-        let c = cfg(&[("allocation_id", "eipalloc-0123abcd"), ("private_ip_address", "192.0.2.100"), ("api_delay", "3")]).unwrap();
+        let c = Config::from_env(&env(&[("allocation_id", "eipalloc-0123abcd"), ("private_ip_address", "192.0.2.100"), ("api_delay", "3")])).unwrap();
         assert_eq!(c.allocation_id.as_deref(), Some("eipalloc-0123abcd"));
         assert_eq!(c.private_ip, Some(Ipv4Addr::new(192, 0, 2, 100)));
     }
@@ -303,24 +281,11 @@ mod tests {
             &[("elastic_ip", "198.51.100.7"), ("endpoint_url", "file:///etc/passwd")],
             &[("elastic_ip", "198.51.100.7"), ("instance_id", "i-1")],
         ];
-        for case in cases {
-            match cfg(case) {
-                Err(e) => assert_eq!(e.rc, OcfRc::ErrConfigured, "{case:?}: {e}"),
-                Ok(c) => panic!("{case:?} accepted: {c:?}"),
-            }
-        }
+        testing::assert_all_refused(cases, Config::from_env);
     }
 
     #[test]
-    fn metadata_lists_every_parameter() {
-        let xml = SPEC.metadata_xml();
-        for p in PARAMS {
-            assert!(xml.contains(&format!("<parameter name=\"{}\"", p.name)), "{}", p.name);
-        }
-    }
-
-    #[test]
-    fn docs_show_the_parameter_table() {
-        assert_eq!(crate::ocf::params::docs_block("awseip").unwrap(), SPEC.markdown_table(), "regenerate the table from awseip::PARAMS");
+    fn metadata_and_docs_show_every_parameter() {
+        testing::assert_documented(&SPEC);
     }
 }

@@ -23,8 +23,8 @@ use std::time::Duration;
 use aws_sdk_ec2::types::NetworkInterface;
 
 use crate::aws::eni::{addresses, holds, interfaces_of as our_interfaces};
-use crate::aws::{self, AwsParams, Backoff, Deadline, Ec2, Session};
-use crate::ocf::{ActionSpec, AgentSpec, OcfEnv, OcfError, OcfRc, OcfResult, Param, ParamKind, Params};
+use crate::aws::{self, AwsParams, Ec2};
+use crate::ocf::{AgentSpec, OcfEnv, OcfError, OcfRc, OcfResult, Param, ParamKind, Params};
 use crate::{ocf_err, ocf_info, ocf_warn};
 
 pub static PARAMS: &[Param] = &[
@@ -44,15 +44,7 @@ pub static SPEC: AgentSpec = AgentSpec {
         with IMDSv2, retries with backoff within the action's timeout, and exit codes that never \
         report an API failure as 'not running'.",
     params: &[PARAMS, aws::COMMON],
-    actions: &[
-        ActionSpec::new("start", 30),
-        ActionSpec::new("stop", 30),
-        ActionSpec::new("monitor", 30).interval(20).depth(0),
-        ActionSpec::new("migrate_to", 30),
-        ActionSpec::new("migrate_from", 30),
-        ActionSpec::new("meta-data", 5),
-        ActionSpec::new("validate-all", 10),
-    ],
+    actions: aws::ADDRESS_ACTIONS,
 };
 
 /// Entry point of the `awsvip` binary.
@@ -179,28 +171,25 @@ fn describe_interface(want: &Interface) -> String {
 
 /// Poll until `ip` is (or, with `present == false`, is no longer) on `eni`.
 async fn wait_for(ec2: &Ec2, eni: &str, ip: Ipv4Addr, present: bool) -> Result<(), OcfError> {
-    let deadline: Deadline = *ec2.deadline();
-    let mut pause = Backoff::default();
-    loop {
-        let out = ec2.call("DescribeNetworkInterfaces", ec2.client().describe_network_interfaces().network_interface_ids(eni).send()).await?;
-        let there = out.network_interfaces.unwrap_or_default().iter().any(|n| holds(n, ip));
-        if there == present {
-            return Ok(());
-        }
-        if !pause.wait(&deadline).await {
-            let state = if present { "does not show it on" } else { "still shows it on" };
-            return Err(OcfError::generic(format!("EC2 accepted the change but {state} {eni} before the action's timeout")));
-        }
-    }
+    let state = if present { "does not show it on" } else { "still shows it on" };
+    aws::wait_until(
+        ec2.deadline(),
+        async || {
+            let out = ec2.call("DescribeNetworkInterfaces", ec2.client().describe_network_interfaces().network_interface_ids(eni).send()).await?;
+            Ok(out.network_interfaces.unwrap_or_default().iter().any(|n| holds(n, ip)))
+        },
+        |&there| there == present,
+        |_| OcfError::generic(format!("EC2 accepted the change but {state} {eni} before the action's timeout")),
+    )
+    .await?;
+    Ok(())
 }
 
 /// start: assign the address to our interface (taking it from whoever has it), then wait
 /// until EC2 shows it there.
 pub fn start(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
-    let deadline = Deadline::for_action(env, Duration::from_secs(30));
-    aws::block_on(async {
-        let s = Session::open(&cfg.aws, &deadline).await?;
+    aws::with_session(env, &cfg.aws, Duration::from_secs(30), async |s| {
         let enis = our_interfaces(&s.ec2, &s.instance_id).await?;
         check_not_primary(&enis, cfg.ip)?;
         let Some(eni) = pick(&enis, &cfg.interface)? else {
@@ -223,15 +212,13 @@ pub fn start(env: &OcfEnv) -> OcfResult {
         wait_for(&s.ec2, &id, cfg.ip, true).await?;
         ocf_info!("{} assigned to {id} of {}", cfg.ip, s.instance_id);
         Ok(OcfRc::Success)
-    })?
+    })
 }
 
 /// stop: unassign the address from every interface of this instance that holds it.
 pub fn stop(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
-    let deadline = Deadline::for_action(env, Duration::from_secs(30));
-    aws::block_on(async {
-        let s = Session::open(&cfg.aws, &deadline).await?;
+    aws::with_session(env, &cfg.aws, Duration::from_secs(30), async |s| {
         let enis = our_interfaces(&s.ec2, &s.instance_id).await?;
         // A primary address was never ours to assign (start refuses it): nothing to undo,
         // and failing the stop would get this node fenced for a configuration mistake.
@@ -261,16 +248,14 @@ pub fn stop(env: &OcfEnv) -> OcfResult {
             ocf_info!("{} unassigned from {id} of {}", cfg.ip, s.instance_id);
         }
         Ok(OcfRc::Success)
-    })?
+    })
 }
 
 /// monitor: 0 when EC2 shows the address on our interface, 7 when EC2 shows it elsewhere
 /// or nowhere, an error when EC2 cannot be asked.
 pub fn monitor(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
-    let deadline = Deadline::for_action(env, Duration::from_secs(30));
-    aws::block_on(async {
-        let s = Session::open(&cfg.aws, &deadline).await?;
+    aws::with_session(env, &cfg.aws, Duration::from_secs(30), async |s| {
         let enis = our_interfaces(&s.ec2, &s.instance_id).await?;
         let chosen = pick(&enis, &cfg.interface)?;
         if chosen.is_some_and(|n| holds(n, cfg.ip)) {
@@ -280,15 +265,13 @@ pub fn monitor(env: &OcfEnv) -> OcfResult {
             ocf_warn!("{} is on {} of this instance, not on {}", cfg.ip, eni_id(other), describe_interface(&cfg.interface));
         }
         Ok(OcfRc::NotRunning)
-    })?
+    })
 }
 
 /// validate-all: the parameters, and that EC2 knows this instance and its interface.
 pub fn validate_all(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
-    let deadline = Deadline::for_action(env, Duration::from_secs(10));
-    aws::block_on(async {
-        let s = Session::open(&cfg.aws, &deadline).await?;
+    aws::with_session(env, &cfg.aws, Duration::from_secs(10), async |s| {
         let enis = our_interfaces(&s.ec2, &s.instance_id).await?;
         if enis.is_empty() {
             return Err(bad(format!("EC2 shows no network interface attached to instance {}", s.instance_id)));
@@ -298,23 +281,17 @@ pub fn validate_all(env: &OcfEnv) -> OcfResult {
             return Err(bad(format!("instance {} has no {}", s.instance_id, describe_interface(&cfg.interface))));
         }
         Ok(OcfRc::Success)
-    })?
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, OcfError> {
-        Config::from_env(&OcfEnv::from_pairs(pairs.iter().map(|(k, v)| {
-            let key = if k.starts_with("OCF_") { k.to_string() } else { format!("OCF_RESKEY_{k}") };
-            (key, v.to_string())
-        })))
-    }
+    use crate::aws::testing::{self, env};
 
     #[test]
     fn minimal() {
-        let c = cfg(&[("secondary_private_ip", "192.0.2.100")]).unwrap();
+        let c = Config::from_env(&env(&[("secondary_private_ip", "192.0.2.100")])).unwrap();
         assert_eq!(c.ip, Ipv4Addr::new(192, 0, 2, 100));
         assert_eq!(c.interface, Interface::Primary);
         assert_eq!(c.aws, AwsParams::default());
@@ -322,7 +299,7 @@ mod tests {
 
     #[test]
     fn interfaces() {
-        let i = |v: &str| cfg(&[("secondary_private_ip", "192.0.2.100"), ("interface", v)]).map(|c| c.interface);
+        let i = |v: &str| Config::from_env(&env(&[("secondary_private_ip", "192.0.2.100"), ("interface", v)])).map(|c| c.interface);
         assert_eq!(i("0").unwrap(), Interface::Primary);
         assert_eq!(i("2").unwrap(), Interface::Index(2));
         assert_eq!(i("eni-0123abcd").unwrap(), Interface::Eni("eni-0123abcd".into()));
@@ -331,8 +308,14 @@ mod tests {
 
     #[test]
     fn heartbeat_leftovers_are_accepted() {
-        let c = cfg(&[("secondary_private_ip", "192.0.2.100"), ("api_delay", "3"), ("awscli", "/usr/bin/aws"), ("profile", "cluster"), ("auth_type", "role")])
-            .unwrap();
+        let c = Config::from_env(&env(&[
+            ("secondary_private_ip", "192.0.2.100"),
+            ("api_delay", "3"),
+            ("awscli", "/usr/bin/aws"),
+            ("profile", "cluster"),
+            ("auth_type", "role"),
+        ]))
+        .unwrap();
         assert_eq!(c.aws.profile.as_deref(), Some("cluster"));
     }
 
@@ -361,31 +344,18 @@ mod tests {
             &[("secondary_private_ip", "192.0.2.1"), ("profile", "two words")],
             &[("secondary_private_ip", "192.0.2.1"), ("api_delay", "soon")],
         ];
-        for case in cases {
-            match cfg(case) {
-                Err(e) => assert_eq!(e.rc, OcfRc::ErrConfigured, "{case:?}: {e}"),
-                Ok(c) => panic!("{case:?} accepted: {c:?}"),
-            }
-        }
+        testing::assert_all_refused(cases, Config::from_env);
     }
 
     #[test]
-    fn metadata_lists_every_parameter() {
-        let xml = SPEC.metadata_xml();
-        for p in PARAMS {
-            assert!(xml.contains(&format!("<parameter name=\"{}\"", p.name)), "{}", p.name);
-        }
-        assert!(xml.contains("<parameter name=\"secondary_private_ip\" unique=\"1\" required=\"1\">"));
+    fn metadata_and_docs_show_every_parameter() {
+        testing::assert_documented(&SPEC);
+        assert!(SPEC.metadata_xml().contains("<parameter name=\"secondary_private_ip\" unique=\"1\" required=\"1\">"));
     }
 
     #[test]
     fn unknown_action_is_unimplemented() {
         let env = OcfEnv::default();
         assert!(ACTIONS.dispatch(&crate::ocf::Action { name: "promote", env: &env }).is_none());
-    }
-
-    #[test]
-    fn docs_show_the_parameter_table() {
-        assert_eq!(crate::ocf::params::docs_block("awsvip").unwrap(), SPEC.markdown_table(), "regenerate the table from awsvip::PARAMS");
     }
 }

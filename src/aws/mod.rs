@@ -31,7 +31,8 @@
 //! * [`Secret`]: `Secret::new(String)`, `expose() -> &str`; redacted in `Debug`/`Display`.
 //! * [`COMMON`]: the parameter table every AWS resource agent adds to its own (region,
 //!   profile, endpoint_url, instance_id, and heartbeat's ignored leftovers); [`Actions`]:
-//!   their dispatch under heartbeat's action names.
+//!   their dispatch under heartbeat's action names; [`ADDRESS_ACTIONS`]: what awsvip and
+//!   awseip advertise.
 //! * [`AwsParams`] (`region`, `profile`, `endpoint_url`, `instance_id`, `access_key`,
 //!   `secret_key`: all `Option`): `AwsParams::from_params(&Params)` reads the first four
 //!   from an agent's parameter table (which must include [`REGION`], [`PROFILE`],
@@ -55,6 +56,11 @@
 //! * [`Session`]: `Session::open(&AwsParams, &Deadline).await` = IMDS handle + this
 //!   node's instance id ([`AwsParams::resolve_instance_id`]: parameter, else IMDS) + a
 //!   connected [`Ec2`]; what a resource agent needs for one action.
+//!   [`with_session`]`(env, &AwsParams, default_timeout, async |s| …)` is how an action
+//!   runs: the deadline from the action's timeout, the session opened within it, the
+//!   action's own work on it — so each agent's actions say only what is theirs.
+//! * [`wait_until`]`(deadline, look, shows, late)`: look at EC2 until it shows an accepted
+//!   change (backoff between looks, bounded by the deadline).
 //! * [`AwsError`]: `rc`, `code()` (the AWS error code, e.g. `InvalidAddress.NotFound`),
 //!   `reason`; `is_not_found()`; `From<AwsError> for OcfError`. [`rc_for_code`] is the table:
 //!   auth and permission codes → `OCF_ERR_PERM`; a configured thing that does not exist or a
@@ -75,8 +81,10 @@ pub mod eni;
 mod error;
 mod imds;
 mod params;
+#[cfg(test)]
+pub(crate) mod testing;
 
-pub use deadline::{Backoff, Deadline};
+pub use deadline::{wait_until, Backoff, Deadline};
 pub use ec2::Ec2;
 /// An error and its sources on one line, each text once (no debug dumps).
 pub(crate) use error::chain as error_chain;
@@ -84,7 +92,9 @@ pub use error::{rc_for_code, AwsError};
 pub use imds::Imds;
 pub use params::{valid_instance_id, valid_region, valid_resource_id, AwsParams, Secret, COMMON, ENDPOINT_URL, INSTANCE_ID, PROFILE, REGION};
 
-use crate::ocf::{Action, OcfEnv, OcfError, OcfResult};
+use std::time::Duration;
+
+use crate::ocf::{Action, ActionSpec, OcfEnv, OcfError, OcfResult};
 
 /// The actions of an AWS resource agent, dispatched under the names heartbeat's agents
 /// accept (`status` for monitor, `validate` for validate-all; a migration is a stop here
@@ -113,6 +123,19 @@ impl Actions {
     }
 }
 
+/// The actions awsvip and awseip advertise, with heartbeat's timeouts: [`Actions`]'s
+/// names, migration included (an address moves with the resource; a migration is a stop
+/// there and a start here).
+pub static ADDRESS_ACTIONS: &[ActionSpec] = &[
+    ActionSpec::new("start", 30),
+    ActionSpec::new("stop", 30),
+    ActionSpec::new("monitor", 30).interval(20).depth(0),
+    ActionSpec::new("migrate_to", 30),
+    ActionSpec::new("migrate_from", 30),
+    ActionSpec::new("meta-data", 5),
+    ActionSpec::new("validate-all", 10),
+];
+
 /// What one action of a resource agent works with: this node's instance, IMDS, EC2.
 #[derive(Debug)]
 pub struct Session {
@@ -130,6 +153,18 @@ impl Session {
         let ec2 = Ec2::connect(p, deadline, &imds).await?;
         Ok(Session { imds, ec2, instance_id })
     }
+}
+
+/// One action of an AWS resource agent: a [`Deadline`] from the action's timeout
+/// (`default_timeout` when run by hand), a [`Session`] opened within it, then `work` on
+/// that session — on [`block_on`]'s runtime. The session's EC2 client carries the deadline
+/// (`s.ec2.deadline()`) for whatever `work` waits for.
+pub fn with_session<T>(env: &OcfEnv, p: &AwsParams, default_timeout: Duration, work: impl AsyncFnOnce(&Session) -> Result<T, OcfError>) -> Result<T, OcfError> {
+    let deadline = Deadline::for_action(env, default_timeout);
+    block_on(async {
+        let s = Session::open(p, &deadline).await?;
+        work(&s).await
+    })?
 }
 
 /// Run `fut` to completion on a fresh single-threaded runtime (I/O and timers enabled).

@@ -27,6 +27,9 @@
 //!   removes a variable). [`Node::agent(agent, action, env)`] does that for
 //!   `target/<triple>/debug/<agent>`, plus the OCF variables.
 //!
+//! * [`expect`]`(&run, rc, what)`: the run's exit code, its output shown when it is not
+//!   `rc`; [`leak`] makes a run-time value (an id moto chose) a `&'static str` parameter.
+//!
 //! Use it from a test file with `mod common; #[path = "common/aws.rs"] mod aws;` (kept out of
 //! `common/mod.rs` so that the other test binaries do not link the SDK).
 //!
@@ -71,6 +74,17 @@ pub fn skip_reason() -> Option<String> {
 }
 
 pub use crate::common::agent as bin;
+
+/// The run ended with `rc` (`what` names the step); the failure shows its output.
+pub fn expect(r: &Run, rc: i32, what: &str) {
+    assert_eq!(r.rc, rc, "{what}: rc {} (want {rc})\nstdout: {}\nstderr: {}", r.rc, r.stdout, r.stderr);
+}
+
+/// A value made at run time (an id moto chose) as the `&'static str` the parameter
+/// lists are made of; a test process lives briefly, so the leak is harmless.
+pub fn leak(s: impl Into<String>) -> &'static str {
+    Box::leak(s.into().into_boxed_str())
+}
 
 /// Run a future on a throw-away current-thread runtime.
 pub fn block<F: Future>(f: F) -> F::Output {
