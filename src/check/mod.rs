@@ -14,6 +14,8 @@ pub mod ec2;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use tokio_postgres::types::ToSql;
+
 use crate::pacemaker::cib::{agent_type, primitives_in, Primitive};
 use crate::pacemaker::xml::Element;
 use crate::status::{Finding, Severity};
@@ -381,15 +383,19 @@ fn local_postgres(root: &Element) -> Result<Vec<Finding>, crate::ocf::OcfError> 
         // libpq's default (the OS user the tools run as).
         let conninfo = crate::pg::conninfo::ConnInfo::parse(settings.get("primary_conninfo").map(String::as_str).unwrap_or("")).unwrap_or_default();
         let rewinder = crate::agents::pgsqlms::rewind_role_name(pg.params.get("rewind_user").map(String::as_str), &conninfo, &user);
-        let literal = rewinder.replace('\'', "''");
-        let reads: Vec<String> = crate::agents::pgsqlms::REWIND_FUNCTIONS.iter().map(|f| format!("has_function_privilege(oid, '{f}', 'EXECUTE')")).collect();
+        // The role and the functions as bind parameters ($1 the role, $2… the functions):
+        // a role name is the operator's text, and goes nowhere near the SQL's.
+        let functions = crate::agents::pgsqlms::REWIND_FUNCTIONS;
+        let reads: Vec<String> = (2..functions.len() + 2).map(|n| format!("has_function_privilege(oid, ${n}::text, 'EXECUTE')")).collect();
         let sql = format!(
             "SELECT ({})::text, \
              (CASE WHEN rolsuper THEN true WHEN to_regrole('pg_checkpoint') IS NULL THEN false ELSE pg_has_role(oid, 'pg_checkpoint', 'USAGE') END)::text \
-             FROM pg_roles WHERE rolname = '{literal}'",
+             FROM pg_roles WHERE rolname = $1",
             reads.join(" AND ")
         );
-        match local.query_text(&sql, t) {
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&rewinder];
+        params.extend(functions.iter().map(|f| f as &(dyn ToSql + Sync)));
+        match local.query_text_with(&sql, &params, t) {
             Ok(rows) => {
                 let role = rows.first().map(|r| RewindRole {
                     can_read: r.first().cloned().flatten().as_deref() == Some("true"),

@@ -11,11 +11,19 @@
 //! Every connect and query is bounded by its caller's timeout cut to what is left of the
 //! running action ([`crate::ocf::deadline::bound`]): a server that accepts the connection
 //! but never answers costs the action at most its own time, never more.
+//!
+//! Values go into SQL as bind parameters (`query_one_with`, `query_text_with`,
+//! `execute_with`: `$1` in the text, the value apart), never pasted into the text: a value
+//! then cannot change what the statement says, whatever quotes or backslashes it holds.
+//! The one exception is a utility statement (`ALTER SYSTEM`), which PostgreSQL does not
+//! plan and so cannot take parameters: [`quote_literal`] is the only way a value goes in
+//! there.
 
 use std::path::Path;
 use std::time::Duration;
 
 use tokio::runtime::Runtime;
+use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::{Client, NoTls};
 
 use crate::ocf::OcfError;
@@ -149,38 +157,45 @@ impl Local {
     }
 
     /// One row, one column.
-    pub fn query_one<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str, timeout: Duration) -> Result<T, OcfError> {
-        let timeout = crate::ocf::deadline::bound(timeout);
-        self.rt.block_on(async {
-            match tokio::time::timeout(timeout, self.client.query_one(sql, &[])).await {
-                Ok(Ok(row)) => row.try_get(0).map_err(|e| OcfError::generic(format!("{sql}: {e}"))),
-                Ok(Err(e)) => Err(OcfError::generic(format!("{sql}: {}", said(&e)))),
-                Err(_) => Err(OcfError::generic(format!("{sql}: no answer within {} ms", timeout.as_millis()))),
-            }
-        })
+    pub fn query_one<T: for<'a> FromSql<'a>>(&self, sql: &str, timeout: Duration) -> Result<T, OcfError> {
+        self.query_one_with(sql, &[], timeout)
+    }
+
+    /// [`Local::query_one`] with bind parameters: `$1`, `$2`… in `sql` stand for `params`.
+    pub fn query_one_with<T: for<'a> FromSql<'a>>(&self, sql: &str, params: &[&(dyn ToSql + Sync)], timeout: Duration) -> Result<T, OcfError> {
+        let row = self.bounded(sql, timeout, self.client.query_one(sql, params))?;
+        row.try_get(0).map_err(|e| OcfError::generic(format!("{sql}: {e}")))
     }
 
     /// Every row of a query whose columns are all text (cast them with `::text`).
     pub fn query_text(&self, sql: &str, timeout: Duration) -> Result<Vec<Vec<Option<String>>>, OcfError> {
-        let timeout = crate::ocf::deadline::bound(timeout);
-        self.rt.block_on(async {
-            let rows = match tokio::time::timeout(timeout, self.client.query(sql, &[])).await {
-                Ok(Ok(rows)) => rows,
-                Ok(Err(e)) => return Err(OcfError::generic(format!("{sql}: {}", said(&e)))),
-                Err(_) => return Err(OcfError::generic(format!("{sql}: no answer within {} ms", timeout.as_millis()))),
-            };
-            rows.iter()
-                .map(|r| (0..r.len()).map(|i| r.try_get::<_, Option<String>>(i).map_err(|e| OcfError::generic(format!("{sql}: {e}")))).collect())
-                .collect()
-        })
+        self.query_text_with(sql, &[], timeout)
     }
 
-    /// A statement without result rows (CHECKPOINT, SET...).
+    /// [`Local::query_text`] with bind parameters: `$1`, `$2`… in `sql` stand for `params`.
+    pub fn query_text_with(&self, sql: &str, params: &[&(dyn ToSql + Sync)], timeout: Duration) -> Result<Vec<Vec<Option<String>>>, OcfError> {
+        let rows = self.bounded(sql, timeout, self.client.query(sql, params))?;
+        rows.iter().map(|r| (0..r.len()).map(|i| r.try_get::<_, Option<String>>(i).map_err(|e| OcfError::generic(format!("{sql}: {e}")))).collect()).collect()
+    }
+
+    /// A statement without result rows (CHECKPOINT, SET...), sent as a simple query (it
+    /// may hold several statements; it takes no parameters).
     pub fn execute(&self, sql: &str, timeout: Duration) -> Result<(), OcfError> {
+        self.bounded(sql, timeout, self.client.batch_execute(sql)).map(|_| ())
+    }
+
+    /// One statement without result rows, with bind parameters: `$1`, `$2`… in `sql` stand
+    /// for `params`. How many rows it touched.
+    pub fn execute_with(&self, sql: &str, params: &[&(dyn ToSql + Sync)], timeout: Duration) -> Result<u64, OcfError> {
+        self.bounded(sql, timeout, self.client.execute(sql, params))
+    }
+
+    /// `statement` (the exchange of `sql`) within `timeout` cut to the action's deadline.
+    fn bounded<T>(&self, sql: &str, timeout: Duration, statement: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>) -> Result<T, OcfError> {
         let timeout = crate::ocf::deadline::bound(timeout);
         self.rt.block_on(async {
-            match tokio::time::timeout(timeout, self.client.batch_execute(sql)).await {
-                Ok(Ok(())) => Ok(()),
+            match tokio::time::timeout(timeout, statement).await {
+                Ok(Ok(v)) => Ok(v),
                 Ok(Err(e)) => Err(OcfError::generic(format!("{sql}: {}", said(&e)))),
                 Err(_) => Err(OcfError::generic(format!("{sql}: no answer within {} ms", timeout.as_millis()))),
             }
@@ -190,5 +205,80 @@ impl Local {
     /// `pg_is_in_recovery()`: true on a standby.
     pub fn in_recovery(&self, timeout: Duration) -> Result<bool, OcfError> {
         self.query_one("SELECT pg_is_in_recovery()", timeout)
+    }
+}
+
+/// `value` as an SQL string literal, for the one kind of statement that cannot take a bind
+/// parameter: a utility statement such as `ALTER SYSTEM SET name = '…'` (PostgreSQL plans
+/// no parameters for those, so `$1` is a syntax error there). Everywhere else a value goes
+/// as a parameter ([`Local::query_one_with`] and the others).
+///
+/// Written as libpq's `PQescapeLiteral` writes it: every `'` doubled; when the value holds
+/// a backslash, the `E'…'` form with every backslash doubled too — so the literal means
+/// the value whether `standard_conforming_strings` is on (backslashes literal in `'…'`)
+/// or off (backslashes escapes). A NUL cannot be in a PostgreSQL string: an error
+/// (`OCF_ERR_CONFIGURED`, the values written come from the configuration).
+pub fn quote_literal(value: &str) -> Result<String, OcfError> {
+    if value.contains('\0') {
+        return Err(OcfError::configured("a value for PostgreSQL holds a NUL character, which no PostgreSQL string can hold"));
+    }
+    let doubled = value.replace('\'', "''");
+    Ok(if value.contains('\\') { format!("E'{}'", doubled.replace('\\', "\\\\")) } else { format!("'{doubled}'") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote_literal;
+    use crate::ocf::OcfRc;
+    use proptest::prelude::*;
+
+    /// What PostgreSQL reads from a literal `quote_literal` writes: `'…'` (standard
+    /// conforming) or `E'…'` (escapes); None when the text is not one whole literal — a
+    /// quote that ends it early and lets what follows be SQL.
+    fn unquote(lit: &str) -> Option<String> {
+        let (escapes, body) = match lit.strip_prefix("E'") {
+            Some(b) => (true, b),
+            None => (false, lit.strip_prefix('\'')?),
+        };
+        let mut out = String::new();
+        let mut chars = body.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\'' => match chars.next() {
+                    Some('\'') => out.push('\''),
+                    None => return Some(out),
+                    Some(_) => return None, // the literal ended before the text did
+                },
+                '\\' if escapes => out.push(chars.next()?),
+                '\\' => return None, // a lone backslash means something else with standard_conforming_strings off
+                c => out.push(c),
+            }
+        }
+        None // never closed
+    }
+
+    #[test]
+    fn hostile_values_stay_one_literal() {
+        let long = "x'\\".repeat(100_000);
+        for v in ["", "plain", "it's", "'", "''", "'; DROP TABLE t; --", "a\\b", "\\", "\\'", "'\\", "E'x'", "\"node\"", "é ☃ \u{202e}", "\n\r\t", &long] {
+            let lit = quote_literal(v).unwrap();
+            assert_eq!(unquote(&lit).as_deref(), Some(v), "{lit}");
+        }
+        assert_eq!(quote_literal(r#"ANY 1 ("n'1")"#).unwrap(), r#"'ANY 1 ("n''1")'"#);
+        assert_eq!(quote_literal(r"a\'b").unwrap(), r"E'a\\''b'");
+    }
+
+    #[test]
+    fn a_nul_is_refused() {
+        for v in ["\0", "a\0b", "'\0'"] {
+            assert_eq!(quote_literal(v).unwrap_err().rc, OcfRc::ErrConfigured);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_value_reads_back(v in "[^\\x00]{0,64}|['\\\\\"; -]{0,64}") {
+            prop_assert_eq!(unquote(&quote_literal(&v).unwrap()), Some(v));
+        }
     }
 }

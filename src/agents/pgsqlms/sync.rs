@@ -30,7 +30,7 @@ use super::scores::{self, Replica};
 use super::Config;
 use crate::ocf::OcfError;
 use crate::pacemaker;
-use crate::pg::client::Local;
+use crate::pg::client::{quote_literal, Local};
 use crate::pg::Lsn;
 use crate::{ocf_debug, ocf_info, ocf_warn};
 
@@ -228,10 +228,11 @@ fn shown(local: &Local) -> Result<String, OcfError> {
 }
 
 /// Write `set` with ALTER SYSTEM and reload (works on a standby too, taking effect when
-/// it is promoted).
+/// it is promoted). ALTER SYSTEM takes no bind parameter: the value goes in as the one
+/// literal [`quote_literal`] writes.
 pub fn write(local: &Local, set: &SyncSet) -> Result<(), OcfError> {
-    let value = set.render().replace('\'', "''");
-    local.execute(&format!("ALTER SYSTEM SET synchronous_standby_names = '{value}'"), SQL_TIMEOUT)?;
+    let value = quote_literal(&set.render())?;
+    local.execute(&format!("ALTER SYSTEM SET synchronous_standby_names = {value}"), SQL_TIMEOUT)?;
     local.query_one::<bool>("SELECT pg_reload_conf()", SQL_TIMEOUT)?;
     ocf_info!("synchronous_standby_names = '{}'", set.render());
     Ok(())
