@@ -222,6 +222,19 @@ impl Config {
         })
     }
 
+    /// `start_opts` as words, split by the shell's rules (quotes, backslashes), as the
+    /// server gets them: `pg_ctl -o` pastes the string into the command line its `/bin/sh`
+    /// runs. Everywhere the agent gives the options to postgres itself (`postgres -C`) it
+    /// gives these words, so it reads the settings the server starts with — `-c
+    /// cluster_name='pg main'` is one setting, not two words. The shell's expansions (`$X`,
+    /// globs) are not made. A string the shell cannot split (an unbalanced quote: pg_ctl
+    /// would fail to start the server) is `OCF_ERR_CONFIGURED`.
+    pub fn start_words(&self) -> Result<Vec<String>, OcfError> {
+        let Some(opts) = &self.start_opts else { return Ok(Vec::new()) };
+        shlex::split(opts)
+            .ok_or_else(|| OcfError::configured(format!("start_opts '{opts}' does not split into words: a quote is not closed, or it ends in a backslash")))
+    }
+
     /// The promotion score attribute, as PAF names it.
     pub fn score_attribute(&self) -> String {
         format!("master-{}", self.resource)

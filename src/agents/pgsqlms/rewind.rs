@@ -175,10 +175,7 @@ fn source(cfg: &Config, who: Identity, until: Instant) -> Result<Source, String>
         return Err("no pg_control".into());
     }
     let mut cmd = instance::pg_tool(cfg, who, "postgres");
-    cmd.args(["-C", "primary_conninfo", "-D"]).arg(&cfg.pgdata);
-    if let Some(o) = &cfg.start_opts {
-        cmd.args(o.split_whitespace());
-    }
+    cmd.args(["-C", "primary_conninfo", "-D"]).arg(&cfg.pgdata).args(cfg.start_words().map_err(|e| e.reason)?);
     let left = until.saturating_duration_since(Instant::now()).min(Duration::from_secs(10));
     let text = cmd::run(&mut cmd, left).map_err(|e| e.reason)?;
     let mut info = ConnInfo::parse(text.trim()).map_err(|e| format!("primary_conninfo: {e}"))?;

@@ -184,3 +184,29 @@ fn a_standby_never_raises_the_primarys_verdict() {
     assert_eq!(scores::self_score(Ok(Some(scores::BEST_STANDBY))), None, "already promotable: nothing to write");
     assert_eq!(scores::self_score(Err(())), None);
 }
+
+#[test]
+fn start_opts_split_as_the_shell_splits_them() {
+    let words = |o: &str| Config::from_env(&env(&[("start_opts", o)])).unwrap().start_words();
+    assert_eq!(Config::from_env(&env(&[])).unwrap().start_words().unwrap(), Vec::<String>::new());
+    assert_eq!(words("").unwrap(), Vec::<String>::new());
+    assert_eq!(words("-c config_file=/etc/postgresql/15/main/postgresql.conf").unwrap(), ["-c", "config_file=/etc/postgresql/15/main/postgresql.conf"]);
+    // One setting with a blank in its value, however it is quoted: not two words.
+    for o in ["-c cluster_name='pg main'", "-c \"cluster_name=pg main\"", "-c cluster_name=pg\\ main", "  -c\tcluster_name='pg main'  "] {
+        assert_eq!(words(o).unwrap(), ["-c", "cluster_name=pg main"], "{o}");
+    }
+    assert_eq!(words(r#"-c 'search_path="my schema", public'"#).unwrap(), ["-c", r#"search_path="my schema", public"#]);
+    assert_eq!(words("-c log_line_prefix='%m [%p] '").unwrap(), ["-c", "log_line_prefix=%m [%p] "]);
+}
+
+#[test]
+fn start_opts_the_shell_cannot_split_are_refused() {
+    for o in ["-c cluster_name='pg main", "-c \"x", "-c x=\\", "'"] {
+        let e = Config::from_env(&env(&[("start_opts", o)])).unwrap().start_words().unwrap_err();
+        assert_eq!(e.rc, OcfRc::ErrConfigured, "{o}");
+        assert!(e.reason.contains("start_opts") && e.reason.contains("does not split"), "{o}: {}", e.reason);
+    }
+    // validate-all says so before it looks at the installation.
+    let e = validate::validate_all(&env(&[("start_opts", "-c cluster_name='pg"), ("bindir", "/nonexistent/bin")])).unwrap_err();
+    assert_eq!(e.rc, OcfRc::ErrConfigured, "{}", e.reason);
+}

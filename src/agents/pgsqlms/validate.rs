@@ -1,5 +1,6 @@
-//! validate-all: what must hold before the agent touches anything — the configuration,
-//! the installation on this node, and the clone's meta attributes.
+//! validate-all: what must hold before the agent touches anything — the configuration
+//! (start_opts included: it must split into words as pg_ctl's shell splits it), the
+//! installation on this node, and the clone's meta attributes.
 
 use std::time::Duration;
 
@@ -76,10 +77,7 @@ pub fn check_sync_setting(cfg: &Config) -> Result<(), OcfError> {
     }
     let who = instance::identity(cfg)?;
     let mut cmd = instance::pg_tool(cfg, who, "postgres");
-    cmd.args(["-C", "synchronous_standby_names", "-D"]).arg(&cfg.pgdata);
-    if let Some(o) = &cfg.start_opts {
-        cmd.args(o.split_whitespace());
-    }
+    cmd.args(["-C", "synchronous_standby_names", "-D"]).arg(&cfg.pgdata).args(cfg.start_words()?);
     let value = crate::cmd::run(&mut cmd, Duration::from_secs(5))?;
     sync::SyncSet::parse(value.trim()).map(|_| ()).map_err(|why| {
         OcfError::configured(format!("{why}: synchronous_mode={} manages this setting; remove it from the configuration files", cfg.sync_mode.name()))
@@ -88,6 +86,8 @@ pub fn check_sync_setting(cfg: &Config) -> Result<(), OcfError> {
 
 pub fn validate_all(env: &OcfEnv) -> OcfResult {
     let cfg = Config::from_env(env)?;
+    // start_opts as pg_ctl's shell will read it: a string it cannot split would fail start.
+    cfg.start_words()?;
     // What this node lacks keeps its code (5), as in start and monitor: one fault, one code.
     installed(&cfg)?;
     check_clone(env)?;
