@@ -128,8 +128,9 @@ fn timeline_began(local: &Local, tl: u32) -> Option<i64> {
     if tl <= 1 {
         return None;
     }
-    let sql = format!("SELECT extract(epoch FROM modification)::bigint::text FROM pg_stat_file('pg_wal/{tl:08X}.history', true)");
-    local.query_text(&sql, QUERY_TIMEOUT).ok()?.first()?.first()?.as_ref()?.parse().ok()
+    let file = format!("pg_wal/{tl:08X}.history");
+    let sql = "SELECT extract(epoch FROM modification)::bigint::text FROM pg_stat_file($1, true)";
+    local.query_text_with(sql, &[&file], QUERY_TIMEOUT).ok()?.first()?.first()?.as_ref()?.parse().ok()
 }
 
 /// The cluster's view: is the resource promoted here, is the partition quorate (and, every
@@ -291,7 +292,7 @@ pub fn serve(s: &Settings) -> Result<(), OcfError> {
 }
 
 fn end_session(local: &Local, pid: i32, limit: Duration) {
-    match local.query_one::<bool>(&format!("SELECT pg_terminate_backend({pid})"), QUERY_TIMEOUT) {
+    match local.query_one_with::<bool>("SELECT pg_terminate_backend($1)", &[&pid], QUERY_TIMEOUT) {
         Ok(true) => ocf_warn!(
             "ended session {pid}: its commit waited {limit:?} for synchronous standbys that do not answer; its client gets an error, not a success a cancel would give (the commit is not acknowledged)"
         ),
