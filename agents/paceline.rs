@@ -344,13 +344,13 @@ fn man_pages(out: &std::path::Path) -> Result<Vec<PathBuf>> {
 /// `paceline check`: the findings, worst first; exit 0 none, 1 warnings only, 2 critical
 /// ones, 3 when it could not look at all.
 fn check(cib: Option<PathBuf>) -> Result<()> {
-    use paceline::status::{label, Severity};
+    use paceline::findings::Severity;
     let findings = match paceline::check::run(cib.as_deref()) {
         Ok(f) => f,
         Err(e) => cannot_ask("check", &e, 3),
     };
     for f in &findings {
-        println!("{}: {}\n    fix: {}", label(f.severity), f.what, f.hint);
+        println!("{}: {}\n    fix: {}", f.severity.label(), f.what, f.hint);
     }
     let worst = findings.iter().map(|f| f.severity).max();
     println!(

@@ -13,6 +13,7 @@ pub mod check;
 pub mod cmd;
 pub mod fence;
 pub mod files;
+pub mod findings;
 pub mod install;
 pub mod lab;
 pub mod net;

@@ -20,9 +20,9 @@ use std::time::Duration;
 use aws_sdk_ec2::types::Filter;
 
 use crate::aws::{self, AwsError, AwsParams, Deadline, Session};
+use crate::findings::{Finding, Severity};
 use crate::ocf::OcfRc;
 use crate::pacemaker::cib::{agent_type, Primitive};
-use crate::status::{Finding, Severity};
 
 /// What EC2 said to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]

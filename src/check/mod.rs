@@ -5,9 +5,10 @@
 //! configuration can be checked before it is loaded), the local PostgreSQL in-process
 //! (`pg_settings`, `pg_hba_file_rules`, `pg_control_init`, the rewind user's privileges), each fence device's monitor
 //! through the fencer (`stonith_admin --query`), and EC2 for the permissions of the AWS
-//! agents ([`ec2`]: DryRun requests as the agents would make them). Each finding says how bad it
-//! is, what is wrong and how to fix it. The rules are pure functions of what was read
-//! ([`cluster`], [`postgres`]), so each is tested on its own broken input.
+//! agents ([`ec2`]: DryRun requests as the agents would make them). Each finding says how
+//! bad it is, what is wrong and how to fix it, in the vocabulary `paceline status` shares
+//! ([`crate::findings`]). The rules are pure functions of what was read ([`cluster`],
+//! [`postgres`]), so each is tested on its own broken input.
 
 pub mod ec2;
 
@@ -16,13 +17,9 @@ use std::net::IpAddr;
 
 use tokio_postgres::types::ToSql;
 
+use crate::findings::{Finding, Severity};
 use crate::pacemaker::cib::{agent_type, primitives_in, Primitive};
 use crate::pacemaker::xml::Element;
-use crate::status::{Finding, Severity};
-
-fn finding(severity: Severity, what: impl Into<String>, hint: impl Into<String>) -> Finding {
-    Finding { severity, what: what.into(), hint: hint.into() }
-}
 
 /// An attribute that is set and true, as the OCF shell functions read booleans.
 fn is_true(v: Option<&String>) -> bool {
@@ -40,11 +37,11 @@ pub fn cluster(root: &Element) -> Vec<Finding> {
         .filter_map(|p| Some((p.attr("name")?.to_owned(), p.attr("value").unwrap_or_default().to_owned())))
         .collect();
     let Some(pg) = prims.iter().find(|p| agent_type(&p.agent) == "pgsqlms") else {
-        f.push(finding(Critical, "no pgsqlms resource in the configuration", "crm-examples/pgsql-ha.sh creates one"));
+        f.push(Finding::new(Critical, "no pgsqlms resource in the configuration", "crm-examples/pgsql-ha.sh creates one"));
         return f;
     };
     let Some((clone, meta)) = &pg.clone else {
-        f.push(finding(
+        f.push(Finding::new(
             Critical,
             format!("{} is not in a clone: it cannot have a primary and standbys", pg.id),
             "pcs resource promotable <id> notify=true promoted-max=1",
@@ -52,10 +49,10 @@ pub fn cluster(root: &Element) -> Vec<Finding> {
         return f;
     };
     if !is_true(meta.get("promotable")) && !root.descendants("master").any(|m| m.attr("id") == Some(clone)) {
-        f.push(finding(Critical, format!("{clone} is not promotable"), format!("pcs resource update {clone} meta promotable=true")));
+        f.push(Finding::new(Critical, format!("{clone} is not promotable"), format!("pcs resource update {clone} meta promotable=true")));
     }
     if !is_true(meta.get("notify")) {
-        f.push(finding(
+        f.push(Finding::new(
             Critical,
             format!("{clone} has notify=false: the agent elects the best standby in its notifications"),
             format!("pcs resource meta {clone} notify=true"),
@@ -63,7 +60,11 @@ pub fn cluster(root: &Element) -> Vec<Finding> {
     }
     let max = meta.get("promoted-max").or_else(|| meta.get("master-max")).map(String::as_str).unwrap_or("1");
     if max != "1" {
-        f.push(finding(Critical, format!("{clone} has promoted-max={max}: PostgreSQL has one primary"), format!("pcs resource meta {clone} promoted-max=1")));
+        f.push(Finding::new(
+            Critical,
+            format!("{clone} has promoted-max={max}: PostgreSQL has one primary"),
+            format!("pcs resource meta {clone} promoted-max=1"),
+        ));
     }
     // Both roles monitored, at different intervals (one operation otherwise).
     let ops: Vec<&Element> = root
@@ -75,7 +76,7 @@ pub fn cluster(root: &Element) -> Vec<Finding> {
     for role in ["Promoted", "Unpromoted"] {
         let alias = if role == "Promoted" { "Master" } else { "Slave" };
         if !ops.iter().any(|o| matches!(o.attr("role"), Some(r) if r == role || r == alias)) {
-            f.push(finding(
+            f.push(Finding::new(
                 Critical,
                 format!("{}: no monitor for the {role} role: a failed {} goes unnoticed", pg.id, if role == "Promoted" { "primary" } else { "standby" }),
                 format!("pcs resource op add {} monitor interval=<s> role={role}", pg.id),
@@ -83,7 +84,7 @@ pub fn cluster(root: &Element) -> Vec<Finding> {
         }
     }
     if pg.params.get("synchronous_mode").is_some_and(|m| m != "off") && !prims.iter().any(|p| agent_type(&p.agent) == "pgsql-state") {
-        f.push(finding(
+        f.push(Finding::new(
             Warning,
             "synchronous_mode is on but no pgsql-state clone guards the commits against cancelled waits",
             "crm-examples/pgsql-ha.sh (STATE_SERVICE=true)",
@@ -98,7 +99,7 @@ pub fn cluster(root: &Element) -> Vec<Finding> {
                 && matches!(c.attr("score"), Some("INFINITY" | "+INFINITY"))
         });
         if !colocated {
-            f.push(finding(
+            f.push(Finding::new(
                 Critical,
                 format!("{} is not colocated with the Promoted role of {clone}: the address may be on a standby", ip.id),
                 format!("pcs constraint colocation add {} with Promoted {clone} INFINITY", ip.id),
@@ -110,14 +111,14 @@ pub fn cluster(root: &Element) -> Vec<Finding> {
             })
         };
         if !ordered("promote", "start") {
-            f.push(finding(
+            f.push(Finding::new(
                 Warning,
                 format!("no order promote {clone} then start {}: clients may reach the new primary before it accepts writes", ip.id),
                 format!("pcs constraint order promote {clone} then start {} symmetrical=false", ip.id),
             ));
         }
         if !ordered("demote", "stop") {
-            f.push(finding(
+            f.push(Finding::new(
                 Warning,
                 format!("no order demote {clone} then stop {}: the standbys may miss the old primary's last WAL", ip.id),
                 format!("pcs constraint order demote {clone} then stop {} symmetrical=false", ip.id),
@@ -127,16 +128,16 @@ pub fn cluster(root: &Element) -> Vec<Finding> {
     // Fencing.
     let devices: Vec<&Primitive> = prims.iter().filter(|p| p.agent.starts_with("stonith:")).collect();
     if !is_true(props.get("stonith-enabled")) && props.contains_key("stonith-enabled") {
-        f.push(finding(
+        f.push(Finding::new(
             Critical,
             "fencing is disabled (stonith-enabled=false): a primary that hangs or is cut off may go on writing while a standby is promoted",
             "pcs property set stonith-enabled=true, with a fence device",
         ));
     } else if devices.is_empty() {
-        f.push(finding(Critical, "no fence device is configured", "pcs stonith create ... (fence_paceline_aws on EC2; docs/fence_paceline_aws.md)"));
+        f.push(Finding::new(Critical, "no fence device is configured", "pcs stonith create ... (fence_paceline_aws on EC2; docs/fence_paceline_aws.md)"));
     }
     if props.get("no-quorum-policy").is_some_and(|p| p == "ignore") {
-        f.push(finding(
+        f.push(Finding::new(
             Critical,
             "no-quorum-policy=ignore: a partition without quorum keeps (or promotes) a primary",
             "pcs property set no-quorum-policy=stop",
@@ -188,13 +189,17 @@ pub fn postgres(settings: &BTreeMap<String, String>, hba: &[HbaRule], me: &str, 
     let mut f = Vec::new();
     let get = |k: &str| settings.get(k).map(String::as_str).unwrap_or("");
     if !matches!(get("wal_level"), "replica" | "logical") {
-        f.push(finding(Critical, format!("wal_level={}: standbys need replica or logical", get("wal_level")), "ALTER SYSTEM SET wal_level = replica; restart"));
+        f.push(Finding::new(
+            Critical,
+            format!("wal_level={}: standbys need replica or logical", get("wal_level")),
+            "ALTER SYSTEM SET wal_level = replica; restart",
+        ));
     }
     if get("hot_standby") != "on" {
-        f.push(finding(Critical, "hot_standby=off: the agent cannot read a standby's state", "ALTER SYSTEM SET hot_standby = on"));
+        f.push(Finding::new(Critical, "hot_standby=off: the agent cannot read a standby's state", "ALTER SYSTEM SET hot_standby = on"));
     }
     if get("max_wal_senders").parse::<u32>().unwrap_or(0) < 2 {
-        f.push(finding(
+        f.push(Finding::new(
             Warning,
             format!("max_wal_senders={}: fewer than the standbys plus a pg_rewind or a basebackup", get("max_wal_senders")),
             "ALTER SYSTEM SET max_wal_senders = 10",
@@ -203,13 +208,13 @@ pub fn postgres(settings: &BTreeMap<String, String>, hba: &[HbaRule], me: &str, 
     let conninfo = get("primary_conninfo");
     let app = crate::pg::conninfo::ConnInfo::parse(conninfo).ok().and_then(|c| c.get("application_name").map(str::to_owned));
     if conninfo.is_empty() {
-        f.push(finding(
+        f.push(Finding::new(
             Critical,
             "primary_conninfo is empty: a standby started here would not replicate",
             "set primary_conninfo (host = the VIP or the local HAProxy, application_name = this node's name)",
         ));
     } else if app.as_deref() != Some(me) {
-        f.push(finding(
+        f.push(Finding::new(
             Critical,
             format!(
                 "primary_conninfo's application_name is {} — it must be this node's name, {me}: the agent finds its standbys (and the synchronous set) by it",
@@ -219,14 +224,14 @@ pub fn postgres(settings: &BTreeMap<String, String>, hba: &[HbaRule], me: &str, 
         ));
     }
     if get("recovery_target_timeline") != "latest" {
-        f.push(finding(
+        f.push(Finding::new(
             Critical,
             format!("recovery_target_timeline={}: a standby would not follow a promotion", get("recovery_target_timeline")),
             "ALTER SYSTEM SET recovery_target_timeline = 'latest'",
         ));
     }
     if auto_rewind && get("wal_log_hints") != "on" && !checksums {
-        f.push(finding(
+        f.push(Finding::new(
             Critical,
             "auto_rewind=true but neither wal_log_hints nor data checksums are on: pg_rewind refuses to run",
             "ALTER SYSTEM SET wal_log_hints = on; restart",
@@ -236,7 +241,7 @@ pub fn postgres(settings: &BTreeMap<String, String>, hba: &[HbaRule], me: &str, 
     for (what, ip) in std::iter::once(("the local socket".to_owned(), None)).chain(mine.iter().map(|a| (a.to_string(), Some(*a)))) {
         if let Some(rule) = hba.iter().find(|r| covers(r, ip)) {
             if rule.method != "reject" {
-                f.push(finding(
+                f.push(Finding::new(
                     Critical,
                     format!(
                         "pg_hba.conf lets replication in from {what} ({} {}): a standby may replicate from itself through the VIP or a load balancer",
@@ -277,9 +282,9 @@ pub fn rewind_role(user: &str, role: Option<RewindRole>, auto_rewind: bool) -> V
         crate::agents::pgsqlms::REWIND_FUNCTIONS.join(", ")
     );
     match role {
-        None => vec![finding(severity, format!("the rewind user {user} does not exist: {needs}"), format!("CREATE ROLE {user} LOGIN, then {grant}"))],
-        Some(RewindRole { can_read: false, .. }) => vec![finding(severity, format!("the rewind user {user} lacks pg_rewind's privileges: {needs}"), grant)],
-        Some(RewindRole { can_checkpoint: false, .. }) => vec![finding(
+        None => vec![Finding::new(severity, format!("the rewind user {user} does not exist: {needs}"), format!("CREATE ROLE {user} LOGIN, then {grant}"))],
+        Some(RewindRole { can_read: false, .. }) => vec![Finding::new(severity, format!("the rewind user {user} lacks pg_rewind's privileges: {needs}"), grant)],
+        Some(RewindRole { can_checkpoint: false, .. }) => vec![Finding::new(
             Warning,
             format!("the rewind user {user} cannot CHECKPOINT: right after a failover the timeline check waits for the new primary's first checkpoint, and may not tell"),
             format!("GRANT pg_checkpoint TO {user} (PostgreSQL 15+; superuser before)"),
@@ -302,7 +307,7 @@ pub fn run(cib_file: Option<&std::path::Path>) -> Result<Vec<Finding>, crate::oc
     if cib_file.is_none() {
         match local_postgres(&root) {
             Ok(mut pg) => out.append(&mut pg),
-            Err(e) => out.push(finding(
+            Err(e) => out.push(Finding::new(
                 Severity::Warning,
                 format!("PostgreSQL on this node was not checked: {}", e.reason),
                 "run paceline check where PostgreSQL runs (start it, or pcs resource debug-start)",
@@ -323,13 +328,13 @@ fn fence_devices(prims: &[Primitive]) -> Vec<Finding> {
     for d in prims.iter().filter(|p| p.agent.starts_with("stonith:")) {
         match crate::pacemaker::fencing::monitor(&d.id) {
             Ok(Ok(())) => {}
-            Ok(Err(why)) => f.push(finding(
+            Ok(Err(why)) => f.push(Finding::new(
                 Severity::Critical,
                 format!("fence device {} fails its monitor: {why}", d.id),
                 format!("pcs stonith config {0}; pcs stonith update {0} ... (then pcs stonith cleanup {0})", d.id),
             )),
             Err(e) => {
-                f.push(finding(Severity::Warning, format!("fence device {} was not checked: {}", d.id, e.reason), "is the cluster running on this node?"))
+                f.push(Finding::new(Severity::Warning, format!("fence device {} was not checked: {}", d.id, e.reason), "is the cluster running on this node?"))
             }
         }
     }
@@ -403,7 +408,9 @@ fn local_postgres(root: &Element) -> Result<Vec<Finding>, crate::ocf::OcfError> 
                 });
                 out.append(&mut rewind_role(&rewinder, role, auto_rewind));
             }
-            Err(e) => out.push(finding(Severity::Warning, format!("the rewind user {rewinder}'s privileges were not checked: {}", e.reason), "psql -c '\\du'")),
+            Err(e) => {
+                out.push(Finding::new(Severity::Warning, format!("the rewind user {rewinder}'s privileges were not checked: {}", e.reason), "psql -c '\\du'"))
+            }
         }
     }
     Ok(out)
@@ -444,6 +451,9 @@ mod tests {
     #[test]
     fn the_shipped_configuration_passes() {
         assert_eq!(check(GOOD), Vec::<String>::new());
+        // The EC2 lab's recorded CIB (tests/data/lab-ec2, what crm-examples/pgsql-ha-ec2.sh
+        // writes, after failovers and fencing): nothing to fix either.
+        assert_eq!(check(include_str!("../../tests/data/lab-ec2/cib.xml")), Vec::<String>::new());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{label, Status};
+use super::Status;
 
 /// A WAL position as PostgreSQL prints it (`0/4036170`).
 pub fn lsn(bytes: u64) -> String {
@@ -119,7 +119,7 @@ pub fn text(st: &Status) -> String {
     let _ = writeln!(o, "\n{}  ({} ms)", st.verdict(), st.elapsed_ms);
     if st.findings.len() > 1 {
         for f in &st.findings {
-            let _ = writeln!(o, "  {}: {} — {}", label(f.severity), f.what, f.hint);
+            let _ = writeln!(o, "  {}: {} — {}", f.severity.label(), f.what, f.hint);
         }
     }
     o
