@@ -3,11 +3,11 @@
 //! install` makes, `src/install.rs`), it is that agent (a multi-call binary). The other
 //! agents are links to `paceline-core` (agents/paceline-core.rs), which has no AWS SDK.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use paceline::install;
+use paceline::{install, registry};
 
 #[derive(Parser)]
 #[command(name = "paceline", version, about = "Pacemaker agents for highly available PostgreSQL")]
@@ -90,9 +90,14 @@ enum Command {
     },
     /// Print the parameter table of an agent as Markdown (used for the docs).
     Params {
-        /// Agent name: IPaddr2, pgsqlms, awsvip, awseip or fence_paceline_aws.
+        /// Agent name.
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(registry::AGENTS.iter().map(|a| a.name)))]
         agent: String,
     },
+    /// Every agent, one a line: name, kind, installed path, the executable it is a link
+    /// to, man page (relative to the man directory). For scripts (tests/package.sh).
+    #[command(hide = true)]
+    Agents,
 }
 
 #[derive(Subcommand)]
@@ -157,25 +162,18 @@ fn lab_script(verb: &str, args: &[String]) -> Result<()> {
 /// Run agent `name`. Its own links point here for the agents that call EC2; the others
 /// are links to paceline-core (src/install.rs), but run here too, should a link say so.
 fn run_agent(name: &str) -> ! {
-    use paceline::agents::*;
-    match name {
-        "awsvip" => awsvip::main(),
-        "awseip" => awseip::main(),
-        "aws-vpc-move-ip" => aws_vpc_move_ip::main(),
-        "fence_paceline_aws" => fence_aws::main(),
-        "pgsqlms" => pgsqlms::main(),
-        "IPaddr2" => ipaddr2::main(),
-        "pgsql-state" => pgsql_state::main(),
-        other => {
-            eprintln!("paceline: no agent {other}");
+    match paceline::agents::entry(name) {
+        Some(agent) => (agent.main)(),
+        None => {
+            eprintln!("paceline: no agent {name}");
             std::process::exit(5)
         }
     }
 }
 
 fn main() -> Result<()> {
-    if let Some(agent) = std::env::args_os().next().as_deref().and_then(install::agent_named) {
-        run_agent(agent.bin)
+    if let Some(agent) = std::env::args_os().next().as_deref().and_then(registry::named) {
+        run_agent(agent.name)
     }
     match Cli::parse().command {
         Command::Install { from, root } => {
@@ -225,20 +223,15 @@ fn main() -> Result<()> {
         Command::Switchover { to, timeout } => return move_primary(to, false, timeout),
         Command::Failover { to, timeout } => return move_primary(to, true, timeout),
         Command::Params { agent } => {
-            let spec = match agent.as_str() {
-                "IPaddr2" => &paceline::agents::ipaddr2::SPEC,
-                "pgsqlms" => &paceline::agents::pgsqlms::SPEC,
-                "pgsql-state" => &paceline::agents::pgsql_state::SPEC,
-                "awsvip" => &paceline::agents::awsvip::SPEC,
-                "awseip" => &paceline::agents::awseip::SPEC,
-                "aws-vpc-move-ip" => &paceline::agents::aws_vpc_move_ip::SPEC,
-                "fence_paceline_aws" => {
-                    print!("{}", paceline::agents::fence_aws::SPEC.markdown_table());
-                    return Ok(());
-                }
-                other => anyhow::bail!("unknown agent '{other}' (known: IPaddr2, pgsqlms, pgsql-state, awsvip, awseip, aws-vpc-move-ip, fence_paceline_aws)"),
-            };
-            print!("{}", spec.markdown_table());
+            let entry = paceline::agents::entry(&agent).with_context(|| format!("no agent {agent}"))?;
+            print!("{}", entry.doc.markdown_table());
+        }
+        Command::Agents => {
+            for a in registry::AGENTS {
+                let (section, page) = a.man_page();
+                let b = a.binary();
+                println!("{} {} {} /{}/{} man{section}/{page}.{section}", a.name, a.kind.label(), install::target(Path::new("/"), a).display(), b.dir, b.name);
+            }
         }
     }
     Ok(())
@@ -307,7 +300,7 @@ fn man_pages(out: &std::path::Path) -> Result<Vec<PathBuf>> {
     // paceline(8) and paceline-<command>(8): clap_mangen, from the definition above.
     let root = Cli::command().name("paceline");
     let mut pages = vec![("paceline".to_owned(), root.clone())];
-    for sub in root.get_subcommands().filter(|s| s.get_name() != "help") {
+    for sub in root.get_subcommands().filter(|s| s.get_name() != "help" && !s.is_hide_set()) {
         let name = format!("paceline-{}", sub.get_name());
         // (clap keeps static names; a page name lives as long as this short-lived command)
         let display: &'static str = Box::leak(name.clone().into_boxed_str());
@@ -320,23 +313,13 @@ fn man_pages(out: &std::path::Path) -> Result<Vec<PathBuf>> {
         std::fs::write(&p, buf).with_context(|| format!("writing {}", p.display()))?;
         written.push(p);
     }
-    let agents: [&paceline::ocf::AgentSpec; 6] = [
-        &paceline::agents::pgsqlms::SPEC,
-        &paceline::agents::ipaddr2::SPEC,
-        &paceline::agents::pgsql_state::SPEC,
-        &paceline::agents::awsvip::SPEC,
-        &paceline::agents::awseip::SPEC,
-        &paceline::agents::aws_vpc_move_ip::SPEC,
-    ];
-    for spec in agents {
-        let p = man7.join(format!("ocf_paceline_{}.7", spec.name));
-        std::fs::write(&p, spec.manpage()).with_context(|| format!("writing {}", p.display()))?;
+    for a in registry::AGENTS {
+        let doc = paceline::agents::entry(a.name).with_context(|| format!("no entry for agent {}", a.name))?.doc;
+        let (section, page) = a.man_page();
+        let p = out.join(format!("man{section}")).join(format!("{page}.{section}"));
+        std::fs::write(&p, doc.manpage()).with_context(|| format!("writing {}", p.display()))?;
         written.push(p);
     }
-    let fence = &paceline::agents::fence_aws::SPEC;
-    let p = man8.join(format!("{}.8", fence.name));
-    std::fs::write(&p, fence.manpage()).with_context(|| format!("writing {}", p.display()))?;
-    written.push(p);
     written.sort();
     Ok(written)
 }

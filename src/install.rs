@@ -18,84 +18,37 @@
 //! temporary name and a rename: a running cluster never executes a half-written agent, and
 //! installing twice leaves the same result.
 //!
-//! [`AGENTS`] is the one list of agents: what is installed and packaged, and which binary
-//! each is a link to. What runs an agent is in the binaries' entry files (agents/), each
-//! naming only the agents it holds, so that `paceline-core` does not link the SDK.
+//! What is installed is [`crate::registry`]'s list of agents, each a link to the binary
+//! the list says; what runs an agent is [`crate::agents`]' entry for it, which
+//! `paceline-core` asks only for the agents without the SDK.
 
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-/// What kind of agent a binary is, which decides where it goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// OCF resource agent: `<root>/usr/lib/ocf/resource.d/paceline/<name>`.
-    Resource,
-    /// Fence agent: `<root>/usr/sbin/<name>`.
-    Fence,
-}
-
-/// One of the two executables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Binary {
-    pub name: &'static str,
-    /// Its directory, relative to the root.
-    pub dir: &'static str,
-}
-
-/// The tool, and the agents that call EC2.
-pub const BINARY: Binary = Binary { name: "paceline", dir: "usr/sbin" };
-/// The agents that do not call EC2.
-pub const CORE: Binary = Binary { name: "paceline-core", dir: "usr/lib/paceline" };
-pub const BINARIES: [Binary; 2] = [BINARY, CORE];
-
-/// An agent paceline ships: its name (the link's, and `argv[0]`'s last component), where
-/// it goes, and the binary it is a link to.
-#[derive(Debug, Clone, Copy)]
-pub struct Installable {
-    pub bin: &'static str,
-    pub kind: Kind,
-    pub binary: Binary,
-}
-
-/// Every agent paceline ships.
-pub const AGENTS: &[Installable] = &[
-    Installable { bin: "IPaddr2", kind: Kind::Resource, binary: CORE },
-    Installable { bin: "pgsqlms", kind: Kind::Resource, binary: CORE },
-    Installable { bin: "pgsql-state", kind: Kind::Resource, binary: CORE },
-    Installable { bin: "awsvip", kind: Kind::Resource, binary: BINARY },
-    Installable { bin: "awseip", kind: Kind::Resource, binary: BINARY },
-    Installable { bin: "aws-vpc-move-ip", kind: Kind::Resource, binary: BINARY },
-    Installable { bin: "fence_paceline_aws", kind: Kind::Fence, binary: BINARY },
-];
+use crate::registry::{Agent, Kind, AGENTS, BINARIES, CORE};
 
 /// The OCF provider directory, relative to the root.
 pub const OCF_PROVIDER_DIR: &str = "usr/lib/ocf/resource.d/paceline";
 pub const FENCE_DIR: &str = "usr/sbin";
 
-/// The agent that `argv0` (a path, as `argv[0]` is when Pacemaker runs an agent) names.
-pub fn agent_named(argv0: &std::ffi::OsStr) -> Option<&'static Installable> {
-    let name = Path::new(argv0).file_name()?;
-    AGENTS.iter().find(|a| name == a.bin)
-}
-
 /// Where `agent` goes under `root` (normally `/`).
-pub fn target(root: &Path, agent: &Installable) -> PathBuf {
+pub fn target(root: &Path, agent: &Agent) -> PathBuf {
     match agent.kind {
-        Kind::Resource => root.join(OCF_PROVIDER_DIR).join(agent.bin),
-        Kind::Fence => root.join(FENCE_DIR).join(agent.bin),
+        Kind::Resource => root.join(OCF_PROVIDER_DIR).join(agent.name),
+        Kind::Fence => root.join(FENCE_DIR).join(agent.name),
     }
 }
 
 /// What `agent`'s link says: its binary, relative to the link's directory.
-fn link_text(agent: &Installable) -> PathBuf {
+fn link_text(agent: &Agent) -> PathBuf {
     let from = match agent.kind {
         Kind::Resource => OCF_PROVIDER_DIR,
         Kind::Fence => FENCE_DIR,
     };
     let up = Path::new(from).components().map(|_| "..").collect::<PathBuf>();
-    up.join(agent.binary.dir).join(agent.binary.name)
+    up.join(agent.binary().dir).join(agent.binary().name)
 }
 
 /// A temporary name beside `to`, one per process and call, so concurrent installs never
@@ -171,9 +124,9 @@ pub fn uninstall(root: &Path) -> io::Result<Vec<PathBuf>> {
 /// benchmarks run them from there). Returns the path of agent `name`.
 pub fn built(paceline: &Path, name: &str) -> io::Result<PathBuf> {
     let dir = paceline.parent().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "paceline has no directory"))?.join("agents");
-    let agent = AGENTS.iter().find(|a| a.bin == name).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no agent {name}")))?;
-    let to = dir.join(agent.bin);
-    let text = Path::new("..").join(agent.binary.name);
+    let agent = crate::registry::get(name).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no agent {name}")))?;
+    let to = dir.join(agent.name);
+    let text = Path::new("..").join(agent.binary().name);
     if fs::read_link(&to).ok().as_deref() != Some(text.as_path()) {
         link_atomically(&text, &to)?;
     }
@@ -206,7 +159,7 @@ mod tests {
         }
         for (p, a) in first[2..].iter().zip(AGENTS) {
             // Each link resolves to its installed executable, inside the root.
-            let exe = root.join(a.binary.dir).join(a.binary.name);
+            let exe = root.join(a.binary().dir).join(a.binary().name);
             assert_eq!(fs::canonicalize(p).unwrap(), fs::canonicalize(&exe).unwrap(), "{}", p.display());
             assert!(fs::symlink_metadata(p).unwrap().file_type().is_symlink());
         }
@@ -224,10 +177,7 @@ mod tests {
     }
 
     #[test]
-    fn dispatch_by_name_and_build_tree_links() {
-        assert_eq!(agent_named("/usr/lib/ocf/resource.d/paceline/pgsqlms".as_ref()).map(|a| a.bin), Some("pgsqlms"));
-        assert_eq!(agent_named("fence_paceline_aws".as_ref()).map(|a| a.kind), Some(Kind::Fence));
-        assert!(agent_named("/usr/sbin/paceline".as_ref()).is_none() && agent_named("".as_ref()).is_none());
+    fn build_tree_links() {
         let base = std::env::temp_dir().join(format!("paceline-built-{}", std::process::id()));
         fs::create_dir_all(&base).unwrap();
         fs::write(base.join("paceline"), b"").unwrap();

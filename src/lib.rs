@@ -20,6 +20,7 @@ pub mod net;
 pub mod ocf;
 pub mod pacemaker;
 pub mod pg;
+pub mod registry;
 pub mod state;
 pub mod status;
 pub mod switchover;

@@ -2,7 +2,8 @@
 //! cluster on this node, not root, bad options, a CIB file that is missing or not XML.
 //! Each gives a clear message on stderr and its documented exit status, never a panic.
 //! Run in a network namespace of its own (`unshare --net`): Pacemaker's IPC sockets are
-//! per namespace, so no cluster answers there even on a machine that runs one.
+//! per namespace, so no cluster answers there even on a machine that runs one. And what
+//! scripts read of it: `paceline agents` and the man pages, one per agent.
 
 mod common;
 
@@ -92,4 +93,30 @@ fn bad_options_and_cib_files() {
     assert!(o.stdout.starts_with("CRITICAL: no pgsqlms resource in the configuration"), "{}", o.stdout);
     let o = paceline(None, &["switchover", "--to", "node2", "--timeout", "abc"]);
     assert_eq!(o.code, 2, "{}", o.stderr);
+}
+
+/// `paceline agents` (what tests/package.sh checks the package against) and `paceline man`:
+/// a line and a page for every agent of the one list (src/registry.rs), each line naming
+/// where the agent is installed and the executable its link leads to.
+#[test]
+fn agents_listing_and_man_pages() {
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_paceline")).args(args).output().expect("paceline");
+        assert!(o.status.success(), "paceline {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let listing = run(&["agents"]);
+    let lines: Vec<Vec<&str>> = listing.lines().map(|l| l.split(' ').collect()).collect();
+    assert_eq!(lines.len(), paceline::registry::AGENTS.len(), "{listing}");
+    let out = std::env::temp_dir().join(format!("paceline-man-{}", std::process::id()));
+    run(&["man", "--out", &out.display().to_string()]);
+    for (l, a) in lines.iter().zip(paceline::registry::AGENTS) {
+        let [name, kind, path, binary, page] = l[..] else { panic!("not five fields: {l:?}") };
+        assert_eq!((name, kind), (a.name, a.kind.label()));
+        assert_eq!(path, paceline::install::target(std::path::Path::new("/"), a).display().to_string());
+        assert_eq!(binary, format!("/{}/{}", a.binary().dir, a.binary().name));
+        assert!(out.join(page).is_file(), "no page {page}");
+    }
+    assert!(!run(&["--help"]).lines().any(|l| l.trim_start().starts_with("agents ")), "the listing is for scripts, not in the help");
+    std::fs::remove_dir_all(&out).unwrap();
 }

@@ -31,12 +31,17 @@ echo "package.sh: built $deb ($(du -h "$deb" | cut -f1))"
 [[ ${1:-} == --build-only ]] && exit 0
 
 fail() { echo "package.sh: FAIL: $*" >&2; exit 1; }
+# The agents, from the binary's own list (src/registry.rs): name kind path binary page.
+mapfile -t agents < <("$BIN/paceline" agents)
+(( ${#agents[@]} > 0 )) || fail "paceline agents listed none"
 # The pages as the package holds them (a machine whose dpkg excludes /usr/share/man, as
 # slim images do, would not install them): each is in the package and renders cleanly.
 x=$(mktemp -d)
 trap 'rm -rf "$x"' EXIT
 dpkg-deb -x "$deb" "$x"
-for p in man7/ocf_paceline_{pgsqlms,pgsql-state,IPaddr2,awsvip,awseip}.7 man8/{fence_paceline_aws,paceline,paceline-status,paceline-switchover}.8; do
+pages=(man8/{paceline,paceline-status,paceline-switchover}.8)
+for line in "${agents[@]}"; do read -r _ _ _ _ page <<<"$line"; pages+=("$page"); done
+for p in "${pages[@]}"; do
     f=$x/usr/share/man/$p.gz
     [[ -f $f ]] || fail "no man page $p in the package"
     warn=$(MANWIDTH=80 man --warnings -l "$f" 2>&1 >/dev/null) || fail "man $p: $warn"
@@ -46,13 +51,16 @@ rm -rf "$x"
 dpkg -i "$deb" >/dev/null || fail "dpkg -i"
 trap 'dpkg -r paceline >/dev/null 2>&1 || true' EXIT
 files=$(dpkg -L paceline)
-for a in pgsqlms pgsql-state IPaddr2 awsvip awseip aws-vpc-move-ip; do
-    [[ -x /usr/lib/ocf/resource.d/paceline/$a ]] || fail "ocf:paceline:$a not installed"
-    /usr/lib/ocf/resource.d/paceline/$a meta-data | xmllint --noout - || fail "$a meta-data is not XML"
-    [[ ! -f /usr/share/man/man7/ocf_paceline_$a.7.gz ]] || man -w "ocf_paceline_$a" >/dev/null || fail "man cannot find ocf_paceline_$a"
+[[ -x /usr/sbin/paceline && -x /usr/lib/paceline/paceline-core ]] || fail "the binaries"
+for line in "${agents[@]}"; do
+    read -r a kind path binary page <<<"$line"
+    [[ -x $path ]] || fail "$kind agent $a not installed at $path"
+    [[ $(readlink -f "$path") == "$binary" ]] || fail "$path is not a link to $binary"
+    if [[ $kind == resource ]]; then meta=("$path" meta-data); else meta=("$path" -o metadata); fi
+    "${meta[@]}" | xmllint --noout - || fail "$a meta-data is not XML"
+    name=${page##*/}; name=${name%.*}
+    [[ ! -f /usr/share/man/$page.gz ]] || man -w "$name" >/dev/null || fail "man cannot find $name"
 done
-[[ -x /usr/sbin/fence_paceline_aws && -x /usr/sbin/paceline && -x /usr/lib/paceline/paceline-core ]] || fail "the binaries"
-[[ $(readlink -f /usr/lib/ocf/resource.d/paceline/pgsqlms) == /usr/lib/paceline/paceline-core && $(readlink -f /usr/lib/ocf/resource.d/paceline/awsvip) == /usr/sbin/paceline ]] || fail "the agents' links"
 /usr/sbin/paceline --version | grep -q "^paceline " || fail "paceline --version"
 [[ -f /usr/share/bash-completion/completions/paceline ]] || fail "no bash completion"
 [[ -f /usr/share/doc/paceline/crm-examples/pgsql-ha.sh && -f /usr/share/doc/paceline/pgsqlms.md ]] || fail "docs"

@@ -45,9 +45,11 @@ pub struct Asked {
     pub answer: Answer,
 }
 
-/// The resources whose agents call EC2.
+/// The resources whose agents call EC2: ours (and heartbeat's of the same name), and
+/// fence-agents' fence_aws.
 pub fn relevant(p: &Primitive) -> bool {
-    matches!(agent_type(&p.agent), "awsvip" | "awseip" | "aws-vpc-move-ip" | "fence_paceline_aws" | "fence_aws")
+    let t = agent_type(&p.agent);
+    t == "fence_aws" || crate::registry::get(t).is_some_and(|a| a.calls_ec2)
 }
 
 /// The findings from what EC2 answered: a denied call is critical (the action will fail

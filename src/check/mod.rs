@@ -90,8 +90,9 @@ pub fn cluster(root: &Element) -> Vec<Finding> {
             "crm-examples/pgsql-ha.sh (STATE_SERVICE=true)",
         ));
     }
-    // Each floating address: with the promoted role, and ordered around promote/demote.
-    for ip in prims.iter().filter(|p| matches!(agent_type(&p.agent), "IPaddr2" | "awsvip" | "awseip" | "aws-vpc-move-ip")) {
+    // Each floating address (ours or heartbeat's agent of the same name): with the
+    // promoted role, and ordered around promote/demote.
+    for ip in prims.iter().filter(|p| crate::registry::get(agent_type(&p.agent)).is_some_and(|a| a.address.is_some())) {
         let colocated = root.descendants("rsc_colocation").any(|c| {
             c.attr("rsc") == Some(&ip.id)
                 && c.attr("with-rsc") == Some(clone)

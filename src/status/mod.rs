@@ -89,9 +89,6 @@ pub struct Status {
     pub elapsed_ms: u64,
 }
 
-/// The agents whose resources float an address, and the parameter holding it.
-const ADDRESS_AGENTS: &[(&str, &str)] = &[("IPaddr2", "ip"), ("awsvip", "secondary_private_ip"), ("awseip", "elastic_ip"), ("aws-vpc-move-ip", "ip")];
-
 /// Gather everything, from this node. Errors only when the cluster cannot be asked at all.
 pub fn gather() -> Result<Status, crate::ocf::OcfError> {
     let t = Instant::now();
@@ -187,9 +184,10 @@ pub fn assemble(mon: &Cluster, prims: &[Primitive], pg: &BTreeMap<String, Result
         st.nodes.push(row);
     }
     for p in prims {
-        if let Some((_, param)) = ADDRESS_AGENTS.iter().find(|(a, _)| *a == agent_type(&p.agent)) {
+        // A resource that floats an address (ours or heartbeat's agent of the same name).
+        if let Some(param) = crate::registry::get(agent_type(&p.agent)).and_then(|a| a.address) {
             let nodes = mon.instances_of(&p.id).filter(|i| i.role == "Started").filter_map(|i| i.node.clone()).collect();
-            st.addresses.push(Address { resource: p.id.clone(), agent: p.agent.clone(), address: p.params.get(*param).cloned().unwrap_or_default(), nodes });
+            st.addresses.push(Address { resource: p.id.clone(), agent: p.agent.clone(), address: p.params.get(param).cloned().unwrap_or_default(), nodes });
         }
         if p.agent.starts_with("stonith:") {
             let node = mon.instances_of(&p.id).find(|i| i.role == "Started").and_then(|i| i.node.clone());
