@@ -11,5 +11,5 @@ echo "==> building the agents (cargo build --release)"
 cargo build --release --locked
 echo "==> installing them (paceline install)"
 cargo run -q --release --locked --bin paceline -- install
-echo "==> lab demo (paceline lab demo): the paceline stack, then PAF's, about 5 minutes"
-exec cargo run -q --release --locked --bin paceline -- lab demo "$@"
+echo "==> lab demo (paceline-lab demo): the paceline stack, then PAF's, about 5 minutes"
+exec cargo run -q --release --locked --bin paceline-lab -- demo "$@"

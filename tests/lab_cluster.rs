@@ -31,7 +31,7 @@ impl Lab {
             .args(args)
             .env("LAB_PREFIX", &self.prefix)
             .env("LAB_DIR", &self.dir)
-            .env("PACELINE", env!("CARGO_BIN_EXE_paceline"))
+            .env("PACELINE_LAB", env!("CARGO_BIN_EXE_paceline-lab"))
             // scenario hang: the longest the primary stays hung before the lab lets it go
             .env("HANG_MAX_S", "60")
             .output()

@@ -1,4 +1,4 @@
-//! `paceline lab probe` against a real PostgreSQL 15 on loopback: a quiet run, a SIGTERM
+//! `paceline-lab probe` against a real PostgreSQL 15 on loopback: a quiet run, a SIGTERM
 //! stop, an immediate crash and restart in the middle of a run (the outage is measured and
 //! no acknowledged write is lost), and the exits for bad arguments and a VIP that never
 //! answers. The PostgreSQL cases need root (to run PostgreSQL as user postgres) and the
@@ -20,7 +20,7 @@ use serde_json::Value;
 /// machine) can cause. The tests that run a PostgreSQL take turns.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-const PACELINE: &str = env!("CARGO_BIN_EXE_paceline");
+const PACELINE_LAB: &str = env!("CARGO_BIN_EXE_paceline-lab");
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
 fn have_postgres() -> bool {
@@ -101,8 +101,8 @@ fn free_port(from: u16) -> u16 {
 }
 
 fn probe_cmd(port: u16, extra: &[&str]) -> Command {
-    let mut c = Command::new(PACELINE);
-    c.args(["lab", "probe", "--vip", "127.0.0.1", "--nodes", "127.0.0.1", "--port", &port.to_string()]).args(extra);
+    let mut c = Command::new(PACELINE_LAB);
+    c.args(["probe", "--vip", "127.0.0.1", "--nodes", "127.0.0.1", "--port", &port.to_string()]).args(extra);
     c
 }
 
@@ -204,7 +204,7 @@ fn bad_arguments_exit_2() {
     let out = probe_cmd(5432, &["--nodes", "127.0.0.1,not-an-ip"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'not-an-ip'"), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = Command::new(PACELINE).args(["lab", "probe", "--vip", "127.0.0.1"]).output().unwrap();
+    let out = Command::new(PACELINE_LAB).args(["probe", "--vip", "127.0.0.1"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
 }

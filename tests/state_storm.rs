@@ -4,7 +4,7 @@
 //! nothing for them.
 //!
 //! How: the service runs in a PID namespace of its own (`unshare --pid`), so every pid
-//! allocated there is one of its forks (or threads); `paceline lab storm` (src/lab/storm.rs)
+//! allocated there is one of its forks (or threads); `paceline-lab storm` (src/lab/storm.rs)
 //! sends the checks — a new connection each, as HAProxy's — and counts the namespace's pids
 //! over an idle window and over the storm. The service forks on its own (the cluster's view:
 //! Pacemaker's tools every 200 ms), so the storm shows that background, tens of pids; one
@@ -22,7 +22,7 @@ use common::{must, TempDir};
 
 const BINDIR: &str = "/usr/lib/postgresql/15/bin";
 
-const PACELINE: &str = env!("CARGO_BIN_EXE_paceline");
+const PACELINE_LAB: &str = env!("CARGO_BIN_EXE_paceline-lab");
 
 /// Checks per second offered in CI, and for how long. The benchmark offers 10,000/s for
 /// 30 s to a release build; CI runs a debug build on 2 vCPUs beside other tests, where the
@@ -153,13 +153,12 @@ fn ask(port: u16, path: Option<&str>) -> String {
     }
 }
 
-/// A storm through `paceline lab storm`, the service watched: its JSON line.
+/// A storm through `paceline-lab storm`, the service watched: its JSON line.
 fn storm(svc: &Service, port: u16, check: &[&str]) -> serde_json::Value {
     let (addr, rate, secs, conc, watch) =
         (format!("127.0.0.1:{port}"), RATE.to_string(), SECONDS.to_string(), CONCURRENCY.to_string(), format!("service={}", svc.pid));
-    let out = Command::new(PACELINE)
+    let out = Command::new(PACELINE_LAB)
         .args([
-            "lab",
             "storm",
             "--addr",
             &addr,
@@ -179,8 +178,8 @@ fn storm(svc: &Service, port: u16, check: &[&str]) -> serde_json::Value {
         .args(check)
         .stderr(Stdio::inherit())
         .output()
-        .expect("paceline lab storm");
-    assert!(out.status.success(), "paceline lab storm {check:?}: {}", common::text(&out));
+        .expect("paceline-lab storm");
+    assert!(out.status.success(), "paceline-lab storm {check:?}: {}", common::text(&out));
     let line = String::from_utf8_lossy(&out.stdout);
     eprintln!("storm {check:?}: {line}");
     serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))

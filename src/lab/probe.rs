@@ -1,4 +1,4 @@
-//! `paceline lab probe` — the lab's writer probe.
+//! `paceline-lab probe` — the lab's writer probe.
 //!
 //! Why it exists: a failover is judged by what a client sees, not by what the cluster says.
 //! The probe runs outside the cluster's nodes (in the lab's client namespace), writes through
@@ -231,7 +231,7 @@ async fn probe(args: Args) -> Result<String> {
         _ = sigint.recv() => bail!("interrupted (SIGINT) before measuring began"),
     }
     eprintln!(
-        "paceline lab probe: run {run}: writing to {} every {} ms, sampling {} node(s) every {} ms",
+        "paceline-lab probe: run {run}: writing to {} every {} ms, sampling {} node(s) every {} ms",
         vip.describe(),
         args.interval_ms,
         args.nodes.len(),
@@ -466,7 +466,7 @@ async fn write_loop(
             ready = true;
             if let Some(f) = ready_file {
                 if let Err(e) = std::fs::write(f, format!("{run}\n")) {
-                    eprintln!("paceline lab probe: cannot create the ready file {}: {e}", f.display());
+                    eprintln!("paceline-lab probe: cannot create the ready file {}: {e}", f.display());
                 }
             }
         }

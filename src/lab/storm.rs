@@ -1,4 +1,4 @@
-//! `paceline lab storm` — a storm of routing checks, as load balancers (or an attacker)
+//! `paceline-lab storm` — a storm of routing checks, as load balancers (or an attacker)
 //! send them, against a node state service.
 //!
 //! Why it exists: the state service must answer however often it is asked (issue #11:

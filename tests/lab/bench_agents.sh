@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # PAF's pgsqlms vs ocf:paceline:pgsqlms, monitor on the same instances of a running lab
-# (paceline lab up && paceline lab config): each agent run by hand inside the primary's and
+# (paceline-lab up && paceline-lab config): each agent run by hand inside the primary's and
 # a standby's node with the environment Pacemaker gives a recurring monitor; wall time by
 # hyperfine -N (median of N), processes forked by strace -f.
 #   usage: tests/lab/bench_agents.sh [--runs N] [--out FILE]      (as root)
@@ -15,7 +15,7 @@ OURS=/usr/lib/ocf/resource.d/paceline/pgsqlms
 status=$($LAB status)
 primary=$(awk '$3 == "primary" {print $1}' <<<"$status" | head -1)
 standby=$(awk '$3 == "standby" {print $1}' <<<"$status" | head -1)
-[[ -n $primary && -n $standby ]] || { echo "need a primary and a standby (paceline lab status)" >&2; exit 1; }
+[[ -n $primary && -n $standby ]] || { echo "need a primary and a standby (paceline-lab status)" >&2; exit 1; }
 
 envs() {   # the environment of a recurring monitor of pgsqld on node $1 (role $2)
     local interval=3000; [[ $2 == primary ]] && interval=2000

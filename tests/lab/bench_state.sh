@@ -6,7 +6,7 @@
 #
 # As root. Both services read the same instance (initdb in a temp dir, its own socket
 # directory and port, peer authentication) and are measured one after the other, never at
-# once, by `paceline lab storm` (src/lab/storm.rs: a new TCP connection per check, as
+# once, by `paceline-lab storm` (src/lab/storm.rs: a new TCP connection per check, as
 # HAProxy's; one JSON line per run). Each service runs in a PID namespace of its own
 # (`unshare --pid`), and so does PostgreSQL: every pid allocated there is a fork (or a
 # thread) of that service, counted exactly from the namespace's ns_last_pid; CPU is read
@@ -95,7 +95,7 @@ inner_pid() {
     return 1
 }
 
-storm() { "$BIN/paceline" lab storm "$@"; }
+storm() { "$BIN/paceline-lab" storm "$@"; }
 
 # --- PostgreSQL 15, throw-away, in its own PID namespace --------------------------------
 mkdir -p "$work/sock" && chown -R postgres: "$work"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The paceline lab: a real Pacemaker + Corosync + PostgreSQL cluster in Linux namespaces on
-# one machine. Driven by `paceline lab <verb>` (this script, verbs below); docs/lab.md says
+# one machine. Driven by `paceline-lab <verb>` (this script, verbs below); docs/lab.md says
 # how it works and how to debug a node.
 #
 #   lab.sh up [--nodes N] [--ec2 [--multiaz]]  build the switch, N nodes (2 or 3), the
@@ -37,7 +37,8 @@
 # and each node has an IMDS on 169.254.169.254 (on its lo).
 #
 # Environment: LAB_DIR (state and node disks, default /var/lib/paceline-lab),
-# PACELINE (the paceline binary used for the probe), MONITOR_PROMOTED / MONITOR_UNPROMOTED /
+# PACELINE_LAB (the paceline-lab binary, which runs the writer probe; default: beside
+# PACELINE if that is set, else the build tree's), MONITOR_PROMOTED / MONITOR_UNPROMOTED /
 # VIP_MONITOR (op intervals; fast defaults for tests), LAB_QUIET=1 (no progress lines),
 # LAB_KEEP_LOGS=DIR (down copies the nodes' logs and the lab state there first),
 # PROBE_CONNECT_TIMEOUT_MS (the writer probe's bound per connect, 1000: its outage figures
@@ -97,14 +98,16 @@ psql_at() {
     in_client env PGCONNECT_TIMEOUT=2 psql -X -A -t -q -h "$host" -U postgres -d postgres -c "$*" 2>/dev/null
 }
 
-paceline_bin() {
-    local b=${PACELINE:-}
+# paceline-lab (agents/paceline-lab.rs): never packaged, so from a build tree.
+lab_bin() {
+    local b=${PACELINE_LAB:-}
+    [[ -z $b && -n ${PACELINE:-} ]] && b=$(dirname "$PACELINE")/paceline-lab
     if [[ -z $b ]]; then
-        for c in "$SRC"/target/*/release/paceline "$SRC"/target/*/debug/paceline "$(command -v paceline || true)"; do
+        for c in "$SRC"/target/*/release/paceline-lab "$SRC"/target/*/debug/paceline-lab; do
             [[ -x $c ]] && { b=$c; break; }
         done
     fi
-    [[ -n $b && -x $b ]] || die "paceline binary not found (cargo build, or set PACELINE=)"
+    [[ -n $b && -x $b ]] || die "paceline-lab binary not found (cargo build, or set PACELINE_LAB=)"
     echo "$b"
 }
 
@@ -451,7 +454,7 @@ cmd_up() {
     [[ $n == 2 || $n == 3 ]] || die "--nodes must be 2 or 3"
     (( ec2 || ! multiaz )) || die "--multiaz needs --ec2"
     need_root
-    [[ ! -e $STATE/nodes ]] || die "a lab is already up (paceline lab down first)"
+    [[ ! -e $STATE/nodes ]] || die "a lab is already up (paceline-lab down first)"
     command -v corosync >/dev/null && command -v pacemakerd >/dev/null || die "corosync/pacemaker not installed (bash tests/deps.sh)"
     [[ -x $BINDIR/postgres ]] || die "PostgreSQL $PGVER not installed (bash tests/deps.sh)"
     mkdir -p "$STATE"
@@ -491,7 +494,7 @@ cmd_up() {
     setup_postgres "$n"
     say "waiting for the $n-node cluster to form"
     wait_cluster "$n"
-    say "up: $n nodes online; PostgreSQL is stopped and waits for 'paceline lab config'"
+    say "up: $n nodes online; PostgreSQL is stopped and waits for 'paceline-lab config'"
 }
 
 cmd_config() {
@@ -508,7 +511,7 @@ cmd_config() {
     [[ $route != seed ]] || command -v systemd-socket-activate >/dev/null || die "systemd-socket-activate is not installed (systemd)"
     [[ $sync == off || $sync == on || $sync == strict ]] || die "--sync must be off, on or strict"
     [[ $sync == off || $stack == paceline ]] || die "--sync on|strict needs --stack paceline (PAF has no synchronous mode)"
-    [[ -e $STATE/nodes ]] || die "no lab is up (paceline lab up first)"
+    [[ -e $STATE/nodes ]] || die "no lab is up (paceline-lab up first)"
     local flags="" rewind=()
     if [[ $stack == paceline ]]; then
         # A rebooted ex-primary whose history diverged is rewound and rejoins (docs/pgsqlms.md).
@@ -555,7 +558,7 @@ cmd_config() {
     else say "config: no fencing in this lab (stonith-enabled=false): see docs/lab.md (up --ec2)"; fi
     echo "$stack" >"$STATE/stack"
     echo "$sync" >"$STATE/sync"
-    wait_healthy 180 || { explain_unhealthy; die "the cluster did not become healthy within 180 s (paceline lab status)"; }
+    wait_healthy 180 || { explain_unhealthy; die "the cluster did not become healthy within 180 s (paceline-lab status)"; }
     if routed; then say "config: healthy: primary on $(primary_node), every HAProxy routes writes there"
     else say "config: healthy: primary on $(primary_node), VIP on $(vip_holder)"; fi
 }
@@ -678,7 +681,7 @@ cmd_down() {
         for t in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -TERM "$pid" 2>/dev/null || true
         for t in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *" lab probe "* ]] && kill -KILL "$pid" 2>/dev/null || true
+        [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *"paceline-lab probe "* ]] && kill -KILL "$pid" 2>/dev/null || true
     done
     ec2_down
     # A hung PostgreSQL (scenario hang) must not outlive the lab: SIGKILL what it stopped.
@@ -703,7 +706,7 @@ json_str() { printf '"%s"' "$1"; }
 json_list() { local a=($1) out="" x; for x in "${a[@]}"; do out+="${out:+,}\"$x\""; done; echo "[$out]"; }
 
 probe_start() {
-    local p; p=$(paceline_bin)
+    local p; p=$(lab_bin)
     local nodes_csv="" i
     for i in $(seq "$(nodes)"); do nodes_csv+="${nodes_csv:+,}$(node_ip "$i")"; done
     rm -f "$STATE/probe.ready" "$STATE/probe.json"
@@ -717,7 +720,7 @@ probe_start() {
         for i in $(seq "$(nodes)"); do [[ $i == "$pr" ]] || via+="${via:+,}$(node_ip "$i")"; done
         target=(--via "$via" --via-port "$ROUTER_PORT")
     fi
-    ip netns exec "$CLIENT" "$p" lab probe "${target[@]}" --nodes "$nodes_csv" --ready-file "$STATE/probe.ready" \
+    ip netns exec "$CLIENT" "$p" probe "${target[@]}" --nodes "$nodes_csv" --ready-file "$STATE/probe.ready" \
         --connect-timeout-ms "$PROBE_CONNECT_TIMEOUT_MS" \
         >"$STATE/probe.json" 2>"$STATE/probe.err" &
     echo $! >"$STATE/probe.pid"
@@ -733,14 +736,14 @@ probe_start() {
 # on the VIP at the end. SIGUSR1 (side_probe_mark) marks the cut: with synchronous
 # replication the isolated primary must acknowledge nothing after it.
 side_probe_start() {
-    local i=$1 p; p=$(paceline_bin)
+    local i=$1 p; p=$(lab_bin)
     rm -f "$STATE/side.ready" "$STATE/side.json"
     local check=(--check-at "$VIP")
     if routed; then
         local j via=""; for j in $(seq "$(nodes)"); do [[ $j == "$i" ]] || via+="${via:+,}$(node_ip "$j")"; done
         check=(--check-via "$via" --via-port "$ROUTER_PORT")
     fi
-    ip netns exec "$PREFIX-node$i" "$p" lab probe --vip 127.0.0.1 --nodes 127.0.0.1 "${check[@]}" --statement-timeout-ms 2000 --cancel-after-ms 2000 \
+    ip netns exec "$PREFIX-node$i" "$p" probe --vip 127.0.0.1 --nodes 127.0.0.1 "${check[@]}" --statement-timeout-ms 2000 --cancel-after-ms 2000 \
         --ready-file "$STATE/side.ready" --connect-timeout-ms "$PROBE_CONNECT_TIMEOUT_MS" --final-timeout-s 60 \
         >"$STATE/side.json" 2>"$STATE/side.err" &
     echo $! >"$STATE/side.pid"
@@ -1290,12 +1293,12 @@ PY
 
 cmd_scenario() {
     local name=${1:-}; [[ -n $name ]] || die "scenario: which one?"
-    [[ -e $STATE/stack ]] || die "no configured lab (paceline lab up && paceline lab config)"
+    [[ -e $STATE/stack ]] || die "no configured lab (paceline-lab up && paceline-lab config)"
     local stack; stack=$(cat "$STATE/stack")
     # Failed promotions are part of the election (a node hands over to a better one); clear
     # the fail counts so that earlier scenarios cannot add up to migration-threshold.
     in_node "$(first_alive)" crm_resource --cleanup >/dev/null 2>&1 || true
-    settle 120 || { explain_unhealthy; die "the cluster is not healthy before the scenario (paceline lab status)"; }
+    settle 120 || { explain_unhealthy; die "the cluster is not healthy before the scenario (paceline-lab status)"; }
     # update-params runs its own writer probe per update, and prints its own line.
     [[ $name == update-params ]] && { scenario_update_params "$stack"; return; }
     local before; before=$(primary_node)
@@ -1422,7 +1425,7 @@ cmd_scenario() {
         partition)
             # The primary keeps running, cut off: the majority must power it off through EC2
             # before it promotes anyone (it cannot know the primary is not writing).
-            is_ec2 || die "partition needs fencing: paceline lab up --ec2"
+            is_ec2 || die "partition needs fencing: paceline-lab up --ec2"
             side_probe_start "${before#node}"
             say "partition: cutting $before's link (p${before#node} down in the switch)"
             ip -n "$SW" link set "p${before#node}" down
@@ -1430,7 +1433,7 @@ cmd_scenario() {
             note="the cut-off primary is fenced through EC2 before another node is promoted; its link is restored once it is powered off"
             ;;
         fence)
-            is_ec2 || die "fence needs a fence device: paceline lab up --ec2"
+            is_ec2 || die "fence needs a fence device: paceline-lab up --ec2"
             local s; s=$(standby_nodes); s=${s%% *}
             say "fence: pcs stonith fence $before (from $s)"
             in_node "${s#node}" pcs stonith fence "$before" >"$STATE/fence.out" 2>&1 || event_ok=false
@@ -1526,7 +1529,7 @@ cmd_demo() {
     while (( $# )); do case $1 in --stack) stack=$2; shift 2 ;; *) die "demo: unknown argument $1" ;; esac; done
     [[ $stack == both || $stack == paceline || $stack == reference ]] || die "--stack must be both, paceline or reference"
     need_root
-    [[ ! -e $STATE/nodes ]] || die "a lab is already up (paceline lab down first)"
+    [[ ! -e $STATE/nodes ]] || die "a lab is already up (paceline-lab down first)"
     trap 'cmd_down' EXIT
     local stacks=("$stack") rows=() st n=0
     [[ $stack == both ]] && stacks=(paceline reference)
