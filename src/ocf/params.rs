@@ -231,7 +231,9 @@ pub fn markdown_table(table: &[Param]) -> String {
 }
 
 /// The parameter block of `docs/<agent>.md` (between `<!-- params:<agent> -->` and
-/// `<!-- /params -->`), for the tests that keep the docs generated from the table.
+/// `<!-- /params -->`), for the tests that keep the docs generated from the table. Tests
+/// only: it reads the source tree, which no installed binary may rely on.
+#[cfg(test)]
 pub fn docs_block(agent: &str) -> Result<String, String> {
     let path = format!("{}/docs/{agent}.md", env!("CARGO_MANIFEST_DIR"));
     let doc = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
