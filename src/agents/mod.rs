@@ -2,7 +2,7 @@
 //!
 //! Which agents there are, and what kind, is [`crate::registry`]'s list; here each name
 //! meets its code. The entries are split in two because the executables are:
-//! `paceline-core` asks [`core`] only, which names no agent that calls EC2, so the AWS SDK
+//! `paceline-core` asks [`core()`] only, which names no agent that calls EC2, so the AWS SDK
 //! is never linked into it (the linker keeps only what is named); `paceline` asks
 //! [`entry`], every agent. The tests below hold the list and the entries to each other.
 
@@ -48,7 +48,7 @@ impl Doc {
         }
     }
 
-    /// The parameter table of its docs/<agent>.md, in Markdown.
+    /// The parameter table of its `docs/<agent>.md`, in Markdown.
     pub fn markdown_table(&self) -> String {
         match self {
             Doc::Resource(s) => s.markdown_table(),
@@ -75,7 +75,7 @@ pub fn core(name: &str) -> Option<Entry> {
     })
 }
 
-/// Every agent: [`core`]'s and those that call EC2. Naming this links the AWS SDK.
+/// Every agent: [`core()`]'s and those that call EC2. Naming this links the AWS SDK.
 pub fn entry(name: &str) -> Option<Entry> {
     core(name).or_else(|| {
         Some(match name {
@@ -104,5 +104,36 @@ mod tests {
             assert_eq!(core(a.name).is_some(), !a.calls_ec2, "{}: in paceline-core iff it does not call EC2", a.name);
         }
         assert!(entry("paceline").is_none() && entry("fence_aws").is_none() && core("awsvip").is_none());
+    }
+
+    /// Every resource agent's man page: every parameter and action on it, and no line a
+    /// roff reader would take for a request by accident.
+    #[test]
+    fn every_parameter_and_action_is_on_the_page() {
+        use crate::ocf::manpage::escape;
+        for spec in AGENTS.iter().filter_map(|a| match entry(a.name)?.doc {
+            Doc::Resource(s) => Some(s),
+            Doc::Fence(_) => None,
+        }) {
+            let m = spec.manpage();
+            assert!(m.starts_with(&format!(".TH {} 7 ", escape(&format!("OCF_PACELINE_{}", spec.name.to_uppercase())))), "{m}");
+            for p in spec.all_params() {
+                assert!(m.contains(&format!(".TP\n.B {}\n", escape(p.name))), "{}: {}", spec.name, p.name);
+            }
+            for a in spec.actions {
+                assert!(m.contains(&format!(".TP\n.B {}\n", escape(a.name))), "{}: {}", spec.name, a.name);
+            }
+            // No line a roff reader would take for a request by accident.
+            assert!(
+                m.lines().all(|l| !l.starts_with('.')
+                    || l.starts_with(".TH")
+                    || l.starts_with(".SH")
+                    || l.starts_with(".TP")
+                    || l.starts_with(".B")
+                    || l.starts_with(".P")
+                    || l.starts_with(".br")),
+                "{m}"
+            );
+        }
     }
 }
