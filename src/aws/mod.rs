@@ -43,8 +43,11 @@
 //!   `device_number(mac)`. IMDSv2 through `aws_config::imds::Client`: token fetched once and
 //!   cached for its TTL (a fresh one after a 401), 1 s connect / 2 s read timeouts, 3 attempts,
 //!   every request also bounded by the deadline. The endpoint follows the SDK's
-//!   `AWS_EC2_METADATA_SERVICE_ENDPOINT` (tests point it at their stub). IMDS failures
-//!   are `OCF_ERR_GENERIC`.
+//!   `AWS_EC2_METADATA_SERVICE_ENDPOINT` (tests point it at their stub). An IMDS that cannot
+//!   be reached at all (no token, connection refused, no route: not an EC2 instance, or
+//!   IMDS disabled) is `OCF_ERR_INSTALLED`, this node cannot run the agent; one that answers
+//!   late, with an error status, or with an answer that is not what the path holds (a MAC,
+//!   an address list, a device number) is `OCF_ERR_GENERIC`, worth a retry.
 //! * [`Ec2`]: `connect(&AwsParams, &Deadline, &Imds).await -> Result<Ec2, OcfError>` resolves
 //!   the region (parameter, else `AWS_REGION`/`AWS_DEFAULT_REGION`, else the profile's,
 //!   else IMDS), the credentials (explicit keys, else the named profile alone, else the SDK
@@ -68,7 +71,10 @@
 //!   (after the retries) and anything unknown → `OCF_ERR_GENERIC`.
 //!
 //! Credential failures: no credentials anywhere → `OCF_ERR_PERM` (this node lacks a role);
-//! a named `profile` that does not exist or holds no credentials → `OCF_ERR_CONFIGURED`.
+//! a named `profile` that does not exist or holds no credentials, or a credentials
+//! configuration that is invalid → `OCF_ERR_CONFIGURED`; a role STS refuses to let these
+//! credentials assume → `OCF_ERR_PERM`; a provider that does not answer in time →
+//! `OCF_ERR_GENERIC`.
 //!
 //! Name resolution: the SDK resolves endpoints with `getaddrinfo` (hyper-util's
 //! `GaiResolver`), which works in our static (+crt-static) glibc binaries as long as the

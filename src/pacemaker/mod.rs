@@ -1,22 +1,30 @@
-//! Pacemaker's command-line tools, the one place they are called from.
+//! Pacemaker's command-line tools, the one place they are called from (outside tests, no
+//! other module runs `crm_*`, `cibadmin`, `attrd_updater` or `stonith_admin`), and
+//! corosync.conf, the one file of the cluster stack read directly.
 //!
 //! Why a layer: the agents' decisions (who is promotable, whether a switchover is safe,
-//! whether a node is down) must not depend on how a tool happens to format its output.
-//! Each tool is run here, with a deadline, and its output is parsed here once — XML with
-//! quick-xml wherever the tool offers it (`cibadmin`, `crm_resource --output-as=xml`,
-//! `attrd_updater --output-as=xml`), plain text only where Pacemaker 2.1 prints a single
-//! value (`crm_node -n`, `-q`, `--partition`, `crm_attribute --quiet`). The agents get
-//! typed answers: names, attribute values, [`cib::NodeState`], the promoted node.
+//! whether a node is down) and the operator's commands (status, check, switchover) must
+//! not depend on how a tool happens to format its output. Each tool is run here, with a
+//! deadline, and its output is parsed here once — XML with quick-xml wherever the tool
+//! offers it (`cibadmin --query`; `--output-as=xml` of `crm_resource`, `crm_attribute
+//! --query`, `attrd_updater --query`, `crm_mon` and `stonith_admin`), plain text only
+//! where Pacemaker 2.1 prints a single value or list (`crm_node -n`, `-q`,
+//! `--partition`); of a write (`crm_attribute --update`, `attrd_updater --update` and
+//! `--delete`) only the exit status counts. The callers get typed answers: names,
+//! attribute values, [`cib::NodeState`], the promoted node, the cluster as [`mon`] reads it.
 //!
 //! What the cluster expects from it: attribute writes go through the daemons
 //! (`crm_attribute` for permanent node attributes, which live in the CIB's `nodes`
 //! section; `attrd_updater --private` for reboot-lifetime ones, which never reach the CIB
 //! and so never trigger a transition); reads never modify anything.
 //!
-//! * [`nodes`] — this node's name, the partition's members, quorum;
+//! * [`nodes`] — this node's name, the partition's members, quorum, the nodes' ring
+//!   addresses (corosync.conf);
 //! * [`attrs`] — permanent and private node attributes;
-//! * [`cib`] — CIB queries: node attributes of the `nodes` section, a node's `node_state`;
-//! * [`resource`] — where a resource runs and in which role, and failure reports;
+//! * [`cib`] — CIB queries: node attributes of the `nodes` section, a node's `node_state`,
+//!   the whole CIB and the configuration's primitives and moves (`paceline status`, `check`);
+//! * [`resource`] — where a resource runs and in which role, failure reports, and the
+//!   promoted role's move and its constraint's removal (`paceline switchover`);
 //! * [`mon`] — the whole cluster at once, as crm_mon sees it (`paceline status`);
 //! * [`fencing`] — a fence device's monitor, through the fencer (`paceline check`);
 //! * [`xml`] — the small element tree the XML answers are read into.
