@@ -23,6 +23,7 @@ pub use crate::pg::process::{alive, is_postmaster, zombie};
 pub use instance::identity_of;
 mod monitor;
 mod notify;
+mod primary;
 mod promote;
 mod reload;
 mod rewind;

@@ -2,7 +2,7 @@
 //! 1 broken — and keep the promotion scores current.
 
 use super::instance::{self, State};
-use super::{scores, validate, Config};
+use super::{primary, scores, validate, Config};
 use crate::ocf::{OcfEnv, OcfError, OcfRc, OcfResult};
 use crate::{ocf_info, ocf_warn};
 
@@ -25,7 +25,7 @@ pub fn monitor(env: &OcfEnv) -> OcfResult {
     match (state, local) {
         (State::Primary, Some(local)) => {
             if !probe {
-                if let Err(e) = scores::update_from_primary(&cfg, &local) {
+                if let Err(e) = primary::update_from_primary(&cfg, &local) {
                     ocf_warn!("cannot update promotion scores: {}", e.reason);
                 }
             }

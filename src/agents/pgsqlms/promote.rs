@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::election::{self, Position};
 use super::instance::{self, State};
-use super::{notify, scores, sync, Config};
+use super::{notify, primary, scores, sync, Config};
 use crate::ocf::{OcfEnv, OcfError, OcfRc, OcfResult};
 use crate::{ocf_info, ocf_warn};
 
@@ -37,7 +37,7 @@ pub fn promote(env: &OcfEnv) -> OcfResult {
             scores::forget_written(&cfg);
             scores::set_own(&cfg, scores::PRIMARY);
             if let Ok(me) = scores::local_node(&cfg) {
-                sync::after_promote(&cfg, &me);
+                primary::after_promote(&cfg, &me);
             }
             Ok(OcfRc::Success)
         }
@@ -53,7 +53,7 @@ pub fn promote(env: &OcfEnv) -> OcfResult {
 fn prepare_sync(cfg: &Config, who: crate::pg::client::Identity) -> Result<(), OcfError> {
     let done = instance::connect(cfg, who, Duration::from_secs(5))
         .map_err(|e| OcfError::generic(format!("cannot set the synchronous set: {}", e.message())))
-        .and_then(|local| sync::at_promote(cfg, &local, &scores::local_node(cfg)?));
+        .and_then(|local| primary::at_promote(cfg, &local, &scores::local_node(cfg)?));
     match done {
         Err(e) if cfg.sync_mode == sync::Mode::Off => {
             ocf_warn!("cannot check synchronous_standby_names: {}", e.reason);

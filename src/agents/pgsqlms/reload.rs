@@ -13,7 +13,7 @@
 //! effect at the next start.
 
 use super::instance::{self, State};
-use super::{scores, sync, validate, Config};
+use super::{primary, sync, validate, Config};
 use crate::ocf::{OcfEnv, OcfError, OcfRc, OcfResult};
 use crate::{ocf_info, ocf_warn};
 
@@ -25,9 +25,9 @@ pub fn reload_agent(env: &OcfEnv) -> OcfResult {
         (State::Primary, Some(local)) => {
             validate::check_sync_setting(&cfg)?;
             if cfg.sync_mode == sync::Mode::Off {
-                sync::release(&local)?;
+                primary::release(&local)?;
             }
-            if let Err(e) = scores::update_from_primary(&cfg, &local) {
+            if let Err(e) = primary::update_from_primary(&cfg, &local) {
                 ocf_warn!("cannot update promotion scores: {}", e.reason);
             }
             ocf_info!(

@@ -3,10 +3,11 @@
 //! The primary ranks the standbys from `pg_stat_replication`: synchronous standbys first,
 //! then by how much WAL they have flushed (most first): 1000, 990, 980...; a standby
 //! lagging more than `maxlag` bytes gets the negative of its rank, one not streaming −1,
-//! a cluster node absent from replication −1000; the primary itself 1001. A standby also
+//! a cluster node absent from replication −1000; the primary itself 1001 ([`rank`], pure;
+//! the primary's monitor carries it out in `primary.rs`). A standby that nobody ranked yet
 //! makes itself promotable (score 1) as soon as it streams, so a failure right after the
 //! cluster starts has somewhere to go (PAF leaves standbys at −1000 until the primary's
-//! first monitor). Scores are written (as permanent node attributes) only when they change: the last
+//! first monitor); it never raises a score the primary gave it ([`self_score`]). Scores are written (as permanent node attributes) only when they change: the last
 //! written values are kept in `$HA_RSCTMP`, and re-read from the CIB once they are a minute
 //! old, so a score someone else overwrote (a standby's self-score racing the primary's
 //! ranking) is corrected within a minute.
@@ -82,7 +83,7 @@ fn cache_path(cfg: &Config) -> PathBuf {
     cache_dir().join(format!("paceline-pgsqlms-{}.scores", cfg.resource))
 }
 
-fn read_cache(cfg: &Config) -> BTreeMap<String, i64> {
+pub(super) fn read_cache(cfg: &Config) -> BTreeMap<String, i64> {
     std::fs::read_to_string(cache_path(cfg))
         .unwrap_or_default()
         .lines()
@@ -161,74 +162,6 @@ pub fn apply(cfg: &Config, wanted: &BTreeMap<String, i64>) -> Result<Vec<String>
         write_cache(cfg, &cache);
     }
     outcome.map(|_| written)
-}
-
-/// On the primary's monitor: rank the standbys and publish the scores.
-///
-/// The nodes ranked are those replicating now plus those we scored before: a node that
-/// stops replicating drops to −1000, a node never seen has no score (so is not promotable
-/// either). See [`nodes_to_rank`] for when `crm_node --partition` is asked.
-pub fn update_from_primary(cfg: &Config, local: &Local) -> Result<(), OcfError> {
-    let me = local_node(cfg)?;
-    let known: Vec<String> = read_cache(cfg).into_keys().collect();
-    let (replicas, current) = replication(local, &me)?;
-    let nodes = nodes_to_rank(known, &replicas, pacemaker::nodes::partition)?;
-    if cfg.sync_mode != Mode::Off {
-        return super::sync::manage(cfg, local, &me, &nodes, &replicas, current);
-    }
-    let wanted = rank(&me, &nodes, &replicas, current, cfg.maxlag, None);
-    ocf_debug!("scores: {wanted:?}");
-    apply(cfg, &wanted).map(|_| ())
-}
-
-/// `pg_stat_replication` as the primary sees it (without itself), and its WAL position.
-fn replication(local: &Local, me: &str) -> Result<(Vec<Replica>, Lsn), OcfError> {
-    let rows = local.query_text(
-        "SELECT application_name, state, sync_state, flush_lsn::text, pg_current_wal_lsn()::text FROM pg_stat_replication \
-         UNION ALL SELECT NULL, NULL, NULL, NULL, pg_current_wal_lsn()::text",
-        Duration::from_secs(5),
-    )?;
-    let mut current = Lsn::default();
-    let mut replicas = Vec::new();
-    for r in rows {
-        let col = |i: usize| r.get(i).cloned().flatten();
-        if let Some(c) = col(4).and_then(|v| v.parse().ok()) {
-            current = c;
-        }
-        let Some(name) = col(0) else { continue };
-        if name == me {
-            ocf_warn!("streaming replication with myself: check pg_hba.conf rejects replication from this node and the VIP");
-            continue;
-        }
-        replicas.push(Replica {
-            name,
-            state: col(1).unwrap_or_default(),
-            sync: matches!(col(2).as_deref(), Some("sync") | Some("quorum")),
-            flushed: col(3).and_then(|v| v.parse().ok()),
-        });
-    }
-    Ok((replicas, current))
-}
-
-/// The nodes the primary ranks: those it scored before, plus — asked from the partition
-/// (`crm_node --partition`, the only fork) — every member when it has no memory yet or
-/// when a replica it has never scored appears. Without the second case, a primary whose
-/// memory held only itself (promoted right after a start) would never rank a standby that
-/// connected later, and a standby whose self-score was lost (a `pcs` command replacing
-/// the configuration with a copy read before that score was written) would stay
-/// unpromotable for good. A replica whose application_name is no cluster node (a backup
-/// tool) costs that fork on each monitor and is not ranked.
-pub fn nodes_to_rank(known: Vec<String>, replicas: &[Replica], partition: impl FnOnce() -> Result<Vec<String>, OcfError>) -> Result<Vec<String>, OcfError> {
-    if !known.is_empty() && replicas.iter().all(|r| known.contains(&r.name)) {
-        return Ok(known);
-    }
-    let mut nodes = known;
-    for n in partition()? {
-        if !nodes.contains(&n) {
-            nodes.push(n);
-        }
-    }
-    Ok(nodes)
 }
 
 /// What a standby's monitor writes as its own score, given the score it has now (`Err`:

@@ -150,7 +150,7 @@ fn docs_show_the_parameter_table() {
 
 #[test]
 fn the_primary_ranks_a_replica_it_never_scored() {
-    use super::scores::nodes_to_rank;
+    use super::primary::nodes_to_rank;
     let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let members = || Ok(names(&["n1", "n2", "n3"]));
     let no_fork = || -> Result<Vec<String>, crate::ocf::OcfError> { panic!("crm_node --partition asked in the steady state") };
