@@ -555,6 +555,35 @@ fn haproxy_routing_status_check_and_switchover_command() {
     // The move's constraint is gone: no location constraint left by the command.
     let cons = lab.ok(&["node", "1", "cibadmin", "--query", "--scope", "constraints"]);
     assert!(!cons.contains("cli-prefer") && !cons.contains("cli-ban"), "the switchover left a constraint: {cons}");
+
+    slow_cib_keeps_a_healthy_primary(&lab);
+}
+
+/// A slow CIB manager (as in a membership change): the primary's node's pacemaker-based
+/// stopped for 20 s while a standby goes away, so that the primary's monitor has scores to
+/// write and the write cannot finish. Each monitor gives up on the write within its own
+/// timeout, says what it waited for, and still reports the primary: Pacemaker records no
+/// failure of the primary and does not recover it. Then the standby is back and streaming.
+fn slow_cib_keeps_a_healthy_primary(lab: &Lab) {
+    let primary = assert_status_matches(lab, 1, 2);
+    let p = primary.trim_start_matches("node").to_owned();
+    let s = (1..=3).map(|i| i.to_string()).find(|i| *i != p).unwrap();
+    let log = "/var/log/pacemaker/pacemaker.log";
+    let before: usize =
+        lab.ok(&["node", &p, "sh", "-c", &format!("grep -c 'pgsqlms(pgsqld).*did not finish within' {log} || true")]).trim().parse().unwrap_or(0);
+    // Inside the node's own PID namespace: only that node's CIB manager is named.
+    lab.ok(&["node", &p, "sh", "-c", "pgrep -x pacemaker-based > /run/paceline-test-based.pid && kill -STOP $(cat /run/paceline-test-based.pid)"]);
+    lab.ok(&["node", &s, "sh", "-c", "cd / && runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D /var/lib/postgresql/15/main -m fast -w stop"]);
+    std::thread::sleep(std::time::Duration::from_secs(20));
+    lab.ok(&["node", &p, "sh", "-c", "kill -CONT $(cat /run/paceline-test-based.pid) && rm /run/paceline-test-based.pid"]);
+    std::thread::sleep(std::time::Duration::from_secs(10));
+    let waited = lab.ok(&["node", &p, "sh", "-c", &format!("grep 'pgsqlms(pgsqld).*did not finish within' {log} || true")]);
+    assert!(waited.lines().count() > before, "the primary's monitor never said what it waited for:\n{waited}");
+    let fails = lab.ok(&["node", &p, "crm_failcount", "--query", "--resource", "pgsqld", "--node", &primary]);
+    assert!(fails.contains("value=0") || fails.contains("value=(null)"), "the primary's monitor failed during the slow CIB: {fails}");
+    // The standby went away on purpose: its failure is cleaned up, and it rejoins.
+    lab.ok(&["node", "1", "pcs", "resource", "cleanup", "pgsqld"]);
+    assert_eq!(assert_status_matches(lab, 1, 2), primary, "the primary moved during the slow CIB");
 }
 
 /// `paceline ARGS` inside node I: its exit code, and stdout then stderr.

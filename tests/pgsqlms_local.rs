@@ -944,7 +944,7 @@ fn a_postgres_that_does_not_answer_costs_each_action_its_timeout_at_most() {
     let pid = postmaster_pid(p);
     must(&format!("kill -STOP {pid}"));
     let timeout = [("OCF_RESKEY_CRM_meta_timeout", "6000")];
-    for (action, want) in [("monitor", 1), ("promote", 1), ("notify", 0)] {
+    for (action, want) in [("monitor", 1), ("promote", 1), ("start", 1), ("reload-agent", 1), ("notify", 0)] {
         let extra: Vec<(&str, &str)> = match action {
             "notify" => vec![timeout[0], ("OCF_RESKEY_CRM_meta_notify_type", "pre"), ("OCF_RESKEY_CRM_meta_notify_operation", "promote")],
             _ => vec![timeout[0]],
@@ -959,9 +959,14 @@ fn a_postgres_that_does_not_answer_costs_each_action_its_timeout_at_most() {
             assert!(err.contains("did not answer") || err.contains("no answer"), "{action} does not say what it waited for: {err}");
         }
     }
-    let _ = sh(&format!("kill -CONT {pid}"));
-    assert_eq!(f.rc(p, "monitor"), 0, "answers again");
-    assert_eq!(f.rc(p, "stop"), 0);
+    // stop: the postmaster does not acknowledge the shutdown, and is killed in time.
+    let t = std::time::Instant::now();
+    let (rc, err) = f.agent(p, "stop", &timeout);
+    let _ = sh(&format!("kill -CONT {pid} 2>/dev/null"));
+    assert!(t.elapsed() < std::time::Duration::from_secs(6), "stop outlived its 6 s timeout: {:?}", t.elapsed());
+    assert_eq!(rc, 0, "{err}");
+    assert!(!alive(pid));
+    assert_eq!(f.rc(p, "monitor"), 7, "stopped");
 }
 
 /// `pgsql-state ACTION` with no PostgreSQL at all (the service waits for one): HA_RSCTMP

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Lab figures: every scenario RUNS times (default 5) on one stack, medians in a Markdown table.
-#   usage: tests/lab/bench.sh [--stack reference|paceline] [--runs N] [--out FILE]   (as root)
+#   usage: tests/lab/bench.sh [--stack reference|paceline] [--runs N] [--scenarios a,b] [--out FILE]   (as root)
+# --scenarios: only these (default: switchover,kill-postgres,standby-crash,restart-all,node-crash).
 # node-crash leaves the crashed ex-primary to an operator (no fencing yet), so each of its
 # runs gets a fresh lab; the other scenarios share one.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-STACK=reference RUNS=5 OUT=""
+STACK=reference RUNS=5 OUT="" SCENARIOS=switchover,kill-postgres,standby-crash,restart-all,node-crash
 while (( $# )); do
     case $1 in
         --stack) STACK=$2; shift 2 ;;
         --runs) RUNS=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
+        --scenarios) SCENARIOS=$2; shift 2 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -19,14 +21,17 @@ RAW=$(mktemp /tmp/lab-bench.XXXXXX)
 trap '$LAB down >/dev/null 2>&1 || true' EXIT
 fresh() { $LAB down >/dev/null 2>&1 || true; $LAB up --nodes 3 >/dev/null 2>&1 && $LAB config --stack "$STACK" >/dev/null 2>&1; }
 
+wanted() { [[ ",$SCENARIOS," == *",$1,"* ]]; }
 fresh
 for scenario in switchover kill-postgres standby-crash restart-all; do
+    wanted "$scenario" || continue
     for ((i = 1; i <= RUNS; i++)); do
         echo "$STACK $scenario run $i/$RUNS" >&2
         $LAB scenario "$scenario" 2>/dev/null | tee -a "$RAW" >&2
     done
 done
 for ((i = 1; i <= RUNS; i++)); do
+    wanted node-crash || break
     echo "$STACK node-crash run $i/$RUNS" >&2
     fresh
     $LAB scenario node-crash 2>/dev/null | tee -a "$RAW" >&2
