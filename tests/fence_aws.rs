@@ -220,6 +220,29 @@ fn power_timeout_is_a_real_deadline() {
     assert_eq!(cloud.state(&n2.id), "running");
 }
 
+/// A reboot whose power-on fails after a confirmed off (EC2 has no capacity for the
+/// instance in its zone): the node is fenced, so the reboot succeeds, as fence-agents'
+/// does; the failed power-on is an error line naming the instance and EC2's reason.
+#[test]
+fn a_reboot_whose_power_on_fails_still_fenced_the_node() {
+    skip_unless_possible!(AGENT);
+    let (cloud, node, n2, _) = setup("fa-noon");
+    node.set_fault_on("StartInstances", FaultKind::error(500, "InsufficientInstanceCapacity"), usize::MAX);
+    let (r, _) = fenced(&node, &format!("action=reboot\nplug={}\nskip_race_check=1\nstonith_status_sleep=0.2\npower_timeout=3\n", n2.id));
+    expect(&r, 0, "reboot without power-on");
+    assert_eq!(r.stdout, "Success: Rebooted\n");
+    assert!(r.stderr.contains("powered OFF (fenced), but not powered ON again") && r.stderr.contains("InsufficientInstanceCapacity"), "{}", r.stderr);
+    assert_eq!(cloud.state(&n2.id), "stopped", "the node is off");
+    node.clear_fault();
+    // An off that is not confirmed still fails the reboot.
+    node.set_fault_on("StopInstances", FaultKind::error(403, "UnauthorizedOperation"), usize::MAX);
+    let (r, _) = fenced(&node, &format!("action=on\nplug={}\n", n2.id));
+    expect(&r, 0, "on again");
+    let (r, _) = fenced(&node, &format!("action=reboot\nplug={}\nskip_race_check=1\n", n2.id));
+    expect(&r, 1, "reboot whose off is refused");
+    node.clear_fault();
+}
+
 #[test]
 fn throttling_is_retried_and_refusals_fail_fast() {
     skip_unless_possible!(AGENT);

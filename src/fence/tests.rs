@@ -214,18 +214,20 @@ fn race_check_refuses_and_can_be_skipped() {
 }
 
 #[test]
-fn reboot_is_off_then_on_and_fails_if_on_fails() {
+fn reboot_is_off_then_on_and_a_failed_on_after_a_confirmed_off_is_an_error_not_a_failure() {
     let o = run(world(&[("i-1", Power::On, 1)]), Some(&format!("plug=i-1\n{FAST}")), &[]);
     assert_eq!((o.rc, o.out.as_str()), (0, "Success: Rebooted\n"), "default action is reboot; {}", o.err);
     let seq: Vec<&str> = o.calls.iter().filter(|c| !c.starts_with("status")).map(String::as_str).collect();
     assert_eq!(seq, ["race_check", "stop i-1", "start i-1"]);
 
-    // The target goes off but never comes back on: reported, with both facts.
+    // The target goes off but never comes back on: fenced (success, as fence-agents), and
+    // the failed power-on is an error line with both facts.
     let mut w = world(&[("i-1", Power::Off, 0)]);
     w.stuck = vec!["i-1".into()];
     let o = run(w, Some(&format!("action=reboot\nplug=i-1\npower_timeout=0.2\nretry_on=2\n{FAST}")), &[]);
-    assert_eq!(o.rc, 1);
-    assert!(o.err.contains("powered OFF, but not powered ON again: Timed out waiting to power ON"), "{}", o.err);
+    assert_eq!((o.rc, o.out.as_str()), (0, "Success: Rebooted\n"), "{}", o.err);
+    assert!(o.err.contains("ERROR: reboot: i-1 powered OFF (fenced), but not powered ON again: Timed out waiting to power ON"), "{}", o.err);
+    assert!(!o.err.contains("Failed:"), "{}", o.err);
     assert_eq!(o.calls.iter().filter(|c| c.starts_with("start")).count(), 2, "retry_on=2: {:?}", o.calls);
 }
 

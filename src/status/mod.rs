@@ -82,6 +82,8 @@ pub struct Status {
     pub addresses: Vec<Address>,
     pub fence_devices: Vec<FenceDevice>,
     pub last_fencing: Option<FenceEvent>,
+    /// The whole fencing history, newest first (for the nodes fenced and still off).
+    pub fencing: Vec<FenceEvent>,
     /// Moves and bans of the database's clone in place (`cli-prefer-`, `cli-ban-`).
     pub moves: Vec<Move>,
     pub findings: Vec<Finding>,
@@ -195,6 +197,7 @@ pub fn assemble(mon: &Cluster, prims: &[Primitive], pg: &BTreeMap<String, Result
         }
     }
     st.last_fencing = mon.fencing.first().cloned();
+    st.fencing = mon.fencing.clone();
     st.moves =
         moves.iter().filter(|m| st.clone.as_deref() == Some(m.resource.as_str()) || st.resource.as_deref() == Some(m.resource.as_str())).cloned().collect();
     st.findings = judge(&st, &promoted, has_service);
@@ -236,7 +239,23 @@ fn judge(st: &Status, promoted: &[String], has_service: bool) -> Vec<Finding> {
             continue;
         }
         if !n.online {
-            add(Warning, format!("{} is offline", n.name), "crm_mon -1");
+            // Fenced by a reboot and still off: the reboot succeeded once the node was off
+            // (fence-agents' semantics); a power-on that failed is only in the fence agent's
+            // log, and nobody else will start the node. (Right after the reboot it may just
+            // be booting: hence a warning, with what to do if it does not come back.)
+            let rebooted = st.fencing.iter().find(|e| e.target == n.name && e.action == "reboot" && e.status == "success");
+            match rebooted {
+                Some(e) => add(
+                    Warning,
+                    format!(
+                        "{} was fenced by a reboot{} and is still offline: if it does not come back, its power-on failed (see the fence agent's log)",
+                        n.name,
+                        e.completed.as_deref().map(|c| format!(" at {c}")).unwrap_or_default()
+                    ),
+                    "start the instance (or the machine), then pcs resource cleanup",
+                ),
+                None => add(Warning, format!("{} is offline", n.name), "crm_mon -1"),
+            }
             continue;
         }
         if n.standby {
@@ -492,6 +511,29 @@ mod tests {
         assert!(what.contains(&"no primary: pgsqld is promoted nowhere"), "{what:?}");
         assert!(what.contains(&"node1: PostgreSQL is writable but not promoted by Pacemaker"), "{what:?}");
         assert_eq!(st.findings[0].severity, Severity::Critical);
+    }
+
+    /// A node fenced by a reboot whose power-on failed: the reboot succeeded (the node is
+    /// off), so only status can say that nobody will start it.
+    #[test]
+    fn a_node_fenced_by_a_reboot_and_still_off_says_so() {
+        let mut c = cluster("node1");
+        c.nodes[2].online = false;
+        c.instances.retain(|i| i.node.as_deref() != Some("node3"));
+        let offline = assemble(&c, &prims(), &views("node1"), true, &[]);
+        assert!(offline.findings.iter().any(|f| f.what == "node3 is offline" && f.severity == Severity::Warning), "{:?}", offline.findings);
+        c.fencing.push(crate::pacemaker::mon::FenceEvent {
+            target: "node3".into(),
+            action: "reboot".into(),
+            status: "success".into(),
+            delegate: Some("node2".into()),
+            completed: Some("2026-12-06 23:00:00Z".into()),
+        });
+        let st = assemble(&c, &prims(), &views("node1"), true, &[]);
+        let f = st.findings.iter().find(|f| f.what.starts_with("node3 was fenced by a reboot")).expect("the finding");
+        assert_eq!(f.severity, Severity::Warning);
+        assert!(f.what.contains("still offline") && f.what.contains("power-on failed") && f.what.contains("at 2026-12-06 23:00:00Z"), "{}", f.what);
+        assert!(f.hint.starts_with("start the instance"), "{}", f.hint);
     }
 
     #[test]
