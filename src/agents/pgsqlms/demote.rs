@@ -66,7 +66,8 @@ fn publish_shutdown_checkpoint(cfg: &Config) {
     match crate::pg::ControlData::read(&cfg.bindir, &cfg.datadir, std::time::Duration::from_secs(5)) {
         Ok(cd) if cd.state == crate::pg::ClusterState::ShutDown => {
             let p = Position { timeline: cd.timeline, lsn: cd.checkpoint };
-            match election::publish(&election::attr(cfg, "shutdown_lsn"), &p.encode()) {
+            let published = super::scores::local_node(cfg).and_then(|me| election::publish(&election::attr(cfg, "shutdown_lsn"), &me, &p.encode()));
+            match published {
                 Ok(()) => ocf_info!("shutdown checkpoint at {} (timeline {}) published for the switchover check", cd.checkpoint, cd.timeline),
                 Err(e) => crate::ocf_warn!("cannot publish the shutdown checkpoint: {}", e.reason),
             }

@@ -47,9 +47,47 @@ pub fn attr(cfg: &Config, what: &str) -> String {
     format!("{what}-{}", cfg.resource)
 }
 
-/// Publish a private, reboot-lifetime attribute of this node.
-pub fn publish(name: &str, value: &str) -> Result<(), OcfError> {
-    pacemaker::attrs::publish(name, value)
+/// How long a write to the attribute manager may take to be read back, at most (less when
+/// the action has less left).
+const CONFIRM: Duration = Duration::from_secs(5);
+
+/// Publish a private, reboot-lifetime attribute of node `me` (this node), and read it back
+/// until the attribute manager holds it: `attrd_updater --update` returns once the request
+/// is sent, not applied (Pacemaker 2.1.5 has no `--wait`), and a reader that wins that race
+/// — promote reading `cancel_switchover` or `nodes` — would decide on what is not there
+/// yet. Not confirmed within [`CONFIRM`] (or the action's time): an error naming it.
+pub fn publish(name: &str, me: &str, value: &str) -> Result<(), OcfError> {
+    pacemaker::attrs::publish(name, value)?;
+    confirm(name, me, |v| v == Some(value))
+        .map_err(|why| OcfError::generic(format!("{name}={value} was sent but not confirmed by the attribute manager: {why}")))
+}
+
+/// Delete private attributes of node `me` (this node) and read back until they are gone:
+/// a stale value from an earlier round must not stand for this round's (a stale
+/// `cancel_switchover` would cancel a good promotion, a stale position decide an election).
+pub fn forget_confirmed(names: &[String], me: &str) -> Result<(), OcfError> {
+    forget_all(names);
+    for name in names {
+        confirm(name, me, |v| v.is_none()).map_err(|why| OcfError::generic(format!("{name} was deleted but is still there: {why}")))?;
+    }
+    Ok(())
+}
+
+/// Poll `me`'s private attribute `name` until `wanted` says yes of its value, within
+/// [`CONFIRM`] cut to what is left of the action; why not, if it never did.
+fn confirm(name: &str, me: &str, wanted: impl Fn(Option<&str>) -> bool) -> Result<(), String> {
+    let until = Instant::now() + crate::ocf::deadline::bound(CONFIRM);
+    loop {
+        let why = match pacemaker::attrs::private(name, me) {
+            Ok(v) if wanted(v.as_deref()) => return Ok(()),
+            Ok(v) => format!("it reads {v:?}"),
+            Err(e) => e.reason,
+        };
+        if Instant::now() >= until {
+            return Err(why);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Delete a private attribute of this node (a failure is logged: a stale value is what

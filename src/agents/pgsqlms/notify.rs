@@ -62,13 +62,13 @@ fn pre_promote(cfg: &Config, n: &Notify) -> Result<(), OcfError> {
     let who = instance::identity(cfg)?;
     let me = scores::local_node(cfg)?;
     let names: Vec<String> = ["lsn_location", "nodes", "cancel_switchover"].iter().map(|w| election::attr(cfg, w)).collect();
-    election::forget_all(&names);
+    election::forget_confirmed(&names, &me)?;
     let st = instance::state(cfg, who, Duration::from_secs(5))?;
     if st != State::Standby {
         return Ok(());
     }
     let mine = position(cfg, who)?;
-    election::publish(&election::attr(cfg, "lsn_location"), &mine.encode())?;
+    election::publish(&election::attr(cfg, "lsn_location"), &me, &mine.encode())?;
     ocf_info!("published my position {mine:?} for the election");
     if !n.promote_uname.contains(&me) {
         return Ok(());
@@ -77,11 +77,11 @@ fn pre_promote(cfg: &Config, n: &Notify) -> Result<(), OcfError> {
     let mut nodes: Vec<String> = n.active_uname.iter().chain(&n.start_uname).filter(|x| !n.stop_uname.contains(x)).cloned().collect();
     nodes.sort();
     nodes.dedup();
-    election::publish(&election::attr(cfg, "nodes"), &nodes.join(" "))?;
+    election::publish(&election::attr(cfg, "nodes"), &me, &nodes.join(" "))?;
 
     // Never two primaries: a primary that is not being demoted must not get a twin.
     if let Some(other) = n.promoted_uname.iter().find(|p| **p != me && !n.demote_uname.contains(p)) {
-        election::publish(&election::attr(cfg, "cancel_switchover"), &format!("{other} is still primary and is not being demoted"))?;
+        election::publish(&election::attr(cfg, "cancel_switchover"), &me, &format!("{other} is still primary and is not being demoted"))?;
         return Ok(());
     }
     // Switchover: the demoted primary's shutdown checkpoint must have reached us. A demoted
@@ -104,7 +104,7 @@ fn pre_promote(cfg: &Config, n: &Notify) -> Result<(), OcfError> {
         if mine.lsn <= shutdown.lsn {
             let why = format!("switchover canceled: {old}'s shutdown checkpoint at {} was not received here (received up to {})", shutdown.lsn, mine.lsn);
             ocf_warn!("{why}");
-            election::publish(&election::attr(cfg, "cancel_switchover"), &why)?;
+            election::publish(&election::attr(cfg, "cancel_switchover"), &me, &why)?;
         } else {
             ocf_info!("switchover check passed: received {} > {old}'s shutdown checkpoint {}", mine.lsn, shutdown.lsn);
         }
