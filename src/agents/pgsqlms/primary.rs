@@ -175,6 +175,36 @@ impl Memory {
     }
 }
 
+/// The node attribute in which the primary records its synchronous set for the election
+/// (`sync_set-<resource>`, on the primary's node, in the CIB: it outlives the primary).
+pub fn recorded_attr(cfg: &Config) -> String {
+    super::election::attr(cfg, "sync_set")
+}
+
+/// Record `set` for the election (see [`super::sync::Recorded`]).
+fn record(cfg: &Config, me: &str, set: &SyncSet) -> Result<(), OcfError> {
+    let r = super::sync::Recorded { at: unix_now(), set: set.clone() };
+    pacemaker::attrs::set_permanent(&recorded_attr(cfg), me, &r.encode())
+}
+
+/// The newest synchronous set any primary recorded, if one did.
+pub fn recorded(cfg: &Config) -> Result<Option<super::sync::Recorded>, OcfError> {
+    let all = pacemaker::cib::node_attribute(&recorded_attr(cfg))?;
+    Ok(all.values().filter_map(|v| super::sync::Recorded::decode(v)).max_by_key(|r| r.at))
+}
+
+/// Change the set from `current` to `next`: first record a set covering both (a promotion
+/// meanwhile compares as many members as either needs), then the setting, then `next`
+/// alone. Not recorded, not changed: the set in force stays (commits wait, none is lost).
+fn change_set(cfg: &Config, local: &Local, me: &str, current: &SyncSet, next: &SyncSet) -> Result<(), OcfError> {
+    record(cfg, me, &current.covering(next)).map_err(|e| e.context("cannot record the synchronous set for the election: left as it is"))?;
+    write(local, next)?;
+    if let Err(e) = record(cfg, me, next) {
+        ocf_warn!("cannot record the new synchronous set (the covering one stands, which asks more): {}", e.reason);
+    }
+    Ok(())
+}
+
 /// At promote: name every other node of the partition, so that no commit is acknowledged
 /// before `k` of them have it; nobody is promotable until the monitor has seen them join.
 /// With synchronous_mode off, a set this agent wrote earlier is removed.
@@ -194,7 +224,7 @@ pub fn at_promote(cfg: &Config, local: &Local, me: &str) -> Result<(), OcfError>
         ocf_warn!("no other node in the partition: synchronous_mode=strict keeps the set as it is");
         return Ok(());
     }
-    write(local, &set)
+    change_set(cfg, local, me, &SyncSet::default(), &set)
 }
 
 /// With synchronous_mode off: remove a synchronous set this agent wrote (one it renders
@@ -260,7 +290,7 @@ pub fn manage(cfg: &Config, local: &Local, me: &str, nodes: &[String], replicas:
             remember.write(cfg);
             return Ok(());
         }
-        write(local, &st.next)?;
+        change_set(cfg, local, me, &current, &st.next)?;
         if st.next.is_empty() {
             ocf_warn!("no synchronous standby left ({} gone): writes go on asynchronously (synchronous_mode=on) and no standby is promotable until one is back and caught up", st.leaving.join(", "));
         } else if current.is_empty() {

@@ -94,10 +94,22 @@ fn check_election(cfg: &Config, who: crate::pg::client::Identity, by_hand: bool)
     };
     let mine = notify::position(cfg, who)?;
     let until = Instant::now() + (cfg.timeout / 4).min(Duration::from_secs(5));
+    // Synchronous replication: the set the primary recorded says who may hold an
+    // acknowledged commit — every member whose position was read is a candidate, and at
+    // least m − k + 1 of them must have been read (quorum commit: one of them has it).
+    let recorded = if cfg.sync_mode == sync::Mode::Off {
+        None
+    } else {
+        match primary::recorded(cfg) {
+            Ok(r) => r,
+            Err(e) => return Err(OcfError::generic(format!("cannot read the synchronous set the primary recorded ({}): not promoting", e.reason))),
+        }
+    };
+    let members: Vec<String> = recorded.as_ref().map(|r| r.set.members.clone()).unwrap_or_default();
     let mut candidates = vec![(me.clone(), mine)];
     for node in nodes.split_whitespace().filter(|n| *n != me) {
-        // Synchronous replication: only a member of the set (a positive score) may win.
-        if cfg.sync_mode != sync::Mode::Off && scores::get(cfg, node).is_none_or(|s| s <= 0) {
+        // Otherwise only a promotable node (a positive score) may win.
+        if cfg.sync_mode != sync::Mode::Off && !members.iter().any(|m| m == node) && scores::get(cfg, node).is_none_or(|s| s <= 0) {
             ocf_info!("{node} is not a promotable member of the synchronous set: left out of the election");
             continue;
         }
@@ -105,6 +117,16 @@ fn check_election(cfg: &Config, who: crate::pg::client::Identity, by_hand: bool)
             Some(p) => candidates.push((node.to_owned(), p)),
             None => ocf_warn!("{node} published no position: left out of the election"),
         }
+    }
+    match &recorded {
+        Some(r) => {
+            let compared: Vec<String> = candidates.iter().map(|(n, _)| n.clone()).collect();
+            r.set.enough_compared(&compared).map_err(|why| OcfError::generic(format!("not promoting: {why}")))?;
+        }
+        None if cfg.sync_mode != sync::Mode::Off => {
+            ocf_warn!("no synchronous set recorded by a primary yet (first promotion, or one from an older paceline): comparing the standbys that answered")
+        }
+        None => {}
     }
     let (best, pos) = election::best(&me, &candidates).cloned().unwrap_or((me.clone(), mine));
     if best != me && pos > mine {

@@ -120,6 +120,68 @@ impl SyncSet {
     }
 }
 
+impl SyncSet {
+    /// The set to record while this one changes into `next`: every member of either, the
+    /// smaller k — it asks a promotion to compare at least as many members as either would.
+    pub fn covering(&self, next: &SyncSet) -> SyncSet {
+        if self.is_empty() || next.is_empty() {
+            return if self.is_empty() { next.clone() } else { self.clone() };
+        }
+        let members: Vec<String> = self.members.iter().chain(&next.members).cloned().collect();
+        SyncSet::new(self.k.min(next.k), members)
+    }
+
+    /// How many members a promotion must have compared: with `ANY k` of m members a commit
+    /// is on at least k of them, so any m − k + 1 members include one that has it — and
+    /// WAL being one ordered stream, the most advanced of them has every acknowledged
+    /// commit. (0 for an empty set: nothing was acknowledged synchronously.)
+    pub fn quorum(&self) -> usize {
+        if self.is_empty() {
+            0
+        } else {
+            self.members.len() - self.k + 1
+        }
+    }
+
+    /// Whether the members `compared` (those whose positions the election read, the
+    /// candidate included) are enough ([`quorum`](Self::quorum)); why not, if not.
+    pub fn enough_compared(&self, compared: &[String]) -> Result<(), String> {
+        let counted: Vec<&String> = self.members.iter().filter(|m| compared.contains(m)).collect();
+        if counted.len() >= self.quorum() {
+            return Ok(());
+        }
+        let missing: Vec<&str> = self.members.iter().filter(|m| !compared.contains(m)).map(String::as_str).collect();
+        Err(format!(
+            "only {} of the synchronous set's {} members compared (ANY {}: {} needed); a commit may be only on {}",
+            counted.len(),
+            self.members.len(),
+            self.k,
+            self.quorum(),
+            missing.join(", ")
+        ))
+    }
+}
+
+/// The synchronous set as the primary recorded it in the CIB for the election (its
+/// `postgresql.auto.conf` dies with it): when, and the set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// Unix seconds: the newest record is the set in force.
+    pub at: u64,
+    pub set: SyncSet,
+}
+
+impl Recorded {
+    pub fn encode(&self) -> String {
+        format!("{} {}", self.at, self.set.render())
+    }
+
+    pub fn decode(v: &str) -> Option<Recorded> {
+        let (at, set) = v.trim().split_once(' ').unwrap_or((v.trim(), ""));
+        Some(Recorded { at: at.parse().ok()?, set: SyncSet::parse(set).ok()? })
+    }
+}
+
 /// What the primary sees of one standby in `pg_stat_replication`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
@@ -209,6 +271,32 @@ mod tests {
     }
     fn set(k: usize, m: &[&str]) -> SyncSet {
         SyncSet::new(k, m.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn a_promotion_compares_m_minus_k_plus_one_members() {
+        let s = set(1, &["node2", "node3"]);
+        assert_eq!(s.quorum(), 2);
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // node2 acknowledged first and cannot publish: node3 alone is not enough.
+        let why = s.enough_compared(&names(&["node3"])).unwrap_err();
+        assert!(why.contains("only 1 of the synchronous set's 2 members") && why.contains("only on node2"), "{why}");
+        assert!(s.enough_compared(&names(&["node3", "node2"])).is_ok());
+        // Non-members do not count.
+        assert!(s.enough_compared(&names(&["node3", "node1"])).is_err());
+        assert_eq!(set(2, &["a", "b", "c"]).quorum(), 2);
+        assert_eq!(set(3, &["a", "b", "c"]).quorum(), 1);
+        assert_eq!(SyncSet::default().quorum(), 0);
+        assert!(SyncSet::default().enough_compared(&[]).is_ok());
+        // While the set changes, the record covers both.
+        let grown = set(1, &["node2"]).covering(&set(1, &["node2", "node3"]));
+        assert_eq!(grown, set(1, &["node2", "node3"]));
+        assert_eq!(set(2, &["a", "b"]).covering(&set(1, &["a", "c"])), set(1, &["a", "b", "c"]));
+        assert_eq!(SyncSet::default().covering(&s), s);
+        let r = Recorded { at: 1765000000, set: s.clone() };
+        assert_eq!(Recorded::decode(&r.encode()), Some(r));
+        assert_eq!(Recorded::decode("1765000000 "), Some(Recorded { at: 1765000000, set: SyncSet::default() }));
+        assert_eq!(Recorded::decode("soon ANY 1 (a)"), None);
     }
 
     #[test]
