@@ -1196,3 +1196,64 @@ fn a_rewind_does_not_follow_postgres_links_to_roots_files() {
     assert!(now.is_ok_and(|l| l) || !text.contains("root's secret"), "root's file was copied into the data directory");
     let _ = std::fs::remove_file(&victim);
 }
+
+/// `paceline::agents::pgsqlms::standing` for instance `i`: what its pre-promote would publish.
+fn standing(f: &Fixture, i: &Instance) -> paceline::agents::pgsqlms::election::Standing {
+    let env = paceline::ocf::OcfEnv::from_pairs([
+        ("OCF_RESOURCE_INSTANCE".to_string(), "pgsqld".to_string()),
+        ("OCF_RESKEY_bindir".into(), BINDIR.into()),
+        ("OCF_RESKEY_pgdata".into(), i.data.display().to_string()),
+        ("OCF_RESKEY_pghost".into(), i.sock.display().to_string()),
+        ("OCF_RESKEY_pgport".into(), i.port.to_string()),
+        ("HA_RSCTMP".into(), f.base.display().to_string()),
+    ]);
+    paceline::agents::pgsqlms::standing(&env).expect("a standing")
+}
+
+/// One history in the election: an ex-primary whose last records lie on its old timeline
+/// past the new timeline's fork — by transactions made while cut off, or only by its own
+/// shutdown checkpoint — runs as a standby that has fetched the new timeline's history.
+/// Its LSN is ahead of the fork, yet it stands diverged (no candidate), not as a position
+/// on the new timeline; the new primary's true standby would win.
+#[test]
+fn a_node_past_the_fork_is_no_candidate_whatever_its_lsn() {
+    if !possible() {
+        return;
+    }
+    use paceline::agents::pgsqlms::election::Standing;
+    for (tag, by) in [(9u16, "transactions"), (10, "its shutdown checkpoint")] {
+        let f = Fixture::new(tag);
+        let (p, s) = (&f.primary, &f.standby);
+        assert_eq!(f.rc(p, "start"), 0);
+        assert_eq!(f.rc(p, "promote"), 0);
+        assert_eq!(f.rc(s, "start"), 0);
+        sql(p, "CREATE TABLE t (i int)");
+        wait_sql(s, "SELECT count(*) FROM pg_class WHERE relname = 't'", "1");
+        // A streaming standby on the primary's timeline (2, since p's promote) is a candidate.
+        assert!(matches!(standing(&f, s), Standing::Candidate(pos) if pos.timeline == 2), "{:?}", standing(&f, s));
+        // The failover: s promoted by hand while p is cut off from it.
+        as_pg(&format!("{BINDIR}/pg_ctl -D {} -w promote >/dev/null", s.data.display()));
+        sql(s, "INSERT INTO t VALUES (1)");
+        if by == "transactions" {
+            sql(p, "INSERT INTO t SELECT generate_series(1, 1000)");
+        }
+        as_pg(&format!("{BINDIR}/pg_ctl -D {} -w -m fast stop >/dev/null", p.data.display()));
+        // p, following s now, started by hand (the agent's start would refuse it): it runs as
+        // a standby on its own timeline and fetches s's history, which it cannot follow.
+        let auto_conf = p.data.join("postgresql.auto.conf");
+        let conf = std::fs::read_to_string(&auto_conf).unwrap().replace(&format!("port={} user", p.port), &format!("port={} user", s.port));
+        std::fs::write(&auto_conf, conf).unwrap();
+        as_pg(&format!("touch {}/standby.signal", p.data.display()));
+        as_pg(&format!("{BINDIR}/pg_ctl -D {} -w -l {}/p.log start >/dev/null", p.data.display(), f.base.display()));
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        // (p's promote by the agent made timeline 2; s's by hand, 3.)
+        while !p.data.join("pg_wal/00000003.history").exists() {
+            assert!(std::time::Instant::now() < until, "p never fetched timeline 3's history");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        match standing(&f, p) {
+            Standing::Diverged(pos) => assert_eq!(pos.timeline, 2, "diverged by {by}: {pos:?}"),
+            other => panic!("diverged by {by}, yet it stands {other:?}"),
+        }
+    }
+}

@@ -37,6 +37,57 @@ impl Position {
     }
 }
 
+/// Whether a node whose last record is at `lsn` on timeline `mine` lies on the history of
+/// timeline `newest`, given `newest`'s history file (PostgreSQL's `tli<TAB>switchpoint<TAB>
+/// reason` lines, one per ancestor): on the newest timeline itself, or on an ancestor at or
+/// before the point where that ancestor ended. A record past that point is WAL the newest
+/// timeline never had — the node diverged (its own shutdown checkpoint, or commits of a
+/// primary that was cut off) — and its position, however far, is no candidate's: promoting
+/// it would drop every commit of the newest timeline after the fork. A timeline the history
+/// does not list is a branch off it: diverged too. An unreadable history: `Err`.
+pub fn on_history(mine: u32, lsn: Lsn, newest: u32, history: &str) -> Result<bool, String> {
+    if mine >= newest {
+        return Ok(true);
+    }
+    for line in history.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let mut f = line.split_whitespace();
+        let (Some(tli), Some(at)) = (f.next(), f.next()) else { return Err(format!("history line '{line}' is not 'timeline switchpoint'")) };
+        let tli: u32 = tli.parse().map_err(|_| format!("history line '{line}': '{tli}' is not a timeline"))?;
+        let at: Lsn = at.parse().map_err(|e| format!("history line '{line}': {e}"))?;
+        if tli == mine {
+            return Ok(lsn <= at);
+        }
+    }
+    Ok(false)
+}
+
+/// Where a standby stands for the election, as it publishes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// On the newest timeline's history: a candidate.
+    Candidate(Position),
+    /// Past the newest timeline's fork ([`on_history`]): it holds no commit of the newest
+    /// timeline after the fork (so it counts as compared), and is no candidate.
+    Diverged(Position),
+}
+
+impl Standing {
+    /// `timeline#lsn` for a candidate (PAF's form), `diverged#timeline#lsn` otherwise (which
+    /// an older reader takes for no position at all).
+    pub fn encode(&self) -> String {
+        match self {
+            Standing::Candidate(p) => p.encode(),
+            Standing::Diverged(p) => format!("diverged#{}", p.encode()),
+        }
+    }
+    pub fn decode(v: &str) -> Option<Standing> {
+        match v.trim().strip_prefix("diverged#") {
+            Some(rest) => Position::decode(rest).map(Standing::Diverged),
+            None => Position::decode(v).map(Standing::Candidate),
+        }
+    }
+}
+
 /// The best node among `candidates` (ties keep `me`, then the first by name).
 pub fn best<'a>(me: &'a str, candidates: &'a [(String, Position)]) -> Option<&'a (String, Position)> {
     candidates.iter().max_by(|a, b| a.1.cmp(&b.1).then_with(|| (a.0 == me).cmp(&(b.0 == me))).then_with(|| b.0.cmp(&a.0)))
@@ -129,6 +180,29 @@ mod tests {
 
     fn pos(tl: u32, lsn: u64) -> Position {
         Position { timeline: tl, lsn: Lsn(lsn) }
+    }
+
+    #[test]
+    fn a_position_past_the_fork_is_off_the_newest_history() {
+        // Timeline 5 forked from 4 at 0/402FB58, 4 from 1 at 0/3000000.
+        let h = "1\t0/3000000\tno recovery target specified\n\n4\t0/402FB58\tno recovery target specified\n";
+        let at = |s: &str| s.parse::<Lsn>().unwrap();
+        // The lab's case: the ex-primary's own shutdown checkpoint on 4, past the fork.
+        assert_eq!(on_history(4, at("0/402FBD0"), 5, h), Ok(false));
+        assert_eq!(on_history(4, at("0/402FB58"), 5, h), Ok(true), "up to the fork: on the history");
+        assert_eq!(on_history(4, at("0/4000000"), 5, h), Ok(true));
+        assert_eq!(on_history(1, at("0/3000001"), 5, h), Ok(false), "diverged by transactions on 1");
+        assert_eq!(on_history(5, at("9/0"), 5, h), Ok(true), "on the newest timeline itself");
+        assert_eq!(on_history(3, at("0/1"), 5, h), Ok(false), "a branch the history does not list");
+        assert!(on_history(4, at("0/1"), 5, "4 nonsense").is_err());
+    }
+
+    #[test]
+    fn standings_round_trip() {
+        for s in [Standing::Candidate(pos(5, 42)), Standing::Diverged(pos(4, 0x402FBD0))] {
+            assert_eq!(Standing::decode(&s.encode()), Some(s));
+        }
+        assert_eq!(Position::decode(&Standing::Diverged(pos(4, 1)).encode()), None, "an older reader sees no position");
     }
 
     #[test]

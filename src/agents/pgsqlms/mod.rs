@@ -103,6 +103,13 @@ pub static SPEC: AgentSpec = AgentSpec {
 };
 
 /// Entry point of the `pgsqlms` binary.
+/// Where the local standby stands for an election (what its pre-promote notification
+/// publishes): for tools and tests that look at it without a cluster.
+pub fn standing(env: &OcfEnv) -> Result<election::Standing, OcfError> {
+    let cfg = Config::from_env(env)?;
+    notify::position(&cfg, instance::identity(&cfg)?)
+}
+
 pub fn main() -> ! {
     main_with(&SPEC, dispatch)
 }

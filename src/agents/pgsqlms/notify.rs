@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::election::{self, Position};
+use super::election::{self, Position, Standing};
 use super::instance::{self, State};
 use super::{scores, Config};
 use crate::ocf::env::Notify;
@@ -39,7 +39,14 @@ pub fn notify(env: &OcfEnv) -> OcfResult {
 /// So: a CHECKPOINT (a restartpoint on a standby) first, then the greatest of the
 /// receiver's timeline, the checkpoint's, and the newest timeline history file in pg_wal
 /// (fetched when the standby started following that timeline).
-pub fn position(cfg: &Config, who: crate::pg::client::Identity) -> Result<Position, OcfError> {
+///
+/// That newest timeline is a label, not where this node's last record is: an ex-primary
+/// that fetched the new timeline's history but whose own last records (its shutdown
+/// checkpoint, commits made while cut off) lie on its old timeline past the fork would
+/// publish the new timeline's number with a position it does not have. So the timeline of
+/// the WAL segment holding its last record is compared with the newest timeline's history
+/// ([`election::on_history`]): past the fork, it stands [`Standing::Diverged`].
+pub fn position(cfg: &Config, who: crate::pg::client::Identity) -> Result<Standing, OcfError> {
     let local = instance::connect(cfg, who, Duration::from_secs(5)).map_err(|e| OcfError::generic(e.message().to_owned()))?;
     if let Err(e) = local.execute("CHECKPOINT", (cfg.timeout / 4).max(Duration::from_secs(5))) {
         crate::ocf_warn!("restartpoint before publishing the position failed: {}", e.reason);
@@ -51,9 +58,41 @@ pub fn position(cfg: &Config, who: crate::pg::client::Identity) -> Result<Positi
         Duration::from_secs(5),
     )?;
     let row = rows.first().ok_or_else(|| OcfError::generic("no position returned"))?;
-    let lsn = row.first().cloned().flatten().and_then(|v| v.parse().ok()).ok_or_else(|| OcfError::generic("no WAL position"))?;
+    let lsn: crate::pg::Lsn = row.first().cloned().flatten().and_then(|v| v.parse().ok()).ok_or_else(|| OcfError::generic("no WAL position"))?;
     let timeline = row.get(1).cloned().flatten().and_then(|v| v.parse().ok()).unwrap_or(0);
-    Ok(Position { timeline, lsn })
+    let position = Position { timeline, lsn };
+    if timeline <= 1 {
+        return Ok(Standing::Candidate(position));
+    }
+    // The timeline of the segment that holds the last record (the byte before `lsn`).
+    let seg_size: u64 = local
+        .query_one::<String>("SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'", Duration::from_secs(5))?
+        .trim()
+        .parse()
+        .map_err(|_| OcfError::generic("wal_segment_size is not a number of bytes"))?;
+    let last = lsn.0.saturating_sub(1);
+    let suffix = format!("{:08X}{:08X}", last >> 32, (last & 0xFFFF_FFFF) / seg_size.max(1));
+    let mine: Option<u32> = local
+        .query_text_with(
+            "SELECT max(('x' || substr(name, 1, 8))::bit(32)::int)::text FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$' AND substr(name, 9) = $1",
+            &[&suffix],
+            Duration::from_secs(5),
+        )?
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .and_then(|v| v.parse().ok());
+    let Some(mine) = mine.filter(|m| *m < timeline) else { return Ok(Standing::Candidate(position)) };
+    let history = local
+        .query_one_with::<String>("SELECT pg_read_file($1)", &[&format!("pg_wal/{timeline:08X}.history")], Duration::from_secs(5))
+        .map_err(|e| e.context("cannot read the newest timeline's history: no position published"))?;
+    match election::on_history(mine, lsn, timeline, &history) {
+        Ok(true) => Ok(Standing::Candidate(position)),
+        Ok(false) => {
+            ocf_warn!("this node's last record ({lsn} on timeline {mine}) lies past where timeline {mine} ends in timeline {timeline}'s history: diverged, no candidate");
+            Ok(Standing::Diverged(Position { timeline: mine, lsn }))
+        }
+        Err(why) => Err(OcfError::generic(format!("cannot read timeline {timeline}'s history ({why}): no position published"))),
+    }
 }
 
 /// Every standby publishes its position; the promotion target also records who takes part
@@ -67,9 +106,14 @@ fn pre_promote(cfg: &Config, n: &Notify) -> Result<(), OcfError> {
     if st != State::Standby {
         return Ok(());
     }
-    let mine = position(cfg, who)?;
-    election::publish(&election::attr(cfg, "lsn_location"), &me, &mine.encode())?;
-    ocf_info!("published my position {mine:?} for the election");
+    let standing = position(cfg, who)?;
+    election::publish(&election::attr(cfg, "lsn_location"), &me, &standing.encode())?;
+    ocf_info!("published my position {standing:?} for the election");
+    let mine = match standing {
+        Standing::Candidate(p) => p,
+        // A diverged node is no candidate: it records nothing more for a promotion of its own.
+        Standing::Diverged(_) => return Ok(()),
+    };
     if !n.promote_uname.contains(&me) {
         return Ok(());
     }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::election::{self, Position};
+use super::election;
 use super::instance::{self, State};
 use super::{notify, primary, scores, sync, Config};
 use crate::ocf::{OcfEnv, OcfError, OcfRc, OcfResult};
@@ -92,7 +92,15 @@ fn check_election(cfg: &Config, who: crate::pg::client::Identity, by_hand: bool)
         }
         return Err(OcfError::generic("no election data from the pre-promote notification: not promoting without comparing standbys"));
     };
-    let mine = notify::position(cfg, who)?;
+    let mine = match notify::position(cfg, who)? {
+        election::Standing::Candidate(p) => p,
+        election::Standing::Diverged(p) => {
+            return Err(OcfError::generic(format!(
+                "this node's WAL ({}/{}) went past the newest timeline's fork: it is no candidate (rewind it)",
+                p.timeline, p.lsn
+            )))
+        }
+    };
     let until = Instant::now() + (cfg.timeout / 4).min(Duration::from_secs(5));
     // Synchronous replication: the set the primary recorded says who may hold an
     // acknowledged commit — every member whose position was read is a candidate, and at
@@ -107,20 +115,26 @@ fn check_election(cfg: &Config, who: crate::pg::client::Identity, by_hand: bool)
     };
     let members: Vec<String> = recorded.as_ref().map(|r| r.set.members.clone()).unwrap_or_default();
     let mut candidates = vec![(me.clone(), mine)];
+    // Members known to hold nothing of the newest timeline past its fork: compared, no candidates.
+    let mut diverged: Vec<String> = Vec::new();
     for node in nodes.split_whitespace().filter(|n| *n != me) {
         // Otherwise only a promotable node (a positive score) may win.
         if cfg.sync_mode != sync::Mode::Off && !members.iter().any(|m| m == node) && scores::get(cfg, node).is_none_or(|s| s <= 0) {
             ocf_info!("{node} is not a promotable member of the synchronous set: left out of the election");
             continue;
         }
-        match election::read(&election::attr(cfg, "lsn_location"), node, until).and_then(|v| Position::decode(&v)) {
-            Some(p) => candidates.push((node.to_owned(), p)),
+        match election::read(&election::attr(cfg, "lsn_location"), node, until).and_then(|v| election::Standing::decode(&v)) {
+            Some(election::Standing::Candidate(p)) => candidates.push((node.to_owned(), p)),
+            Some(election::Standing::Diverged(p)) => {
+                ocf_warn!("{node} diverged from the newest timeline ({}/{} past its fork): no candidate", p.timeline, p.lsn);
+                diverged.push(node.to_owned());
+            }
             None => ocf_warn!("{node} published no position: left out of the election"),
         }
     }
     match &recorded {
         Some(r) => {
-            let compared: Vec<String> = candidates.iter().map(|(n, _)| n.clone()).collect();
+            let compared: Vec<String> = candidates.iter().map(|(n, _)| n.clone()).chain(diverged.iter().cloned()).collect();
             r.set.enough_compared(&compared).map_err(|why| OcfError::generic(format!("not promoting: {why}")))?;
         }
         None if cfg.sync_mode != sync::Mode::Off => {
