@@ -709,46 +709,55 @@ const EC2_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crm-examples/pgsq
 const HOST_MAP: &str = "node1:i-0000000000000000a;node2:i-0000000000000000b;node3:i-0000000000000000c";
 const ENDPOINT: &str = "http://192.0.2.250:5000";
 
-/// Run the EC2 script against `cib` with `env` (PCS is `pcs -f <cib>`; --force because the
-/// agents need not be installed on the machine running pcs — the lab test uses the real ones).
-fn run_ec2_script(cib: &Path, env: &[(&str, &str)]) -> Output {
+/// The settings the EC2 examples read from the environment (and `CIB_file`): cleared, so
+/// that the machine running the test cannot steer them.
+const EC2_VARS: &[&str] = &[
+    "STACK",
+    "STONITH",
+    "VIP",
+    "CIDR",
+    "NIC",
+    "PGDATA",
+    "DATADIR",
+    "BINDIR",
+    "PGHOST",
+    "PGPORT",
+    "MONITOR_PROMOTED",
+    "MONITOR_UNPROMOTED",
+    "VIP_MONITOR",
+    "AUTO_REWIND",
+    "REWIND_USER",
+    "REGION",
+    "HOST_MAP",
+    "ENDPOINT_URL",
+    "PROFILE",
+    "SECONDARY_IP",
+    "AWSVIP_MONITOR",
+    "POWER_TIMEOUT",
+    "FENCE_MONITOR",
+    "FENCE_DELAY_MAX",
+    "FENCE_AGENT",
+    "AWSVIP_AGENT",
+    "CIB_file",
+];
+
+/// Run an EC2 example `script` against `cib` with `env`, after clearing [`EC2_VARS`] and
+/// `more` (PCS is `pcs -f <cib>`; --force because the agents need not be installed on the
+/// machine running pcs — the lab test uses the real ones).
+fn run_example(script: &str, cib: &Path, more: &[&str], env: &[(&str, &str)]) -> Output {
     ensure_paceline_ipaddr2();
     let mut c = Command::new("sh");
-    c.arg(EC2_SCRIPT).env("PCS", format!("pcs -f {}", cib.display()));
-    for var in [
-        "STACK",
-        "STONITH",
-        "VIP",
-        "CIDR",
-        "NIC",
-        "PGDATA",
-        "DATADIR",
-        "BINDIR",
-        "PGHOST",
-        "PGPORT",
-        "MONITOR_PROMOTED",
-        "MONITOR_UNPROMOTED",
-        "VIP_MONITOR",
-        "AUTO_REWIND",
-        "REWIND_USER",
-        "REGION",
-        "HOST_MAP",
-        "ENDPOINT_URL",
-        "PROFILE",
-        "SECONDARY_IP",
-        "AWSVIP_MONITOR",
-        "POWER_TIMEOUT",
-        "FENCE_MONITOR",
-        "FENCE_DELAY_MAX",
-        "FENCE_AGENT",
-        "AWSVIP_AGENT",
-        "CIB_file",
-    ] {
+    c.arg(script).env("PCS", format!("pcs -f {}", cib.display()));
+    for var in EC2_VARS.iter().chain(more) {
         c.env_remove(var);
     }
     c.env("PCS_CREATE_FLAGS", "--force");
     c.envs(env.iter().copied());
     run(&mut c)
+}
+
+fn run_ec2_script(cib: &Path, env: &[(&str, &str)]) -> Output {
+    run_example(EC2_SCRIPT, cib, &[], env)
 }
 
 /// The EC2 example's CIB (REGION, HOST_MAP, ENDPOINT_URL set; other defaults), built once.
@@ -892,49 +901,7 @@ const MULTIAZ_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crm-examples/
 const TABLES: &str = "rtb-0000000000000000a,rtb-0000000000000000b";
 
 fn run_multiaz_script(cib: &Path, env: &[(&str, &str)]) -> Output {
-    ensure_paceline_ipaddr2();
-    let mut c = Command::new("sh");
-    c.arg(MULTIAZ_SCRIPT).env("PCS", format!("pcs -f {}", cib.display()));
-    for var in [
-        "STACK",
-        "STONITH",
-        "VIP",
-        "CIDR",
-        "NIC",
-        "PGDATA",
-        "DATADIR",
-        "BINDIR",
-        "PGHOST",
-        "PGPORT",
-        "MONITOR_PROMOTED",
-        "MONITOR_UNPROMOTED",
-        "VIP_MONITOR",
-        "AUTO_REWIND",
-        "REWIND_USER",
-        "REGION",
-        "HOST_MAP",
-        "ENDPOINT_URL",
-        "PROFILE",
-        "SECONDARY_IP",
-        "AWSVIP_MONITOR",
-        "POWER_TIMEOUT",
-        "FENCE_MONITOR",
-        "FENCE_DELAY_MAX",
-        "FENCE_AGENT",
-        "AWSVIP_AGENT",
-        "OVERLAY_IP",
-        "ROUTE_TABLES",
-        "OVERLAY_MONITOR",
-        "MONAPI",
-        "OVERLAY_AGENT",
-        "MULTIAZ_REAL_PCS",
-        "CIB_file",
-    ] {
-        c.env_remove(var);
-    }
-    c.env("PCS_CREATE_FLAGS", "--force");
-    c.envs(env.iter().copied());
-    run(&mut c)
+    run_example(MULTIAZ_SCRIPT, cib, &["OVERLAY_IP", "ROUTE_TABLES", "OVERLAY_MONITOR", "MONAPI", "OVERLAY_AGENT", "MULTIAZ_REAL_PCS"], env)
 }
 
 /// The multi-AZ example's CIB, built once.
