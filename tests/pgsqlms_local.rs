@@ -856,8 +856,19 @@ fn no_false_stopped_whatever_postmaster_pid_says() {
     assert!(!alive(pid));
 }
 
+/// Every file of /etc and /root (content, size, owner, mode, time) and the metadata of the
+/// system's programs (/usr/bin, /usr/sbin, /usr/local, /usr/lib/postgresql, /usr/lib/ocf):
+/// what a root tricked by a link would change. The tests' own victim files are left out
+/// (several tests run at once), and so are the toolchain's directories.
+fn system_fingerprint() -> String {
+    let out = sh("{ find /etc /root /usr/bin /usr/sbin /usr/local /usr/lib/postgresql /usr/lib/ocf -xdev \\( -path /root/.cargo -o -path /root/.rustup -o -path /root/.cache -o -name '*paceline*victim*' \\) -prune -o -printf '%p %s %T@ %U %G %m\\n' 2>/dev/null | sort; \
+                    find /etc /root -xdev \\( -path /root/.cargo -o -path /root/.rustup -o -path /root/.cache -o -name '*paceline*victim*' \\) -prune -o -type f -print0 2>/dev/null | sort -z | xargs -0 md5sum 2>/dev/null; } | md5sum");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// As the `postgres` account, links planted where the agent (root) writes, and a forged
-/// postmaster.pid naming root's files: nothing outside postgres's own tree changes.
+/// postmaster.pid naming root's files: nothing outside postgres's own tree changes (the
+/// victims, and every file of /etc and /root, the system's programs: [`system_fingerprint`]).
 #[test]
 fn hostile_postgres_account_cannot_steer_root() {
     if !possible() {
@@ -878,6 +889,7 @@ fn hostile_postgres_account_cannot_steer_root() {
     std::fs::write(&etc_victim, "root's\n").unwrap();
     let watched: Vec<&Path> = victims.iter().map(PathBuf::as_path).chain([etc_victim.as_path(), Path::new("/etc/passwd"), Path::new("/etc/shadow")]).collect();
     let before = fingerprint(&watched);
+    let system_before = system_fingerprint();
     let res = format!("pgsqld-hostile-{tag}");
     let named = [("OCF_RESOURCE_INSTANCE", res.as_str())];
     let log = PathBuf::from(format!("/var/log/postgresql/paceline-{res}.log"));
@@ -926,6 +938,7 @@ fn hostile_postgres_account_cannot_steer_root() {
     // (the files are read and written back as postgres); here: a link at a config file does
     // not make root read root's file into the data directory on a start.
     assert_eq!(fingerprint(&watched), before);
+    assert_eq!(system_fingerprint(), system_before, "a file of /etc, /root or the system's programs changed");
     let _ = std::fs::remove_file(&log);
     let _ = std::fs::remove_file(&etc_victim);
     let _ = std::fs::remove_dir_all(&vdir);
