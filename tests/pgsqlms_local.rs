@@ -892,7 +892,7 @@ fn hostile_postgres_account_cannot_steer_root() {
     let system_before = system_fingerprint();
     let res = format!("pgsqld-hostile-{tag}");
     let named = [("OCF_RESOURCE_INSTANCE", res.as_str())];
-    let log = PathBuf::from(format!("/var/log/postgresql/paceline-{res}.log"));
+    let log = PathBuf::from(format!("/var/log/postgresql/paceline-{res}-{}.log", p.port));
 
     // The server log's name and standby.signal: links to root's files.
     as_pg(&format!("ln -sf {} {}", victims[0].display(), log.display()));

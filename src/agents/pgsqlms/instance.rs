@@ -157,11 +157,13 @@ pub fn stopped_state(cfg: &Config, budget: Duration) -> Result<State, OcfError> 
 }
 
 /// Where pg_ctl sends the server's own output: the usual Debian log directory when it
-/// exists, else the data directory.
+/// exists (one file per instance: the resource and its port, so that the FATAL line a
+/// failed start quotes is this instance's, whatever else runs on the node), else the data
+/// directory.
 pub fn server_log(cfg: &Config) -> PathBuf {
     let debian = Path::new("/var/log/postgresql");
     if debian.is_dir() {
-        debian.join(format!("paceline-{}.log", cfg.resource))
+        debian.join(format!("paceline-{}-{}.log", cfg.resource, cfg.pgport))
     } else {
         cfg.datadir.join("paceline-server.log")
     }
