@@ -101,7 +101,7 @@ fn pre_promote(cfg: &Config, n: &Notify) -> Result<(), OcfError> {
     let who = instance::identity(cfg)?;
     let me = scores::local_node(cfg)?;
     let names: Vec<String> = ["lsn_location", "nodes", "cancel_switchover"].iter().map(|w| election::attr(cfg, w)).collect();
-    election::forget_confirmed(&names, &me)?;
+    election::forget_confirmed(&names, &me);
     let st = instance::state(cfg, who, Duration::from_secs(5))?;
     if st != State::Standby {
         return Ok(());
