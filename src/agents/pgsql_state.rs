@@ -493,6 +493,12 @@ mod tests {
         end(&handle, Deadline::after(Duration::from_secs(3)), nix::sys::signal::Signal::SIGKILL).unwrap();
         assert!(t.elapsed() >= Duration::from_millis(1500), "gave SIGTERM its time: {:?}", t.elapsed());
         assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        // The pidfd says "exited" as the kernel starts the exit; /proc shows the zombie a
+        // moment later (it read 'R' once in CI): give it that moment.
+        let until = Instant::now() + Duration::from_secs(1);
+        while proc_stat(svc.pid).map(|(s, _)| s) != Some('Z') && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         assert_eq!(proc_stat(svc.pid).map(|(s, _)| s), Some('Z'), "a zombie until reaped");
         child.wait().unwrap();
     }
