@@ -781,6 +781,23 @@ else:
     print("Stopped")' "$1"
 }
 
+# pgsqld's role on node NAME once Pacemaker is done with it: a rebooted ex-primary is probed
+# "promoted (failed)" (9) and recovered (demote, stop, start); the cluster can look healthy
+# (it streams once its demote has run) while that transition still runs, and the role read
+# then is "failed" for a moment. Waits (at most $2 s, 60) until Pacemaker is idle and the
+# role is no longer a failed or pending one, then prints it (a role still failed then is the
+# answer).
+settled_state() {
+    local node=$1 max=${2:-60} t st=""
+    for t in $(seq "$max"); do
+        in_node "$(first_alive)" crm_resource --wait --timeout=10s >/dev/null 2>&1 || { sleep 1; continue; }
+        st=$(pgsqld_state "$node")
+        [[ $st == *failed* || $st == Stopped || $st == Starting* || $st == *blocked* ]] || break
+        sleep 1
+    done
+    pgsqld_state "$node"
+}
+
 kill_postmaster() {   # node I: kill -9 the postmaster, from inside the node's PID namespace
     in_node "$1" bash -c "kill -KILL \$(head -1 '$PGDATA/postmaster.pid')"
 }
@@ -828,7 +845,7 @@ ec2_recovery() {
         [[ $(in_node "${p#node}" crm_mon -1 -X 2>/dev/null) == *"name=\"$before\" id"*'online="true"'* ]] && break; sleep 1
     done
     settle 120 >/dev/null || healthy_after=false
-    local back; back=$(pgsqld_state "$before")
+    local back; back=$(settled_state "$before")
     local streaming=false
     for t in $(seq 20); do
         [[ $(psql_at "$i" "select status from pg_stat_wal_receiver" 2>/dev/null) == streaming ]] && { streaming=true; break; }
@@ -1501,7 +1518,7 @@ print(int((t - t0) * 1000) if f is not None and t is not None and f <= t0 + 1 an
             [[ $(in_node "$(first_alive)" crm_mon -1 -X 2>/dev/null) == *"name=\"$before\" id"*'online="true"'* ]] && break; sleep 1
         done
         settle 60 >/dev/null || true
-        rejoin=$(pgsqld_state "$before")
+        rejoin=$(settled_state "$before")
         # Rejoined for real: its standby streams from the new primary (a diverged ex-primary
         # is refused, or rewound with auto_rewind, instead of idling as a "healthy" standby).
         streams=false
