@@ -137,6 +137,20 @@ pub fn cluster(root: &Element) -> Vec<Finding> {
     } else if devices.is_empty() {
         f.push(Finding::new(Critical, "no fence device is configured", "pcs stonith create ... (fence_paceline_aws on EC2; docs/fence_paceline_aws.md)"));
     }
+    // Two nodes: quorum cannot tell a cut-off standby from a dead one (Corosync's two_node
+    // keeps both halves quorate), so a lost member leaves the synchronous set only once
+    // fencing confirms it down (sync::may_leave) — without fencing, never.
+    let voters = root.descendants("nodes").flat_map(|n| n.children.iter()).filter(|n| n.name == "node" && n.attr("type").is_none_or(|t| t == "member")).count();
+    let sync_mode = pg.params.get("synchronous_mode").map(|m| m.trim().to_ascii_lowercase()).filter(|m| !matches!(m.as_str(), "" | "off" | "false" | "0"));
+    if let (Some(mode), 2, false) = (&sync_mode, voters, is_true(props.get("stonith-enabled")) || !props.contains_key("stonith-enabled")) {
+        f.push(Finding::new(
+            Critical,
+            format!(
+                "synchronous_mode={mode} in a two-node cluster without fencing: a lost standby never leaves the synchronous set (quorum cannot tell it from a cut-off one), so writes wait until it is back"
+            ),
+            "pcs property set stonith-enabled=true with a fence device, or add a third node",
+        ));
+    }
     if props.get("no-quorum-policy").is_some_and(|p| p == "ignore") {
         f.push(Finding::new(
             Critical,
@@ -474,6 +488,22 @@ mod tests {
             assert!(got.len() == 1 && got[0].contains(want), "{want}: {got:?}");
         }
         assert!(check("<cib/>")[0].contains("no pgsqlms resource"));
+    }
+
+    #[test]
+    fn synchronous_mode_in_two_nodes_needs_fencing() {
+        let two = r#"<nodes><node id="1" uname="n1"/><node id="2" uname="n2" type="member"/><node id="r" uname="r1" type="remote"/></nodes>"#;
+        let sync = r#"<nvpair id="b" name="pgport" value="5432"/><nvpair id="s" name="synchronous_mode" value="on"/>"#;
+        let cib = GOOD.replace("<configuration>", &format!("<configuration>{two}")).replace(r#"<nvpair id="b" name="pgport" value="5432"/>"#, sync);
+        let state_warning = |f: &String| f.contains("no pgsql-state");
+        assert_eq!(check(&cib).into_iter().filter(|f| !state_warning(f)).count(), 0, "fencing on: nothing to say");
+        let unfenced = cib.replace(r#"name="stonith-enabled" value="true""#, r#"name="stonith-enabled" value="false""#);
+        let got = check(&unfenced);
+        assert!(got.iter().any(|f| f.contains("synchronous_mode=on in a two-node cluster without fencing")), "{got:?}");
+        let three = unfenced.replace(r#"<node id="r" uname="r1" type="remote"/>"#, r#"<node id="3" uname="n3"/>"#);
+        assert!(!check(&three).iter().any(|f| f.contains("two-node")), "three nodes: quorum tells");
+        let off = unfenced.replace(r#"value="on""#, r#"value="off""#);
+        assert!(!check(&off).iter().any(|f| f.contains("two-node")), "asynchronous: nothing waits");
     }
 
     fn good_settings() -> BTreeMap<String, String> {

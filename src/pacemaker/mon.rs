@@ -22,6 +22,8 @@ pub struct Node {
     /// Lost without a clean shutdown, not fenced yet.
     pub unclean: bool,
     pub is_dc: bool,
+    /// A Pacemaker Remote or guest node: it runs resources but has no vote in quorum.
+    pub remote: bool,
 }
 
 /// One instance of a resource (a clone has one per node it runs on, and inactive ones).
@@ -122,6 +124,7 @@ pub fn cluster_in(root: &Element) -> Cluster {
                 maintenance: flag(n, "maintenance"),
                 unclean: flag(n, "unclean"),
                 is_dc: flag(n, "is_dc"),
+                remote: matches!(n.attr("type"), Some("remote" | "guest")),
             });
         }
     }

@@ -205,6 +205,33 @@ fn change_set(cfg: &Config, local: &Local, me: &str, current: &SyncSet, next: &S
     Ok(())
 }
 
+/// What [`super::sync::may_leave`] decides on, read after the scores that drop were
+/// written: a score write that went through a membership change returns when the new
+/// (maybe isolated) membership has formed, so the controller is given the moment it may lag
+/// behind that before it is asked about quorum; the nodes and fencing come from crm_mon.
+fn membership() -> Result<super::sync::Membership, OcfError> {
+    std::thread::sleep(QUORUM_SETTLE);
+    let quorate = pacemaker::nodes::quorate(SQL_TIMEOUT)?;
+    if !quorate {
+        return Ok(super::sync::Membership { quorate, fencing: false, nodes: Vec::new() });
+    }
+    let c = pacemaker::mon::query()?;
+    let nodes = c.nodes.iter().filter(|n| !n.remote).map(|n| super::sync::Member { name: n.name.clone(), online: n.online, unclean: n.unclean }).collect();
+    Ok(super::sync::Membership { quorate, fencing: c.stonith_enabled, nodes })
+}
+
+/// A refusal in the log's words.
+fn refusal(r: &super::sync::Refusal) -> String {
+    use super::sync::Refusal::*;
+    match r {
+        NoQuorum => "this partition has no quorum".into(),
+        Unconfirmed(n) => format!("quorum cannot tell a partition from their death here and {} is not fenced yet", n.join(", ")),
+        NoFencing(n) => {
+            format!("quorum cannot tell a partition from their death here and without fencing nothing confirms that {} is down", n.join(", "))
+        }
+    }
+}
+
 /// At promote: name every other node of the partition, so that no commit is acknowledged
 /// before `k` of them have it; nobody is promotable until the monitor has seen them join.
 /// With synchronous_mode off, a set this agent wrote earlier is removed.
@@ -278,17 +305,12 @@ pub fn manage(cfg: &Config, local: &Local, me: &str, nodes: &[String], replicas:
     }
     // 2. The set.
     if st.next != current {
-        let quorate = || {
-            // A score write that went through a membership change returns when the new
-            // (maybe isolated) membership has formed; give the controller the moment it may
-            // lag behind that before asking it about quorum.
-            std::thread::sleep(QUORUM_SETTLE);
-            pacemaker::nodes::quorate(SQL_TIMEOUT)
-        };
-        if !st.leaving.is_empty() && !quorate()? {
-            ocf_warn!("{} left replication but this partition has no quorum: the synchronous set stays as it is (commits wait)", st.leaving.join(", "));
-            remember.write(cfg);
-            return Ok(());
+        if !st.leaving.is_empty() {
+            if let Err(why) = super::sync::may_leave(&membership()?, &st.leaving) {
+                ocf_warn!("{} left replication but {}: the synchronous set stays as it is (commits wait)", st.leaving.join(", "), refusal(&why));
+                remember.write(cfg);
+                return Ok(());
+            }
         }
         change_set(cfg, local, me, &current, &st.next)?;
         if st.next.is_empty() {

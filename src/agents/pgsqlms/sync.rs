@@ -14,7 +14,11 @@
 //! 2. A member leaves the set only after its score has been written non-promotable in the
 //!    CIB, and only while this node's partition is quorate — checked after that write, so
 //!    an isolated primary (whose CIB writes reach only itself, and whose quorum is gone by
-//!    the time they return) can never relax the set for itself: its commits wait.
+//!    the time they return) can never relax the set for itself: its commits wait. Where
+//!    quorum cannot tell a partition from a peer's death (two nodes with Corosync's
+//!    `two_node`: each half stays quorate), the member must moreover be confirmed down by
+//!    fencing (or a clean shutdown); without fencing the set never shrinks there
+//!    ([`may_leave`]).
 //! 3. `on`: when no member is left (every standby down, in a quorate cluster) the primary
 //!    goes on asynchronously and nobody is promotable until a standby is back in the set
 //!    and caught up; `strict`: the last k members stay named, so writes wait for them.
@@ -179,6 +183,68 @@ impl Recorded {
     pub fn decode(v: &str) -> Option<Recorded> {
         let (at, set) = v.trim().split_once(' ').unwrap_or((v.trim(), ""));
         Some(Recorded { at: at.parse().ok()?, set: SyncSet::parse(set).ok()? })
+    }
+}
+
+/// One node as the cluster sees it, for [`may_leave`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    /// In this node's partition (its Pacemaker is up and sees ours).
+    pub online: bool,
+    /// Lost without a clean shutdown and not fenced yet.
+    pub unclean: bool,
+}
+
+/// What decides whether members may leave the set: the partition's quorum, whether the
+/// cluster fences, and every node known to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub quorate: bool,
+    pub fencing: bool,
+    pub nodes: Vec<Member>,
+}
+
+/// Why members may not leave the set now (commits wait for them meanwhile).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// This partition has no quorum: the others may be promoting one of the leaving members.
+    NoQuorum,
+    /// Quorum cannot tell a partition from the members' death here (this partition holds
+    /// half of the nodes or fewer: two nodes with Corosync's `two_node`, say), and these
+    /// leaving members are lost but not fenced yet: they may be alive, cut off, and about to
+    /// fence this node and be promoted.
+    Unconfirmed(Vec<String>),
+    /// As `Unconfirmed`, in a cluster that does not fence: their death can never be
+    /// confirmed, so the set never shrinks (`paceline check` says so).
+    NoFencing(Vec<String>),
+}
+
+/// Whether `leaving` may leave the set (invariant 2). A member that leaves is one a
+/// promotion no longer has to compare, so the cluster must be unable to promote it behind
+/// this primary's back: quorum does that when this partition holds a majority of the nodes
+/// (any promotion elsewhere needs quorum this partition denies it); otherwise — two nodes,
+/// or a tie-breaker that leaves half of the cluster quorate — each leaving member must be
+/// in this partition (it saw its score dropped) or down for sure: offline and clean, which
+/// with fencing means fenced or shut down cleanly.
+pub fn may_leave(m: &Membership, leaving: &[String]) -> Result<(), Refusal> {
+    if !m.quorate {
+        return Err(Refusal::NoQuorum);
+    }
+    let online = m.nodes.iter().filter(|n| n.online).count();
+    if online * 2 > m.nodes.len() {
+        return Ok(());
+    }
+    let lost: Vec<String> = leaving
+        .iter()
+        .filter(|l| !m.nodes.iter().any(|n| &n.name == *l && n.online))
+        .filter(|l| !m.fencing || m.nodes.iter().find(|n| &n.name == *l).is_none_or(|n| n.unclean))
+        .cloned()
+        .collect();
+    match (lost.is_empty(), m.fencing) {
+        (true, _) => Ok(()),
+        (false, true) => Err(Refusal::Unconfirmed(lost)),
+        (false, false) => Err(Refusal::NoFencing(lost)),
     }
 }
 
@@ -400,5 +466,35 @@ mod tests {
         // A standby back after the fallback joins again.
         let s = step(Mode::On, 1, &SyncSet::default(), &[seen("n3", true, false, 500)], Lsn(500), &BTreeMap::new(), false);
         assert_eq!(s.next, set(1, &["n3"]));
+    }
+
+    #[test]
+    fn members_leave_only_where_quorum_or_fencing_says_they_cannot_be_promoted() {
+        let node = |name: &str, online: bool, unclean: bool| Member { name: name.into(), online, unclean };
+        let leaving = vec!["n2".to_string()];
+        // Three nodes, two in this partition: quorum tells, whatever n2's state.
+        let three = Membership { quorate: true, fencing: false, nodes: vec![node("n1", true, false), node("n2", false, true), node("n3", true, false)] };
+        assert_eq!(may_leave(&three, &leaving), Ok(()));
+        assert_eq!(may_leave(&Membership { quorate: false, ..three.clone() }, &leaving), Err(Refusal::NoQuorum));
+        // Two nodes (two_node: both halves quorate): n2 lost and not fenced yet — it may be
+        // alive, cut off, about to fence this node and be promoted.
+        let two = |fencing: bool, n2: Member| Membership { quorate: true, fencing, nodes: vec![node("n1", true, false), n2] };
+        assert_eq!(may_leave(&two(true, node("n2", false, true)), &leaving), Err(Refusal::Unconfirmed(leaving.clone())));
+        // Fenced (or shut down cleanly): offline and clean.
+        assert_eq!(may_leave(&two(true, node("n2", false, false)), &leaving), Ok(()));
+        // Without fencing, offline looks clean but proves nothing.
+        assert_eq!(may_leave(&two(false, node("n2", false, false)), &leaving), Err(Refusal::NoFencing(leaving.clone())));
+        // n2 in this partition (its PostgreSQL stopped, say): it saw its score dropped.
+        assert_eq!(may_leave(&two(false, node("n2", true, false)), &leaving), Ok(()));
+        // A name the cluster does not know is no proof of anything.
+        assert_eq!(may_leave(&two(true, node("n2", false, false)), &["n9".to_string()]), Err(Refusal::Unconfirmed(vec!["n9".into()])));
+        // Four nodes split two and two, one half quorate by a tie-breaker: the same rule.
+        let four = Membership {
+            quorate: true,
+            fencing: true,
+            nodes: vec![node("n1", true, false), node("n2", false, true), node("n3", true, false), node("n4", false, false)],
+        };
+        assert_eq!(may_leave(&four, &leaving), Err(Refusal::Unconfirmed(leaving.clone())));
+        assert_eq!(may_leave(&four, &["n4".to_string()]), Ok(()));
     }
 }
