@@ -320,6 +320,53 @@ fn ec2_stack_fencing_fence_partition_node_crash() {
     assert!(!out.lines().any(|l| l.starts_with("CRITICAL")), "check once the device is mended: {out}");
 }
 
+/// Two nodes (issue #26.4): Corosync's `two_node` keeps each half of a cut cluster quorate,
+/// so quorum cannot tell the primary that its standby is dead rather than cut off. The
+/// primary is cut off with synchronous_mode=on and a writer on its side; the standby wins
+/// the fence race, late (fencing the primary waits 15 s, fencing the standby 45 s), and the
+/// primary's walsender gives up on the standby after 2 s — so the primary sees its only
+/// member go long before it is fenced. It must not drop it from the synchronous set (the
+/// standby is lost but not fenced): nothing is acknowledged on its side after the cut, and
+/// the promoted standby has every acknowledged row. Then the fenced node rejoins streaming.
+/// Needs moto; skips otherwise.
+#[test]
+fn ec2_two_nodes_partition_keeps_every_commit() {
+    let moto = Path::new("/opt/paceline-moto/bin/python").exists();
+    let Some(_one_at_a_time) = take_lab((!moto).then(|| "moto is not installed in /opt/paceline-moto (tests/deps.sh)".into())) else { return };
+    install_this_build();
+    let lab = Lab { prefix: format!("plc2{}", std::process::id() % 10000), dir: format!("/var/lib/paceline-lab-test-two-{}", std::process::id()) };
+    lab.ok(&["up", "--nodes", "2", "--ec2"]);
+    lab.ok(&["config", "--stack", "paceline", "--sync", "on"]);
+    let primary = lab.ok(&["node", "1", "sh", "-c", PROMOTED_BY_CRM_MON]).trim().to_owned();
+    assert!(primary == "node1" || primary == "node2", "one primary after config: '{primary}'");
+    let standby = if primary == "node1" { "node2" } else { "node1" };
+    let p: u32 = primary.trim_start_matches("node").parse().unwrap();
+    lab.ok(&["node", "1", "pcs", "stonith", "update", "fence-aws", &format!("pcmk_delay_base={primary}:15s;{standby}:45s")]);
+    psql_on(&lab, p, "ALTER SYSTEM SET wal_sender_timeout = '2s'");
+    assert_eq!(psql_on(&lab, p, "SELECT pg_reload_conf()"), "t");
+    let (line, j) = lab.scenario("partition");
+    assert_eq!(field(&j, "primary_before"), primary.as_str(), "{line}");
+    assert_eq!(field(&j, "primary_after"), standby, "the standby, which won the fence race, is the primary: {line}");
+    assert_eq!(field(&j, "fenced_nodes"), &serde_json::json!([primary]), "{line}");
+    assert_eq!(field(&j, "fenced_before_promotion"), true, "{line}");
+    assert_eq!(field(&j, "rows_lost"), 0, "{line}");
+    assert_eq!(field(&j, "double_primary"), false, "{line}");
+    let side = field(&j, "side_writer");
+    assert_eq!(side["acked_after_cut"], 0, "the cut-off primary acknowledged commits after the cut: {line}");
+    assert_eq!(side["lost_rows"], 0, "the cut-off side's acknowledged rows were lost: {line}");
+    assert_eq!(side["final_check"], "ok", "{line}");
+    assert_eq!(field(&j, "healthy_after"), true, "{line}");
+    assert_eq!(field(&j, "fenced_node_streaming"), true, "the fenced node did not rejoin as a streaming standby: {line}");
+    // The primary saw its member go before it was fenced, and kept it named.
+    let log = format!("{}/{primary}/var/log/pacemaker/pacemaker.log", lab.dir);
+    let kept = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        kept.lines().any(|l| l.contains(&format!("{standby} left replication but")) && l.contains("is not fenced yet")),
+        "the cut-off primary never logged that it kept its lost standby in the synchronous set ({log})"
+    );
+    assert!(!kept.contains("no synchronous standby left"), "the cut-off primary went asynchronous ({log})");
+}
+
 /// Across availability zones (issue #13): `lab up --ec2 --multiaz` — two zones in moto, each
 /// with its route table, and the VPC router in the switch namespace that forwards the
 /// overlay IP (192.0.2.100) to whichever node the sender's zone's table names — configured

@@ -43,8 +43,8 @@ impl Fixture {
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(&base).unwrap();
         must(&format!("chown postgres: {}", base.display()));
-        // Tags 0..=14: each test its own pair of ports (and directory).
-        let port = 6000 + (pid % 300) as u16 * 30 + tag * 2;
+        // Tags 0..=19: each test its own pair of ports (and directory).
+        let port = 6000 + (pid % 300) as u16 * 40 + tag * 2;
         let mk = |name: &str, port: u16| Instance { data: base.join(name), sock: base.join(format!("{name}-sock")), port };
         let f = Fixture { primary: mk("primary", port), standby: mk("standby", port + 1), base };
         for i in [&f.primary, &f.standby] {
@@ -59,7 +59,7 @@ impl Fixture {
                 i.port,
                 i.sock.display(),
                 // pg_rewind needs wal_log_hints (or checksums): on for the rewind tests.
-                if matches!(tag, 3 | 8 | 14) { "on" } else { "off" },
+                if matches!(tag, 3 | 8 | 14 | 15) { "on" } else { "off" },
                 p.port
             )
         };
@@ -415,6 +415,49 @@ fn diverged_ex_primary_is_refused_then_rewound_with_auto_rewind() {
     assert_eq!(rc, 0, "{err}");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("rewinding this instance") && text.contains("this instance can follow it"), "{text}");
+}
+
+/// Issue #26.9: an ex-primary whose only WAL past the fork is what its own clean shutdown
+/// wrote (a running-transactions record, the shutdown checkpoint) — a primary stopped after
+/// its standby went away, the standby then promoted — rejoins by itself with auto_rewind
+/// off: nothing a client was told committed lies past the fork, so the rewind loses nothing.
+/// The same with one committed row past the fork is refused (the test above).
+#[test]
+fn ex_primary_diverged_by_its_shutdown_checkpoint_only_rejoins() {
+    if !possible_with_pacemaker_tools() {
+        return;
+    }
+    let f = Fixture::new(15);
+    let (p, s) = (&f.primary, &f.standby);
+    assert_eq!(f.rc(p, "start"), 0);
+    assert_eq!(f.rc(p, "promote"), 0);
+    assert_eq!(f.rc(s, "start"), 0);
+    sql(p, "CREATE TABLE t (i int); INSERT INTO t SELECT generate_series(1, 10)");
+    let end = sql(p, "SELECT pg_current_wal_lsn()");
+    wait_sql(s, &format!("SELECT pg_last_wal_replay_lsn() >= '{end}'"), "t");
+    // The standby goes away first; the primary's clean shutdown then writes its checkpoint
+    // where the standby never sees it. The standby is promoted alone and takes writes.
+    as_pg(&format!("{BINDIR}/pg_ctl -D {} -w -m fast stop >/dev/null", s.data.display()));
+    as_pg(&format!("{BINDIR}/pg_ctl -D {} -w -m fast stop >/dev/null", p.data.display()));
+    as_pg(&format!("{BINDIR}/pg_ctl -D {} -l {}/s.log -w start >/dev/null", s.data.display(), f.base.display()));
+    as_pg(&format!("{BINDIR}/pg_ctl -D {} -w promote >/dev/null", s.data.display()));
+    sql(s, "INSERT INTO t SELECT generate_series(11, 15)");
+    let auto_conf = p.data.join("postgresql.auto.conf");
+    let own = std::fs::read_to_string(&auto_conf).unwrap().replace(&format!("port={} user", p.port), &format!("port={} user", s.port));
+    std::fs::write(&auto_conf, &own).unwrap();
+
+    let cib = cib_with_primary(&f.base, "nodeS");
+    let log = f.base.join("agent.log");
+    let cluster = [("CIB_file", cib.to_str().unwrap()), ("OCF_RESKEY_CRM_meta_on_node", "nodeP"), ("HA_LOGFILE", log.to_str().unwrap())];
+    let (rc, err) = f.agent(p, "start", &cluster);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(rc, 0, "{err}\n{text}");
+    assert!(text.contains("holds no transaction") && text.contains("CHECKPOINT_SHUTDOWN") && text.contains("auto_rewind=false"), "{text}");
+    assert_eq!(f.rc(p, "monitor"), 0);
+    sql(s, "INSERT INTO t SELECT generate_series(16, 20)");
+    wait_sql(p, "SELECT count(*), max(i) FROM t", "20|20");
+    wait_sql(p, "SELECT status FROM pg_stat_wal_receiver", "streaming");
+    assert_eq!(std::fs::read_to_string(&auto_conf).unwrap(), own, "its own configuration kept");
 }
 
 /// pg_rewind against a primary promoted a moment ago. PostgreSQL 15's pg_rewind reads the

@@ -84,13 +84,97 @@ pub fn ensure_follows(cfg: &Config, who: Identity, primary: &str, until: Instant
             );
             rewind(cfg, who, until)
         }
-        Verdict::Diverged(at) => {
-            Err(OcfError::generic(format!("timeline diverged from the primary on {primary}: left stopped; set auto_rewind=true, or rewind/rebuild it"))
-                .context(format!(
-                    "{at}: this instance holds WAL the primary never received, so it cannot follow it; after pg_rewind or a rebuild, clean up the resource"
-                )))
+        Verdict::Diverged(at) => match holds_no_transaction(cfg, who, &at, until) {
+            Ok(what) => {
+                ocf_warn!(
+                    "timeline diverged from the primary on {primary} ({at}), but this instance's WAL past the fork holds no transaction ({what}): rewinding it from the primary although auto_rewind=false — nothing is lost"
+                );
+                rewind(cfg, who, until)
+            }
+            Err(why) => {
+                ocf_info!("the WAL past the fork was read for transactions: {why}");
+                Err(diverged(primary, &at))
+            }
+        },
+    }
+}
+
+/// The refusal of a diverged instance (auto_rewind off, and its WAL past the fork may hold
+/// a commit).
+fn diverged(primary: &str, at: &str) -> OcfError {
+    OcfError::generic(format!("timeline diverged from the primary on {primary}: left stopped; set auto_rewind=true, or rewind/rebuild it")).context(format!(
+        "{at}: this instance holds WAL the primary never received, so it cannot follow it; after pg_rewind or a rebuild, clean up the resource"
+    ))
+}
+
+/// The most records past the fork read to judge them; more is more than a shutdown leaves,
+/// and judged as possibly holding a transaction.
+const PAST_FORK_RECORDS: usize = 200;
+
+/// Whether this instance's own WAL past the fork (`at`: pg_rewind's "servers diverged at WAL
+/// location X on timeline T") holds nothing of a transaction: every record carries no
+/// transaction id (a commit always does, and so does every change a transaction makes) and
+/// none is a logical message. What an isolated primary's fast shutdown leaves — its
+/// shutdown checkpoint, a running-transactions snapshot — qualifies; rewinding over it
+/// discards nothing any client was told. Ok: the records' kinds; Err: why not (or why it
+/// cannot be told, which counts as not). Read with pg_waldump from the local pg_wal, as
+/// system_user, on the instance's own timeline only.
+pub fn holds_no_transaction(cfg: &Config, who: Identity, at: &str, until: Instant) -> Result<String, String> {
+    let (fork, fork_tli) = fork_point(at).ok_or_else(|| format!("cannot read the fork point in '{at}'"))?;
+    let left = until.saturating_duration_since(Instant::now()).min(Duration::from_secs(10));
+    let control = crate::pg::controldata::ControlData::read(&cfg.bindir, &cfg.datadir, left).map_err(|e| e.reason)?;
+    if control.timeline != fork_tli {
+        return Err(format!("this instance is on timeline {}, the fork on timeline {fork_tli}: its WAL past the fork spans timelines", control.timeline));
+    }
+    let mut cmd = instance::pg_tool(cfg, who, "pg_waldump");
+    cmd.arg(format!("--path={}", cfg.datadir.join("pg_wal").display()))
+        .arg(format!("--timeline={fork_tli}"))
+        .arg(format!("--start={fork}"))
+        .arg(format!("--limit={}", PAST_FORK_RECORDS + 1));
+    let left = until.saturating_duration_since(Instant::now()).min(Duration::from_secs(10));
+    // pg_waldump ends with an error at the end of the WAL ("invalid record length"): the
+    // records printed before it are what counts.
+    let done = cmd::finish(&mut cmd, left).map_err(|e| e.reason)?;
+    judge_past_fork(&done.stdout)
+}
+
+/// pg_rewind's "servers diverged at WAL location 0/402FB58 on timeline 4": the LSN and the
+/// timeline.
+pub fn fork_point(at: &str) -> Option<(crate::pg::Lsn, u32)> {
+    let rest = at.split("WAL location ").nth(1)?;
+    let (lsn, rest) = rest.split_once(' ')?;
+    let tli = rest.trim().strip_prefix("on timeline ")?.trim_end_matches('.').trim();
+    Some((lsn.parse().ok()?, tli.parse().ok()?))
+}
+
+/// [`holds_no_transaction`]'s verdict on pg_waldump's records.
+pub fn judge_past_fork(records: &str) -> Result<String, String> {
+    let mut kinds: Vec<String> = Vec::new();
+    let mut n = 0;
+    for line in records.lines().filter(|l| l.starts_with("rmgr:")) {
+        n += 1;
+        if n > PAST_FORK_RECORDS {
+            return Err(format!("more than {PAST_FORK_RECORDS} records past the fork"));
+        }
+        let field = |key: &str| line.split(key).nth(1).map(|r| r.trim_start().split([',', ' ']).next().unwrap_or("").to_owned());
+        let rmgr = line.trim_start_matches("rmgr:").split_whitespace().next().unwrap_or("").to_owned();
+        let tx = field("tx:").ok_or_else(|| format!("no transaction id in '{line}'"))?;
+        let desc = line.split("desc: ").nth(1).and_then(|d| d.split_whitespace().next()).unwrap_or("?").to_owned();
+        if tx != "0" {
+            return Err(format!("a record of transaction {tx} ({rmgr} {desc}) lies past the fork"));
+        }
+        if rmgr == "LogicalMessage" {
+            return Err("a logical message lies past the fork".into());
+        }
+        let kind = format!("{rmgr} {desc}");
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
         }
     }
+    if n == 0 {
+        return Err("pg_waldump read no record past the fork".into());
+    }
+    Ok(format!("{n} record{}: {}", if n == 1 { "" } else { "s" }, kinds.join(", ")))
 }
 
 /// `pg_rewind --dry-run` against the primary.

@@ -210,3 +210,29 @@ fn start_opts_the_shell_cannot_split_are_refused() {
     let e = validate::validate_all(&env(&[("start_opts", "-c cluster_name='pg"), ("bindir", "/nonexistent/bin")])).unwrap_err();
     assert_eq!(e.rc, OcfRc::ErrConfigured, "{}", e.reason);
 }
+
+#[test]
+fn only_records_without_a_transaction_past_the_fork_allow_a_rewind() {
+    use super::rewind::{fork_point, judge_past_fork};
+    assert_eq!(fork_point("servers diverged at WAL location 0/402FB58 on timeline 4"), Some((Lsn(0x402FB58), 4)));
+    assert_eq!(fork_point("servers diverged at WAL location 1/0 on timeline 12."), Some((Lsn(1 << 32), 12)));
+    for bad in ["", "servers diverged", "servers diverged at WAL location x/y on timeline 4", "servers diverged at WAL location 0/1 on timeline"] {
+        assert_eq!(fork_point(bad), None, "{bad}");
+    }
+    // What a fast shutdown of an isolated primary leaves (PostgreSQL 15's pg_waldump).
+    let shutdown = "rmgr: Standby     len (rec/tot):     50/    50, tx:          0, lsn: 0/0402FB58, prev 0/0402FB20, desc: RUNNING_XACTS nextXid 745 latestCompletedXid 744 oldestRunningXid 745\n\
+rmgr: XLOG        len (rec/tot):    114/   114, tx:          0, lsn: 0/0402FBD0, prev 0/0402FB58, desc: CHECKPOINT_SHUTDOWN redo 0/402FBD0; tli 4; prev tli 4; fpw true; xid 0:745; oid 24576; multi 1; offset 0; oldest xid 716 in DB 1; oldest multi 1 in DB 1; oldest/newest commit timestamp xid: 0/0; oldest running xid 0; shutdown\n";
+    let ok = judge_past_fork(shutdown).unwrap();
+    assert_eq!(ok, "2 records: Standby RUNNING_XACTS, XLOG CHECKPOINT_SHUTDOWN");
+    let commit = format!(
+        "{shutdown}rmgr: Heap        len (rec/tot):     59/    59, tx:        745, lsn: 0/0402FC48, prev 0/0402FBD0, desc: INSERT off 3 flags 0x00, blkref #0: rel 1663/5/16384 blk 0\n\
+rmgr: Transaction len (rec/tot):     34/    34, tx:        745, lsn: 0/0402FC88, prev 0/0402FC48, desc: COMMIT 2026-12-07 03:40:00.000000 UTC\n"
+    );
+    assert!(judge_past_fork(&commit).unwrap_err().contains("transaction 745"), "a commit past the fork");
+    let message = "rmgr: LogicalMessage len (rec/tot):     65/    65, tx:          0, lsn: 0/0402FB58, prev 0/0402FB20, desc: MESSAGE non-transactional, prefix \"x\"; payload (1 bytes): 79\n";
+    assert!(judge_past_fork(message).is_err(), "a logical message is a client's data");
+    assert!(judge_past_fork("").is_err(), "nothing read: nothing proven");
+    assert!(judge_past_fork("rmgr: XLOG garbage\n").is_err(), "unreadable: nothing proven");
+    let many = "rmgr: Standby     len (rec/tot):     50/    50, tx:          0, lsn: 0/0402FB58, prev 0/0402FB20, desc: RUNNING_XACTS\n".repeat(201);
+    assert!(judge_past_fork(&many).is_err(), "more than a shutdown leaves");
+}
