@@ -460,6 +460,25 @@ fn ex_primary_diverged_by_its_shutdown_checkpoint_only_rejoins() {
     assert_eq!(std::fs::read_to_string(&auto_conf).unwrap(), own, "its own configuration kept");
 }
 
+/// Issue #26.9: with `logging_collector` on, the startup process writes its FATAL line to
+/// the collector's file in `log_directory`, not to pg_ctl's log: a failed start quotes it
+/// from there (and names that file).
+#[test]
+fn a_failed_start_quotes_the_fatal_line_from_log_directory() {
+    if !possible() {
+        return;
+    }
+    let f = Fixture::new(16);
+    let p = &f.primary;
+    let conf = p.data.join("postgresql.auto.conf");
+    let text = std::fs::read_to_string(&conf).unwrap() + "logging_collector = on\nlog_directory = 'log'\nrecovery_target_timeline = '99'\n";
+    std::fs::write(&conf, text).unwrap();
+    let (rc, err) = f.agent(p, "start", &[]);
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("ocf-exit-reason:PostgreSQL exited while starting as a standby: FATAL:  recovery target timeline 99 does not exist"), "{err}");
+    assert!(err.contains(&format!("(its log: {}/log/", p.data.display())), "{err}");
+}
+
 /// pg_rewind against a primary promoted a moment ago. PostgreSQL 15's pg_rewind reads the
 /// source's timeline from its pg_control, which a promoted primary rewrites only when the
 /// promotion's spread checkpoint ends; here that checkpoint has hundreds of buffers to

@@ -198,14 +198,22 @@ pub fn pg_ctl(cfg: &Config, who: Identity, args: &[&str], timeout: Duration) -> 
     crate::cmd::run(&mut cmd, timeout).map(|_| ())
 }
 
-/// The last FATAL or PANIC line the server wrote to its log after byte `from` (what it
-/// said when it gave up starting), without the log line prefix.
-pub fn server_fatal(cfg: &Config, from: u64) -> Option<String> {
+/// The last FATAL or PANIC line the server wrote after a start that began at `since` with
+/// pg_ctl's log `from` bytes long (what it said when it gave up starting), without the log
+/// line prefix: from the logging collector's file when `logging_collector` is on (the
+/// startup process writes there, pg_ctl's log then holds only the redirection notice),
+/// else from pg_ctl's log. With the file it was found in.
+pub fn server_fatal(cfg: &Config, from: u64, since: std::time::SystemTime) -> Option<(String, PathBuf)> {
+    collector_fatal(cfg, since).or_else(|| fatal_in(cfg, &server_log(cfg), from).map(|l| (l, server_log(cfg))))
+}
+
+/// The last server FATAL or PANIC line of the file at `path`, read from byte `from` (at
+/// most 1 MiB), as system_user: the logs are that account's, and a link there must not put
+/// a line of a file only root may read into an exit reason.
+fn fatal_in(cfg: &Config, path: &Path, from: u64) -> Option<String> {
     use std::io::{Read, Seek, SeekFrom};
-    // Read as system_user: the log is that account's, and a link there must not put a line
-    // of a file only root may read into an exit reason.
     let who = identity(cfg).ok();
-    let mut f = crate::pg::identity::as_user(who, || std::fs::File::open(server_log(cfg))).ok()?;
+    let mut f = crate::pg::identity::as_user(who, || std::fs::File::open(path)).ok()?;
     f.seek(SeekFrom::Start(from)).ok()?;
     let mut text = String::new();
     f.take(1 << 20).read_to_string(&mut text).ok()?;
@@ -213,6 +221,37 @@ pub fn server_fatal(cfg: &Config, from: u64) -> Option<String> {
         .rev()
         .filter_map(|l| ["FATAL:", "PANIC:"].iter().find_map(|k| l.find(k).map(|i| l[i..].trim().to_owned())))
         .find(|l| !CLIENT_FATALS.iter().any(|c| l.contains(c)))
+}
+
+/// With `logging_collector` on: the FATAL line in the newest file of `log_directory`
+/// written since `since` (the settings as the server reads them: `postgres -C`; the
+/// directory listed and the file read as system_user, its last MiB).
+fn collector_fatal(cfg: &Config, since: std::time::SystemTime) -> Option<(String, PathBuf)> {
+    let who = identity(cfg).ok()?;
+    let setting = |name: &str| {
+        let mut cmd = pg_tool(cfg, who, "postgres");
+        cmd.args(["-C", name, "-D"]).arg(&cfg.pgdata).args(cfg.start_words().ok()?);
+        crate::cmd::run(&mut cmd, Duration::from_secs(5)).ok().map(|v| v.trim().to_owned())
+    };
+    if !matches!(setting("logging_collector")?.as_str(), "on" | "true" | "1") {
+        return None;
+    }
+    let dir = PathBuf::from(setting("log_directory")?);
+    let dir = if dir.is_absolute() { dir } else { cfg.datadir.join(dir) };
+    let newest = crate::pg::identity::as_user(Some(who), || -> std::io::Result<Option<PathBuf>> {
+        let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
+        for e in std::fs::read_dir(&dir)?.take(10_000).flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            let Ok(t) = m.modified() else { continue };
+            if m.is_file() && t + Duration::from_secs(1) >= since && best.as_ref().is_none_or(|(b, _)| t > *b) {
+                best = Some((t, e.path()));
+            }
+        }
+        Ok(best.map(|(_, p)| p))
+    })
+    .ok()??;
+    let len = std::fs::symlink_metadata(&newest).map(|m| m.len()).unwrap_or(0);
+    fatal_in(cfg, &newest, len.saturating_sub(1 << 20)).map(|l| (l, newest))
 }
 
 /// FATAL lines that end one client's session, not the server: the agent's own connection

@@ -53,6 +53,7 @@ pub fn start(env: &OcfEnv) -> OcfResult {
 pub fn start_standby(cfg: &Config, who: Identity, until: Instant) -> Result<(), OcfError> {
     write_standby_signal(cfg, who)?;
     let log_from = std::fs::metadata(instance::server_log(cfg)).map(|m| m.len()).unwrap_or(0);
+    let started = std::time::SystemTime::now();
     instance::pg_ctl(cfg, who, &["start", "-W"], until.saturating_duration_since(Instant::now()))?;
     // A postmaster writes postmaster.pid within milliseconds; none after 2 s: it gave up
     // (a history it cannot follow, a bad setting), and waiting out the timeout says nothing.
@@ -64,11 +65,10 @@ pub fn start_standby(cfg: &Config, who: Identity, until: Instant) -> Result<(), 
             Ok(())
         }
         State::Primary => Err(OcfError::generic("PostgreSQL started as a primary despite standby.signal: check the configuration")),
-        s if s.is_down() => Err(OcfError::generic(format!(
-            "PostgreSQL exited while starting as a standby: {} (its log: {})",
-            instance::server_fatal(cfg, log_from).unwrap_or_else(|| "it logged no FATAL line".into()),
-            instance::server_log(cfg).display()
-        ))),
+        s if s.is_down() => {
+            let (said, log) = instance::server_fatal(cfg, log_from, started).unwrap_or_else(|| ("it logged no FATAL line".into(), instance::server_log(cfg)));
+            Err(OcfError::generic(format!("PostgreSQL exited while starting as a standby: {said} (its log: {})", log.display())))
+        }
         other => Err(OcfError::generic(format!("PostgreSQL did not become a usable standby in time: {other:?}"))),
     }
 }
