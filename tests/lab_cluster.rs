@@ -26,9 +26,14 @@ struct Lab {
 
 impl Lab {
     fn cmd(&self, args: &[&str]) -> std::process::Output {
+        self.cmd_env(args, &[])
+    }
+    /// [`Lab::cmd`] with more of lab.sh's environment (`SLOW_ATTRD_S`, …).
+    fn cmd_env(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
         Command::new("bash")
             .arg(LAB)
             .args(args)
+            .envs(env.iter().copied())
             .env("LAB_PREFIX", &self.prefix)
             .env("LAB_DIR", &self.dir)
             .env("PACELINE_LAB", env!("CARGO_BIN_EXE_paceline-lab"))
@@ -39,14 +44,20 @@ impl Lab {
     }
     /// `scenario NAME`: its JSON line (shown, for a later failure's output) and parsed.
     fn scenario(&self, name: &str) -> (String, serde_json::Value) {
-        let out = self.ok(&["scenario", name]);
+        self.scenario_env(name, &[])
+    }
+    fn scenario_env(&self, name: &str, env: &[(&str, &str)]) -> (String, serde_json::Value) {
+        let out = self.ok_env(&["scenario", name], env);
         let line = out.lines().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON from {name}: {out}")).to_owned();
         eprintln!("{line}");
         let j = serde_json::from_str(&line).expect("JSON");
         (line, j)
     }
     fn ok(&self, args: &[&str]) -> String {
-        let o = self.cmd(args);
+        self.ok_env(args, &[])
+    }
+    fn ok_env(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        let o = self.cmd_env(args, env);
         assert!(o.status.success(), "lab {args:?} failed:\n{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
         // The lab's progress lines (and its diagnostics, when it found the cluster unhealthy):
         // the harness shows them only if this test fails later, on an assertion.
@@ -318,6 +329,41 @@ fn ec2_stack_fencing_fence_partition_node_crash() {
     lab.ok(&["node", "1", "pcs", "stonith", "cleanup", "fence-aws"]);
     let (_, out) = paceline_on(&lab, 1, &["check"]);
     assert!(!out.lines().any(|l| l.starts_with("CRITICAL")), "check once the device is mended: {out}");
+}
+
+/// A quorum election (issue #26.1): synchronous_mode=on, `ANY 1` of two standbys, and the
+/// one holding the last acknowledged commits (keep) unable to publish its position when the
+/// primary dies (its PostgreSQL hung), while the other (lag: a member the primary still
+/// counts, its walreceiver frozen) is the one Pacemaker tries to promote. The promotion must
+/// compare m - k + 1 = 2 members: lag refuses (at least once, with the reason), nobody is
+/// promoted until keep answers again (the agent recovers its hung instance), then keep is,
+/// with every acknowledged row; the old primary boots and rejoins streaming. Before it, a
+/// switchover with a slow attribute manager (issue #26.3).
+#[test]
+fn quorum_election_waits_for_the_member_with_the_commits() {
+    let Some(_one_at_a_time) = take_lab(None) else { return };
+    install_this_build();
+    let lab = Lab { prefix: format!("plcq{}", std::process::id() % 10000), dir: format!("/var/lib/paceline-lab-test-quorum-{}", std::process::id()) };
+    lab.ok(&["up", "--nodes", "3"]);
+    lab.ok(&["config", "--stack", "paceline", "--sync", "on"]);
+    // Issue #26.3 first: a switchover while every node's attribute manager is stopped for
+    // 4 s from the move on — the election's attributes are written and read back late, and
+    // the switchover still goes where it was asked, losing nothing.
+    let (line, j) = lab.scenario_env("switchover", &[("SLOW_ATTRD_S", "4")]);
+    assert_ne!(field(&j, "primary_after"), field(&j, "primary_before"), "the switchover with a slow attribute manager did not happen: {line}");
+    assert_eq!(field(&j, "rows_lost"), 0, "{line}");
+    assert_eq!(field(&j, "max_primaries_seen"), 1, "{line}");
+    assert_eq!(field(&j, "healthy_after"), true, "{line}");
+    assert_eq!(field(&j, "standbys_after").as_array().unwrap().len(), 2, "{line}");
+    let (line, j) = lab.scenario("election-quorum");
+    let keep = field(&j, "keep").as_str().unwrap().to_owned();
+    assert_eq!(field(&j, "primary_after"), keep.as_str(), "the member with the acknowledged commits is promoted: {line}");
+    assert_eq!(field(&j, "rows_lost"), 0, "{line}");
+    assert_eq!(field(&j, "double_primary"), false, "{line}");
+    assert_eq!(field(&j, "max_primaries_seen"), 1, "{line}");
+    assert!(field(&j, "lag_refused_promotions").as_u64().unwrap() >= 1, "the member without them refused to be promoted alone: {line}");
+    assert_eq!(field(&j, "crashed_node_after_boot"), "Unpromoted", "{line}");
+    assert_eq!(field(&j, "crashed_node_streaming"), true, "{line}");
 }
 
 /// Two nodes (issue #26.4): Corosync's `two_node` keeps each half of a cut cluster quorate,

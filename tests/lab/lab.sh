@@ -20,8 +20,9 @@
 #                                  (the seed demo: PAF + HAProxy + its psql-based pgsql-state
 #                                  socket on 5431; reference)
 #   lab.sh scenario NAME           switchover | kill-postgres | node-crash | standby-crash |
-#                                  standbys-down | restart-all | election | migrate | hang |
-#                                  update-params | partition | fence: one JSON line on stdout
+#                                  standbys-down | restart-all | election | election-quorum |
+#                                  migrate | hang | update-params | partition | fence: one JSON
+#                                  line on stdout
 #   lab.sh status                  crm_mon, and each node's PostgreSQL role and LSN
 #   lab.sh down                    tear everything down (processes by pid, namespaces, files)
 #   lab.sh demo [--stack S]        up + config + switchover + kill-postgres + summary + down;
@@ -43,7 +44,8 @@
 # LAB_KEEP_LOGS=DIR (down copies the nodes' logs and the lab state there first),
 # PROBE_CONNECT_TIMEOUT_MS (the writer probe's bound per connect, 1000: its outage figures
 # move in steps of about that much; 250 resolves differences below a second), HANG_MAX_S
-# (scenario hang: the longest the primary's PostgreSQL stays stopped, 90);
+# (scenario hang: the longest the primary's PostgreSQL stays stopped, 90), SLOW_ATTRD_S
+# (scenario switchover: every node's attribute manager stopped that long from the move on);
 # --ec2 labs: MOTO_PY (python with moto, /opt/paceline-moto/bin/python), POWER_TIMEOUT (the
 # fence agent's, 30), FENCE_AGENT / AWSVIP_AGENT (another implementation to try).
 set -euo pipefail
@@ -1319,7 +1321,7 @@ cmd_scenario() {
     # update-params runs its own writer probe per update, and prints its own line.
     [[ $name == update-params ]] && { scenario_update_params "$stack"; return; }
     local before; before=$(primary_node)
-    local target="" event_ok=true note="" cut="" hang_json=""
+    local target="" event_ok=true note="" cut="" hang_json="" keep="" lag=""
     # The DC: when the lost node was the DC, the survivors elect a new one first.
     local dc; dc=$(in_node "$(first_alive)" crm_mon -1 -X 2>/dev/null | sed -n 's/.*<current_dc .*name="\([^"]*\)".*/\1/p' | head -1)
     probe_start
@@ -1330,8 +1332,21 @@ cmd_scenario() {
             local i
             for i in $(seq "$(nodes)"); do [[ node$i != "$before" ]] && { target=node$i; break; }; done
             say "switchover: moving the primary from $before to $target"
+            # SLOW_ATTRD_S=N: every node's attribute manager stopped (SIGSTOP) for N s from
+            # the move on — the election's attributes are written and read back late
+            # (issue #26.3).
+            local slow=${SLOW_ATTRD_S:-0} attrds="" resumer="" x
+            if (( slow > 0 )); then
+                for i in $(seq "$(nodes)"); do
+                    local a; a=$(in_node "$i" pidof pacemaker-attrd) && in_node "$i" kill -STOP "$a" && attrds+=" $i:$a"
+                done
+                ( sleep "$slow"; for x in $attrds; do in_node "${x%%:*}" kill -CONT "${x#*:}" || true; done ) &
+                resumer=$!
+                note="every node's pacemaker-attrd stopped for $slow s from the move on"
+            fi
             in_node "${before#node}" crm_resource --move --promoted -r pgsqld-clone -N "$target" >/dev/null 2>&1 || event_ok=false
             local t; for t in $(seq 120); do [[ $(primary_node) == "$target" ]] && break; sleep 0.2; done
+            [[ -n $resumer ]] && { wait "$resumer" || true; for x in $attrds; do in_node "${x%%:*}" kill -CONT "${x#*:}" 2>/dev/null || true; done; }
             in_node "${target#node}" crm_resource --clear -r pgsqld-clone >/dev/null 2>&1 || true
             ;;
         kill-postgres)
@@ -1408,6 +1423,33 @@ cmd_scenario() {
             power_off "${before#node}"
             note="replication of $cut was cut before the crash: the promoted node must not be $cut"
             ;;
+        election-quorum)
+            # Issue #26.1, synchronous_mode=on, ANY 1 of the two standbys: one of them (keep)
+            # has commits the other (lag) never got — lag's walreceiver is frozen, so the
+            # primary still counts lag a member (its walsender waits out wal_sender_timeout)
+            # while keep alone acknowledges. Then keep's PostgreSQL hangs (it cannot publish
+            # a position), the primary is powered off, lag resumes, and lag is the standby
+            # Pacemaker would promote (its score raised above keep's). A promotion must
+            # compare m - k + 1 = 2 members: lag refuses until keep answers again (the agent
+            # recovers its hung instance), then keep, which has every acknowledged row, wins.
+            [[ $(cat "$STATE/sync" 2>/dev/null) == on ]] || die "election-quorum needs config --sync on"
+            local sb; sb=$(standby_nodes); keep=${sb%% *}; lag=${sb##* }
+            [[ -n $keep && -n $lag && $keep != "$lag" ]] || die "election-quorum needs two standbys"
+            say "election-quorum: freezing $lag's walreceiver, writing (acknowledged by $keep alone), hanging $keep's PostgreSQL, powering off $before"
+            local wr; wr=$(in_node "${lag#node}" bash -c 'for p in /proc/[0-9]*; do [[ $(tr "\0" " " <$p/cmdline 2>/dev/null) == *"walreceiver"* ]] && { echo ${p#/proc/}; break; }; done')
+            [[ -n $wr ]] || die "no walreceiver on $lag"
+            in_node "${lag#node}" kill -STOP "$wr"
+            sleep 2
+            rm -f "$STATE/hang.pids"
+            hang_release_on_exit
+            hang_procs stop "${keep#node}" >/dev/null || event_ok=false
+            power_off "${before#node}"
+            in_node "${lag#node}" kill -CONT "$wr" || true
+            local ks; ks=$(in_node "${lag#node}" crm_attribute -N "$keep" -n master-pgsqld -l forever -G -q 2>/dev/null || echo 1000)
+            [[ $ks =~ ^[0-9]+$ ]] || ks=1000
+            in_node "${lag#node}" crm_attribute -N "$lag" -n master-pgsqld -l forever -v $(( ks + 1 )) >/dev/null 2>&1 || true
+            note="ANY 1 ($keep, $lag): $lag's walreceiver frozen, $keep's PostgreSQL stopped (SIGSTOP) until the agent recovers it, $before powered off, $lag scored above $keep; $before booted again at the end"
+            ;;
         migrate)
             # docs/pgsqlms.md's migration from PAF: change both primitives' provider in a
             # running cluster, in maintenance mode, then let the new agents probe.
@@ -1469,9 +1511,9 @@ cmd_scenario() {
     local healthy_after=true t1="" ec2_json="" rejoin="" streams=""
     if is_ec2 && [[ $name == node-crash || $name == partition || $name == fence ]]; then
         ec2_recovery "$name" "$before" "$t0"    # sets t1, healthy_after, rejoin, ec2_json
-    elif [[ $name == node-crash || $name == election ]]; then
+    elif [[ $name == node-crash || $name == election || $name == election-quorum ]]; then
         # Two nodes are left: wait for a primary with the VIP (no standby may be streaming).
-        local t; for t in $(seq 120); do local p; p=$(primary_node); [[ -n $p ]] && served_by "$p" && break; sleep 0.5; done
+        local t; for t in $(seq 240); do local p; p=$(primary_node); [[ -n $p ]] && served_by "$p" && break; sleep 0.5; done
     else
         settle 180 || healthy_after=false
     fi
@@ -1510,9 +1552,15 @@ print(int((t - t0) * 1000) if f is not None and t is not None and f <= t0 + 1 an
         # Give the cut standby its replication back.
         in_node "${cut#node}" runuser -u postgres -- psql -X -q -h /run/postgresql -c "ALTER SYSTEM RESET primary_conninfo" -c "SELECT pg_reload_conf()" >/dev/null || true
     fi
-    if [[ $name == node-crash ]] && ! is_ec2; then
+    local quorum_json=""
+    if [[ $name == election-quorum ]]; then
+        hang_procs cont >/dev/null 2>&1 || true
+        local refused; refused=$(grep -c "only 1 of the synchronous set's 2 members compared" "$LAB_DIR/$lag/var/log/pacemaker/pacemaker.log" 2>/dev/null || true)
+        quorum_json=$(printf '"keep":%s,"lag":%s,"lag_refused_promotions":%s' "$(json_str "$keep")" "$(json_str "$lag")" "${refused:-0}")
+    fi
+    if [[ $name == node-crash || $name == election-quorum ]] && ! is_ec2; then
         # Power the crashed node back on and record what Pacemaker makes of it.
-        say "node-crash: booting $before again"
+        say "$name: booting $before again"
         boot_node "${before#node}"
         local t; for t in $(seq 90); do
             [[ $(in_node "$(first_alive)" crm_mon -1 -X 2>/dev/null) == *"name=\"$before\" id"*'online="true"'* ]] && break; sleep 1
@@ -1536,7 +1584,7 @@ print(int((t - t0) * 1000) if f is not None and t is not None and f <= t0 + 1 an
         "$(json_str "$before")" "$(json_str "$after")" "$(json_list "$(standby_nodes)")" "$(json_list "$(vip_holder)")" \
         "$(jfield "$probe" longest_outage_ms)" "$(jfield "$probe" lost_rows)" "$(jfield "$probe" acked)" "$(jfield "$probe" failed)" \
         "$(jfield "$probe" double_primary)" "$(jfield "$probe" max_primaries_seen)" "$recovery_ms" "$healthy_after" "$event_ok" \
-        ",\"routing\":$(json_str "$(routing)"),\"routed_to_non_primary\":$(jfield "$probe" routed_to_non_primary),\"via_switches\":$(jfield "$probe" via_switches),\"synchronous_mode\":$(json_str "$sync_mode")${side_json:+,$side_json}${rejoin:+,\"crashed_node_after_boot\":$(json_str "$rejoin")}${streams:+,\"crashed_node_streaming\":$streams}${ec2_json:+,$ec2_json}${cut:+,\"cut_standby\":$(json_str "$cut"),\"election_ok\":$([[ $after != "$cut" && -n $after ]] && echo true || echo false)}${reaction:+,\"lost_to_vip_ms\":$reaction,\"promotion_to_vip_ms\":$promotion}${hang_json:+,$hang_json}${dc:+,\"dc_before\":$(json_str "$dc")},\"probe_connect_timeout_ms\":$(jfield "$probe" connect_timeout_ms)${note:+,\"note\":$(json_str "$note")}"
+        ",\"routing\":$(json_str "$(routing)"),\"routed_to_non_primary\":$(jfield "$probe" routed_to_non_primary),\"via_switches\":$(jfield "$probe" via_switches),\"synchronous_mode\":$(json_str "$sync_mode")${side_json:+,$side_json}${rejoin:+,\"crashed_node_after_boot\":$(json_str "$rejoin")}${streams:+,\"crashed_node_streaming\":$streams}${ec2_json:+,$ec2_json}${cut:+,\"cut_standby\":$(json_str "$cut"),\"election_ok\":$([[ $after != "$cut" && -n $after ]] && echo true || echo false)}${reaction:+,\"lost_to_vip_ms\":$reaction,\"promotion_to_vip_ms\":$promotion}${hang_json:+,$hang_json}${quorum_json:+,$quorum_json}${dc:+,\"dc_before\":$(json_str "$dc")},\"probe_connect_timeout_ms\":$(jfield "$probe" connect_timeout_ms)${note:+,\"note\":$(json_str "$note")}"
 }
 
 cmd_demo() {
