@@ -32,6 +32,17 @@
 //!   accepted and handled, answered in time or not): `forks_per_check` and
 //!   `cpu_ms_per_1000` are what the checks cost, not the polling the service does anyway.
 //!
+//! A hostile client beside the checks (issue #26: one client must not knock the primary
+//! out of its load balancers' pool): `--slowloris N` slow connections, each a request line
+//! then one header line a second, never finished, reopened a second after the server
+//! closes one; `--odd-rate R` requests a second on odd spellings of the paths (`/primary/`,
+//! `/primary?x=1`, `//primary`, 4 KiB of slashes, random paths), each on a new connection.
+//! It comes from `--hostile-from` (one address, or networks: many clients), the checks
+//! from `--from`, so that the service, which counts connections per client, tells them
+//! apart; it starts `--hostile-lead-s` before the checks and stops with them, and the JSON
+//! line's `hostile` says what it did (connections opened, closed by the server, the most
+//! open at once; the odd paths' answers by status).
+//!
 //! Addresses: checks go where `--addr` says; the lab uses loopback or addresses inside its
 //! own namespaces. Output: one JSON line on stdout. Exit status 0 whenever the storm ran
 //! (failures are a result), non-zero for bad arguments or a watch that cannot be set up.
@@ -97,10 +108,13 @@ pub struct Args {
     /// Free text copied into the JSON line (which side this run measures).
     #[arg(long)]
     pub label: Option<String>,
-    /// The checks' source address: the checker is a client of its own (127.0.0.1 beside a
-    /// hostile 127.0.0.2: any address of 127/8 is on `lo`). Default: the kernel's choice.
+    /// The checks' source addresses (as `--hostile-from`; check `i` from address `i mod n`):
+    /// the checker is a client of its own (127.0.0.1 beside a hostile 127.0.0.2: any
+    /// address of 127/8 is on `lo`). The service serves one client (an IPv4 address, an IPv6
+    /// /64) at most 32 connections at once: a storm with more in flight is many clients' load,
+    /// and comes from as many addresses. Default: the kernel's choice.
     #[arg(long)]
-    pub from: Option<IpAddr>,
+    pub from: Option<String>,
     /// A hostile client beside the checks: this many slow connections at once (slowloris),
     /// each sending a request line and then one header line a second, never finishing; one
     /// the server closes is opened again a second later.
@@ -139,6 +153,9 @@ pub fn storm(args: &Args) -> Result<Value> {
         );
     }
     ensure!(args.path.is_none() || args.expect_line.is_none(), "--expect-line is for TCP mode (no --path)");
+    if let Some(f) = &args.from {
+        parse_sources(f)?;
+    }
     ensure!(args.hostile_lead_s >= 0.0 && args.hostile_lead_s.is_finite(), "--hostile-lead-s must be 0 or more");
     let hostile_from = if args.slowloris > 0 || args.odd_rate > 0 { parse_sources(&args.hostile_from)? } else { Vec::new() };
     if args.slowloris > 0 {
@@ -222,7 +239,7 @@ pub fn storm(args: &Args) -> Result<Value> {
         "achieved_rate": round3(stats.sent as f64 / took.as_secs_f64()),
         "late_ms_max": round3(stats.late_max.as_secs_f64() * 1000.0),
         "latency_ms": { "p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": pct(1.0) },
-        "from": args.from.map(|a| a.to_string()),
+        "from": args.from,
         "hostile": hostile,
         "watch": watch,
     }))
@@ -285,7 +302,8 @@ struct Check {
     expect_status: u16,
     expect_line: Option<String>,
     timeout: Duration,
-    from: Option<IpAddr>,
+    /// Check `i` comes from `from[i % len]`; empty: the kernel's choice.
+    from: Vec<IpAddr>,
 }
 
 /// Every thread's share of the storm, merged.
@@ -298,7 +316,7 @@ fn send_all(args: &Args) -> Result<Stats> {
         expect_status: args.expect_status,
         expect_line: args.expect_line.clone(),
         timeout: Duration::from_millis(args.timeout_ms),
-        from: args.from,
+        from: args.from.as_deref().map(parse_sources).transpose()?.unwrap_or_default(),
     });
     let total = (args.rate as f64 * args.duration_s).round() as u64;
     let threads = args.threads;
@@ -345,7 +363,7 @@ async fn send(check: Arc<Check>, t0: Instant, deadline: Instant, first: u64, ste
         late_max = late_max.max(Instant::now().saturating_duration_since(due));
         let (check, stats) = (check.clone(), stats.clone());
         tokio::spawn(async move {
-            let outcome = one(&check).await;
+            let outcome = one(&check, i).await;
             let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
             s.sent += 1;
             s.record(outcome);
@@ -359,11 +377,12 @@ async fn send(check: Arc<Check>, t0: Instant, deadline: Instant, first: u64, ste
     s
 }
 
-/// One check on a new connection: its latency, or the kind of failure and its text.
-async fn one(check: &Check) -> Result<Duration, (&'static str, String)> {
+/// Check `i` on a new connection: its latency, or the kind of failure and its text.
+async fn one(check: &Check, i: u64) -> Result<Duration, (&'static str, String)> {
     let start = Instant::now();
+    let from = (!check.from.is_empty()).then(|| check.from[(i % check.from.len() as u64) as usize]);
     let answer = tokio::time::timeout(check.timeout, async {
-        let mut c = connect_from(check.from, check.addr).await.map_err(|e| io_failure("connect", &e))?;
+        let mut c = connect_from(from, check.addr).await.map_err(|e| io_failure("connect", &e))?;
         if let Some(req) = &check.request {
             c.write_all(req).await.map_err(|e| io_failure("write", &e))?;
         }
@@ -460,17 +479,17 @@ fn raise_nofile(need: u64) -> Result<()> {
     Ok(())
 }
 
-/// `--hostile-from`: addresses and networks, every address of each network.
+/// `--from`, `--hostile-from`: addresses and networks, every address of each network.
 fn parse_sources(text: &str) -> Result<Vec<IpAddr>> {
     const MAX: u128 = 65_536;
     let mut out = Vec::new();
     for w in text.split(|c: char| c == ',' || c.is_whitespace()).filter(|w| !w.is_empty()) {
         let (ip, prefix) = w.split_once('/').unwrap_or((w, ""));
-        let ip: IpAddr = ip.parse().with_context(|| format!("--hostile-from: {w:?} is not an address or network"))?;
+        let ip: IpAddr = ip.parse().with_context(|| format!("{w:?} is not an address or network"))?;
         let bits: u32 = if ip.is_ipv4() { 32 } else { 128 };
-        let prefix: u32 = if prefix.is_empty() { bits } else { prefix.parse().ok().filter(|p| *p <= bits).with_context(|| format!("--hostile-from: bad prefix in {w:?}"))? };
+        let prefix: u32 = if prefix.is_empty() { bits } else { prefix.parse().ok().filter(|p| *p <= bits).with_context(|| format!("bad prefix in {w:?}"))? };
         let count = 1u128.checked_shl(bits - prefix).unwrap_or(u128::MAX);
-        ensure!(count <= MAX && out.len() as u128 + count <= MAX, "--hostile-from: more than {MAX} addresses");
+        ensure!(count <= MAX && out.len() as u128 + count <= MAX, "more than {MAX} addresses");
         for i in 0..count {
             out.push(match ip {
                 IpAddr::V4(a) => IpAddr::from(std::net::Ipv4Addr::from(((u32::from(a) as u128 & !(count - 1)) | i) as u32)),
@@ -478,7 +497,7 @@ fn parse_sources(text: &str) -> Result<Vec<IpAddr>> {
             });
         }
     }
-    ensure!(!out.is_empty(), "--hostile-from names no address");
+    ensure!(!out.is_empty(), "no address");
     Ok(out)
 }
 
@@ -848,7 +867,8 @@ mod tests {
     #[test]
     fn hostile_sources_are_addresses_and_networks() {
         let v = parse_sources("127.0.0.2, 127.0.1.0/30 2001:db8::/127").unwrap();
-        let want: Vec<IpAddr> = ["127.0.0.2", "127.0.1.0", "127.0.1.1", "127.0.1.2", "127.0.1.3", "2001:db8::", "2001:db8::1"].iter().map(|a| a.parse().unwrap()).collect();
+        let want: Vec<IpAddr> =
+            ["127.0.0.2", "127.0.1.0", "127.0.1.1", "127.0.1.2", "127.0.1.3", "2001:db8::", "2001:db8::1"].iter().map(|a| a.parse().unwrap()).collect();
         assert_eq!(v, want);
         assert_eq!(parse_sources("127.0.1.77/24").unwrap().len(), 256);
         for bad in ["", "nope", "127.0.0.0/33", "10.0.0.0/8", "2001:db8::/64"] {
