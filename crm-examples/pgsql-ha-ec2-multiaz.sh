@@ -10,6 +10,7 @@
 # Run it once, on one node of a running cluster that has none of these resources yet:
 #     REGION=eu-west-1 HOST_MAP="node1:i-0aaa;node2:i-0bbb;node3:i-0ccc" \
 #         OVERLAY_IP=192.0.2.100 ROUTE_TABLES=rtb-0aaa,rtb-0bbb NIC=ens5 \
+#         STATE_ALLOW="10.0.1.0/24 10.0.2.0/24 127.0.0.1 ::1" \
 #         sh crm-examples/pgsql-ha-ec2-multiaz.sh
 # or against a CIB file (PCS="pcs -f cib.xml"), as pgsql-ha.sh.
 # Each instance needs its source/destination check disabled (EC2 drops packets to an
@@ -27,6 +28,10 @@
 #                    DescribeRouteTables each time; probes always check them)
 #   OVERLAY_AGENT    the overlay IP's agent [ocf:paceline:aws-vpc-move-ip] (heartbeat's
 #                    takes the same parameters)
+#   STATE_ALLOW      required with the state service (STACK=paceline, the default): the
+#                    networks it answers (its allow parameter), e.g. the subnets of the
+#                    nodes and of the monitoring, "10.0.1.0/24 10.0.2.0/24 127.0.0.1 ::1";
+#                    the overlay IP is no network to take a default from
 set -eu
 
 if [ "${1:-}" = _pcs ]; then
@@ -55,6 +60,9 @@ fail() { echo "pgsql-ha-ec2-multiaz.sh: $*" >&2; exit 2; }
 [ -n "$OVERLAY_IP" ] || fail "OVERLAY_IP is required (an address outside the VPC's CIDR blocks)"
 case $OVERLAY_IP in *[!0-9.]* | *.*.*.*.* | .* | *.) fail "OVERLAY_IP must be an IPv4 address, not '$OVERLAY_IP'" ;; *.*.*.*) ;; *) fail "OVERLAY_IP must be an IPv4 address, not '$OVERLAY_IP'" ;; esac
 [ -n "$ROUTE_TABLES" ] || fail "ROUTE_TABLES is required: the route tables' ids, comma-separated (rtb-0aaa,rtb-0bbb)"
+if [ "${STACK:-paceline}" = paceline ] && [ "${STATE_SERVICE:-true}" = true ] && [ -z "${STATE_ALLOW:-}" ]; then
+    fail "STATE_ALLOW is required: the networks the state service answers (the subnets of the nodes and of the monitoring), e.g. STATE_ALLOW=\"10.0.1.0/24 10.0.2.0/24 127.0.0.1 ::1\""
+fi
 rest=$ROUTE_TABLES
 while [ -n "$rest" ]; do
     t=${rest%%,*}

@@ -7,7 +7,7 @@
 # replication to the node whose state service answers GET /primary with 200.
 #
 # Run it once, on one node of a running cluster that has none of these resources yet:
-#     PGPORT=5434 sh crm-examples/pgsql-ha-haproxy.sh
+#     PGPORT=5434 STATE_ALLOW="192.0.2.0/24 127.0.0.1 ::1" sh crm-examples/pgsql-ha-haproxy.sh
 # or against a CIB file:
 #     cibadmin --empty > cib.xml && PCS="pcs -f cib.xml" sh crm-examples/pgsql-ha-haproxy.sh
 # crm-examples/README.md has the PostgreSQL and HAProxy set-up it expects.
@@ -29,6 +29,10 @@
 #   EC2            true|false [false]: run pgsql-ha-ec2.sh instead (fence_paceline_aws,
 #                  stonith-enabled=true; its REGION, HOST_MAP, ... apply), without the
 #                  secondary IP
+#   STATE_ALLOW    required (STACK=paceline): the networks the state service answers (its
+#                  allow parameter), e.g. "192.0.2.0/24 127.0.0.1 ::1": the nodes' network —
+#                  every HAProxy checks every node from its own node's address — and the
+#                  monitoring's. There is no VIP here to take a default from.
 set -eu
 
 if [ "${1:-}" = _pcs ]; then
@@ -49,7 +53,10 @@ EC2=${EC2:-false}
 
 fail() { echo "pgsql-ha-haproxy.sh: $*" >&2; exit 2; }
 case $STACK in
-    paceline) [ "$STATE_SERVICE" = true ] || fail "STATE_SERVICE must be true: HAProxy's checks ask the state service (ocf:paceline:pgsql-state)" ;;
+    paceline)
+        [ "$STATE_SERVICE" = true ] || fail "STATE_SERVICE must be true: HAProxy's checks ask the state service (ocf:paceline:pgsql-state)"
+        [ -n "${STATE_ALLOW:-}" ] || fail "STATE_ALLOW is required: the networks the state service answers, those of the nodes (each HAProxy checks from its node's address) and of the monitoring, e.g. STATE_ALLOW=\"192.0.2.0/24 127.0.0.1 ::1\""
+        ;;
     reference) echo "pgsql-ha-haproxy.sh: STACK=reference: no state service; HAProxy's checks must be answered by something else on every node" >&2 ;;
     *) fail "STACK must be paceline or reference, not '$STACK'" ;;
 esac

@@ -45,6 +45,13 @@
 #                       crashed PostgreSQL to Pacemaker at once (no wait for the next monitor),
 #                       guards synchronous commits, and answers load balancers' routing checks
 #                       on port 8008 (docs/state-service.md)
+#   STATE_ALLOW         paceline stack only: the networks the state service answers (its
+#                       allow parameter; addresses or networks separated by spaces): the
+#                       load balancers' and the monitoring's. A client from anywhere else is
+#                       closed unanswered and takes none of its connections
+#                       [the VIP's network, i.e. the nodes', and this node's loopback:
+#                       "$VIP/$CIDR 127.0.0.1 ::1"]; "0.0.0.0/0 ::/0" answers every client
+#                       (docs/state-service.md, "Connection limits")
 #   SYNC_COUNT          paceline stack only: synchronous_node_count [unset: the agent's default, 1]
 #   PCS_CREATE_FLAGS    extra flags for both "pcs resource create" [none], e.g. --force, which
 #                       pcs needs while ocf:paceline:pgsqlms is not installed on this machine
@@ -71,6 +78,7 @@ REWIND_USER=${REWIND_USER:-}
 SYNC_MODE=${SYNC_MODE:-}
 SYNC_COUNT=${SYNC_COUNT:-}
 STATE_SERVICE=${STATE_SERVICE:-true}
+STATE_ALLOW=${STATE_ALLOW-"$VIP/$CIDR 127.0.0.1 ::1"}
 
 case $STACK in
     reference) PGSQL_AGENT=ocf:heartbeat:pgsqlms VIP_AGENT=ocf:heartbeat:IPaddr2 ;;
@@ -93,6 +101,13 @@ case $STATE_SERVICE in
     true | false) ;;
     *) echo "pgsql-ha.sh: STATE_SERVICE must be true or false, not '$STATE_SERVICE'" >&2; exit 2 ;;
 esac
+if [ "$STACK" = paceline ] && [ "$STATE_SERVICE" = true ]; then
+    case $STATE_ALLOW in
+        *[!0-9A-Fa-f.:/,\ ]* | "" | " ")
+            echo "pgsql-ha.sh: STATE_ALLOW must list the networks the state service answers (e.g. \"192.0.2.0/24 127.0.0.1 ::1\"; \"0.0.0.0/0 ::/0\" for every client), not '$STATE_ALLOW'" >&2
+            exit 2 ;;
+    esac
+fi
 if [ "$STACK" = reference ] && [ -n "$AUTO_REWIND$REWIND_USER$SYNC_MODE$SYNC_COUNT" ]; then
     echo "pgsql-ha.sh: AUTO_REWIND, REWIND_USER, SYNC_MODE and SYNC_COUNT are parameters of ocf:paceline:pgsqlms only (STACK=paceline)" >&2
     exit 2
@@ -193,10 +208,12 @@ pcs_ resource enable pgsql-vip
 
 # The node state service on every node (docs/state-service.md): reports a crashed PostgreSQL
 # at once, guards synchronous commits against a cancelled wait's false success, answers
-# routing checks. Same connection parameters as pgsqld; pgsql_resource names it.
+# routing checks. Same connection parameters as pgsqld; pgsql_resource names it. allow: its
+# answers, and its connections, are for the cluster's networks only — a client elsewhere
+# cannot take the load balancers' room.
 if [ "$STACK" = paceline ] && [ "$STATE_SERVICE" = true ]; then
     # shellcheck disable=SC2086
-    pcs_ resource create pgsql-state ocf:paceline:pgsql-state "pghost=$PGHOST" "pgport=$PGPORT" pgsql_resource=pgsqld \
+    pcs_ resource create pgsql-state ocf:paceline:pgsql-state "pghost=$PGHOST" "pgport=$PGPORT" pgsql_resource=pgsqld "allow=$STATE_ALLOW" \
         op monitor interval=10s timeout=10s \
         clone $PCS_CREATE_FLAGS
 fi

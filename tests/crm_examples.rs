@@ -128,6 +128,7 @@ fn run_script(cib: &Path, env: &[(&str, &str)]) -> Output {
         "MONITOR_PROMOTED",
         "MONITOR_UNPROMOTED",
         "VIP_MONITOR",
+        "STATE_ALLOW",
     ] {
         c.env_remove(var); // the caller's environment must not change the defaults under test
     }
@@ -402,11 +403,17 @@ fn paceline_stack_builds_a_cib_crm_verify_accepts() {
     assert!(xml.contains(r#"<clone id="pgsql-state-clone""#), "no state service by default:\n{xml}");
     let line = line_with_id(&xml, "pgsql-state-instance_attributes-pgsql_resource").unwrap_or_else(|| panic!("no pgsql_resource:\n{xml}"));
     assert_eq!(attr(line, "value"), Some("pgsqld"), "{line}");
+    // Its answers and connections are for the cluster's network (the VIP's) and loopback.
+    let line = line_with_id(&xml, "pgsql-state-instance_attributes-allow").unwrap_or_else(|| panic!("no allow:\n{xml}"));
+    assert_eq!(attr(line, "value"), Some("192.0.2.100/24 127.0.0.1 ::1"), "{line}");
     let (bare_cib, _) = built_cib(&dir, "bare.xml", &[("STACK", "paceline"), ("PCS_CREATE_FLAGS", "--force"), ("STATE_SERVICE", "false")]);
     let bare_xml = std::fs::read_to_string(&bare_cib).unwrap();
     assert!(!bare_xml.contains("pgsql-state"), "STATE_SERVICE=false: no state service");
     let bad = dir.path("bad-state.xml");
     empty_cib(&bad);
+    let out = run_script(&bad, &[("STACK", "paceline"), ("STATE_ALLOW", "")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("STATE_ALLOW must list the networks"), "{}", text(&out));
     let out = run_script(&bad, &[("STACK", "paceline"), ("STATE_SERVICE", "yes")]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let bad = dir.path("bad-sync.xml");
@@ -738,6 +745,7 @@ const EC2_VARS: &[&str] = &[
     "FENCE_DELAY_MAX",
     "FENCE_AGENT",
     "AWSVIP_AGENT",
+    "STATE_ALLOW",
     "CIB_file",
 ];
 
@@ -901,8 +909,12 @@ const MULTIAZ_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crm-examples/
 const TABLES: &str = "rtb-0000000000000000a,rtb-0000000000000000b";
 
 fn run_multiaz_script(cib: &Path, env: &[(&str, &str)]) -> Output {
-    run_example(MULTIAZ_SCRIPT, cib, &["OVERLAY_IP", "ROUTE_TABLES", "OVERLAY_MONITOR", "MONAPI", "OVERLAY_AGENT", "MULTIAZ_REAL_PCS"], env)
+    // STATE_ALLOW is required there (the overlay IP is no network): the nodes' subnets.
+    let env: Vec<(&str, &str)> = [("STATE_ALLOW", MULTIAZ_ALLOW)].into_iter().chain(env.iter().copied()).collect();
+    run_example(MULTIAZ_SCRIPT, cib, &["OVERLAY_IP", "ROUTE_TABLES", "OVERLAY_MONITOR", "MONAPI", "OVERLAY_AGENT", "MULTIAZ_REAL_PCS"], &env)
 }
+
+const MULTIAZ_ALLOW: &str = "10.0.1.0/24 10.0.2.0/24 127.0.0.1 ::1";
 
 /// The multi-AZ example's CIB, built once.
 fn multiaz_cib() -> &'static str {
@@ -990,6 +1002,7 @@ fn multiaz_example_moves_an_overlay_ip_instead_of_the_vip() {
         (vec![("OVERLAY_IP", "192.0.2"), ("ROUTE_TABLES", TABLES)], "OVERLAY_IP must be an IPv4 address"),
         (vec![("OVERLAY_IP", "192.0.2.100"), ("ROUTE_TABLES", "rtb-0a,igw-0b")], "'igw-0b' is not a route table id"),
         (vec![("OVERLAY_IP", "192.0.2.100"), ("ROUTE_TABLES", TABLES), ("MONAPI", "yes")], "MONAPI must be true or false"),
+        (vec![("OVERLAY_IP", "192.0.2.100"), ("ROUTE_TABLES", TABLES), ("STATE_ALLOW", "")], "STATE_ALLOW is required"),
     ] {
         let cib = dir.path("bad.xml");
         empty_cib(&cib);
@@ -1026,6 +1039,8 @@ fn simulate_multiaz_node_fail_fences_then_moves_the_overlay_ip() {
 const HAPROXY_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crm-examples/pgsql-ha-haproxy.sh");
 const HAPROXY_CFG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crm-examples/haproxy.cfg");
 const LAB_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/lab.sh");
+/// The state service's `allow` of the HAProxy example's runs: the nodes' network, loopback.
+const HAPROXY_ALLOW: &str = "192.0.2.0/24 127.0.0.1 ::1";
 
 /// Run the HAProxy example against `cib` with `env` (PCS is `pcs -f <cib>`, --force: the
 /// agents need not be installed where pcs runs).
@@ -1070,6 +1085,8 @@ fn run_haproxy_script(cib: &Path, env: &[(&str, &str)]) -> Output {
         c.env_remove(var);
     }
     c.env("PCS_CREATE_FLAGS", "--force");
+    // Required (no VIP to take a default from): the nodes' network, unless a test says.
+    c.env("STATE_ALLOW", HAPROXY_ALLOW);
     c.envs(env.iter().copied());
     run(&mut c)
 }
@@ -1123,8 +1140,9 @@ fn haproxy_example_is_pgsql_ha_without_the_vip_crm_verify_accepts() {
     has("rsc_defaults-meta_attributes-migration-threshold", &[("value", &MIGRATION_THRESHOLD.to_string())]);
     // Exactly pgsql-ha.sh's definitions (one definition, run by the HAProxy script).
     let dir = TempDir::new("haproxy-vs-vip");
-    let (vip_cib, _) = built_cib(&dir, "vip.xml", &[("STACK", "paceline"), ("PCS_CREATE_FLAGS", "--force")]);
+    let (vip_cib, _) = built_cib(&dir, "vip.xml", &[("STACK", "paceline"), ("PCS_CREATE_FLAGS", "--force"), ("STATE_ALLOW", HAPROXY_ALLOW)]);
     let vip_xml = std::fs::read_to_string(&vip_cib).unwrap();
+    has("pgsql-state-instance_attributes-allow", &[("value", HAPROXY_ALLOW)]);
     for (tag, id) in [
         ("clone", "pgsqld-clone"),
         ("clone", "pgsql-state-clone"),
@@ -1147,6 +1165,7 @@ fn haproxy_example_refuses_bad_settings_and_runs_the_seed_stack() {
         (vec![("STATE_SERVICE", "false")], "pgsql-ha-haproxy.sh:", "STATE_SERVICE must be true"),
         (vec![("STACK", "heartbeat")], "pgsql-ha-haproxy.sh:", "STACK must be paceline or reference"),
         (vec![("EC2", "yes")], "pgsql-ha-haproxy.sh:", "EC2 must be true or false"),
+        (vec![("STATE_ALLOW", "")], "pgsql-ha-haproxy.sh:", "STATE_ALLOW is required"),
         // pgsql-ha.sh's own checks apply, before anything is created.
         (vec![("SYNC_MODE", "quorum")], "pgsql-ha.sh:", "SYNC_MODE must be off, on or strict"),
         (vec![("MONITOR_UNPROMOTED", "15s")], "pgsql-ha.sh:", "must differ"),

@@ -47,7 +47,7 @@ Param::new("listen_address", ParamKind::String, "Address the checks listen on",
 .default("0.0.0.0")
 .reloadable(),
 Param::new("allow", ParamKind::String, "Networks the checks answer",
-    "Addresses or networks (192.0.2.0/24, 2001:db8::/32), separated by spaces or commas, that the HTTP and TCP checks answer; a connection from anywhere else is closed unanswered. Empty: every client. Give the load balancers' addresses (and the monitoring's, for /metrics).")
+    "Addresses or networks (192.0.2.0/24, 2001:db8::/32), separated by spaces or commas, that the HTTP and TCP checks answer; a connection from anywhere else is closed at once, unanswered, and takes none of the service's connections. Empty: every client. Give the cluster's networks: the load balancers' addresses (and the monitoring's, for /metrics). Allowed or not, one client (an IPv4 address, an IPv6 /64) is served at most 32 connections at once, and a full pool (1024) makes room for a client that holds fewer, so that no client can crowd the load balancers out.")
 .default("")
 .reloadable(),
 Param::new("crash_reports", ParamKind::Boolean, "Report a crashed PostgreSQL at once",

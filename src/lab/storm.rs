@@ -32,13 +32,24 @@
 //!   accepted and handled, answered in time or not): `forks_per_check` and
 //!   `cpu_ms_per_1000` are what the checks cost, not the polling the service does anyway.
 //!
+//! A hostile client beside the checks (issue #26: one client must not knock the primary
+//! out of its load balancers' pool): `--slowloris N` slow connections, each a request line
+//! then one header line a second, never finished, reopened a second after the server
+//! closes one; `--odd-rate R` requests a second on odd spellings of the paths (`/primary/`,
+//! `/primary?x=1`, `//primary`, 4 KiB of slashes, random paths), each on a new connection.
+//! It comes from `--hostile-from` (one address, or networks: many clients), the checks
+//! from `--from`, so that the service, which counts connections per client, tells them
+//! apart; it starts `--hostile-lead-s` before the checks and stops with them, and the JSON
+//! line's `hostile` says what it did (connections opened, closed by the server, the most
+//! open at once; the odd paths' answers by status).
+//!
 //! Addresses: checks go where `--addr` says; the lab uses loopback or addresses inside its
 //! own namespaces. Output: one JSON line on stdout. Exit status 0 whenever the storm ran
 //! (failures are a result), non-zero for bad arguments or a watch that cannot be set up.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,7 +58,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
 /// The most of an answer that is read; a check answer is a few hundred bytes.
@@ -97,6 +108,31 @@ pub struct Args {
     /// Free text copied into the JSON line (which side this run measures).
     #[arg(long)]
     pub label: Option<String>,
+    /// The checks' source addresses (as `--hostile-from`; check `i` from address `i mod n`):
+    /// the checker is a client of its own (127.0.0.1 beside a hostile 127.0.0.2: any
+    /// address of 127/8 is on `lo`). The service serves one client (an IPv4 address, an IPv6
+    /// /64) at most 32 connections at once: a storm with more in flight is many clients' load,
+    /// and comes from as many addresses. Default: the kernel's choice.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// A hostile client beside the checks: this many slow connections at once (slowloris),
+    /// each sending a request line and then one header line a second, never finishing; one
+    /// the server closes is opened again a second later.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=60_000))]
+    pub slowloris: u32,
+    /// The hostile client's requests on odd paths (`/primary/`, `/primary?x=1`,
+    /// `//primary`, long and random paths), per second, each on a new connection.
+    #[arg(long, default_value_t = 0)]
+    pub odd_rate: u32,
+    /// The hostile client's addresses: addresses or networks (`127.0.1.0/24`; at most 65,536
+    /// addresses in all), separated by commas or spaces; its connection `i` comes from
+    /// address `i mod n`.
+    #[arg(long, default_value = "127.0.0.2")]
+    pub hostile_from: String,
+    /// How long the hostile client runs before the checks start (its slow connections in
+    /// place); it stops when they end.
+    #[arg(long, default_value_t = 3.0)]
+    pub hostile_lead_s: f64,
 }
 
 /// Run the storm and print its JSON line.
@@ -117,6 +153,15 @@ pub fn storm(args: &Args) -> Result<Value> {
         );
     }
     ensure!(args.path.is_none() || args.expect_line.is_none(), "--expect-line is for TCP mode (no --path)");
+    if let Some(f) = &args.from {
+        parse_sources(f)?;
+    }
+    ensure!(args.hostile_lead_s >= 0.0 && args.hostile_lead_s.is_finite(), "--hostile-lead-s must be 0 or more");
+    let hostile_from = if args.slowloris > 0 || args.odd_rate > 0 { parse_sources(&args.hostile_from)? } else { Vec::new() };
+    if args.slowloris > 0 {
+        // One descriptor a slow connection: the soft limit up to the hard one.
+        raise_nofile(u64::from(args.slowloris) + u64::from(args.odd_rate) + args.concurrency + 256)?;
+    }
     let mut watches = args.watch.iter().map(|w| Watch::new(w)).collect::<Result<Vec<_>>>()?;
 
     // A sampler follows every watched namespace's last pid while the windows run.
@@ -141,18 +186,25 @@ pub fn storm(args: &Args) -> Result<Value> {
                 w.idle = Some(w.mark()?.since(&m));
             }
         }
+        // The hostile client, its slow connections in place before the first check.
+        let hostile = if hostile_from.is_empty() { None } else { Some(Hostile::start(args, hostile_from.clone())?) };
+        if hostile.is_some() {
+            std::thread::sleep(Duration::from_secs_f64(args.hostile_lead_s));
+        }
         let marks: Vec<Mark> = watches.iter_mut().map(|w| w.mark()).collect::<Result<_>>()?;
         let t0 = Instant::now();
-        let stats = send_all(args)?;
+        let stats = send_all(args);
         let took = t0.elapsed();
+        let hostile = hostile.map(Hostile::finish).transpose()?;
+        let stats = stats?;
         for (w, m) in watches.iter_mut().zip(marks) {
             w.storm = Some(w.mark()?.since(&m));
         }
-        Ok::<_, anyhow::Error>((stats, took))
+        Ok::<_, anyhow::Error>((stats, took, hostile))
     })();
     stop.store(true, Ordering::SeqCst);
     let _ = sampler.join();
-    let (mut stats, took) = result?;
+    let (mut stats, took, hostile) = result?;
 
     stats.latencies_us.sort_unstable();
     let pct = |p: f64| -> Value {
@@ -187,6 +239,8 @@ pub fn storm(args: &Args) -> Result<Value> {
         "achieved_rate": round3(stats.sent as f64 / took.as_secs_f64()),
         "late_ms_max": round3(stats.late_max.as_secs_f64() * 1000.0),
         "latency_ms": { "p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": pct(1.0) },
+        "from": args.from,
+        "hostile": hostile,
         "watch": watch,
     }))
 }
@@ -248,6 +302,8 @@ struct Check {
     expect_status: u16,
     expect_line: Option<String>,
     timeout: Duration,
+    /// Check `i` comes from `from[i % len]`; empty: the kernel's choice.
+    from: Vec<IpAddr>,
 }
 
 /// Every thread's share of the storm, merged.
@@ -260,6 +316,7 @@ fn send_all(args: &Args) -> Result<Stats> {
         expect_status: args.expect_status,
         expect_line: args.expect_line.clone(),
         timeout: Duration::from_millis(args.timeout_ms),
+        from: args.from.as_deref().map(parse_sources).transpose()?.unwrap_or_default(),
     });
     let total = (args.rate as f64 * args.duration_s).round() as u64;
     let threads = args.threads;
@@ -306,7 +363,7 @@ async fn send(check: Arc<Check>, t0: Instant, deadline: Instant, first: u64, ste
         late_max = late_max.max(Instant::now().saturating_duration_since(due));
         let (check, stats) = (check.clone(), stats.clone());
         tokio::spawn(async move {
-            let outcome = one(&check).await;
+            let outcome = one(&check, i).await;
             let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
             s.sent += 1;
             s.record(outcome);
@@ -320,11 +377,12 @@ async fn send(check: Arc<Check>, t0: Instant, deadline: Instant, first: u64, ste
     s
 }
 
-/// One check on a new connection: its latency, or the kind of failure and its text.
-async fn one(check: &Check) -> Result<Duration, (&'static str, String)> {
+/// Check `i` on a new connection: its latency, or the kind of failure and its text.
+async fn one(check: &Check, i: u64) -> Result<Duration, (&'static str, String)> {
     let start = Instant::now();
+    let from = (!check.from.is_empty()).then(|| check.from[(i % check.from.len() as u64) as usize]);
     let answer = tokio::time::timeout(check.timeout, async {
-        let mut c = TcpStream::connect(check.addr).await.map_err(|e| io_failure("connect", &e))?;
+        let mut c = connect_from(from, check.addr).await.map_err(|e| io_failure("connect", &e))?;
         if let Some(req) = &check.request {
             c.write_all(req).await.map_err(|e| io_failure("write", &e))?;
         }
@@ -387,6 +445,234 @@ fn judge_line(answer: &[u8], want: Option<&str>) -> Result<(), (&'static str, St
         _ if known => Err(("wrong", format!("line {word:?}, expected {:?}", want.unwrap_or("production|standby")))),
         _ => Err(("garbage", format!("not a role line: {:?}", text.chars().take(60).collect::<String>()))),
     }
+}
+
+/// A new connection to `to`, from `from` when given. The local port is chosen at connect
+/// (IP_BIND_ADDRESS_NO_PORT), per destination, as for an unbound socket: thousands of
+/// connections from one address do not run out of ports at bind.
+async fn connect_from(from: Option<IpAddr>, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let Some(ip) = from else { return TcpStream::connect(to).await };
+    let sock = if ip.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let one: libc::c_int = 1;
+    // SAFETY: a valid socket descriptor and an int option of the right size.
+    unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&sock),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+    sock.bind(SocketAddr::new(ip, 0))?;
+    sock.connect(to).await
+}
+
+/// The soft limit on open descriptors raised to `need` (at most the hard limit).
+fn raise_nofile(need: u64) -> Result<()> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).context("getrlimit")?;
+    if soft < need {
+        setrlimit(Resource::RLIMIT_NOFILE, need.min(hard), hard).context("setrlimit")?;
+    }
+    ensure!(need <= hard, "{need} descriptors needed, the hard limit is {hard} (ulimit -Hn)");
+    Ok(())
+}
+
+/// `--from`, `--hostile-from`: addresses and networks, every address of each network.
+fn parse_sources(text: &str) -> Result<Vec<IpAddr>> {
+    const MAX: u128 = 65_536;
+    let mut out = Vec::new();
+    for w in text.split(|c: char| c == ',' || c.is_whitespace()).filter(|w| !w.is_empty()) {
+        let (ip, prefix) = w.split_once('/').unwrap_or((w, ""));
+        let ip: IpAddr = ip.parse().with_context(|| format!("{w:?} is not an address or network"))?;
+        let bits: u32 = if ip.is_ipv4() { 32 } else { 128 };
+        let prefix: u32 = if prefix.is_empty() { bits } else { prefix.parse().ok().filter(|p| *p <= bits).with_context(|| format!("bad prefix in {w:?}"))? };
+        let count = 1u128.checked_shl(bits - prefix).unwrap_or(u128::MAX);
+        ensure!(count <= MAX && out.len() as u128 + count <= MAX, "more than {MAX} addresses");
+        for i in 0..count {
+            out.push(match ip {
+                IpAddr::V4(a) => IpAddr::from(std::net::Ipv4Addr::from(((u32::from(a) as u128 & !(count - 1)) | i) as u32)),
+                IpAddr::V6(a) => IpAddr::from(std::net::Ipv6Addr::from((u128::from(a) & !(count - 1)) | i)),
+            });
+        }
+    }
+    ensure!(!out.is_empty(), "no address");
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// The hostile client.
+
+/// Odd spellings of the routing paths, and paths that are none: what a scanner or a
+/// misconfigured client sends. Each is sent as is; `RANDOM` and `LONG` are made up.
+const ODD_PATHS: &[&str] = &[
+    "/primary/",
+    "/primary?x=1",
+    "//primary",
+    "/primary//",
+    "/read-write/",
+    "/master?",
+    "/leader/?a=b",
+    "/%70rimary",
+    "/primary/x",
+    "/replica?lag=abc",
+    "/metrics?x",
+    "/",
+    "RANDOM",
+    "LONG",
+];
+
+/// What the hostile client did, counted by its tasks.
+#[derive(Default)]
+struct HostileStats {
+    /// Slow connections opened (connected), and closed by the server.
+    opened: std::sync::atomic::AtomicU64,
+    closed: std::sync::atomic::AtomicU64,
+    connect_failed: std::sync::atomic::AtomicU64,
+    /// Slow connections open now, and the most at once.
+    open: std::sync::atomic::AtomicU64,
+    open_max: std::sync::atomic::AtomicU64,
+    /// Odd-path requests by outcome (a status, `closed`, `error`).
+    odd: Mutex<BTreeMap<String, u64>>,
+}
+
+/// The hostile client's thread: slow connections and odd paths until told to stop.
+struct Hostile {
+    stop: Arc<AtomicBool>,
+    stats: Arc<HostileStats>,
+    thread: std::thread::JoinHandle<()>,
+    started: Instant,
+    slowloris: u32,
+    odd_rate: u32,
+    sources: usize,
+}
+
+impl Hostile {
+    fn start(args: &Args, from: Vec<IpAddr>) -> Result<Hostile> {
+        let (stop, stats) = (Arc::new(AtomicBool::new(false)), Arc::new(HostileStats::default()));
+        let (addr, slowloris, odd_rate, sources) = (args.addr, args.slowloris, args.odd_rate, from.len());
+        let thread = {
+            let (stop, stats) = (stop.clone(), stats.clone());
+            std::thread::Builder::new().name("storm-hostile".into()).spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+                rt.block_on(async move {
+                    let from = Arc::new(from);
+                    let mut tasks = Vec::new();
+                    for i in 0..slowloris as usize {
+                        let src = from[i % from.len()];
+                        tasks.push(tokio::spawn(slow_connection(addr, src, stop.clone(), stats.clone())));
+                    }
+                    if odd_rate > 0 {
+                        tasks.push(tokio::spawn(odd_paths(addr, from.clone(), odd_rate, stop.clone(), stats.clone())));
+                    }
+                    for t in tasks {
+                        let _ = t.await;
+                    }
+                })
+            })?
+        };
+        Ok(Hostile { stop, stats, thread, started: Instant::now(), slowloris, odd_rate, sources })
+    }
+
+    fn finish(self) -> Result<Value> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().map_err(|_| anyhow::anyhow!("the hostile client's thread panicked"))?;
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::SeqCst);
+        let s = &self.stats;
+        Ok(json!({
+            "sources": self.sources,
+            "s": round3(self.started.elapsed().as_secs_f64()),
+            "slowloris": { "target": self.slowloris, "opened": n(&s.opened), "closed_by_server": n(&s.closed), "connect_failed": n(&s.connect_failed), "open_max": n(&s.open_max) },
+            "odd": { "rate": self.odd_rate, "outcomes": *s.odd.lock().unwrap_or_else(|e| e.into_inner()) },
+        }))
+    }
+}
+
+/// One slow connection, again and again: the request line, then one header line a second,
+/// never the blank line that ends the head. Whatever the server says is read and dropped;
+/// when it closes, the next one is opened a second later.
+async fn slow_connection(addr: SocketAddr, src: IpAddr, stop: Arc<AtomicBool>, stats: Arc<HostileStats>) {
+    const TICK: Duration = Duration::from_secs(1);
+    while !stop.load(Ordering::SeqCst) {
+        let Ok(Ok(mut c)) = tokio::time::timeout(TICK, connect_from(Some(src), addr)).await else {
+            stats.connect_failed.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(TICK).await;
+            continue;
+        };
+        stats.opened.fetch_add(1, Ordering::SeqCst);
+        let open = stats.open.fetch_add(1, Ordering::SeqCst) + 1;
+        stats.open_max.fetch_max(open, Ordering::SeqCst);
+        let mut line: &[u8] = b"GET /primary HTTP/1.1\r\n";
+        let mut buf = [0u8; 1024];
+        let closed = 'conn: loop {
+            if c.write_all(line).await.is_err() {
+                break true;
+            }
+            line = b"X-Slow: 1\r\n";
+            let next = tokio::time::Instant::now() + TICK;
+            loop {
+                if stop.load(Ordering::SeqCst) {
+                    break 'conn false;
+                }
+                tokio::select! {
+                    r = c.read(&mut buf) => if !matches!(r, Ok(1..)) { break 'conn true },
+                    _ = tokio::time::sleep_until(next) => break,
+                }
+            }
+        };
+        stats.open.fetch_sub(1, Ordering::SeqCst);
+        drop(c);
+        if closed {
+            stats.closed.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(TICK).await;
+        }
+    }
+}
+
+/// Requests on odd paths, `rate` a second, each on a new connection from the next source
+/// address (so as many peers as addresses ask), at most 64 in flight.
+async fn odd_paths(addr: SocketAddr, from: Arc<Vec<IpAddr>>, rate: u32, stop: Arc<AtomicBool>, stats: Arc<HostileStats>) {
+    let limit = Arc::new(Semaphore::new(64));
+    let t0 = Instant::now();
+    // A xorshift: random paths, no dependency, the same sequence every run.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut i: u64 = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let due = t0 + Duration::from_secs_f64(i as f64 / f64::from(rate));
+        if due > Instant::now() {
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let Ok(permit) = limit.clone().acquire_owned().await else { break };
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let path = match ODD_PATHS[(i % ODD_PATHS.len() as u64) as usize] {
+            "RANDOM" => format!("/{x:x}/{}", x % 1000),
+            "LONG" => format!("/primary{}", "/".repeat(4000)),
+            p => p.to_owned(),
+        };
+        let src = from[(i % from.len() as u64) as usize];
+        let stats = stats.clone();
+        tokio::spawn(async move {
+            let outcome = tokio::time::timeout(Duration::from_secs(2), async {
+                let mut c = connect_from(Some(src), addr).await.map_err(|_| "error".to_owned())?;
+                c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.map_err(|_| "closed".to_owned())?;
+                let mut answer = Vec::new();
+                let _ = c.read_to_end(&mut answer).await;
+                let line = answer.split(|b| *b == b'\n').next().unwrap_or_default();
+                let code = String::from_utf8_lossy(line).split_whitespace().nth(1).map(str::to_owned);
+                Ok::<_, String>(code.unwrap_or_else(|| "closed".into()))
+            })
+            .await
+            .unwrap_or_else(|_| Err("timeout".into()));
+            let key = outcome.unwrap_or_else(|e| e);
+            *stats.odd.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default() += 1;
+            drop(permit);
+        });
+        i += 1;
+    }
+    let _ = limit.acquire_many(64).await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -576,6 +862,18 @@ mod tests {
         assert_eq!(judge_line(b"standby\n", Some("production")).unwrap_err().0, "wrong");
         assert_eq!(judge_line(b"productionX\n", None).unwrap_err().0, "garbage");
         assert_eq!(judge_line(b"", None).unwrap_err().0, "garbage");
+    }
+
+    #[test]
+    fn hostile_sources_are_addresses_and_networks() {
+        let v = parse_sources("127.0.0.2, 127.0.1.0/30 2001:db8::/127").unwrap();
+        let want: Vec<IpAddr> =
+            ["127.0.0.2", "127.0.1.0", "127.0.1.1", "127.0.1.2", "127.0.1.3", "2001:db8::", "2001:db8::1"].iter().map(|a| a.parse().unwrap()).collect();
+        assert_eq!(v, want);
+        assert_eq!(parse_sources("127.0.1.77/24").unwrap().len(), 256);
+        for bad in ["", "nope", "127.0.0.0/33", "10.0.0.0/8", "2001:db8::/64"] {
+            assert!(parse_sources(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

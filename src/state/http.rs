@@ -2,21 +2,47 @@
 //!
 //! A load balancer checks every node many times a second, and an attacker may check far
 //! more: an answer must cost nothing, so it is read from the [`Snapshot`] the service's
-//! loops keep current (never a query or a fork per request), and the server protects
-//! itself: at most [`MAX_CONNECTIONS`] connections at once (more are closed at once, the
-//! others go on being answered), [`MAX_REQUEST`] bytes of request head, a header read
-//! timeout and a whole-connection bound, no request body read. HTTP is served by hyper
+//! loops keep current (never a query or a fork per request). HTTP is served by hyper
 //! (HTTP/1.1, keep-alive) on a current-thread tokio runtime of its own thread, so the
 //! PostgreSQL poll never waits for a client.
+//!
+//! Why the connections are shared out by client: HAProxy marks a server DOWN after a few
+//! failed checks in a row, so a client that makes the load balancers' checks fail takes the
+//! primary out of its pool — a write outage with nothing wrong in the cluster. A single
+//! global cap did not stop it: one client holding 1,100 slow connections (a header line a
+//! second) kept the pool full and half of another node's `/primary` checks failed; the
+//! descriptors ran out first (the service had the default 1024), and then even the service's
+//! own Pacemaker tools could not start and the answer went stale (503). So:
+//!
+//! - [`Pool`]: at most [`MAX_CONNECTIONS`] connections at once, and at most
+//!   [`MAX_PER_CLIENT`] of them from one client — an IPv4 address, an IPv6 /64 (one host
+//!   has a whole /64 to take addresses from). When the pool is full, a new connection from a
+//!   client that holds fewer than the biggest holder takes that holder's oldest connection
+//!   (closed at once); otherwise it is closed unanswered. So a load balancer, which holds a
+//!   connection or two at a time, is always served: to refuse it, the pool must be full of
+//!   clients that each hold no more than it does — 1,024 distinct hosts (or /64s), not one
+//!   client, however many connections it opens, nor a handful.
+//! - `allow` (the parameter): a client outside the allowed networks is closed at accept and
+//!   never holds a slot; give the load balancers' networks, and the pool is theirs.
+//! - [`MAX_REQUEST`] bytes of request head, [`HEADER_TIMEOUT`] to send it (a slow client's
+//!   connection lasts that long), [`CONNECTION_TIMEOUT`] for a whole connection, no request
+//!   body read.
+//! - The descriptors all this needs are the service's to have: it raises its RLIMIT_NOFILE
+//!   to [`NOFILE`] before it drops root (super::serve).
 //!
 //! Paths (any method; HEAD without a body): `/primary` (`/`, `/master`, `/leader`,
 //! `/read-write`), `/replica` (`/standby`, `?lag=16MB`), `/read-only`, `/health`,
 //! `/liveness` → 200 or 503 with a small JSON body, as Patroni answers them, so an HAProxy
-//! configuration written for Patroni works unchanged; `/metrics` → Prometheus text.
+//! configuration written for Patroni works unchanged; `/metrics` → Prometheus text, with
+//! the pool's figures (connections held, refused and evicted by reason). A trailing slash
+//! or a query does not change the check; any other path is 404.
 //! The TCP port writes `production` or `standby` and a newline, then closes.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -26,20 +52,183 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 
 use super::role::{check_for, Snapshot};
 use crate::ocf::OcfError;
 use crate::{ocf_info, ocf_warn};
 
-/// Connections served at once; a connection beyond it is closed without an answer.
+/// Connections served at once, over every client.
 pub const MAX_CONNECTIONS: usize = 1024;
+/// Connections served at once from one client (an IPv4 address, an IPv6 /64). HAProxy opens
+/// one connection per check and closes it within milliseconds, so even a dozen pools, or
+/// several load balancers behind one NAT address, hold a few at a time; Prometheus holds
+/// one. A 32nd at once is no load balancer's.
+pub const MAX_PER_CLIENT: usize = 32;
+/// The descriptors the service needs: the pool, as many again for connections being closed
+/// (over a limit, evicted, or from outside `allow`: each is accepted first), and its own
+/// (PostgreSQL, the log, the pipes of the Pacemaker tools it runs).
+pub const NOFILE: u64 = 2 * MAX_CONNECTIONS as u64 + 256;
 /// The most a request head may take.
 pub const MAX_REQUEST: usize = 8 * 1024;
 /// How long a client may take to send its request head.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest one connection (keep-alive included) is kept.
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A client, as the pool counts them: an IPv4 address (an IPv4-mapped IPv6 one counted as
+/// IPv4), or the /64 of an IPv6 address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Client {
+    V4(Ipv4Addr),
+    V6(u64),
+}
+
+impl Client {
+    pub fn of(ip: IpAddr) -> Client {
+        match ip.to_canonical() {
+            IpAddr::V4(a) => Client::V4(a),
+            IpAddr::V6(a) => Client::V6((u128::from(a) >> 64) as u64),
+        }
+    }
+}
+
+/// Why a connection was closed unanswered, or taken back: the reasons of the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// From outside `allow`.
+    NotAllowed,
+    /// Its client holds [`MAX_PER_CLIENT`] already.
+    PerClient,
+    /// The pool is full of clients that hold no more than this one.
+    Full,
+}
+
+/// Connections refused since start, by [`Refused`] reason; connections evicted.
+static REFUSED: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+static EVICTED: AtomicU64 = AtomicU64::new(0);
+/// Connections held now, and the clients holding them (for /metrics).
+static HELD: AtomicU64 = AtomicU64::new(0);
+static CLIENTS: AtomicU64 = AtomicU64::new(0);
+
+fn refused(why: Refused) {
+    REFUSED[why as usize].fetch_add(1, Ordering::Relaxed);
+}
+
+/// The connections being served, by client: see the module's doc for the rules.
+#[derive(Debug)]
+pub struct Pool {
+    max: usize,
+    per_client: usize,
+    state: Mutex<Held>,
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    total: usize,
+    next: u64,
+    /// Each client's connections, oldest first: an id, and how to close it.
+    clients: HashMap<Client, Vec<(u64, Arc<Notify>)>>,
+}
+
+/// One connection's place in the [`Pool`], given back on drop.
+#[derive(Debug)]
+pub struct Slot {
+    pool: Arc<Pool>,
+    client: Client,
+    id: u64,
+    evict: Arc<Notify>,
+}
+
+impl Pool {
+    pub fn new(max: usize, per_client: usize) -> Arc<Pool> {
+        Arc::new(Pool { max, per_client, state: Mutex::new(Held::default()) })
+    }
+
+    /// A place for a new connection from `client`, or why there is none. When the pool is
+    /// full, the biggest holder's oldest connection is told to close (its [`Slot::evicted`])
+    /// if that holder has more than `client` will have with this one.
+    pub fn admit(self: &Arc<Self>, client: Client) -> Result<Slot, Refused> {
+        let mut h = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mine = h.clients.get(&client).map_or(0, Vec::len);
+        if mine >= self.per_client {
+            return Err(Refused::PerClient);
+        }
+        if h.total >= self.max {
+            // Linear in the clients (at most `max`), only while the pool is full.
+            let biggest = h.clients.iter().max_by_key(|(_, c)| c.len()).map(|(k, c)| (*k, c.len()));
+            let Some((victim, n)) = biggest.filter(|(_, n)| *n > mine + 1) else { return Err(Refused::Full) };
+            let conns = h.clients.get_mut(&victim).ok_or(Refused::Full)?;
+            let (_, notify) = conns.remove(0);
+            if n == 1 {
+                h.clients.remove(&victim);
+            }
+            h.total -= 1;
+            notify.notify_one();
+            EVICTED.fetch_add(1, Ordering::Relaxed);
+        }
+        h.next += 1;
+        let (id, evict) = (h.next, Arc::new(Notify::new()));
+        h.clients.entry(client).or_default().push((id, evict.clone()));
+        h.total += 1;
+        HELD.store(h.total as u64, Ordering::Relaxed);
+        CLIENTS.store(h.clients.len() as u64, Ordering::Relaxed);
+        Ok(Slot { pool: self.clone(), client, id, evict })
+    }
+
+    /// Connections held, and by how many clients.
+    pub fn held(&self) -> (usize, usize) {
+        let h = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        (h.total, h.clients.len())
+    }
+}
+
+impl Slot {
+    /// Completes when the pool has given this connection's place to another client's.
+    pub async fn evicted(&self) {
+        self.evict.notified().await;
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut h = self.pool.state.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(conns) = h.clients.get_mut(&self.client) else { return };
+        // An evicted connection's place was taken back when it was evicted.
+        if let Some(i) = conns.iter().position(|(id, _)| *id == self.id) {
+            conns.remove(i);
+            if conns.is_empty() {
+                h.clients.remove(&self.client);
+            }
+            h.total -= 1;
+        }
+        HELD.store(h.total as u64, Ordering::Relaxed);
+        CLIENTS.store(h.clients.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// The pool's figures and the demote's peers, in Prometheus text (appended to /metrics).
+pub fn metrics() -> String {
+    let mut m = String::new();
+    let _ = writeln!(m, "# HELP paceline_state_connections Routing-check connections served now.\n# TYPE paceline_state_connections gauge");
+    let _ = writeln!(m, "paceline_state_connections {}", HELD.load(Ordering::Relaxed));
+    let _ = writeln!(m, "# HELP paceline_state_clients Clients (IPv4 addresses, IPv6 /64s) holding them.\n# TYPE paceline_state_clients gauge");
+    let _ = writeln!(m, "paceline_state_clients {}", CLIENTS.load(Ordering::Relaxed));
+    let _ = writeln!(
+        m,
+        "# HELP paceline_state_connections_refused_total Connections closed unanswered, by reason.\n# TYPE paceline_state_connections_refused_total counter"
+    );
+    for (why, name) in [(Refused::NotAllowed, "not_allowed"), (Refused::PerClient, "per_client"), (Refused::Full, "full")] {
+        let _ = writeln!(m, "paceline_state_connections_refused_total{{reason=\"{name}\"}} {}", REFUSED[why as usize].load(Ordering::Relaxed));
+    }
+    let _ = writeln!(
+        m,
+        "# HELP paceline_state_connections_evicted_total Connections closed to make room for a client holding fewer.\n# TYPE paceline_state_connections_evicted_total counter\npaceline_state_connections_evicted_total {}",
+        EVICTED.load(Ordering::Relaxed)
+    );
+    m.push_str(&super::demoting::metrics());
+    m
+}
 
 /// Where to listen (either may be absent), and whom to answer.
 #[derive(Debug, Clone, Default)]
@@ -110,7 +299,7 @@ pub fn spawn(ep: &Endpoints, snap: Arc<RwLock<Snapshot>>) -> Result<(), OcfError
     std::thread::Builder::new()
         .name("paceline-http".into())
         .spawn(move || {
-            let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+            let limit = Pool::new(MAX_CONNECTIONS, MAX_PER_CLIENT);
             rt.block_on(async move {
                 let mut tasks = Vec::new();
                 let ep = Arc::new(ep);
@@ -129,18 +318,20 @@ pub fn spawn(ep: &Endpoints, snap: Arc<RwLock<Snapshot>>) -> Result<(), OcfError
     Ok(())
 }
 
-/// The next client within [`MAX_CONNECTIONS`] and the allow-list: one over the bound, or
-/// from elsewhere, is dropped (closed) at once, unanswered; a failed accept (out of
-/// descriptors) waits a moment instead of spinning.
-async fn next_client(listener: &TcpListener, limit: &Arc<Semaphore>, ep: &Endpoints) -> (TcpStream, OwnedSemaphorePermit) {
+/// The next client the allow-list and the [`Pool`] admit: one from elsewhere, or with no
+/// place, is closed at once, unanswered; a failed accept (out of descriptors) waits a moment
+/// instead of spinning.
+async fn next_client(listener: &TcpListener, pool: &Arc<Pool>, ep: &Endpoints) -> (TcpStream, SocketAddr, Slot) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 if !ep.allows(peer.ip()) {
+                    refused(Refused::NotAllowed);
                     continue;
                 }
-                if let Ok(permit) = limit.clone().try_acquire_owned() {
-                    return (stream, permit);
+                match pool.admit(Client::of(peer.ip())) {
+                    Ok(slot) => return (stream, peer, slot),
+                    Err(why) => refused(why),
                 }
             }
             Err(e) => {
@@ -151,15 +342,17 @@ async fn next_client(listener: &TcpListener, limit: &Arc<Semaphore>, ep: &Endpoi
     }
 }
 
-async fn serve_http(listener: TcpListener, snap: Arc<RwLock<Snapshot>>, limit: Arc<Semaphore>, ep: Arc<Endpoints>) {
+async fn serve_http(listener: TcpListener, snap: Arc<RwLock<Snapshot>>, pool: Arc<Pool>, ep: Arc<Endpoints>) {
     loop {
-        let (stream, permit) = next_client(&listener, &limit, &ep).await;
+        let (stream, peer, slot) = next_client(&listener, &pool, &ep).await;
         let _ = stream.set_nodelay(true);
-        let peer = stream.peer_addr().ok().map(|a| a.ip());
         let snap = snap.clone();
         tokio::spawn(async move {
-            serve_connection(stream, snap, peer).await;
-            drop(permit);
+            tokio::select! {
+                () = serve_connection(stream, snap, Some(peer.ip())) => {}
+                () = slot.evicted() => {}
+            }
+            drop(slot);
         });
     }
 }
@@ -199,15 +392,15 @@ fn respond(req: &Request<Incoming>, snap: &RwLock<Snapshot>, peer: Option<IpAddr
         return reply(StatusCode::BAD_REQUEST, "application/json", "{\"error\":\"the request target is not a path\"}\n".into());
     }
     if path == "/metrics" {
-        return reply(StatusCode::OK, "text/plain; version=0.0.4", s.metrics(now));
+        return reply(StatusCode::OK, "text/plain; version=0.0.4", s.metrics(now) + &metrics());
     }
     let Some(check) = check_for(path, req.uri().query()) else {
         return reply(StatusCode::NOT_FOUND, "application/json", "{\"error\":\"unknown path\"}\n".into());
     };
     // A load balancer asking for the primary: a demote waits until it has heard the answer
-    // (super::demoting).
-    if let (Some(p), super::role::Check::Primary) = (peer, check) {
-        super::demoting::checked_by(p, path);
+    // (super::demoting), recorded by the check's name, never the path as sent.
+    if let (Some(p), super::role::Check::Primary, Some(asked)) = (peer, check, super::demoting::Asked::of_path(path)) {
+        super::demoting::checked_by(p, asked);
     }
     let status = if s.answer(check, now) { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = serde_json::json!({
@@ -220,20 +413,21 @@ fn respond(req: &Request<Incoming>, snap: &RwLock<Snapshot>, peer: Option<IpAddr
     reply(status, "application/json", format!("{body}\n"))
 }
 
-async fn serve_tcp(listener: TcpListener, snap: Arc<RwLock<Snapshot>>, limit: Arc<Semaphore>, ep: Arc<Endpoints>) {
+async fn serve_tcp(listener: TcpListener, snap: Arc<RwLock<Snapshot>>, pool: Arc<Pool>, ep: Arc<Endpoints>) {
     loop {
-        let (mut stream, permit) = next_client(&listener, &limit, &ep).await;
-        if let Ok(a) = stream.peer_addr() {
-            super::demoting::checked_by(a.ip(), "tcp");
-        }
+        let (mut stream, peer, slot) = next_client(&listener, &pool, &ep).await;
+        super::demoting::checked_by(peer.ip(), super::demoting::Asked::Tcp);
         let word = snap.read().unwrap_or_else(|e| e.into_inner()).tcp_word(Instant::now());
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(HEADER_TIMEOUT, async {
+            let write = tokio::time::timeout(HEADER_TIMEOUT, async {
                 let _ = stream.write_all(format!("{word}\n").as_bytes()).await;
                 let _ = stream.shutdown().await;
-            })
-            .await;
-            drop(permit);
+            });
+            tokio::select! {
+                _ = write => {}
+                () = slot.evicted() => {}
+            }
+            drop(slot);
         });
     }
 }
@@ -256,6 +450,63 @@ mod tests {
             assert!(parse_allow(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_allow("").unwrap(), vec![]);
+    }
+
+    fn client(a: &str) -> Client {
+        Client::of(a.parse().unwrap())
+    }
+
+    #[test]
+    fn a_client_is_an_ipv4_address_or_an_ipv6_64() {
+        assert_eq!(client("192.0.2.1"), client("::ffff:192.0.2.1"));
+        assert_ne!(client("192.0.2.1"), client("192.0.2.2"));
+        assert_eq!(client("2001:db8:1:2::1"), client("2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        assert_ne!(client("2001:db8:1:2::1"), client("2001:db8:1:3::1"));
+    }
+
+    #[test]
+    fn one_client_holds_its_share_and_no_more() {
+        let pool = Pool::new(8, 3);
+        let hostile: Vec<Slot> = (0..3).map(|_| pool.admit(client("192.0.2.66")).unwrap()).collect();
+        assert_eq!(pool.admit(client("192.0.2.66")).unwrap_err(), Refused::PerClient);
+        // Its /64 is one client, whatever the address.
+        let six: Vec<Slot> = (0..3).map(|i| pool.admit(client(&format!("2001:db8::{i}"))).unwrap()).collect();
+        assert_eq!(pool.admit(client("2001:db8::ffff")).unwrap_err(), Refused::PerClient);
+        let lb = pool.admit(client("192.0.2.11")).unwrap();
+        assert_eq!(pool.held(), (7, 3));
+        drop(hostile);
+        drop(six);
+        drop(lb);
+        assert_eq!(pool.held(), (0, 0));
+    }
+
+    #[test]
+    fn a_full_pool_makes_room_for_a_client_holding_less() {
+        let rt = prop::runtime();
+        let pool = Pool::new(4, 4);
+        let a: Vec<Slot> = (0..3).map(|_| pool.admit(client("192.0.2.66")).unwrap()).collect();
+        let b = pool.admit(client("192.0.2.67")).unwrap();
+        // Full. The load balancer takes the biggest holder's oldest connection.
+        let lb = pool.admit(client("192.0.2.11")).unwrap();
+        assert_eq!(pool.held(), (4, 3));
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(1), a[0].evicted()).await.expect("the oldest of the biggest holder is evicted");
+            assert!(tokio::time::timeout(Duration::from_millis(20), a[1].evicted()).await.is_err(), "one only");
+        });
+        // A second connection of the load balancer: the biggest holds 2, it would hold 2.
+        assert_eq!(pool.admit(client("192.0.2.11")).unwrap_err(), Refused::Full);
+        // The biggest holder gets nothing back by asking again.
+        assert_eq!(pool.admit(client("192.0.2.66")).unwrap_err(), Refused::Full);
+        // A newcomer still does (192.0.2.66 holds 2).
+        let c = pool.admit(client("192.0.2.68")).unwrap();
+        assert_eq!(pool.held(), (4, 4));
+        // Every client holds 1: full for everyone.
+        assert_eq!(pool.admit(client("192.0.2.69")).unwrap_err(), Refused::Full);
+        // The evicted ones' drops give back nothing twice.
+        drop(a);
+        assert_eq!(pool.held(), (3, 3));
+        drop((b, lb, c));
+        assert_eq!(pool.held(), (0, 0));
     }
 
     #[test]

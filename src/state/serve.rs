@@ -188,6 +188,31 @@ fn spawn_cluster_watch(s: &Settings, snap: Arc<RwLock<Snapshot>>) -> Result<(), 
         .map_err(|e| OcfError::generic(format!("cannot start the cluster watch: {e}")))
 }
 
+/// Raise the limit on open descriptors to what the routing checks' limits need
+/// ([`http::NOFILE`]), while still root: the soft limit a service gets is 1024 (systemd's,
+/// Pacemaker's), fewer than the connection pool, and a service out of descriptors can take
+/// no connection, open no pipe to Pacemaker's tools (its cluster view goes stale: every
+/// answer "no") and lose PostgreSQL. Raising the hard limit needs root; without root the
+/// soft limit goes up to the hard one, and what is missing is logged, not fatal.
+fn raise_nofile() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let need = http::NOFILE;
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return };
+    if soft >= need {
+        return;
+    }
+    let wanted = (need, hard.max(need));
+    let got = setrlimit(Resource::RLIMIT_NOFILE, wanted.0, wanted.1).map(|()| wanted).or_else(|_| {
+        let partial = (need.min(hard), hard);
+        setrlimit(Resource::RLIMIT_NOFILE, partial.0, partial.1).map(|()| partial)
+    });
+    match got {
+        Ok((s, _)) if s >= need => ocf_debug!("open descriptors: limit raised from {soft} to {s}"),
+        Ok((s, _)) => ocf_warn!("open descriptors: limit {s} (hard limit {hard}), below the {need} the routing checks' limits need"),
+        Err(e) => ocf_warn!("cannot raise the open descriptors' limit ({soft}) to {need}: {e}"),
+    }
+}
+
 /// Give up root for `s.who` (when running as root), keeping the haclient group if the
 /// node has one.
 fn drop_root(s: &Settings) -> Result<(), OcfError> {
@@ -204,11 +229,13 @@ pub fn serve(s: &Settings) -> Result<(), OcfError> {
     handle_signals()?;
     let snap = Arc::new(RwLock::new(Snapshot::default()));
     if s.endpoints.http.is_some() || s.endpoints.tcp.is_some() {
+        raise_nofile();
         http::spawn(&s.endpoints, snap.clone())?;
     }
-    // Its ports bound, a network daemon has no use for root: it becomes system_user (which
-    // connects by peer authentication as itself) with the haclient group (Pacemaker's
-    // tools: the cluster's view, crash reports). Refused to run on as root if that fails.
+    // Its ports bound (and its descriptors' limit raised), a network daemon has no use for
+    // root: it becomes system_user (which connects by peer authentication as itself) with
+    // the haclient group (Pacemaker's tools: the cluster's view, crash reports). Refused to
+    // run on as root if that fails.
     drop_root(s)?;
     if s.endpoints.http.is_some() || s.endpoints.tcp.is_some() {
         spawn_cluster_watch(s, snap.clone())?;

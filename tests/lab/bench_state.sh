@@ -146,7 +146,10 @@ done
 log "ours: pgsql-state serve, pid $OURS (http 127.0.0.1:$HTTP_PORT, tcp 127.0.0.1:$TCP_PORT)"
 # At most CONC checks in flight: by default below the service's listen backlog (128), so
 # a storm measures the service, not SYNs dropped from a full accept queue.
-W=(--watch "service=$OURS" --watch "postgres=$PG_PID" --idle-s "$IDLE" --concurrency "$CONC")
+# From 256 addresses: the service serves one client (address) 32 connections at once at most
+# (docs/state-service.md), and 10,000 checks a second are many load balancers' checks.
+FROM=127.0.3.0/24
+W=(--watch "service=$OURS" --watch "postgres=$PG_PID" --idle-s "$IDLE" --concurrency "$CONC" --from "$FROM")
 run ours-latency-http --addr "127.0.0.1:$HTTP_PORT" --path /health --rate 50 --duration-s 5 --concurrency 1
 run ours-latency-tcp --addr "127.0.0.1:$TCP_PORT" --expect-line standby --rate 50 --duration-s 5 --concurrency 1
 run ours-storm-http-health --addr "127.0.0.1:$HTTP_PORT" --path /health --rate "$RATE" --duration-s "$DURATION" "${W[@]}"
@@ -179,7 +182,7 @@ run seed-best-tcp --addr "127.0.0.1:$SEED_PORT" --expect-line production --rate 
 # on running after the window (the seed cannot know the client left): its per-check
 # figures here are a lower bound; the row above has the exact ones.
 run seed-storm-tcp --addr "127.0.0.1:$SEED_PORT" --expect-line production --rate "$RATE" --duration-s "$DURATION" \
-    --watch "service=$SEED" --watch "postgres=$PG_PID" --idle-s "$IDLE" --concurrency "$CONC"
+    --watch "service=$SEED" --watch "postgres=$PG_PID" --idle-s "$IDLE" --concurrency "$CONC" --from "$FROM"
 
 # --- the table ---------------------------------------------------------------------------
 python3 - "$results" "$RATE" "$DURATION" "$CONC" "$SEED_PSQL" >"$work/table.md" <<'EOF'
