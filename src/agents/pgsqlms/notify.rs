@@ -117,11 +117,8 @@ fn pre_promote(cfg: &Config, n: &Notify) -> Result<(), OcfError> {
     if !n.promote_uname.contains(&me) {
         return Ok(());
     }
-    // The nodes whose instances take part: active and starting, minus stopping.
-    let mut nodes: Vec<String> = n.active_uname.iter().chain(&n.start_uname).filter(|x| !n.stop_uname.contains(x)).cloned().collect();
-    nodes.sort();
-    nodes.dedup();
-    election::publish(&election::attr(cfg, "nodes"), &me, &nodes.join(" "))?;
+    let nodes = taking_part(n);
+    election::publish(&election::attr(cfg, "nodes"), &me, &nodes)?;
 
     // Never two primaries: a primary that is not being demoted must not get a twin.
     if let Some(other) = n.promoted_uname.iter().find(|p| **p != me && !n.demote_uname.contains(p)) {
@@ -154,6 +151,19 @@ fn pre_promote(cfg: &Config, n: &Notify) -> Result<(), OcfError> {
         }
     }
     Ok(())
+}
+
+/// The nodes whose instances take part in the election: active and starting, minus those
+/// stopping for good. A node whose instance is recovered in the same transition (stopped,
+/// then started again: a failed promote or monitor) is in both lists and takes part — left
+/// out, a quorum election would lack it and refuse every round, and an asynchronous one
+/// could pass over the node with the most WAL.
+pub fn taking_part(n: &Notify) -> String {
+    let mut nodes: Vec<String> =
+        n.active_uname.iter().chain(&n.start_uname).filter(|x| !n.stop_uname.contains(x) || n.start_uname.contains(x)).cloned().collect();
+    nodes.sort();
+    nodes.dedup();
+    nodes.join(" ")
 }
 
 /// Whether the CIB records `node` as down: out of the membership or its controller

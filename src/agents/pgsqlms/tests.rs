@@ -236,3 +236,22 @@ rmgr: Transaction len (rec/tot):     34/    34, tx:        745, lsn: 0/0402FC88,
     let many = "rmgr: Standby     len (rec/tot):     50/    50, tx:          0, lsn: 0/0402FB58, prev 0/0402FB20, desc: RUNNING_XACTS\n".repeat(201);
     assert!(judge_past_fork(&many).is_err(), "more than a shutdown leaves");
 }
+
+#[test]
+fn a_node_recovered_in_the_promoting_transition_takes_part_in_the_election() {
+    use crate::ocf::env::Notify;
+    let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    // Seen in the lab: node1's failed promote recovered (its instance stopped and started
+    // again) in the transition that promotes node3.
+    let n = Notify {
+        active_uname: v(&["node1", "node3"]),
+        stop_uname: v(&["node1"]),
+        start_uname: v(&["node1"]),
+        promote_uname: v(&["node3"]),
+        ..Default::default()
+    };
+    assert_eq!(super::notify::taking_part(&n), "node1 node3");
+    // Stopped for good: out; starting: in.
+    let n = Notify { active_uname: v(&["node1", "node2"]), stop_uname: v(&["node2"]), start_uname: v(&["node3"]), ..Default::default() };
+    assert_eq!(super::notify::taking_part(&n), "node1 node3");
+}
