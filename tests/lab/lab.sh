@@ -793,9 +793,10 @@ else:
 # role is no longer a failed or pending one, then prints it (a role still failed then is the
 # answer).
 settled_state() {
-    local node=$1 max=${2:-60} t st=""
-    for t in $(seq "$max"); do
-        in_node "$(first_alive)" crm_resource --wait --timeout=10s >/dev/null 2>&1 || { sleep 1; continue; }
+    local node=$1 max=${2:-60} st=""
+    local until=$(( SECONDS + max ))
+    while (( SECONDS < until )); do
+        in_node "$(first_alive)" crm_resource --wait --timeout="$(( until - SECONDS + 1 ))s" >/dev/null 2>&1 || { sleep 1; continue; }
         st=$(pgsqld_state "$node")
         [[ $st == *failed* || $st == Stopped || $st == Starting* || $st == *blocked* ]] || break
         sleep 1
