@@ -119,6 +119,22 @@ fn take_lab(missing: Option<String>) -> Option<std::sync::MutexGuard<'static, ()
     }
 }
 
+/// This test's turn at the lab and its lab, with this build installed — or None (skipped,
+/// with the reason) when the machine cannot run a lab or lacks what the test needs
+/// (`missing`). `tag` and `name` keep its namespaces and directory apart from the other
+/// tests' (and from a run that died half-way). The lab is taken down before the turn ends.
+fn lab_turn(tag: &str, name: &str, missing: Option<String>) -> Option<(std::sync::MutexGuard<'static, ()>, Lab)> {
+    let turn = take_lab(missing)?;
+    install_this_build();
+    let pid = std::process::id();
+    Some((turn, Lab { prefix: format!("plc{tag}{}", pid % 10000), dir: format!("/var/lib/paceline-lab-test-{name}-{pid}") }))
+}
+
+/// Why an EC2 lab cannot run here, if moto is missing.
+fn no_moto() -> Option<String> {
+    (!Path::new("/opt/paceline-moto/bin/python").exists()).then(|| "moto is not installed in /opt/paceline-moto (tests/deps.sh)".into())
+}
+
 /// The paceline agents of this build where Pacemaker runs them.
 fn install_this_build() {
     let bin = Path::new(env!("CARGO_BIN_EXE_paceline")).parent().unwrap();
@@ -247,10 +263,7 @@ fn run_stack(stack: &str, switchover_bound_ms: u64, kill_bound_ms: u64) {
 /// Needs moto in /opt/paceline-moto (tests/deps.sh); skips otherwise.
 #[test]
 fn ec2_stack_fencing_fence_partition_node_crash() {
-    let moto = Path::new("/opt/paceline-moto/bin/python").exists();
-    let Some(_one_at_a_time) = take_lab((!moto).then(|| "moto is not installed in /opt/paceline-moto (tests/deps.sh)".into())) else { return };
-    install_this_build();
-    let lab = Lab { prefix: format!("plce{}", std::process::id() % 10000), dir: format!("/var/lib/paceline-lab-test-ec2-{}", std::process::id()) };
+    let Some((_one_at_a_time, lab)) = lab_turn("e", "ec2", no_moto()) else { return };
     lab.ok(&["up", "--nodes", "3", "--ec2"]);
     lab.ok(&["config", "--stack", "paceline", "--sync", "on"]);
     for scenario in ["fence", "partition", "node-crash"] {
@@ -341,9 +354,7 @@ fn ec2_stack_fencing_fence_partition_node_crash() {
 /// switchover with a slow attribute manager (issue #26.3).
 #[test]
 fn quorum_election_waits_for_the_member_with_the_commits() {
-    let Some(_one_at_a_time) = take_lab(None) else { return };
-    install_this_build();
-    let lab = Lab { prefix: format!("plcq{}", std::process::id() % 10000), dir: format!("/var/lib/paceline-lab-test-quorum-{}", std::process::id()) };
+    let Some((_one_at_a_time, lab)) = lab_turn("q", "quorum", None) else { return };
     lab.ok(&["up", "--nodes", "3"]);
     lab.ok(&["config", "--stack", "paceline", "--sync", "on"]);
     // Issue #26.3 first: a switchover while every node's attribute manager is stopped for
@@ -377,10 +388,7 @@ fn quorum_election_waits_for_the_member_with_the_commits() {
 /// Needs moto; skips otherwise.
 #[test]
 fn ec2_two_nodes_partition_keeps_every_commit() {
-    let moto = Path::new("/opt/paceline-moto/bin/python").exists();
-    let Some(_one_at_a_time) = take_lab((!moto).then(|| "moto is not installed in /opt/paceline-moto (tests/deps.sh)".into())) else { return };
-    install_this_build();
-    let lab = Lab { prefix: format!("plc2{}", std::process::id() % 10000), dir: format!("/var/lib/paceline-lab-test-two-{}", std::process::id()) };
+    let Some((_one_at_a_time, lab)) = lab_turn("2", "two", no_moto()) else { return };
     lab.ok(&["up", "--nodes", "2", "--ec2"]);
     lab.ok(&["config", "--stack", "paceline", "--sync", "on"]);
     let primary = lab.ok(&["node", "1", "sh", "-c", PROMOTED_BY_CRM_MON]).trim().to_owned();
@@ -424,10 +432,7 @@ fn ec2_two_nodes_partition_keeps_every_commit() {
 /// (the route calls asked with DryRun change nothing). Needs moto; skips otherwise.
 #[test]
 fn ec2_multiaz_overlay_ip_switchover_fence_node_crash() {
-    let moto = Path::new("/opt/paceline-moto/bin/python").exists();
-    let Some(_one_at_a_time) = take_lab((!moto).then(|| "moto is not installed in /opt/paceline-moto (tests/deps.sh)".into())) else { return };
-    install_this_build();
-    let lab = Lab { prefix: format!("plcz{}", std::process::id() % 10000), dir: format!("/var/lib/paceline-lab-test-multiaz-{}", std::process::id()) };
+    let Some((_one_at_a_time, lab)) = lab_turn("z", "multiaz", no_moto()) else { return };
     lab.ok(&["up", "--nodes", "3", "--ec2", "--multiaz"]);
     lab.ok(&["config", "--stack", "paceline"]);
     let (_, out) = paceline_on(&lab, 1, &["check"]);
@@ -504,9 +509,7 @@ fn metric(lab: &Lab, i: u32, name: &str) -> u64 {
 #[test]
 fn haproxy_routing_status_check_and_switchover_command() {
     let haproxy = Command::new("sh").args(["-c", "command -v haproxy"]).output().is_ok_and(|o| o.status.success());
-    let Some(_one_at_a_time) = take_lab((!haproxy).then(|| "haproxy is not installed (tests/deps.sh)".into())) else { return };
-    install_this_build();
-    let lab = Lab { prefix: format!("plch{}", std::process::id() % 10000), dir: format!("/var/lib/paceline-lab-test-haproxy-{}", std::process::id()) };
+    let Some((_one_at_a_time, lab)) = lab_turn("h", "haproxy", (!haproxy).then(|| "haproxy is not installed (tests/deps.sh)".into())) else { return };
     lab.ok(&["up", "--nodes", "3"]);
     lab.ok(&["config", "--stack", "paceline", "--routing", "haproxy"]);
 

@@ -121,6 +121,14 @@ impl Fixture {
             .unwrap_or(-1)
     }
 
+    /// The usual pair through the agent: the primary started and promoted, the standby
+    /// started.
+    fn primary_and_standby(&self) {
+        assert_eq!(self.rc(&self.primary, "start"), 0);
+        assert_eq!(self.rc(&self.primary, "promote"), 0);
+        assert_eq!(self.rc(&self.standby, "start"), 0);
+    }
+
     fn rc(&self, i: &Instance, action: &str) -> i32 {
         let (rc, err) = self.agent(i, action, &[]);
         eprintln!("{} {action} -> {rc} {}", i.data.file_name().unwrap().to_string_lossy(), err.trim());
@@ -354,9 +362,7 @@ fn possible_with_pacemaker_tools() -> bool {
 /// names s as its upstream. Returns p's postgresql.auto.conf and its text.
 fn split_brain(f: &Fixture, setup: &str, replayed: (&str, &str), on_s: &str, on_p: &str) -> (PathBuf, String) {
     let (p, s) = (&f.primary, &f.standby);
-    assert_eq!(f.rc(p, "start"), 0);
-    assert_eq!(f.rc(p, "promote"), 0);
-    assert_eq!(f.rc(s, "start"), 0);
+    f.primary_and_standby();
     sql(p, setup);
     wait_sql(s, replayed.0, replayed.1);
     as_pg(&format!("{BINDIR}/pg_ctl -D {} -w promote >/dev/null", s.data.display()));
@@ -429,9 +435,7 @@ fn ex_primary_diverged_by_its_shutdown_checkpoint_only_rejoins() {
     }
     let f = Fixture::new(15);
     let (p, s) = (&f.primary, &f.standby);
-    assert_eq!(f.rc(p, "start"), 0);
-    assert_eq!(f.rc(p, "promote"), 0);
-    assert_eq!(f.rc(s, "start"), 0);
+    f.primary_and_standby();
     sql(p, "CREATE TABLE t (i int); INSERT INTO t SELECT generate_series(1, 10)");
     let end = sql(p, "SELECT pg_current_wal_lsn()");
     wait_sql(s, &format!("SELECT pg_last_wal_replay_lsn() >= '{end}'"), "t");
@@ -700,9 +704,7 @@ fn state_service_answers_routing_checks_from_postgres_and_the_cluster() {
     }
     let f = Fixture::new(6);
     let (p, s) = (&f.primary, &f.standby);
-    assert_eq!(f.rc(p, "start"), 0);
-    assert_eq!(f.rc(p, "promote"), 0);
-    assert_eq!(f.rc(s, "start"), 0);
+    f.primary_and_standby();
     wait_sql(s, "SELECT status FROM pg_stat_wal_receiver", "streaming");
     let (http_p, tcp_p, http_s) = (p.port + 1000, p.port + 2000, s.port + 1000);
     let state = |i: &Instance, name: &str, action: &str, http: u16, tcp: u16| {
@@ -1149,10 +1151,8 @@ fn a_standby_monitor_never_raises_the_primarys_verdict() {
         return;
     }
     let f = Fixture::new(12);
-    let (p, s) = (&f.primary, &f.standby);
-    assert_eq!(f.rc(p, "start"), 0);
-    assert_eq!(f.rc(p, "promote"), 0);
-    assert_eq!(f.rc(s, "start"), 0);
+    let s = &f.standby;
+    f.primary_and_standby();
     wait_sql(s, "SELECT status FROM pg_stat_wal_receiver", "streaming");
     let cib = cib_with_primary(&f.base, "nodeP");
     must(&format!("CIB_file={} cibadmin --create -o nodes --xml-text '<node id=\"2\" uname=\"nodeS\"/>'", cib.display()));
