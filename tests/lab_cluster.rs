@@ -368,6 +368,7 @@ fn quorum_election_waits_for_the_member_with_the_commits() {
     assert_eq!(field(&j, "standbys_after").as_array().unwrap().len(), 2, "{line}");
     let (line, j) = lab.scenario("election-quorum");
     let keep = field(&j, "keep").as_str().unwrap().to_owned();
+    assert!(field(&j, "lag_behind_bytes").as_u64().is_some_and(|b| b > 0), "lag had every row: nothing to test: {line}");
     assert_eq!(field(&j, "primary_after"), keep.as_str(), "the member with the acknowledged commits is promoted: {line}");
     assert_eq!(field(&j, "rows_lost"), 0, "{line}");
     assert_eq!(field(&j, "double_primary"), false, "{line}");
@@ -592,6 +593,20 @@ fn haproxy_routing_status_check_and_switchover_command() {
         let after = assert_status_matches(&lab, 2, 2);
         assert_eq!(field(&j, "primary_after"), after.as_str(), "{line}");
     }
+
+    // Issue #26.7: one client inside the allowed network holds 1,100 slow connections to the
+    // primary's state service and sends odd paths for 20 s, while every node's HAProxy checks
+    // /primary five times a second with fall 1 (one failed check takes the primary out of
+    // its pool): the primary is never marked down, no write is lost, the service's memory
+    // stays within bounds.
+    let (line, j) = lab.scenario("storm");
+    assert_eq!(field(&j, "primary_marked_down"), 0, "HAProxy marked the primary down during the storm: {line}");
+    assert_eq!(field(&j, "rows_lost"), 0, "{line}");
+    assert_eq!(field(&j, "healthy_after"), true, "{line}");
+    assert_eq!(field(&j, "primary_after"), field(&j, "primary_before"), "{line}");
+    assert!(field(&j, "storm")["hostile"]["slowloris"]["open_max"].as_u64().unwrap_or(0) >= 32, "the hostile client never held its connections: {line}");
+    let (before, after) = (field(&j, "service_rss_kb_before").as_u64().unwrap(), field(&j, "service_rss_kb_after").as_u64().unwrap());
+    assert!(after < before + 32 * 1024, "the state service grew from {before} kB to {after} kB: {line}");
 
     // During a switchover done by hand (crm_resource --move --promoted, what pcs resource
     // move does), sampled all along: never two primaries, never healthy while the move is in

@@ -21,8 +21,8 @@
 #                                  socket on 5431; reference)
 #   lab.sh scenario NAME           switchover | kill-postgres | node-crash | standby-crash |
 #                                  standbys-down | restart-all | election | election-quorum |
-#                                  migrate | hang | update-params | partition | fence: one JSON
-#                                  line on stdout
+#                                  migrate | hang | update-params | partition | fence | storm:
+#                                  one JSON line on stdout
 #   lab.sh status                  crm_mon, and each node's PostgreSQL role and LSN
 #   lab.sh down                    tear everything down (processes by pid, namespaces, files)
 #   lab.sh demo [--stack S]        up + config + switchover + kill-postgres + summary + down;
@@ -45,7 +45,9 @@
 # PROBE_CONNECT_TIMEOUT_MS (the writer probe's bound per connect, 1000: its outage figures
 # move in steps of about that much; 250 resolves differences below a second), HANG_MAX_S
 # (scenario hang: the longest the primary's PostgreSQL stays stopped, 90), SLOW_ATTRD_S
-# (scenario switchover: every node's attribute manager stopped that long from the move on);
+# (scenario switchover: every node's attribute manager stopped that long from the move on),
+# STORM_S / STORM_SLOW (scenario storm: its length, 20 s, and the hostile client's slow
+# connections, 1100);
 # --ec2 labs: MOTO_PY (python with moto, /opt/paceline-moto/bin/python), POWER_TIMEOUT (the
 # fence agent's, 30), FENCE_AGENT / AWSVIP_AGENT (another implementation to try).
 set -euo pipefail
@@ -1325,7 +1327,7 @@ cmd_scenario() {
     # update-params runs its own writer probe per update, and prints its own line.
     [[ $name == update-params ]] && { scenario_update_params "$stack"; return; }
     local before; before=$(primary_node)
-    local target="" event_ok=true note="" cut="" hang_json="" keep="" lag=""
+    local target="" event_ok=true note="" cut="" hang_json="" keep="" lag="" lag_behind="" storm_json=""
     # The DC: when the lost node was the DC, the survivors elect a new one first.
     local dc; dc=$(in_node "$(first_alive)" crm_mon -1 -X 2>/dev/null | sed -n 's/.*<current_dc .*name="\([^"]*\)".*/\1/p' | head -1)
     probe_start
@@ -1429,30 +1431,60 @@ cmd_scenario() {
             ;;
         election-quorum)
             # Issue #26.1, synchronous_mode=on, ANY 1 of the two standbys: one of them (keep)
-            # has commits the other (lag) never got — lag's walreceiver is frozen, so the
-            # primary still counts lag a member (its walsender waits out wal_sender_timeout)
-            # while keep alone acknowledges. Then keep's PostgreSQL hangs (it cannot publish
-            # a position), the primary is powered off, lag resumes, and lag is the standby
+            # has commits the other (lag) never got — the primary's walsender to lag is
+            # stopped, so the primary still counts lag a member while keep alone
+            # acknowledges. Then keep's PostgreSQL hangs (it cannot publish a position), the
+            # primary is powered off, and lag is the standby
             # Pacemaker would promote (its score raised above keep's). A promotion must
             # compare m - k + 1 = 2 members: lag refuses until keep answers again (the agent
             # recovers its hung instance), then keep, which has every acknowledged row, wins.
             [[ $(cat "$STATE/sync" 2>/dev/null) == on ]] || die "election-quorum needs config --sync on"
             local sb; sb=$(standby_nodes); keep=${sb%% *}; lag=${sb##* }
             [[ -n $keep && -n $lag && $keep != "$lag" ]] || die "election-quorum needs two standbys"
-            say "election-quorum: freezing $lag's walreceiver, writing (acknowledged by $keep alone), hanging $keep's PostgreSQL, powering off $before"
-            local wr; wr=$(in_node "${lag#node}" bash -c 'for p in /proc/[0-9]*; do [[ $(tr "\0" " " <$p/cmdline 2>/dev/null) == *"walreceiver"* ]] && { echo ${p#/proc/}; break; }; done')
-            [[ -n $wr ]] || die "no walreceiver on $lag"
-            in_node "${lag#node}" kill -STOP "$wr"
+            say "election-quorum: stopping $before's walsender to $lag, writing (acknowledged by $keep alone), hanging $keep's PostgreSQL, powering off $before"
+            # The primary's walsender to lag stopped: lag receives nothing more, while the
+            # primary still lists it as streaming (a member). (Freezing lag's walreceiver
+            # would not do: the kernel buffers what the walsender sends, and lag reads it
+            # once resumed.) Process title: "postgres: [cluster_name: ]walsender USER ADDR(PORT) streaming …".
+            local ws; ws=$(in_node "${before#node}" bash -c 'for p in /proc/[0-9]*; do [[ $(tr "\0" " " 2>/dev/null <$p/cmdline) == "postgres: "*walsender*" $1("* ]] && { echo ${p#/proc/}; break; }; done; true' _ "$(node_ip "${lag#node}")")
+            [[ -n $ws ]] || die "no walsender to $lag on $before"
+            in_node "${before#node}" kill -STOP "$ws"
             sleep 2
             rm -f "$STATE/hang.pids"
             hang_release_on_exit
             hang_procs stop "${keep#node}" >/dev/null || event_ok=false
+            # How far behind lag is: the primary's WAL past what lag received.
+            local lag_lsn; lag_lsn=$(psql_at "${lag#node}" "select pg_last_wal_receive_lsn()" || true)
+            lag_behind=$(psql_at "${before#node}" "select pg_wal_lsn_diff(pg_current_wal_lsn(), '${lag_lsn:-0/0}')::bigint" || echo null)
             power_off "${before#node}"
-            in_node "${lag#node}" kill -CONT "$wr" || true
             local ks; ks=$(in_node "${lag#node}" crm_attribute -N "$keep" -n master-pgsqld -l forever -G -q 2>/dev/null || echo 1000)
             [[ $ks =~ ^[0-9]+$ ]] || ks=1000
             in_node "${lag#node}" crm_attribute -N "$lag" -n master-pgsqld -l forever -v $(( ks + 1 )) >/dev/null 2>&1 || true
-            note="ANY 1 ($keep, $lag): $lag's walreceiver frozen, $keep's PostgreSQL stopped (SIGSTOP) until the agent recovers it, $before powered off, $lag scored above $keep; $before booted again at the end"
+            note="ANY 1 ($keep, $lag): $before's walsender to $lag stopped, $keep's PostgreSQL stopped (SIGSTOP) until the agent recovers it, $before powered off, $lag scored above $keep; $before booted again at the end"
+            ;;
+        storm)
+            # Issue #26.7: one hostile client (192.0.2.201, inside the allowed network) holds
+            # STORM_SLOW (1100) slow connections to the primary's state service and sends
+            # odd paths, STORM_S (20) seconds long, while every node's HAProxy checks
+            # /primary five times a second (fall 1: one failed check takes the primary out
+            # of its pool) and the writer goes on through HAProxy.
+            routed || die "storm needs config --routing haproxy"
+            [[ $stack == paceline ]] || die "storm needs the paceline stack (its state service)"
+            local pi=${before#node} dur=${STORM_S:-20} slow=${STORM_SLOW:-1100} pidf=/run/resource-agents/paceline-state-pgsql-state.pid
+            local svc; svc=$(in_node "$pi" cat "$pidf" 2>/dev/null | cut -d' ' -f1) || true
+            [[ $svc =~ ^[0-9]+$ ]] || die "storm: no state service pid in $pidf on $before"
+            local rss0; rss0=$(in_node "$pi" awk '/^VmRSS/ {print $2}' "/proc/$svc/status")
+            local downs0; downs0=$(cat "$LAB_DIR"/node*/haproxy.log 2>/dev/null | grep -c "/$before is DOWN" || true)
+            ip -n "$CLIENT" addr add 192.0.2.201/24 dev eth0 2>/dev/null || true
+            say "storm: one client (192.0.2.201) holds $slow slow connections to $before:8008 and sends odd paths for $dur s; HAProxy checks on"
+            in_client "$(lab_bin)" storm --addr "$(node_ip "$pi"):8008" --path /primary --rate 5 --concurrency 4 --timeout-ms 1000 \
+                --duration-s "$dur" --from "$CLIENT_IP" --slowloris "$slow" --odd-rate 50 --hostile-from 192.0.2.201 >"$STATE/storm.json" 2>"$STATE/storm.err" || event_ok=false
+            local rss1; rss1=$(in_node "$pi" awk '/^VmRSS/ {print $2}' "/proc/$svc/status" 2>/dev/null || echo null)
+            local downs1; downs1=$(cat "$LAB_DIR"/node*/haproxy.log 2>/dev/null | grep -c "/$before is DOWN" || true)
+            ip -n "$CLIENT" addr del 192.0.2.201/24 dev eth0 2>/dev/null || true
+            storm_json=$(printf '"storm_s":%s,"storm_slow_connections":%s,"primary_marked_down":%s,"service_rss_kb_before":%s,"service_rss_kb_after":%s,"storm":%s' \
+                "$dur" "$slow" "$(( downs1 - downs0 ))" "${rss0:-null}" "${rss1:-null}" "$(head -c 100000 "$STATE/storm.json" | grep . || echo null)")
+            note="one client held $slow slow connections to $before's state service and sent odd paths for $dur s, while every HAProxy checked /primary (fall 1)"
             ;;
         migrate)
             # docs/pgsqlms.md's migration from PAF: change both primitives' provider in a
@@ -1560,7 +1592,7 @@ print(int((t - t0) * 1000) if f is not None and t is not None and f <= t0 + 1 an
     if [[ $name == election-quorum ]]; then
         hang_procs cont >/dev/null 2>&1 || true
         local refused; refused=$(grep -c "only 1 of the synchronous set's 2 members compared" "$LAB_DIR/$lag/var/log/pacemaker/pacemaker.log" 2>/dev/null || true)
-        quorum_json=$(printf '"keep":%s,"lag":%s,"lag_refused_promotions":%s' "$(json_str "$keep")" "$(json_str "$lag")" "${refused:-0}")
+        quorum_json=$(printf '"keep":%s,"lag":%s,"lag_behind_bytes":%s,"lag_refused_promotions":%s' "$(json_str "$keep")" "$(json_str "$lag")" "${lag_behind:-null}" "${refused:-0}")
     fi
     if [[ $name == node-crash || $name == election-quorum ]] && ! is_ec2; then
         # Power the crashed node back on and record what Pacemaker makes of it.
@@ -1588,7 +1620,7 @@ print(int((t - t0) * 1000) if f is not None and t is not None and f <= t0 + 1 an
         "$(json_str "$before")" "$(json_str "$after")" "$(json_list "$(standby_nodes)")" "$(json_list "$(vip_holder)")" \
         "$(jfield "$probe" longest_outage_ms)" "$(jfield "$probe" lost_rows)" "$(jfield "$probe" acked)" "$(jfield "$probe" failed)" \
         "$(jfield "$probe" double_primary)" "$(jfield "$probe" max_primaries_seen)" "$recovery_ms" "$healthy_after" "$event_ok" \
-        ",\"routing\":$(json_str "$(routing)"),\"routed_to_non_primary\":$(jfield "$probe" routed_to_non_primary),\"via_switches\":$(jfield "$probe" via_switches),\"synchronous_mode\":$(json_str "$sync_mode")${side_json:+,$side_json}${rejoin:+,\"crashed_node_after_boot\":$(json_str "$rejoin")}${streams:+,\"crashed_node_streaming\":$streams}${ec2_json:+,$ec2_json}${cut:+,\"cut_standby\":$(json_str "$cut"),\"election_ok\":$([[ $after != "$cut" && -n $after ]] && echo true || echo false)}${reaction:+,\"lost_to_vip_ms\":$reaction,\"promotion_to_vip_ms\":$promotion}${hang_json:+,$hang_json}${quorum_json:+,$quorum_json}${dc:+,\"dc_before\":$(json_str "$dc")},\"probe_connect_timeout_ms\":$(jfield "$probe" connect_timeout_ms)${note:+,\"note\":$(json_str "$note")}"
+        ",\"routing\":$(json_str "$(routing)"),\"routed_to_non_primary\":$(jfield "$probe" routed_to_non_primary),\"via_switches\":$(jfield "$probe" via_switches),\"synchronous_mode\":$(json_str "$sync_mode")${side_json:+,$side_json}${rejoin:+,\"crashed_node_after_boot\":$(json_str "$rejoin")}${streams:+,\"crashed_node_streaming\":$streams}${ec2_json:+,$ec2_json}${cut:+,\"cut_standby\":$(json_str "$cut"),\"election_ok\":$([[ $after != "$cut" && -n $after ]] && echo true || echo false)}${reaction:+,\"lost_to_vip_ms\":$reaction,\"promotion_to_vip_ms\":$promotion}${hang_json:+,$hang_json}${quorum_json:+,$quorum_json}${storm_json:+,$storm_json}${dc:+,\"dc_before\":$(json_str "$dc")},\"probe_connect_timeout_ms\":$(jfield "$probe" connect_timeout_ms)${note:+,\"note\":$(json_str "$note")}"
 }
 
 cmd_demo() {
