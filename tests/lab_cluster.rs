@@ -346,11 +346,11 @@ fn ec2_stack_fencing_fence_partition_node_crash() {
 
 /// A quorum election (issue #26.1): synchronous_mode=on, `ANY 1` of two standbys, and the
 /// one holding the last acknowledged commits (keep) unable to publish its position when the
-/// primary dies (its PostgreSQL hung), while the other (lag: a member the primary still
-/// counts, its walreceiver frozen) is the one Pacemaker tries to promote. The promotion must
-/// compare m - k + 1 = 2 members: lag refuses (at least once, with the reason), nobody is
-/// promoted until keep answers again (the agent recovers its hung instance), then keep is,
-/// with every acknowledged row; the old primary boots and rejoins streaming. Before it, a
+/// primary dies (its attribute manager stopped), while the other (lag: a member the primary
+/// still counts, its walsender stopped) is the one Pacemaker tries to promote. The promotion
+/// must compare m - k + 1 = 2 members: lag refuses (at least once, with the reason), nobody
+/// is promoted until keep answers again, then keep is, with every acknowledged row; the old
+/// primary boots and rejoins streaming. Before it, a
 /// switchover with a slow attribute manager (issue #26.3).
 #[test]
 fn quorum_election_waits_for_the_member_with_the_commits() {

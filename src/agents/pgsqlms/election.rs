@@ -121,8 +121,16 @@ pub fn publish(name: &str, me: &str, value: &str) -> Result<(), OcfError> {
 /// Delete private attributes of node `me` (this node) and read back until they are gone:
 /// a stale value from an earlier round must not stand for this round's (a stale
 /// `cancel_switchover` would cancel a good promotion, a stale position decide an election).
+///
+/// An attribute manager that did not take the deletions (it does not answer) would not
+/// answer the reads either: nothing is read back then, and the notification goes on at once
+/// (its publishing fails the same way) instead of spending seconds per attribute — the
+/// promotion waiting on it learns sooner that this node has no position.
 pub fn forget_confirmed(names: &[String], me: &str) {
-    forget_all(names);
+    if let Err(e) = forget_all(names) {
+        crate::ocf_warn!("the attribute manager did not take the deletion of this node's election attributes ({}): not reading them back", e.reason);
+        return;
+    }
     for name in names {
         if let Err(why) = confirm(name, me, |v| v.is_none()) {
             crate::ocf_warn!("{name} was deleted but still reads back: {why}");
@@ -147,22 +155,19 @@ fn confirm(name: &str, me: &str, wanted: impl Fn(Option<&str>) -> bool) -> Resul
     }
 }
 
-/// Delete a private attribute of this node (a failure is logged: a stale value is what
-/// the callers guard against, and they read it again).
-pub fn forget(name: &str) {
-    if let Err(e) = pacemaker::attrs::forget(name) {
-        ocf_debug!("cannot delete {name}: {}", e.reason);
-    }
+/// Delete a private attribute of this node (a failure is logged at debug level and
+/// returned: a stale value is what the callers guard against, and they read it again).
+pub fn forget(name: &str) -> Result<(), OcfError> {
+    pacemaker::attrs::forget(name).inspect_err(|e| ocf_debug!("cannot delete {name}: {}", e.reason))
 }
 
 /// [`forget`] several attributes at once (one attrd_updater each, in parallel: the
 /// post-promote notification is on the way to the VIP's start).
-pub fn forget_all(names: &[String]) {
+pub fn forget_all(names: &[String]) -> Result<(), OcfError> {
     std::thread::scope(|s| {
-        for name in names {
-            s.spawn(move || forget(name));
-        }
-    });
+        let all: Vec<_> = names.iter().map(|name| s.spawn(move || forget(name))).collect();
+        all.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(OcfError::generic("a deletion panicked")))).collect::<Result<Vec<()>, OcfError>>().map(|_| ())
+    })
 }
 
 /// Read node `node`'s private attribute, waiting until `until` for it to appear.

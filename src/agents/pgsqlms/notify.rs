@@ -19,12 +19,12 @@ pub fn notify(env: &OcfEnv) -> OcfResult {
         // A shutdown checkpoint published by an earlier demote of this node must not stand in
         // for the one this demote will publish (the switchover check would pass on stale data).
         ("pre", "demote") if scores::local_node(&cfg).is_ok_and(|me| n.demote_uname.contains(&me)) => {
-            election::forget(&election::attr(&cfg, "shutdown_lsn"));
+            let _ = election::forget(&election::attr(&cfg, "shutdown_lsn"));
         }
         ("pre", "promote") => pre_promote(&cfg, &n)?,
         ("post", "promote") => {
             let names: Vec<String> = ["lsn_location", "nodes", "cancel_switchover", "shutdown_lsn"].iter().map(|w| election::attr(&cfg, w)).collect();
-            election::forget_all(&names);
+            let _ = election::forget_all(&names);
         }
         _ => {}
     }

@@ -82,7 +82,7 @@ fn check_election(cfg: &Config, who: crate::pg::client::Identity, by_hand: bool)
     let wait = if by_hand { Instant::now() } else { Instant::now() + (cfg.timeout / 4).min(Duration::from_secs(5)) };
     let nodes = election::read(&election::attr(cfg, "nodes"), &me, wait);
     if let Some(why) = election::read(&election::attr(cfg, "cancel_switchover"), &me, Instant::now()) {
-        election::forget(&election::attr(cfg, "cancel_switchover"));
+        let _ = election::forget(&election::attr(cfg, "cancel_switchover"));
         return Err(OcfError::generic(why));
     }
     let Some(nodes) = nodes else {
