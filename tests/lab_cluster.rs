@@ -346,7 +346,7 @@ fn ec2_stack_fencing_fence_partition_node_crash() {
 
 /// A quorum election (issue #26.1): synchronous_mode=on, `ANY 1` of two standbys, and the
 /// one holding the last acknowledged commits (keep) unable to publish its position when the
-/// primary dies (its attribute manager stopped), while the other (lag: a member the primary
+/// primary dies (its node put in standby mode), while the other (lag: a member the primary
 /// still counts, its walsender stopped) is the one Pacemaker tries to promote. The promotion
 /// must compare m - k + 1 = 2 members: lag refuses (at least once, with the reason), nobody
 /// is promoted until keep answers again, then keep is, with every acknowledged row; the old

@@ -1433,15 +1433,15 @@ cmd_scenario() {
             # Issue #26.1, synchronous_mode=on, ANY 1 of the two standbys: one of them (keep)
             # has commits the other (lag) never got — the primary's walsender to lag is
             # stopped, so the primary still counts lag a member while keep alone
-            # acknowledges. Then keep's attribute manager stops (SIGSTOP: keep's pre-promote
-            # cannot publish its position), the primary is powered off, and lag is scored
-            # above keep, so Pacemaker promotes lag first. A promotion must compare
-            # m - k + 1 = 2 members: lag must refuse. Once it has (or after 120 s), keep's
-            # attribute manager goes on, and keep, which has every acknowledged row, wins.
+            # acknowledges. Then the primary is powered off and, at once, keep's node is put
+            # in standby mode (its PostgreSQL stopped: it cannot take part in the election),
+            # and lag is scored above keep. A promotion must compare m - k + 1 = 2 members:
+            # lag must refuse. Once it has (or after 120 s), keep's node leaves standby mode,
+            # and keep, which has every acknowledged row, wins.
             [[ $(cat "$STATE/sync" 2>/dev/null) == on ]] || die "election-quorum needs config --sync on"
             local sb; sb=$(standby_nodes); keep=${sb%% *}; lag=${sb##* }
             [[ -n $keep && -n $lag && $keep != "$lag" ]] || die "election-quorum needs two standbys"
-            say "election-quorum: stopping $before's walsender to $lag, writing (acknowledged by $keep alone), stopping $keep's attribute manager, powering off $before"
+            say "election-quorum: stopping $before's walsender to $lag, writing (acknowledged by $keep alone), powering off $before, $keep to standby mode"
             # (Freezing lag's walreceiver would not do: the kernel buffers what the walsender
             # sends, and lag reads it once resumed.) Process title: "postgres:
             # [cluster_name: ]walsender USER ADDR(PORT) streaming …".
@@ -1449,19 +1449,18 @@ cmd_scenario() {
             [[ -n $ws ]] || die "no walsender to $lag on $before"
             in_node "${before#node}" kill -STOP "$ws"
             sleep 2
-            local attrd; attrd=$(in_node "${keep#node}" pidof pacemaker-attrd) || die "no pacemaker-attrd on $keep"
-            in_node "${keep#node}" kill -STOP "$attrd"
             # How far behind lag is: the primary's WAL past what lag received.
             local lag_lsn; lag_lsn=$(psql_at "${lag#node}" "select pg_last_wal_receive_lsn()" || true)
             lag_behind=$(psql_at "${before#node}" "select pg_wal_lsn_diff(pg_current_wal_lsn(), '${lag_lsn:-0/0}')::bigint" || echo null)
-            power_off "${before#node}"
             local ks; ks=$(in_node "${lag#node}" crm_attribute -N "$keep" -n master-pgsqld -l forever -G -q 2>/dev/null || echo 1000)
             [[ $ks =~ ^[0-9]+$ ]] || ks=1000
+            power_off "${before#node}"
+            in_node "${lag#node}" pcs node standby "$keep" >/dev/null 2>&1 || event_ok=false
             in_node "${lag#node}" crm_attribute -N "$lag" -n master-pgsqld -l forever -v $(( ks + 1 )) >/dev/null 2>&1 || true
             local t lagl="$LAB_DIR/$lag/var/log/pacemaker/pacemaker.log"
             for t in $(seq 240); do grep -q "not promoting: only 1 of the synchronous set" "$lagl" 2>/dev/null && break; sleep 0.5; done
-            in_node "${keep#node}" kill -CONT "$attrd" || true
-            note="ANY 1 ($keep, $lag): $before's walsender to $lag stopped, $keep's pacemaker-attrd stopped until $lag refused (or 120 s), $before powered off, $lag scored above $keep; $before booted again at the end"
+            in_node "${lag#node}" pcs node unstandby "$keep" >/dev/null 2>&1 || event_ok=false
+            note="ANY 1 ($keep, $lag): $before's walsender to $lag stopped, $before powered off, $keep in standby mode until $lag refused (or 120 s), $lag scored above $keep; $before booted again at the end"
             ;;
         storm)
             # Issue #26.7: one hostile client (192.0.2.201, inside the allowed network) holds
