@@ -684,14 +684,33 @@ fn slow_cib_keeps_a_healthy_primary(lab: &Lab) {
     let log = "/var/log/pacemaker/pacemaker.log";
     let before: usize =
         lab.ok(&["node", &p, "sh", "-c", &format!("grep -c 'pgsqlms(pgsqld).*did not finish within' {log} || true")]).trim().parse().unwrap_or(0);
+    // The standby streams; the primary's monitor must also have scored it (a positive score
+    // in the CIB), or its going away changes no score and the monitor has nothing to write.
+    let scored = std::time::Instant::now();
+    loop {
+        let score = lab.ok(&["node", &p, "sh", "-c", &format!("crm_attribute -N node{s} -n master-pgsqld -l forever -G -q 2>/dev/null || echo -1")]);
+        if score.trim().parse::<i64>().is_ok_and(|v| v > 0) {
+            break;
+        }
+        assert!(scored.elapsed() < std::time::Duration::from_secs(30), "node{s} never scored positive by the primary: {score}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
     // Inside the node's own PID namespace: only that node's CIB manager is named.
     lab.ok(&["node", &p, "sh", "-c", "pgrep -x pacemaker-based > /run/paceline-test-based.pid && kill -STOP $(cat /run/paceline-test-based.pid)"]);
     lab.ok(&["node", &s, "sh", "-c", "cd / && runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D /var/lib/postgresql/15/main -m fast -w stop"]);
-    std::thread::sleep(std::time::Duration::from_secs(20));
+    // At least 20 s, and until a monitor has said what it waited for (at most 40 s).
+    let stopped = std::time::Instant::now();
+    let waited = |lab: &Lab| lab.ok(&["node", &p, "sh", "-c", &format!("grep 'pgsqlms(pgsqld).*did not finish within' {log} || true")]);
+    while stopped.elapsed() < std::time::Duration::from_secs(20)
+        || (waited(lab).lines().count() <= before && stopped.elapsed() < std::time::Duration::from_secs(40))
+    {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
     lab.ok(&["node", &p, "sh", "-c", "kill -CONT $(cat /run/paceline-test-based.pid) && rm /run/paceline-test-based.pid"]);
     std::thread::sleep(std::time::Duration::from_secs(10));
-    let waited = lab.ok(&["node", &p, "sh", "-c", &format!("grep 'pgsqlms(pgsqld).*did not finish within' {log} || true")]);
-    assert!(waited.lines().count() > before, "the primary's monitor never said what it waited for:\n{waited}");
+    let said = waited(lab);
+    let agent = lab.ok(&["node", &p, "sh", "-c", &format!("grep 'pgsqlms(pgsqld)' {log} | tail -30")]);
+    assert!(said.lines().count() > before, "the primary's monitor never said what it waited for:\n{said}\nits last lines:\n{agent}");
     let fails = lab.ok(&["node", &p, "crm_failcount", "--query", "--resource", "pgsqld", "--node", &primary]);
     assert!(fails.contains("value=0") || fails.contains("value=(null)"), "the primary's monitor failed during the slow CIB: {fails}");
     // The standby went away on purpose: its failure is cleaned up, and it rejoins.
