@@ -594,20 +594,6 @@ fn haproxy_routing_status_check_and_switchover_command() {
         assert_eq!(field(&j, "primary_after"), after.as_str(), "{line}");
     }
 
-    // Issue #26.7: one client inside the allowed network holds 1,100 slow connections to the
-    // primary's state service and sends odd paths for 20 s, while every node's HAProxy checks
-    // /primary five times a second with fall 1 (one failed check takes the primary out of
-    // its pool): the primary is never marked down, no write is lost, the service's memory
-    // stays within bounds.
-    let (line, j) = lab.scenario("storm");
-    assert_eq!(field(&j, "primary_marked_down"), 0, "HAProxy marked the primary down during the storm: {line}");
-    assert_eq!(field(&j, "rows_lost"), 0, "{line}");
-    assert_eq!(field(&j, "healthy_after"), true, "{line}");
-    assert_eq!(field(&j, "primary_after"), field(&j, "primary_before"), "{line}");
-    assert!(field(&j, "storm")["hostile"]["slowloris"]["open_max"].as_u64().unwrap_or(0) >= 32, "the hostile client never held its connections: {line}");
-    let (before, after) = (field(&j, "service_rss_kb_before").as_u64().unwrap(), field(&j, "service_rss_kb_after").as_u64().unwrap());
-    assert!(after < before + 32 * 1024, "the state service grew from {before} kB to {after} kB: {line}");
-
     // During a switchover done by hand (crm_resource --move --promoted, what pcs resource
     // move does), sampled all along: never two primaries, never healthy while the move is in
     // place, the move named with the command that clears it; then the new primary, agreeing
@@ -668,6 +654,20 @@ fn haproxy_routing_status_check_and_switchover_command() {
     assert!(!cons.contains("cli-prefer") && !cons.contains("cli-ban"), "the switchover left a constraint: {cons}");
 
     slow_cib_keeps_a_healthy_primary(&lab);
+
+    // Issue #26.7: one client inside the allowed network holds 1,100 slow connections to the
+    // primary's state service and sends odd paths for 20 s, while every node's HAProxy checks
+    // /primary five times a second with fall 1 (one failed check takes the primary out of
+    // its pool): the primary is never marked down, no write is lost, the service's memory
+    // stays within bounds.
+    let (line, j) = lab.scenario("storm");
+    assert_eq!(field(&j, "primary_marked_down"), 0, "HAProxy marked the primary down during the storm: {line}");
+    assert_eq!(field(&j, "rows_lost"), 0, "{line}");
+    assert_eq!(field(&j, "healthy_after"), true, "{line}");
+    assert_eq!(field(&j, "primary_after"), field(&j, "primary_before"), "{line}");
+    assert!(field(&j, "storm")["hostile"]["slowloris"]["open_max"].as_u64().unwrap_or(0) >= 32, "the hostile client never held its connections: {line}");
+    let (before, after) = (field(&j, "service_rss_kb_before").as_u64().unwrap(), field(&j, "service_rss_kb_after").as_u64().unwrap());
+    assert!(after < before + 32 * 1024, "the state service grew from {before} kB to {after} kB: {line}");
 }
 
 /// A slow CIB manager (as in a membership change): the primary's node's pacemaker-based
@@ -698,15 +698,10 @@ fn slow_cib_keeps_a_healthy_primary(lab: &Lab) {
     // Inside the node's own PID namespace: only that node's CIB manager is named.
     lab.ok(&["node", &p, "sh", "-c", "pgrep -x pacemaker-based > /run/paceline-test-based.pid && kill -STOP $(cat /run/paceline-test-based.pid)"]);
     lab.ok(&["node", &s, "sh", "-c", "cd / && runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D /var/lib/postgresql/15/main -m fast -w stop"]);
-    // At least 20 s, and until a monitor has said what it waited for (at most 40 s).
-    let stopped = std::time::Instant::now();
+    // 20 s: pacemakerd kills a subdaemon that stops answering after about 30 s.
+    std::thread::sleep(std::time::Duration::from_secs(20));
     let waited = |lab: &Lab| lab.ok(&["node", &p, "sh", "-c", &format!("grep 'pgsqlms(pgsqld).*did not finish within' {log} || true")]);
-    while stopped.elapsed() < std::time::Duration::from_secs(20)
-        || (waited(lab).lines().count() <= before && stopped.elapsed() < std::time::Duration::from_secs(40))
-    {
-        std::thread::sleep(std::time::Duration::from_secs(1));
-    }
-    lab.ok(&["node", &p, "sh", "-c", "kill -CONT $(cat /run/paceline-test-based.pid) && rm /run/paceline-test-based.pid"]);
+    lab.ok(&["node", &p, "sh", "-c", "kill -CONT $(cat /run/paceline-test-based.pid); rm -f /run/paceline-test-based.pid"]);
     std::thread::sleep(std::time::Duration::from_secs(10));
     let said = waited(lab);
     let agent = lab.ok(&["node", &p, "sh", "-c", &format!("grep 'pgsqlms(pgsqld)' {log} | tail -30")]);
