@@ -204,16 +204,24 @@ pub fn pg_ctl(cfg: &Config, who: Identity, args: &[&str], timeout: Duration) -> 
 /// startup process writes there, pg_ctl's log then holds only the redirection notice),
 /// else from pg_ctl's log. With the file it was found in.
 pub fn server_fatal(cfg: &Config, from: u64, since: std::time::SystemTime) -> Option<(String, PathBuf)> {
-    collector_fatal(cfg, since).or_else(|| fatal_in(cfg, &server_log(cfg), from).map(|l| (l, server_log(cfg))))
+    collector_fatal(cfg, since).or_else(|| {
+        let log = server_log(cfg);
+        fatal_in(cfg, &log, Some(from)).map(|l| (l, log))
+    })
 }
 
-/// The last server FATAL or PANIC line of the file at `path`, read from byte `from` (at
-/// most 1 MiB), as system_user: the logs are that account's, and a link there must not put
-/// a line of a file only root may read into an exit reason.
-fn fatal_in(cfg: &Config, path: &Path, from: u64) -> Option<String> {
+/// The last server FATAL or PANIC line of the file at `path`, read from byte `from` (None:
+/// its last MiB, as the opened file's size says) and at most 1 MiB, as system_user: the
+/// logs are that account's, and a link there must not put a line of a file only root may
+/// read into an exit reason.
+fn fatal_in(cfg: &Config, path: &Path, from: Option<u64>) -> Option<String> {
     use std::io::{Read, Seek, SeekFrom};
     let who = identity(cfg).ok();
     let mut f = crate::pg::identity::as_user(who, || std::fs::File::open(path)).ok()?;
+    let from = match from {
+        Some(at) => at,
+        None => f.metadata().ok()?.len().saturating_sub(1 << 20),
+    };
     f.seek(SeekFrom::Start(from)).ok()?;
     let mut text = String::new();
     f.take(1 << 20).read_to_string(&mut text).ok()?;
@@ -228,11 +236,7 @@ fn fatal_in(cfg: &Config, path: &Path, from: u64) -> Option<String> {
 /// directory listed and the file read as system_user, its last MiB).
 fn collector_fatal(cfg: &Config, since: std::time::SystemTime) -> Option<(String, PathBuf)> {
     let who = identity(cfg).ok()?;
-    let setting = |name: &str| {
-        let mut cmd = pg_tool(cfg, who, "postgres");
-        cmd.args(["-C", name, "-D"]).arg(&cfg.pgdata).args(cfg.start_words().ok()?);
-        crate::cmd::run(&mut cmd, Duration::from_secs(5)).ok().map(|v| v.trim().to_owned())
-    };
+    let setting = |name: &str| setting(cfg, who, name, Duration::from_secs(5)).ok();
     if !matches!(setting("logging_collector")?.as_str(), "on" | "true" | "1") {
         return None;
     }
@@ -250,8 +254,15 @@ fn collector_fatal(cfg: &Config, since: std::time::SystemTime) -> Option<(String
         Ok(best.map(|(_, p)| p))
     })
     .ok()??;
-    let len = std::fs::symlink_metadata(&newest).map(|m| m.len()).unwrap_or(0);
-    fatal_in(cfg, &newest, len.saturating_sub(1 << 20)).map(|l| (l, newest))
+    fatal_in(cfg, &newest, None).map(|l| (l, newest))
+}
+
+/// A server setting as PostgreSQL reads it for this instance (`postgres -C NAME` on
+/// pgdata, with start_opts), as system_user, within `timeout`.
+pub fn setting(cfg: &Config, who: Identity, name: &str, timeout: Duration) -> Result<String, OcfError> {
+    let mut cmd = pg_tool(cfg, who, "postgres");
+    cmd.args(["-C", name, "-D"]).arg(&cfg.pgdata).args(cfg.start_words()?);
+    crate::cmd::run(&mut cmd, timeout).map(|v| v.trim().to_owned())
 }
 
 /// FATAL lines that end one client's session, not the server: the agent's own connection

@@ -15,7 +15,10 @@
 //! first goes through crash recovery as a standby and is stopped again. A diverged instance
 //! stays stopped and the start fails with the reason (Pacemaker then keeps the resource off
 //! this node until an operator acts) — or, with `auto_rewind=true`, it is rewound from the
-//! primary, keeping this node's own configuration files, and started as a standby.
+//! primary, keeping this node's own configuration files, and started as a standby. Without
+//! `auto_rewind` an instance whose own WAL past the fork holds no transaction (what an
+//! isolated primary's shutdown checkpoint leaves, read with pg_waldump) is rewound too:
+//! nothing a client was told committed is discarded, and refusing it would strand the node.
 //!
 //! The source's control file must be current. PostgreSQL 15's pg_rewind takes the
 //! primary's timeline from its pg_control, which a promoted primary rewrites only when the
@@ -258,11 +261,9 @@ fn source(cfg: &Config, who: Identity, until: Instant) -> Result<Source, String>
     if !cfg.datadir.join("global/pg_control").exists() {
         return Err("no pg_control".into());
     }
-    let mut cmd = instance::pg_tool(cfg, who, "postgres");
-    cmd.args(["-C", "primary_conninfo", "-D"]).arg(&cfg.pgdata).args(cfg.start_words().map_err(|e| e.reason)?);
     let left = until.saturating_duration_since(Instant::now()).min(Duration::from_secs(10));
-    let text = cmd::run(&mut cmd, left).map_err(|e| e.reason)?;
-    let mut info = ConnInfo::parse(text.trim()).map_err(|e| format!("primary_conninfo: {e}"))?;
+    let text = instance::setting(cfg, who, "primary_conninfo", left).map_err(|e| e.reason)?;
+    let mut info = ConnInfo::parse(&text).map_err(|e| format!("primary_conninfo: {e}"))?;
     if info.is_empty() {
         return Err("primary_conninfo is empty".into());
     }

@@ -76,10 +76,8 @@ pub fn check_sync_setting(cfg: &Config) -> Result<(), OcfError> {
         return Ok(());
     }
     let who = instance::identity(cfg)?;
-    let mut cmd = instance::pg_tool(cfg, who, "postgres");
-    cmd.args(["-C", "synchronous_standby_names", "-D"]).arg(&cfg.pgdata).args(cfg.start_words()?);
-    let value = crate::cmd::run(&mut cmd, Duration::from_secs(5))?;
-    sync::SyncSet::parse(value.trim()).map(|_| ()).map_err(|why| {
+    let value = instance::setting(cfg, who, "synchronous_standby_names", Duration::from_secs(5))?;
+    sync::SyncSet::parse(&value).map(|_| ()).map_err(|why| {
         OcfError::configured(format!("{why}: synchronous_mode={} manages this setting; remove it from the configuration files", cfg.sync_mode.name()))
     })
 }
