@@ -166,7 +166,7 @@ pub fn forget(name: &str) -> Result<(), OcfError> {
 pub fn forget_all(names: &[String]) -> Result<(), OcfError> {
     std::thread::scope(|s| {
         let all: Vec<_> = names.iter().map(|name| s.spawn(move || forget(name))).collect();
-        all.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(OcfError::generic("a deletion panicked")))).collect::<Result<Vec<()>, OcfError>>().map(|_| ())
+        all.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| Err(OcfError::generic("a deletion panicked"))))
     })
 }
 

@@ -220,18 +220,6 @@ fn membership() -> Result<super::sync::Membership, OcfError> {
     Ok(super::sync::Membership { quorate, fencing: c.stonith_enabled, nodes })
 }
 
-/// A refusal in the log's words.
-fn refusal(r: &super::sync::Refusal) -> String {
-    use super::sync::Refusal::*;
-    match r {
-        NoQuorum => "this partition has no quorum".into(),
-        Unconfirmed(n) => format!("quorum cannot tell a partition from their death here and {} is not fenced yet", n.join(", ")),
-        NoFencing(n) => {
-            format!("quorum cannot tell a partition from their death here and without fencing nothing confirms that {} is down", n.join(", "))
-        }
-    }
-}
-
 /// At promote: name every other node of the partition, so that no commit is acknowledged
 /// before `k` of them have it; nobody is promotable until the monitor has seen them join.
 /// With synchronous_mode off, a set this agent wrote earlier is removed.
@@ -307,7 +295,7 @@ pub fn manage(cfg: &Config, local: &Local, me: &str, nodes: &[String], replicas:
     if st.next != current {
         if !st.leaving.is_empty() {
             if let Err(why) = super::sync::may_leave(&membership()?, &st.leaving) {
-                ocf_warn!("{} left replication but {}: the synchronous set stays as it is (commits wait)", st.leaving.join(", "), refusal(&why));
+                ocf_warn!("{} left replication but {}: the synchronous set stays as it is (commits wait)", st.leaving.join(", "), why);
                 remember.write(cfg);
                 return Ok(());
             }

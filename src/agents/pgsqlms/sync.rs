@@ -220,6 +220,19 @@ pub enum Refusal {
     NoFencing(Vec<String>),
 }
 
+/// In the log's words.
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::NoQuorum => write!(f, "this partition has no quorum"),
+            Refusal::Unconfirmed(n) => write!(f, "quorum cannot tell a partition from their death here and {} is not fenced yet", n.join(", ")),
+            Refusal::NoFencing(n) => {
+                write!(f, "quorum cannot tell a partition from their death here and without fencing nothing confirms that {} is down", n.join(", "))
+            }
+        }
+    }
+}
+
 /// Whether `leaving` may leave the set (invariant 2). A member that leaves is one a
 /// promotion no longer has to compare, so the cluster must be unable to promote it behind
 /// this primary's back: quorum does that when this partition holds a majority of the nodes
