@@ -59,7 +59,7 @@ impl Fixture {
                 i.port,
                 i.sock.display(),
                 // pg_rewind needs wal_log_hints (or checksums): on for the rewind tests.
-                if matches!(tag, 3 | 8 | 14 | 15) { "on" } else { "off" },
+                if matches!(tag, 3 | 8 | 14 | 15 | 17 | 18) { "on" } else { "off" },
                 p.port
             )
         };
@@ -462,6 +462,81 @@ fn ex_primary_diverged_by_its_shutdown_checkpoint_only_rejoins() {
     wait_sql(p, "SELECT count(*), max(i) FROM t", "20|20");
     wait_sql(p, "SELECT status FROM pg_stat_wal_receiver", "streaming");
     assert_eq!(std::fs::read_to_string(&auto_conf).unwrap(), own, "its own configuration kept");
+}
+
+/// Seen in the lab's chain of faults (issue #26.9): a primary fenced mid-partition rejoins;
+/// Pacemaker demotes what its probe found crashed in the promoted role. The demote used to
+/// start it as a standby with no comparison: its crash recovery replayed the WAL the new
+/// primary never received, and its stop recorded a minimum recovery point past the fork.
+/// The start that followed saw no primary in the rejoining node's CIB (not synced yet), so
+/// it compared nothing either, and PostgreSQL refused ("requested timeline 3 does not
+/// contain minimum recovery point … on timeline 2"): a failed start, the node banned.
+/// Now the demote goes the start's way (with a primary in view: crash recovery, compare,
+/// rewind), and a start PostgreSQL refuses for its history is compared with the primary
+/// its primary_conninfo names: refused with the reason, or rewound with auto_rewind.
+#[test]
+fn a_crashed_primary_past_the_fork_is_compared_by_demote_and_by_a_start_that_sees_no_primary() {
+    if !possible_with_pacemaker_tools() {
+        return;
+    }
+    let setup = "CREATE TABLE t (i int); INSERT INTO t SELECT generate_series(1, 10)";
+    let replayed = ("SELECT count(*) FROM t", "10");
+    let (on_s, on_p) = ("INSERT INTO t SELECT generate_series(11, 15)", "INSERT INTO t SELECT generate_series(100, 199)");
+
+    // The demote, with the new primary in view: compared and rewound like a start.
+    let f = Fixture::new(18);
+    let (p, s) = (&f.primary, &f.standby);
+    split_brain(&f, setup, replayed, on_s, on_p);
+    let cib = cib_with_primary(&f.base, "nodeS");
+    let log = f.base.join("agent.log");
+    let with_primary = [
+        ("CIB_file", cib.to_str().unwrap()),
+        ("OCF_RESKEY_CRM_meta_on_node", "nodeP"),
+        ("HA_LOGFILE", log.to_str().unwrap()),
+        ("OCF_RESKEY_auto_rewind", "true"),
+    ];
+    assert_eq!(f.agent(p, "monitor", &with_primary).0, 9, "crashed while primary");
+    let (rc, err) = f.agent(p, "demote", &with_primary);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(rc, 0, "{err}\n{text}");
+    assert!(text.contains("crash recovery first") && text.contains("rewinding this instance"), "{text}");
+    sql(s, "INSERT INTO t SELECT generate_series(16, 20)");
+    wait_sql(p, "SELECT count(*), max(i) FROM t", "20|20");
+    wait_sql(p, "SELECT status FROM pg_stat_wal_receiver", "streaming");
+    drop(f);
+
+    // No primary in view (an empty CIB): the demote starts it as before, it replays its own
+    // WAL and fetches the new timeline's history it cannot follow; stopped, it is what the
+    // lab's node was. The start then hears PostgreSQL's refusal and compares.
+    let f = Fixture::new(17);
+    let (p, s) = (&f.primary, &f.standby);
+    split_brain(&f, setup, replayed, on_s, on_p);
+    let empty = f.base.join("empty-cib.xml");
+    must(&format!("cibadmin --empty > {}", empty.display()));
+    let log = f.base.join("agent.log");
+    let no_primary = [("CIB_file", empty.to_str().unwrap()), ("OCF_RESKEY_CRM_meta_on_node", "nodeP"), ("HA_LOGFILE", log.to_str().unwrap())];
+    let (rc, err) = f.agent(p, "demote", &no_primary);
+    assert_eq!(rc, 0, "{err}");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !p.data.join("pg_wal/00000002.history").exists() {
+        assert!(std::time::Instant::now() < until, "p never fetched timeline 2's history");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(f.agent(p, "stop", &no_primary).0, 0);
+    let (rc, err) = f.agent(p, "start", &no_primary);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(rc, 1, "{err}\n{text}");
+    assert!(err.contains("ocf-exit-reason:timeline diverged from the primary on the node its primary_conninfo names"), "{err}\n{text}");
+    assert!(text.contains("does not contain minimum recovery point") || text.contains("is not a child of this server's history"), "{text}");
+    assert_eq!(f.rc(p, "monitor"), 7, "left stopped");
+    let rewind = [no_primary.as_slice(), &[("OCF_RESKEY_auto_rewind", "true")]].concat();
+    let (rc, err) = f.agent(p, "start", &rewind);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(rc, 0, "{err}\n{text}");
+    assert!(text.contains("rewinding this instance"), "{text}");
+    sql(s, "INSERT INTO t SELECT generate_series(16, 20)");
+    wait_sql(p, "SELECT count(*), max(i) FROM t", "20|20");
+    wait_sql(p, "SELECT status FROM pg_stat_wal_receiver", "streaming");
 }
 
 /// Issue #26.9: with `logging_collector` on, the startup process writes its FATAL line to

@@ -3,6 +3,8 @@
 //! walsenders exit, so the standby promoted next has every acknowledged write. A primary
 //! that hangs is shut down by the stop's escalation (`stop.rs`) within this demote's
 //! deadline, so that a hung primary costs seconds, not the demote timeout and a fence.
+//! An instance that is not running (a primary that crashed) is started as a standby the
+//! way start does it, after the same comparison with the primary (`start::follow_and_start`).
 
 use super::election::{self, Position};
 use super::instance::{self, State};
@@ -22,7 +24,8 @@ pub fn demote(env: &OcfEnv) -> OcfResult {
     // A local primary answers in milliseconds; one that does not within a second is treated
     // as hung. Misjudging a slow one costs nothing: both get the same shutdown, which tries
     // a clean fast one first and publishes its checkpoint when it was clean.
-    match instance::state(&cfg, who, (cfg.timeout / 4).min(Duration::from_secs(1)))? {
+    let before = instance::state(&cfg, who, (cfg.timeout / 4).min(Duration::from_secs(1)))?;
+    match &before {
         State::Standby => {
             ocf_info!("already a standby");
             return Ok(OcfRc::Success);
@@ -39,12 +42,19 @@ pub fn demote(env: &OcfEnv) -> OcfResult {
             if stop::stop_instance(&cfg, until)? == stop::Shutdown::Clean {
                 publish_shutdown_checkpoint(&cfg);
             }
+            // No longer the one who ranks: what this node wrote as primary is not to be trusted.
+            super::scores::forget_written(&cfg);
+            start::start_standby(&cfg, who, until)?;
         }
-        State::Stopped { .. } | State::CrashedPrimary | State::CrashedStandby => {}
+        // Not running (crashed while primary, typically: Pacemaker demotes what its probe
+        // found failed in the promoted role): another node may be primary by now, and the
+        // crash recovery would replay WAL it never received. The start's path: compared
+        // with that primary first, rewound or refused (start.rs).
+        State::Stopped { .. } | State::CrashedPrimary | State::CrashedStandby => {
+            super::scores::forget_written(&cfg);
+            start::follow_and_start(&cfg, who, &before, until)?;
+        }
     }
-    // No longer the one who ranks: what this node wrote as primary is not to be trusted.
-    super::scores::forget_written(&cfg);
-    start::start_standby(&cfg, who, until)?;
     Ok(OcfRc::Success)
 }
 

@@ -1,7 +1,8 @@
 //! start: bring the instance up **as a standby**, and return once it accepts read-only
 //! connections. Promotion is Pacemaker's decision alone. When another node is primary,
 //! the instance's history must not have diverged from it (see `rewind.rs`): a diverged
-//! instance is refused — or rewound, with auto_rewind=true.
+//! instance is refused — or rewound, with auto_rewind=true, or when its WAL past the fork
+//! holds no transaction. Demote starts a stopped or crashed instance through the same path.
 
 use std::time::{Duration, Instant};
 
@@ -28,24 +29,55 @@ pub fn start(env: &OcfEnv) -> OcfResult {
         State::CrashedStandby => ocf_info!("this standby crashed; starting it again (crash recovery first)"),
         State::Stopped { .. } => {}
     }
-    // Another node is primary: this instance must be able to follow it (rewind.rs).
-    // (A base backup never started has nothing of its own: nothing to compare.)
-    let fresh_backup = cfg.datadir.join("backup_label").exists();
-    if let Some(primary) = (!fresh_backup).then(|| scores::local_node(&cfg).ok().and_then(|me| rewind::other_primary(&cfg, &me))).flatten() {
-        if matches!(before, State::CrashedPrimary | State::CrashedStandby) {
-            ocf_info!("crash recovery first (as a standby), so that this instance's history can be compared with the primary's on {primary}");
-            start_standby(&cfg, who, until)?;
-            stop::stop_instance(&cfg, until)?;
-        }
-        rewind::ensure_follows(&cfg, who, &primary, until)?;
-    }
-    start_standby(&cfg, who, until)?;
+    follow_and_start(&cfg, who, &before, until)?;
     // A primary that shut down cleanly, in a cluster where nobody is promotable yet (first
     // start): make this node promotable, so the cluster gets a primary.
     if before == (State::Stopped { as_primary: true }) {
         scores::bootstrap(&cfg);
     }
     Ok(OcfRc::Success)
+}
+
+/// Start the stopped (or crashed) instance as a standby that can follow the primary.
+/// Shared with demote, which must not start a crashed primary as a standby with less care
+/// than start does.
+///
+/// Another node is primary: this instance must be able to follow it (rewind.rs); a crashed
+/// one first goes through crash recovery as a standby, so that pg_rewind can compare it.
+/// (A base backup never started has nothing of its own: nothing to compare.)
+///
+/// The cluster's view of the primary comes from this node's CIB, which a node that has just
+/// rejoined may not have received yet. When no primary showed there, PostgreSQL is the
+/// last judge: a start it refuses because its history cannot follow the timeline it found
+/// ("requested timeline N does not contain minimum recovery point …", "… is not a child of
+/// this server's history") gets the same comparison with the primary its `primary_conninfo`
+/// names, and the same rewind or refusal, instead of a failed start that bans the node.
+pub fn follow_and_start(cfg: &Config, who: Identity, before: &State, until: Instant) -> Result<(), OcfError> {
+    let fresh_backup = cfg.datadir.join("backup_label").exists();
+    let primary = (!fresh_backup).then(|| scores::local_node(cfg).ok().and_then(|me| rewind::other_primary(cfg, &me))).flatten();
+    if let Some(primary) = &primary {
+        if matches!(before, State::CrashedPrimary | State::CrashedStandby) {
+            ocf_info!("crash recovery first (as a standby), so that this instance's history can be compared with the primary's on {primary}");
+            start_standby(cfg, who, until)?;
+            stop::stop_instance(cfg, until)?;
+        }
+        rewind::ensure_follows(cfg, who, primary, until)?;
+    }
+    match start_standby(cfg, who, until) {
+        Err(e) if primary.is_none() && !fresh_backup && cannot_follow(&e.reason) => {
+            ocf_warn!("{}: comparing this instance's history with the primary its primary_conninfo names", e.reason);
+            let primary = scores::local_node(cfg).ok().and_then(|me| rewind::other_primary(cfg, &me));
+            rewind::ensure_follows(cfg, who, primary.as_deref().unwrap_or("the node its primary_conninfo names"), until)?;
+            start_standby(cfg, who, until)
+        }
+        done => done,
+    }
+}
+
+/// PostgreSQL's refusals of a history that cannot follow the timeline it was asked to.
+fn cannot_follow(fatal: &str) -> bool {
+    fatal.contains("requested timeline")
+        && (fatal.contains("does not contain minimum recovery point") || fatal.contains("is not a child of this server's history"))
 }
 
 /// Start the stopped instance as a standby and wait, until `until`, for it to accept
