@@ -34,7 +34,9 @@
 #   AUTO_REWIND         paceline stack only: the pgsqlms auto_rewind parameter, true|false
 #                       [unset: the agent's default, false]. true: a rebooted ex-primary whose
 #                       history diverged is rewound from the primary (pg_rewind) and rejoins as
-#                       a standby; false: its start is refused with the reason
+#                       a standby; false: likewise if its WAL past the fork holds no
+#                       transaction (a shutdown checkpoint), otherwise its start is refused
+#                       with the reason (docs/pgsqlms.md)
 #   REWIND_USER         paceline stack only: the pgsqlms rewind_user parameter [unset: the user
 #                       of primary_conninfo], who needs pg_rewind's privileges on the primary
 #   SYNC_MODE           paceline stack only: the pgsqlms synchronous_mode parameter, off|on|strict
