@@ -70,7 +70,7 @@ for line in "${agents[@]}"; do
 done
 /usr/sbin/paceline --version | grep -q "^paceline " || fail "paceline --version"
 [[ -f /usr/share/bash-completion/completions/paceline ]] || fail "no bash completion"
-[[ -f /usr/share/doc/paceline/crm-examples/pgsql-ha.sh && -f /usr/share/doc/paceline/pgsqlms.md ]] || fail "docs"
+[[ -f /usr/share/doc/paceline/crm-examples/pgsql-ha.sh && -f /usr/share/doc/paceline/pgsqlms.md && -f /usr/share/doc/paceline/CHANGELOG.md ]] || fail "docs"
 pcs resource describe ocf:paceline:pgsqlms | grep -q "synchronous_mode" || fail "pcs resource describe ocf:paceline:pgsqlms"
 pcs stonith describe fence_paceline_aws | grep -q "region" || fail "pcs stonith describe fence_paceline_aws"
 dpkg -r paceline >/dev/null || fail "dpkg -r"
