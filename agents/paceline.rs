@@ -18,18 +18,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Install paceline in /usr/sbin/ and every agent as a link to it: OCF agents in
-    /// /usr/lib/ocf/resource.d/paceline/, fence agents in /usr/sbin/.
+    // The help texts that name agents are built from src/registry.rs's list (install_help
+    // and the others below), never written by hand: they cannot drift from what is installed.
+    #[command(about = install::install_about(), long_about = install::install_help())]
     Install {
-        /// Directory holding the built agents (default: the directory of this executable).
+        /// Directory holding the built executables (default: the directory of this executable).
         #[arg(long)]
         from: Option<PathBuf>,
         /// Install under this root instead of / (for packaging).
         #[arg(long, default_value = "/")]
         root: PathBuf,
     },
-    /// Remove every installed agent.
+    #[command(about = "Remove what install put there", long_about = install::uninstall_help())]
     Uninstall {
+        /// Remove from under this root instead of /.
         #[arg(long, default_value = "/")]
         root: PathBuf,
     },
@@ -71,8 +73,7 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
     },
-    /// Write the man pages: paceline(8) and its commands, ocf_paceline_<agent>(7) for each
-    /// OCF agent, fence_paceline_aws(8) — all from the definitions that drive the meta-data.
+    #[command(about = "Write the man pages: paceline's, and one per agent", long_about = man_help())]
     Man {
         /// Directory to write them to (man7/ and man8/ below it).
         #[arg(long)]
@@ -93,6 +94,21 @@ enum Command {
     /// to, man page (relative to the man directory). For scripts (tests/package.sh).
     #[command(hide = true)]
     Agents,
+}
+
+/// `paceline man`'s help: the pages it writes, each agent's from the list of agents.
+fn man_help() -> String {
+    let pages: Vec<String> = registry::AGENTS
+        .iter()
+        .map(|a| {
+            let (section, page) = a.man_page();
+            format!("{page}({section})")
+        })
+        .collect();
+    format!(
+        "Write the man pages: paceline(8), paceline-<command>(8), and one per agent: {} — all from the definitions that drive the meta-data",
+        pages.join(", ")
+    )
 }
 
 /// Run agent `name`. Its own links point here for the agents that call EC2; the others

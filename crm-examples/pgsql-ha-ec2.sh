@@ -84,7 +84,8 @@ common=""
 # - The fencer's own deadlines cover the agent's: off waits up to POWER_TIMEOUT for "stopped",
 #   reboot is off then on (twice that), plus room for the API calls.
 # - stonith-action stays Pacemaker's default, reboot: the fenced node comes back (through
-#   StartInstances) and rejoins as a standby.
+#   StartInstances) and rejoins as a standby (if its history diverged from the new primary's,
+#   only once rewound: AUTO_REWIND, docs/pgsqlms.md "Crash recovery and timeline divergence").
 off_timeout=$((POWER_TIMEOUT + 30))
 reboot_timeout=$((2 * POWER_TIMEOUT + 30))
 set -- "region=$REGION" "pcmk_host_map=$HOST_MAP" "power_timeout=$POWER_TIMEOUT" \

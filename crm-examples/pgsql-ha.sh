@@ -27,12 +27,16 @@
 #   MONITOR_PROMOTED    monitor interval of the primary [15s]
 #   MONITOR_UNPROMOTED  monitor interval of the standbys [16s]; must differ from MONITOR_PROMOTED
 #   VIP_MONITOR         monitor interval of the VIP [10s]
-#   STONITH             true|false: the stonith-enabled cluster property [false]. The lab has
-#                       no fencing device yet (it comes with the AWS work); false prints a warning.
+#   STONITH             true|false: the stonith-enabled cluster property [false]; false prints a
+#                       warning. This script creates no fence device: true needs one, e.g.
+#                       pgsql-ha-ec2.sh's fence_paceline_aws (it runs this script with STONITH=true)
+#                       or your platform's, created before or with it.
 #   AUTO_REWIND         paceline stack only: the pgsqlms auto_rewind parameter, true|false
 #                       [unset: the agent's default, false]. true: a rebooted ex-primary whose
 #                       history diverged is rewound from the primary (pg_rewind) and rejoins as
-#                       a standby; false: its start is refused with the reason
+#                       a standby; false: likewise if its WAL past the fork holds no
+#                       transaction (a shutdown checkpoint), otherwise its start is refused
+#                       with the reason (docs/pgsqlms.md)
 #   REWIND_USER         paceline stack only: the pgsqlms rewind_user parameter [unset: the user
 #                       of primary_conninfo], who needs pg_rewind's privileges on the primary
 #   SYNC_MODE           paceline stack only: the pgsqlms synchronous_mode parameter, off|on|strict
@@ -126,8 +130,9 @@ pcs_() {
 }
 
 # Fencing. PAF's documentation calls it mandatory: without it a primary that stops answering
-# (rather than dying) may still be writing when a standby is promoted. Until the fence agent
-# exists, the lab runs with stonith-enabled=false, and says so loudly.
+# (rather than dying) may still be writing when a standby is promoted. This script only sets
+# the property: the fence device is the caller's (pgsql-ha-ec2.sh creates fence_paceline_aws,
+# then runs this script with STONITH=true). Left false (the lab without --ec2), it says so loudly.
 pcs_ property set "stonith-enabled=$STONITH"
 if [ "$STONITH" = false ]; then
     echo "WARNING: stonith-enabled=false: no fencing; a hung primary can coexist with a promoted standby (split brain). Do not run production this way." >&2

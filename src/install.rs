@@ -133,9 +133,112 @@ pub fn built(paceline: &Path, name: &str) -> io::Result<PathBuf> {
     Ok(to)
 }
 
+/// Every agent as docs/paceline.md shows it (between `<!-- agents -->` and
+/// `<!-- /agents -->`; a test holds the two equal): its kind, where it is installed, the
+/// executable its link leads to, its man page.
+pub fn markdown_table() -> String {
+    let mut t = String::from("| agent | kind | installed as | a link to | man page |\n|---|---|---|---|---|\n");
+    for a in AGENTS {
+        let kind = match a.kind {
+            Kind::Resource => format!("resource agent `ocf:paceline:{}`", a.name),
+            Kind::Fence => "fence agent".to_owned(),
+        };
+        let (section, page) = a.man_page();
+        let b = a.binary();
+        let calls = if a.calls_ec2 { " (calls EC2)" } else { "" };
+        t.push_str(&format!("| `{}` | {kind} | `{}` | `/{}/{}`{calls} | `{page}({section})` |\n", a.name, target(Path::new("/"), a).display(), b.dir, b.name));
+    }
+    t
+}
+
+/// `paceline install`'s one-line help (in `paceline --help`'s list), from the list of agents.
+pub fn install_about() -> String {
+    let names: Vec<&str> = BINARIES.iter().map(|b| b.name).collect();
+    format!("Install {} and the {} agents, each a symbolic link to one of them", names.join(", "), AGENTS.len())
+}
+
+/// `paceline install --help`, from the list of agents: which executable each agent is a
+/// link to, and where each goes.
+pub fn install_help() -> String {
+    let executables: Vec<String> = BINARIES
+        .iter()
+        .map(|b| {
+            let tool = if *b == crate::registry::PACELINE { "the tool, and " } else { "" };
+            format!("/{}/{} ({tool}{})", b.dir, b.name, crate::registry::names_in(*b))
+        })
+        .collect();
+    format!(
+        "Install the executables, {}, and each agent as a symbolic link to its executable: OCF agents in /{OCF_PROVIDER_DIR}/, fence agents in /{FENCE_DIR}/",
+        executables.join(" and ")
+    )
+}
+
+/// `paceline uninstall`'s help, from the same list.
+pub fn uninstall_help() -> String {
+    let names: Vec<&str> = AGENTS.iter().map(|a| a.name).collect();
+    let executables: Vec<String> = BINARIES.iter().map(|b| format!("/{}/{}", b.dir, b.name)).collect();
+    format!("Remove what install put there: the links of the agents ({}) and the executables ({})", names.join(", "), executables.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// docs/paceline.md's table of agents is [`markdown_table`]'s (regenerate with
+    /// PACELINE_REGEN_DOCS=1 cargo test --lib docs_agents_table_is_generated).
+    #[test]
+    fn docs_agents_table_is_generated() {
+        let path = format!("{}/docs/paceline.md", env!("CARGO_MANIFEST_DIR"));
+        let doc = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let open = "<!-- agents -->\n";
+        let start = doc.find(open).map(|i| i + open.len()).unwrap_or_else(|| panic!("{path}: no {open:?} marker"));
+        let end = doc[start..].find("<!-- /agents -->").map(|i| i + start).unwrap_or_else(|| panic!("{path}: no <!-- /agents --> marker"));
+        let expected = markdown_table();
+        if std::env::var_os("PACELINE_REGEN_DOCS").is_some() {
+            fs::write(&path, format!("{}{expected}{}", &doc[..start], &doc[end..])).unwrap();
+            return;
+        }
+        assert_eq!(
+            &doc[start..end],
+            expected,
+            "docs/paceline.md's agents disagree with src/registry.rs: PACELINE_REGEN_DOCS=1 cargo test --lib docs_agents_table_is_generated"
+        );
+    }
+
+    /// The README names every agent (an OCF agent as `ocf:paceline:<name>`) and links its
+    /// page; the package's description names every agent.
+    #[test]
+    fn readme_and_package_name_every_agent() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let readme = fs::read_to_string(format!("{root}/README.md")).unwrap_or_default();
+        let cargo = fs::read_to_string(format!("{root}/Cargo.toml")).unwrap_or_default();
+        let description = cargo.split("extended-description = \"\"\"").nth(1).and_then(|d| d.split("\"\"\"").next()).unwrap_or_default();
+        for a in AGENTS {
+            let in_package = match a.kind {
+                Kind::Resource => format!("ocf:paceline:{}", a.name),
+                Kind::Fence => a.name.to_owned(),
+            };
+            assert!(description.contains(&in_package), "Cargo.toml's extended-description does not name {in_package}");
+            let named = match a.kind {
+                Kind::Resource => format!("`ocf:paceline:{}`", a.name),
+                Kind::Fence => format!("`{}`", a.name),
+            };
+            assert!(readme.contains(&named), "README.md does not name {named}");
+            assert!(readme.contains(&format!("(docs/{}.md)", a.name)), "README.md does not link docs/{}.md", a.name);
+            assert!(Path::new(&format!("{root}/docs/{}.md", a.name)).is_file(), "no docs/{}.md", a.name);
+        }
+    }
+
+    #[test]
+    fn help_names_every_agent_and_its_executable() {
+        let h = install_help();
+        for b in BINARIES {
+            assert!(h.contains(&format!("/{}/{} (", b.dir, b.name)) && h.contains(&crate::registry::names_in(b)), "{h}");
+        }
+        let u = uninstall_help();
+        assert!(AGENTS.iter().all(|a| h.contains(a.name) && u.contains(a.name)), "{h}\n{u}");
+        assert!(install_about().contains(&format!("the {} agents", AGENTS.len())), "{}", install_about());
+    }
 
     #[test]
     fn install_twice_then_uninstall() {

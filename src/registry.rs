@@ -4,10 +4,12 @@
 //!
 //! Everything that must know every agent reads [`AGENTS`]: installing and packaging
 //! ([`crate::install`], `paceline agents` for tests/package.sh), the man pages and
-//! `paceline params`, both executables' dispatch by `argv[0]`, `paceline status` and
-//! `check` (which resources hold an address), and the tests' agent links. Adding an agent
-//! is one row here and one arm in [`crate::agents`] (its entry function and
-//! documentation); `cargo test --lib` fails until both agree.
+//! `paceline params`, the help of `install`, `uninstall` and `man`, docs/paceline.md's table
+//! of agents, both executables' dispatch by `argv[0]`, `paceline status` and `check` (which
+//! resources hold an address), and the tests' agent links. Adding an agent is one row here
+//! and one arm in [`crate::agents`] (its entry function and documentation); `cargo test
+//! --lib` fails until both agree, and until the README, the package's description and
+//! docs/paceline.md name it.
 //!
 //! A leaf: plain data, no code of any agent. What runs an agent is in [`crate::agents`],
 //! split so that `paceline-core` names only the agents without the AWS SDK (the SDK is

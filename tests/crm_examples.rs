@@ -1307,3 +1307,24 @@ fn haproxy_cfg_is_valid_and_checks_the_state_service() {
         }
     }
 }
+
+/// Whatever crm-examples/haproxy.cfg says of `primary_conninfo`, in its comments too, names
+/// the port of its replication pool (`listen pgsql-replication`), as the lab and
+/// crm-examples/README.md use it. Needs nothing installed.
+#[test]
+fn haproxy_cfg_replication_goes_through_its_replication_pool() {
+    let cfg = std::fs::read_to_string(HAPROXY_CFG).unwrap();
+    let lines: Vec<&str> = cfg.lines().map(str::trim).collect();
+    let pool = lines.iter().position(|l| *l == "listen pgsql-replication").expect("no listen pgsql-replication");
+    let bind = lines[pool..].iter().find_map(|l| l.strip_prefix("bind *:")).expect("the replication pool binds no port");
+    let said: Vec<&str> = cfg
+        .split("primary_conninfo")
+        .skip(1)
+        .filter_map(|rest| rest.split("port=").nth(1))
+        .map(|p| p.split(|c: char| !c.is_ascii_digit()).next().unwrap_or(""))
+        .collect();
+    assert!(!said.is_empty(), "haproxy.cfg says nothing of primary_conninfo's port");
+    assert!(said.iter().all(|p| *p == bind), "haproxy.cfg: primary_conninfo ports {said:?}, the replication pool binds {bind}");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crm-examples/README.md")).unwrap();
+    assert!(readme.contains(&format!("host=127.0.0.1 port={bind} ")), "crm-examples/README.md's primary_conninfo is not the replication pool's port {bind}");
+}

@@ -3,7 +3,8 @@
 //! Each gives a clear message on stderr and its documented exit status, never a panic.
 //! Run in a network namespace of its own (`unshare --net`): Pacemaker's IPC sockets are
 //! per namespace, so no cluster answers there even on a machine that runs one. And what
-//! scripts read of it: `paceline agents` and the man pages, one per agent.
+//! scripts read of it: `paceline agents` and the man pages, one per agent; and the help texts
+//! that name agents.
 
 mod common;
 
@@ -119,4 +120,36 @@ fn agents_listing_and_man_pages() {
     }
     assert!(!run(&["--help"]).lines().any(|l| l.trim_start().starts_with("agents ")), "the listing is for scripts, not in the help");
     std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// The help texts that name agents say what the one list of agents (src/registry.rs) says:
+/// `install` which executable each agent is a link to, `uninstall`, `man` and `params`
+/// every agent. None needs root or a cluster.
+#[test]
+fn help_texts_name_the_agents_of_the_list() {
+    use paceline::registry::{names_in, AGENTS, BINARIES};
+    let help = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_paceline")).args(args).output().expect("paceline");
+        assert!(o.status.success(), "paceline {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let install = help(&["install", "--help"]);
+    for b in BINARIES {
+        // "/usr/sbin/paceline (the tool, and awsvip, ... and fence_paceline_aws)"
+        let from = install.find(&format!("/{}/{} (", b.dir, b.name)).unwrap_or_else(|| panic!("install --help does not name /{}/{}: {install}", b.dir, b.name));
+        let said = install[from..].split(')').next().unwrap_or_default();
+        assert!(said.ends_with(&names_in(b)), "install --help: the agents linked to {} are {}, it says {said}", b.name, names_in(b));
+    }
+    assert!(
+        install.contains(&format!("the {} agents", AGENTS.len())) || help(&["install", "-h"]).contains(&format!("the {} agents", AGENTS.len())),
+        "{install}"
+    );
+    let (uninstall, man, params) = (help(&["uninstall", "--help"]), help(&["man", "--help"]), help(&["params", "--help"]));
+    let values = params.split("[possible values: ").nth(1).and_then(|v| v.split(']').next()).unwrap_or_default();
+    assert_eq!(values.split(", ").collect::<Vec<_>>(), AGENTS.iter().map(|a| a.name).collect::<Vec<_>>(), "params --help: {params}");
+    for a in AGENTS {
+        let (section, page) = a.man_page();
+        assert!(man.contains(&format!("{page}({section})")), "man --help lacks {page}({section}): {man}");
+        assert!(uninstall.contains(a.name), "uninstall --help lacks {}: {uninstall}", a.name);
+    }
 }

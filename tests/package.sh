@@ -3,6 +3,7 @@
 #   - cargo deb (cargo-deb, installed if missing) from the binaries of PROFILE (debug by
 #     default: CI's build; PROFILE=release for the package one ships), with the man pages
 #     and completions `paceline man` / `paceline completions` generate;
+#   - its copyright file, packaging/copyright, says the license Cargo.toml names (LICENSE);
 #   - dpkg -i; every agent where Pacemaker finds it, `pcs resource describe
 #     ocf:paceline:pgsqlms`, `pcs stonith describe fence_paceline_aws`, `man -w` for each page;
 #   - dpkg -r: nothing of the package is left on disk.
@@ -39,6 +40,12 @@ mapfile -t agents < <("$BIN/paceline" agents)
 x=$(mktemp -d)
 trap 'rm -rf "$x"' EXIT
 dpkg-deb -x "$deb" "$x"
+# The copyright file is packaging/copyright as it is, and it says the license Cargo.toml
+# names (GPL-2.0-or-later is Debian's GPL-2+), whose text is LICENSE.
+cmp -s "$x/usr/share/doc/paceline/copyright" packaging/copyright || fail "the package's copyright file is not packaging/copyright"
+grep -qx 'license = "GPL-2.0-or-later"' Cargo.toml && grep -qx 'License: GPL-2+' packaging/copyright \
+    && grep -q 'either version 2 of the License, or' packaging/copyright && grep -qx ' *Version 2, June 1991' LICENSE \
+    || fail "Cargo.toml's license, packaging/copyright and LICENSE disagree"
 pages=(man8/{paceline,paceline-status,paceline-switchover}.8)
 for line in "${agents[@]}"; do read -r _ _ _ _ page <<<"$line"; pages+=("$page"); done
 for p in "${pages[@]}"; do
@@ -63,7 +70,7 @@ for line in "${agents[@]}"; do
 done
 /usr/sbin/paceline --version | grep -q "^paceline " || fail "paceline --version"
 [[ -f /usr/share/bash-completion/completions/paceline ]] || fail "no bash completion"
-[[ -f /usr/share/doc/paceline/crm-examples/pgsql-ha.sh && -f /usr/share/doc/paceline/pgsqlms.md ]] || fail "docs"
+[[ -f /usr/share/doc/paceline/crm-examples/pgsql-ha.sh && -f /usr/share/doc/paceline/pgsqlms.md && -f /usr/share/doc/paceline/CHANGELOG.md ]] || fail "docs"
 pcs resource describe ocf:paceline:pgsqlms | grep -q "synchronous_mode" || fail "pcs resource describe ocf:paceline:pgsqlms"
 pcs stonith describe fence_paceline_aws | grep -q "region" || fail "pcs stonith describe fence_paceline_aws"
 dpkg -r paceline >/dev/null || fail "dpkg -r"

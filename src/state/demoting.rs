@@ -250,14 +250,14 @@ pub fn checked_by(peer: IpAddr, asked: Asked) {
     REMEMBERED.store(c.peers.len() as u64, Ordering::Relaxed);
 }
 
-/// The remembered peers' figures, in Prometheus text.
+/// The remembered peers' figures, in Prometheus text (names, types and help:
+/// [`super::metrics`]).
 pub fn metrics() -> String {
-    format!(
-        "# HELP paceline_state_checkers Peers remembered as asking for the primary (a demote waits for them), at most {MAX_PEERS}.\n# TYPE paceline_state_checkers gauge\npaceline_state_checkers {}\n\
-         # HELP paceline_state_checkers_not_recorded_total Primary checks from a new peer not recorded: {MAX_PEERS} peers were asking.\n# TYPE paceline_state_checkers_not_recorded_total counter\npaceline_state_checkers_not_recorded_total {}\n",
-        REMEMBERED.load(Ordering::Relaxed),
-        NOT_RECORDED.load(Ordering::Relaxed)
-    )
+    use super::metrics as M;
+    let mut m = String::new();
+    M::STATE_CHECKERS.write(&mut m, REMEMBERED.load(Ordering::Relaxed));
+    M::STATE_CHECKERS_NOT_RECORDED_TOTAL.write(&mut m, NOT_RECORDED.load(Ordering::Relaxed));
+    m
 }
 
 /// Whether every (peer, check) that asked within [`RECENT`] before `since` has asked

@@ -39,7 +39,6 @@
 //! The TCP port writes `production` or `standby` and a newline, then closes.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -207,25 +206,18 @@ impl Drop for Slot {
     }
 }
 
-/// The pool's figures and the demote's peers, in Prometheus text (appended to /metrics).
+/// The pool's figures and the demote's peers, in Prometheus text (appended to /metrics;
+/// names, types and help: [`super::metrics`]).
 pub fn metrics() -> String {
+    use super::metrics as M;
     let mut m = String::new();
-    let _ = writeln!(m, "# HELP paceline_state_connections Routing-check connections served now.\n# TYPE paceline_state_connections gauge");
-    let _ = writeln!(m, "paceline_state_connections {}", HELD.load(Ordering::Relaxed));
-    let _ = writeln!(m, "# HELP paceline_state_clients Clients (IPv4 addresses, IPv6 /64s) holding them.\n# TYPE paceline_state_clients gauge");
-    let _ = writeln!(m, "paceline_state_clients {}", CLIENTS.load(Ordering::Relaxed));
-    let _ = writeln!(
-        m,
-        "# HELP paceline_state_connections_refused_total Connections closed unanswered, by reason.\n# TYPE paceline_state_connections_refused_total counter"
-    );
+    M::STATE_CONNECTIONS.write(&mut m, HELD.load(Ordering::Relaxed));
+    M::STATE_CLIENTS.write(&mut m, CLIENTS.load(Ordering::Relaxed));
+    M::STATE_CONNECTIONS_REFUSED_TOTAL.header(&mut m);
     for (why, name) in [(Refused::NotAllowed, "not_allowed"), (Refused::PerClient, "per_client"), (Refused::Full, "full")] {
-        let _ = writeln!(m, "paceline_state_connections_refused_total{{reason=\"{name}\"}} {}", REFUSED[why as usize].load(Ordering::Relaxed));
+        M::STATE_CONNECTIONS_REFUSED_TOTAL.sample(&mut m, &[name], REFUSED[why as usize].load(Ordering::Relaxed));
     }
-    let _ = writeln!(
-        m,
-        "# HELP paceline_state_connections_evicted_total Connections closed to make room for a client holding fewer.\n# TYPE paceline_state_connections_evicted_total counter\npaceline_state_connections_evicted_total {}",
-        EVICTED.load(Ordering::Relaxed)
-    );
+    M::STATE_CONNECTIONS_EVICTED_TOTAL.write(&mut m, EVICTED.load(Ordering::Relaxed));
     m.push_str(&super::demoting::metrics());
     m
 }

@@ -23,5 +23,6 @@ pub mod crash;
 pub mod demoting;
 pub mod guard;
 pub mod http;
+pub mod metrics;
 pub mod role;
 pub mod serve;

@@ -17,7 +17,6 @@
 //! the cluster not seen recently — answers no to everything but `/liveness`: a check that
 //! cannot be vouched for is a "no".
 
-use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 /// The oldest a view may be for an answer; older is "unknown". Both views are refreshed
@@ -166,70 +165,36 @@ impl Snapshot {
         }
     }
 
-    /// The Prometheus text exposition of both views.
+    /// The Prometheus text exposition of both views (names, types and help: [`metrics`]).
     pub fn metrics(&self, now: Instant) -> String {
+        use super::metrics as M;
         let mut m = String::new();
         let b = |v: bool| u8::from(v);
+        let nan = |v: Option<String>| v.unwrap_or_else(|| "NaN".into());
         let age = |at: Option<Instant>| at.map(|t| now.saturating_duration_since(t).as_secs_f64()).unwrap_or(f64::INFINITY);
-        let mut gauge = |name: &str, help: &str, value: String| {
-            let _ = writeln!(m, "# HELP paceline_{name} {help}\n# TYPE paceline_{name} gauge\npaceline_{name} {value}");
-        };
-        gauge("postgres_up", "PostgreSQL answers the state service on this node.", b(self.pg.up).to_string());
-        gauge("postgres_primary", "PostgreSQL here is writable (not in recovery).", b(self.pg.writable).to_string());
-        gauge("postgres_streaming", "PostgreSQL here is a standby whose WAL receiver streams.", b(self.pg.streaming).to_string());
-        gauge("postgres_timeline", "The timeline PostgreSQL is on here.", self.pg.timeline.map(|t| t.to_string()).unwrap_or_else(|| "NaN".into()));
-        gauge(
-            "postgres_wal_lsn_bytes",
-            "Current WAL position (primary) or last replayed (standby), in bytes.",
-            self.pg.lsn.map(|l| l.to_string()).unwrap_or_else(|| "NaN".into()),
-        );
-        gauge(
-            "postgres_replication_lag_bytes",
-            "Standby: bytes the primary reported beyond what is replayed here.",
-            self.pg.lag_bytes.map(|l| l.to_string()).unwrap_or_else(|| "NaN".into()),
-        );
-        gauge("postgres_synchronous", "synchronous_standby_names is set on this node.", b(self.pg.synchronous).to_string());
-        gauge("cluster_promoted_here", "Pacemaker has the PostgreSQL resource promoted on this node.", b(self.cluster.promoted_here).to_string());
-        gauge("cluster_quorate", "This node's partition has quorum.", b(self.cluster.quorate).to_string());
-        gauge(
-            "cluster_promotion_score",
-            "This node's promotion score (master-<resource>).",
-            self.cluster.score.map(|s| s.to_string()).unwrap_or_else(|| "NaN".into()),
-        );
-        gauge("routing_primary", "This node answers primary to routing checks.", b(self.is_primary(now)).to_string());
-        gauge(
-            "last_failover_timestamp_seconds",
-            "When the current timeline began: the last promotion (Unix time; NaN on timeline 1).",
-            self.pg.promoted_at.map(|t| t.to_string()).unwrap_or_else(|| "NaN".into()),
-        );
-
-        gauge("state_postgres_age_seconds", "Age of the PostgreSQL view the answers come from.", format!("{:.3}", age(self.pg_at)));
-        gauge("state_cluster_age_seconds", "Age of the cluster view the answers come from.", format!("{:.3}", age(self.cluster_at)));
-        let _ = writeln!(
-            m,
-            "# HELP paceline_crash_reports_total Crashed postmasters reported to Pacemaker by this service.\n# TYPE paceline_crash_reports_total counter\npaceline_crash_reports_total {}",
-            super::crash::REPORTS.load(std::sync::atomic::Ordering::Relaxed)
-        );
+        M::POSTGRES_UP.write(&mut m, b(self.pg.up));
+        M::POSTGRES_PRIMARY.write(&mut m, b(self.pg.writable));
+        M::POSTGRES_STREAMING.write(&mut m, b(self.pg.streaming));
+        M::POSTGRES_TIMELINE.write(&mut m, nan(self.pg.timeline.map(|t| t.to_string())));
+        M::POSTGRES_WAL_LSN_BYTES.write(&mut m, nan(self.pg.lsn.map(|l| l.to_string())));
+        M::POSTGRES_REPLICATION_LAG_BYTES.write(&mut m, nan(self.pg.lag_bytes.map(|l| l.to_string())));
+        M::POSTGRES_SYNCHRONOUS.write(&mut m, b(self.pg.synchronous));
+        M::CLUSTER_PROMOTED_HERE.write(&mut m, b(self.cluster.promoted_here));
+        M::CLUSTER_QUORATE.write(&mut m, b(self.cluster.quorate));
+        M::CLUSTER_PROMOTION_SCORE.write(&mut m, nan(self.cluster.score.map(|s| s.to_string())));
+        M::ROUTING_PRIMARY.write(&mut m, b(self.is_primary(now)));
+        M::LAST_FAILOVER_TIMESTAMP_SECONDS.write(&mut m, nan(self.pg.promoted_at.map(|t| t.to_string())));
+        M::STATE_POSTGRES_AGE_SECONDS.write(&mut m, format!("{:.3}", age(self.pg_at)));
+        M::STATE_CLUSTER_AGE_SECONDS.write(&mut m, format!("{:.3}", age(self.cluster_at)));
+        M::CRASH_REPORTS_TOTAL.write(&mut m, super::crash::REPORTS.load(std::sync::atomic::Ordering::Relaxed));
         if !self.pg.standbys.is_empty() {
-            let _ = writeln!(m, "# HELP paceline_standby_lag_bytes Primary: bytes each standby has not replayed yet.\n# TYPE paceline_standby_lag_bytes gauge");
+            M::STANDBY_LAG_BYTES.header(&mut m);
             for st in &self.pg.standbys {
-                let _ = writeln!(
-                    m,
-                    "paceline_standby_lag_bytes{{application_name=\"{}\",sync_state=\"{}\"}} {}",
-                    escape(&st.name),
-                    escape(&st.sync_state),
-                    st.lag_bytes
-                );
+                M::STANDBY_LAG_BYTES.sample(&mut m, &[&escape(&st.name), &escape(&st.sync_state)], st.lag_bytes);
             }
-            let _ = writeln!(m, "# HELP paceline_standby_lag_seconds Primary: each standby's replay lag (pg_stat_replication.replay_lag; 0 when idle).\n# TYPE paceline_standby_lag_seconds gauge");
+            M::STANDBY_LAG_SECONDS.header(&mut m);
             for st in &self.pg.standbys {
-                let _ = writeln!(
-                    m,
-                    "paceline_standby_lag_seconds{{application_name=\"{}\",sync_state=\"{}\"}} {}",
-                    escape(&st.name),
-                    escape(&st.sync_state),
-                    st.lag_seconds.unwrap_or(0.0)
-                );
+                M::STANDBY_LAG_SECONDS.sample(&mut m, &[&escape(&st.name), &escape(&st.sync_state)], st.lag_seconds.unwrap_or(0.0));
             }
         }
         m
@@ -358,5 +323,27 @@ mod tests {
         assert!(m.contains("paceline_postgres_timeline NaN\n"));
         assert!(m.contains("# TYPE paceline_crash_reports_total counter\npaceline_crash_reports_total "), "{m}");
         assert!(m.contains("paceline_last_failover_timestamp_seconds NaN\n"));
+    }
+
+    /// What `/metrics` writes (this snapshot's metrics, then the service's) is exactly
+    /// src/state/metrics.rs's table, in its order, each metric's type as the table says and
+    /// every sample under its own header.
+    #[test]
+    fn metrics_are_the_table() {
+        let mut pg = primary_pg();
+        pg.standbys = vec![Standby { name: "node2".into(), sync_state: "sync".into(), lag_bytes: 1, lag_seconds: None }];
+        let text = snap(pg, here()).metrics(Instant::now()) + &super::super::http::metrics();
+        let types: Vec<(&str, &str)> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split_once(' ')).collect();
+        let want: Vec<(&str, &str)> = super::super::metrics::ALL.iter().map(|m| (m.name, m.kind.as_str())).collect();
+        assert_eq!(types, want, "{text}");
+        let mut current = "";
+        for l in text.lines() {
+            if let Some(t) = l.strip_prefix("# TYPE ") {
+                current = t.split(' ').next().unwrap_or_default();
+            } else if !l.starts_with('#') {
+                let name = l.split(['{', ' ']).next().unwrap_or_default();
+                assert_eq!(name, current, "a sample outside its metric's block: {l}");
+            }
+        }
     }
 }
