@@ -10,6 +10,7 @@
 //! ([`crate::findings`]). The rules are pure functions of what was read ([`cluster`],
 //! [`postgres`]), so each is tested on its own broken input.
 
+mod constraints;
 pub mod ec2;
 
 use std::collections::BTreeMap;
@@ -91,34 +92,26 @@ pub fn cluster(root: &Element) -> Vec<Finding> {
         ));
     }
     // Each floating address (ours or heartbeat's agent of the same name): with the
-    // promoted role, and ordered around promote/demote.
+    // promoted role, and ordered around promote/demote — as Pacemaker applies constraints:
+    // to the address itself or to the group it is in, in a plain constraint or through
+    // resource sets ([`constraints`]).
     for ip in prims.iter().filter(|p| crate::registry::get(agent_type(&p.agent)).is_some_and(|a| a.address.is_some())) {
-        let colocated = root.descendants("rsc_colocation").any(|c| {
-            c.attr("rsc") == Some(&ip.id)
-                && c.attr("with-rsc") == Some(clone)
-                && matches!(c.attr("with-rsc-role"), Some("Promoted" | "Master"))
-                && matches!(c.attr("score"), Some("INFINITY" | "+INFINITY"))
-        });
-        if !colocated {
+        let holders = constraints::holders(root, &ip.id);
+        if !constraints::colocated_with_promoted(root, &holders, clone) {
             f.push(Finding::new(
                 Critical,
                 format!("{} is not colocated with the Promoted role of {clone}: the address may be on a standby", ip.id),
                 format!("pcs constraint colocation add {} with Promoted {clone} INFINITY", ip.id),
             ));
         }
-        let ordered = |first: &str, then: &str| {
-            root.descendants("rsc_order").any(|o| {
-                o.attr("first") == Some(clone) && o.attr("then") == Some(&ip.id) && o.attr("first-action") == Some(first) && o.attr("then-action") == Some(then)
-            })
-        };
-        if !ordered("promote", "start") {
+        if !constraints::ordered(root, clone, "promote", &holders, "start") {
             f.push(Finding::new(
                 Warning,
                 format!("no order promote {clone} then start {}: clients may reach the new primary before it accepts writes", ip.id),
                 format!("pcs constraint order promote {clone} then start {} symmetrical=false", ip.id),
             ));
         }
-        if !ordered("demote", "stop") {
+        if !constraints::ordered(root, clone, "demote", &holders, "stop") {
             f.push(Finding::new(
                 Warning,
                 format!("no order demote {clone} then stop {}: the standbys may miss the old primary's last WAL", ip.id),
@@ -488,6 +481,64 @@ mod tests {
             assert!(got.len() == 1 && got[0].contains(want), "{want}: {got:?}");
         }
         assert!(check("<cib/>")[0].contains("no pgsqlms resource"));
+    }
+
+    /// GOOD's address and a second one in a group, the group constrained (issue #22: two
+    /// CRITICAL "not colocated" and four "no order" warnings on this healthy layout before).
+    fn grouped() -> String {
+        let group = r#"<group id="addrs"><primitive id="pgsql-vip" class="ocf" type="IPaddr2" provider="paceline"/><primitive id="pgsql-aws" class="ocf" type="awsvip" provider="paceline"/></group>"#;
+        let constraints = r#"<constraints>
+    <rsc_colocation rsc="addrs" with-rsc="pgsqld-clone" score="INFINITY" rsc-role="Started" with-rsc-role="Promoted" id="c1"/>
+    <rsc_order first="pgsqld-clone" then="addrs" first-action="promote" then-action="start" symmetrical="false" id="o1"/>
+    <rsc_order first="pgsqld-clone" then="addrs" first-action="demote" then-action="stop" symmetrical="false" id="o2"/>
+  </constraints>"#;
+        let cut = |s: &str| s[s.find("<constraints>").unwrap()..s.find("</constraints>").unwrap() + "</constraints>".len()].to_owned();
+        GOOD.replace(r#"<primitive id="pgsql-vip" class="ocf" type="IPaddr2" provider="paceline"/>"#, group).replace(&cut(GOOD), constraints)
+    }
+
+    /// GOOD's constraints written as resource sets, as `pcs constraint colocation set` and
+    /// `pcs constraint order set` write them (checked against pcs 0.11).
+    fn with_sets() -> String {
+        let constraints = r#"<constraints>
+    <rsc_colocation score="INFINITY" id="cs"><resource_set id="cs-1"><resource_ref id="pgsql-vip"/></resource_set><resource_set role="Promoted" id="cs-2"><resource_ref id="pgsqld-clone"/></resource_set></rsc_colocation>
+    <rsc_order symmetrical="false" id="os1"><resource_set action="promote" id="os1-1"><resource_ref id="pgsqld-clone"/></resource_set><resource_set action="start" id="os1-2"><resource_ref id="pgsql-vip"/></resource_set></rsc_order>
+    <rsc_order symmetrical="false" id="os2"><resource_set action="demote" id="os2-1"><resource_ref id="pgsqld-clone"/></resource_set><resource_set action="stop" id="os2-2"><resource_ref id="pgsql-vip"/></resource_set></rsc_order>
+  </constraints>"#;
+        let cut = &GOOD[GOOD.find("<constraints>").unwrap()..GOOD.find("</constraints>").unwrap() + "</constraints>".len()];
+        GOOD.replace(cut, constraints)
+    }
+
+    #[test]
+    fn constraints_through_groups_and_sets_count() {
+        assert_eq!(check(&grouped()), Vec::<String>::new(), "addresses in a constrained group");
+        assert_eq!(check(&with_sets()), Vec::<String>::new(), "resource sets");
+        // Each still judged: a preference is not a colocation, the sets' order matters, an
+        // optional order or a then-action that defaults to promote is no order.
+        let broken = [
+            (grouped(), r#"rsc="addrs" with-rsc="pgsqld-clone" score="INFINITY""#, r#"rsc="addrs" with-rsc="pgsqld-clone" score="100""#, "is not colocated", 2),
+            (
+                grouped(),
+                r#"then="addrs" first-action="demote" then-action="stop""#,
+                r#"then="addrs" first-action="demote" then-action="stop" kind="Optional""#,
+                "no order demote",
+                2,
+            ),
+            (grouped(), r#"then="addrs" first-action="promote" then-action="start""#, r#"then="addrs" first-action="promote""#, "no order promote", 2),
+            (grouped(), r#"<group id="addrs">"#, r#"<group id="others">"#, "", 6),
+            (with_sets(), r#"<resource_set role="Promoted" id="cs-2">"#, r#"<resource_set role="Started" id="cs-2">"#, "pgsql-vip is not colocated", 1),
+            (with_sets(), r#"action="promote" id="os1-1""#, r#"action="start" id="os1-1""#, "no order promote", 1),
+        ];
+        for (cib, from, to, want, n) in broken {
+            assert!(cib.contains(from), "{from}");
+            let got = check(&cib.replace(from, to));
+            assert!(got.len() == n && got.iter().all(|f| f.contains(want)), "{to}: {got:?}");
+        }
+        // The sets the other way round: the clone's promoted set placed with the address.
+        let reversed = with_sets().replace(
+            r#"<resource_set id="cs-1"><resource_ref id="pgsql-vip"/></resource_set><resource_set role="Promoted" id="cs-2"><resource_ref id="pgsqld-clone"/></resource_set>"#,
+            r#"<resource_set role="Promoted" id="cs-2"><resource_ref id="pgsqld-clone"/></resource_set><resource_set id="cs-1"><resource_ref id="pgsql-vip"/></resource_set>"#,
+        );
+        assert!(check(&reversed).iter().any(|f| f.contains("pgsql-vip is not colocated")), "{:?}", check(&reversed));
     }
 
     #[test]
