@@ -202,6 +202,32 @@ mod tests {
         assert!(documented("no markers").is_err());
     }
 
+    /// crm-examples/prometheus-alerts.yml alerts on metrics /metrics writes, and each label
+    /// a rule shows (`$labels.x`) is `job`, `instance` or one of its metrics' labels.
+    #[test]
+    fn the_shipped_alert_rules_name_emitted_metrics() {
+        let path = format!("{}/crm-examples/prometheus-alerts.yml", env!("CARGO_MANIFEST_DIR"));
+        let rules = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let mut alerts = 0;
+        for rule in rules.split("- alert: ").skip(1) {
+            alerts += 1;
+            let name = rule.lines().next().unwrap_or_default();
+            let used: Vec<&Metric> = names_in(rule)
+                .iter()
+                .map(|n| ALL.iter().find(|m| m.name == n.as_str()).unwrap_or_else(|| panic!("alert {name} names {n}, which /metrics does not emit")))
+                .collect();
+            assert!(!used.is_empty(), "alert {name} names no metric");
+            for part in rule.split("$labels.").skip(1) {
+                let label: String = part.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                assert!(
+                    label == "job" || label == "instance" || used.iter().any(|m| m.labels.contains(&label.as_str())),
+                    "alert {name} shows $labels.{label}, which none of its metrics has"
+                );
+            }
+        }
+        assert!(alerts >= 10, "{alerts} alerts");
+    }
+
     /// Both pages list every metric, with its labels, and no other; anywhere else on them a
     /// `paceline_` name is one of these. docs/state-service.md's table also says which are
     /// counters.
