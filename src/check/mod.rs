@@ -492,8 +492,13 @@ mod tests {
     <rsc_order first="pgsqld-clone" then="addrs" first-action="promote" then-action="start" symmetrical="false" id="o1"/>
     <rsc_order first="pgsqld-clone" then="addrs" first-action="demote" then-action="stop" symmetrical="false" id="o2"/>
   </constraints>"#;
-        let cut = |s: &str| s[s.find("<constraints>").unwrap()..s.find("</constraints>").unwrap() + "</constraints>".len()].to_owned();
-        GOOD.replace(r#"<primitive id="pgsql-vip" class="ocf" type="IPaddr2" provider="paceline"/>"#, group).replace(&cut(GOOD), constraints)
+        with_constraints(&GOOD.replace(r#"<primitive id="pgsql-vip" class="ocf" type="IPaddr2" provider="paceline"/>"#, group), constraints)
+    }
+
+    /// `cib` with its `<constraints>` block replaced by `constraints`.
+    fn with_constraints(cib: &str, constraints: &str) -> String {
+        let block = &cib[cib.find("<constraints>").unwrap()..cib.find("</constraints>").unwrap() + "</constraints>".len()];
+        cib.replace(block, constraints)
     }
 
     /// GOOD's constraints written as resource sets, as `pcs constraint colocation set` and
@@ -504,8 +509,7 @@ mod tests {
     <rsc_order symmetrical="false" id="os1"><resource_set action="promote" id="os1-1"><resource_ref id="pgsqld-clone"/></resource_set><resource_set action="start" id="os1-2"><resource_ref id="pgsql-vip"/></resource_set></rsc_order>
     <rsc_order symmetrical="false" id="os2"><resource_set action="demote" id="os2-1"><resource_ref id="pgsqld-clone"/></resource_set><resource_set action="stop" id="os2-2"><resource_ref id="pgsql-vip"/></resource_set></rsc_order>
   </constraints>"#;
-        let cut = &GOOD[GOOD.find("<constraints>").unwrap()..GOOD.find("</constraints>").unwrap() + "</constraints>".len()];
-        GOOD.replace(cut, constraints)
+        with_constraints(GOOD, constraints)
     }
 
     #[test]

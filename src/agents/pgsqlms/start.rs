@@ -54,7 +54,8 @@ pub fn start(env: &OcfEnv) -> OcfResult {
 /// names, and the same rewind or refusal, instead of a failed start that bans the node.
 pub fn follow_and_start(cfg: &Config, who: Identity, before: &State, until: Instant) -> Result<(), OcfError> {
     let fresh_backup = cfg.datadir.join("backup_label").exists();
-    let primary = (!fresh_backup).then(|| scores::local_node(cfg).ok().and_then(|me| rewind::other_primary(cfg, &me))).flatten();
+    let primary_in_view = || scores::local_node(cfg).ok().and_then(|me| rewind::other_primary(cfg, &me));
+    let primary = if fresh_backup { None } else { primary_in_view() };
     if let Some(primary) = &primary {
         if matches!(before, State::CrashedPrimary | State::CrashedStandby) {
             ocf_info!("crash recovery first (as a standby), so that this instance's history can be compared with the primary's on {primary}");
@@ -66,7 +67,8 @@ pub fn follow_and_start(cfg: &Config, who: Identity, before: &State, until: Inst
     match start_standby(cfg, who, until) {
         Err(e) if primary.is_none() && !fresh_backup && cannot_follow(&e.reason) => {
             ocf_warn!("{}: comparing this instance's history with the primary its primary_conninfo names", e.reason);
-            let primary = scores::local_node(cfg).ok().and_then(|me| rewind::other_primary(cfg, &me));
+            // Asked again: the CIB may have caught up meanwhile, and the reason can name it.
+            let primary = primary_in_view();
             rewind::ensure_follows(cfg, who, primary.as_deref().unwrap_or("the node its primary_conninfo names"), until)?;
             start_standby(cfg, who, until)
         }
