@@ -10,8 +10,10 @@
 //!   parsed strictly ([`PidFile::parse`]): a number where a number belongs, or nothing;
 //! - the pid it names is the postmaster only if that process is alive, not a zombie, and
 //!   works in the data directory (`/proc/<pid>/cwd`: the postmaster `chdir`s there and
-//!   never leaves) — whatever its executable is called; where `/proc/<pid>/cwd` cannot be
-//!   read (not root), its name must be `postgres` or `postmaster`;
+//!   never leaves) — whatever its executable is called; where `/proc/<pid>/cwd` may not be
+//!   read (not root), its name must be `postgres` or `postmaster`; a process the kernel
+//!   says has no cwd any more is exiting, and no instance (a killed postmaster's pid,
+//!   reused at once by another `postgres` caught exiting, is not taken for it);
 //! - when the lock file is missing, a link, garbage, or names another process, the process
 //!   table is searched for a PostgreSQL process working in the data directory: an instance
 //!   whose `postmaster.pid` was removed or forged still runs, and is found;
@@ -184,14 +186,19 @@ fn canonical(datadir: &Path) -> Option<PathBuf> {
 
 /// Whether `pid` is a live process of the data directory's owner `owner` working in
 /// `datadir` (its canonical path): PostgreSQL runs as the owner of its data directory and
-/// never leaves it. Where the cwd cannot be read (not root), the name decides.
+/// never leaves it. Where the cwd may not be read (not root, or root without
+/// CAP_SYS_PTRACE), the name decides. A process that has no cwd any more (the kernel says
+/// ENOENT) is exiting — past the point where it released its files — or gone: it runs no
+/// instance, whatever its name. That matters for a lock file a killed postmaster left: its
+/// pid, reused by some other `postgres` process caught exiting, is not the instance.
 fn works_in(pid: i32, datadir: &Path, owner: Option<u32>) -> bool {
     if !alive(pid) || owner.is_some_and(|o| uid(pid) != Some(o)) {
         return false;
     }
-    match cwd(pid) {
-        Some(c) => c == datadir,
-        None => named_postgres(pid),
+    match std::fs::read_link(format!("/proc/{pid}/cwd")) {
+        Ok(c) => c == datadir,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(_) => named_postgres(pid),
     }
 }
 
