@@ -209,6 +209,11 @@ fn change_set(cfg: &Config, local: &Local, me: &str, current: &SyncSet, next: &S
 /// written: a score write that went through a membership change returns when the new
 /// (maybe isolated) membership has formed, so the controller is given the moment it may lag
 /// behind that before it is asked about quorum; the nodes and fencing come from crm_mon.
+/// A node counts as online only if the controller's own membership (`crm_node
+/// --partition`, Corosync's view, no DC needed) also has it: crm_mon reads the node states
+/// the DC writes, and a partition that is still electing its DC shows a lost node online
+/// — which would let the set drop a member cut off with a promotable score; such a node
+/// counts as lost and unconfirmed.
 fn membership() -> Result<super::sync::Membership, OcfError> {
     std::thread::sleep(QUORUM_SETTLE);
     let quorate = pacemaker::nodes::quorate(SQL_TIMEOUT)?;
@@ -216,7 +221,18 @@ fn membership() -> Result<super::sync::Membership, OcfError> {
         return Ok(super::sync::Membership { quorate, fencing: false, nodes: Vec::new() });
     }
     let c = pacemaker::mon::query()?;
-    let nodes = c.nodes.iter().filter(|n| !n.remote).map(|n| super::sync::Member { name: n.name.clone(), online: n.online, unclean: n.unclean }).collect();
+    let partition = pacemaker::nodes::partition()?;
+    let nodes = c
+        .nodes
+        .iter()
+        .filter(|n| !n.remote)
+        .map(|n| {
+            let member = partition.contains(&n.name);
+            // Online in the DC's last word but gone from the membership: lost, and not
+            // known to be down (nothing fenced it yet).
+            super::sync::Member { name: n.name.clone(), online: n.online && member, unclean: n.unclean || (n.online && !member) }
+        })
+        .collect();
     Ok(super::sync::Membership { quorate, fencing: c.stonith_enabled, nodes })
 }
 
