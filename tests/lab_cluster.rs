@@ -399,6 +399,11 @@ fn ec2_two_nodes_partition_keeps_every_commit() {
     lab.ok(&["node", "1", "pcs", "stonith", "update", "fence-aws", &format!("pcmk_delay_base={primary}:15s;{standby}:45s")]);
     psql_on(&lab, p, "ALTER SYSTEM SET wal_sender_timeout = '2s'");
     assert_eq!(psql_on(&lab, p, "SELECT pg_reload_conf()"), "t");
+    // What the primary logs from here on: before the cut, a standby that reconnects late
+    // after the bootstrap (or a 2 s walsender timeout on a loaded machine, the standby
+    // still a member) may leave the set, rightly; the question is what happens after it.
+    let log = format!("{}/{primary}/var/log/pacemaker/pacemaker.log", lab.dir);
+    let from = std::fs::metadata(&log).map(|m| m.len() as usize).unwrap_or(0);
     let (line, j) = lab.scenario("partition");
     assert_eq!(field(&j, "primary_before"), primary.as_str(), "{line}");
     assert_eq!(field(&j, "primary_after"), standby, "the standby, which won the fence race, is the primary: {line}");
@@ -413,13 +418,14 @@ fn ec2_two_nodes_partition_keeps_every_commit() {
     assert_eq!(field(&j, "healthy_after"), true, "{line}");
     assert_eq!(field(&j, "fenced_node_streaming"), true, "the fenced node did not rejoin as a streaming standby: {line}");
     // The primary saw its member go before it was fenced, and kept it named.
-    let log = format!("{}/{primary}/var/log/pacemaker/pacemaker.log", lab.dir);
-    let kept = std::fs::read_to_string(&log).unwrap_or_default();
+    let all = std::fs::read(&log).unwrap_or_default();
+    let kept = String::from_utf8_lossy(all.get(from..).unwrap_or_default());
     assert!(
         kept.lines().any(|l| l.contains(&format!("{standby} left replication but")) && l.contains("is not fenced yet")),
         "the cut-off primary never logged that it kept its lost standby in the synchronous set ({log})"
     );
-    assert!(!kept.contains("no synchronous standby left"), "the cut-off primary went asynchronous ({log})");
+    let went: Vec<&str> = kept.lines().filter(|l| l.contains("pgsqlms(") && (l.contains("synchronous") || l.contains("left replication"))).collect();
+    assert!(!kept.contains("no synchronous standby left"), "the cut-off primary went asynchronous after the cut:\n{}", went.join("\n"));
 }
 
 /// Across availability zones (issue #13): `lab up --ec2 --multiaz` — two zones in moto, each
