@@ -54,6 +54,10 @@ Param::new("crash_reports", ParamKind::Boolean, "Report a crashed PostgreSQL at 
     "Watch the local postmaster and, when it dies without shutting down (killed, crashed: its lock file is left behind), report pgsql_resource failed on this node at once (crm_resource --fail), so that recovery starts now instead of at the next monitor. Shutdowns by pgsqlms or pg_ctl are never reported.")
 .default("true")
 .reloadable(),
+Param::new("instant_reconnect", ParamKind::Boolean, "Follow a new primary at once",
+    "When the local standby has lost its primary (switchover, failover), PostgreSQL retries only every wal_retrieve_retry_interval (5 s by default) and, with synchronous replication, the new primary's commits wait for it. With this on, the service probes the address primary_conninfo names (hostaddr, or a host given as an IP address) every 100 ms while the standby has no walreceiver and, once it accepts connections, calls pg_reload_conf(), which ends PostgreSQL's wait: the standby streams again within milliseconds. Nothing is changed; a target that accepts TCP but never lets the standby stream is nudged less and less often (1 s, 2 s... up to 64 s).")
+.default("true")
+.reloadable(),
 Param::new("pgsql_resource", ParamKind::String, "The pgsqlms resource",
     "The name of the ocf:paceline:pgsqlms resource (the primitive, not the clone): this node answers primary only while Pacemaker has it promoted here and the partition is quorate.")
 .default("pgsqld")
@@ -148,6 +152,7 @@ impl Config {
                 resource: pgsql_resource,
                 node: env.on_node().map(str::to_owned),
                 crash_reports: p.bool("crash_reports"),
+                instant_reconnect: p.bool("instant_reconnect"),
             },
             pidfile,
             timeout: env.timeout_or(Duration::from_secs(20)),

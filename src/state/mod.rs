@@ -14,13 +14,19 @@
 //! and cost nothing however often it is asked — so the service's loops keep a snapshot of
 //! both views and the endpoints only read it; `/metrics` exposes the same snapshot.
 //!
+//! The third is following a new primary at once ([`follow`]): a standby that lost its
+//! primary retries only every `wal_retrieve_retry_interval`, and synchronous commits on the
+//! new primary wait for it; the service wakes the retry the moment the primary answers.
+//!
 //! What the cluster expects from it: it never changes PostgreSQL's configuration or data,
-//! only ends sessions that are waiting on replication that is not coming; it exits on
+//! only ends sessions that are waiting on replication that is not coming and asks a
+//! standby without a walreceiver to re-read its files (which ends its retry wait); it exits on
 //! SIGTERM (Pacemaker's stop), and a monitor that finds it gone is a failure Pacemaker
 //! recovers by restarting it.
 
 pub mod crash;
 pub mod demoting;
+pub mod follow;
 pub mod guard;
 pub mod http;
 pub mod metrics;

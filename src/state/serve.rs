@@ -44,6 +44,8 @@ pub struct Settings {
     pub node: Option<String>,
     /// Report a crashed postmaster to Pacemaker at once ([`super::crash`]).
     pub crash_reports: bool,
+    /// Wake a standby's retry the moment its primary answers ([`super::follow`]).
+    pub instant_reconnect: bool,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -70,6 +72,8 @@ struct Seen {
     waiters: Vec<Waiter>,
     members: Vec<Member>,
     view: PgView,
+    /// A standby with no walreceiver process (nothing streams, nothing is trying to).
+    without_receiver: bool,
 }
 
 fn look(local: &Local) -> Result<Seen, OcfError> {
@@ -81,6 +85,7 @@ fn look(local: &Local) -> Result<Seen, OcfError> {
            CASE WHEN pg_is_in_recovery() THEN coalesce(pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint::text, '') || ' ' || \
              coalesce((SELECT greatest(0, pg_wal_lsn_diff(latest_end_lsn, pg_last_wal_replay_lsn()))::bigint::text FROM pg_stat_wal_receiver WHERE status = 'streaming'), '') \
            ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint::text || ' ' END \
+         UNION ALL SELECT 'f', (SELECT count(*) FROM pg_stat_wal_receiver)::text, '' WHERE pg_is_in_recovery() \
          UNION ALL SELECT 'r', application_name, sync_state || ' ' || coalesce(greatest(0, pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn))::bigint::text, '') || ' ' || coalesce(extract(epoch FROM replay_lag)::text, '') FROM pg_stat_replication WHERE NOT pg_is_in_recovery()",
         QUERY_TIMEOUT,
     )?;
@@ -106,6 +111,7 @@ fn look(local: &Local) -> Result<Seen, OcfError> {
                 seen.view.lsn = it.next().and_then(|v| v.parse().ok());
                 seen.view.lag_bytes = it.next().and_then(|v| v.parse().ok());
             }
+            "f" => seen.without_receiver = col(1) == "0",
             "r" => {
                 let rest = col(2);
                 let mut it = rest.split(' ');
@@ -258,6 +264,7 @@ pub fn serve(s: &Settings) -> Result<(), OcfError> {
     // While routing checks are served: a demote waits for the load balancers to hear it.
     let _serving = (s.endpoints.http.is_some() || s.endpoints.tcp.is_some()).then(|| super::demoting::serving(s.port));
     let mut demote_seen: Option<Instant> = None;
+    let mut follow = super::follow::Follow::default();
     ocf_info!(
         "state service running (synchronous-commit guard: {})",
         if s.sync_wait_limit.is_zero() { "off".to_string() } else { format!("{:?}", s.sync_wait_limit) }
@@ -296,6 +303,13 @@ pub fn serve(s: &Settings) -> Result<(), OcfError> {
                 } else {
                     guard = Guard::new(s.sync_wait_limit);
                 }
+                if seen.view.streaming {
+                    follow.streaming();
+                }
+                let without_receiver = s.instant_reconnect && seen.without_receiver;
+                if follow.step(Instant::now(), without_receiver, || primary_targets(l), super::follow::accepts) {
+                    nudge(l);
+                }
                 set_pg(seen.view);
                 // From now on every answer is "no": tell the demote once all have heard one.
                 if demoting {
@@ -316,6 +330,26 @@ pub fn serve(s: &Settings) -> Result<(), OcfError> {
     }
     ocf_info!("state service stopping (SIGTERM)");
     Ok(())
+}
+
+/// Where this standby streams from ([`super::follow::targets`]); nothing when it cannot be
+/// read.
+fn primary_targets(local: &Local) -> Vec<std::net::SocketAddr> {
+    match local.query_one::<String>("SELECT current_setting('primary_conninfo')", QUERY_TIMEOUT) {
+        Ok(c) => super::follow::targets(&c),
+        Err(e) => {
+            ocf_debug!("cannot read primary_conninfo: {}", e.reason);
+            Vec::new()
+        }
+    }
+}
+
+/// Wake the standby's startup process (its SIGHUP handler ends the retry wait).
+fn nudge(local: &Local) {
+    match local.query_one::<bool>("SELECT pg_reload_conf()", QUERY_TIMEOUT) {
+        Ok(_) => ocf_info!("the primary this standby streams from answers: waking its retry now (pg_reload_conf), not after wal_retrieve_retry_interval"),
+        Err(e) => ocf_warn!("cannot wake the standby's retry: {}", e.reason),
+    }
 }
 
 fn end_session(local: &Local, pid: i32, limit: Duration) {

@@ -42,6 +42,8 @@
 # PACELINE if that is set, else the build tree's), MONITOR_PROMOTED / MONITOR_UNPROMOTED /
 # VIP_MONITOR (op intervals; fast defaults for tests), LAB_QUIET=1 (no progress lines),
 # LAB_KEEP_LOGS=DIR (down copies the nodes' logs and the lab state there first),
+# RETRY_INTERVAL (the standbys' wal_retrieve_retry_interval, 500ms; 'default' leaves
+# PostgreSQL's 5 s: what instant reconnect is measured against),
 # PROBE_CONNECT_TIMEOUT_MS (the writer probe's bound per connect, 1000: its outage figures
 # move in steps of about that much; 250 resolves differences below a second), HANG_MAX_S
 # (scenario hang: the longest the primary's PostgreSQL stays stopped, 90), SLOW_ATTRD_S
@@ -403,8 +405,9 @@ wal_keep_size = '512MB'
 wal_log_hints = on
 hot_standby_feedback = on
 # Standbys retry a lost primary every 500 ms (default 5 s): with synchronous replication a
-# promoted primary's commits wait for the first standby to reconnect (docs/pgsqlms.md).
-wal_retrieve_retry_interval = '500ms'
+# promoted primary's commits wait for the first standby to reconnect (docs/pgsqlms.md;
+# pgsql-state's instant_reconnect wakes them anyway). RETRY_INTERVAL=default keeps 5 s.
+$( [[ ${RETRY_INTERVAL:-500ms} == default ]] && echo "#" )wal_retrieve_retry_interval = '${RETRY_INTERVAL:-500ms}'
 # A standby answers every second even with nothing to replay (default 10 s): a standby whose
 # primary vanished with a cut link learns it (a reset from the VIP's new holder) at its next
 # answer, and only then reconnects to the new primary.
@@ -633,10 +636,16 @@ explain_unhealthy() {
         cmd_status 2>&1 || true
         local i f
         for i in $(seq "$(nodes)"); do
+            echo "---- node$i: promotion scores and what its scheduler would do now (crm_simulate -Ls)"
+            in_node "$i" timeout 20 crm_simulate -Ls 2>&1 | grep -E 'promotion score|^ *\* |Transition Summary' | grep -v 'allocation score' | tail -20 || true
+        done
+        for i in $(seq "$(nodes)"); do
             f=$LAB_DIR/node$i/var/log/pacemaker/pacemaker.log
             [[ -e $f ]] || continue
-            echo "---- node$i: pacemaker.log, last errors, warnings and agent lines"
+            echo "---- node$i: pacemaker.log, last errors, warnings and agent lines (last line: $(tail -1 "$f" | cut -c1-19))"
             grep -E 'error|warning|pgsqlms|IPaddr2|awsvip|fence|stonith|Result of' "$f" | grep -v 'debug' | tail -40 || true
+            echo "---- node$i: the agents' own last lines"
+            grep -E 'pgsqlms\(|pgsql-state|notice: (Actions|Calculated|Transition [0-9]+ \(Complete)' "$f" | tail -15 || true
         done
         if routed; then
             for i in $(seq "$(nodes)"); do
