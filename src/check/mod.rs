@@ -263,6 +263,41 @@ pub fn postgres(settings: &BTreeMap<String, String>, hba: &[HbaRule], me: &str, 
     f
 }
 
+/// Whether the standbys follow a new primary at once (issue #23.3): with synchronous
+/// replication the new primary's commits wait for the first standby to reconnect, and a
+/// standby retries only every `wal_retrieve_retry_interval` — unless pgsql-state's
+/// `instant_reconnect` wakes it, which needs an address in `primary_conninfo` to probe.
+/// `synchronous`: pgsqlms's synchronous_mode is on or strict; `instant`: None without a
+/// pgsql-state resource, else its instant_reconnect.
+pub fn reconnect(settings: &BTreeMap<String, String>, synchronous: bool, instant: Option<bool>) -> Vec<Finding> {
+    // pg_settings gives the value in its unit, milliseconds.
+    let retry_ms: u64 = settings.get("wal_retrieve_retry_interval").and_then(|v| v.parse().ok()).unwrap_or(5000);
+    if !synchronous || retry_ms <= 1000 {
+        return Vec::new();
+    }
+    let conninfo = settings.get("primary_conninfo").map(String::as_str).unwrap_or("");
+    let probed = crate::pg::conninfo::ConnInfo::parse(conninfo).map(|c| !c.literal_addresses().is_empty()).unwrap_or(false);
+    let wait = format!("wal_retrieve_retry_interval={retry_ms}ms with synchronous replication");
+    match instant {
+        Some(true) if probed => Vec::new(),
+        Some(true) => vec![Finding::new(
+            Severity::Warning,
+            format!("{wait}: primary_conninfo names no IP address, so pgsql-state cannot probe it and wake the standbys (instant_reconnect); after each switchover the new primary's commits wait up to {retry_ms} ms for them"),
+            "hostaddr=<the VIP's address> in primary_conninfo, or ALTER SYSTEM SET wal_retrieve_retry_interval = '500ms'",
+        )],
+        Some(false) => vec![Finding::new(
+            Severity::Warning,
+            format!("{wait} and pgsql-state's instant_reconnect=false: after each switchover the new primary's commits wait up to {retry_ms} ms for a standby"),
+            "pcs resource update pgsql-state instant_reconnect=true, or ALTER SYSTEM SET wal_retrieve_retry_interval = '500ms'",
+        )],
+        None => vec![Finding::new(
+            Severity::Warning,
+            format!("{wait} and no pgsql-state resource: after each switchover the new primary's commits wait up to {retry_ms} ms for a standby"),
+            "run ocf:paceline:pgsql-state as a clone (crm-examples/pgsql-ha.sh), or ALTER SYSTEM SET wal_retrieve_retry_interval = '500ms'",
+        )],
+    }
+}
+
 /// What PostgreSQL says of the role pgsqlms's timeline check and `auto_rewind` connect to
 /// the primary as (roles are the same on every node of a streaming cluster, so the local
 /// instance can tell).
@@ -390,6 +425,12 @@ fn local_postgres(root: &Element) -> Result<Vec<Finding>, crate::ocf::OcfError> 
         crate::pacemaker::nodes::addresses().unwrap_or_default().into_iter().filter(|(n, _)| *n == me).filter_map(|(_, a)| a.parse().ok()).collect();
     let auto_rewind = is_true(pg.params.get("auto_rewind"));
     let mut out = postgres(&settings, &hba, &me, &mine, auto_rewind, checksums);
+    let synchronous = matches!(pg.params.get("synchronous_mode").map(|m| m.trim().to_ascii_lowercase()).as_deref(), Some("on" | "strict"));
+    let instant = prims
+        .iter()
+        .find(|p| agent_type(&p.agent) == "pgsql-state")
+        .map(|p| p.params.get("instant_reconnect").and_then(|v| crate::ocf::params::parse_bool(v)).unwrap_or(true));
+    out.append(&mut reconnect(&settings, synchronous, instant));
     // Ours only: PAF has neither the timeline check nor auto_rewind.
     if pg.agent.contains(":paceline:") {
         // pg_rewind's user, as the agent picks it: rewind_user, else primary_conninfo's, else
@@ -623,6 +664,26 @@ mod tests {
         let mut s = good_settings();
         s.insert("wal_log_hints".into(), "off".into());
         assert_eq!(postgres(&s, &safe, "node1", &me, true, true), vec![]);
+    }
+
+    #[test]
+    fn standbys_that_would_reconnect_late_to_a_synchronous_primary() {
+        let mut s = good_settings();
+        s.insert("wal_retrieve_retry_interval".into(), "5000".into());
+        let said =
+            |s: &BTreeMap<String, String>, sync: bool, instant: Option<bool>| reconnect(s, sync, instant).into_iter().map(|f| f.what).collect::<Vec<_>>();
+        assert!(said(&s, true, Some(true)).is_empty(), "the service wakes them: {:?}", said(&s, true, Some(true)));
+        assert!(said(&s, false, None).is_empty(), "asynchronous: nothing waits for them");
+        assert!(said(&s, true, None).iter().any(|f| f.contains("no pgsql-state resource") && f.contains("5000 ms")), "{:?}", said(&s, true, None));
+        assert!(said(&s, true, Some(false)).iter().any(|f| f.contains("instant_reconnect=false")));
+        let mut named = s.clone();
+        named.insert("primary_conninfo".into(), "host=pg-vip.example user=replicator application_name=node1".into());
+        assert!(said(&named, true, Some(true)).iter().any(|f| f.contains("names no IP address")));
+        named.insert("primary_conninfo".into(), "host=pg-vip.example hostaddr=192.0.2.100 application_name=node1".into());
+        assert!(said(&named, true, Some(true)).is_empty());
+        // A short retry needs nothing from the service.
+        s.insert("wal_retrieve_retry_interval".into(), "500".into());
+        assert!(said(&s, true, None).is_empty());
     }
 
     #[test]

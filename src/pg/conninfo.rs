@@ -100,6 +100,26 @@ impl ConnInfo {
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()
     }
+
+    /// The servers it names by address, as libpq tries them: `hostaddr` wins over `host`,
+    /// a comma-separated list names several, `port` gives one port for all or one per
+    /// server (5432 by default). A server named by a host name or a socket directory is
+    /// left out: finding it would take a DNS lookup, which nothing bounds.
+    pub fn literal_addresses(&self) -> Vec<std::net::SocketAddr> {
+        let hosts: Vec<&str> =
+            self.get("hostaddr").filter(|v| !v.trim().is_empty()).or_else(|| self.get("host")).unwrap_or("").split(',').map(str::trim).collect();
+        let ports: Vec<&str> = self.get("port").unwrap_or("").split(',').map(str::trim).collect();
+        hosts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| {
+                let ip: std::net::IpAddr = h.parse().ok()?;
+                let p = if ports.len() == hosts.len() { ports[i] } else { ports[0] };
+                let port = if p.is_empty() { 5432 } else { p.parse().ok()? };
+                Some(std::net::SocketAddr::new(ip, port))
+            })
+            .collect()
+    }
 }
 
 /// Renders the string back, every value quoted (so libpq reads exactly what was parsed).

@@ -20,7 +20,7 @@
 //! name would need a DNS lookup on the service's poll, which nothing bounds; with a name,
 //! or a socket directory, the standby retries on PostgreSQL's own schedule.
 
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::pg::conninfo::ConnInfo;
@@ -34,24 +34,10 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_millis(50);
 pub const FIRST_HOLD: Duration = Duration::from_secs(1);
 pub const LAST_HOLD: Duration = Duration::from_secs(64);
 
-/// The addresses a standby streams from, read from `primary_conninfo` (libpq's rules:
-/// `hostaddr` wins over `host`, a comma-separated list names several servers, `port` gives
-/// one port for all or one per server, 5432 by default). Names and socket directories are
-/// left out (see the module doc).
+/// The addresses a standby streams from, read from `primary_conninfo`
+/// ([`ConnInfo::literal_addresses`]: names and socket directories left out).
 pub fn targets(primary_conninfo: &str) -> Vec<SocketAddr> {
-    let Ok(c) = ConnInfo::parse(primary_conninfo) else { return Vec::new() };
-    let hosts: Vec<&str> = c.get("hostaddr").filter(|v| !v.trim().is_empty()).or_else(|| c.get("host")).unwrap_or("").split(',').map(str::trim).collect();
-    let ports: Vec<&str> = c.get("port").unwrap_or("").split(',').map(str::trim).collect();
-    hosts
-        .iter()
-        .enumerate()
-        .filter_map(|(i, h)| {
-            let ip: IpAddr = h.parse().ok()?;
-            let p = if ports.len() == hosts.len() { ports[i] } else { ports[0] };
-            let port = if p.is_empty() { 5432 } else { p.parse().ok()? };
-            Some(SocketAddr::new(ip, port))
-        })
-        .collect()
+    ConnInfo::parse(primary_conninfo).map(|c| c.literal_addresses()).unwrap_or_default()
 }
 
 /// Whether something accepts TCP connections at one of `addrs` now.
