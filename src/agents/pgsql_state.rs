@@ -55,7 +55,7 @@ Param::new("crash_reports", ParamKind::Boolean, "Report a crashed PostgreSQL at 
 .default("true")
 .reloadable(),
 Param::new("instant_reconnect", ParamKind::Boolean, "Follow a new primary at once",
-    "When the local standby has lost its primary (switchover, failover), PostgreSQL retries only every wal_retrieve_retry_interval (5 s by default) and, with synchronous replication, the new primary's commits wait for it. With this on, the service probes the address primary_conninfo names (hostaddr, or a host given as an IP address) every 100 ms while the standby has no walreceiver and, once it accepts connections, calls pg_reload_conf(), which ends PostgreSQL's wait: the standby streams again within milliseconds. Nothing is changed; a target that accepts TCP but never lets the standby stream is nudged less and less often (1 s, 2 s... up to 64 s).")
+    "When the local standby has lost its primary (switchover, failover), PostgreSQL retries only every wal_retrieve_retry_interval (5 s by default) and, with synchronous replication, the new primary's commits wait for it. With this on, the service probes the address primary_conninfo names (hostaddr, or a host given as an IP address) every 100 ms while the standby has no walreceiver and, once it accepts connections, calls pg_reload_conf(), which ends PostgreSQL's wait: the standby streams again within milliseconds. Nothing is changed; a target that accepts TCP but never lets the standby stream is nudged less and less often (1 s, 2 s... up to 64 s). A walreceiver whose connection attempt hangs for 10 s (it ignores connect_timeout) is ended, and the standby tries again.")
 .default("true")
 .reloadable(),
 Param::new("pgsql_resource", ParamKind::String, "The pgsqlms resource",

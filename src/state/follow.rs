@@ -10,6 +10,12 @@
 //! `primary_conninfo` names (a TCP connect, [`PROBE_TIMEOUT`], every [`PROBE_EVERY`]) and,
 //! once something accepts there, calls `pg_reload_conf()` — the whole cost of the feature.
 //!
+//! The other way a standby stays behind: a walreceiver whose connection attempt hangs
+//! (PostgreSQL's walreceiver ignores `connect_timeout`; packets sent to a VIP that just
+//! moved can vanish without a reset, and TCP takes minutes to give up). One seen
+//! establishing its connection for [`STUCK_CONNECT`] is ended with SIGTERM — through a
+//! pidfd, after checking it is still that walreceiver — and the standby tries again.
+//!
 //! What it never does: change a setting (a reload re-reads the files as they are), nudge a
 //! standby whose walreceiver runs (connecting, streaming or waiting for a timeline switch:
 //! nothing to wake), or keep nudging a target that accepts TCP but not replication (an
@@ -33,6 +39,12 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_millis(50);
 /// The pause after a first nudge, doubled after each nudge that did not lead to streaming.
 pub const FIRST_HOLD: Duration = Duration::from_secs(1);
 pub const LAST_HOLD: Duration = Duration::from_secs(64);
+/// How long a walreceiver may take to establish its connection. PostgreSQL's walreceiver
+/// ignores `connect_timeout` (it polls libpq without a deadline), so one whose packets go
+/// to an address that just moved — a VIP in flight, its old holder dropping them without
+/// a reset — waits for TCP to give up: minutes (seen in the lab: 6 min). Past this, it is
+/// ended (SIGTERM), and the standby tries again.
+pub const STUCK_CONNECT: Duration = Duration::from_secs(10);
 
 /// The addresses a standby streams from, read from `primary_conninfo`
 /// ([`ConnInfo::literal_addresses`]: names and socket directories left out).
@@ -45,6 +57,27 @@ pub fn accepts(addrs: &[SocketAddr]) -> bool {
     addrs.iter().any(|a| TcpStream::connect_timeout(a, PROBE_TIMEOUT).is_ok())
 }
 
+/// The walreceiver, as `pg_stat_activity` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receiver {
+    /// None runs (the startup process waits, or is about to start one).
+    None,
+    /// It is establishing its connection (`LibPQWalReceiverConnect`); its pid.
+    Connecting(i32),
+    /// Connected: streaming, or waiting on its primary or for a timeline switch.
+    Running,
+}
+
+/// What to do on this poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    Nothing,
+    /// `pg_reload_conf()`: end the startup process's retry wait.
+    Nudge,
+    /// End the walreceiver with this pid: its connection attempt is stuck.
+    EndStuck(i32),
+}
+
 /// One standby's nudging, from poll to poll.
 #[derive(Debug, Clone)]
 pub struct Follow {
@@ -53,42 +86,55 @@ pub struct Follow {
     next_probe: Option<Instant>,
     hold: Duration,
     held_until: Option<Instant>,
+    /// The walreceiver seen connecting, and since when.
+    connecting: Option<(i32, Instant)>,
 }
 
 impl Default for Follow {
     fn default() -> Self {
-        Follow { targets: None, next_probe: None, hold: FIRST_HOLD, held_until: None }
+        Follow { targets: None, next_probe: None, hold: FIRST_HOLD, held_until: None, connecting: None }
     }
 }
 
 impl Follow {
-    /// One poll. `without_receiver`: the instance is a standby with no walreceiver.
-    /// `read_targets` is asked once until the next nudge, `probe` at most every
-    /// [`PROBE_EVERY`]. Returns whether to nudge (`pg_reload_conf()`) now.
-    pub fn step(
-        &mut self,
-        now: Instant,
-        without_receiver: bool,
-        read_targets: impl FnOnce() -> Vec<SocketAddr>,
-        probe: impl FnOnce(&[SocketAddr]) -> bool,
-    ) -> bool {
-        if !without_receiver {
-            // A walreceiver runs (connecting, streaming, waiting): nothing to wake.
-            return false;
+    /// One poll. `receiver`: the standby's walreceiver (on a primary, [`Receiver::Running`]:
+    /// nothing to do). `read_targets` is asked once until the next nudge, `probe` at most
+    /// every [`PROBE_EVERY`].
+    pub fn step(&mut self, now: Instant, receiver: Receiver, read_targets: impl FnOnce() -> Vec<SocketAddr>, probe: impl FnOnce(&[SocketAddr]) -> bool) -> Act {
+        match receiver {
+            Receiver::Running => {
+                self.connecting = None;
+                return Act::Nothing;
+            }
+            Receiver::Connecting(pid) => {
+                let since = match self.connecting {
+                    Some((p, t)) if p == pid => t,
+                    _ => {
+                        self.connecting = Some((pid, now));
+                        now
+                    }
+                };
+                if now.duration_since(since) >= STUCK_CONNECT {
+                    self.connecting = None;
+                    return Act::EndStuck(pid);
+                }
+                return Act::Nothing;
+            }
+            Receiver::None => self.connecting = None,
         }
         if self.next_probe.is_some_and(|t| now < t) || self.held_until.is_some_and(|t| now < t) {
-            return false;
+            return Act::Nothing;
         }
         self.next_probe = Some(now + PROBE_EVERY);
         let targets = self.targets.get_or_insert_with(read_targets);
         if targets.is_empty() || !probe(targets) {
-            return false;
+            return Act::Nothing;
         }
         self.held_until = Some(now + self.hold);
         self.hold = (self.hold * 2).min(LAST_HOLD);
         // Read again after the hold: a reload may have changed primary_conninfo.
         self.targets = None;
-        true
+        Act::Nudge
     }
 
     /// A walreceiver streams: whatever was nudged worked, the pause starts over.
@@ -97,9 +143,33 @@ impl Follow {
     }
 }
 
+/// Send `sig` to `pid` only if `still()` — asked after a pidfd was opened on it — says it
+/// is still the process meant: the pid cannot change hands between the check and the
+/// signal. Where pidfd_open is missing (Linux < 5.3), nothing is sent.
+pub fn signal_checked(pid: i32, sig: nix::sys::signal::Signal, still: impl FnOnce() -> bool) -> Result<bool, String> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: pidfd_open takes a pid and flags, returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(format!("pidfd_open({pid}): {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: a descriptor the kernel just gave us, owned from here on.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    if !still() {
+        return Ok(false);
+    }
+    // SAFETY: a pidfd we own, a valid signal number, no siginfo, no flags.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), sig as libc::c_int, std::ptr::null::<libc::siginfo_t>(), 0) };
+    if r < 0 {
+        return Err(format!("pidfd_send_signal({pid}): {}", std::io::Error::last_os_error()));
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::ExitStatusExt;
 
     #[test]
     fn the_targets_are_the_literal_addresses_libpq_would_try() {
@@ -120,45 +190,76 @@ mod tests {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let addr = vec!["192.0.2.100:5432".parse().unwrap()];
+        let none = Receiver::None;
         let mut f = Follow::default();
         let mut reads = 0;
         // Nobody answers yet: probes every PROBE_EVERY, no nudge; the target read once.
-        assert!(!f.step(
-            at(0),
-            true,
-            || {
-                reads += 1;
-                addr.clone()
-            },
-            |_| false
-        ));
-        assert!(!f.step(at(50), true, || panic!("read again"), |_| panic!("probed within PROBE_EVERY")));
-        assert!(!f.step(at(100), true, || panic!("read again"), |_| false));
+        assert_eq!(
+            f.step(
+                at(0),
+                none,
+                || {
+                    reads += 1;
+                    addr.clone()
+                },
+                |_| false
+            ),
+            Act::Nothing
+        );
+        assert_eq!(f.step(at(50), none, || panic!("read again"), |_| panic!("probed within PROBE_EVERY")), Act::Nothing);
+        assert_eq!(f.step(at(100), none, || panic!("read again"), |_| false), Act::Nothing);
         assert_eq!(reads, 1);
         // It answers: one nudge, then nothing for FIRST_HOLD.
-        assert!(f.step(at(200), true, || panic!("read again"), |_| true));
-        assert!(!f.step(at(700), true, || panic!("read again"), |_| panic!("probed while held")));
+        assert_eq!(f.step(at(200), none, || panic!("read again"), |_| true), Act::Nudge);
+        assert_eq!(f.step(at(700), none, || panic!("read again"), |_| panic!("probed while held")), Act::Nothing);
         // Still no receiver after the hold: nudged again (the target read again), then held
         // twice as long.
-        assert!(f.step(at(1200), true, || addr.clone(), |_| true));
-        assert!(!f.step(at(3100), true, || panic!("read while held"), |_| panic!("held 2 s")));
-        assert!(f.step(at(3200), true, || addr.clone(), |_| true));
+        assert_eq!(f.step(at(1200), none, || addr.clone(), |_| true), Act::Nudge);
+        assert_eq!(f.step(at(3100), none, || panic!("read while held"), |_| panic!("held 2 s")), Act::Nothing);
+        assert_eq!(f.step(at(3200), none, || addr.clone(), |_| true), Act::Nudge);
         // A receiver runs: nothing. Then it streams: the next episode starts afresh (no hold).
-        assert!(!f.step(at(3300), false, || panic!("read"), |_| panic!("probed")));
+        assert_eq!(f.step(at(3300), Receiver::Running, || panic!("read"), |_| panic!("probed")), Act::Nothing);
         f.streaming();
-        assert!(f.step(at(3400), true, || addr.clone(), |_| true));
+        assert_eq!(f.step(at(3400), none, || addr.clone(), |_| true), Act::Nudge);
     }
 
     #[test]
     fn a_receiver_that_runs_is_never_nudged_and_no_target_means_no_nudge() {
         let t0 = Instant::now();
         let mut f = Follow::default();
-        assert!(!f.step(t0, false, || panic!("read"), |_| panic!("probed")));
-        assert!(!f.step(t0, true, Vec::new, |_| panic!("nothing to probe")));
+        assert_eq!(f.step(t0, Receiver::Running, || panic!("read"), |_| panic!("probed")), Act::Nothing);
+        assert_eq!(f.step(t0, Receiver::None, Vec::new, |_| panic!("nothing to probe")), Act::Nothing);
         let mut h = Follow::default();
         for i in 0..20 {
-            h.step(t0 + Duration::from_secs(i * 100), true, || vec!["192.0.2.1:5432".parse().unwrap()], |_| true);
+            h.step(t0 + Duration::from_secs(i * 100), Receiver::None, || vec!["192.0.2.1:5432".parse().unwrap()], |_| true);
         }
         assert_eq!(h.hold, LAST_HOLD);
+    }
+
+    #[test]
+    fn a_connection_attempt_that_hangs_is_ended_after_stuck_connect() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut f = Follow::default();
+        let never = |_: &[SocketAddr]| -> bool { panic!("no probe while a receiver runs") };
+        assert_eq!(f.step(at(0), Receiver::Connecting(42), Vec::new, never), Act::Nothing);
+        assert_eq!(f.step(at(9), Receiver::Connecting(42), Vec::new, never), Act::Nothing);
+        assert_eq!(f.step(at(10), Receiver::Connecting(42), Vec::new, never), Act::EndStuck(42));
+        // Another attempt (another pid), or one that got through, starts the count afresh.
+        assert_eq!(f.step(at(11), Receiver::Connecting(43), Vec::new, never), Act::Nothing);
+        assert_eq!(f.step(at(20), Receiver::Running, Vec::new, never), Act::Nothing);
+        assert_eq!(f.step(at(21), Receiver::Connecting(43), Vec::new, never), Act::Nothing);
+        assert_eq!(f.step(at(30), Receiver::Connecting(43), Vec::new, never), Act::Nothing);
+        assert_eq!(f.step(at(31), Receiver::Connecting(43), Vec::new, never), Act::EndStuck(43));
+    }
+
+    #[test]
+    fn a_signal_reaches_only_the_process_still_meant() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id() as i32;
+        assert_eq!(signal_checked(pid, nix::sys::signal::Signal::SIGTERM, || false), Ok(false));
+        assert!(child.try_wait().unwrap().is_none(), "not signalled when no longer meant");
+        assert_eq!(signal_checked(pid, nix::sys::signal::Signal::SIGTERM, || true), Ok(true));
+        assert!(child.wait().unwrap().signal().is_some());
     }
 }

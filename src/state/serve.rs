@@ -65,15 +65,15 @@ fn handle_signals() -> Result<(), OcfError> {
 }
 
 /// One poll's view of the instance.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Seen {
     /// k of synchronous_standby_names (0: asynchronous).
     k: usize,
     waiters: Vec<Waiter>,
     members: Vec<Member>,
     view: PgView,
-    /// A standby with no walreceiver process (nothing streams, nothing is trying to).
-    without_receiver: bool,
+    /// A standby's walreceiver (a primary's: Running, nothing to follow).
+    receiver: super::follow::Receiver,
 }
 
 fn look(local: &Local) -> Result<Seen, OcfError> {
@@ -85,11 +85,12 @@ fn look(local: &Local) -> Result<Seen, OcfError> {
            CASE WHEN pg_is_in_recovery() THEN coalesce(pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint::text, '') || ' ' || \
              coalesce((SELECT greatest(0, pg_wal_lsn_diff(latest_end_lsn, pg_last_wal_replay_lsn()))::bigint::text FROM pg_stat_wal_receiver WHERE status = 'streaming'), '') \
            ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint::text || ' ' END \
-         UNION ALL SELECT 'f', (SELECT count(*) FROM pg_stat_wal_receiver)::text, '' WHERE pg_is_in_recovery() \
+         UNION ALL SELECT 'f', coalesce((SELECT pid::text FROM pg_stat_activity WHERE backend_type = 'walreceiver' LIMIT 1), ''), \
+           coalesce((SELECT wait_event FROM pg_stat_activity WHERE backend_type = 'walreceiver' LIMIT 1), '') WHERE pg_is_in_recovery() \
          UNION ALL SELECT 'r', application_name, sync_state || ' ' || coalesce(greatest(0, pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn))::bigint::text, '') || ' ' || coalesce(extract(epoch FROM replay_lag)::text, '') FROM pg_stat_replication WHERE NOT pg_is_in_recovery()",
         QUERY_TIMEOUT,
     )?;
-    let mut seen = Seen::default();
+    let mut seen = Seen { k: 0, waiters: Vec::new(), members: Vec::new(), view: PgView::default(), receiver: super::follow::Receiver::Running };
     for r in rows {
         let col = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
         match col(0).as_str() {
@@ -111,7 +112,14 @@ fn look(local: &Local) -> Result<Seen, OcfError> {
                 seen.view.lsn = it.next().and_then(|v| v.parse().ok());
                 seen.view.lag_bytes = it.next().and_then(|v| v.parse().ok());
             }
-            "f" => seen.without_receiver = col(1) == "0",
+            "f" => {
+                use super::follow::Receiver;
+                seen.receiver = match col(1).parse() {
+                    Err(_) => Receiver::None,
+                    Ok(pid) if col(2) == "LibPQWalReceiverConnect" => Receiver::Connecting(pid),
+                    Ok(_) => Receiver::Running,
+                };
+            }
             "r" => {
                 let rest = col(2);
                 let mut it = rest.split(' ');
@@ -306,9 +314,11 @@ pub fn serve(s: &Settings) -> Result<(), OcfError> {
                 if seen.view.streaming {
                     follow.streaming();
                 }
-                let without_receiver = s.instant_reconnect && seen.without_receiver;
-                if follow.step(Instant::now(), without_receiver, || primary_targets(l), super::follow::accepts) {
-                    nudge(l);
+                let receiver = if s.instant_reconnect { seen.receiver } else { super::follow::Receiver::Running };
+                match follow.step(Instant::now(), receiver, || primary_targets(l), super::follow::accepts) {
+                    super::follow::Act::Nothing => {}
+                    super::follow::Act::Nudge => nudge(l),
+                    super::follow::Act::EndStuck(pid) => end_stuck_receiver(l, pid),
                 }
                 set_pg(seen.view);
                 // From now on every answer is "no": tell the demote once all have heard one.
@@ -349,6 +359,28 @@ fn nudge(local: &Local) {
     match local.query_one::<bool>("SELECT pg_reload_conf()", QUERY_TIMEOUT) {
         Ok(_) => ocf_info!("the primary this standby streams from answers: waking its retry now (pg_reload_conf), not after wal_retrieve_retry_interval"),
         Err(e) => ocf_warn!("cannot wake the standby's retry: {}", e.reason),
+    }
+}
+
+/// End a walreceiver whose connection attempt hangs ([`super::follow::STUCK_CONNECT`]),
+/// if it is still that one and still connecting once a pidfd holds it.
+fn end_stuck_receiver(local: &Local, pid: i32) {
+    let still = || {
+        local
+            .query_one_with::<bool>(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'walreceiver' AND pid = $1 AND wait_event = 'LibPQWalReceiverConnect')",
+                &[&pid],
+                QUERY_TIMEOUT,
+            )
+            .unwrap_or(false)
+    };
+    match super::follow::signal_checked(pid, nix::sys::signal::Signal::SIGTERM, still) {
+        Ok(true) => ocf_warn!(
+            "ended the walreceiver (pid {pid}): its connection attempt hung for {:?} (PostgreSQL's walreceiver ignores connect_timeout); the standby tries again",
+            super::follow::STUCK_CONNECT
+        ),
+        Ok(false) => ocf_debug!("the walreceiver {pid} got through meanwhile"),
+        Err(e) => ocf_warn!("cannot end the stuck walreceiver (pid {pid}): {e}"),
     }
 }
 
