@@ -43,8 +43,8 @@ impl Fixture {
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(&base).unwrap();
         must(&format!("chown postgres: {}", base.display()));
-        // Tags 0..=19: each test its own pair of ports (and directory).
-        let port = 6000 + (pid % 300) as u16 * 40 + tag * 2;
+        // Tags 0..=21: each test its own pair of ports (and directory).
+        let port = 6000 + (pid % 300) as u16 * 44 + tag * 2;
         let mk = |name: &str, port: u16| Instance { data: base.join(name), sock: base.join(format!("{name}-sock")), port };
         let f = Fixture { primary: mk("primary", port), standby: mk("standby", port + 1), base };
         for i in [&f.primary, &f.standby] {
@@ -717,6 +717,156 @@ fn state_service_closes_the_cancel_hole_of_synchronous_commits() {
     assert_eq!(state("stop", &[]), 0);
     assert_eq!(state("monitor", &[]), 7);
     assert_eq!(state("stop", &[]), 0, "stop is idempotent");
+}
+
+/// Instant reconnect (issue #23.3): a standby that lost its primary tries again only after
+/// wal_retrieve_retry_interval — 60 s here, so that "waits" and "woken" differ by far more
+/// than any machine's hiccup. The state service wakes it once the primary answers: started
+/// while the standby waits, and with the service running when the primary goes and comes.
+#[test]
+fn state_service_wakes_a_standby_whose_primary_is_back() {
+    if !possible() {
+        return;
+    }
+    let f = Fixture::new(19);
+    f.primary_and_standby();
+    let (p, s) = (&f.primary, &f.standby);
+    sql(s, "ALTER SYSTEM SET wal_retrieve_retry_interval = '60s'");
+    sql(s, "SELECT pg_reload_conf()");
+    wait_sql(s, "SELECT status FROM pg_stat_wal_receiver", "streaming");
+    let primary = |action: &str| {
+        let log = if action == "start" { format!(" -l {}/primary.log", f.base.display()) } else { String::new() };
+        as_pg(&format!("{BINDIR}/pg_ctl -D {} -m fast -w{log} {action} >/dev/null", p.data.display()));
+    };
+    let streaming = || sql(s, "SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), 'none')") == "streaming";
+
+    // Without the service: the primary goes and comes back; the standby waits its 60 s.
+    primary("stop");
+    wait_sql(s, "SELECT wait_event FROM pg_stat_activity WHERE backend_type = 'startup'", "RecoveryRetrieveRetryInterval");
+    primary("start");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(!streaming(), "streams again without being woken: the retry interval did not hold the standby back");
+
+    // The service, started now, wakes it: streaming long before the 60 s.
+    let state = |action: &str, extra: &[(&str, &str)]| {
+        let env = [&[("OCF_RESKEY_http_port", "0"), ("OCF_RESKEY_crash_reports", "false")][..], extra].concat();
+        f.state_agent(s, "pgsql-state:0", "state", action, &env)
+    };
+    assert_eq!(state("validate-all", &[("OCF_RESKEY_instant_reconnect", "perhaps")]), 6);
+    assert_eq!(state("start", &[]), 0);
+    wait_sql(s, "SELECT status FROM pg_stat_wal_receiver", "streaming");
+    // Running all along: the primary goes and comes back, the standby follows at once.
+    primary("restart");
+    wait_sql(s, "SELECT status FROM pg_stat_wal_receiver", "streaming");
+    let log = std::fs::read_to_string(f.base.join("state.log")).unwrap_or_default();
+    assert!(log.matches("waking its retry now").count() >= 2, "{log}");
+
+    // A primary_conninfo whose server accepts the connection and never answers (as packets
+    // to a VIP that just moved can vanish): PostgreSQL's walreceiver ignores connect_timeout
+    // and would wait for TCP to give up; the service ends it after STUCK_CONNECT.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    sql(s, &format!("ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port={port} user=postgres application_name=standby connect_timeout=2'"));
+    sql(s, "SELECT pg_reload_conf()");
+    let ended = (0..150).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        std::fs::read_to_string(f.base.join("state.log")).unwrap_or_default().contains("ended the walreceiver")
+    });
+    assert!(ended, "the walreceiver stuck connecting was not ended: {}", std::fs::read_to_string(f.base.join("state.log")).unwrap_or_default());
+    drop(silent);
+    // (The fixture's own conninfo is in postgresql.auto.conf, which ALTER SYSTEM rewrites.)
+    sql(s, &format!("ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port={} user=postgres application_name=standby'", p.port));
+    sql(s, "SELECT pg_reload_conf()");
+    wait_sql(s, "SELECT status FROM pg_stat_wal_receiver", "streaming");
+    assert_eq!(state("stop", &[]), 0);
+
+    // Off: the standby waits again.
+    assert_eq!(state("start", &[("OCF_RESKEY_instant_reconnect", "false")]), 0);
+    primary("restart");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(!streaming(), "instant_reconnect=false still woke the standby");
+    assert_eq!(state("stop", &[("OCF_RESKEY_instant_reconnect", "false")]), 0);
+    assert_eq!(f.rc(s, "stop"), 0);
+    primary("stop");
+}
+
+/// replication_slots (issue #23.1): the primary's monitor gives the standby a slot, the
+/// standby's monitor streams through it, and a standby stopped while the primary recycles
+/// far more WAL than wal_keep_size (0 here) covers rejoins without a base backup. Turned
+/// off, the standby drops primary_slot_name and the primary the slot — and the same outage
+/// then leaves the standby without its WAL (what the slot was for). A slot of the agent's
+/// created on a standby (as a promotion does, in recovery) is dropped by its monitor.
+#[test]
+fn replication_slots_keep_a_stopped_standbys_wal() {
+    if !possible() {
+        return;
+    }
+    let f = Fixture::new(20);
+    let (p, s) = (&f.primary, &f.standby);
+    // A recurring monitor (an interval: not a probe), as this node.
+    let on = |node: &'static str| [("OCF_RESKEY_replication_slots", "true"), ("OCF_RESKEY_CRM_meta_on_node", node), ("OCF_RESKEY_CRM_meta_interval", "15000")];
+    let off =
+        |node: &'static str| [("OCF_RESKEY_replication_slots", "false"), ("OCF_RESKEY_CRM_meta_on_node", node), ("OCF_RESKEY_CRM_meta_interval", "15000")];
+    assert_eq!(f.agent(p, "validate-all", &[("OCF_RESKEY_replication_slots", "true"), ("OCF_RESKEY_slot_ttl", "0")]).0, 6);
+    f.primary_and_standby();
+    sql(p, "ALTER SYSTEM SET wal_keep_size = 0");
+    sql(p, "SELECT pg_reload_conf()");
+    wait_sql(s, "SELECT status FROM pg_stat_wal_receiver", "streaming");
+    // A slot of the agent's on the standby (left from a term as primary, or a promotion's
+    // that did not happen): created in recovery, dropped by the standby's monitor.
+    sql(s, "SELECT pg_create_physical_replication_slot('paceline_gone', true)");
+    let (rc, err) = f.agent(p, "monitor", &on("primary"));
+    assert_eq!(rc, 8, "{err}");
+    assert_eq!(sql(p, "SELECT slot_name FROM pg_replication_slots"), "paceline_standby", "{err}");
+    assert_eq!(f.agent(s, "monitor", &on("standby")).0, 0);
+    assert_eq!(sql(s, "SELECT count(*) FROM pg_replication_slots"), "0", "the stale slot on the standby");
+    assert_eq!(sql(s, "SHOW primary_slot_name"), "paceline_standby");
+    wait_sql(p, "SELECT active FROM pg_replication_slots WHERE slot_name = 'paceline_standby'", "t");
+    assert_eq!(f.agent(p, "monitor", &on("primary")).0, 8, "steady state");
+
+    // Down while the primary writes and recycles its WAL: back without a base backup.
+    let churn = |n: u32| {
+        sql(p, "CREATE TABLE IF NOT EXISTS churn (i int, pad text)");
+        for _ in 0..n {
+            sql(p, "INSERT INTO churn SELECT g, repeat('x', 500) FROM generate_series(1, 20000) g");
+            sql(p, "SELECT pg_switch_wal()");
+        }
+        sql(p, "CHECKPOINT");
+        sql(p, "CHECKPOINT");
+    };
+    assert_eq!(f.agent(s, "stop", &on("standby")).0, 0);
+    let needed = sql(p, "SELECT pg_walfile_name(restart_lsn) FROM pg_replication_slots WHERE slot_name = 'paceline_standby'");
+    churn(6);
+    assert!(f.primary.data.join("pg_wal").join(&needed).exists(), "the slot kept {needed}");
+    assert_eq!(f.agent(p, "monitor", &on("primary")).0, 8, "an inactive slot within its TTL is kept");
+    assert_eq!(sql(p, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'paceline_standby'"), "1");
+    assert_eq!(f.agent(s, "start", &on("standby")).0, 0);
+    wait_sql(s, "SELECT status FROM pg_stat_wal_receiver", "streaming");
+    let rows = sql(p, "SELECT count(*) FROM churn");
+    wait_sql(s, "SELECT count(*) FROM churn", &rows);
+
+    // Off: the standby's reload removes primary_slot_name, the primary's monitor the slot.
+    assert_eq!(f.agent(s, "reload-agent", &off("standby")).0, 0);
+    assert_eq!(sql(s, "SHOW primary_slot_name"), "");
+    wait_sql(p, "SELECT coalesce((SELECT active::text FROM pg_replication_slots WHERE slot_name = 'paceline_standby'), 'none')", "false");
+    assert_eq!(f.agent(p, "monitor", &off("primary")).0, 8);
+    assert_eq!(sql(p, "SELECT count(*) FROM pg_replication_slots"), "0");
+    // The same outage without a slot: the WAL the standby needs is gone.
+    wait_sql(s, "SELECT status FROM pg_stat_wal_receiver", "streaming");
+    assert_eq!(f.agent(s, "stop", &off("standby")).0, 0);
+    churn(6);
+    // The primary's server log, where the agent's start put it (from here on).
+    let debian = Path::new("/var/log/postgresql");
+    let plog = if debian.is_dir() { debian.join(format!("paceline-pgsqld-{}.log", p.port)) } else { p.data.join("paceline-server.log") };
+    let from = std::fs::metadata(&plog).map(|m| m.len() as usize).unwrap_or(0);
+    let _ = f.agent(s, "start", &off("standby"));
+    let gone = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        String::from_utf8_lossy(std::fs::read(&plog).unwrap_or_default().get(from..).unwrap_or_default()).contains("has already been removed")
+    });
+    assert!(gone, "without a slot the standby's WAL was expected gone: the test's churn is too small");
+    let _ = f.agent(s, "stop", &off("standby"));
+    assert_eq!(f.rc(p, "stop"), 0);
 }
 
 #[test]

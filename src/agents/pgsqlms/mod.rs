@@ -29,6 +29,7 @@ mod reload;
 mod rewind;
 pub use rewind::{rewind_role_name, REWIND_FUNCTIONS};
 pub mod scores;
+pub mod slots;
 mod start;
 mod stop;
 pub mod sync;
@@ -71,6 +72,10 @@ pub static PARAMS: &[Param] = &[
         "With synchronous_mode on or strict: how many standbys must have flushed a commit before it is acknowledged (PostgreSQL's quorum commit, ANY k). At most the number of standbys (clone-max - 1).").default("1").reloadable(),
     Param::new("rewind_user", ParamKind::String, "User for pg_rewind",
         "The user the timeline check (pg_rewind --dry-run at start) and auto_rewind connect to the primary as, through primary_conninfo with database postgres. Default: the user of primary_conninfo. It needs pg_rewind's privileges on the primary (superuser, or EXECUTE on pg_ls_dir, pg_stat_file, pg_read_binary_file), and preferably pg_checkpoint: a just-promoted primary is asked for a CHECKPOINT first, so that pg_rewind does not read a stale timeline from its control file (without it, the agent waits for the primary's own).").reloadable(),
+    Param::new("replication_slots", ParamKind::Boolean, "A replication slot per standby",
+        "Keep a physical replication slot on the primary for every other node (paceline_<node>), created before a promotion's first commit and by the primary's monitor, and have each standby stream through its own (primary_slot_name, set by ALTER SYSTEM): a standby down longer than wal_keep_size covers rejoins without a new base backup. The agent touches only slots named paceline_*. max_slot_wal_keep_size still bounds what a slot holds. Needs max_replication_slots above the number of nodes.").default("false").reloadable(),
+    Param::new("slot_ttl", ParamKind::Integer, "Seconds an unused slot is kept",
+        "With replication_slots: a slot unused for this many seconds is dropped — and created anew, reserving WAL from then on, if its node is still in the cluster; a node gone from the cluster loses its slot. What an absent standby can hold on the primary is this long's WAL (Patroni's member_slots_ttl, 30 min by default).").default("1800").reloadable(),
 ];
 
 pub static SPEC: AgentSpec = AgentSpec {
@@ -144,6 +149,8 @@ pub struct Config {
     pub sync_mode: sync::Mode,
     /// synchronous_node_count: k of `ANY k (...)`.
     pub sync_count: usize,
+    /// replication_slots: how long an unused slot is kept (`slot_ttl`); None: no slots.
+    pub slot_ttl: Option<Duration>,
     /// The resource name (`OCF_RESOURCE_INSTANCE` without a clone suffix).
     pub resource: String,
     /// The action's time budget (Pacemaker's timeout, or a default by hand).
@@ -208,6 +215,9 @@ impl Config {
                 )));
             }
         }
+        let ttl = p.int("slot_ttl").unwrap_or(1800);
+        let ttl = u64::try_from(ttl).ok().filter(|t| *t > 0).ok_or_else(|| OcfError::configured(format!("slot_ttl must be 1 or more seconds, got {ttl}")))?;
+        let slot_ttl = p.bool("replication_slots").then(|| Duration::from_secs(ttl));
         let instance = env.instance();
         // Clone instances are named rsc:N; attributes are named after the primitive.
         let resource = instance.split(':').next().unwrap_or(instance).to_owned();
@@ -224,6 +234,7 @@ impl Config {
             rewind_user: p.str("rewind_user").map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned),
             sync_mode,
             sync_count,
+            slot_ttl,
             resource,
             timeout: env.timeout_or(Duration::from_secs(60)),
             node: env.on_node().map(str::to_owned),

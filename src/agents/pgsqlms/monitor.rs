@@ -2,7 +2,7 @@
 //! 1 broken — and keep the promotion scores current.
 
 use super::instance::{self, State};
-use super::{primary, scores, validate, Config};
+use super::{primary, scores, slots, validate, Config};
 use crate::ocf::{OcfEnv, OcfError, OcfRc, OcfResult};
 use crate::{ocf_info, ocf_warn};
 
@@ -34,6 +34,12 @@ pub fn monitor(env: &OcfEnv) -> OcfResult {
         (State::Standby, Some(local)) => {
             if !probe {
                 scores::standby_self_score(&cfg, &local);
+                if cfg.slot_ttl.is_some() {
+                    let slots = scores::local_node(&cfg).and_then(|me| slots::on_standby(&cfg, &local, &me));
+                    if let Err(e) = slots {
+                        ocf_warn!("cannot use this standby's replication slot: {}", e.reason);
+                    }
+                }
             }
             Ok(OcfRc::Success)
         }

@@ -32,6 +32,10 @@ pub fn update_from_primary(cfg: &Config, local: &Local) -> Result<(), OcfError> 
     let me = local_node(cfg)?;
     let known: Vec<String> = scores::read_cache(cfg).into_keys().collect();
     let (replicas, current) = replication(local, &me)?;
+    let streaming: Vec<String> = replicas.iter().map(|r| r.name.clone()).collect();
+    if let Err(e) = super::slots::on_primary(cfg, local, &me, &streaming) {
+        ocf_warn!("cannot keep the replication slots: {}", e.reason);
+    }
     let nodes = nodes_to_rank(known, &replicas, pacemaker::nodes::partition)?;
     if cfg.sync_mode != Mode::Off {
         return manage(cfg, local, &me, &nodes, &replicas, current);

@@ -30,6 +30,7 @@ pub fn promote(env: &OcfEnv) -> OcfResult {
     }
     check_election(&cfg, who, env.clone_max().is_none())?;
     prepare_sync(&cfg, who)?;
+    prepare_slots(&cfg, who);
     instance::pg_ctl(&cfg, who, &["promote", "-W"], cfg.timeout / 2)?;
     match instance::wait_for(&cfg, who, until, |s| *s == State::Primary)? {
         State::Primary => {
@@ -60,6 +61,19 @@ fn prepare_sync(cfg: &Config, who: crate::pg::client::Identity) -> Result<(), Oc
             Ok(())
         }
         other => other,
+    }
+}
+
+/// Before the first commit: the other nodes' replication slots (`replication_slots`),
+/// created while the instance is still in recovery. Not fatal: the monitor makes up for it.
+fn prepare_slots(cfg: &Config, who: crate::pg::client::Identity) {
+    if cfg.slot_ttl.is_none() {
+        return;
+    }
+    match (instance::connect(cfg, who, Duration::from_secs(5)), scores::local_node(cfg)) {
+        (Ok(local), Ok(me)) => super::slots::at_promote(cfg, &local, &me),
+        (Err(e), _) => ocf_warn!("cannot create the standbys' replication slots: {}", e.message()),
+        (_, Err(e)) => ocf_warn!("cannot create the standbys' replication slots: {}", e.reason),
     }
 }
 

@@ -9,8 +9,9 @@
 //! with the same code), the running instance must answer with the new connection
 //! parameters (`system_user`, `pghost`, `pgport`), and on the primary the synchronous set
 //! and the promotion scores follow the new `synchronous_mode`, `synchronous_node_count`
-//! and `maxlag` at once instead of at the next monitor. `start_opts` and `bindir` take
-//! effect at the next start.
+//! and `maxlag` at once instead of at the next monitor; on a standby, turning
+//! `replication_slots` off removes the `primary_slot_name` the agent wrote. `start_opts`
+//! and `bindir` take effect at the next start.
 
 use super::instance::{self, State};
 use super::{primary, sync, validate, Config};
@@ -37,7 +38,14 @@ pub fn reload_agent(env: &OcfEnv) -> OcfResult {
                 cfg.maxlag
             );
         }
-        (State::Standby, _) => ocf_info!("reloaded on a standby: the new parameters are in effect"),
+        (State::Standby, local) => {
+            if let (None, Some(local), Ok(me)) = (cfg.slot_ttl, local.as_ref(), super::scores::local_node(&cfg)) {
+                if let Err(e) = super::slots::release(local, &me) {
+                    ocf_warn!("cannot remove primary_slot_name: {}", e.reason);
+                }
+            }
+            ocf_info!("reloaded on a standby: the new parameters are in effect")
+        }
         (State::Broken(why), _) => {
             return Err(OcfError::generic(why).context(format!(
                 "with the new parameters (system_user {}, pghost {}, pgport {})",
