@@ -28,6 +28,7 @@ pub fn reload_agent(env: &OcfEnv) -> OcfResult {
             if cfg.sync_mode == sync::Mode::Off {
                 primary::release(&local)?;
             }
+            super::slots::ask_partition_next(&cfg);
             if let Err(e) = primary::update_from_primary(&cfg, &local) {
                 ocf_warn!("cannot update promotion scores: {}", e.reason);
             }

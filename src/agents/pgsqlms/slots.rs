@@ -216,6 +216,15 @@ pub fn on_primary(cfg: &Config, local: &Local, me: &str, replicas: &[String]) ->
     Ok(())
 }
 
+/// Ask the partition on the next [`on_primary`] (reload-agent: slots just turned on must
+/// exist for every node before their standbys' reloads point them at theirs).
+pub fn ask_partition_next(cfg: &Config) {
+    let mut m = Memory::read(cfg);
+    if m.asked.take().is_some() {
+        m.write(cfg);
+    }
+}
+
 /// With replication_slots turned off: the slots this agent made are dropped once their
 /// standbys stopped using them (their reload removes `primary_slot_name`). Only a primary
 /// that managed slots (its memory file is there) asks anything: with the parameter off
