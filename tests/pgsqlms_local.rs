@@ -823,6 +823,23 @@ fn replication_slots_keep_a_stopped_standbys_wal() {
     assert_eq!(sql(s, "SHOW primary_slot_name"), "paceline_standby");
     wait_sql(p, "SELECT active FROM pg_replication_slots WHERE slot_name = 'paceline_standby'", "t");
     assert_eq!(f.agent(p, "monitor", &on("primary")).0, 8, "steady state");
+    // The state service shows the slot: what it holds, that it is used.
+    let http = (p.port + 1000).to_string();
+    let svc = [("OCF_RESKEY_listen_address", "127.0.0.1"), ("OCF_RESKEY_http_port", http.as_str()), ("OCF_RESKEY_crash_reports", "false")];
+    assert_eq!(f.state_agent(p, "state-p", "state-p", "start", &svc), 0);
+    let labels = "{slot=\"paceline_standby\",slot_type=\"physical\"}";
+    let mut metrics = String::new();
+    for _ in 0..50 {
+        metrics = http_get(p.port + 1000, "/metrics").1;
+        if metrics.contains(&format!("paceline_slot_active{labels} 1")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(metrics.contains(&format!("paceline_slot_active{labels} 1")), "{metrics}");
+    assert!(metrics.contains(&format!("paceline_slot_invalidated{labels} 0")), "{metrics}");
+    assert!(metrics.lines().any(|l| l.starts_with(&format!("paceline_slot_retained_bytes{labels} ")) && !l.ends_with("NaN")), "{metrics}");
+    assert_eq!(f.state_agent(p, "state-p", "state-p", "stop", &svc), 0);
 
     // Down while the primary writes and recycles its WAL: back without a base backup.
     let churn = |n: u32| {

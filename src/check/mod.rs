@@ -298,6 +298,71 @@ pub fn reconnect(settings: &BTreeMap<String, String>, synchronous: bool, instant
     }
 }
 
+/// One replication slot, as `pg_replication_slots` shows it to [`slots`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotRow {
+    pub name: String,
+    /// `wal_status` (PostgreSQL 13+; empty before).
+    pub wal_status: String,
+    /// The WAL it holds, in bytes.
+    pub retained: u64,
+}
+
+/// The replication slots' findings (issue #23.1). `slots_on`: pgsqlms's
+/// replication_slots; `nodes`: the cluster's nodes; `wal_free`: free bytes on the file
+/// system that holds pg_wal, when it could be read.
+pub fn slots(settings: &BTreeMap<String, String>, slots: &[SlotRow], slots_on: bool, nodes: usize, wal_free: Option<u64>) -> Vec<Finding> {
+    use Severity::*;
+    let mut f = Vec::new();
+    for s in slots {
+        match s.wal_status.as_str() {
+            "lost" => f.push(Finding::new(
+                Critical,
+                format!("replication slot {}: its WAL was removed (max_slot_wal_keep_size): its standby or consumer cannot resume from it", s.name),
+                "rebuild that standby (pg_basebackup), or drop the slot: SELECT pg_drop_replication_slot('<slot>')",
+            )),
+            "unreserved" => f.push(Finding::new(
+                Warning,
+                format!("replication slot {}: it holds more than max_slot_wal_keep_size; its WAL goes at the next checkpoint", s.name),
+                "bring its standby or consumer back now",
+            )),
+            _ => {}
+        }
+    }
+    let retained: u64 = slots.iter().map(|s| s.retained).sum();
+    if let Some(free) = wal_free {
+        if retained > 0 && retained >= free / 2 {
+            f.push(Finding::new(
+                Warning,
+                format!(
+                    "the replication slots hold {} MB of WAL, and pg_wal's file system has {} MB free: the disk fills if they keep holding",
+                    retained >> 20,
+                    free >> 20
+                ),
+                "paceline status (which slot), and max_slot_wal_keep_size to bound them",
+            ));
+        }
+    }
+    if slots_on {
+        let max: usize = settings.get("max_replication_slots").and_then(|v| v.parse().ok()).unwrap_or(0);
+        if max < nodes {
+            f.push(Finding::new(
+                Critical,
+                format!("replication_slots=true but max_replication_slots={max}: a slot per node needs at least {nodes}"),
+                format!("ALTER SYSTEM SET max_replication_slots = {}; restart", (nodes + 8).max(10)),
+            ));
+        }
+        if settings.get("max_slot_wal_keep_size").is_none_or(|v| v == "-1") {
+            f.push(Finding::new(
+                Warning,
+                "replication_slots=true with max_slot_wal_keep_size unbounded: a standby away for slot_ttl keeps all the WAL written meanwhile",
+                "ALTER SYSTEM SET max_slot_wal_keep_size = '<what pg_wal's disk can spare>'",
+            ));
+        }
+    }
+    f
+}
+
 /// What PostgreSQL says of the role pgsqlms's timeline check and `auto_rewind` connect to
 /// the primary as (roles are the same on every node of a streaming cluster, so the local
 /// instance can tell).
@@ -431,6 +496,25 @@ fn local_postgres(root: &Element) -> Result<Vec<Finding>, crate::ocf::OcfError> 
         .find(|p| agent_type(&p.agent) == "pgsql-state")
         .map(|p| p.params.get("instant_reconnect").and_then(|v| crate::ocf::params::parse_bool(v)).unwrap_or(true));
     out.append(&mut reconnect(&settings, synchronous, instant));
+    let slot_rows: Vec<SlotRow> = local
+        .query_text(
+            "SELECT slot_name::text, coalesce(to_jsonb(s) ->> 'wal_status', ''), coalesce(greatest(0, pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() \
+             THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, restart_lsn))::bigint::text, '0') FROM pg_replication_slots s",
+            t,
+        )
+        .unwrap_or_else(|e| {
+            out.push(Finding::new(Severity::Warning, format!("the replication slots were not checked: {}", e.reason), "psql -c 'TABLE pg_replication_slots'"));
+            Vec::new()
+        })
+        .into_iter()
+        .filter_map(|r| {
+            Some(SlotRow { name: r.first()?.clone()?, wal_status: r.get(1).cloned().flatten()?, retained: r.get(2).cloned().flatten()?.parse().ok()? })
+        })
+        .collect();
+    let nodes = root.descendants("node").filter(|n| n.attr("uname").is_some() && n.attr("type").is_none_or(|t| t == "member")).count();
+    let datadir = settings.get("data_directory").map(std::path::PathBuf::from);
+    let wal_free = datadir.and_then(|d| nix::sys::statvfs::statvfs(&d.join("pg_wal")).ok()).map(|v| v.blocks_available().saturating_mul(v.fragment_size()));
+    out.append(&mut slots(&settings, &slot_rows, is_true(pg.params.get("replication_slots")), nodes, wal_free));
     // Ours only: PAF has neither the timeline check nor auto_rewind.
     if pg.agent.contains(":paceline:") {
         // pg_rewind's user, as the agent picks it: rewind_user, else primary_conninfo's, else
@@ -684,6 +768,29 @@ mod tests {
         // A short retry needs nothing from the service.
         s.insert("wal_retrieve_retry_interval".into(), "500".into());
         assert!(said(&s, true, None).is_empty());
+    }
+
+    #[test]
+    fn slots_that_lost_their_wal_or_could_fill_the_disk() {
+        let row = |name: &str, status: &str, retained: u64| SlotRow { name: name.into(), wal_status: status.into(), retained };
+        let mut s = good_settings();
+        s.insert("max_replication_slots".into(), "10".into());
+        s.insert("max_slot_wal_keep_size".into(), "10240".into());
+        let said = |s: &BTreeMap<String, String>, rows: &[SlotRow], on: bool, free: Option<u64>| -> Vec<String> {
+            slots(s, rows, on, 3, free).into_iter().map(|f| format!("{} {}", f.severity.label(), f.what)).collect()
+        };
+        assert!(said(&s, &[row("paceline_node2", "reserved", 1 << 20)], true, Some(1 << 40)).is_empty());
+        let lost = said(&s, &[row("paceline_node2", "lost", 0), row("cdc", "unreserved", 5)], false, None);
+        assert!(lost[0].starts_with("CRITICAL replication slot paceline_node2") && lost[1].starts_with("WARNING replication slot cdc"), "{lost:?}");
+        let full = said(&s, &[row("paceline_node2", "extended", 6 << 30)], true, Some(10 << 30));
+        assert!(full.iter().any(|f| f.contains("6144 MB of WAL") && f.contains("10240 MB free")), "{full:?}");
+        let mut few = s.clone();
+        few.insert("max_replication_slots".into(), "2".into());
+        few.insert("max_slot_wal_keep_size".into(), "-1".into());
+        let w = said(&few, &[], true, None);
+        assert!(w.iter().any(|f| f.starts_with("CRITICAL") && f.contains("max_replication_slots=2")), "{w:?}");
+        assert!(w.iter().any(|f| f.starts_with("WARNING") && f.contains("unbounded")), "{w:?}");
+        assert!(said(&few, &[], false, None).is_empty(), "slots off: their settings are not ours to judge");
     }
 
     #[test]

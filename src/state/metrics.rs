@@ -83,6 +83,18 @@ pub const STANDBY_LAG_BYTES: Metric =
 pub const STANDBY_LAG_SECONDS: Metric =
     Metric::gauge("paceline_standby_lag_seconds", "Primary: each standby's replay lag (pg_stat_replication.replay_lag; 0 when idle).")
         .labelled(&["application_name", "sync_state"]);
+pub const SLOT_RETAINED_BYTES: Metric =
+    Metric::gauge("paceline_slot_retained_bytes", "Each replication slot: WAL it holds here (current position minus restart_lsn).")
+        .labelled(&["slot", "slot_type"]);
+pub const SLOT_ACTIVE: Metric = Metric::gauge("paceline_slot_active", "Each replication slot: a client uses it now.").labelled(&["slot", "slot_type"]);
+pub const SLOT_INVALIDATED: Metric =
+    Metric::gauge("paceline_slot_invalidated", "Each replication slot: its WAL was removed (wal_status lost): its client cannot resume.")
+        .labelled(&["slot", "slot_type"]);
+pub const SLOT_SAFE_WAL_BYTES: Metric = Metric::gauge(
+    "paceline_slot_safe_wal_bytes",
+    "Each replication slot: WAL that can still be written before it loses what it holds (max_slot_wal_keep_size; NaN when unbounded).",
+)
+.labelled(&["slot", "slot_type"]);
 pub const LAST_FAILOVER_TIMESTAMP_SECONDS: Metric =
     Metric::gauge("paceline_last_failover_timestamp_seconds", "When the current timeline began: the last promotion (Unix time; NaN on timeline 1).");
 
@@ -128,6 +140,10 @@ pub const ALL: &[Metric] = &[
     CRASH_REPORTS_TOTAL,
     STANDBY_LAG_BYTES,
     STANDBY_LAG_SECONDS,
+    SLOT_RETAINED_BYTES,
+    SLOT_ACTIVE,
+    SLOT_INVALIDATED,
+    SLOT_SAFE_WAL_BYTES,
     STATE_CONNECTIONS,
     STATE_CLIENTS,
     STATE_CONNECTIONS_REFUSED_TOTAL,

@@ -47,6 +47,23 @@ pub struct PgView {
     pub promoted_at: Option<i64>,
     /// pgsqlms is demoting this instance ([`super::demoting`]): not the primary any more.
     pub demoting: bool,
+    /// Its replication slots (`pg_replication_slots`).
+    pub slots: Vec<SlotView>,
+}
+
+/// One replication slot of this instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlotView {
+    pub name: String,
+    /// `physical` or `logical`.
+    pub kind: String,
+    pub active: bool,
+    /// `wal_status`: reserved, extended, unreserved, lost.
+    pub wal_status: String,
+    /// WAL it holds here, in bytes (None: no restart_lsn, e.g. never used or lost).
+    pub retained: Option<u64>,
+    /// `safe_wal_size` (None when max_slot_wal_keep_size is unbounded).
+    pub safe: Option<i64>,
 }
 
 /// One standby of this primary.
@@ -197,6 +214,18 @@ impl Snapshot {
                 M::STANDBY_LAG_SECONDS.sample(&mut m, &[&escape(&st.name), &escape(&st.sync_state)], st.lag_seconds.unwrap_or(0.0));
             }
         }
+        if !self.pg.slots.is_empty() {
+            let each = |m: &mut String, metric: &M::Metric, v: &dyn Fn(&SlotView) -> String| {
+                metric.header(m);
+                for sl in &self.pg.slots {
+                    metric.sample(m, &[&escape(&sl.name), &escape(&sl.kind)], v(sl));
+                }
+            };
+            each(&mut m, &M::SLOT_RETAINED_BYTES, &|sl| nan(sl.retained.map(|r| r.to_string())));
+            each(&mut m, &M::SLOT_ACTIVE, &|sl| b(sl.active).to_string());
+            each(&mut m, &M::SLOT_INVALIDATED, &|sl| b(sl.wal_status == "lost").to_string());
+            each(&mut m, &M::SLOT_SAFE_WAL_BYTES, &|sl| nan(sl.safe.map(|r| r.to_string())));
+        }
         m
     }
 }
@@ -323,6 +352,18 @@ mod tests {
         assert!(m.contains("paceline_postgres_timeline NaN\n"));
         assert!(m.contains("# TYPE paceline_crash_reports_total counter\npaceline_crash_reports_total "), "{m}");
         assert!(m.contains("paceline_last_failover_timestamp_seconds NaN\n"));
+        assert!(!m.contains("paceline_slot_"), "no slot, no slot metric");
+        let mut pg = primary_pg();
+        pg.slots = vec![
+            SlotView { name: "paceline_node3".into(), kind: "physical".into(), active: false, wal_status: "lost".into(), retained: None, safe: None },
+            SlotView { name: "cdc".into(), kind: "logical".into(), active: true, wal_status: "extended".into(), retained: Some(1 << 20), safe: Some(-5) },
+        ];
+        let m = snap(pg, here()).metrics(Instant::now());
+        assert!(m.contains("paceline_slot_invalidated{slot=\"paceline_node3\",slot_type=\"physical\"} 1\n"), "{m}");
+        assert!(m.contains("paceline_slot_retained_bytes{slot=\"paceline_node3\",slot_type=\"physical\"} NaN\n"), "{m}");
+        assert!(m.contains("paceline_slot_retained_bytes{slot=\"cdc\",slot_type=\"logical\"} 1048576\n"), "{m}");
+        assert!(m.contains("paceline_slot_safe_wal_bytes{slot=\"cdc\",slot_type=\"logical\"} -5\n"), "{m}");
+        assert!(m.contains("paceline_slot_active{slot=\"cdc\",slot_type=\"logical\"} 1\n"), "{m}");
     }
 
     /// What `/metrics` writes (this snapshot's metrics, then the service's) is exactly
@@ -332,6 +373,14 @@ mod tests {
     fn metrics_are_the_table() {
         let mut pg = primary_pg();
         pg.standbys = vec![Standby { name: "node2".into(), sync_state: "sync".into(), lag_bytes: 1, lag_seconds: None }];
+        pg.slots = vec![SlotView {
+            name: "paceline_node2".into(),
+            kind: "physical".into(),
+            active: true,
+            wal_status: "reserved".into(),
+            retained: Some(5),
+            safe: None,
+        }];
         let text = snap(pg, here()).metrics(Instant::now()) + &super::super::http::metrics();
         let types: Vec<(&str, &str)> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split_once(' ')).collect();
         let want: Vec<(&str, &str)> = super::super::metrics::ALL.iter().map(|m| (m.name, m.kind.as_str())).collect();

@@ -64,7 +64,8 @@ fn handle_signals() -> Result<(), OcfError> {
     Ok(())
 }
 
-/// One poll's view of the instance.
+/// One poll's view of the instance. (wal_status and safe_wal_size, PostgreSQL 13+, are read
+/// through to_jsonb so that the same statement runs on 12.)
 #[derive(Debug)]
 struct Seen {
     /// k of synchronous_standby_names (0: asynchronous).
@@ -87,6 +88,9 @@ fn look(local: &Local) -> Result<Seen, OcfError> {
            ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint::text || ' ' END \
          UNION ALL SELECT 'f', coalesce((SELECT pid::text FROM pg_stat_activity WHERE backend_type = 'walreceiver' LIMIT 1), ''), \
            coalesce((SELECT wait_event FROM pg_stat_activity WHERE backend_type = 'walreceiver' LIMIT 1), '') WHERE pg_is_in_recovery() \
+         UNION ALL SELECT 'l', slot_name::text, slot_type || ' ' || active::text || ' ' || coalesce(to_jsonb(s) ->> 'wal_status', '-') || ' ' || \
+           coalesce(greatest(0, pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, restart_lsn))::bigint::text, '-') \
+           || ' ' || coalesce(to_jsonb(s) ->> 'safe_wal_size', '-') FROM pg_replication_slots s \
          UNION ALL SELECT 'r', application_name, sync_state || ' ' || coalesce(greatest(0, pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn))::bigint::text, '') || ' ' || coalesce(extract(epoch FROM replay_lag)::text, '') FROM pg_stat_replication WHERE NOT pg_is_in_recovery()",
         QUERY_TIMEOUT,
     )?;
@@ -111,6 +115,19 @@ fn look(local: &Local) -> Result<Seen, OcfError> {
                 let mut it = pos.split(' ');
                 seen.view.lsn = it.next().and_then(|v| v.parse().ok());
                 seen.view.lag_bytes = it.next().and_then(|v| v.parse().ok());
+            }
+            "l" => {
+                let rest = col(2);
+                let f: Vec<&str> = rest.split(' ').collect();
+                let get = |i: usize| f.get(i).copied().filter(|v| *v != "-");
+                seen.view.slots.push(super::role::SlotView {
+                    name: col(1),
+                    kind: get(0).unwrap_or_default().to_owned(),
+                    active: get(1) == Some("true"),
+                    wal_status: get(2).unwrap_or_default().to_owned(),
+                    retained: get(3).and_then(|v| v.parse().ok()),
+                    safe: get(4).and_then(|v| v.parse().ok()),
+                });
             }
             "f" => {
                 use super::follow::Receiver;

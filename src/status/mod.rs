@@ -80,6 +80,8 @@ pub struct Status {
     pub maintenance_mode: bool,
     pub nodes: Vec<NodeRow>,
     pub addresses: Vec<Address>,
+    /// The primary's replication slots (from its state service).
+    pub slots: BTreeMap<String, probe::SlotSample>,
     pub fence_devices: Vec<FenceDevice>,
     pub last_fencing: Option<FenceEvent>,
     /// The whole fencing history, newest first (for the nodes fenced and still off).
@@ -200,6 +202,7 @@ pub fn assemble(mon: &Cluster, prims: &[Primitive], pg: &BTreeMap<String, Result
     st.fencing = mon.fencing.clone();
     st.moves =
         moves.iter().filter(|m| st.clone.as_deref() == Some(m.resource.as_str()) || st.resource.as_deref() == Some(m.resource.as_str())).cloned().collect();
+    st.slots = primary_view.as_ref().map(|v| v.slots.clone()).unwrap_or_default();
     st.findings = judge(&st, &promoted, has_service);
     st
 }
@@ -232,6 +235,9 @@ fn judge(st: &Status, promoted: &[String], has_service: bool) -> Vec<Finding> {
     }
     if st.maintenance_mode {
         add(Warning, "maintenance-mode is on: Pacemaker watches but does not act".into(), "pcs property set maintenance-mode=false");
+    }
+    for (name, sl) in st.slots.iter().filter(|(_, s)| s.invalidated) {
+        add(Critical, format!("replication slot {name} on the primary lost its WAL: its standby or consumer cannot resume from it"), "paceline check");
     }
     for n in &st.nodes {
         if n.unclean {
@@ -356,6 +362,7 @@ impl Status {
             "stonith_enabled": self.stonith_enabled, "maintenance_mode": self.maintenance_mode,
             "nodes": nodes,
             "addresses": self.addresses.iter().map(|a| json!({"resource": a.resource, "agent": a.agent, "address": a.address, "nodes": a.nodes})).collect::<Vec<_>>(),
+            "slots": self.slots.iter().map(|(n, s)| json!({"name": n, "type": s.kind, "retained_bytes": s.retained, "active": s.active, "invalidated": s.invalidated})).collect::<Vec<_>>(),
             "fence_devices": self.fence_devices.iter().map(|d| json!({"id": d.id, "agent": d.agent, "node": d.node})).collect::<Vec<_>>(),
             "moves": self.moves.iter().map(|m| json!({"id": m.id, "resource": m.resource, "node": m.node, "ban": m.ban, "role": m.role})).collect::<Vec<_>>(),
             "last_fencing": self.last_fencing.as_ref().map(|e| json!({"target": e.target, "action": e.action, "status": e.status, "delegate": e.delegate, "completed": e.completed})),
@@ -446,6 +453,22 @@ mod tests {
                 (n.to_string(), Ok(v))
             })
             .collect()
+    }
+
+    #[test]
+    fn the_primarys_slots_are_shown_and_a_lost_one_is_critical() {
+        let mut v = views("node1");
+        if let Some(Ok(p)) = v.get_mut("node1") {
+            p.slots.insert("paceline_node2".into(), probe::SlotSample { kind: "physical".into(), retained: Some(3 << 20), active: true, invalidated: false });
+            p.slots.insert("paceline_node3".into(), probe::SlotSample { kind: "physical".into(), retained: None, active: false, invalidated: true });
+        }
+        let st = assemble(&cluster("node1"), &prims(), &v, true, &[]);
+        assert_eq!(st.findings.len(), 1, "{:?}", st.findings);
+        assert!(st.findings[0].severity == Severity::Critical && st.findings[0].what.contains("paceline_node3"), "{:?}", st.findings);
+        let text = render::text(&st);
+        assert!(text.contains("Slot: paceline_node2 (physical) holds 3.0 MB, in use"), "{text}");
+        assert!(text.contains("Slot: paceline_node3 (physical) LOST its WAL, unused"), "{text}");
+        assert_eq!(st.to_json()["slots"][0]["retained_bytes"], 3 << 20);
     }
 
     #[test]

@@ -32,6 +32,20 @@ pub struct PgNode {
     pub crash_reports: u64,
     /// Primary: each standby's (sync_state, bytes, seconds), by application_name.
     pub standbys: BTreeMap<String, (String, u64, f64)>,
+    /// Its replication slots, by name.
+    pub slots: BTreeMap<String, SlotSample>,
+}
+
+/// One replication slot, from the `paceline_slot_*` metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SlotSample {
+    /// `physical` or `logical`.
+    pub kind: String,
+    /// WAL it holds, in bytes (None: none, e.g. lost).
+    pub retained: Option<u64>,
+    pub active: bool,
+    /// Its WAL was removed: its client cannot resume.
+    pub invalidated: bool,
 }
 
 /// One sample line: `name{labels} value`.
@@ -45,7 +59,8 @@ fn sample(line: &str) -> Option<(&str, BTreeMap<&str, &str>, f64)> {
         None => (head, BTreeMap::new()),
         Some((n, rest)) => {
             let rest = rest.strip_suffix('}')?;
-            // Our own labels: application_name (a node name) and sync_state, no commas inside.
+            // Our own labels: application_name (a node name), sync_state, a slot's name and
+            // type: no commas inside.
             let labels = rest.split("\",").filter_map(|kv| kv.split_once("=\"")).map(|(k, v)| (k.trim(), v.trim_end_matches('"'))).collect();
             (n, labels)
         }
@@ -74,6 +89,15 @@ pub fn parse_metrics(text: &str) -> PgNode {
                 let e = n.standbys.entry(labels.get("application_name").copied().unwrap_or_default().to_owned()).or_default();
                 e.0 = labels.get("sync_state").copied().unwrap_or_default().to_owned();
                 e.1 = v as u64;
+            }
+            "slot_retained_bytes" | "slot_active" | "slot_invalidated" => {
+                let e = n.slots.entry(labels.get("slot").copied().unwrap_or_default().to_owned()).or_default();
+                e.kind = labels.get("slot_type").copied().unwrap_or_default().to_owned();
+                match name {
+                    "paceline_slot_retained_bytes" => e.retained = some(v).map(|v| v as u64),
+                    "paceline_slot_active" => e.active = v == 1.0,
+                    _ => e.invalidated = v == 1.0,
+                }
             }
             "standby_lag_seconds" => {
                 n.standbys.entry(labels.get("application_name").copied().unwrap_or_default().to_owned()).or_default().2 = v;
@@ -128,12 +152,19 @@ mod tests {
                     paceline_postgres_timeline 3\npaceline_postgres_wal_lsn_bytes 67108864\npaceline_postgres_replication_lag_bytes NaN\n\
                     paceline_routing_primary 1\npaceline_last_failover_timestamp_seconds 1796200000\npaceline_crash_reports_total 2\n\
                     paceline_standby_lag_bytes{application_name=\"node2\",sync_state=\"quorum\"} 42\n\
-                    paceline_standby_lag_seconds{application_name=\"node2\",sync_state=\"quorum\"} 0.25\nnot a metric\n";
+                    paceline_standby_lag_seconds{application_name=\"node2\",sync_state=\"quorum\"} 0.25\nnot a metric\n\
+                    paceline_slot_retained_bytes{slot=\"paceline_node2\",slot_type=\"physical\"} 4096\n\
+                    paceline_slot_active{slot=\"paceline_node2\",slot_type=\"physical\"} 1\n\
+                    paceline_slot_invalidated{slot=\"paceline_node2\",slot_type=\"physical\"} 0\n\
+                    paceline_slot_retained_bytes{slot=\"cdc\",slot_type=\"logical\"} NaN\n\
+                    paceline_slot_invalidated{slot=\"cdc\",slot_type=\"logical\"} 1\n";
         let n = parse_metrics(text);
         assert!(n.up && n.writable && n.routing_primary && !n.streaming);
         assert_eq!((n.timeline, n.lsn, n.lag_bytes), (Some(3), Some(64 << 20), None));
         assert_eq!((n.last_failover, n.crash_reports), (Some(1796200000), 2));
         assert_eq!(n.standbys["node2"], ("quorum".to_owned(), 42, 0.25));
+        assert_eq!(n.slots["paceline_node2"], SlotSample { kind: "physical".into(), retained: Some(4096), active: true, invalidated: false });
+        assert_eq!(n.slots["cdc"], SlotSample { kind: "logical".into(), retained: None, active: false, invalidated: true });
         assert_eq!(parse_metrics(""), PgNode::default());
     }
 

@@ -1,5 +1,6 @@
 //! The status screen as text: a header (quorum, DC, fencing), one line per node, the
-//! floating addresses, then the verdict and every finding with its command.
+//! floating addresses, the primary's replication slots, then the verdict and every
+//! finding with its command.
 
 use std::fmt::Write as _;
 
@@ -114,6 +115,17 @@ pub fn text(st: &Status) -> String {
                 a.agent,
                 if a.nodes.is_empty() { "NOWHERE".into() } else { a.nodes.join(", ") }
             );
+        }
+    }
+    if !st.slots.is_empty() {
+        let _ = writeln!(o);
+        for (name, sl) in &st.slots {
+            let held = match (sl.invalidated, sl.retained) {
+                (true, _) => "LOST its WAL".to_owned(),
+                (false, Some(b)) => format!("holds {}", bytes(b)),
+                (false, None) => "holds nothing yet".to_owned(),
+            };
+            let _ = writeln!(o, "Slot: {name} ({}) {held}, {}", sl.kind, if sl.active { "in use" } else { "unused" });
         }
     }
     let _ = writeln!(o, "\n{}  ({} ms)", st.verdict(), st.elapsed_ms);
