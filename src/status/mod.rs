@@ -236,7 +236,7 @@ fn judge(st: &Status, promoted: &[String], has_service: bool) -> Vec<Finding> {
     if st.maintenance_mode {
         add(Warning, "maintenance-mode is on: Pacemaker watches but does not act".into(), "pcs property set maintenance-mode=false");
     }
-    for (name, sl) in st.slots.iter().filter(|(_, s)| s.invalidated) {
+    for name in st.slots.iter().filter(|(_, s)| s.invalidated).map(|(n, _)| n) {
         add(Critical, format!("replication slot {name} on the primary lost its WAL: its standby or consumer cannot resume from it"), "paceline check");
     }
     for n in &st.nodes {
