@@ -34,7 +34,7 @@ for mode in off on-wait on; do
         # A scenario that fails (the cluster not whole again in time) is reported, not fatal.
         line=$($LAB scenario switchover 2>/dev/null) || true
         echo "$line" >&2
-        [[ $line == "{"* ]] && echo "$mode $line" >>"$RAW" || echo "$mode {\"failed\": true}" >>"$RAW"
+        [[ $line == "{"* ]] && echo "$mode $line" >>"$RAW" || echo "$mode {\"scenario_failed\": true}" >>"$RAW"
     done
 done
 python3 - "$RAW" "$RUNS" <<'PY' | tee "${OUT:-/dev/null}"
@@ -46,7 +46,7 @@ bad = []
 for line in open(raw):
     mode, _, js = line.partition(" ")
     j = json.loads(js)
-    if j.get("failed"):
+    if j.get("scenario_failed"):
         bad.append((mode, j))
         continue
     by.setdefault(mode, []).append(j["outage_ms"])
