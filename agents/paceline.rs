@@ -73,6 +73,18 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
     },
+    /// Rebuild this node's standby from the primary (pg_basebackup), as patronictl reinit
+    /// does: Pacemaker stops it here, the old data directory is moved aside (never
+    /// deleted), the copy is made, Pacemaker starts it again; waits until it streams. Run
+    /// on the node to rebuild; refused on the primary or while there is none.
+    Reinit {
+        /// Do it without asking (scripts).
+        #[arg(long)]
+        force: bool,
+        /// Give up after this many seconds (the base backup included).
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+    },
     #[command(about = "Write the man pages: paceline's, and one per agent", long_about = man_help())]
     Man {
         /// Directory to write them to (man7/ and man8/ below it).
@@ -155,6 +167,7 @@ fn main() -> Result<()> {
         Command::Check { cib } => return check(cib),
         Command::Switchover { to, timeout } => return move_primary(to, false, timeout),
         Command::Failover { to, timeout } => return move_primary(to, true, timeout),
+        Command::Reinit { force, timeout } => return reinit(force, timeout),
         Command::Params { agent } => {
             let entry = paceline::agents::entry(&agent).with_context(|| format!("no agent {agent}"))?;
             print!("{}", entry.doc.markdown_table());
@@ -191,6 +204,35 @@ fn status(json: bool, watch: bool, interval: f64) -> Result<()> {
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
         std::thread::sleep(std::time::Duration::from_secs_f64(interval));
+    }
+}
+
+/// `paceline reinit`: asks first (the node's data directory is replaced), unless --force.
+fn reinit(force: bool, timeout: u64) -> Result<()> {
+    if !force {
+        use std::io::{BufRead, IsTerminal, Write};
+        if !std::io::stdin().is_terminal() {
+            eprintln!("paceline reinit: not a terminal to ask on; run it with --force");
+            std::process::exit(1);
+        }
+        print!("Rebuild this node's PostgreSQL from the primary (its data directory is moved aside)? Type yes: ");
+        let _ = std::io::stdout().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if answer.trim() != "yes" {
+            eprintln!("paceline reinit: not done");
+            std::process::exit(1);
+        }
+    }
+    match paceline::reinit::run(std::time::Duration::from_secs(timeout)) {
+        Ok(said) => {
+            println!("{said}");
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("paceline reinit: {e:#}");
+            std::process::exit(1)
+        }
     }
 }
 

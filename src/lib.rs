@@ -41,6 +41,7 @@ pub mod ocf;
 pub mod pacemaker;
 pub mod pg;
 pub mod registry;
+pub mod reinit;
 pub mod state;
 pub mod status;
 pub mod switchover;

@@ -428,6 +428,121 @@ fn ec2_two_nodes_partition_keeps_every_commit() {
     assert!(!kept.contains("no synchronous standby left"), "the cut-off primary went asynchronous after the cut:\n{}", went.join("\n"));
 }
 
+/// Replication slots in a real cluster (issue #23.1): turned on with `pcs resource update`
+/// (a reload, nothing restarts), every standby streams through its own slot on the
+/// primary; after a switchover the new primary has them — created in recovery before its
+/// promotion — and the demoted one keeps none; a standby kept out by a ban while the
+/// primary recycles far more WAL than `wal_keep_size` (0) covers comes back streaming
+/// through its slot, and `paceline status` shows the slots. Then, slots off, the same
+/// absence leaves it without its WAL, and `paceline reinit` rebuilds it (issue #23.4).
+#[test]
+fn replication_slots_follow_a_switchover_and_keep_an_absent_standbys_wal() {
+    let Some((_one_at_a_time, lab)) = lab_turn("s", "slots", None) else { return };
+    lab.ok(&["up", "--nodes", "3"]);
+    lab.ok(&["config", "--stack", "paceline"]);
+    let slots_of = |i: u32| psql_on(&lab, i, "SELECT coalesce(string_agg(slot_name || ':' || active, ',' ORDER BY slot_name), '') FROM pg_replication_slots");
+    let primary = || lab.ok(&["node", "1", "sh", "-c", PROMOTED_BY_CRM_MON]).trim().trim_start_matches("node").parse::<u32>().unwrap_or(0);
+    // Every other node's slot on the primary, in use; none on the standbys.
+    let settled = |p: u32| {
+        let want = (1..=3).filter(|i| *i != p).map(|i| format!("paceline_node{i}:true")).collect::<Vec<_>>().join(",");
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let (on_p, others): (String, Vec<String>) = (slots_of(p), (1..=3).filter(|i| *i != p).map(slots_of).collect());
+            if on_p == want && others.iter().all(String::is_empty) {
+                return;
+            }
+            assert!(std::time::Instant::now() < until, "primary node{p}'s slots {on_p:?} (want {want:?}), the standbys' {others:?}");
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    };
+    let p = primary();
+    assert!(p > 0);
+    let pid_before = psql_on(&lab, p, "SELECT pg_postmaster_start_time()");
+    lab.ok(&["node", "1", "pcs", "resource", "update", "pgsqld", "replication_slots=true"]);
+    settled(p);
+    assert_eq!(psql_on(&lab, p, "SELECT pg_postmaster_start_time()"), pid_before, "turning slots on restarted the primary");
+
+    let (line, j) = lab.scenario("switchover");
+    assert_eq!(field(&j, "rows_lost"), 0, "{line}");
+    assert_eq!(field(&j, "healthy_after"), true, "{line}");
+    let p2 = primary();
+    assert!(p2 > 0 && p2 != p, "{line}");
+    settled(p2);
+
+    // A standby kept out while the primary recycles its WAL: back through its slot.
+    let s = (1..=3).find(|i| *i != p2).unwrap();
+    lab.ok(&["node", "1", "pcs", "resource", "ban", "pgsqld-clone", &format!("node{s}")]);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while psql_on(&lab, s, "SELECT 1") == "1" {
+        assert!(std::time::Instant::now() < until, "node{s}'s PostgreSQL still runs under the ban");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    psql_on(&lab, p2, "ALTER SYSTEM SET wal_keep_size = 0");
+    psql_on(&lab, p2, "SELECT pg_reload_conf()");
+    psql_on(&lab, p2, "CREATE TABLE IF NOT EXISTS churn (i int, pad text)");
+    for _ in 0..6 {
+        psql_on(&lab, p2, "INSERT INTO churn SELECT g, repeat('x', 500) FROM generate_series(1, 20000) g");
+        psql_on(&lab, p2, "SELECT pg_switch_wal()");
+    }
+    psql_on(&lab, p2, "CHECKPOINT");
+    psql_on(&lab, p2, "CHECKPOINT");
+    let held = psql_on(&lab, p2, &format!("SELECT active::text || ' ' || pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint FROM pg_replication_slots WHERE slot_name = 'paceline_node{s}'"));
+    let bytes: u64 = held.split(' ').nth(1).and_then(|b| b.parse().ok()).unwrap_or(0);
+    assert!(held.starts_with("false ") && bytes > 64 << 20, "the absent standby's slot holds its WAL: {held:?}");
+    let (_, st) = status_on(&lab, p2);
+    let shown = st["slots"].as_array().cloned().unwrap_or_default();
+    assert!(
+        shown.iter().any(|sl| sl["name"] == format!("paceline_node{s}") && sl["active"] == false && sl["retained_bytes"].as_u64().unwrap_or(0) > 0),
+        "paceline status --json: {}",
+        st["slots"]
+    );
+    lab.ok(&["node", "1", "pcs", "resource", "clear", "pgsqld-clone"]);
+    settled(p2);
+    let rows = psql_on(&lab, p2, "SELECT count(*) FROM churn");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while psql_on(&lab, s, "SELECT count(*) FROM churn") != rows {
+        assert!(std::time::Instant::now() < until, "node{s} did not catch up");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+
+    // Without slots the same absence leaves the standby without its WAL: `paceline reinit`
+    // on that node rebuilds it (issue #23.4), and it streams again.
+    lab.ok(&["node", "1", "pcs", "resource", "update", "pgsqld", "replication_slots=false"]);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !slots_of(p2).is_empty() {
+        assert!(std::time::Instant::now() < until, "slots left on node{p2} after replication_slots=false: {}", slots_of(p2));
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    lab.ok(&["node", "1", "pcs", "resource", "ban", "pgsqld-clone", &format!("node{s}")]);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while psql_on(&lab, s, "SELECT 1") == "1" {
+        assert!(std::time::Instant::now() < until, "node{s}'s PostgreSQL still runs under the ban");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    for _ in 0..6 {
+        psql_on(&lab, p2, "INSERT INTO churn SELECT g, repeat('x', 500) FROM generate_series(1, 20000) g");
+        psql_on(&lab, p2, "SELECT pg_switch_wal()");
+    }
+    psql_on(&lab, p2, "CHECKPOINT");
+    psql_on(&lab, p2, "CHECKPOINT");
+    lab.ok(&["node", "1", "pcs", "resource", "clear", "pgsqld-clone"]);
+    std::thread::sleep(std::time::Duration::from_secs(10));
+    assert_ne!(
+        psql_on(&lab, s, "SELECT status FROM pg_stat_wal_receiver"),
+        "streaming",
+        "node{s} streams without its WAL: the churn was too small to need a reinit"
+    );
+    let said = lab.ok(&["node", &s.to_string(), "paceline", "reinit", "--force", "--timeout", "300"]);
+    assert!(said.contains("rebuilt from the primary and streaming") && said.contains(".paceline-reinit-"), "{said}");
+    let rows = psql_on(&lab, p2, "SELECT count(*) FROM churn");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while psql_on(&lab, s, "SELECT count(*) FROM churn") != rows {
+        assert!(std::time::Instant::now() < until, "node{s} did not catch up after the reinit");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert_eq!(assert_status_matches(&lab, 1, 2), format!("node{p2}"), "after the reinit");
+}
+
 /// Across availability zones (issue #13): `lab up --ec2 --multiaz` — two zones in moto, each
 /// with its route table, and the VPC router in the switch namespace that forwards the
 /// overlay IP (192.0.2.100) to whichever node the sender's zone's table names — configured

@@ -37,6 +37,17 @@ pub fn set_permanent(name: &str, node: &str, value: &str) -> Result<(), OcfError
     run("crm_attribute", &["--lifetime", "forever", "--node", node, "--name", name, "--update", value], CIB_WRITE_TIMEOUT).map(|_| ())
 }
 
+/// Set transient attribute `name` of `node` (`--lifetime reboot`: gone when the node's
+/// cluster stack restarts; shown by crm_mon).
+pub fn set_transient(name: &str, node: &str, value: &str) -> Result<(), OcfError> {
+    run("crm_attribute", &["--lifetime", "reboot", "--node", node, "--name", name, "--update", value], CIB_WRITE_TIMEOUT).map(|_| ())
+}
+
+/// Delete transient attribute `name` of `node`.
+pub fn delete_transient(name: &str, node: &str) -> Result<(), OcfError> {
+    run("crm_attribute", &["--lifetime", "reboot", "--node", node, "--name", name, "--delete"], CIB_WRITE_TIMEOUT).map(|_| ())
+}
+
 /// This node's private attribute `name`, set to `value`.
 pub fn publish(name: &str, value: &str) -> Result<(), OcfError> {
     run("attrd_updater", &["--private", "--lifetime", "reboot", "--name", name, "--update", value], TOOL_TIMEOUT).map(|_| ())

@@ -1,5 +1,6 @@
 //! Where a resource runs, and in which role (`crm_resource --locate --output-as=xml`), and
-//! the one write: reporting a resource failed on a node (`crm_resource --fail`).
+//! the writes: reporting a resource failed on a node (`crm_resource --fail`), moving,
+//! banning and clearing (`--move --promoted`, `--ban`, `--clear`).
 
 use super::xml::Element;
 use super::{run_xml, CRM_EX_NOSUCH, TOOL_TIMEOUT};
@@ -42,6 +43,16 @@ pub fn move_promoted(resource: &str, node: &str) -> Result<(), OcfError> {
     match a.code {
         0 => Ok(()),
         code => Err(OcfError::generic(format!("crm_resource --move --promoted {resource} to {node}: {} (status {code})", a.message))),
+    }
+}
+
+/// Keep `resource` off `node` (`crm_resource --ban`): a `cli-ban-` location constraint,
+/// which stays until [`clear`].
+pub fn ban(resource: &str, node: &str) -> Result<(), OcfError> {
+    let a = run_xml("crm_resource", &["--ban", "--resource", resource, "--node", node], super::CIB_WRITE_TIMEOUT)?;
+    match a.code {
+        0 => Ok(()),
+        code => Err(OcfError::generic(format!("crm_resource --ban {resource} from {node}: {} (status {code})", a.message))),
     }
 }
 

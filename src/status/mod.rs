@@ -49,6 +49,8 @@ pub struct NodeRow {
     pub score: Option<String>,
     /// Resource → fail count.
     pub fail_counts: BTreeMap<String, u64>,
+    /// `paceline reinit` runs here: its step.
+    pub reinit: Option<String>,
 }
 
 /// A floating address resource: the VIP, or an EC2 secondary / Elastic IP.
@@ -185,6 +187,11 @@ pub fn assemble(mon: &Cluster, prims: &[Primitive], pg: &BTreeMap<String, Result
         if row.lag_bytes.is_none() {
             row.lag_bytes = row.pg.as_ref().and_then(|v| v.lag_bytes);
         }
+        // `paceline reinit` under way here: what it does now, in place of PostgreSQL's view.
+        if let Some(step) = mon.attributes.get(&n.name).and_then(|a| a.get(crate::reinit::ATTRIBUTE)) {
+            row.postgres = format!("reinit: {step}");
+            row.reinit = Some(step.clone());
+        }
         st.nodes.push(row);
     }
     for p in prims {
@@ -266,6 +273,10 @@ fn judge(st: &Status, promoted: &[String], has_service: bool) -> Vec<Finding> {
         }
         if n.standby {
             add(Warning, format!("{} is in standby", n.name), "pcs node unstandby");
+        }
+        if let Some(step) = &n.reinit {
+            add(Warning, format!("{}: paceline reinit under way ({step})", n.name), "wait for it; its output says where the old data went");
+            continue;
         }
         if let Some(pg) = &n.pg {
             match (n.role.as_str(), pg.up, pg.writable, pg.streaming) {
@@ -351,7 +362,7 @@ impl Status {
                     "lag_bytes": n.lag_bytes, "lag_seconds": n.lag_seconds, "sync_state": n.sync_state,
                     "synchronous": n.pg.as_ref().map(|p| p.synchronous), "routing_primary": n.pg.as_ref().map(|p| p.routing_primary),
                     "last_failover": n.pg.as_ref().and_then(|p| p.last_failover), "crash_reports": n.pg.as_ref().map(|p| p.crash_reports),
-                    "score": n.score, "fail_counts": n.fail_counts,
+                    "score": n.score, "fail_counts": n.fail_counts, "reinit": n.reinit,
                 })
             })
             .collect();
@@ -469,6 +480,20 @@ mod tests {
         assert!(text.contains("Slot: paceline_node2 (physical) holds 3.0 MB, in use"), "{text}");
         assert!(text.contains("Slot: paceline_node3 (physical) LOST its WAL, unused"), "{text}");
         assert_eq!(st.to_json()["slots"][0]["retained_bytes"], 3 << 20);
+    }
+
+    #[test]
+    fn a_reinit_under_way_is_shown_as_one_finding() {
+        let mut c = cluster("node1");
+        c.attributes.entry("node3".into()).or_default().insert(crate::reinit::ATTRIBUTE.into(), "pg_basebackup".into());
+        // Banned from node3 while it runs: Pacemaker has the instance stopped there.
+        c.instances.retain(|i| !(i.node.as_deref() == Some("node3") && i.id == "pgsqld"));
+        let mut v = views("node1");
+        v.insert("node3".into(), Ok(PgNode::default()));
+        let st = assemble(&c, &prims(), &v, true, &[]);
+        assert_eq!(st.nodes[2].postgres, "reinit: pg_basebackup");
+        let what: Vec<&str> = st.findings.iter().map(|f| f.what.as_str()).collect();
+        assert_eq!(what, ["node3: paceline reinit under way (pg_basebackup)"], "{:?}", st.findings);
     }
 
     #[test]

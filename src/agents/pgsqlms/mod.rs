@@ -19,12 +19,13 @@
 mod demote;
 pub mod election;
 mod instance;
-pub use crate::pg::process::{alive, is_postmaster, zombie};
+pub use crate::pg::process::{alive, is_postmaster, postmaster_of, zombie};
 pub use instance::identity_of;
 mod monitor;
 mod notify;
 mod primary;
 mod promote;
+pub mod rebuild;
 mod reload;
 mod rewind;
 pub use rewind::{rewind_role_name, REWIND_FUNCTIONS};
