@@ -34,6 +34,7 @@ pub fn monitor(env: &OcfEnv) -> OcfResult {
         (State::Standby, Some(local)) => {
             if !probe {
                 scores::standby_self_score(&cfg, &local);
+                scores::bootstrap_again(&cfg);
                 if cfg.slot_ttl.is_some() {
                     let slots = scores::local_node(&cfg).and_then(|me| slots::on_standby(&cfg, &local, &me));
                     if let Err(e) = slots {

@@ -36,6 +36,7 @@ pub fn promote(env: &OcfEnv) -> OcfResult {
         State::Primary => {
             ocf_info!("promoted");
             scores::forget_written(&cfg);
+            scores::bootstrap_done(&cfg);
             scores::set_own(&cfg, scores::PRIMARY);
             if let Ok(me) = scores::local_node(&cfg) {
                 primary::after_promote(&cfg, &me);

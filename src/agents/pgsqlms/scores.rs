@@ -240,13 +240,53 @@ pub fn set_own(cfg: &Config, score: i64) {
     }
 }
 
+/// Where start remembers that this node bootstrapped the cluster's first promotion.
+fn bootstrap_path(cfg: &Config) -> PathBuf {
+    cache_dir().join(format!("paceline-pgsqlms-{}.bootstrap", cfg.resource))
+}
+
 /// First start of a cluster: if no node of the partition is promotable, this one (a
-/// cleanly stopped primary) becomes so.
+/// cleanly stopped primary) becomes so — and remembers it, for [`bootstrap_again`].
 pub fn bootstrap(cfg: &Config) {
     let Ok(nodes) = pacemaker::nodes::partition() else { return };
     if nodes.iter().any(|n| get(cfg, n).is_some_and(|s| s > 0)) {
         return;
     }
     ocf_info!("no promotable node yet and this instance was a primary: making it promotable");
+    let _ = crate::files::keep(&bootstrap_path(cfg), b"bootstrap\n");
     set_own(cfg, BOOTSTRAP);
+}
+
+/// The score [`bootstrap`] wrote can be lost: a `pcs` command that read the configuration
+/// before it was written replaces the whole `configuration` section, node attributes
+/// included (seen in the lab while crm-examples' script was still adding constraints).
+/// Asynchronous standbys score themselves again on their monitor; with synchronous
+/// replication nobody does, and the cluster would wait for a primary for ever. So, on the
+/// standby monitor of the node that bootstrapped, until some node is promoted: if no node
+/// of the partition is promotable, the score is written again.
+pub fn bootstrap_again(cfg: &Config) {
+    let path = bootstrap_path(cfg);
+    if !path.exists() {
+        return;
+    }
+    match pacemaker::resource::locate(&cfg.resource) {
+        Ok(l) if l.iter().any(|l| l.promoted) => {
+            let _ = std::fs::remove_file(&path);
+            return;
+        }
+        Ok(_) => {}
+        Err(_) => return,
+    }
+    let Ok(nodes) = pacemaker::nodes::partition() else { return };
+    if nodes.iter().any(|n| get(cfg, n).is_some_and(|s| s > 0)) {
+        return;
+    }
+    ocf_warn!("the promotion score this node wrote at the cluster's first start is gone (a configuration replaced meanwhile?) and no node is promotable: writing it again");
+    forget_written(cfg);
+    set_own(cfg, BOOTSTRAP);
+}
+
+/// This node was promoted: the first start's bootstrap is over.
+pub fn bootstrap_done(cfg: &Config) {
+    let _ = std::fs::remove_file(bootstrap_path(cfg));
 }
