@@ -1190,6 +1190,10 @@ up_value() {
         auto_rewind) [[ $cur == true ]] && echo "=false" || echo "=true" ;;
         rewind_user) up_alt postgres "" ;;
         synchronous_node_count) up_alt 1 "" ;;
+        # Slots off, said explicitly (the default); turning them on under load is the slots
+        # test's part (tests/lab_cluster.rs). Their TTL changes nothing while they are off.
+        replication_slots) up_alt false "" ;;
+        slot_ttl) up_alt 3600 "" ;;
         synchronous_mode)
             case $cur in
                 "" | off) up_alt off "" ;;
