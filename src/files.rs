@@ -37,6 +37,15 @@ fn temporary(path: &Path) -> std::io::Result<PathBuf> {
     Ok(path.with_file_name(format!(".{}.tmp-{}-{n}", name.to_string_lossy(), std::process::id())))
 }
 
+/// [`keep`] `text` at `path` only when the file holds something else: a memory rewritten
+/// on every monitor would cost a write and a rename each time for nothing. Best effort,
+/// like every mark of the agents: a failed write is seen again at the next call.
+pub fn keep_changed(path: &Path, text: &str) {
+    if std::fs::read_to_string(path).ok().as_deref() != Some(text) {
+        let _ = keep(path, text.as_bytes());
+    }
+}
+
 /// Keep `bytes` at `path` in a directory of the agents' own (`$HA_RSCTMP`, made if missing):
 /// the one way the agents write their marks, caches and pid files there (atomically).
 pub fn keep(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -172,10 +172,7 @@ impl Memory {
     fn write(&self, cfg: &Config) {
         let mut text = self.promoted.map(|t| format!("promoted {t}\n")).unwrap_or_default();
         text.extend(self.joined.iter().map(|(n, l)| format!("{n} {l}\n")));
-        let path = joined_path(cfg);
-        if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-            let _ = crate::files::keep(&path, text.as_bytes());
-        }
+        crate::files::keep_changed(&joined_path(cfg), &text);
     }
 }
 

@@ -139,10 +139,7 @@ impl Memory {
     fn write(&self, cfg: &Config) {
         let mut text = self.asked.map(|t| format!("asked {t}\n")).unwrap_or_default();
         text.extend(self.inactive_since.iter().map(|(n, t)| format!("{n} {t}\n")));
-        let path = memory_path(cfg);
-        if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-            let _ = crate::files::keep(&path, text.as_bytes());
-        }
+        crate::files::keep_changed(&memory_path(cfg), &text);
     }
 }
 
