@@ -62,7 +62,7 @@ pub fn run(timeout: Duration) -> Result<String> {
     phase(&me, None);
     let aside = rebuilt?;
     cleared.map_err(|e| anyhow::anyhow!("rebuilt, but the ban could not be removed ({}): pcs resource clear {clone}", e.reason))?;
-    wait_streaming(&me, until)?;
+    wait_streaming(&pg, who, &resource, &me, until)?;
     Ok(format!("{me} rebuilt from the primary and streaming; the old data directory is {} (delete it once you no longer need it)", aside.display()))
 }
 
@@ -81,12 +81,20 @@ fn stop_and_rebuild(pg: &pgsqlms::Config, who: crate::pg::client::Identity, reso
     pgsqlms::rebuild::rebuild(pg, who, until).map_err(|e| anyhow::anyhow!("{}", e.reason))
 }
 
-fn wait_streaming(me: &str, until: Instant) -> Result<()> {
+/// Until Pacemaker runs the resource here again and the local PostgreSQL streams (asked
+/// in-process, so that it works without a state service too).
+fn wait_streaming(pg: &pgsqlms::Config, who: crate::pg::client::Identity, resource: &str, me: &str, until: Instant) -> Result<()> {
+    let streaming = || -> bool {
+        let here = pacemaker::resource::locate(resource).map(|l| l.iter().any(|l| l.node == me && !l.promoted)).unwrap_or(false);
+        here && crate::pg::client::Local::connect_named(&pg.pghost, pg.pgport, &pg.system_user, Some(who), Duration::from_secs(2), "paceline-reinit")
+            .and_then(|l| {
+                l.query_text("SELECT status FROM pg_stat_wal_receiver", Duration::from_secs(2)).map_err(|e| crate::pg::client::ConnectError::Other(e.reason))
+            })
+            .is_ok_and(|rows| rows.iter().any(|r| r.first().cloned().flatten().as_deref() == Some("streaming")))
+    };
     loop {
-        if let Ok(st) = crate::status::gather() {
-            if st.nodes.iter().any(|n| n.name == me && n.role == "Unpromoted" && n.postgres == "streaming standby") {
-                return Ok(());
-            }
+        if streaming() {
+            return Ok(());
         }
         if Instant::now() >= until {
             bail!("rebuilt, but {me} does not stream yet: paceline status");
