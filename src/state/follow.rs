@@ -37,7 +37,10 @@ pub const PROBE_EVERY: Duration = Duration::from_millis(100);
 /// in flight, never answers: the probe must not hold the service's poll longer).
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(50);
 /// The pause after a first nudge, doubled after each nudge that did not lead to streaming.
-pub const FIRST_HOLD: Duration = Duration::from_secs(1);
+/// Short: a nudge can come too early — the old primary, shutting down for a switchover,
+/// still accepts TCP on the VIP and then refuses the standby — and the next one must not
+/// wait long (a 1 s first pause cost synchronous switchovers up to a second in the lab).
+pub const FIRST_HOLD: Duration = Duration::from_millis(250);
 pub const LAST_HOLD: Duration = Duration::from_secs(64);
 /// How long a walreceiver may take to establish its connection. PostgreSQL's walreceiver
 /// ignores `connect_timeout` (it polls libpq without a deadline), so one whose packets go
@@ -209,18 +212,18 @@ mod tests {
         assert_eq!(f.step(at(50), none, || panic!("read again"), |_| panic!("probed within PROBE_EVERY")), Act::Nothing);
         assert_eq!(f.step(at(100), none, || panic!("read again"), |_| false), Act::Nothing);
         assert_eq!(reads, 1);
-        // It answers: one nudge, then nothing for FIRST_HOLD.
+        // It answers: one nudge, then nothing for FIRST_HOLD (250 ms).
         assert_eq!(f.step(at(200), none, || panic!("read again"), |_| true), Act::Nudge);
-        assert_eq!(f.step(at(700), none, || panic!("read again"), |_| panic!("probed while held")), Act::Nothing);
+        assert_eq!(f.step(at(400), none, || panic!("read again"), |_| panic!("probed while held")), Act::Nothing);
         // Still no receiver after the hold: nudged again (the target read again), then held
         // twice as long.
-        assert_eq!(f.step(at(1200), none, || addr.clone(), |_| true), Act::Nudge);
-        assert_eq!(f.step(at(3100), none, || panic!("read while held"), |_| panic!("held 2 s")), Act::Nothing);
-        assert_eq!(f.step(at(3200), none, || addr.clone(), |_| true), Act::Nudge);
+        assert_eq!(f.step(at(450), none, || addr.clone(), |_| true), Act::Nudge);
+        assert_eq!(f.step(at(900), none, || panic!("read while held"), |_| panic!("held 500 ms")), Act::Nothing);
+        assert_eq!(f.step(at(950), none, || addr.clone(), |_| true), Act::Nudge);
         // A receiver runs: nothing. Then it streams: the next episode starts afresh (no hold).
-        assert_eq!(f.step(at(3300), Receiver::Running, || panic!("read"), |_| panic!("probed")), Act::Nothing);
+        assert_eq!(f.step(at(1000), Receiver::Running, || panic!("read"), |_| panic!("probed")), Act::Nothing);
         f.streaming();
-        assert_eq!(f.step(at(3400), none, || addr.clone(), |_| true), Act::Nudge);
+        assert_eq!(f.step(at(1100), none, || addr.clone(), |_| true), Act::Nudge);
     }
 
     #[test]
