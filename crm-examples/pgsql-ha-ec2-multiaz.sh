@@ -77,7 +77,8 @@ esac
 # pgsql-ha.sh splits $PCS on spaces: "sh <this script> _pcs" is a command it can run; the
 # real pcs (which may itself be "pcs -f FILE") goes in MULTIAZ_REAL_PCS. The VIP's own
 # settings are pgsql-ha.sh's business only; VIP_MONITOR keeps its checks quiet.
-MULTIAZ_REAL_PCS=$PCS PCS="sh $0 _pcs" NIC=$NIC VIP_MONITOR=${VIP_MONITOR:-10s} \
+MULTIAZ_ENABLE=${PGSQL_ENABLE:-true}
+MULTIAZ_REAL_PCS=$PCS PCS="sh $0 _pcs" NIC=$NIC VIP_MONITOR=${VIP_MONITOR:-10s} PGSQL_ENABLE=false \
     sh "$(dirname "$0")/pgsql-ha-ec2.sh"
 
 pcs_() {
@@ -103,3 +104,8 @@ pcs_ constraint colocation add pgsql-overlay with Promoted pgsqld-clone INFINITY
 pcs_ constraint order promote pgsqld-clone then start pgsql-overlay symmetrical=false kind=Mandatory
 pcs_ constraint order demote pgsqld-clone then stop pgsql-overlay symmetrical=false kind=Mandatory
 pcs_ resource enable pgsql-overlay
+
+# PostgreSQL last (see the end of pgsql-ha.sh): no pcs command runs after it starts.
+if [ "$MULTIAZ_ENABLE" = true ]; then
+    pcs_ resource enable pgsqld-clone
+fi

@@ -97,7 +97,7 @@ pcs_ stonith create fence-aws "$FENCE_AGENT" "$@" $common \
     $PCS_CREATE_FLAGS
 
 # PostgreSQL, the VIP, their constraints, and stonith-enabled=true.
-STONITH=true sh "$(dirname "$0")/pgsql-ha.sh"
+PGSQL_ENABLE=false STONITH=true sh "$(dirname "$0")/pgsql-ha.sh"
 
 # The secondary private IP, exactly like the VIP: only with the primary, assigned after the
 # promotion (clients and the standbys' replication reach the new primary only once it
@@ -114,3 +114,8 @@ pcs_ constraint colocation add pgsql-awsvip with Promoted pgsqld-clone INFINITY
 pcs_ constraint order promote pgsqld-clone then start pgsql-awsvip symmetrical=false kind=Mandatory
 pcs_ constraint order demote pgsqld-clone then stop pgsql-awsvip symmetrical=false kind=Mandatory
 pcs_ resource enable pgsql-awsvip
+
+# PostgreSQL last (see the end of pgsql-ha.sh): no pcs command runs after it starts.
+if [ "${PGSQL_ENABLE:-true}" = true ]; then
+    pcs_ resource enable pgsqld-clone
+fi

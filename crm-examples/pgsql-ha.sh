@@ -188,7 +188,7 @@ pcs_ resource create pgsqld "$PGSQL_AGENT" "$@" \
     op monitor "interval=$MONITOR_PROMOTED" role=Promoted timeout=10s \
     op monitor "interval=$MONITOR_UNPROMOTED" role=Unpromoted timeout=10s \
     promotable notify=true promoted-max=1 master-max=1 \
-    $PCS_CREATE_FLAGS
+    --disabled $PCS_CREATE_FLAGS
 
 # The virtual IP of the primary. Created disabled and enabled once its constraints exist, so
 # that on a live cluster it never starts, even briefly, on a node without the primary.
@@ -221,4 +221,14 @@ if [ "$STACK" = paceline ] && [ "$STATE_SERVICE" = true ]; then
     pcs_ resource create pgsql-state ocf:paceline:pgsql-state "pghost=$PGHOST" "pgport=$PGPORT" pgsql_resource=pgsqld "allow=$STATE_ALLOW" \
         op monitor interval=10s timeout=10s \
         clone $PCS_CREATE_FLAGS
+fi
+
+# PostgreSQL last: created disabled, started only now that the configuration is complete.
+# On a live cluster each pcs command above replaces the configuration section, node
+# attributes included: an instance started earlier could see the promotion score its first
+# start wrote replaced by a copy read before it (then nobody is promotable and the cluster
+# waits for ever). PGSQL_ENABLE=false leaves the enabling to a caller that adds more
+# resources after this script (pgsql-ha-ec2.sh).
+if [ "${PGSQL_ENABLE:-true}" = true ]; then
+    pcs_ resource enable pgsqld-clone
 fi
