@@ -60,6 +60,8 @@
 #   PCS_CREATE_FLAGS    extra flags for both "pcs resource create" [none], e.g. --force, which
 #                       pcs needs while ocf:paceline:pgsqlms is not installed on this machine
 #                       (without it pcs refuses an agent whose meta-data it cannot read).
+#   PGSQL_ENABLE        enable pgsqld-clone at the end [true]; false leaves it disabled for
+#                       a caller that adds resources first (pgsql-ha-ec2.sh does)
 set -eu
 
 PCS=${PCS:-pcs}
