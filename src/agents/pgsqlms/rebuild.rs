@@ -27,9 +27,6 @@ use crate::pg::client::Identity;
 use crate::pg::conninfo::ConnInfo;
 use crate::{cmd, ocf_info, ocf_warn};
 
-/// The configuration files a base backup would replace with the primary's.
-const OWN_FILES: &[&str] = &["postgresql.conf", "postgresql.auto.conf", "pg_hba.conf", "pg_ident.conf"];
-
 /// Rebuild the (stopped) instance from the primary. Returns where the old data directory
 /// was moved.
 pub fn rebuild(cfg: &Config, who: Identity, until: Instant) -> Result<PathBuf, OcfError> {
@@ -50,10 +47,7 @@ pub fn rebuild(cfg: &Config, who: Identity, until: Instant) -> Result<PathBuf, O
     let name = datadir.file_name().map(|n| n.to_string_lossy().into_owned()).ok_or_else(|| OcfError::configured("datadir has no name"))?;
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let aside = datadir.with_file_name(format!("{name}.paceline-reinit-{stamp}"));
-    let kept: Vec<(PathBuf, Vec<u8>)> = OWN_FILES
-        .iter()
-        .filter_map(|f| crate::pg::identity::as_user(as_owner, || std::fs::read(datadir.join(f))).ok().map(|bytes| (PathBuf::from(f), bytes)))
-        .collect();
+    let kept = super::rewind::keep_own_files(cfg, who);
     crate::pg::identity::as_user(as_owner, || std::fs::rename(&datadir, &aside))
         .map_err(|e| OcfError::generic(format!("cannot move {} aside to {}: {e}", datadir.display(), aside.display())))?;
     ocf_info!("reinit: the old data directory is now {}", aside.display());
@@ -80,11 +74,7 @@ pub fn rebuild(cfg: &Config, who: Identity, until: Instant) -> Result<PathBuf, O
         put_back();
         return Err(OcfError::generic(format!("pg_basebackup failed (the old data directory is back): {}", done.stderr.trim())));
     }
-    for (file, bytes) in &kept {
-        if let Err(e) = crate::pg::identity::write_as(as_owner, &datadir.join(file), bytes) {
-            ocf_warn!("cannot put this node's {} back after the base backup: {e}", file.display());
-        }
-    }
+    super::rewind::put_back_own_files(&kept, who, "the base backup");
     ocf_info!("reinit: base backup from the primary done in {:.1} s", t.elapsed().as_secs_f64());
     Ok(aside)
 }

@@ -207,8 +207,28 @@ pub fn compare(cfg: &Config, who: Identity, until: Instant) -> Verdict {
     }
 }
 
-/// The configuration files pg_rewind would overwrite with the primary's.
+/// The configuration files pg_rewind (and a base backup) would overwrite with the primary's.
 const OWN_FILES: &[&str] = &["postgresql.conf", "postgresql.auto.conf", "pg_hba.conf", "pg_ident.conf"];
+
+/// This node's own configuration files in the data directory, read as system_user (whose
+/// files they are: a link planted among them cannot make root read a file of its own into
+/// the data directory), to be put back by [`put_back_own_files`] over the primary's copies.
+pub(super) fn keep_own_files(cfg: &Config, who: Identity) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    OWN_FILES
+        .iter()
+        .map(|f| cfg.datadir.join(f))
+        .filter_map(|p| crate::pg::identity::as_user(Some(who), || std::fs::read(&p)).ok().map(|bytes| (p, bytes)))
+        .collect()
+}
+
+/// Write back what [`keep_own_files`] read, as system_user; `after` names what overwrote them.
+pub(super) fn put_back_own_files(kept: &[(std::path::PathBuf, Vec<u8>)], who: Identity, after: &str) {
+    for (path, bytes) in kept {
+        if let Err(e) = crate::pg::identity::write_as(Some(who), path, bytes) {
+            ocf_warn!("cannot restore {} after {after}: {e}", path.display());
+        }
+    }
+}
 
 /// Rewind the (cleanly stopped) data directory from the primary, keeping this node's own
 /// configuration files: pg_rewind copies the source's, and a node's pg_hba.conf or
@@ -216,20 +236,9 @@ const OWN_FILES: &[&str] = &["postgresql.conf", "postgresql.auto.conf", "pg_hba.
 /// primary's control file is current (`source_checkpointed`).
 fn rewind(cfg: &Config, who: Identity, until: Instant) -> Result<(), OcfError> {
     let source = source(cfg, who, until).map_err(|why| OcfError::generic(format!("cannot rewind: {why}")))?;
-    // Read and written back as system_user, whose files they are: a link planted among
-    // them cannot make root read a file of its own into the data directory, nor write one.
-    let as_owner = Some(who);
-    let kept: Vec<(std::path::PathBuf, Vec<u8>)> = OWN_FILES
-        .iter()
-        .map(|f| cfg.datadir.join(f))
-        .filter_map(|p| crate::pg::identity::as_user(as_owner, || std::fs::read(&p)).ok().map(|bytes| (p, bytes)))
-        .collect();
+    let kept = keep_own_files(cfg, who);
     let done = pg_rewind(cfg, who, &source, false, until);
-    for (path, bytes) in &kept {
-        if let Err(e) = crate::pg::identity::write_as(as_owner, path, bytes) {
-            ocf_warn!("cannot restore {} after pg_rewind: {e}", path.display());
-        }
-    }
+    put_back_own_files(&kept, who, "pg_rewind");
     let done = done?;
     if !done.success {
         return Err(OcfError::generic(format!("pg_rewind failed: {}", done.stderr.trim())));
