@@ -85,6 +85,19 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         timeout: u64,
     },
+    /// One line per change of primary (switchover, failover, recovery in place), oldest
+    /// first, as the agents recorded it: timeline, old and new primary, when writes came
+    /// back, how long they were down, what was lost, how the old primary came back, why.
+    History {
+        /// The pgsqlms resource (needed only when this node keeps records of several).
+        #[arg(long)]
+        resource: Option<String>,
+        /// JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        show: Option<HistoryShow>,
+    },
     #[command(about = "Write the man pages: paceline's, and one per agent", long_about = man_help())]
     Man {
         /// Directory to write them to (man7/ and man8/ below it).
@@ -106,6 +119,20 @@ enum Command {
     /// to, man page (relative to the man directory). For scripts (tests/package.sh).
     #[command(hide = true)]
     Agents,
+}
+
+/// `paceline history show`.
+#[derive(clap::Subcommand, Debug)]
+enum HistoryShow {
+    /// The whole record of one change: every step with its time and node, every
+    /// candidate's timeline, LSN, lag and score at the decision, the synchronous set, what
+    /// the old primary had past the new timeline's start.
+    Show {
+        /// The record's id: the timeline the promotion started.
+        timeline: u32,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `paceline man`'s help: the pages it writes, each agent's from the list of agents.
@@ -168,6 +195,19 @@ fn main() -> Result<()> {
         Command::Switchover { to, timeout } => return move_primary(to, false, timeout),
         Command::Failover { to, timeout } => return move_primary(to, true, timeout),
         Command::Reinit { force, timeout } => return reinit(force, timeout),
+        Command::History { resource, json, show } => {
+            let (tl, json) = match show {
+                Some(HistoryShow::Show { timeline, json: j }) => (Some(timeline), json || j),
+                None => (None, json),
+            };
+            match paceline::history::command::run(resource.as_deref(), tl, json) {
+                Ok(text) => print!("{text}"),
+                Err(e) => {
+                    eprintln!("paceline history: {e:#}");
+                    std::process::exit(1)
+                }
+            }
+        }
         Command::Params { agent } => {
             let entry = paceline::agents::entry(&agent).with_context(|| format!("no agent {agent}"))?;
             print!("{}", entry.doc.markdown_table());

@@ -20,7 +20,8 @@
 //!    the EC2 client, honest error codes. [`fence`]: the fence-agent protocol.
 //! 2. [`pg`]: PostgreSQL — pg_control, WAL positions, process identity, the in-process
 //!    client. [`pacemaker`]: Pacemaker's tools, the one place they are called from.
-//! 3. [`state`]: the node state service (routing checks, metrics, crash reports).
+//! 3. [`history`]: the incident records every node keeps (they travel between nodes as
+//!    private node attributes). [`state`]: the node state service (routing checks, metrics, crash reports).
 //! 4. [`agents`]: one module per agent, one function per action; each agent's entry.
 //! 5. The operator's commands: [`status`], [`check`], [`install`]; then [`switchover`],
 //!    which reads the cluster through `status`.
@@ -34,6 +35,7 @@ pub mod cmd;
 pub mod fence;
 pub mod files;
 pub mod findings;
+pub mod history;
 pub mod install;
 pub mod lab;
 pub mod net;

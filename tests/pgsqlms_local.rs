@@ -83,6 +83,7 @@ impl Fixture {
             .env("OCF_RESOURCE_INSTANCE", "pgsqld")
             .env("HA_LOGFACILITY", "none")
             .env("HA_RSCTMP", &self.base)
+            .env("PACELINE_HISTORY_DIR", self.base.join("history"))
             .env("OCF_RESKEY_bindir", BINDIR)
             .env("OCF_RESKEY_pgdata", &i.data)
             .env("OCF_RESKEY_pghost", &i.sock)
@@ -194,10 +195,18 @@ fn lifecycle_switchover_and_crashed_primary() {
     assert!(o.status.success() && methods.lines().any(|l| l == "reload-agent") && methods.lines().any(|l| l == "methods"), "{methods}");
 
     // Switchover: demote the primary (clean shutdown, restart as standby), promote the standby.
-    assert_eq!(f.rc(p, "demote"), 0);
+    // Each under a node name of its own: the incident record (one store, as both share this
+    // machine) gets the demoted primary's shutdown and the promotion.
+    assert_eq!(f.agent(p, "demote", &[("OCF_RESKEY_CRM_meta_on_node", "local-p")]).0, 0);
     assert_eq!(f.rc(p, "monitor"), 0);
-    assert_eq!(f.rc(s, "promote"), 0);
+    assert_eq!(f.agent(s, "promote", &[("OCF_RESKEY_CRM_meta_on_node", "local-s")]).0, 0);
     assert_eq!(f.rc(s, "monitor"), 8);
+    let history = paceline::history::Store::at(&f.base.join("history").join("pgsqld"));
+    let r = history.newest().expect("an incident record of the switchover");
+    assert_eq!((r.timeline, r.new_primary.as_str(), r.kind), (3, "local-s", paceline::history::Kind::Switchover), "{r:#?}");
+    assert!(r.first("shutdown").is_some_and(|st| st.node == "local-p" && st.detail.starts_with("clean")), "{r:#?}");
+    assert!(r.outage_ms().is_some_and(|o| o < 30_000) && r.fork.is_some() && !r.system.is_empty(), "{r:#?}");
+    assert!(history.pending().is_empty(), "the shutdown step is settled in the record");
 
     // A hung primary (every process of the instance stopped, as an I/O stall leaves them):
     // demote escalates fast -> immediate -> kill in seconds, not its 120 s timeout, and the
@@ -213,8 +222,10 @@ fn lifecycle_switchover_and_crashed_primary() {
     assert!(t.elapsed() < std::time::Duration::from_secs(40), "bounded by the escalation, not the timeout: {:?}", t.elapsed());
     assert_ne!(pid(s), hung, "a new postmaster");
     assert_eq!(f.rc(s, "monitor"), 0, "a standby again");
-    assert_eq!(f.rc(s, "promote"), 0);
+    assert_eq!(f.agent(s, "promote", &[("OCF_RESKEY_CRM_meta_on_node", "local-s")]).0, 0);
     assert_eq!(f.rc(s, "monitor"), 8);
+    let r = history.newest().expect("a record of the recovery");
+    assert_eq!((r.timeline, r.old_primary.as_deref(), r.kind), (4, Some("local-s"), paceline::history::Kind::Recovery), "{r:#?}");
 
     // A crashed primary: monitor says 9, stop succeeds (no fence loop), start gives a standby.
     must(&format!("kill -9 $(head -1 {}/postmaster.pid)", s.data.display()));

@@ -64,6 +64,26 @@ pub fn private(name: &str, node: &str) -> Result<Option<String>, OcfError> {
     value_in(&a, &format!("{name} of {node}"))
 }
 
+/// Private attribute `name` of every node that has it, as `(node, value)`.
+pub fn private_all(name: &str) -> Result<Vec<(String, String)>, OcfError> {
+    let a = run_xml("attrd_updater", &["--private", "--lifetime", "reboot", "--name", name, "--all", "--query"], TOOL_TIMEOUT)?;
+    values_in(&a, name)
+}
+
+/// Every `<attribute host=... value=...>` of a query's answer with a non-empty value.
+pub fn values_in(a: &Answer, what: &str) -> Result<Vec<(String, String)>, OcfError> {
+    match a.code {
+        0 => Ok(a
+            .root
+            .descendants("attribute")
+            .filter_map(|e| Some((e.attr("host")?.to_owned(), e.attr("value").filter(|v| !v.is_empty())?.to_owned())))
+            .collect()),
+        CRM_EX_NOSUCH => Ok(Vec::new()),
+        code if code == ATTRD_ABSENT.0 && a.message.contains(ATTRD_ABSENT.1) => Ok(Vec::new()),
+        code => Err(OcfError::generic(format!("cannot read {what}: {} (status {code})", a.message))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::answer;

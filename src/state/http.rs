@@ -219,6 +219,40 @@ pub fn metrics() -> String {
     }
     M::STATE_CONNECTIONS_EVICTED_TOTAL.write(&mut m, EVICTED.load(Ordering::Relaxed));
     m.push_str(&super::demoting::metrics());
+    m.push_str(&history_metrics());
+    m
+}
+
+/// The pgsqlms resource whose incident records `/metrics` summarizes (set at the start).
+pub static HISTORY_OF: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The records' figures. The directory is read again only when it changed (a record is
+/// replaced by a rename, which changes the directory's mtime): a scrape costs a `stat`.
+fn history_metrics() -> String {
+    use super::metrics as M;
+    use crate::history::{Kind, Store};
+    static CACHE: std::sync::Mutex<Option<(std::time::SystemTime, String)>> = std::sync::Mutex::new(None);
+    let store = HISTORY_OF.get().map(|r| Store::open(r));
+    let mtime = store.as_ref().and_then(|s| std::fs::metadata(s.dir()).and_then(|m| m.modified()).ok());
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let (Some(t), Some((at, text))) = (mtime, cache.as_ref()) {
+        if *at == t {
+            return text.clone();
+        }
+    }
+    let records = store.map(|s| s.records()).unwrap_or_default();
+    let mut m = String::new();
+    M::HISTORY_RECORDS.header(&mut m);
+    for kind in [Kind::Switchover, Kind::Failover, Kind::Recovery] {
+        M::HISTORY_RECORDS.sample(&mut m, &[kind.as_str()], records.iter().filter(|r| r.kind == kind).count());
+    }
+    let last = records.last();
+    let secs = |ms: Option<u64>| ms.map(|v| format!("{:.3}", v as f64 / 1000.0)).unwrap_or_else(|| "NaN".into());
+    M::LAST_CHANGE_OUTAGE_SECONDS.write(&mut m, secs(last.and_then(|r| r.outage_ms())));
+    M::LAST_CHANGE_TIMESTAMP_SECONDS.write(&mut m, secs(last.and_then(|r| r.writable_at())));
+    if let Some(t) = mtime {
+        *cache = Some((t, m.clone()));
+    }
     m
 }
 

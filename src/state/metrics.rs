@@ -121,6 +121,17 @@ pub const STATE_CHECKERS: Metric =
 pub const STATE_CHECKERS_NOT_RECORDED_TOTAL: Metric =
     Metric::counter("paceline_state_checkers_not_recorded_total", "Primary checks from a new peer not recorded: 256 peers were asking.");
 
+// The incident records this node keeps (src/state/http.rs, from src/history).
+pub const HISTORY_RECORDS: Metric =
+    Metric::gauge("paceline_history_records", "Changes of primary this node keeps a record of (paceline history), by kind; the newest 200.")
+        .labelled(&["kind"]);
+pub const LAST_CHANGE_OUTAGE_SECONDS: Metric =
+    Metric::gauge("paceline_last_change_outage_seconds", "The newest recorded change of primary: how long writes were down (NaN: none, or not known).");
+pub const LAST_CHANGE_TIMESTAMP_SECONDS: Metric = Metric::gauge(
+    "paceline_last_change_timestamp_seconds",
+    "The newest recorded change of primary: when the new primary first accepted writes (Unix time; NaN: none).",
+);
+
 /// Every metric, in the order `/metrics` writes them.
 pub const ALL: &[Metric] = &[
     POSTGRES_UP,
@@ -150,6 +161,9 @@ pub const ALL: &[Metric] = &[
     STATE_CONNECTIONS_EVICTED_TOTAL,
     STATE_CHECKERS,
     STATE_CHECKERS_NOT_RECORDED_TOTAL,
+    HISTORY_RECORDS,
+    LAST_CHANGE_OUTAGE_SECONDS,
+    LAST_CHANGE_TIMESTAMP_SECONDS,
 ];
 
 /// The metrics a documentation page names between `<!-- metrics -->` and `<!-- /metrics -->`,

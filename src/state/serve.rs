@@ -259,6 +259,7 @@ fn drop_root(s: &Settings) -> Result<(), OcfError> {
 pub fn serve(s: &Settings) -> Result<(), OcfError> {
     handle_signals()?;
     let snap = Arc::new(RwLock::new(Snapshot::default()));
+    let _ = http::HISTORY_OF.set(s.resource.clone());
     if s.endpoints.http.is_some() || s.endpoints.tcp.is_some() {
         raise_nofile();
         http::spawn(&s.endpoints, snap.clone())?;

@@ -86,6 +86,8 @@ pub struct Status {
     pub slots: BTreeMap<String, probe::SlotSample>,
     pub fence_devices: Vec<FenceDevice>,
     pub last_fencing: Option<FenceEvent>,
+    /// The newest incident record this node keeps (`paceline history`).
+    pub last_change: Option<crate::history::Record>,
     /// The whole fencing history, newest first (for the nodes fenced and still off).
     pub fencing: Vec<FenceEvent>,
     /// Moves and bans of the database's clone in place (`cli-prefer-`, `cli-ban-`).
@@ -113,6 +115,7 @@ pub fn gather() -> Result<Status, crate::ocf::OcfError> {
         None => BTreeMap::new(),
     };
     let mut st = assemble(&mon, &prims, &pg, port.is_some(), &cfg.moves);
+    st.last_change = st.resource.as_deref().and_then(|r| crate::history::Store::open(r).newest());
     st.elapsed_ms = t.elapsed().as_millis() as u64;
     Ok(st)
 }
@@ -377,6 +380,7 @@ impl Status {
             "fence_devices": self.fence_devices.iter().map(|d| json!({"id": d.id, "agent": d.agent, "node": d.node})).collect::<Vec<_>>(),
             "moves": self.moves.iter().map(|m| json!({"id": m.id, "resource": m.resource, "node": m.node, "ban": m.ban, "role": m.role})).collect::<Vec<_>>(),
             "last_fencing": self.last_fencing.as_ref().map(|e| json!({"target": e.target, "action": e.action, "status": e.status, "delegate": e.delegate, "completed": e.completed})),
+            "last_change": self.last_change.as_ref().map(crate::history::render::json),
             "findings": self.findings.iter().map(|f| json!({"severity": f.severity.label(), "what": f.what, "hint": f.hint})).collect::<Vec<_>>(),
             "elapsed_ms": self.elapsed_ms,
         })

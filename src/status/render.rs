@@ -37,6 +37,9 @@ pub fn text(st: &Status) -> String {
         st.dc.as_deref().unwrap_or("none"),
         if st.maintenance_mode { ", MAINTENANCE MODE" } else { "" }
     );
+    if let Some(r) = &st.last_change {
+        let _ = writeln!(o, "Last change: {}", crate::history::render::summary(r));
+    }
     if let Some(e) = &st.last_fencing {
         let _ = writeln!(
             o,

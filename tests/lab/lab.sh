@@ -127,7 +127,9 @@ node_init() {
     local d
     # /var/log/postgresql too: the agents' pg_ctl -l logs there, one file per resource name,
     # which would otherwise be one host file appended to by every node.
-    for d in var/lib/pacemaker var/lib/corosync etc/corosync var/log/pacemaker var/log/corosync var/lib/postgresql var/log/postgresql; do
+    # /var/lib/paceline: the incident records each node keeps (its own, as on a real node).
+    for d in var/lib/pacemaker var/lib/corosync etc/corosync var/log/pacemaker var/log/corosync var/lib/postgresql var/log/postgresql var/lib/paceline; do
+        mkdir -p "/$d"
         mount --bind "$root/$d" "/$d"
     done
     install -d -o postgres -g postgres -m 2775 /run/postgresql
@@ -485,7 +487,7 @@ cmd_up() {
     for i in $(seq "$n"); do
         local root=$LAB_DIR/node$i d
         for d in var/lib/pacemaker/cib var/lib/pacemaker/pengine var/lib/pacemaker/blackbox var/lib/pacemaker/cores \
-                 var/lib/corosync etc/corosync var/log/pacemaker var/log/corosync var/lib/postgresql var/log/postgresql; do
+                 var/lib/corosync etc/corosync var/log/pacemaker var/log/corosync var/lib/postgresql var/log/postgresql var/lib/paceline; do
             mkdir -p "$root/$d"
         done
         chown root:postgres "$root/var/log/postgresql"

@@ -8,7 +8,7 @@
 
 use super::election::{self, Position};
 use super::instance::{self, State};
-use super::{start, stop, Config};
+use super::{history, start, stop, Config};
 use crate::ocf::{OcfEnv, OcfRc, OcfResult};
 use crate::ocf_info;
 use std::time::Duration;
@@ -36,21 +36,36 @@ pub fn demote(env: &OcfEnv) -> OcfResult {
         st @ (State::Primary | State::Broken(_)) => {
             if let State::Broken(why) = &st {
                 ocf_info!("demoting an instance that does not answer ({why})");
+                history::note_pending(&cfg, "demote", format!("instance does not answer ({why})"));
             } else {
+                history::note_pending(&cfg, "demote", "primary answering");
                 tell_load_balancers(&cfg);
             }
-            if stop::stop_instance(&cfg, until)? == stop::Shutdown::Clean {
-                publish_shutdown_checkpoint(&cfg);
-            }
+            let shutdown_at = crate::history::now_ms();
+            let clean = stop::stop_instance(&cfg, until)? == stop::Shutdown::Clean;
+            let checkpoint = if clean { publish_shutdown_checkpoint(&cfg) } else { None };
+            let detail = match checkpoint {
+                Some(p) => format!("clean, checkpoint {} on timeline {}", p.lsn, p.timeline),
+                None if clean => "clean".to_owned(),
+                None => "not clean (killed)".to_owned(),
+            };
+            note_shutdown(&cfg, shutdown_at, detail);
+            // The incident record's pending steps go out beside the standby's start.
+            let published = history::publish_in_background(&cfg);
             // No longer the one who ranks: what this node wrote as primary is not to be trusted.
             super::scores::forget_written(&cfg);
-            start::start_standby(&cfg, who, until)?;
+            let started = start::start_standby(&cfg, who, until);
+            let _ = published.join();
+            started?;
         }
         // Not running (crashed while primary, typically: Pacemaker demotes what its probe
         // found failed in the promoted role): another node may be primary by now, and the
         // crash recovery would replay WAL it never received. The start's path: compared
         // with that primary first, rewound or refused (start.rs).
         State::Stopped { .. } | State::CrashedPrimary | State::CrashedStandby => {
+            if before == State::CrashedPrimary {
+                history::note_pending(&cfg, "crashed", "found not running by demote (crashed primary)");
+            }
             super::scores::forget_written(&cfg);
             start::follow_and_start(&cfg, who, &before, until)?;
         }
@@ -72,7 +87,8 @@ fn tell_load_balancers(cfg: &Config) {
 
 /// After a clean shutdown, pg_control's latest checkpoint is the shutdown checkpoint: the
 /// standby promoted next must have received it (checked in its pre-promote notification).
-fn publish_shutdown_checkpoint(cfg: &Config) {
+/// Returns it (for the incident record).
+fn publish_shutdown_checkpoint(cfg: &Config) -> Option<Position> {
     match crate::pg::ControlData::read(&cfg.bindir, &cfg.datadir, std::time::Duration::from_secs(5)) {
         Ok(cd) if cd.state == crate::pg::ClusterState::ShutDown => {
             let p = Position { timeline: cd.timeline, lsn: cd.checkpoint };
@@ -81,8 +97,24 @@ fn publish_shutdown_checkpoint(cfg: &Config) {
                 Ok(()) => ocf_info!("shutdown checkpoint at {} (timeline {}) published for the switchover check", cd.checkpoint, cd.timeline),
                 Err(e) => crate::ocf_warn!("cannot publish the shutdown checkpoint: {}", e.reason),
             }
+            Some(p)
         }
-        Ok(cd) => crate::ocf_warn!("after demote pg_control says {:?}, not a clean shutdown", cd.state),
-        Err(e) => crate::ocf_warn!("cannot read pg_control after demote: {}", e.reason),
+        Ok(cd) => {
+            crate::ocf_warn!("after demote pg_control says {:?}, not a clean shutdown", cd.state);
+            None
+        }
+        Err(e) => {
+            crate::ocf_warn!("cannot read pg_control after demote: {}", e.reason);
+            None
+        }
+    }
+}
+
+/// The shutdown step, at the moment it began (writes are refused from then on).
+fn note_shutdown(cfg: &Config, at: u64, detail: String) {
+    let Ok(me) = super::scores::local_node(cfg) else { return };
+    let s = crate::history::Step { at, node: me, what: "shutdown".into(), detail };
+    if let Err(e) = crate::history::Store::open(&cfg.resource).note_pending(s) {
+        crate::ocf_warn!("cannot note the shutdown for the incident record: {e}");
     }
 }

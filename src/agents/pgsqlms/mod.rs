@@ -18,6 +18,7 @@
 
 mod demote;
 pub mod election;
+mod history;
 mod instance;
 pub use crate::pg::process::{alive, is_postmaster, postmaster_of, zombie};
 pub use instance::identity_of;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::election::{self, Position, Standing};
 use super::instance::{self, State};
-use super::{scores, Config};
+use super::{history, scores, Config};
 use crate::ocf::env::Notify;
 use crate::ocf::{OcfEnv, OcfError, OcfRc, OcfResult};
 use crate::pacemaker;
@@ -25,6 +25,7 @@ pub fn notify(env: &OcfEnv) -> OcfResult {
         ("post", "promote") => {
             let names: Vec<String> = ["lsn_location", "nodes", "cancel_switchover", "shutdown_lsn"].iter().map(|w| election::attr(&cfg, w)).collect();
             let _ = election::forget_all(&names);
+            history::post_promote(&cfg, &n);
         }
         _ => {}
     }
@@ -127,6 +128,9 @@ fn pre_promote(cfg: &Config, n: &Notify) -> Result<(), OcfError> {
     }
     // Switchover: the demoted primary's shutdown checkpoint must have reached us. A demoted
     // node that Pacemaker knows is down (fenced, or lost) publishes nothing: no waiting for it.
+    // What this finds is kept for the incident record (history.rs).
+    let mut switchover = None;
+    let mut lost = Vec::new();
     for old in n.demote_uname.iter().filter(|d| **d != me) {
         // Published already (the usual switchover): no need to ask the CIB about the node.
         let attr = election::attr(cfg, "shutdown_lsn");
@@ -134,6 +138,7 @@ fn pre_promote(cfg: &Config, n: &Notify) -> Result<(), OcfError> {
         if published.is_none() {
             if node_down(old) {
                 ocf_info!("{old} is down (fenced or lost): a failover, no switchover check");
+                lost.push(old.clone());
                 continue;
             }
             published = election::read(&attr, old, Instant::now() + Duration::from_secs(5));
@@ -148,8 +153,10 @@ fn pre_promote(cfg: &Config, n: &Notify) -> Result<(), OcfError> {
             election::publish(&election::attr(cfg, "cancel_switchover"), &me, &why)?;
         } else {
             ocf_info!("switchover check passed: received {} > {old}'s shutdown checkpoint {}", mine.lsn, shutdown.lsn);
+            switchover = Some(shutdown);
         }
     }
+    history::keep_context(cfg, &me, n, switchover, &lost);
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::election;
 use super::instance::{self, State};
-use super::{notify, primary, scores, sync, Config};
+use super::{history, notify, primary, scores, sync, Config};
 use crate::ocf::{OcfEnv, OcfError, OcfRc, OcfResult};
 use crate::{ocf_info, ocf_warn};
 
@@ -28,13 +28,16 @@ pub fn promote(env: &OcfEnv) -> OcfResult {
         State::Standby => {}
         other => return Err(OcfError::generic(format!("cannot promote: PostgreSQL is not a running standby ({other:?})"))),
     }
-    check_election(&cfg, who, env.clone_max().is_none())?;
+    let started = crate::history::now_ms();
+    let decision = check_election(&cfg, who, env.clone_max().is_none())?;
     prepare_sync(&cfg, who)?;
     prepare_slots(&cfg, who);
+    let last_commit = history::last_commit(&cfg, who);
     instance::pg_ctl(&cfg, who, &["promote", "-W"], cfg.timeout / 2)?;
     match instance::wait_for(&cfg, who, until, |s| *s == State::Primary)? {
         State::Primary => {
             ocf_info!("promoted");
+            history::at_promote(&cfg, who, decision, started, last_commit);
             scores::forget_written(&cfg);
             scores::bootstrap_done(&cfg);
             scores::set_own(&cfg, scores::PRIMARY);
@@ -83,12 +86,13 @@ fn prepare_slots(cfg: &Config, who: crate::pg::client::Identity) {
 /// the promotion is refused: promoting blind may pick a standby that lacks acknowledged
 /// commits, while a refused promote is only retried. `by_hand` (not run as a clone, as
 /// `crm_resource --force-promote` does): no notification ran, the operator chose the node.
-fn check_election(cfg: &Config, who: crate::pg::client::Identity, by_hand: bool) -> Result<(), OcfError> {
+/// What the decision rested on is returned for the incident record (`history.rs`).
+fn check_election(cfg: &Config, who: crate::pg::client::Identity, by_hand: bool) -> Result<history::Decision, OcfError> {
     let me = match scores::local_node(cfg) {
         Ok(me) => me,
         Err(e) if by_hand => {
             ocf_warn!("cannot tell this node's name ({}): promoted by hand, without an election", e.reason);
-            return Ok(());
+            return Ok(history::Decision::by_hand());
         }
         Err(e) => return Err(OcfError::generic(format!("cannot tell this node's name ({}): no election, no promotion", e.reason))),
     };
@@ -103,7 +107,7 @@ fn check_election(cfg: &Config, who: crate::pg::client::Identity, by_hand: bool)
     let Some(nodes) = nodes else {
         if by_hand {
             ocf_warn!("no election data (promoted by hand, without a pre-promote notification): promoting without comparing standbys");
-            return Ok(());
+            return Ok(history::Decision::by_hand());
         }
         return Err(OcfError::generic("no election data from the pre-promote notification: not promoting without comparing standbys"));
     };
@@ -132,10 +136,12 @@ fn check_election(cfg: &Config, who: crate::pg::client::Identity, by_hand: bool)
     let mut candidates = vec![(me.clone(), mine)];
     // Members known to hold nothing of the newest timeline past its fork: compared, no candidates.
     let mut diverged: Vec<String> = Vec::new();
+    let mut others: Vec<(String, &'static str, Option<election::Position>)> = Vec::new();
     for node in nodes.split_whitespace().filter(|n| *n != me) {
         // Otherwise only a promotable node (a positive score) may win.
         if cfg.sync_mode != sync::Mode::Off && !members.iter().any(|m| m == node) && scores::get(cfg, node).is_none_or(|s| s <= 0) {
             ocf_info!("{node} is not a promotable member of the synchronous set: left out of the election");
+            others.push((node.to_owned(), "left out", None));
             continue;
         }
         match election::read(&election::attr(cfg, "lsn_location"), node, until).and_then(|v| election::Standing::decode(&v)) {
@@ -143,8 +149,12 @@ fn check_election(cfg: &Config, who: crate::pg::client::Identity, by_hand: bool)
             Some(election::Standing::Diverged(p)) => {
                 ocf_warn!("{node} diverged from the newest timeline ({}/{} past its fork): no candidate", p.timeline, p.lsn);
                 diverged.push(node.to_owned());
+                others.push((node.to_owned(), "diverged", Some(p)));
             }
-            None => ocf_warn!("{node} published no position: left out of the election"),
+            None => {
+                ocf_warn!("{node} published no position: left out of the election");
+                others.push((node.to_owned(), "absent", None));
+            }
         }
     }
     match &recorded {
@@ -167,5 +177,12 @@ fn check_election(cfg: &Config, who: crate::pg::client::Identity, by_hand: bool)
         )));
     }
     ocf_info!("election: this node is the best candidate ({mine:?}) among {}", candidates.len());
-    Ok(())
+    let why = match &recorded {
+        Some(r) if !r.set.members.is_empty() => {
+            format!("most WAL of {} compared, synchronous set {} (quorum of its members compared)", candidates.len(), r.set.render())
+        }
+        _ if candidates.len() > 1 => format!("most WAL of {} candidates", candidates.len()),
+        _ => "the only candidate".to_owned(),
+    };
+    Ok(history::Decision::new(&me, mine, &candidates, &others, &members, recorded.as_ref().map(|r| r.set.render()).filter(|s| !s.is_empty()), why))
 }

@@ -1,0 +1,329 @@
+//! pgsqlms's part of the incident record (`crate::history`): what each action knows at the
+//! moment it acts, written down then — nobody can reconstruct it afterwards (which standby
+//! had what LSN at the decision is in no log).
+//!
+//! * demote notes the old primary's side as pending steps (`demote`, `shutdown` clean or
+//!   not, `crashed`) and publishes them in a thread beside the standby's start;
+//! * the promotion's target, in its pre-promote notification, keeps the context only the
+//!   notification has (who was primary, whether the switchover check passed, lost nodes);
+//! * promote writes the record once PostgreSQL accepts writes: the decision's inputs, the
+//!   new timeline and where it starts, the last commit received — one query and one local
+//!   file, nothing that waits on another node;
+//! * the post-promote notification completes it on the promoted node (the other nodes'
+//!   pending steps, fencing, scores) and copies it to every node.
+//!
+//! Everything here is best effort: a record that cannot be written is logged and never
+//! fails or delays an action beyond its own few milliseconds.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::election::Position;
+use super::{instance, scores, Config};
+use crate::history::{self, Candidate, Kind, Record, Step, Store};
+use crate::ocf::env::Notify;
+use crate::{ocf_info, ocf_warn};
+
+/// What the election's decision rested on.
+#[derive(Debug, Clone, Default)]
+pub struct Decision {
+    pub candidates: Vec<Candidate>,
+    pub why: String,
+    pub sync_set: Option<String>,
+    pub received: Option<Position>,
+}
+
+impl Decision {
+    /// No election ran (`crm_resource --force-promote`).
+    pub fn by_hand() -> Decision {
+        Decision { why: "promoted by hand, without an election".into(), ..Decision::default() }
+    }
+
+    /// The candidates as the election compared them (lag against this node's position,
+    /// which won), the nodes it could not count, and its reason.
+    pub fn new(
+        me: &str,
+        mine: Position,
+        compared: &[(String, Position)],
+        others: &[(String, &str, Option<Position>)],
+        members: &[String],
+        sync_set: Option<String>,
+        why: String,
+    ) -> Decision {
+        let member = |n: &str| members.iter().any(|m| m == n);
+        let mut candidates: Vec<Candidate> = compared
+            .iter()
+            .map(|(n, p)| Candidate {
+                node: n.clone(),
+                standing: "candidate".into(),
+                timeline: Some(p.timeline),
+                lsn: Some(p.lsn.to_string()),
+                lag: Some(mine.lsn.0.saturating_sub(p.lsn.0)),
+                score: None,
+                member: member(n),
+                chosen: n == me,
+            })
+            .collect();
+        candidates.extend(others.iter().map(|(n, standing, p)| Candidate {
+            node: n.clone(),
+            standing: (*standing).into(),
+            timeline: p.map(|p| p.timeline),
+            lsn: p.map(|p| p.lsn.to_string()),
+            lag: None,
+            score: None,
+            member: member(n),
+            chosen: false,
+        }));
+        candidates.sort_by(|a, b| a.node.cmp(&b.node));
+        Decision { candidates, why, sync_set, received: Some(mine) }
+    }
+}
+
+/// What the pre-promote notification knew, kept for promote.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Context {
+    at: u64,
+    old_primary: Option<String>,
+    /// The switchover check passed: the old primary shut down cleanly and its shutdown
+    /// checkpoint reached this node.
+    switchover: bool,
+    old_end: Option<String>,
+    steps: Vec<Step>,
+}
+
+fn context_path(cfg: &Config) -> std::path::PathBuf {
+    crate::ocf::env::rsc_tmp().join(format!("paceline-history-{}.context", cfg.resource))
+}
+
+/// The promotion's target, in its pre-promote notification: who is primary now (being
+/// demoted, or promoted in the CIB), whether the switchover check passed with which
+/// shutdown checkpoint, which old primaries are down.
+pub fn keep_context(cfg: &Config, me: &str, n: &Notify, switchover: Option<Position>, lost: &[String]) {
+    let old = n.demote_uname.first().or_else(|| n.promoted_uname.first()).cloned();
+    let mut steps = vec![Step::new(me, "election", format!("nodes: {}", super::notify::taking_part(n)))];
+    steps.extend(lost.iter().map(|l| Step::new(me, "lost", format!("{l} is down in the CIB (fenced or lost)"))));
+    let ctx = Context { at: history::now_ms(), old_primary: old, switchover: switchover.is_some(), old_end: switchover.map(|p| p.lsn.to_string()), steps };
+    if let Ok(text) = serde_json::to_string(&ctx) {
+        let _ = crate::files::keep(&context_path(cfg), text.as_bytes());
+    }
+}
+
+fn take_context(cfg: &Config) -> Context {
+    let path = context_path(cfg);
+    let ctx: Option<Context> = crate::files::read_small(&path, 64 * 1024).ok().flatten().and_then(|t| serde_json::from_str(&t).ok());
+    let _ = crate::files::remove(&path);
+    ctx.filter(|c| history::now_ms().saturating_sub(c.at) < 10 * 60 * 1000).unwrap_or_default()
+}
+
+/// When the newest commit this standby replayed was made (ms since the epoch): the last
+/// sign of writes on the old primary. One local query, before `pg_ctl promote`.
+pub fn last_commit(cfg: &Config, who: crate::pg::client::Identity) -> Option<u64> {
+    let local = instance::connect(cfg, who, Duration::from_secs(2)).ok()?;
+    let v = local
+        .query_one::<String>("SELECT coalesce((extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000)::bigint::text, '')", Duration::from_secs(2))
+        .ok()?;
+    v.trim().parse().ok()
+}
+
+/// Right after PostgreSQL first accepted writes: write the record on this node.
+pub fn at_promote(cfg: &Config, who: crate::pg::client::Identity, decision: Decision, started: u64, last_commit: Option<u64>) {
+    let writable = history::now_ms();
+    let t0 = Instant::now();
+    let Ok(me) = scores::local_node(cfg) else { return };
+    let store = Store::open(&cfg.resource);
+    let (timeline, system, fork) = match new_timeline(cfg, who) {
+        Ok(t) => t,
+        Err(why) => {
+            ocf_warn!("no incident record: {why}");
+            return;
+        }
+    };
+    let ctx = take_context(cfg);
+    let previous = store.newest().map(|r| r.new_primary);
+    let old_primary = ctx.old_primary.clone().or(previous);
+    let kind = if old_primary.as_deref() == Some(me.as_str()) {
+        Kind::Recovery
+    } else if ctx.switchover {
+        Kind::Switchover
+    } else {
+        Kind::Failover
+    };
+    let mut r = Record {
+        timeline,
+        system,
+        resource: cfg.resource.clone(),
+        kind,
+        old_primary,
+        new_primary: me.clone(),
+        why: decision.why,
+        candidates: decision.candidates,
+        sync_set: decision.sync_set,
+        fork,
+        received: decision.received.map(|p| p.lsn.to_string()),
+        last_commit,
+        old_end: ctx.old_end.clone(),
+        old_end_source: ctx.old_end.as_ref().map(|_| "shutdown checkpoint".to_owned()),
+        steps: ctx.steps,
+    };
+    r.add_step(Step { at: started, node: me.clone(), what: "promote".into(), detail: String::new() });
+    r.add_step(Step { at: writable, node: me, what: "writable".into(), detail: format!("timeline {timeline}") });
+    match store.save(&r) {
+        Ok(_) => {
+            store.settle_pending();
+            ocf_info!("incident record of timeline {timeline} written ({} ms)", t0.elapsed().as_millis())
+        }
+        Err(e) => ocf_warn!("cannot write the incident record of timeline {timeline}: {e}"),
+    }
+}
+
+/// The new timeline, the system identifier and where the timeline starts (its history
+/// file's last switchpoint), in one query.
+fn new_timeline(cfg: &Config, who: crate::pg::client::Identity) -> Result<(u32, String, Option<String>), String> {
+    let local = instance::connect(cfg, who, Duration::from_secs(2)).map_err(|e| e.message().to_owned())?;
+    let rows = local
+        .query_text(
+            "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int::text, \
+                    (SELECT system_identifier FROM pg_control_system())::text, \
+                    pg_read_file('pg_wal/' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) || '.history', 0, 65536, true)",
+            Duration::from_secs(2),
+        )
+        .map_err(|e| e.reason)?;
+    let row = rows.first().ok_or("no answer")?;
+    let timeline: u32 = row.first().cloned().flatten().and_then(|v| v.parse().ok()).ok_or("no timeline")?;
+    let system = row.get(1).cloned().flatten().unwrap_or_default();
+    let fork = row.get(2).cloned().flatten().and_then(|h| switchpoint(&h));
+    Ok((timeline, system, fork))
+}
+
+/// The last switchpoint of a timeline history file (where the newest timeline begins).
+pub fn switchpoint(history: &str) -> Option<String> {
+    history.lines().map(str::trim).rfind(|l| !l.is_empty() && !l.starts_with('#'))?.split_whitespace().nth(1).map(str::to_owned)
+}
+
+/// A step of this node that waits for the next record (demote's).
+pub fn note_pending(cfg: &Config, what: &str, detail: impl Into<String>) {
+    let Ok(me) = scores::local_node(cfg) else { return };
+    if let Err(e) = Store::open(&cfg.resource).note_pending(Step::new(&me, what, detail)) {
+        ocf_warn!("cannot note '{what}' for the incident record: {e}");
+    }
+}
+
+/// Publish this node's outbox in a thread (the caller goes on with its critical path and
+/// joins before it returns).
+pub fn publish_in_background(cfg: &Config) -> std::thread::JoinHandle<()> {
+    let resource = cfg.resource.clone();
+    std::thread::spawn(move || {
+        if let Err(why) = history::publish(&Store::open(&resource), &resource) {
+            ocf_warn!("cannot publish the incident record: {why}");
+        }
+    })
+}
+
+/// The post-promote notification: the promoted node completes its record (the others'
+/// pending steps, fencing, scores) and publishes it; every other node waits a bounded
+/// moment for it and keeps its copy.
+pub fn post_promote(cfg: &Config, n: &Notify) {
+    let Ok(me) = scores::local_node(cfg) else { return };
+    let store = Store::open(&cfg.resource);
+    let wait = (cfg.timeout / 4).min(Duration::from_secs(5));
+    if n.promote_uname.contains(&me) {
+        let _ = history::gather(&store, &cfg.resource);
+        if let Some(mut r) = store.newest().filter(|r| r.new_primary == me) {
+            complete(cfg, &mut r);
+            let _ = store.save(&r);
+        }
+    } else if let Some(promoted) = n.promote_uname.first() {
+        let since = history::now_ms().saturating_sub(10 * 60 * 1000);
+        let want = |o: &history::Outbox| o.record.as_ref().is_some_and(|r| r.new_primary == *promoted && r.writable_at().is_some_and(|w| w >= since));
+        if let Err(why) = history::gather_until(&store, &cfg.resource, promoted, want, Instant::now() + wait) {
+            ocf_warn!("cannot copy the incident record: {why}");
+        }
+    }
+    if let Err(why) = history::publish(&store, &cfg.resource) {
+        ocf_warn!("cannot publish the incident record: {why}");
+    }
+}
+
+/// Scores and fencing actions, as Pacemaker has them now.
+fn complete(cfg: &Config, r: &mut Record) {
+    if let Ok(scores) = crate::pacemaker::cib::node_attribute(&cfg.score_attribute()) {
+        for c in &mut r.candidates {
+            c.score = scores.get(&c.node).and_then(|v| v.trim().parse().ok());
+        }
+    }
+    let Some(w) = r.writable_at() else { return };
+    if let Ok(mon) = crate::pacemaker::mon::query() {
+        for f in mon.fencing.iter().filter(|f| f.status != "pending") {
+            let Some(at) = f.completed.as_deref().and_then(parse_completed) else { continue };
+            // The fencing of this change: completed in the quarter hour before the first writable moment.
+            if at <= w + 1000 && w.saturating_sub(at) <= 15 * 60 * 1000 {
+                let detail = format!("{} {} {}{}", f.action, f.target, f.status, f.delegate.as_deref().map(|d| format!(" by {d}")).unwrap_or_default());
+                r.add_step(Step { at, node: f.delegate.clone().unwrap_or_default(), what: "fenced".into(), detail });
+            }
+        }
+    }
+}
+
+/// crm_mon's `completed="2026-12-02 10:01:02 +00:00"` (Pacemaker 2.1; 3.0 may add
+/// milliseconds) as ms since the epoch.
+pub fn parse_completed(s: &str) -> Option<u64> {
+    let mut it = s.split_whitespace();
+    let (date, time) = (it.next()?, it.next()?);
+    let offset = it.next().unwrap_or("+00:00");
+    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
+    let (y, m, dd) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.split(':').map(|x| x.parse::<i64>().ok());
+    let (h, mi, sec) = (t.next()??, t.next()??, t.next()??);
+    let ms: i64 = format!("{:0<3}", &frac[..frac.len().min(3)]).parse().ok()?;
+    let sign = if offset.starts_with('-') { -1 } else { 1 };
+    let (oh, om) = offset.trim_start_matches(['+', '-']).split_once(':').unwrap_or((offset.trim_start_matches(['+', '-']), "0"));
+    let off = sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + dd - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - off;
+    u64::try_from(secs * 1000 + ms).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crm_mon_completion_times() {
+        assert_eq!(parse_completed("2026-12-07 12:00:00 +00:00"), Some(1_796_644_800_000));
+        assert_eq!(parse_completed("2026-12-07 13:00:00.250 +01:00"), Some(1_796_644_800_250));
+        assert_eq!(parse_completed("garbage"), None);
+    }
+
+    #[test]
+    fn the_newest_switchpoint_is_where_the_timeline_starts() {
+        assert_eq!(switchpoint("1\t0/3000000\tno recovery target specified\n\n2\t0/5000A0\tno recovery target specified\n").as_deref(), Some("0/5000A0"));
+        assert_eq!(switchpoint(""), None);
+    }
+
+    #[test]
+    fn the_decision_measures_lag_against_the_winner() {
+        let mine = Position { timeline: 2, lsn: crate::pg::Lsn(1000) };
+        let d = Decision::new(
+            "node2",
+            mine,
+            &[("node2".into(), mine), ("node3".into(), Position { timeline: 2, lsn: crate::pg::Lsn(900) })],
+            &[("node1".into(), "absent", None)],
+            &["node3".into()],
+            None,
+            "most WAL".into(),
+        );
+        let names: Vec<&str> = d.candidates.iter().map(|c| c.node.as_str()).collect();
+        assert_eq!(names, ["node1", "node2", "node3"]);
+        assert_eq!(d.candidates[2].lag, Some(100));
+        assert!(d.candidates[1].chosen && d.candidates[2].member && !d.candidates[1].member);
+        assert_eq!(d.candidates[0].standing, "absent");
+    }
+}

@@ -1,0 +1,45 @@
+//! `paceline history`: the records this node keeps, brought up to date first with what
+//! the other nodes publish (one `attrd_updater` query; without a running cluster, the local
+//! records alone, said on stderr).
+
+use anyhow::{bail, Result};
+
+use super::{render, Store, DIR};
+
+/// The pgsqlms resources this node keeps records of (directory names).
+pub fn resources() -> Vec<String> {
+    let base = std::env::var_os("PACELINE_HISTORY_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| DIR.into());
+    let mut names: Vec<String> = std::fs::read_dir(base)
+        .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// The text (or JSON) `paceline history [show TL] [--json]` prints.
+pub fn run(resource: Option<&str>, show: Option<u32>, json: bool) -> Result<String> {
+    let resource = match resource {
+        Some(r) => r.to_owned(),
+        None => match resources().as_slice() {
+            [] => return Ok(if json { "[]".into() } else { "no change of primary recorded on this node yet\n".into() }),
+            [one] => one.clone(),
+            many => bail!("records of several resources ({}): say which with --resource", many.join(", ")),
+        },
+    };
+    let store = Store::open(&resource);
+    if let Err(why) = super::gather(&store, &resource) {
+        eprintln!("paceline history: the other nodes' records not read ({why}): this node's only");
+    }
+    let records = store.records();
+    match show {
+        Some(tl) => {
+            let Some(r) = records.iter().rev().find(|r| r.timeline == tl) else {
+                bail!("no record of timeline {tl} on this node (paceline history lists them)")
+            };
+            Ok(if json { format!("{:#}\n", render::json(r)) } else { render::show(r) })
+        }
+        None if json => Ok(format!("{:#}\n", serde_json::Value::Array(records.iter().map(render::json).collect()))),
+        None if records.is_empty() => Ok("no change of primary recorded on this node yet\n".into()),
+        None => Ok(render::table(&records)),
+    }
+}

@@ -1,0 +1,163 @@
+//! The records as people read them: one line each (`paceline history`, like `patronictl
+//! history` with the outage and loss columns it lacks), the whole record (`paceline
+//! history show`), and the JSON both take with `--json`.
+
+use super::{Kind, Record};
+use serde_json::{json, Value};
+
+/// `YYYY-MM-DD HH:MM:SS.mmm` (UTC) of milliseconds since the epoch.
+pub fn utc(ms: u64) -> String {
+    let secs = (ms / 1000) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil(days);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}", rem / 3600, rem % 3600 / 60, rem % 60, ms % 1000)
+}
+
+/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+fn civil(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{}.{:03} s", ms / 1000, ms % 1000)
+}
+
+/// The loss column: bytes when the old primary's end is known, `0` for a clean switchover
+/// the new primary received all of, `0 acked` for a synchronous failover (every
+/// acknowledged commit was on a member the election compared), `?` otherwise.
+pub fn loss(r: &Record) -> String {
+    match r.lost_bytes() {
+        Some(b) => format!("{b} B"),
+        None if r.kind == Kind::Switchover => "0 B".into(),
+        None if r.sync_set.is_some() => "0 acked".into(),
+        None => "?".into(),
+    }
+}
+
+/// How the old primary came back, in a few words.
+pub fn returned(r: &Record) -> String {
+    if r.kind == Kind::Recovery {
+        return "-".into();
+    }
+    match r.return_step() {
+        Some(s) => format!("{} {}", s.what, utc(s.at).get(11..19).unwrap_or("")),
+        None => "not yet".into(),
+    }
+}
+
+/// The table: a header and one line per record, oldest first.
+pub fn table(records: &[Record]) -> String {
+    let mut out = format!(
+        "{:>4}  {:<10}  {:<10}  {:<10}  {:<23}  {:>9}  {:>9}  {:<18}  {}\n",
+        "TL", "KIND", "OLD", "NEW", "WRITABLE AT (UTC)", "OUTAGE", "LOST", "OLD PRIMARY", "WHY"
+    );
+    for r in records {
+        out.push_str(&format!(
+            "{:>4}  {:<10}  {:<10}  {:<10}  {:<23}  {:>9}  {:>9}  {:<18}  {}\n",
+            r.timeline,
+            r.kind.as_str(),
+            r.old_primary.as_deref().unwrap_or("?"),
+            r.new_primary,
+            r.writable_at().map(utc).unwrap_or_else(|| "?".into()),
+            r.outage_ms().map(seconds).unwrap_or_else(|| "?".into()),
+            loss(r),
+            returned(r),
+            r.why
+        ));
+    }
+    out
+}
+
+/// One record, whole.
+pub fn show(r: &Record) -> String {
+    let mut out = format!(
+        "timeline {} ({}, resource {}, system {})\n{} -> {}\nwhy: {}\n",
+        r.timeline,
+        r.kind.as_str(),
+        r.resource,
+        r.system,
+        r.old_primary.as_deref().unwrap_or("?"),
+        r.new_primary,
+        r.why
+    );
+    if let Some(o) = r.outage_ms() {
+        out.push_str(&format!(
+            "writes down: {} (from {} to {})\n",
+            seconds(o),
+            r.writes_stopped_at().map(utc).unwrap_or_default(),
+            r.writable_at().map(utc).unwrap_or_default()
+        ));
+    }
+    out.push_str(&format!(
+        "new timeline starts at {}; received from the old primary {}; last commit received {}\n",
+        r.fork.as_deref().unwrap_or("?"),
+        r.received.as_deref().unwrap_or("?"),
+        r.last_commit.map(utc).unwrap_or_else(|| "?".into())
+    ));
+    out.push_str(&format!(
+        "old primary's end of WAL: {}{}; lost: {}\n",
+        r.old_end.as_deref().unwrap_or("unknown"),
+        r.old_end_source.as_deref().map(|s| format!(" ({s})")).unwrap_or_default(),
+        loss(r)
+    ));
+    out.push_str(&format!("synchronous set: {}\n", r.sync_set.as_deref().unwrap_or("none (asynchronous)")));
+    if !r.candidates.is_empty() {
+        out.push_str("candidates:\n");
+        out.push_str(&format!("  {:<12} {:<9} {:>4} {:>14} {:>12} {:>8}  {}\n", "NODE", "STANDING", "TL", "LSN", "LAG", "SCORE", "MEMBER"));
+        for c in &r.candidates {
+            out.push_str(&format!(
+                "{} {:<12} {:<9} {:>4} {:>14} {:>12} {:>8}  {}\n",
+                if c.chosen { "*" } else { " " },
+                c.node,
+                c.standing,
+                c.timeline.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+                c.lsn.as_deref().unwrap_or("-"),
+                c.lag.map(|l| format!("{l} B")).unwrap_or_else(|| "-".into()),
+                c.score.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                if c.member { "yes" } else { "no" }
+            ));
+        }
+    }
+    out.push_str("steps:\n");
+    for s in &r.steps {
+        out.push_str(&format!("  {}  {:<10} {:<9} {}\n", utc(s.at), s.node, s.what, s.detail));
+    }
+    out
+}
+
+/// A record as JSON, with the derived figures beside its facts.
+pub fn json(r: &Record) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("writable_at".into(), json!(r.writable_at()));
+        m.insert("writes_stopped_at".into(), json!(r.writes_stopped_at()));
+        m.insert("outage_ms".into(), json!(r.outage_ms()));
+        m.insert("lost_bytes".into(), json!(r.lost_bytes()));
+        m.insert("lost".into(), json!(loss(r)));
+        m.insert("old_primary_back".into(), json!(r.return_step().map(|s| s.what.clone())));
+    }
+    v
+}
+
+/// The summary line `paceline status` prints for the newest record.
+pub fn summary(r: &Record) -> String {
+    format!(
+        "timeline {}: {} {} -> {} at {} UTC, writes down {}, lost {}, old primary {}",
+        r.timeline,
+        r.kind.as_str(),
+        r.old_primary.as_deref().unwrap_or("?"),
+        r.new_primary,
+        r.writable_at().map(utc).unwrap_or_else(|| "?".into()),
+        r.outage_ms().map(seconds).unwrap_or_else(|| "?".into()),
+        loss(r),
+        returned(r)
+    )
+}
