@@ -49,6 +49,28 @@ fn program(cmd: &Command) -> String {
     p.rsplit('/').next().unwrap_or(&p).to_owned()
 }
 
+/// This agent's own binary, run as agent `name` with `action` in a session of its own with
+/// no standard streams: a process that outlives the action that starts it (the state
+/// service; the incident record's copy after a promotion). Without its own session it would
+/// be in the action's process group, which Pacemaker signals; with the action's pipes it
+/// would hold them open, and pacemaker-execd would count the action as running until it
+/// ends. It is not bound by the action's timeout (`OCF_RESKEY_CRM_meta_timeout` removed):
+/// what it does must bound itself.
+pub fn this_agent_detached(name: &str, action: &str) -> Result<Command, OcfError> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().map_err(|e| OcfError::installed(format!("cannot find this agent's binary: {e}")))?;
+    let mut cmd = Command::new(&exe);
+    // Under the agent's name: the binary is paceline's multi-call one (src/install.rs).
+    cmd.arg0(name);
+    cmd.env_remove("OCF_RESKEY_CRM_meta_timeout");
+    cmd.arg(action).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
+    }
+    Ok(cmd)
+}
+
 /// What a tool that ran to completion (or failed) printed.
 #[derive(Debug)]
 pub struct Finished {

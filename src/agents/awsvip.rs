@@ -52,7 +52,8 @@ pub fn main() -> ! {
     ACTIONS.main(&SPEC)
 }
 
-static ACTIONS: aws::Actions = aws::Actions { start, stop, monitor, validate_all };
+// A start that placed the address adds its step to the incident record of a promotion here.
+static ACTIONS: aws::Actions = aws::Actions { start: |env| start(env).inspect(|_| crate::history::note_address(env, SPEC.name)), stop, monitor, validate_all };
 
 /// Which of this instance's interfaces gets the address.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -107,7 +107,8 @@ pub fn main() -> ! {
 
 fn dispatch(a: &Action) -> Option<OcfResult> {
     Some(match a.name {
-        "start" => start(a.env),
+        // A start that placed the address adds its step to the incident record of a promotion here.
+        "start" => start(a.env).inspect(|_| crate::history::note_address(a.env, SPEC.name)),
         "stop" => stop(a.env),
         "monitor" | "status" => monitor(a.env, a.name),
         "validate-all" => validate_all(a.env),

@@ -292,22 +292,9 @@ fn start(env: &OcfEnv) -> OcfResult {
         ocf_info!("already running (pid {})", svc.pid);
         return Ok(OcfRc::Success);
     }
-    let exe = std::env::current_exe().map_err(|e| OcfError::installed(format!("cannot find this agent's binary: {e}")))?;
-    let mut cmd = std::process::Command::new(&exe);
-    // Under this agent's name: the binary is paceline's multi-call one (src/install.rs), and
-    // `running` knows the service by it.
-    std::os::unix::process::CommandExt::arg0(&mut cmd, SPEC.name);
-    // The service outlives this start: it must not think itself bound by the start's timeout.
-    cmd.env_remove("OCF_RESKEY_CRM_meta_timeout");
-    cmd.arg(SERVE).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
-    // Its own session: not in the action's process group, which Pacemaker may signal.
-    {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
-        }
-    }
+    // The service outlives this start, in a session of its own, under this agent's name
+    // (`running` knows the service by it), not bound by the start's timeout.
+    let mut cmd = crate::cmd::this_agent_detached(SPEC.name, SERVE)?;
     if let Some(dir) = cfg.pidfile.parent() {
         let _ = std::fs::create_dir_all(dir);
     }

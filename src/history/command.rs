@@ -16,11 +16,23 @@ pub fn resources() -> Vec<String> {
     names
 }
 
+/// The resources of the records kept here or, with none yet, the pgsqlms resources the
+/// cluster's configuration has (their records may be on the other nodes).
+fn known_or_configured() -> Vec<String> {
+    let known = resources();
+    if !known.is_empty() {
+        return known;
+    }
+    crate::pacemaker::cib::configuration()
+        .map(|c| c.primitives.into_iter().filter(|p| crate::pacemaker::cib::agent_type(&p.agent) == "pgsqlms").map(|p| p.id).collect())
+        .unwrap_or_default()
+}
+
 /// The text (or JSON) `paceline history [show TL] [--json]` prints.
 pub fn run(resource: Option<&str>, show: Option<u32>, json: bool) -> Result<String> {
     let resource = match resource {
         Some(r) => r.to_owned(),
-        None => match resources().as_slice() {
+        None => match known_or_configured().as_slice() {
             [] => return Ok(if json { "[]".into() } else { "no change of primary recorded on this node yet\n".into() }),
             [one] => one.clone(),
             many => bail!("records of several resources ({}): say which with --resource", many.join(", ")),

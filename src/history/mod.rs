@@ -132,6 +132,9 @@ pub enum Kind {
     Failover,
     /// The primary failed and was promoted again on the same node.
     Recovery,
+    /// The first promotion: no primary before it that anyone knew of (a new cluster, or
+    /// one whose every node had stopped).
+    Start,
 }
 
 impl Kind {
@@ -140,6 +143,7 @@ impl Kind {
             Kind::Switchover => "switchover",
             Kind::Failover => "failover",
             Kind::Recovery => "recovery",
+            Kind::Start => "start",
         }
     }
 }
@@ -267,9 +271,28 @@ impl Record {
         Some(self.writable_at()?.saturating_sub(self.writes_stopped_at()?))
     }
 
+    /// When an address agent first placed the address on the new primary after it became
+    /// writable (clients that go through the address reach it from then on).
+    pub fn address_at(&self) -> Option<u64> {
+        let w = self.writable_at()?;
+        self.steps.iter().filter(|s| s.what == "address" && s.at >= w).map(|s| s.at).min()
+    }
+
+    /// Writes down for clients that go through the address: to [`Self::address_at`].
+    pub fn address_outage_ms(&self) -> Option<u64> {
+        Some(self.address_at()?.saturating_sub(self.writes_stopped_at()?))
+    }
+
     /// WAL of the old primary that the new one does not have, in bytes: known once the
     /// old primary's end is (its shutdown checkpoint, or what it had when it came back).
     pub fn lost_bytes(&self) -> Option<u64> {
+        // Recovered in place: crash recovery replayed all of its own WAL before the promotion.
+        // Rejoined as it was: its history lies on the new timeline's (nothing past the fork).
+        if self.kind == Kind::Recovery
+            || (self.old_end.is_none() && self.return_step().is_some_and(|s| s.what == "rejoined" && s.detail.starts_with("its history")))
+        {
+            return Some(0);
+        }
         let fork: crate::pg::Lsn = self.fork.as_deref()?.parse().ok()?;
         let end: crate::pg::Lsn = self.old_end.as_deref()?.parse().ok()?;
         Some(end.0.saturating_sub(fork.0))
@@ -280,22 +303,41 @@ impl Record {
         self.steps.iter().rev().find(|s| matches!(s.what.as_str(), "rejoined" | "rewound" | "rebuilt" | "refused"))
     }
 
-    /// Attach the pending steps that belong to this change (recorded before its first
-    /// writable moment, at most [`PENDING_FOR_MS`] earlier); returns whether any was new.
-    pub fn attach(&mut self, pending: &[Step]) -> bool {
+    /// Attach the pending steps that belong to this change: recorded before its first
+    /// writable moment, at most [`PENDING_FOR_MS`] earlier, and after `after` (the previous
+    /// change's first writable moment: what came before belongs to that one). Returns
+    /// whether any was new.
+    ///
+    /// The old primary's return (`rejoined`, `rewound`, `rebuilt`, `refused`) comes after:
+    /// it is attached when its node is this change's old primary and it happened after this
+    /// change's first writable moment and before `next` (the following change's).
+    pub fn attach(&mut self, pending: &[Step], after: Option<u64>, next: Option<u64>) -> bool {
         let Some(w) = self.writable_at() else { return false };
         let mut added = false;
-        for s in pending.iter().filter(|s| s.at <= w && w - s.at <= PENDING_FOR_MS) {
+        let belongs = |s: &&Step| {
+            if is_return(&s.what) {
+                self.old_primary.as_deref() == Some(s.node.as_str()) && self.kind != Kind::Recovery && s.at >= w && next.is_none_or(|n| s.at < n)
+            } else {
+                s.at <= w && w - s.at <= PENDING_FOR_MS && after.is_none_or(|a| s.at > a)
+            }
+        };
+        let mine: Vec<Step> = pending.iter().filter(belongs).cloned().collect();
+        for s in &mine {
             if !self.steps.contains(s) {
                 self.add_step(s.clone());
                 added = true;
             }
         }
-        if added && self.kind == Kind::Failover && self.steps.iter().any(|s| s.what == "shutdown" && s.detail.starts_with("clean")) {
+        if added && matches!(self.kind, Kind::Failover | Kind::Start) && self.steps.iter().any(|s| s.what == "shutdown" && s.detail.starts_with("clean")) {
             self.kind = Kind::Switchover;
         }
         added
     }
+}
+
+/// The steps of an old primary's return.
+pub fn is_return(what: &str) -> bool {
+    matches!(what, "rejoined" | "rewound" | "rebuilt" | "refused")
 }
 
 fn fill<T: Clone>(mine: &mut Option<T>, theirs: &Option<T>) {
@@ -380,13 +422,24 @@ impl Store {
             }
             None => r.clone(),
         };
-        kept.attach(&self.pending());
+        let (after, next) = self.neighbours(&kept);
+        kept.attach(&self.pending(), after, next);
         let text = serde_json::to_string_pretty(&kept).map_err(std::io::Error::other)?;
         if crate::files::read_small(&path, MAX_BYTES).ok().flatten().as_deref() != Some(text.as_str()) {
             crate::files::write_atomic(&path, text.as_bytes(), 0o644)?;
         }
         self.roll_off();
         Ok(kept)
+    }
+
+    /// The first writable moments of the changes before and after `r` (same system).
+    fn neighbours(&self, r: &Record) -> (Option<u64>, Option<u64>) {
+        let all = self.records();
+        let same = || all.iter().filter(|o| o.system == r.system);
+        (
+            same().filter(|o| o.timeline < r.timeline).filter_map(|o| o.writable_at()).max(),
+            same().filter(|o| o.timeline > r.timeline).filter_map(|o| o.writable_at()).min(),
+        )
     }
 
     fn roll_off(&self) {
@@ -426,14 +479,19 @@ impl Store {
         crate::files::write_atomic(&self.pending_file(), serde_json::to_string(&p).map_err(std::io::Error::other)?.as_bytes(), 0o644)
     }
 
-    /// Forget the pending steps some kept record holds.
+    /// Forget the pending steps some kept record holds, and those from before the newest
+    /// record's first writable moment (they belonged to that change or an earlier one).
     pub fn settle_pending(&self) {
         let p = self.pending();
         if p.is_empty() {
             return;
         }
         let records = self.records();
-        let left: Vec<Step> = p.iter().filter(|s| !records.iter().any(|r| r.steps.contains(s))).cloned().collect();
+        let newest = records.iter().filter_map(|r| r.writable_at()).max().unwrap_or(0);
+        // A return waits for the record of the change it follows (this node may learn of it
+        // only later); a day at most.
+        let kept = |s: &Step| if is_return(&s.what) { now_ms().saturating_sub(s.at) < 24 * 3600 * 1000 } else { s.at > newest };
+        let left: Vec<Step> = p.iter().filter(|s| kept(s) && !records.iter().any(|r| r.steps.contains(s))).cloned().collect();
         if left.len() != p.len() {
             let _ = crate::files::write_atomic(&self.pending_file(), serde_json::to_string(&left).unwrap_or_else(|_| "[]".into()).as_bytes(), 0o644);
         }
@@ -475,9 +533,16 @@ impl Store {
                 None => records.push(r),
             }
         }
-        for mut r in records {
+        records.sort_by_key(|r| (r.writable_at().unwrap_or(0), r.timeline));
+        let mut previous: BTreeMap<String, u64> = BTreeMap::new();
+        let nexts: Vec<Option<u64>> =
+            (0..records.len()).map(|i| records[i + 1..].iter().filter(|o| o.system == records[i].system).find_map(|o| o.writable_at())).collect();
+        for (mut r, next) in records.into_iter().zip(nexts) {
             let before = self.file_text(&r);
-            r.attach(&pending);
+            r.attach(&pending, previous.get(&r.system).copied(), next);
+            if let Some(w) = r.writable_at() {
+                previous.insert(r.system.clone(), w);
+            }
             if let Ok(kept) = self.save(&r) {
                 if before.as_deref() != serde_json::to_string_pretty(&kept).ok().as_deref() {
                     changed += 1;
@@ -501,6 +566,25 @@ fn safe_name(s: &str) -> String {
         format!("_{s}")
     } else {
         s
+    }
+}
+
+/// How long after a promotion an address's start still counts as part of it.
+const ADDRESS_WITHIN_MS: u64 = 5 * 60 * 1000;
+
+/// An address agent's start succeeded on this node: if a promotion to this node was
+/// recorded in the last minutes, the move is one of its steps (the moment clients can
+/// reach the new primary), added here and published. Costs nothing when this node keeps
+/// no recent record of its own promotion (a `stat` per pgsqlms resource).
+pub fn note_address(env: &crate::ocf::OcfEnv, agent: &str) {
+    let Some(me) = env.meta("on_node") else { return };
+    for resource in command::resources() {
+        let store = Store::open(&resource);
+        if store.add_to_newest(me, Step::new(me, "address", format!("{} ({agent}) started", env.instance())), ADDRESS_WITHIN_MS) {
+            if let Err(why) = publish(&store, &resource) {
+                crate::ocf_warn!("cannot publish the incident record: {why}");
+            }
+        }
     }
 }
 
@@ -533,7 +617,9 @@ pub fn gather(store: &Store, resource: &str) -> Result<usize, String> {
 pub fn gather_until(store: &Store, resource: &str, node: &str, want: impl Fn(&Outbox) -> bool, until: std::time::Instant) -> Result<usize, String> {
     loop {
         let all = crate::pacemaker::attrs::private_all(&attribute(resource)).map_err(|e| e.reason)?;
+        let read = all.len();
         let outboxes: Vec<(String, Outbox)> = all.into_iter().filter_map(|(n, v)| Some((n, decode_outbox(&v)?))).collect();
+        crate::ocf_debug!("incident records: {read} nodes' outboxes read, {} decoded", outboxes.len());
         let have = node.is_empty() || outboxes.iter().any(|(n, o)| n == node && want(o));
         if have || std::time::Instant::now() >= until {
             let list: Vec<Outbox> = outboxes.into_iter().map(|(_, o)| o).collect();

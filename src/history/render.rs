@@ -44,12 +44,13 @@ pub fn loss(r: &Record) -> String {
 
 /// How the old primary came back, in a few words.
 pub fn returned(r: &Record) -> String {
-    if r.kind == Kind::Recovery {
+    if matches!(r.kind, Kind::Recovery | Kind::Start) {
         return "-".into();
     }
-    match r.return_step() {
-        Some(s) => format!("{} {}", s.what, utc(s.at).get(11..19).unwrap_or("")),
-        None => "not yet".into(),
+    match (r.return_step(), r.first("restarted")) {
+        (Some(s), _) => format!("{} {}", s.what, utc(s.at).get(11..19).unwrap_or("")),
+        (None, Some(_)) => "standby (demote)".into(),
+        (None, None) => "not yet".into(),
     }
 }
 
@@ -96,6 +97,9 @@ pub fn show(r: &Record) -> String {
             r.writable_at().map(utc).unwrap_or_default()
         ));
     }
+    if let (Some(a), Some(o)) = (r.address_at(), r.address_outage_ms()) {
+        out.push_str(&format!("address moved: {} ({} after writes stopped)\n", utc(a), seconds(o)));
+    }
     out.push_str(&format!(
         "new timeline starts at {}; received from the old primary {}; last commit received {}\n",
         r.fork.as_deref().unwrap_or("?"),
@@ -140,6 +144,8 @@ pub fn json(r: &Record) -> Value {
         m.insert("writable_at".into(), json!(r.writable_at()));
         m.insert("writes_stopped_at".into(), json!(r.writes_stopped_at()));
         m.insert("outage_ms".into(), json!(r.outage_ms()));
+        m.insert("address_at".into(), json!(r.address_at()));
+        m.insert("address_outage_ms".into(), json!(r.address_outage_ms()));
         m.insert("lost_bytes".into(), json!(r.lost_bytes()));
         m.insert("lost".into(), json!(loss(r)));
         m.insert("old_primary_back".into(), json!(r.return_step().map(|s| s.what.clone())));

@@ -106,6 +106,14 @@ fn pending_steps_attach_to_the_record_they_belong_to_and_settle() {
     s.note_pending(step(now_ms() + 60_000, "node1", "shutdown", "clean")).unwrap();
     s.settle_pending();
     assert_eq!(s.pending().len(), 1);
+    // One from before the newest record belongs to it or an earlier one: never to the next.
+    let mut next = record(7, Kind::Failover, now_ms() + 120_000);
+    next.old_primary = Some("node2".into());
+    let stale = step(kept.writable_at().unwrap() - 5, "node1", "shutdown", "clean, old");
+    let mut fresh = next.clone();
+    assert!(!fresh.attach(std::slice::from_ref(&stale), kept.writable_at(), None));
+    assert!(fresh.attach(&s.pending(), kept.writable_at(), None), "the step after the previous change is attached");
+    next.steps.clear();
     let _ = std::fs::remove_dir_all(s.dir());
 }
 
@@ -161,4 +169,28 @@ fn render_lines_and_times() {
     assert!(t.contains("switchover") && t.contains("1.123 s") && t.contains("not yet"), "{t}");
     assert!(render::show(&r).contains("writes down: 1.123 s"));
     assert_eq!(render::json(&r)["outage_ms"], 1123);
+}
+
+#[test]
+fn a_return_attaches_to_the_change_it_follows() {
+    let s = temp_store("return");
+    let w = now_ms() - 60_000;
+    let mut first = record(8, Kind::Failover, w);
+    first.old_primary = Some("node1".into());
+    s.save(&first).unwrap();
+    // node1 comes back after the promotion: its return belongs to timeline 8's record.
+    s.note_pending(step(w + 30_000, "node1", "rejoined", "its history lies on the new primary's: nothing of its own past the fork")).unwrap();
+    let kept = s.save(&first).unwrap();
+    assert_eq!(kept.return_step().map(|r| r.what.as_str()), Some("rejoined"));
+    assert_eq!(kept.lost_bytes(), Some(0));
+    assert_eq!(render::returned(&kept).split(' ').next(), Some("rejoined"));
+    s.settle_pending();
+    assert!(s.pending().is_empty());
+    // Another node's return is not this change's; nor one after the next change.
+    let mut other = record(9, Kind::Failover, w + 40_000);
+    other.old_primary = Some("node2".into());
+    assert!(!other.attach(&[step(w + 50_000, "node3", "rewound", "")], None, None));
+    assert!(!other.attach(&[step(w + 50_000, "node2", "rewound", "")], None, Some(w + 45_000)));
+    assert!(other.attach(&[step(w + 50_000, "node2", "rewound", "")], None, None));
+    let _ = std::fs::remove_dir_all(s.dir());
 }

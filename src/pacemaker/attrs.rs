@@ -8,7 +8,7 @@
 //! not answer: a caller deciding something safety-relevant must not take "could not ask"
 //! for "not set".
 
-use super::{run, run_xml, Answer, CIB_WRITE_TIMEOUT, CRM_EX_NOSUCH, TOOL_TIMEOUT};
+use super::{run, run_xml, run_xml_any_node, Answer, CIB_WRITE_TIMEOUT, CRM_EX_NOSUCH, TOOL_TIMEOUT};
 use crate::ocf::OcfError;
 
 /// attrd_updater 2.1.5's status for a query of an attribute it does not hold: "Invalid
@@ -66,7 +66,7 @@ pub fn private(name: &str, node: &str) -> Result<Option<String>, OcfError> {
 
 /// Private attribute `name` of every node that has it, as `(node, value)`.
 pub fn private_all(name: &str) -> Result<Vec<(String, String)>, OcfError> {
-    let a = run_xml("attrd_updater", &["--private", "--lifetime", "reboot", "--name", name, "--all", "--query"], TOOL_TIMEOUT)?;
+    let a = run_xml_any_node("attrd_updater", &["--private", "--lifetime", "reboot", "--name", name, "--all", "--query"], TOOL_TIMEOUT)?;
     values_in(&a, name)
 }
 

@@ -82,7 +82,19 @@ pub struct Answer {
 /// exit status (the status is in the answer). A tool that printed no status — it did not
 /// understand the request, or crashed — is an error carrying its stderr.
 fn run_xml(tool: &str, args: &[&str], timeout: Duration) -> Result<Answer, OcfError> {
-    let done = crate::cmd::finish(Command::new(tool).args(args).arg("--output-as=xml"), bound(timeout))?;
+    run_xml_in(Command::new(tool), tool, args, timeout)
+}
+
+/// [`run_xml`] without the agent's `OCF_RESKEY_CRM_meta_on_node`: attrd_updater takes it
+/// for the node to query, so `--all` run from an agent answers for that node only.
+fn run_xml_any_node(tool: &str, args: &[&str], timeout: Duration) -> Result<Answer, OcfError> {
+    let mut cmd = Command::new(tool);
+    cmd.env_remove("OCF_RESKEY_CRM_meta_on_node");
+    run_xml_in(cmd, tool, args, timeout)
+}
+
+fn run_xml_in(mut cmd: Command, tool: &str, args: &[&str], timeout: Duration) -> Result<Answer, OcfError> {
+    let done = crate::cmd::finish(cmd.args(args).arg("--output-as=xml"), bound(timeout))?;
     answer(&done.stdout).ok_or_else(|| OcfError::generic(format!("{tool} {}: no answer ({})", args.join(" "), done.stderr.trim())))
 }
 

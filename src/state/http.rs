@@ -243,7 +243,7 @@ fn history_metrics() -> String {
     let records = store.map(|s| s.records()).unwrap_or_default();
     let mut m = String::new();
     M::HISTORY_RECORDS.header(&mut m);
-    for kind in [Kind::Switchover, Kind::Failover, Kind::Recovery] {
+    for kind in [Kind::Switchover, Kind::Failover, Kind::Recovery, Kind::Start] {
         M::HISTORY_RECORDS.sample(&mut m, &[kind.as_str()], records.iter().filter(|r| r.kind == kind).count());
     }
     let last = records.last();

@@ -57,6 +57,7 @@ pub fn demote(env: &OcfEnv) -> OcfResult {
             let started = start::start_standby(&cfg, who, until);
             let _ = published.join();
             started?;
+            history::note_pending(&cfg, "restarted", "as a standby");
         }
         // Not running (crashed while primary, typically: Pacemaker demotes what its probe
         // found failed in the promoted role): another node may be primary by now, and the
@@ -68,6 +69,7 @@ pub fn demote(env: &OcfEnv) -> OcfResult {
             }
             super::scores::forget_written(&cfg);
             start::follow_and_start(&cfg, who, &before, until)?;
+            history::note_pending(&cfg, "restarted", "as a standby (crash recovery)");
         }
     }
     Ok(OcfRc::Success)

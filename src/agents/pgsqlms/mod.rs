@@ -131,6 +131,8 @@ fn dispatch(a: &Action) -> Option<OcfResult> {
         "notify" => notify::notify(a.env),
         "reload-agent" | "reload" => reload::reload_agent(a.env),
         "validate-all" => validate::validate_all(a.env),
+        // Not an OCF action: the post-promote notification's detached copy of the record.
+        history::RECORD => history::record_change(a.env),
         _ => return None,
     })
 }

@@ -71,28 +71,28 @@ pub fn other_primary(cfg: &Config, me: &str) -> Option<String> {
 }
 
 /// Start may go on, after rewinding if allowed; or the reason it must not.
-pub fn ensure_follows(cfg: &Config, who: Identity, primary: &str, until: Instant) -> Result<(), OcfError> {
+pub fn ensure_follows(cfg: &Config, who: Identity, primary: &str, until: Instant) -> Result<Followed, OcfError> {
     match compare(cfg, who, until) {
         Verdict::Follows => {
             ocf_info!("history compared with the primary on {primary}: this instance can follow it");
-            Ok(())
+            Ok(Followed::AsItWas)
         }
         Verdict::Unknown(why) => {
             ocf_warn!("cannot compare this instance's history with the primary on {primary} ({why}); starting it as a standby anyway");
-            Ok(())
+            Ok(Followed::Unknown(why))
         }
         Verdict::Diverged(at) if cfg.auto_rewind => {
             ocf_warn!(
                 "timeline diverged from the primary on {primary} ({at}): auto_rewind=true, rewinding this instance from it (its own extra WAL is discarded)"
             );
-            rewind(cfg, who, until)
+            rewind(cfg, who, until).map(|_| Followed::Rewound(format!("{at}; auto_rewind discarded its WAL past the fork")))
         }
         Verdict::Diverged(at) => match holds_no_transaction(cfg, who, &at, until) {
             Ok(what) => {
                 ocf_warn!(
                     "timeline diverged from the primary on {primary} ({at}), but this instance's WAL past the fork holds no transaction ({what}): rewinding it from the primary although auto_rewind=false — nothing is lost"
                 );
-                rewind(cfg, who, until)
+                rewind(cfg, who, until).map(|_| Followed::Rewound(format!("{at}; its WAL past the fork held no transaction ({what})")))
             }
             Err(why) => {
                 ocf_info!("the WAL past the fork was read for transactions: {why}");
@@ -100,6 +100,17 @@ pub fn ensure_follows(cfg: &Config, who: Identity, primary: &str, until: Instant
             }
         },
     }
+}
+
+/// How an instance came to follow the primary (for the incident record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Followed {
+    /// Its history lies on the primary's: nothing of its own past the fork.
+    AsItWas,
+    /// Rewound: the fork, and what its WAL past it held.
+    Rewound(String),
+    /// Not compared (why).
+    Unknown(String),
 }
 
 /// The refusal of a diverged instance (auto_rewind off, and its WAL past the fork may hold

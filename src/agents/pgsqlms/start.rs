@@ -56,24 +56,46 @@ pub fn follow_and_start(cfg: &Config, who: Identity, before: &State, until: Inst
     let fresh_backup = cfg.datadir.join("backup_label").exists();
     let primary_in_view = || scores::local_node(cfg).ok().and_then(|me| rewind::other_primary(cfg, &me));
     let primary = if fresh_backup { None } else { primary_in_view() };
+    // An old primary coming back: how it does is a step of the incident record (history.rs).
+    let was_primary = matches!(before, State::CrashedPrimary | State::Stopped { as_primary: true });
+    let returned = |followed: &Result<rewind::Followed, OcfError>| {
+        if was_primary {
+            super::history::note_return(cfg, followed);
+        }
+    };
+    let mut followed = None;
     if let Some(primary) = &primary {
         if matches!(before, State::CrashedPrimary | State::CrashedStandby) {
             ocf_info!("crash recovery first (as a standby), so that this instance's history can be compared with the primary's on {primary}");
             start_standby(cfg, who, until)?;
             stop::stop_instance(cfg, until)?;
         }
-        rewind::ensure_follows(cfg, who, primary, until)?;
+        let f = rewind::ensure_follows(cfg, who, primary, until);
+        if f.is_err() {
+            returned(&f);
+        }
+        followed = Some(f?);
     }
-    match start_standby(cfg, who, until) {
+    let started = match start_standby(cfg, who, until) {
         Err(e) if primary.is_none() && !fresh_backup && cannot_follow(&e.reason) => {
             ocf_warn!("{}: comparing this instance's history with the primary its primary_conninfo names", e.reason);
             // Asked again: the CIB may have caught up meanwhile, and the reason can name it.
             let primary = primary_in_view();
-            rewind::ensure_follows(cfg, who, primary.as_deref().unwrap_or("the node its primary_conninfo names"), until)?;
+            let f = rewind::ensure_follows(cfg, who, primary.as_deref().unwrap_or("the node its primary_conninfo names"), until);
+            if f.is_err() {
+                returned(&f);
+            }
+            followed = Some(f?);
             start_standby(cfg, who, until)
         }
         done => done,
+    };
+    if started.is_ok() {
+        if let Some(f) = followed {
+            returned(&Ok(f));
+        }
     }
+    started
 }
 
 /// PostgreSQL's refusals of a history that cannot follow the timeline it was asked to.
