@@ -181,8 +181,13 @@ fn run_stack(stack: &str, switchover_bound_ms: u64, kill_bound_ms: u64) {
         scenarios.push(("node-crash", 20_000));
         scenarios.push(("election", 20_000));
     }
+    // The incident records (issue #24): the configuration's first promotion made one.
+    let mut records = if stack == "paceline" { history(&lab, 1).len() } else { 0 };
     for (scenario, bound_ms) in scenarios {
         let (line, j) = lab.scenario(scenario);
+        if stack == "paceline" {
+            records = assert_history(&lab, scenario, &j, &line, records).0;
+        }
         assert_eq!(field(&j, "stack"), stack);
         assert_eq!(field(&j, "healthy_after"), true, "{scenario}: {line}");
         assert_eq!(field(&j, "double_primary"), false, "{scenario}: {line}");
@@ -266,11 +271,23 @@ fn ec2_stack_fencing_fence_partition_node_crash() {
     let Some((_one_at_a_time, lab)) = lab_turn("e", "ec2", no_moto()) else { return };
     lab.ok(&["up", "--nodes", "3", "--ec2"]);
     lab.ok(&["config", "--stack", "paceline", "--sync", "on"]);
+    let mut records = history(&lab, 1).len();
     for scenario in ["fence", "partition", "node-crash"] {
         let (line, j) = lab.scenario(scenario);
         let before = field(&j, "primary_before").as_str().unwrap().to_owned();
         let after = field(&j, "primary_after").as_str().unwrap().to_owned();
         assert!(!after.is_empty() && after != before, "{scenario}: another node must be the primary: {line}");
+        // Issue #24: the record has the fencing of the old primary, its return as a standby,
+        // and nothing acknowledged lost (synchronous replication).
+        let (n, r) = assert_history(&lab, scenario, &j, &line, records);
+        records = n;
+        let steps = r["steps"].as_array().unwrap();
+        assert!(
+            steps.iter().any(|s| s["what"] == "fenced" && s["detail"].as_str().unwrap().contains(&before)),
+            "{scenario}: no fencing of {before} in the record: {r:#}"
+        );
+        assert!(r["old_primary_back"].is_string(), "{scenario}: the old primary's return is not in the record: {r:#}");
+        assert!(r["lost"] == "0 acked" || r["lost"] == "0 B", "{scenario}: {r:#}");
         assert_eq!(field(&j, "fenced_nodes"), &serde_json::json!([before]), "{scenario}: exactly the lost primary is powered off through EC2: {line}");
         assert_eq!(field(&j, "fenced_before_promotion"), true, "{scenario}: promoted before EC2 said the old primary was stopped: {line}");
         assert_eq!(field(&j, "secondary_ip_follows"), true, "{scenario}: the secondary IP is not on the primary in EC2: {line}");
@@ -601,6 +618,81 @@ fn check_code(lab: &Lab, i: u32, path: &str) -> String {
 
 /// Metric `name` of node I's state service (its `/metrics`, from the client namespace);
 /// 0 when the node does not answer.
+/// Issue #24: the records `paceline history --json` shows on node `i` (any node answers
+/// for the cluster: it reads the others' through the attribute manager).
+fn history(lab: &Lab, i: u32) -> Vec<serde_json::Value> {
+    let out = lab.ok(&["node", &i.to_string(), "paceline", "history", "--json"]);
+    serde_json::from_str::<serde_json::Value>(&out).unwrap_or_else(|e| panic!("paceline history --json: {e}: {out}")).as_array().cloned().unwrap_or_default()
+}
+
+fn node_number(name: &str) -> u32 {
+    name.trim_start_matches("node").parse().unwrap_or_else(|_| panic!("not a lab node name: {name}"))
+}
+
+/// Issue #24's check after a lab scenario: the change of primary has exactly one new record
+/// (none for a scenario that changes no primary), read on a node that is not the new
+/// primary, and it agrees with what the lab measured —
+/// - the new and old primary, the kind, the new timeline (the state service's
+///   `paceline_postgres_timeline` on the new primary), the chosen candidate;
+/// - the outage: the probe's (from its last acknowledged write before to its first after)
+///   is the record's (from when writes stopped to the first writable moment, or to the
+///   address's move when it moved) up to the probe's resolution — a probe write cannot be
+///   acknowledged before the record's end, and the probe may wait a whole connect timeout
+///   on an address that is not there yet, plus one write interval;
+/// - the decision's inputs: each candidate's timeline and LSN are the last position that
+///   node published for the election (the attribute manager's log on the new primary).
+fn assert_history(lab: &Lab, scenario: &str, j: &serde_json::Value, line: &str, before: usize) -> (usize, serde_json::Value) {
+    let after = field(j, "primary_after").as_str().unwrap().to_owned();
+    let old = field(j, "primary_before").as_str().unwrap().to_owned();
+    let reader = (1..=3).find(|i| format!("node{i}") != after && (format!("node{i}") != old || scenario == "switchover")).unwrap();
+    let records = history(lab, reader);
+    if scenario == "update-params" {
+        assert_eq!(records.len(), before, "{scenario}: no change of primary, no new record: {records:#?}");
+        return (records.len(), serde_json::Value::Null);
+    }
+    assert_eq!(records.len(), before + 1, "{scenario}: one new record on node{reader}: {line}\n{records:#?}");
+    let r = records.last().unwrap();
+    let show = format!("{scenario}: {line}\nrecord: {r:#}");
+    assert_eq!(r["new_primary"], after.as_str(), "{show}");
+    assert_eq!(r["old_primary"], old.as_str(), "{show}");
+    let kind = match scenario {
+        "switchover" => "switchover",
+        _ if after == old => "recovery",
+        _ => "failover",
+    };
+    assert_eq!(r["kind"], kind, "{show}");
+    assert_eq!(r["timeline"].as_u64(), Some(metric(lab, node_number(&after), "paceline_postgres_timeline")), "{show}");
+    if kind != "recovery" {
+        let chosen: Vec<&serde_json::Value> = r["candidates"].as_array().unwrap().iter().filter(|c| c["chosen"] == true).collect();
+        assert!(chosen.len() == 1 && chosen[0]["node"] == after.as_str(), "{show}");
+    }
+    // The outage, against the probe's.
+    let probe = field(j, "outage_ms").as_u64().unwrap();
+    let recorded = r["address_outage_ms"].as_u64().or_else(|| r["outage_ms"].as_u64()).unwrap_or_else(|| panic!("no outage recorded: {show}"));
+    let resolution = field(j, "probe_connect_timeout_ms").as_u64().unwrap_or(1000) + 1000;
+    assert!(
+        recorded <= probe + 300 && probe <= recorded + resolution,
+        "{scenario}: the record's outage {recorded} ms, the probe's {probe} ms (resolution {resolution} ms): {show}"
+    );
+    // The decision's inputs: what each node published last (lsn_location, timeline#lsn in decimal).
+    let log = lab.ok(&["node", &node_number(&after).to_string(), "grep", "-h", "Setting lsn_location-", "/var/log/pacemaker/pacemaker.log"]);
+    for c in r["candidates"].as_array().unwrap().iter().filter(|c| c["standing"] == "candidate") {
+        let node = c["node"].as_str().unwrap();
+        let published = log
+            .lines()
+            .filter(|l| l.contains(&format!("[{node}]: ")))
+            .filter_map(|l| l.split(" -> ").nth(1)?.split_whitespace().next().map(str::to_owned))
+            .filter(|v| v != "(unset)")
+            .next_back()
+            .unwrap_or_else(|| panic!("{node} published no position in the log: {show}"));
+        let (tl, lsn) = published.split_once('#').unwrap();
+        let lsn: u64 = lsn.parse().unwrap();
+        assert_eq!(c["timeline"].as_u64(), tl.parse::<u64>().ok(), "{node}'s published timeline: {show}");
+        assert_eq!(c["lsn"], format!("{:X}/{:X}", lsn >> 32, lsn & 0xffff_ffff).as_str(), "{node}'s published LSN {published}: {show}");
+    }
+    (records.len(), r.clone())
+}
+
 fn metric(lab: &Lab, i: u32, name: &str) -> u64 {
     let o = Command::new("ip")
         .args(["netns", "exec", &format!("{}-client", lab.prefix), "curl", "-s", "--max-time", "2"])

@@ -28,7 +28,7 @@
 //! Records travel between nodes as one private node attribute per node
 //! (`paceline-history-<resource>`, `attrd_updater --private`: the attribute manager holds
 //! it in memory on every node and never writes it to the CIB): each node publishes there
-//! the newest record it knows with its pending steps, and reads the others' in the
+//! the newest records it knows with its pending steps, and reads the others' in the
 //! post-notifications and in `paceline history`. The CIB is not the store: every CIB write
 //! is replicated to every node, starts a policy-engine run and is kept in every saved
 //! transition input, so a growing log there would slow every decision of the cluster; and
@@ -346,12 +346,16 @@ fn fill<T: Clone>(mine: &mut Option<T>, theirs: &Option<T>) {
     }
 }
 
-/// What a node publishes for the others: the newest record it knows, and its steps that
-/// wait for a record.
+/// How many of its newest records a node publishes: a step may still be added to the one
+/// before the newest (the old primary's restart, its return) once the next change is there.
+pub const PUBLISHED: usize = 3;
+
+/// What a node publishes for the others: the newest records it knows ([`PUBLISHED`]), and
+/// its steps that wait for a record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outbox {
     #[serde(default)]
-    pub record: Option<Record>,
+    pub records: Vec<Record>,
     #[serde(default)]
     pub pending: Vec<Step>,
 }
@@ -509,9 +513,11 @@ impl Store {
         self.save(&r).is_ok()
     }
 
-    /// What this node publishes: its newest record and pending steps.
+    /// What this node publishes: its newest records and pending steps.
     pub fn outbox(&self) -> Outbox {
-        Outbox { record: self.newest(), pending: self.pending() }
+        let mut records = self.records();
+        let records = records.split_off(records.len().saturating_sub(PUBLISHED));
+        Outbox { records, pending: self.pending() }
     }
 
     /// Fold other nodes' outboxes in: their records are merged with this node's copies
@@ -521,7 +527,7 @@ impl Store {
         let mut changed = 0;
         let mut by_key: BTreeMap<(String, u32), Record> = BTreeMap::new();
         for o in outboxes {
-            if let Some(r) = &o.record {
+            for r in &o.records {
                 by_key.entry(r.key()).and_modify(|k| k.merge(r)).or_insert_with(|| r.clone());
             }
         }
@@ -596,8 +602,7 @@ pub fn decode_outbox(text: &str) -> Option<Outbox> {
     serde_json::from_str(text).ok()
 }
 
-/// Encode an outbox for publication: the record without the candidates' scores if it
-/// would be too long is not worth the complexity — records are small.
+/// Encode an outbox for publication (compact JSON: a few kilobytes per record).
 pub fn encode_outbox(o: &Outbox) -> String {
     serde_json::to_string(o).unwrap_or_default()
 }

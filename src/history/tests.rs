@@ -121,14 +121,14 @@ fn pending_steps_attach_to_the_record_they_belong_to_and_settle() {
 fn absorb_takes_other_nodes_records_and_pending_steps() {
     let s = temp_store("absorb");
     let r = record(7, Kind::Failover, now_ms());
-    let theirs = Outbox { record: Some(r.clone()), pending: vec![step(now_ms() - 2_000, "node1", "crashed", "postmaster killed")] };
+    let theirs = Outbox { records: vec![r.clone()], pending: vec![step(now_ms() - 2_000, "node1", "crashed", "postmaster killed")] };
     assert_eq!(s.absorb(std::slice::from_ref(&theirs)), 1);
     let kept = s.get(7).unwrap();
     assert!(kept.first("crashed").is_some());
     assert_eq!(s.absorb(&[theirs]), 0, "nothing new the second time");
     // And it travels: what this node publishes decodes to the same record.
     let out = decode_outbox(&encode_outbox(&s.outbox())).unwrap();
-    assert_eq!(out.record.unwrap(), kept);
+    assert_eq!(out.records, vec![kept]);
     let _ = std::fs::remove_dir_all(s.dir());
 }
 

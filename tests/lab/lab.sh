@@ -1196,6 +1196,7 @@ up_value() {
         # test's part (tests/lab_cluster.rs). Their TTL changes nothing while they are off.
         replication_slots) up_alt false "" ;;
         slot_ttl) up_alt 3600 "" ;;
+        incident_record) up_alt true "" ;;
         synchronous_mode)
             case $cur in
                 "" | off) up_alt off "" ;;

@@ -64,12 +64,14 @@ pub fn demote(env: &OcfEnv) -> OcfResult {
         // crash recovery would replay WAL it never received. The start's path: compared
         // with that primary first, rewound or refused (start.rs).
         State::Stopped { .. } | State::CrashedPrimary | State::CrashedStandby => {
-            if before == State::CrashedPrimary {
-                history::note_pending(&cfg, "crashed", "found not running by demote (crashed primary)");
-            }
+            let found = crate::history::now_ms();
             super::scores::forget_written(&cfg);
-            start::follow_and_start(&cfg, who, &before, until)?;
-            history::note_pending(&cfg, "restarted", "as a standby (crash recovery)");
+            // Another node is primary already: this is the old primary's return, which the
+            // start's comparison records. Otherwise its crash is a step of the change to come.
+            if !start::follow_and_start(&cfg, who, &before, until)? && before == State::CrashedPrimary {
+                history::note_pending_at(&cfg, found, "crashed", "found not running by demote (crashed primary)");
+                history::note_pending(&cfg, "restarted", "as a standby (crash recovery)");
+            }
         }
     }
     Ok(OcfRc::Success)
@@ -114,6 +116,9 @@ fn publish_shutdown_checkpoint(cfg: &Config) -> Option<Position> {
 
 /// The shutdown step, at the moment it began (writes are refused from then on).
 fn note_shutdown(cfg: &Config, at: u64, detail: String) {
+    if !cfg.record {
+        return;
+    }
     let Ok(me) = super::scores::local_node(cfg) else { return };
     let s = crate::history::Step { at, node: me, what: "shutdown".into(), detail };
     if let Err(e) = crate::history::Store::open(&cfg.resource).note_pending(s) {

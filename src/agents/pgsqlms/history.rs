@@ -89,6 +89,9 @@ struct Context {
     /// checkpoint reached this node.
     switchover: bool,
     old_end: Option<String>,
+    /// The nodes taking part in the election.
+    #[serde(default)]
+    nodes: Vec<String>,
     steps: Vec<Step>,
 }
 
@@ -100,10 +103,16 @@ fn context_path(cfg: &Config) -> std::path::PathBuf {
 /// demoted, or promoted in the CIB), whether the switchover check passed with which
 /// shutdown checkpoint, which old primaries are down.
 pub fn keep_context(cfg: &Config, me: &str, n: &Notify, switchover: Option<Position>, lost: &[String]) {
+    if !cfg.record {
+        return;
+    }
     let old = n.demote_uname.first().or_else(|| n.promoted_uname.first()).cloned();
-    let mut steps = vec![Step::new(me, "election", format!("nodes: {}", super::notify::taking_part(n)))];
+    let nodes = super::notify::taking_part(n);
+    let mut steps = vec![Step::new(me, "election", format!("nodes: {nodes}"))];
     steps.extend(lost.iter().map(|l| Step::new(me, "lost", format!("{l} is down in the CIB (fenced or lost)"))));
-    let ctx = Context { at: history::now_ms(), old_primary: old, switchover: switchover.is_some(), old_end: switchover.map(|p| p.lsn.to_string()), steps };
+    let nodes = nodes.split_whitespace().map(str::to_owned).collect();
+    let ctx =
+        Context { at: history::now_ms(), old_primary: old, switchover: switchover.is_some(), old_end: switchover.map(|p| p.lsn.to_string()), nodes, steps };
     if let Ok(text) = serde_json::to_string(&ctx) {
         let _ = crate::files::keep(&context_path(cfg), text.as_bytes());
     }
@@ -119,6 +128,9 @@ fn take_context(cfg: &Config) -> Context {
 /// When the newest commit this standby replayed was made (ms since the epoch): the last
 /// sign of writes on the old primary. One local query, before `pg_ctl promote`.
 pub fn last_commit(cfg: &Config, who: crate::pg::client::Identity) -> Option<u64> {
+    if !cfg.record {
+        return None;
+    }
     let local = instance::connect(cfg, who, Duration::from_secs(2)).ok()?;
     let v = local
         .query_one::<String>("SELECT coalesce((extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000)::bigint::text, '')", Duration::from_secs(2))
@@ -128,6 +140,9 @@ pub fn last_commit(cfg: &Config, who: crate::pg::client::Identity) -> Option<u64
 
 /// Right after PostgreSQL first accepted writes: write the record on this node.
 pub fn at_promote(cfg: &Config, who: crate::pg::client::Identity, decision: Decision, started: u64, last_commit: Option<u64>) {
+    if !cfg.record {
+        return;
+    }
     let writable = history::now_ms();
     let t0 = Instant::now();
     let Ok(me) = scores::local_node(cfg) else { return };
@@ -142,6 +157,11 @@ pub fn at_promote(cfg: &Config, who: crate::pg::client::Identity, decision: Deci
     let ctx = take_context(cfg);
     let previous = store.newest().map(|r| r.new_primary);
     let old_primary = ctx.old_primary.clone().or(previous);
+    // An old primary that takes no part in the election is gone from the cluster.
+    let mut steps = ctx.steps.clone();
+    if let Some(o) = old_primary.as_ref().filter(|o| **o != me && !ctx.nodes.is_empty() && !ctx.nodes.contains(o) && !steps.iter().any(|s| s.what == "lost")) {
+        steps.push(Step { at: ctx.at, node: me.clone(), what: "lost".into(), detail: format!("{o} takes no part in the election (out of the cluster)") });
+    }
     let kind = if old_primary.is_none() {
         Kind::Start
     } else if old_primary.as_deref() == Some(me.as_str()) {
@@ -166,7 +186,7 @@ pub fn at_promote(cfg: &Config, who: crate::pg::client::Identity, decision: Deci
         last_commit,
         old_end: ctx.old_end.clone(),
         old_end_source: ctx.old_end.as_ref().map(|_| "shutdown checkpoint".to_owned()),
-        steps: ctx.steps,
+        steps,
     };
     r.add_step(Step { at: started, node: me.clone(), what: "promote".into(), detail: String::new() });
     r.add_step(Step { at: writable, node: me, what: "writable".into(), detail: format!("timeline {timeline}") });
@@ -205,8 +225,16 @@ pub fn switchpoint(history: &str) -> Option<String> {
 
 /// A step of this node that waits for the next record (demote's).
 pub fn note_pending(cfg: &Config, what: &str, detail: impl Into<String>) {
+    note_pending_at(cfg, history::now_ms(), what, detail)
+}
+
+/// The same, at `at` (ms since the epoch).
+pub fn note_pending_at(cfg: &Config, at: u64, what: &str, detail: impl Into<String>) {
+    if !cfg.record {
+        return;
+    }
     let Ok(me) = scores::local_node(cfg) else { return };
-    if let Err(e) = Store::open(&cfg.resource).note_pending(Step::new(&me, what, detail)) {
+    if let Err(e) = Store::open(&cfg.resource).note_pending(Step { at, node: me, what: what.into(), detail: detail.into() }) {
         ocf_warn!("cannot note '{what}' for the incident record: {e}");
     }
 }
@@ -215,6 +243,9 @@ pub fn note_pending(cfg: &Config, what: &str, detail: impl Into<String>) {
 /// rewound, or refused. Noted here (attached to the record of the change it follows, now or
 /// once this node learns of it) and published.
 pub fn note_return(cfg: &Config, followed: &Result<super::rewind::Followed, crate::ocf::OcfError>) {
+    if !cfg.record {
+        return;
+    }
     use super::rewind::Followed;
     let (what, detail) = match followed {
         Ok(Followed::AsItWas) => ("rejoined", "its history lies on the new primary's: nothing of its own past the fork".to_owned()),
@@ -238,7 +269,11 @@ pub fn note_return(cfg: &Config, followed: &Result<super::rewind::Followed, crat
 /// joins before it returns).
 pub fn publish_in_background(cfg: &Config) -> std::thread::JoinHandle<()> {
     let resource = cfg.resource.clone();
+    let record = cfg.record;
     std::thread::spawn(move || {
+        if !record {
+            return;
+        }
         if let Err(why) = history::publish(&Store::open(&resource), &resource) {
             ocf_warn!("cannot publish the incident record: {why}");
         }
@@ -258,6 +293,9 @@ const COPY_WAIT: Duration = Duration::from_secs(10);
 /// after every node's post-promote notification, and a copy waiting on another node would
 /// delay it (measured in the lab: a 5 s wait here was 5 s more without the VIP).
 pub fn post_promote(cfg: &Config, n: &Notify) {
+    if !cfg.record {
+        return;
+    }
     let Some(promoted) = n.promote_uname.first() else { return };
     let spawned = crate::cmd::this_agent_detached(super::SPEC.name, RECORD).and_then(|mut cmd| {
         cmd.env(PROMOTED_ENV, promoted);
@@ -286,7 +324,7 @@ pub fn record_change(env: &crate::ocf::OcfEnv) -> crate::ocf::OcfResult {
         }
     } else if !promoted.is_empty() {
         let since = history::now_ms().saturating_sub(10 * 60 * 1000);
-        let want = |o: &history::Outbox| o.record.as_ref().is_some_and(|r| r.new_primary == promoted && r.writable_at().is_some_and(|w| w >= since));
+        let want = |o: &history::Outbox| o.records.iter().any(|r| r.new_primary == promoted && r.writable_at().is_some_and(|w| w >= since));
         if let Err(why) = history::gather_until(&store, &cfg.resource, &promoted, want, Instant::now() + COPY_WAIT) {
             ocf_warn!("cannot copy the incident record: {why}");
         }

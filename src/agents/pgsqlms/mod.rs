@@ -78,6 +78,8 @@ pub static PARAMS: &[Param] = &[
         "Keep a physical replication slot on the primary for every other node (paceline_<node>), created before a promotion's first commit and by the primary's monitor, and have each standby stream through its own (primary_slot_name, set by ALTER SYSTEM): a standby down longer than wal_keep_size covers rejoins without a new base backup. The agent touches only slots named paceline_*. max_slot_wal_keep_size still bounds what a slot holds. Needs max_replication_slots above the number of nodes.").default("false").reloadable(),
     Param::new("slot_ttl", ParamKind::Integer, "Seconds an unused slot is kept",
         "With replication_slots: a slot unused for this many seconds is dropped — and created anew, reserving WAL from then on, if its node is still in the cluster; a node gone from the cluster loses its slot. What an absent standby can hold on the primary is this long's WAL (Patroni's member_slots_ttl, 30 min by default).").default("1800").reloadable(),
+    Param::new("incident_record", ParamKind::Boolean, "Record each change of primary (paceline history)",
+        "Write the incident record of every change of primary and recovery in place as it happens: the old primary's shutdown, the election's candidates with their positions, the promotion and the first writable moment, fencing, the address's move, the old primary's return. Each node keeps the records in /var/lib/paceline/history/<resource> (the newest 200); paceline history shows them. Costs no monitor anything; false only to measure a switchover without it.").default("true").reloadable(),
 ];
 
 pub static SPEC: AgentSpec = AgentSpec {
@@ -155,6 +157,8 @@ pub struct Config {
     pub sync_count: usize,
     /// replication_slots: how long an unused slot is kept (`slot_ttl`); None: no slots.
     pub slot_ttl: Option<Duration>,
+    /// incident_record: the actions write the incident record (`history.rs`).
+    pub record: bool,
     /// The resource name (`OCF_RESOURCE_INSTANCE` without a clone suffix).
     pub resource: String,
     /// The action's time budget (Pacemaker's timeout, or a default by hand).
@@ -239,6 +243,7 @@ impl Config {
             sync_mode,
             sync_count,
             slot_ttl,
+            record: p.bool("incident_record"),
             resource,
             timeout: env.timeout_or(Duration::from_secs(60)),
             node: env.on_node().map(str::to_owned),

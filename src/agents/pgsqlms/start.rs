@@ -52,7 +52,9 @@ pub fn start(env: &OcfEnv) -> OcfResult {
 /// ("requested timeline N does not contain minimum recovery point …", "… is not a child of
 /// this server's history") gets the same comparison with the primary its `primary_conninfo`
 /// names, and the same rewind or refusal, instead of a failed start that bans the node.
-pub fn follow_and_start(cfg: &Config, who: Identity, before: &State, until: Instant) -> Result<(), OcfError> {
+///
+/// Returns whether another node was primary (this instance was compared with it).
+pub fn follow_and_start(cfg: &Config, who: Identity, before: &State, until: Instant) -> Result<bool, OcfError> {
     let fresh_backup = cfg.datadir.join("backup_label").exists();
     let primary_in_view = || scores::local_node(cfg).ok().and_then(|me| rewind::other_primary(cfg, &me));
     let primary = if fresh_backup { None } else { primary_in_view() };
@@ -91,11 +93,11 @@ pub fn follow_and_start(cfg: &Config, who: Identity, before: &State, until: Inst
         done => done,
     };
     if started.is_ok() {
-        if let Some(f) = followed {
-            returned(&Ok(f));
+        if let Some(f) = &followed {
+            returned(&Ok(f.clone()));
         }
     }
-    started
+    started.map(|_| followed.is_some())
 }
 
 /// PostgreSQL's refusals of a history that cannot follow the timeline it was asked to.
