@@ -682,8 +682,7 @@ fn assert_history(lab: &Lab, scenario: &str, j: &serde_json::Value, line: &str, 
             .lines()
             .filter(|l| l.contains(&format!("[{node}]: ")))
             .filter_map(|l| l.split(" -> ").nth(1)?.split_whitespace().next().map(str::to_owned))
-            .filter(|v| v != "(unset)")
-            .next_back()
+            .rfind(|v| v != "(unset)")
             .unwrap_or_else(|| panic!("{node} published no position in the log: {show}"));
         let (tl, lsn) = published.split_once('#').unwrap();
         let lsn: u64 = lsn.parse().unwrap();
