@@ -14,7 +14,8 @@
 //! 0. Leaves. [`ocf`]: what every agent has in common — exit codes, parameter tables,
 //!    meta-data and man pages, logging, action dispatch, the action's deadline.
 //!    [`files`]: small files written atomically, never through a link. [`registry`]: the
-//!    one list of agents. [`findings`]: what `status` and `check` report.
+//!    one list of agents. [`findings`]: what `status` and `check` report. [`civil`]: UTC
+//!    dates, both ways.
 //! 1. [`cmd`]: every external program, bounded by the action's deadline, its process
 //!    group killed. [`net`]: addresses, routes, announcements (netlink). [`aws`]: IMDSv2,
 //!    the EC2 client, honest error codes. [`fence`]: the fence-agent protocol.
@@ -31,6 +32,7 @@
 pub mod agents;
 pub mod aws;
 pub mod check;
+pub mod civil;
 pub mod cmd;
 pub mod fence;
 pub mod files;

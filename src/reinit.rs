@@ -63,6 +63,13 @@ pub fn run(timeout: Duration) -> Result<String> {
     let aside = rebuilt?;
     cleared.map_err(|e| anyhow::anyhow!("rebuilt, but the ban could not be removed ({}): pcs resource clear {clone}", e.reason))?;
     wait_streaming(&pg, who, &resource, &me, until)?;
+    // An old primary rebuilt: how it came back, for the incident record (paceline history).
+    let store = crate::history::Store::open(&resource);
+    let step =
+        crate::history::Step::new(&me, "rebuilt", format!("paceline reinit: a base backup of the primary; the old data directory is {}", aside.display()));
+    if let Err(e) = store.note_return(step).map_err(|e| e.to_string()).and_then(|_| crate::history::publish(&store, &resource)) {
+        eprintln!("paceline reinit: the incident record does not say it ({e})");
+    }
     Ok(format!("{me} rebuilt from the primary and streaming; the old data directory is {} (delete it once you no longer need it)", aside.display()))
 }
 

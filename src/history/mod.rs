@@ -73,6 +73,13 @@ pub fn attribute(resource: &str) -> String {
     format!("paceline-history-{resource}")
 }
 
+/// The private node attribute in which the state service says when it saw the local
+/// postmaster die and reported it (ms since the epoch): the crashed primary's demote takes
+/// it for the detection step.
+pub fn crash_attribute(resource: &str) -> String {
+    format!("paceline-crash-{resource}")
+}
+
 /// Milliseconds since the epoch, now.
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -84,8 +91,10 @@ pub struct Step {
     /// Milliseconds since the epoch.
     pub at: u64,
     pub node: String,
-    /// What: `demote`, `shutdown`, `crashed`, `lost`, `election`, `promote`, `writable`,
-    /// `address`, `fenced`, `rejoined`, `rewound`, `rebuilt`, `refused`.
+    /// What: `demote`, `shutdown`, `crashed`, `restarted`, `lost`, `election`, `promote`,
+    /// `writable`, `synchronous` (a synchronous standby streams from the new primary:
+    /// commits are acknowledged again), `address`, `fenced`, `rejoined`, `rewound`,
+    /// `rebuilt`, `refused`.
     pub what: String,
     #[serde(default)]
     pub detail: String,
@@ -268,7 +277,15 @@ impl Record {
 
     /// Writes down: from [`Self::writes_stopped_at`] to the first writable moment.
     pub fn outage_ms(&self) -> Option<u64> {
-        Some(self.writable_at()?.saturating_sub(self.writes_stopped_at()?))
+        Some(self.writes_back_at()?.saturating_sub(self.writes_stopped_at()?))
+    }
+
+    /// When a commit could be acknowledged again: the first writable moment or, with
+    /// synchronous replication, the later moment a synchronous standby streamed from the
+    /// new primary (its commits wait for one until then).
+    pub fn writes_back_at(&self) -> Option<u64> {
+        let w = self.writable_at()?;
+        Some(self.first("synchronous").map_or(w, |s| s.at.max(w)))
     }
 
     /// When an address agent first placed the address on the new primary after it became
@@ -278,9 +295,10 @@ impl Record {
         self.steps.iter().filter(|s| s.what == "address" && s.at >= w).map(|s| s.at).min()
     }
 
-    /// Writes down for clients that go through the address: to [`Self::address_at`].
+    /// Writes down for clients that go through the address: until both the address moved
+    /// and commits were acknowledged again.
     pub fn address_outage_ms(&self) -> Option<u64> {
-        Some(self.address_at()?.saturating_sub(self.writes_stopped_at()?))
+        Some(self.address_at()?.max(self.writes_back_at()?).saturating_sub(self.writes_stopped_at()?))
     }
 
     /// WAL of the old primary that the new one does not have, in bytes: known once the
@@ -499,6 +517,19 @@ impl Store {
         if left.len() != p.len() {
             let _ = crate::files::write_atomic(&self.pending_file(), serde_json::to_string(&left).unwrap_or_else(|_| "[]".into()).as_bytes(), 0o644);
         }
+    }
+
+    /// An old primary's return (`rejoined`, `rewound`, `rebuilt`, `refused`): kept as a
+    /// pending step and attached at once to the record of the change it follows when this
+    /// node has it (otherwise when it learns of it: [`Self::absorb`]).
+    pub fn note_return(&self, s: Step) -> std::io::Result<()> {
+        let node = s.node.clone();
+        self.note_pending(s)?;
+        if let Some(r) = self.records().into_iter().rev().find(|r| r.old_primary.as_deref() == Some(node.as_str())) {
+            self.save(&r)?;
+            self.settle_pending();
+        }
+        Ok(())
     }
 
     /// Add a step to the newest record if it is for `node` as new primary and recent

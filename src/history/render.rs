@@ -7,27 +7,26 @@ use serde_json::{json, Value};
 
 /// `YYYY-MM-DD HH:MM:SS.mmm` (UTC) of milliseconds since the epoch.
 pub fn utc(ms: u64) -> String {
-    let secs = (ms / 1000) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil(days);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}", rem / 3600, rem % 3600 / 60, rem % 60, ms % 1000)
-}
-
-/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-fn civil(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    crate::civil::utc(ms)
 }
 
 fn seconds(ms: u64) -> String {
     format!("{}.{:03} s", ms / 1000, ms % 1000)
+}
+
+/// The old primary, `?` when unknown.
+fn old(r: &Record) -> &str {
+    r.old_primary.as_deref().unwrap_or("?")
+}
+
+/// The first writable moment, `?` when unknown.
+fn writable(r: &Record) -> String {
+    r.writable_at().map(utc).unwrap_or_else(|| "?".into())
+}
+
+/// The outage in seconds, `?` when unknown.
+fn outage(r: &Record) -> String {
+    r.outage_ms().map(seconds).unwrap_or_else(|| "?".into())
 }
 
 /// The loss column: bytes when the old primary's end is known, `0` for a clean switchover
@@ -65,10 +64,10 @@ pub fn table(records: &[Record]) -> String {
             "{:>4}  {:<10}  {:<10}  {:<10}  {:<23}  {:>9}  {:>9}  {:<18}  {}\n",
             r.timeline,
             r.kind.as_str(),
-            r.old_primary.as_deref().unwrap_or("?"),
+            old(r),
             r.new_primary,
-            r.writable_at().map(utc).unwrap_or_else(|| "?".into()),
-            r.outage_ms().map(seconds).unwrap_or_else(|| "?".into()),
+            writable(r),
+            outage(r),
             loss(r),
             returned(r),
             r.why
@@ -85,7 +84,7 @@ pub fn show(r: &Record) -> String {
         r.kind.as_str(),
         r.resource,
         r.system,
-        r.old_primary.as_deref().unwrap_or("?"),
+        old(r),
         r.new_primary,
         r.why
     );
@@ -94,11 +93,11 @@ pub fn show(r: &Record) -> String {
             "writes down: {} (from {} to {})\n",
             seconds(o),
             r.writes_stopped_at().map(utc).unwrap_or_default(),
-            r.writable_at().map(utc).unwrap_or_default()
+            r.writes_back_at().map(utc).unwrap_or_default()
         ));
     }
     if let (Some(a), Some(o)) = (r.address_at(), r.address_outage_ms()) {
-        out.push_str(&format!("address moved: {} ({} after writes stopped)\n", utc(a), seconds(o)));
+        out.push_str(&format!("address moved: {} (clients through it: writes down {})\n", utc(a), seconds(o)));
     }
     out.push_str(&format!(
         "new timeline starts at {}; received from the old primary {}; last commit received {}\n",
@@ -144,6 +143,7 @@ pub fn json(r: &Record) -> Value {
         m.insert("writable_at".into(), json!(r.writable_at()));
         m.insert("writes_stopped_at".into(), json!(r.writes_stopped_at()));
         m.insert("outage_ms".into(), json!(r.outage_ms()));
+        m.insert("writes_back_at".into(), json!(r.writes_back_at()));
         m.insert("address_at".into(), json!(r.address_at()));
         m.insert("address_outage_ms".into(), json!(r.address_outage_ms()));
         m.insert("lost_bytes".into(), json!(r.lost_bytes()));
@@ -159,10 +159,10 @@ pub fn summary(r: &Record) -> String {
         "timeline {}: {} {} -> {} at {} UTC, writes down {}, lost {}, old primary {}",
         r.timeline,
         r.kind.as_str(),
-        r.old_primary.as_deref().unwrap_or("?"),
+        old(r),
         r.new_primary,
-        r.writable_at().map(utc).unwrap_or_else(|| "?".into()),
-        r.outage_ms().map(seconds).unwrap_or_else(|| "?".into()),
+        writable(r),
+        outage(r),
         loss(r),
         returned(r)
     )

@@ -211,6 +211,7 @@ fn report(w: &Watch, pid: i32, seen: Instant) {
         Ok(false) => return ocf_info!("the postmaster (pid {pid}) died; {} is not active on {me} in the cluster's view: nothing to report", w.resource),
         Err(e) => ocf_warn!("the postmaster (pid {pid}) died; cannot see where {} runs ({}): reporting anyway", w.resource, e.reason),
     }
+    let died = crate::history::now_ms().saturating_sub(seen.elapsed().as_millis() as u64);
     match resource::fail(&w.resource, &me) {
         Ok(()) => {
             REPORTS.fetch_add(1, Ordering::Relaxed);
@@ -220,7 +221,12 @@ fn report(w: &Watch, pid: i32, seen: Instant) {
             seen.elapsed().as_millis()
             )
         }
-        Err(e) => ocf_warn!("the postmaster (pid {pid}) died; reporting it failed: {} (the next monitor will find it)", e.reason),
+        Err(e) => return ocf_warn!("the postmaster (pid {pid}) died; reporting it failed: {} (the next monitor will find it)", e.reason),
+    }
+    // When, for the incident record: the demote that recovers it names the report as the
+    // detection (a private attribute of this node; best effort, after the report).
+    if let Err(e) = crate::pacemaker::attrs::publish(&crate::history::crash_attribute(&w.resource), &died.to_string()) {
+        ocf_debug!("the crash report's time is not published: {}", e.reason);
     }
 }
 

@@ -69,8 +69,10 @@ pub fn demote(env: &OcfEnv) -> OcfResult {
             // Another node is primary already: this is the old primary's return, which the
             // start's comparison records. Otherwise its crash is a step of the change to come.
             if !start::follow_and_start(&cfg, who, &before, until)? && before == State::CrashedPrimary {
-                history::note_pending_at(&cfg, found, "crashed", "found not running by demote (crashed primary)");
+                history::note_crash(&cfg, found);
                 history::note_pending(&cfg, "restarted", "as a standby (crash recovery)");
+                // Another node may be promoted next: its record takes these steps from here.
+                let _ = history::publish_in_background(&cfg).join();
             }
         }
     }

@@ -239,6 +239,25 @@ pub fn note_pending_at(cfg: &Config, at: u64, what: &str, detail: impl Into<Stri
     }
 }
 
+/// The crashed primary found by demote: detected by the state service's crash report when
+/// it published one in the last ten minutes (at the moment of the death), else by this
+/// demote (at `found`). One attribute query, on the recovery's path only.
+pub fn note_crash(cfg: &Config, found: u64) {
+    if !cfg.record {
+        return;
+    }
+    let attr = history::crash_attribute(&cfg.resource);
+    let reported =
+        scores::local_node(cfg).ok().and_then(|me| crate::pacemaker::attrs::private(&attr, &me).ok().flatten()).and_then(|v| v.trim().parse::<u64>().ok());
+    match reported.filter(|at| *at <= found && found - at <= 10 * 60 * 1000) {
+        Some(at) => {
+            note_pending_at(cfg, at, "crashed", "the postmaster died; reported by the state service (pgsql-state)");
+            let _ = crate::pacemaker::attrs::forget(&attr);
+        }
+        None => note_pending_at(cfg, found, "crashed", "found not running by demote (crashed primary)"),
+    }
+}
+
 /// An old primary came back (start, or demote of a crashed one): rejoined as it was,
 /// rewound, or refused. Noted here (attached to the record of the change it follows, now or
 /// once this node learns of it) and published.
@@ -253,12 +272,10 @@ pub fn note_return(cfg: &Config, followed: &Result<super::rewind::Followed, crat
         Ok(Followed::Rewound(how)) => ("rewound", how.clone()),
         Err(e) => ("refused", e.reason.clone()),
     };
-    note_pending(cfg, what, detail);
+    let Ok(me) = scores::local_node(cfg) else { return };
     let store = Store::open(&cfg.resource);
-    // Attached to a record this node already has (save attaches pending steps).
-    if let Some(r) = store.records().into_iter().rev().find(|r| r.old_primary.as_deref() == scores::local_node(cfg).ok().as_deref()) {
-        let _ = store.save(&r);
-        store.settle_pending();
+    if let Err(e) = store.note_return(Step::new(&me, what, detail)) {
+        ocf_warn!("cannot note the return for the incident record: {e}");
     }
     if let Err(why) = history::publish(&store, &cfg.resource) {
         ocf_warn!("cannot publish the incident record: {why}");
@@ -321,6 +338,26 @@ pub fn record_change(env: &crate::ocf::OcfEnv) -> crate::ocf::OcfResult {
         if let Some(mut r) = store.newest().filter(|r| r.new_primary == me) {
             complete(&cfg, &mut r);
             let _ = store.save(&r);
+            // With synchronous replication, commits are acknowledged once a synchronous
+            // standby streams from here: published first (the others copy it now), then
+            // the moment added when it comes.
+            if let Err(why) = history::publish(&store, &cfg.resource) {
+                ocf_warn!("cannot publish the incident record: {why}");
+            }
+            if let Some(at) = acknowledging(&cfg) {
+                if let Some(mut r) = store.newest().filter(|r| r.new_primary == me) {
+                    r.add_step(Step {
+                        at,
+                        node: me.clone(),
+                        what: "synchronous".into(),
+                        detail: "a synchronous standby streams: commits are acknowledged".into(),
+                    });
+                    let _ = store.save(&r);
+                }
+                if let Err(why) = history::publish(&store, &cfg.resource) {
+                    ocf_warn!("cannot publish the incident record: {why}");
+                }
+            }
         }
     } else if !promoted.is_empty() {
         let since = history::now_ms().saturating_sub(10 * 60 * 1000);
@@ -333,6 +370,31 @@ pub fn record_change(env: &crate::ocf::OcfEnv) -> crate::ocf::OcfResult {
         ocf_warn!("cannot publish the incident record: {why}");
     }
     Ok(crate::ocf::OcfRc::Success)
+}
+
+/// How long the detached copy watches for a synchronous standby, at most.
+const SYNC_WAIT: Duration = Duration::from_secs(60);
+
+/// With `synchronous_standby_names` set on this new primary: the moment a synchronous
+/// standby streams from it (or the setting is cleared: commits no longer wait), polled
+/// every 20 ms in-process for at most [`SYNC_WAIT`]. `None` without synchronous
+/// replication, or when neither happened in time.
+fn acknowledging(cfg: &Config) -> Option<u64> {
+    let who = instance::identity(cfg).ok()?;
+    let local = instance::connect(cfg, who, Duration::from_secs(2)).ok()?;
+    let sql = "SELECT CASE WHEN current_setting('synchronous_standby_names') = '' THEN 'none' \
+               WHEN EXISTS (SELECT 1 FROM pg_stat_replication WHERE state = 'streaming' AND sync_state IN ('sync', 'quorum')) THEN 'yes' ELSE 'no' END";
+    let first = local.query_one::<String>(sql, Duration::from_secs(2)).ok()?;
+    if first == "none" {
+        return None;
+    }
+    let until = Instant::now() + SYNC_WAIT;
+    let mut answer = first;
+    while answer == "no" && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+        answer = local.query_one::<String>(sql, Duration::from_secs(2)).ok()?;
+    }
+    (answer != "no").then(history::now_ms)
 }
 
 /// Scores and fencing actions, as Pacemaker has them now.
@@ -355,12 +417,17 @@ fn complete(cfg: &Config, r: &mut Record) {
     }
 }
 
-/// crm_mon's `completed="2026-12-02 10:01:02 +00:00"` (Pacemaker 2.1; 3.0 may add
-/// milliseconds) as ms since the epoch.
+/// crm_mon's `completed` (`2026-12-02 16:10:17Z` from Pacemaker 2.1.5, recorded in
+/// tests/data/lab-ec2/crm_mon.xml; `+00:00` offsets and milliseconds also taken) as ms
+/// since the epoch.
 pub fn parse_completed(s: &str) -> Option<u64> {
     let mut it = s.split_whitespace();
     let (date, time) = (it.next()?, it.next()?);
-    let offset = it.next().unwrap_or("+00:00");
+    // Pacemaker 2.1.5 writes `16:10:17Z`; others a separate `+00:00`.
+    let (time, offset) = match time.strip_suffix('Z') {
+        Some(t) => (t, "+00:00"),
+        None => (time, it.next().unwrap_or("+00:00")),
+    };
     let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
     let (y, m, dd) = (d.next()??, d.next()??, d.next()??);
     let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
@@ -370,13 +437,7 @@ pub fn parse_completed(s: &str) -> Option<u64> {
     let sign = if offset.starts_with('-') { -1 } else { 1 };
     let (oh, om) = offset.trim_start_matches(['+', '-']).split_once(':').unwrap_or((offset.trim_start_matches(['+', '-']), "0"));
     let off = sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60);
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + dd - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = crate::civil::to_days(y, u32::try_from(m).ok()?, u32::try_from(dd).ok()?);
     let secs = days * 86_400 + h * 3600 + mi * 60 + sec - off;
     u64::try_from(secs * 1000 + ms).ok()
 }
@@ -389,7 +450,19 @@ mod tests {
     fn crm_mon_completion_times() {
         assert_eq!(parse_completed("2026-12-07 12:00:00 +00:00"), Some(1_796_644_800_000));
         assert_eq!(parse_completed("2026-12-07 13:00:00.250 +01:00"), Some(1_796_644_800_250));
+        assert_eq!(parse_completed("2026-12-07 12:00:00Z"), Some(1_796_644_800_000));
         assert_eq!(parse_completed("garbage"), None);
+    }
+
+    /// Every fencing time a real crm_mon (the EC2 lab's, Pacemaker 2.1.5) printed is read.
+    #[test]
+    fn the_lab_crm_mon_fencing_times_parse() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/lab-ec2/crm_mon.xml")).unwrap();
+        let mon = crate::pacemaker::mon::parse(&text);
+        assert!(!mon.fencing.is_empty());
+        for f in &mon.fencing {
+            assert!(f.completed.as_deref().and_then(parse_completed).is_some(), "{f:?}");
+        }
     }
 
     #[test]
