@@ -455,7 +455,7 @@ impl Store {
     }
 
     /// The first writable moments of the changes before and after `r` (same system).
-    fn neighbours(&self, r: &Record) -> (Option<u64>, Option<u64>) {
+    pub fn neighbours(&self, r: &Record) -> (Option<u64>, Option<u64>) {
         let all = self.records();
         let same = || all.iter().filter(|o| o.system == r.system);
         (

@@ -336,7 +336,14 @@ pub fn record_change(env: &crate::ocf::OcfEnv) -> crate::ocf::OcfResult {
     if promoted == me {
         let _ = history::gather(&store, &cfg.resource);
         if let Some(mut r) = store.newest().filter(|r| r.new_primary == me) {
-            complete(&cfg, &mut r);
+            let after = store.neighbours(&r).0;
+            complete(&cfg, &mut r, after);
+            ocf_info!(
+                "incident record of timeline {} completed ({} steps; the change before it was writable at {})",
+                r.timeline,
+                r.steps.len(),
+                after.map(crate::civil::utc).unwrap_or_else(|| "- (none known here)".into())
+            );
             let _ = store.save(&r);
             // With synchronous replication, commits are acknowledged once a synchronous
             // standby streams from here: published first (the others copy it now), then
@@ -397,8 +404,11 @@ fn acknowledging(cfg: &Config) -> Option<u64> {
     (answer != "no").then(history::now_ms)
 }
 
-/// Scores and fencing actions, as Pacemaker has them now.
-fn complete(cfg: &Config, r: &mut Record) {
+/// Scores and fencing actions, as Pacemaker has them now: the fencing of another node than
+/// the new primary (a fencing of the new primary belonged to an earlier change) that
+/// completed after `after` (the previous change's first writable moment: earlier ones were
+/// that change's) and at most a quarter of an hour before this one's.
+fn complete(cfg: &Config, r: &mut Record, after: Option<u64>) {
     if let Ok(scores) = crate::pacemaker::cib::node_attribute(&cfg.score_attribute()) {
         for c in &mut r.candidates {
             c.score = scores.get(&c.node).and_then(|v| v.trim().parse().ok());
@@ -409,7 +419,7 @@ fn complete(cfg: &Config, r: &mut Record) {
         for f in mon.fencing.iter().filter(|f| f.status != "pending") {
             let Some(at) = f.completed.as_deref().and_then(parse_completed) else { continue };
             // The fencing of this change: completed in the quarter hour before the first writable moment.
-            if at <= w + 1000 && w.saturating_sub(at) <= 15 * 60 * 1000 {
+            if f.target != r.new_primary && at <= w + 1000 && w.saturating_sub(at) <= 15 * 60 * 1000 && after.is_none_or(|a| at > a) {
                 let detail = format!("{} {} {}{}", f.action, f.target, f.status, f.delegate.as_deref().map(|d| format!(" by {d}")).unwrap_or_default());
                 r.add_step(Step { at, node: f.delegate.clone().unwrap_or_default(), what: "fenced".into(), detail });
             }
