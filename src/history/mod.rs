@@ -98,11 +98,20 @@ pub struct Step {
     pub what: String,
     #[serde(default)]
     pub detail: String,
+    /// A WAL position the step reports (an old primary's return: how far its WAL reached).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lsn: Option<String>,
 }
 
 impl Step {
+    /// A step now.
     pub fn new(node: &str, what: &str, detail: impl Into<String>) -> Step {
-        Step { at: now_ms(), node: node.to_owned(), what: what.to_owned(), detail: detail.into() }
+        Step::at(now_ms(), node, what, detail)
+    }
+
+    /// A step at `at` (ms since the epoch).
+    pub fn at(at: u64, node: &str, what: &str, detail: impl Into<String>) -> Step {
+        Step { at, node: node.to_owned(), what: what.to_owned(), detail: detail.into(), lsn: None }
     }
 }
 
@@ -301,6 +310,12 @@ impl Record {
         Some(self.address_at()?.max(self.writes_back_at()?).saturating_sub(self.writes_stopped_at()?))
     }
 
+    /// Whether [`Self::lost_bytes`] is a lower bound: the old primary's end as its return
+    /// read it from pg_control (the WAL reached at least that far).
+    pub fn lost_at_least(&self) -> bool {
+        self.old_end.is_none() && self.kind != Kind::Recovery && self.return_step().is_some_and(|s| s.lsn.is_some() && s.what != "rejoined")
+    }
+
     /// WAL of the old primary that the new one does not have, in bytes: known once the
     /// old primary's end is (its shutdown checkpoint, or what it had when it came back).
     pub fn lost_bytes(&self) -> Option<u64> {
@@ -312,7 +327,7 @@ impl Record {
             return Some(0);
         }
         let fork: crate::pg::Lsn = self.fork.as_deref()?.parse().ok()?;
-        let end: crate::pg::Lsn = self.old_end.as_deref()?.parse().ok()?;
+        let end: crate::pg::Lsn = self.old_end.as_deref().or_else(|| self.return_step()?.lsn.as_deref())?.parse().ok()?;
         Some(end.0.saturating_sub(fork.0))
     }
 
@@ -363,6 +378,9 @@ fn fill<T: Clone>(mine: &mut Option<T>, theirs: &Option<T>) {
         mine.clone_from(theirs);
     }
 }
+
+/// How many of the records written last the actions read ([`Store::recent`]).
+pub const RECENT: usize = 8;
 
 /// How many of its newest records a node publishes: a step may still be added to the one
 /// before the newest (the old primary's restart, its return) once the next change is there.
@@ -422,9 +440,29 @@ impl Store {
         out
     }
 
+    /// The records written or changed last ([`RECENT`] of them, by file time), oldest
+    /// first: what the actions need (the newest, the one an old primary's return follows,
+    /// what to publish) without reading every record on the critical path.
+    pub fn recent(&self) -> Vec<Record> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return Vec::new() };
+        let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".json") && e.file_name() != "pending.json")
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .collect();
+        files.sort();
+        let mut out: Vec<Record> = files.iter().rev().take(RECENT).filter_map(|(_, p)| self.load(p)).collect();
+        out.sort_by_key(|r| (r.writable_at().unwrap_or(0), r.timeline));
+        out
+    }
+
+    fn load(&self, path: &Path) -> Option<Record> {
+        serde_json::from_str(&crate::files::read_small(path, MAX_BYTES).ok().flatten()?).ok()
+    }
+
     /// The newest record.
     pub fn newest(&self) -> Option<Record> {
-        self.records().pop()
+        self.recent().pop()
     }
 
     /// One record by timeline (of the newest series holding it).
@@ -454,14 +492,18 @@ impl Store {
         Ok(kept)
     }
 
-    /// The first writable moments of the changes before and after `r` (same system).
+    /// The first writable moments of the changes before and after `r` (same system): the
+    /// records of the nearest lower and higher timelines, found by their files' names (two
+    /// files read, whatever the number kept).
     pub fn neighbours(&self, r: &Record) -> (Option<u64>, Option<u64>) {
-        let all = self.records();
-        let same = || all.iter().filter(|o| o.system == r.system);
-        (
-            same().filter(|o| o.timeline < r.timeline).filter_map(|o| o.writable_at()).max(),
-            same().filter(|o| o.timeline > r.timeline).filter_map(|o| o.writable_at()).min(),
-        )
+        let prefix = format!("{}-", safe_name(&r.system));
+        let timelines: Vec<u32> = std::fs::read_dir(&self.dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok()).filter_map(|e| e.file_name().to_str()?.strip_prefix(&prefix)?.strip_suffix(".json")?.parse::<u32>().ok()).collect()
+            })
+            .unwrap_or_default();
+        let at = |tl: Option<u32>| tl.and_then(|tl| self.load(&self.file_of(&r.system, tl))).and_then(|o| o.writable_at());
+        (at(timelines.iter().copied().filter(|t| *t < r.timeline).max()), at(timelines.iter().copied().filter(|t| *t > r.timeline).min()))
     }
 
     fn roll_off(&self) {
@@ -508,7 +550,7 @@ impl Store {
         if p.is_empty() {
             return;
         }
-        let records = self.records();
+        let records = self.recent();
         let newest = records.iter().filter_map(|r| r.writable_at()).max().unwrap_or(0);
         // A return waits for the record of the change it follows (this node may learn of it
         // only later); a day at most.
@@ -525,7 +567,7 @@ impl Store {
     pub fn note_return(&self, s: Step) -> std::io::Result<()> {
         let node = s.node.clone();
         self.note_pending(s)?;
-        if let Some(r) = self.records().into_iter().rev().find(|r| r.old_primary.as_deref() == Some(node.as_str())) {
+        if let Some(r) = self.recent().into_iter().rev().find(|r| r.old_primary.as_deref() == Some(node.as_str())) {
             self.save(&r)?;
             self.settle_pending();
         }
@@ -546,7 +588,7 @@ impl Store {
 
     /// What this node publishes: its newest records and pending steps.
     pub fn outbox(&self) -> Outbox {
-        let mut records = self.records();
+        let mut records = self.recent();
         let records = records.split_off(records.len().saturating_sub(PUBLISHED));
         Outbox { records, pending: self.pending() }
     }

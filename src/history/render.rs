@@ -34,6 +34,7 @@ fn outage(r: &Record) -> String {
 /// acknowledged commit was on a member the election compared), `?` otherwise.
 pub fn loss(r: &Record) -> String {
     match r.lost_bytes() {
+        Some(b) if r.lost_at_least() => format!(">= {b} B"),
         Some(b) => format!("{b} B"),
         None if r.kind == Kind::Switchover => "0 B".into(),
         None if r.sync_set.is_some() => "0 acked".into(),
@@ -107,8 +108,12 @@ pub fn show(r: &Record) -> String {
     ));
     out.push_str(&format!(
         "old primary's end of WAL: {}{}; lost: {}\n",
-        r.old_end.as_deref().unwrap_or("unknown"),
-        r.old_end_source.as_deref().map(|s| format!(" ({s})")).unwrap_or_default(),
+        r.old_end.as_deref().or_else(|| r.return_step().and_then(|s| s.lsn.as_deref())).unwrap_or("unknown"),
+        r.old_end_source
+            .as_deref()
+            .map(|s| format!(" ({s})"))
+            .or_else(|| r.lost_at_least().then(|| " (at least: pg_control on its return)".to_owned()))
+            .unwrap_or_default(),
         loss(r)
     ));
     out.push_str(&format!("synchronous set: {}\n", r.sync_set.as_deref().unwrap_or("none (asynchronous)")));

@@ -1,7 +1,7 @@
 use super::*;
 
 fn step(at: u64, node: &str, what: &str, detail: &str) -> Step {
-    Step { at, node: node.into(), what: what.into(), detail: detail.into() }
+    Step::at(at, node, what, detail)
 }
 
 fn record(tl: u32, kind: Kind, writable: u64) -> Record {
@@ -192,5 +192,13 @@ fn a_return_attaches_to_the_change_it_follows() {
     assert!(!other.attach(&[step(w + 50_000, "node3", "rewound", "")], None, None));
     assert!(!other.attach(&[step(w + 50_000, "node2", "rewound", "")], None, Some(w + 45_000)));
     assert!(other.attach(&[step(w + 50_000, "node2", "rewound", "")], None, None));
+    // A rewound old primary's pg_control said how far its WAL reached: the loss is at least that.
+    let mut back = step(w + 50_000, "node2", "rewound", "servers diverged");
+    back.lsn = Some("0/3000300".into());
+    let mut third = record(10, Kind::Failover, w + 40_000);
+    third.old_primary = Some("node2".into());
+    assert!(third.attach(&[back], None, None));
+    assert_eq!((third.lost_bytes(), third.lost_at_least()), (Some(0x300), true));
+    assert_eq!(render::loss(&third), ">= 768 B");
     let _ = std::fs::remove_dir_all(s.dir());
 }

@@ -28,10 +28,12 @@ $LAB config --stack paceline >/dev/null
 # any node, in ms.
 exec_ms() {
     grep -h "pgsqld $1 (call" "$LAB_DIR"/node*/var/log/pacemaker/pacemaker.log | sort | tail -1 |
-        sed -E 's/.*execution time ([0-9.]+)(m?s)\).*/\1 \2/' | awk '{ print ($2 == "s") ? int($1 * 1000) : int($1) }'
+        sed -E 's/.*execution time ([0-9.]+)(m?s)[,)].*/\1 \2/' | awk '{ print ($2 == "s") ? int($1 * 1000) : int($1) }'
 }
 written_ms() {
-    grep -h "incident record of timeline" "$LAB_DIR"/node*/var/log/pacemaker/pacemaker.log | sort | tail -1 | sed -E 's/.*\(([0-9]+) ms\).*/\1/'
+    # "written (N ms; M ms before pg_ctl promote)": both on the promotion's critical path.
+    grep -h "incident record of timeline .* written (" "$LAB_DIR"/node*/var/log/pacemaker/pacemaker.log | sort | tail -1 |
+        sed -E 's/.*written \(([0-9]+) ms; ([0-9]+) ms before.*/\1 \2/' | awk '{ print $1 + $2 }'
 }
 
 for ((i = 1; i <= 2 * RUNS; i++)); do

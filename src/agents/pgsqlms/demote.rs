@@ -122,7 +122,7 @@ fn note_shutdown(cfg: &Config, at: u64, detail: String) {
         return;
     }
     let Ok(me) = super::scores::local_node(cfg) else { return };
-    let s = crate::history::Step { at, node: me, what: "shutdown".into(), detail };
+    let s = crate::history::Step::at(at, &me, "shutdown", detail);
     if let Err(e) = crate::history::Store::open(&cfg.resource).note_pending(s) {
         crate::ocf_warn!("cannot note the shutdown for the incident record: {e}");
     }

@@ -139,7 +139,9 @@ pub fn last_commit(cfg: &Config, who: crate::pg::client::Identity) -> Option<u64
 }
 
 /// Right after PostgreSQL first accepted writes: write the record on this node.
-pub fn at_promote(cfg: &Config, who: crate::pg::client::Identity, decision: Decision, started: u64, last_commit: Option<u64>) {
+/// `asked`: what asking for the last commit cost before `pg_ctl promote` (logged with the
+/// record's own cost: both are on the promotion's critical path).
+pub fn at_promote(cfg: &Config, who: crate::pg::client::Identity, decision: Decision, started: u64, last_commit: Option<u64>, asked: Duration) {
     if !cfg.record {
         return;
     }
@@ -160,7 +162,7 @@ pub fn at_promote(cfg: &Config, who: crate::pg::client::Identity, decision: Deci
     // An old primary that takes no part in the election is gone from the cluster.
     let mut steps = ctx.steps.clone();
     if let Some(o) = old_primary.as_ref().filter(|o| **o != me && !ctx.nodes.is_empty() && !ctx.nodes.contains(o) && !steps.iter().any(|s| s.what == "lost")) {
-        steps.push(Step { at: ctx.at, node: me.clone(), what: "lost".into(), detail: format!("{o} takes no part in the election (out of the cluster)") });
+        steps.push(Step::at(ctx.at, &me, "lost", format!("{o} takes no part in the election (out of the cluster)")));
     }
     let kind = if old_primary.is_none() {
         Kind::Start
@@ -188,12 +190,12 @@ pub fn at_promote(cfg: &Config, who: crate::pg::client::Identity, decision: Deci
         old_end_source: ctx.old_end.as_ref().map(|_| "shutdown checkpoint".to_owned()),
         steps,
     };
-    r.add_step(Step { at: started, node: me.clone(), what: "promote".into(), detail: String::new() });
-    r.add_step(Step { at: writable, node: me, what: "writable".into(), detail: format!("timeline {timeline}") });
+    r.add_step(Step::at(started, &me, "promote", ""));
+    r.add_step(Step::at(writable, &me, "writable", format!("timeline {timeline}")));
     match store.save(&r) {
         Ok(_) => {
             store.settle_pending();
-            ocf_info!("incident record of timeline {timeline} written ({} ms)", t0.elapsed().as_millis())
+            ocf_info!("incident record of timeline {timeline} written ({} ms; {} ms before pg_ctl promote)", t0.elapsed().as_millis(), asked.as_millis())
         }
         Err(e) => ocf_warn!("cannot write the incident record of timeline {timeline}: {e}"),
     }
@@ -234,7 +236,7 @@ pub fn note_pending_at(cfg: &Config, at: u64, what: &str, detail: impl Into<Stri
         return;
     }
     let Ok(me) = scores::local_node(cfg) else { return };
-    if let Err(e) = Store::open(&cfg.resource).note_pending(Step { at, node: me, what: what.into(), detail: detail.into() }) {
+    if let Err(e) = Store::open(&cfg.resource).note_pending(Step::at(at, &me, what, detail)) {
         ocf_warn!("cannot note '{what}' for the incident record: {e}");
     }
 }
@@ -261,7 +263,8 @@ pub fn note_crash(cfg: &Config, found: u64) {
 /// An old primary came back (start, or demote of a crashed one): rejoined as it was,
 /// rewound, or refused. Noted here (attached to the record of the change it follows, now or
 /// once this node learns of it) and published.
-pub fn note_return(cfg: &Config, followed: &Result<super::rewind::Followed, crate::ocf::OcfError>) {
+/// `end`: how far its WAL reached, as its pg_control said before the comparison.
+pub fn note_return(cfg: &Config, followed: &Result<super::rewind::Followed, crate::ocf::OcfError>, end: Option<crate::pg::Lsn>) {
     if !cfg.record {
         return;
     }
@@ -274,7 +277,9 @@ pub fn note_return(cfg: &Config, followed: &Result<super::rewind::Followed, crat
     };
     let Ok(me) = scores::local_node(cfg) else { return };
     let store = Store::open(&cfg.resource);
-    if let Err(e) = store.note_return(Step::new(&me, what, detail)) {
+    let mut step = Step::new(&me, what, detail);
+    step.lsn = end.map(|l| l.to_string());
+    if let Err(e) = store.note_return(step) {
         ocf_warn!("cannot note the return for the incident record: {e}");
     }
     if let Err(why) = history::publish(&store, &cfg.resource) {
@@ -353,12 +358,7 @@ pub fn record_change(env: &crate::ocf::OcfEnv) -> crate::ocf::OcfResult {
             }
             if let Some(at) = acknowledging(&cfg) {
                 if let Some(mut r) = store.newest().filter(|r| r.new_primary == me) {
-                    r.add_step(Step {
-                        at,
-                        node: me.clone(),
-                        what: "synchronous".into(),
-                        detail: "a synchronous standby streams: commits are acknowledged".into(),
-                    });
+                    r.add_step(Step::at(at, &me, "synchronous", "a synchronous standby streams: commits are acknowledged"));
                     let _ = store.save(&r);
                 }
                 if let Err(why) = history::publish(&store, &cfg.resource) {
@@ -421,7 +421,7 @@ fn complete(cfg: &Config, r: &mut Record, after: Option<u64>) {
             // The fencing of this change: completed in the quarter hour before the first writable moment.
             if f.target != r.new_primary && at <= w + 1000 && w.saturating_sub(at) <= 15 * 60 * 1000 && after.is_none_or(|a| at > a) {
                 let detail = format!("{} {} {}{}", f.action, f.target, f.status, f.delegate.as_deref().map(|d| format!(" by {d}")).unwrap_or_default());
-                r.add_step(Step { at, node: f.delegate.clone().unwrap_or_default(), what: "fenced".into(), detail });
+                r.add_step(Step::at(at, f.delegate.as_deref().unwrap_or_default(), "fenced", detail));
             }
         }
     }

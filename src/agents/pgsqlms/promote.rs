@@ -32,12 +32,14 @@ pub fn promote(env: &OcfEnv) -> OcfResult {
     let decision = check_election(&cfg, who, env.clone_max().is_none())?;
     prepare_sync(&cfg, who)?;
     prepare_slots(&cfg, who);
+    let asked = Instant::now();
     let last_commit = history::last_commit(&cfg, who);
+    let asked = asked.elapsed();
     instance::pg_ctl(&cfg, who, &["promote", "-W"], cfg.timeout / 2)?;
     match instance::wait_for(&cfg, who, until, |s| *s == State::Primary)? {
         State::Primary => {
             ocf_info!("promoted");
-            history::at_promote(&cfg, who, decision, started, last_commit);
+            history::at_promote(&cfg, who, decision, started, last_commit, asked);
             scores::forget_written(&cfg);
             scores::bootstrap_done(&cfg);
             scores::set_own(&cfg, scores::PRIMARY);

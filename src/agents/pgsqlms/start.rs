@@ -60,9 +60,13 @@ pub fn follow_and_start(cfg: &Config, who: Identity, before: &State, until: Inst
     let primary = if fresh_backup { None } else { primary_in_view() };
     // An old primary coming back: how it does is a step of the incident record (history.rs).
     let was_primary = matches!(before, State::CrashedPrimary | State::Stopped { as_primary: true });
-    let returned = |followed: &Result<rewind::Followed, OcfError>| {
+    // How far its WAL reached (a lower bound after a crash: the end of what crash recovery
+    // replayed), read before a rewind replaces it.
+    let end = || crate::pg::ControlData::read(&cfg.bindir, &cfg.datadir, Duration::from_secs(5)).ok().map(|cd| cd.checkpoint.max(cd.min_recovery_end));
+    let mut reached = None;
+    let returned = |followed: &Result<rewind::Followed, OcfError>, reached: Option<crate::pg::Lsn>| {
         if was_primary {
-            super::history::note_return(cfg, followed);
+            super::history::note_return(cfg, followed, reached);
         }
     };
     let mut followed = None;
@@ -72,9 +76,12 @@ pub fn follow_and_start(cfg: &Config, who: Identity, before: &State, until: Inst
             start_standby(cfg, who, until)?;
             stop::stop_instance(cfg, until)?;
         }
+        if was_primary {
+            reached = end();
+        }
         let f = rewind::ensure_follows(cfg, who, primary, until);
         if f.is_err() {
-            returned(&f);
+            returned(&f, reached);
         }
         followed = Some(f?);
     }
@@ -83,9 +90,12 @@ pub fn follow_and_start(cfg: &Config, who: Identity, before: &State, until: Inst
             ocf_warn!("{}: comparing this instance's history with the primary its primary_conninfo names", e.reason);
             // Asked again: the CIB may have caught up meanwhile, and the reason can name it.
             let primary = primary_in_view();
+            if was_primary {
+                reached = end();
+            }
             let f = rewind::ensure_follows(cfg, who, primary.as_deref().unwrap_or("the node its primary_conninfo names"), until);
             if f.is_err() {
-                returned(&f);
+                returned(&f, reached);
             }
             followed = Some(f?);
             start_standby(cfg, who, until)
@@ -94,7 +104,7 @@ pub fn follow_and_start(cfg: &Config, who: Identity, before: &State, until: Inst
     };
     if started.is_ok() {
         if let Some(f) = &followed {
-            returned(&Ok(f.clone()));
+            returned(&Ok(f.clone()), reached);
         }
     }
     started.map(|_| followed.is_some())
