@@ -1,4 +1,4 @@
-//! `paceline status`, `check`, `switchover` and `failover` where they cannot work: no
+//! `paceline status`, `check`, `switchover`, `failover` and `history` where they cannot work: no
 //! cluster on this node, not root, bad options, a CIB file that is missing or not XML.
 //! Each gives a clear message on stderr and its documented exit status, never a panic.
 //! Run in a network namespace of its own (`unshare --net`): Pacemaker's IPC sockets are
@@ -56,6 +56,55 @@ fn no_cluster_here() {
         assert_eq!(o.code, 1, "{args:?}: {}", o.stderr);
         assert!(o.stderr.starts_with("paceline: ") && o.stderr.contains("crm_mon"), "{args:?}: {}", o.stderr);
     }
+}
+
+/// `paceline history` reads this node's records when the cluster cannot be asked (says so
+/// on stderr): nothing recorded, then one record in the table, whole, and as JSON; an
+/// unknown timeline is an error. A record file that is not JSON is passed over.
+#[test]
+fn history_without_a_cluster() {
+    if skip() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("paceline-cli-history-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |args: &[&str]| {
+        let o = Command::new("unshare")
+            .arg("--net")
+            .arg(env!("CARGO_BIN_EXE_paceline"))
+            .arg("history")
+            .args(args)
+            .env("PACELINE_HISTORY_DIR", &dir)
+            .output()
+            .expect("unshare");
+        let out =
+            Out { code: o.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&o.stdout).into(), stderr: String::from_utf8_lossy(&o.stderr).into() };
+        assert!(!out.stderr.contains("panicked"), "history {args:?}: {}", out.stderr);
+        out
+    };
+    let o = run(&[]);
+    assert_eq!((o.code, o.stdout.as_str()), (0, "no change of primary recorded on this node yet\n"), "{}", o.stderr);
+    assert_eq!(run(&["--json"]).stdout.trim(), "[]");
+    std::fs::create_dir_all(dir.join("pgsqld")).unwrap();
+    let record = r#"{"timeline":3,"system":"7301","resource":"pgsqld","kind":"switchover","old_primary":"node1","new_primary":"node2",
+        "why":"most WAL of 3 candidates","fork":"0/4000100","received":"0/4000100","old_end":"0/4000028","old_end_source":"shutdown checkpoint",
+        "steps":[{"at":1796644799000,"node":"node1","what":"shutdown","detail":"clean"},{"at":1796644800123,"node":"node2","what":"writable","detail":"timeline 3"}]}"#;
+    std::fs::write(dir.join("pgsqld/7301-00000003.json"), record).unwrap();
+    std::fs::write(dir.join("pgsqld/7301-00000004.json"), "{not json").unwrap();
+    let o = run(&[]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stderr.contains("this node's only"), "says the other nodes were not read: {}", o.stderr);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert!(lines.len() == 2 && lines[1].contains("switchover") && lines[1].contains("1.123 s") && lines[1].contains("0 B"), "{}", o.stdout);
+    let o = run(&["show", "3"]);
+    assert!(o.code == 0 && o.stdout.contains("node1 -> node2") && o.stdout.contains("writes down: 1.123 s"), "{}{}", o.stdout, o.stderr);
+    let o = run(&["--json"]);
+    let j: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!((j[0]["timeline"].as_u64(), j[0]["outage_ms"].as_u64(), j[0]["lost_bytes"].as_u64()), (Some(3), Some(1123), Some(0)), "{j:#}");
+    let o = run(&["show", "9"]);
+    assert!(o.code == 1 && o.stderr.contains("no record of timeline 9"), "{}", o.stderr);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
