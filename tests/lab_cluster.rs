@@ -666,6 +666,28 @@ fn assert_history(lab: &Lab, scenario: &str, j: &serde_json::Value, line: &str, 
         let chosen: Vec<&serde_json::Value> = r["candidates"].as_array().unwrap().iter().filter(|c| c["chosen"] == true).collect();
         assert!(chosen.len() == 1 && chosen[0]["node"] == after.as_str(), "{show}");
     }
+    // Who detected it, and the routing move: the state service (crm-examples creates one)
+    // answered "primary" on the new primary, and reported the killed postmaster; the
+    // promoted role's monitor found the hung one.
+    let steps = r["steps"].as_array().unwrap();
+    let step = |what: &str| steps.iter().find(|s| s["what"] == what);
+    let writable = r["writable_at"].as_u64().unwrap();
+    assert!(
+        step("routing").is_some_and(|s| s["at"].as_u64().unwrap() + 1000 >= writable && s["node"] == after.as_str()),
+        "{scenario}: no routing step: {show}"
+    );
+    if scenario == "kill-postgres" {
+        assert!(
+            step("crashed").is_some_and(|s| s["detail"].as_str().unwrap().contains("state service")),
+            "{scenario}: the crash report is not the detection: {show}"
+        );
+    }
+    if scenario == "hang" {
+        assert!(
+            step("failed").is_some_and(|s| s["detail"].as_str().unwrap().starts_with("monitor: ")),
+            "{scenario}: the monitor's detection is missing: {show}"
+        );
+    }
     // The outage, against the probe's.
     let probe = field(j, "outage_ms").as_u64().unwrap();
     let recorded = r["address_outage_ms"].as_u64().or_else(|| r["outage_ms"].as_u64()).unwrap_or_else(|| panic!("no outage recorded: {show}"));

@@ -80,6 +80,13 @@ pub fn crash_attribute(resource: &str) -> String {
     format!("paceline-crash-{resource}")
 }
 
+/// The private node attribute in which the state service says when it began answering
+/// "primary" to the routing checks (ms since the epoch): the promoted node's record takes
+/// it for the `routing` step.
+pub fn routing_attribute(resource: &str) -> String {
+    format!("paceline-routing-{resource}")
+}
+
 /// Milliseconds since the epoch, now.
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -91,10 +98,11 @@ pub struct Step {
     /// Milliseconds since the epoch.
     pub at: u64,
     pub node: String,
-    /// What: `demote`, `shutdown`, `crashed`, `restarted`, `lost`, `election`, `promote`,
-    /// `writable`, `synchronous` (a synchronous standby streams from the new primary:
-    /// commits are acknowledged again), `address`, `fenced`, `rejoined`, `rewound`,
-    /// `rebuilt`, `refused`.
+    /// What: `failed` (the primary's monitor), `demote`, `shutdown`, `crashed`,
+    /// `restarted`, `lost`, `election`, `promote`, `writable`, `synchronous` (a synchronous
+    /// standby streams from the new primary: commits are acknowledged again), `address`,
+    /// `routing` (the state service answers "primary" on the new primary), `fenced`,
+    /// `rejoined`, `rewound`, `rebuilt`, `refused`.
     pub what: String,
     #[serde(default)]
     pub detail: String,

@@ -291,6 +291,7 @@ pub fn serve(s: &Settings) -> Result<(), OcfError> {
     let _serving = (s.endpoints.http.is_some() || s.endpoints.tcp.is_some()).then(|| super::demoting::serving(s.port));
     let mut demote_seen: Option<Instant> = None;
     let mut follow = super::follow::Follow::default();
+    let mut answering_primary = false;
     ocf_info!(
         "state service running (synchronous-commit guard: {})",
         if s.sync_wait_limit.is_zero() { "off".to_string() } else { format!("{:?}", s.sync_wait_limit) }
@@ -339,6 +340,13 @@ pub fn serve(s: &Settings) -> Result<(), OcfError> {
                     super::follow::Act::EndStuck(pid) => end_stuck_receiver(l, pid),
                 }
                 set_pg(seen.view);
+                // The moment this service starts answering "primary": the incident record's
+                // routing step (the load balancers move the writes on their next check).
+                let answering = snap.read().unwrap_or_else(|e| e.into_inner()).is_primary(Instant::now());
+                if answering && !answering_primary {
+                    publish_routing(&s.resource);
+                }
+                answering_primary = answering;
                 // From now on every answer is "no": tell the demote once all have heard one.
                 if demoting {
                     super::demoting::tell_if_all_told(s.port, *demote_seen.get_or_insert_with(Instant::now));
@@ -358,6 +366,17 @@ pub fn serve(s: &Settings) -> Result<(), OcfError> {
     }
     ocf_info!("state service stopping (SIGTERM)");
     Ok(())
+}
+
+/// Publish, in a thread (a tool run must not hold the poll), when this service began
+/// answering "primary" ([`crate::history::routing_attribute`]; best effort).
+fn publish_routing(resource: &str) {
+    let (name, at) = (crate::history::routing_attribute(resource), crate::history::now_ms().to_string());
+    std::thread::spawn(move || {
+        if let Err(e) = crate::pacemaker::attrs::publish(&name, &at) {
+            ocf_debug!("the routing step's time is not published: {}", e.reason);
+        }
+    });
 }
 
 /// Where this standby streams from ([`super::follow::targets`]); nothing when it cannot be

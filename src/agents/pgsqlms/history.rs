@@ -241,6 +241,18 @@ pub fn note_pending_at(cfg: &Config, at: u64, what: &str, detail: impl Into<Stri
     }
 }
 
+/// A failure of the primary seen by its monitor: a pending step (at most one a minute:
+/// Pacemaker may run the failed monitor again before it recovers).
+pub fn note_detection(cfg: &Config, what: &str) {
+    if !cfg.record {
+        return;
+    }
+    let recent = Store::open(&cfg.resource).pending().iter().any(|s| s.what == "failed" && history::now_ms().saturating_sub(s.at) < 60_000);
+    if !recent {
+        note_pending(cfg, "failed", what);
+    }
+}
+
 /// The crashed primary found by demote: detected by the state service's crash report when
 /// it published one in the last ten minutes (at the moment of the death), else by this
 /// demote (at `found`). One attribute query, on the recovery's path only.
@@ -356,6 +368,12 @@ pub fn record_change(env: &crate::ocf::OcfEnv) -> crate::ocf::OcfResult {
             if let Err(why) = history::publish(&store, &cfg.resource) {
                 ocf_warn!("cannot publish the incident record: {why}");
             }
+            if let Some(at) = routing(&me, &cfg.resource, r.writable_at().unwrap_or(0)) {
+                if let Some(mut r) = store.newest().filter(|r| r.new_primary == me) {
+                    r.add_step(Step::at(at, &me, "routing", "the state service answers primary here (load balancers move on their next check)"));
+                    let _ = store.save(&r);
+                }
+            }
             if let Some(at) = acknowledging(&cfg) {
                 if let Some(mut r) = store.newest().filter(|r| r.new_primary == me) {
                     r.add_step(Step::at(at, &me, "synchronous", "a synchronous standby streams: commits are acknowledged"));
@@ -377,6 +395,28 @@ pub fn record_change(env: &crate::ocf::OcfEnv) -> crate::ocf::OcfResult {
         ocf_warn!("cannot publish the incident record: {why}");
     }
     Ok(crate::ocf::OcfRc::Success)
+}
+
+/// How long the detached copy waits for the state service's "primary", at most.
+const ROUTING_WAIT: Duration = Duration::from_secs(10);
+
+/// When this node's state service began answering "primary" after `writable` (its private
+/// attribute; polled every 200 ms for at most [`ROUTING_WAIT`]); `None` without a state
+/// service, or when it did not in time.
+fn routing(me: &str, resource: &str, writable: u64) -> Option<u64> {
+    let attr = history::routing_attribute(resource);
+    let until = Instant::now() + ROUTING_WAIT;
+    loop {
+        let at = crate::pacemaker::attrs::private(&attr, me).ok().flatten().and_then(|v| v.trim().parse::<u64>().ok());
+        // Its poll may have seen the new primary a moment before promote's own clock said so.
+        if let Some(at) = at.filter(|at| *at + 1000 >= writable) {
+            return Some(at);
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// How long the detached copy watches for a synchronous standby, at most.
