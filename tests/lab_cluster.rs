@@ -287,7 +287,9 @@ fn ec2_stack_fencing_fence_partition_node_crash() {
             "{scenario}: no fencing of {before} in the record: {r:#}"
         );
         assert!(r["old_primary_back"].is_string(), "{scenario}: the old primary's return is not in the record: {r:#}");
-        assert!(r["lost"] == "0 acked" || r["lost"] == "0 B", "{scenario}: {r:#}");
+        // Nothing acknowledged lost: the cut-off primary's own WAL past the fork (its
+        // shutdown checkpoint, commits that waited for a standby) may be counted in bytes.
+        assert!(r["lost"].as_str().unwrap().contains("0 acked") || r["lost"] == "0 B", "{scenario}: {r:#}");
         assert_eq!(field(&j, "fenced_nodes"), &serde_json::json!([before]), "{scenario}: exactly the lost primary is powered off through EC2: {line}");
         assert_eq!(field(&j, "fenced_before_promotion"), true, "{scenario}: promoted before EC2 said the old primary was stopped: {line}");
         assert_eq!(field(&j, "secondary_ip_follows"), true, "{scenario}: the secondary IP is not on the primary in EC2: {line}");

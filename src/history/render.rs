@@ -29,13 +29,17 @@ fn outage(r: &Record) -> String {
     r.outage_ms().map(seconds).unwrap_or_else(|| "?".into())
 }
 
-/// The loss column: bytes when the old primary's end is known, `0` for a clean switchover
-/// the new primary received all of, `0 acked` for a synchronous failover (every
-/// acknowledged commit was on a member the election compared), `?` otherwise.
+/// The loss column: bytes when the old primary's end is known (`>= N B` when only a lower
+/// bound is), `0 B` for a clean switchover the new primary received all of, `0 acked` for a
+/// synchronous failover (every acknowledged commit was on a member the election compared;
+/// beside the bytes too: the WAL past the fork held nothing acknowledged), `?` otherwise.
 pub fn loss(r: &Record) -> String {
+    // With synchronous replication the WAL past the fork held nothing acknowledged.
+    let acked = if r.sync_set.is_some() { " (0 acked)" } else { "" };
     match r.lost_bytes() {
-        Some(b) if r.lost_at_least() => format!(">= {b} B"),
-        Some(b) => format!("{b} B"),
+        Some(0) => "0 B".into(),
+        Some(b) if r.lost_at_least() => format!(">= {b} B{acked}"),
+        Some(b) => format!("{b} B{acked}"),
         None if r.kind == Kind::Switchover => "0 B".into(),
         None if r.sync_set.is_some() => "0 acked".into(),
         None => "?".into(),

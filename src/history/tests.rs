@@ -200,5 +200,7 @@ fn a_return_attaches_to_the_change_it_follows() {
     assert!(third.attach(&[back], None, None));
     assert_eq!((third.lost_bytes(), third.lost_at_least()), (Some(0x300), true));
     assert_eq!(render::loss(&third), ">= 768 B");
+    third.sync_set = Some("ANY 1 (node1, node3)".into());
+    assert_eq!(render::loss(&third), ">= 768 B (0 acked)");
     let _ = std::fs::remove_dir_all(s.dir());
 }
