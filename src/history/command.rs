@@ -4,12 +4,11 @@
 
 use anyhow::{bail, Result};
 
-use super::{render, Store, DIR};
+use super::{render, Store};
 
 /// The pgsqlms resources this node keeps records of (directory names).
 pub fn resources() -> Vec<String> {
-    let base = std::env::var_os("PACELINE_HISTORY_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| DIR.into());
-    let mut names: Vec<String> = std::fs::read_dir(base)
+    let mut names: Vec<String> = std::fs::read_dir(super::base())
         .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
     names.sort();
@@ -42,16 +41,16 @@ pub fn run(resource: Option<&str>, show: Option<u32>, json: bool) -> Result<Stri
     if let Err(why) = super::gather(&store, &resource) {
         eprintln!("paceline history: the other nodes' records not read ({why}): this node's only");
     }
-    let records = store.records();
-    match show {
-        Some(tl) => {
-            let Some(r) = records.iter().rev().find(|r| r.timeline == tl) else {
-                bail!("no record of timeline {tl} on this node (paceline history lists them)")
-            };
-            Ok(if json { format!("{:#}\n", render::json(r)) } else { render::show(r) })
-        }
-        None if json => Ok(format!("{:#}\n", serde_json::Value::Array(records.iter().map(render::json).collect()))),
-        None if records.is_empty() => Ok("no change of primary recorded on this node yet\n".into()),
-        None => Ok(render::table(&records)),
+    if let Some(tl) = show {
+        let Some(r) = store.get(tl) else { bail!("no record of timeline {tl} on this node (paceline history lists them)") };
+        return Ok(if json { format!("{:#}\n", render::json(&r)) } else { render::show(&r) });
     }
+    let records = store.records();
+    Ok(if json {
+        format!("{:#}\n", serde_json::Value::Array(records.iter().map(render::json).collect()))
+    } else if records.is_empty() {
+        "no change of primary recorded on this node yet\n".into()
+    } else {
+        render::table(&records)
+    })
 }

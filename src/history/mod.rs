@@ -204,8 +204,8 @@ pub struct Record {
     /// When the newest commit the new primary received from the old one was made.
     #[serde(default)]
     pub last_commit: Option<u64>,
-    /// The old primary's last WAL position, and who knew it (`shutdown checkpoint`,
-    /// `on its return`).
+    /// The old primary's last WAL position, and who knew it (`shutdown checkpoint`; on its
+    /// return the position is its return step's `lsn`).
     #[serde(default)]
     pub old_end: Option<String>,
     #[serde(default)]
@@ -240,8 +240,7 @@ impl Record {
         fill(&mut self.fork, &other.fork);
         fill(&mut self.received, &other.received);
         fill(&mut self.last_commit, &other.last_commit);
-        let better = self.old_end.is_none() || (other.old_end_source.as_deref() == Some("on its return") && self.old_end_source != other.old_end_source);
-        if better && other.old_end.is_some() {
+        if self.old_end.is_none() && other.old_end.is_some() {
             self.old_end.clone_from(&other.old_end);
             self.old_end_source.clone_from(&other.old_end_source);
         }
@@ -279,12 +278,7 @@ impl Record {
                 return Some(s.at);
             }
         }
-        let first = self
-            .steps
-            .iter()
-            .filter(|s| !matches!(s.what.as_str(), "writable" | "address" | "rejoined" | "rewound" | "rebuilt" | "refused"))
-            .map(|s| s.at)
-            .min();
+        let first = self.steps.iter().filter(|s| !follows_promotion(&s.what)).map(|s| s.at).min();
         match (self.last_commit, first) {
             (Some(c), Some(f)) if c <= f && f - c <= BUSY_WITHIN_MS => Some(c),
             (Some(c), Some(f)) if c > f => Some(f),
@@ -329,8 +323,7 @@ impl Record {
     pub fn lost_bytes(&self) -> Option<u64> {
         // Recovered in place: crash recovery replayed all of its own WAL before the promotion.
         // Rejoined as it was: its history lies on the new timeline's (nothing past the fork).
-        if self.kind == Kind::Recovery
-            || (self.old_end.is_none() && self.return_step().is_some_and(|s| s.what == "rejoined" && s.detail.starts_with("its history")))
+        if self.kind == Kind::Recovery || (self.old_end.is_none() && self.return_step().is_some_and(|s| s.what == "rejoined" && s.detail == REJOINED_AS_IT_WAS))
         {
             return Some(0);
         }
@@ -341,7 +334,7 @@ impl Record {
 
     /// The old primary's return, if it came back: its step.
     pub fn return_step(&self) -> Option<&Step> {
-        self.steps.iter().rev().find(|s| matches!(s.what.as_str(), "rejoined" | "rewound" | "rebuilt" | "refused"))
+        self.steps.iter().rev().find(|s| is_return(&s.what))
     }
 
     /// Attach the pending steps that belong to this change: recorded before its first
@@ -376,9 +369,19 @@ impl Record {
     }
 }
 
+/// The detail of a `rejoined` step whose history the start compared and found on the new
+/// primary's (the other `rejoined` was not compared): nothing of its own past the fork.
+pub const REJOINED_AS_IT_WAS: &str = "its history lies on the new primary's: nothing of its own past the fork";
+
 /// The steps of an old primary's return.
 pub fn is_return(what: &str) -> bool {
     matches!(what, "rejoined" | "rewound" | "rebuilt" | "refused")
+}
+
+/// The steps that follow the promotion (its outcome, the moves, the old primary's
+/// return): no sign of when writes stopped.
+fn follows_promotion(what: &str) -> bool {
+    matches!(what, "writable" | "synchronous" | "address" | "routing") || is_return(what)
 }
 
 fn fill<T: Clone>(mine: &mut Option<T>, theirs: &Option<T>) {
@@ -414,8 +417,7 @@ impl Store {
     /// The store of `resource` on this node (`$PACELINE_HISTORY_DIR` instead of [`DIR`]
     /// for tests that run without the cluster).
     pub fn open(resource: &str) -> Store {
-        let base = std::env::var_os("PACELINE_HISTORY_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DIR));
-        Store { dir: base.join(safe_name(resource)) }
+        Store { dir: base().join(safe_name(resource)) }
     }
 
     pub fn at(dir: &Path) -> Store {
@@ -435,33 +437,31 @@ impl Store {
         self.dir.join(format!("{}-{timeline:08}.json", safe_name(system)))
     }
 
+    /// The record files this node keeps (every `*.json` but the pending steps').
+    fn record_files(&self) -> Vec<std::fs::DirEntry> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return Vec::new() };
+        entries.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".json") && e.file_name() != "pending.json").collect()
+    }
+
+    /// Records in the order every reader shows them: by first writable moment, then timeline.
+    fn in_order(mut records: Vec<Record>) -> Vec<Record> {
+        records.sort_by_key(|r| (r.writable_at().unwrap_or(0), r.timeline));
+        records
+    }
+
     /// Every record this node keeps, oldest first (by first writable moment, then timeline).
     pub fn records(&self) -> Vec<Record> {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else { return Vec::new() };
-        let mut out: Vec<Record> = entries
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".json") && e.file_name() != "pending.json")
-            .filter_map(|e| crate::files::read_small(&e.path(), MAX_BYTES).ok().flatten())
-            .filter_map(|text| serde_json::from_str::<Record>(&text).ok())
-            .collect();
-        out.sort_by_key(|r| (r.writable_at().unwrap_or(0), r.timeline));
-        out
+        Self::in_order(self.record_files().iter().filter_map(|e| self.load(&e.path())).collect())
     }
 
     /// The records written or changed last ([`RECENT`] of them, by file time), oldest
     /// first: what the actions need (the newest, the one an old primary's return follows,
     /// what to publish) without reading every record on the critical path.
     pub fn recent(&self) -> Vec<Record> {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else { return Vec::new() };
-        let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".json") && e.file_name() != "pending.json")
-            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-            .collect();
+        let mut files: Vec<(std::time::SystemTime, PathBuf)> =
+            self.record_files().iter().filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path()))).collect();
         files.sort();
-        let mut out: Vec<Record> = files.iter().rev().take(RECENT).filter_map(|(_, p)| self.load(p)).collect();
-        out.sort_by_key(|r| (r.writable_at().unwrap_or(0), r.timeline));
-        out
+        Self::in_order(files.iter().rev().take(RECENT).filter_map(|(_, p)| self.load(p)).collect())
     }
 
     fn load(&self, path: &Path) -> Option<Record> {
@@ -481,9 +481,15 @@ impl Store {
     /// Keep `r`, merged with what this node already has of it; the oldest records beyond
     /// [`KEEP`] roll off. Returns the record as kept.
     pub fn save(&self, r: &Record) -> std::io::Result<Record> {
+        self.save_changed(r).map(|(kept, _)| kept)
+    }
+
+    /// [`Self::save`], and whether the file changed (it is written only then).
+    fn save_changed(&self, r: &Record) -> std::io::Result<(Record, bool)> {
         self.ensure_dir()?;
         let path = self.file_of(&r.system, r.timeline);
-        let mut kept = match crate::files::read_small(&path, MAX_BYTES).ok().flatten().and_then(|t| serde_json::from_str::<Record>(&t).ok()) {
+        let before = crate::files::read_small(&path, MAX_BYTES).ok().flatten();
+        let mut kept = match before.as_deref().and_then(|t| serde_json::from_str::<Record>(t).ok()) {
             Some(mut old) => {
                 old.merge(r);
                 old
@@ -493,11 +499,12 @@ impl Store {
         let (after, next) = self.neighbours(&kept);
         kept.attach(&self.pending(), after, next);
         let text = serde_json::to_string_pretty(&kept).map_err(std::io::Error::other)?;
-        if crate::files::read_small(&path, MAX_BYTES).ok().flatten().as_deref() != Some(text.as_str()) {
+        let changed = before.as_deref() != Some(text.as_str());
+        if changed {
             crate::files::write_atomic(&path, text.as_bytes(), 0o644)?;
         }
         self.roll_off();
-        Ok(kept)
+        Ok((kept, changed))
     }
 
     /// The first writable moments of the changes before and after `r` (same system): the
@@ -516,10 +523,7 @@ impl Store {
 
     fn roll_off(&self) {
         // Names are counted first: the records are parsed only when some must go.
-        let count = std::fs::read_dir(&self.dir)
-            .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".json") && e.file_name() != "pending.json").count())
-            .unwrap_or(0);
-        if count <= KEEP {
+        if self.record_files().len() <= KEEP {
             return;
         }
         let all = self.records();
@@ -620,29 +624,28 @@ impl Store {
                 None => records.push(r),
             }
         }
-        records.sort_by_key(|r| (r.writable_at().unwrap_or(0), r.timeline));
+        let records = Self::in_order(records);
         let mut previous: BTreeMap<String, u64> = BTreeMap::new();
         let nexts: Vec<Option<u64>> =
             (0..records.len()).map(|i| records[i + 1..].iter().filter(|o| o.system == records[i].system).find_map(|o| o.writable_at())).collect();
         for (mut r, next) in records.into_iter().zip(nexts) {
-            let before = self.file_text(&r);
             r.attach(&pending, previous.get(&r.system).copied(), next);
             if let Some(w) = r.writable_at() {
                 previous.insert(r.system.clone(), w);
             }
-            if let Ok(kept) = self.save(&r) {
-                if before.as_deref() != serde_json::to_string_pretty(&kept).ok().as_deref() {
-                    changed += 1;
-                }
+            if let Ok((_, true)) = self.save_changed(&r) {
+                changed += 1;
             }
         }
         self.settle_pending();
         changed
     }
+}
 
-    fn file_text(&self, r: &Record) -> Option<String> {
-        crate::files::read_small(&self.file_of(&r.system, r.timeline), MAX_BYTES).ok().flatten()
-    }
+/// Where every node keeps its records: [`DIR`], or `$PACELINE_HISTORY_DIR` for tests that
+/// run without the cluster.
+pub fn base() -> PathBuf {
+    std::env::var_os("PACELINE_HISTORY_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DIR))
 }
 
 /// A name safe as one path component: letters, digits, `-_.` (a resource name or a

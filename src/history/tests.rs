@@ -179,7 +179,7 @@ fn a_return_attaches_to_the_change_it_follows() {
     first.old_primary = Some("node1".into());
     s.save(&first).unwrap();
     // node1 comes back after the promotion: its return belongs to timeline 8's record.
-    s.note_pending(step(w + 30_000, "node1", "rejoined", "its history lies on the new primary's: nothing of its own past the fork")).unwrap();
+    s.note_pending(step(w + 30_000, "node1", "rejoined", REJOINED_AS_IT_WAS)).unwrap();
     let kept = s.save(&first).unwrap();
     assert_eq!(kept.return_step().map(|r| r.what.as_str()), Some("rejoined"));
     assert_eq!(kept.lost_bytes(), Some(0));

@@ -49,7 +49,8 @@ pub fn demote(env: &OcfEnv) -> OcfResult {
                 None if clean => "clean".to_owned(),
                 None => "not clean (killed)".to_owned(),
             };
-            note_shutdown(&cfg, shutdown_at, detail);
+            // The shutdown step, at the moment it began (writes are refused from then on).
+            history::note_pending_at(&cfg, shutdown_at, "shutdown", detail);
             // The incident record's pending steps go out beside the standby's start.
             let published = history::publish_in_background(&cfg);
             // No longer the one who ranks: what this node wrote as primary is not to be trusted.
@@ -113,17 +114,5 @@ fn publish_shutdown_checkpoint(cfg: &Config) -> Option<Position> {
             crate::ocf_warn!("cannot read pg_control after demote: {}", e.reason);
             None
         }
-    }
-}
-
-/// The shutdown step, at the moment it began (writes are refused from then on).
-fn note_shutdown(cfg: &Config, at: u64, detail: String) {
-    if !cfg.record {
-        return;
-    }
-    let Ok(me) = super::scores::local_node(cfg) else { return };
-    let s = crate::history::Step::at(at, &me, "shutdown", detail);
-    if let Err(e) = crate::history::Store::open(&cfg.resource).note_pending(s) {
-        crate::ocf_warn!("cannot note the shutdown for the incident record: {e}");
     }
 }

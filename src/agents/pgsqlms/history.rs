@@ -282,7 +282,7 @@ pub fn note_return(cfg: &Config, followed: &Result<super::rewind::Followed, crat
     }
     use super::rewind::Followed;
     let (what, detail) = match followed {
-        Ok(Followed::AsItWas) => ("rejoined", "its history lies on the new primary's: nothing of its own past the fork".to_owned()),
+        Ok(Followed::AsItWas) => ("rejoined", history::REJOINED_AS_IT_WAS.to_owned()),
         Ok(Followed::Unknown(why)) => ("rejoined", format!("not compared with the primary ({why})")),
         Ok(Followed::Rewound(how)) => ("rewound", how.clone()),
         Err(e) => ("refused", e.reason.clone()),
@@ -449,9 +449,9 @@ fn acknowledging(cfg: &Config) -> Option<u64> {
 /// completed after `after` (the previous change's first writable moment: earlier ones were
 /// that change's) and at most a quarter of an hour before this one's.
 fn complete(cfg: &Config, r: &mut Record, after: Option<u64>) {
-    if let Ok(scores) = crate::pacemaker::cib::node_attribute(&cfg.score_attribute()) {
+    if let Ok(scores) = scores::cib_scores(cfg) {
         for c in &mut r.candidates {
-            c.score = scores.get(&c.node).and_then(|v| v.trim().parse().ok());
+            c.score = scores.get(&c.node).copied();
         }
     }
     let Some(w) = r.writable_at() else { return };

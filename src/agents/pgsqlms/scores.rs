@@ -126,7 +126,7 @@ pub fn get(cfg: &Config, node: &str) -> Option<i64> {
 const CACHE_TRUST: Duration = Duration::from_secs(60);
 
 /// The scores as written in the CIB's nodes section, by node name.
-fn cib_scores(cfg: &Config) -> Result<BTreeMap<String, i64>, OcfError> {
+pub(super) fn cib_scores(cfg: &Config) -> Result<BTreeMap<String, i64>, OcfError> {
     Ok(pacemaker::cib::node_attribute(&cfg.score_attribute())?.into_iter().filter_map(|(n, v)| Some((n, v.trim().parse().ok()?))).collect())
 }
 
