@@ -273,8 +273,9 @@ pub fn note_crash(cfg: &Config, found: u64) {
 }
 
 /// An old primary came back (start, or demote of a crashed one): rejoined as it was,
-/// rewound, or refused. Noted here (attached to the record of the change it follows, now or
-/// once this node learns of it) and published.
+/// rewound, or refused. It first takes the other nodes' records (it may have missed
+/// changes while down), then the step is noted (attached to the record of the change it
+/// follows) and published.
 /// `end`: how far its WAL reached, as its pg_control said before the comparison.
 pub fn note_return(cfg: &Config, followed: &Result<super::rewind::Followed, crate::ocf::OcfError>, end: Option<crate::pg::Lsn>) {
     if !cfg.record {
@@ -289,6 +290,12 @@ pub fn note_return(cfg: &Config, followed: &Result<super::rewind::Followed, crat
     };
     let Ok(me) = scores::local_node(cfg) else { return };
     let store = Store::open(&cfg.resource);
+    // Catch up first: a node that was down (fenced, crashed) missed the copies of the
+    // changes made meanwhile, and its own steps still waiting (its demote before it was cut
+    // off) belong to those changes, not to the next one it sees.
+    if let Err(why) = history::gather(&store, &cfg.resource) {
+        ocf_warn!("cannot read the other nodes' incident records: {why}");
+    }
     let mut step = Step::new(&me, what, detail);
     step.lsn = end.map(|l| l.to_string());
     if let Err(e) = store.note_return(step) {
