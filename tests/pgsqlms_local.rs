@@ -1,8 +1,9 @@
-//! ocf:paceline:pgsqlms against real PostgreSQL 15 instances, with no cluster: a primary
-//! and a streaming standby in temp directories on local ports, driven through the agent's
-//! actions exactly as Pacemaker would run them (environment in, exit code out). Local
-//! authentication is `peer`, so this also proves the agent connects as system_user
-//! in-process. Needs root and PostgreSQL 15; skips otherwise.
+//! ocf:paceline:pgsqlms against real PostgreSQL instances, with no cluster: a primary and a
+//! streaming standby in temp directories on local ports, driven through the agent's actions
+//! exactly as Pacemaker would run them (environment in, exit code out). Local authentication
+//! is `peer`, so this also proves the agent connects as system_user in-process. Debian's 15
+//! by default; tests/pg_majors.sh runs it again on 14, 16, 17 and 18 (`PACELINE_PG_BINDIR`).
+//! Needs root and PostgreSQL; skips otherwise.
 
 mod common;
 
@@ -13,7 +14,7 @@ use std::process::Command;
 fn agent() -> String {
     common::agent("pgsqlms")
 }
-const BINDIR: &str = "/usr/lib/postgresql/15/bin";
+use common::PG_BINDIR as BINDIR;
 
 struct Instance {
     data: PathBuf,
@@ -84,7 +85,7 @@ impl Fixture {
             .env("HA_LOGFACILITY", "none")
             .env("HA_RSCTMP", &self.base)
             .env("PACELINE_HISTORY_DIR", self.base.join("history"))
-            .env("OCF_RESKEY_bindir", BINDIR)
+            .env("OCF_RESKEY_bindir", BINDIR.path())
             .env("OCF_RESKEY_pgdata", &i.data)
             .env("OCF_RESKEY_pghost", &i.sock)
             .env("OCF_RESKEY_pgport", i.port.to_string())
@@ -149,7 +150,7 @@ impl Drop for Fixture {
 }
 
 fn possible() -> bool {
-    let ok = nix::unistd::geteuid().is_root() && Path::new(BINDIR).join("initdb").exists();
+    let ok = nix::unistd::geteuid().is_root() && Path::new(&BINDIR.path()).join("initdb").exists();
     if !ok {
         eprintln!("skipped: needs root and PostgreSQL 15");
     }
@@ -271,7 +272,15 @@ fn bad_installation_and_configuration_codes() {
     assert_eq!(run(&[("OCF_RESKEY_pgdata", "relative")], "start"), 6);
     assert_eq!(run(&[("OCF_RESKEY_CRM_meta_clone_max", "3")], "validate-all"), 6, "notify not set");
     assert_eq!(run(&[], "frobnicate"), 3);
-    assert_eq!(run(&[("OCF_RESKEY_auto_rewind", "true")], "validate-all"), 6, "auto_rewind without wal_log_hints");
+    // pg_rewind needs wal_log_hints or data checksums: initdb turns checksums on from
+    // PostgreSQL 18, and then auto_rewind is valid without wal_log_hints.
+    let control = common::must(&format!("LC_ALL=C {BINDIR}/pg_controldata {}", p.data.display()));
+    let checksums = control.lines().any(|l| l.starts_with("Data page checksum version:") && !l.ends_with(" 0"));
+    assert_eq!(
+        run(&[("OCF_RESKEY_auto_rewind", "true")], "validate-all"),
+        if checksums { 0 } else { 6 },
+        "auto_rewind without wal_log_hints (checksums: {checksums})"
+    );
     assert_eq!(run(&[("OCF_RESKEY_auto_rewind", "maybe")], "validate-all"), 6);
     // Nothing was started by any of these.
     assert!(!p.data.join("postmaster.pid").exists());
@@ -783,7 +792,12 @@ fn state_service_wakes_a_standby_whose_primary_is_back() {
         std::thread::sleep(std::time::Duration::from_millis(200));
         std::fs::read_to_string(f.base.join("state.log")).unwrap_or_default().contains("ended the walreceiver")
     });
-    assert!(ended, "the walreceiver stuck connecting was not ended: {}", std::fs::read_to_string(f.base.join("state.log")).unwrap_or_default());
+    assert!(
+        ended,
+        "the walreceiver stuck connecting was not ended ({}): {}",
+        sql(s, "SELECT string_agg(backend_type || ' ' || pid || ' ' || coalesce(wait_event, '-'), ', ') FROM pg_stat_activity WHERE backend_type IN ('walreceiver', 'startup')"),
+        std::fs::read_to_string(f.base.join("state.log")).unwrap_or_default()
+    );
     drop(silent);
     // (The fixture's own conninfo is in postgresql.auto.conf, which ALTER SYSTEM rewrites.)
     sql(s, &format!("ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port={} user=postgres application_name=standby'", p.port));
@@ -1529,7 +1543,7 @@ fn a_rewind_does_not_follow_postgres_links_to_roots_files() {
 fn standing(f: &Fixture, i: &Instance) -> paceline::agents::pgsqlms::election::Standing {
     let env = paceline::ocf::OcfEnv::from_pairs([
         ("OCF_RESOURCE_INSTANCE".to_string(), "pgsqld".to_string()),
-        ("OCF_RESKEY_bindir".into(), BINDIR.into()),
+        ("OCF_RESKEY_bindir".into(), BINDIR.path()),
         ("OCF_RESKEY_pgdata".into(), i.data.display().to_string()),
         ("OCF_RESKEY_pghost".into(), i.sock.display().to_string()),
         ("OCF_RESKEY_pgport".into(), i.port.to_string()),

@@ -60,12 +60,17 @@ pub fn accepts(addrs: &[SocketAddr]) -> bool {
     addrs.iter().any(|a| TcpStream::connect_timeout(a, PROBE_TIMEOUT).is_ok())
 }
 
+/// The walreceiver's wait event while it connects, in lower case: `LibPQWalReceiverConnect`
+/// up to PostgreSQL 16, `LibpqwalreceiverConnect` from 17 (whose wait event names are
+/// generated from a list), so it is compared without case.
+pub const CONNECT_WAIT_EVENT: &str = "libpqwalreceiverconnect";
+
 /// The walreceiver, as `pg_stat_activity` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Receiver {
     /// None runs (the startup process waits, or is about to start one).
     None,
-    /// It is establishing its connection (`LibPQWalReceiverConnect`); its pid.
+    /// It is establishing its connection ([`CONNECT_WAIT_EVENT`]); its pid.
     Connecting(i32),
     /// Connected: streaming, or waiting on its primary or for a timeline switch.
     Running,

@@ -133,7 +133,7 @@ fn look(local: &Local) -> Result<Seen, OcfError> {
                 use super::follow::Receiver;
                 seen.receiver = match col(1).parse() {
                     Err(_) => Receiver::None,
-                    Ok(pid) if col(2) == "LibPQWalReceiverConnect" => Receiver::Connecting(pid),
+                    Ok(pid) if col(2).eq_ignore_ascii_case(super::follow::CONNECT_WAIT_EVENT) => Receiver::Connecting(pid),
                     Ok(_) => Receiver::Running,
                 };
             }
@@ -405,8 +405,8 @@ fn end_stuck_receiver(local: &Local, pid: i32) {
     let still = || {
         local
             .query_one_with::<bool>(
-                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'walreceiver' AND pid = $1 AND wait_event = 'LibPQWalReceiverConnect')",
-                &[&pid],
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'walreceiver' AND pid = $1 AND lower(wait_event) = $2)",
+                &[&pid, &super::follow::CONNECT_WAIT_EVENT],
                 QUERY_TIMEOUT,
             )
             .unwrap_or(false)

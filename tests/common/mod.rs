@@ -25,6 +25,25 @@ macro_rules! require_root {
     };
 }
 
+/// The directory of the PostgreSQL programs the real-PostgreSQL tests run: Debian 12's 15
+/// unless `PACELINE_PG_BINDIR` names another major's (tests/postgresql.sh fetches 14, 16,
+/// 17 and 18; tests/pg_majors.sh runs the tests on each). A unit struct that displays as
+/// the path, so that `format!("{PG_BINDIR}/pg_ctl")` reads as the constant it replaces.
+pub struct PgBindir;
+pub const PG_BINDIR: PgBindir = PgBindir;
+
+impl PgBindir {
+    pub fn path(&self) -> String {
+        std::env::var("PACELINE_PG_BINDIR").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into())
+    }
+}
+
+impl std::fmt::Display for PgBindir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.path())
+    }
+}
+
 /// Agent `name` of this build: its link to the paceline executable (src/install.rs).
 pub fn agent(name: &str) -> String {
     paceline::install::built(std::path::Path::new(env!("CARGO_BIN_EXE_paceline")), name).expect("the agent's link").display().to_string()
