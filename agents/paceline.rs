@@ -22,7 +22,8 @@ enum Command {
     // and the others below), never written by hand: they cannot drift from what is installed.
     #[command(about = install::install_about(), long_about = install::install_help())]
     Install {
-        /// Directory holding the built executables (default: the directory of this executable).
+        /// Directory holding paceline and paceline-core side by side, or an installed
+        /// usr/sbin (default: the directory of this executable).
         #[arg(long)]
         from: Option<PathBuf>,
         /// Install under this root instead of / (for packaging).
@@ -170,7 +171,7 @@ fn main() -> Result<()> {
         Command::Install { from, root } => {
             let from = match from {
                 Some(f) => f,
-                None => std::env::current_exe()?.parent().context("executable has no directory")?.to_path_buf(),
+                None => install::own_dir()?,
             };
             for p in install::install(&from, &root).with_context(|| format!("installing from {}", from.display()))? {
                 println!("installed {}", p.display());

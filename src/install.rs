@@ -76,15 +76,54 @@ fn link_atomically(text: &Path, to: &Path) -> io::Result<()> {
     fs::rename(&tmp, to)
 }
 
+/// Where executable `b` is, for an install from `bin_dir`: beside the others (a build
+/// tree, or any copy of the two side by side), or where an install put it when `bin_dir`
+/// is an installed tree's `usr/sbin` (`paceline install` run as /usr/sbin/paceline, whose
+/// `paceline-core` is in /usr/lib/paceline).
+fn source(bin_dir: &Path, b: &crate::registry::Binary) -> Option<PathBuf> {
+    let beside = bin_dir.join(b.name);
+    if beside.is_file() {
+        return Some(beside);
+    }
+    let mut prefix = bin_dir;
+    for _ in Path::new(crate::registry::PACELINE.dir).components() {
+        prefix = prefix.parent()?;
+    }
+    let installed = prefix.join(b.dir).join(b.name);
+    (bin_dir.ends_with(crate::registry::PACELINE.dir) && installed.is_file()).then_some(installed)
+}
+
+/// The directory of the running executable: /proc/self/exe's, or without /proc (a chroot,
+/// a container that does not mount it) `argv[0]`'s — a path as given, or the first
+/// directory of `PATH` holding that name, as the shell found it.
+pub fn own_dir() -> io::Result<PathBuf> {
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            return Ok(dir.to_path_buf());
+        }
+    }
+    let arg0 = std::env::args_os().next().map(PathBuf::from).unwrap_or_default();
+    let found = if arg0.components().count() > 1 {
+        Some(std::env::current_dir()?.join(&arg0))
+    } else {
+        std::env::var_os("PATH").and_then(|path| std::env::split_paths(&path).map(|d| d.join(&arg0)).find(|p| p.is_file()))
+    };
+    found
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "cannot tell where this executable is (no /proc/self/exe, argv[0] not found): pass --from DIR"))
+}
+
 /// Install both executables from `bin_dir` and every agent's link under `root`; returns
 /// the paths written, the executables first.
 pub fn install(bin_dir: &Path, root: &Path) -> io::Result<Vec<PathBuf>> {
     let mut done = Vec::new();
     for b in BINARIES {
-        let from = bin_dir.join(b.name);
-        if !from.is_file() {
-            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} not found: build the agents first (cargo build --release)", from.display())));
-        }
+        let Some(from) = source(bin_dir, &b) else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} not found: copy paceline and paceline-core side by side, or build them (cargo build --release)", bin_dir.join(b.name).display()),
+            ));
+        };
         let exe = root.join(b.dir).join(b.name);
         // Installing from the installed copy (`paceline install` run as /usr/sbin/paceline)
         // has nothing to copy.
@@ -271,11 +310,19 @@ mod tests {
         assert!(said.starts_with("paceline-core ") && said.trim_end().ends_with("/IPaddr2"), "IPaddr2 runs paceline-core, argv[0] the link's path: {said}");
         let ran = std::process::Command::new(root.join(FENCE_DIR).join("fence_paceline_aws")).output().unwrap();
         assert!(String::from_utf8_lossy(&ran.stdout).starts_with("paceline "), "the fence agent runs paceline");
+        // The installed tree's usr/sbin is a source too (`paceline install` as
+        // /usr/sbin/paceline: paceline-core is in usr/lib/paceline), into a second root.
+        let again = base.join("again");
+        let from_installed = install(&root.join(crate::registry::PACELINE.dir), &again).unwrap();
+        assert_eq!(from_installed.len(), AGENTS.len() + 2);
+        assert_eq!(fs::read(again.join(CORE.dir).join(CORE.name)).unwrap(), fs::read(bin.join(CORE.name)).unwrap());
+        // Installed onto itself: nothing to copy, the links made again.
+        assert_eq!(install(&root.join(crate::registry::PACELINE.dir), &root).unwrap(), first);
         assert_eq!(uninstall(&root).unwrap().len(), AGENTS.len() + 2);
         assert!(uninstall(&root).unwrap().is_empty());
         assert!(!root.join(OCF_PROVIDER_DIR).exists() && !root.join(CORE.dir).exists());
         let missing = install(&base.join("nothing"), &root).unwrap_err();
-        assert!(missing.to_string().contains("build the agents first"));
+        assert!(missing.to_string().contains("side by side"), "{missing}");
         fs::remove_dir_all(&base).unwrap();
     }
 

@@ -202,3 +202,40 @@ fn help_texts_name_the_agents_of_the_list() {
         assert!(uninstall.contains(a.name), "uninstall --help lacks {}: {uninstall}", a.name);
     }
 }
+
+/// `paceline install` from any copy of the two executables side by side, with /proc or
+/// without it (a private mount namespace that unmounts it: the executable's directory then
+/// comes from argv[0], a path or a name found in PATH), and from an installed tree's
+/// usr/sbin, whose paceline-core is in usr/lib/paceline.
+#[test]
+fn install_from_a_copy_with_or_without_proc() {
+    if !common::privileged() {
+        return eprintln!("skipping: needs root");
+    }
+    let base = std::env::temp_dir().join(format!("paceline-copy-{}", std::process::id()));
+    let bin = base.join("copy");
+    std::fs::create_dir_all(&bin).unwrap();
+    let built = std::path::Path::new(env!("CARGO_BIN_EXE_paceline"));
+    for name in ["paceline", "paceline-core"] {
+        std::fs::copy(built.with_file_name(name), bin.join(name)).unwrap();
+    }
+    let installed = |root: &std::path::Path| {
+        for a in paceline::registry::AGENTS {
+            let link = paceline::install::target(root, a);
+            let exe = root.join(a.binary().dir).join(a.binary().name);
+            assert_eq!(std::fs::canonicalize(&link).ok(), std::fs::canonicalize(&exe).ok(), "{} under {}", a.name, root.display());
+        }
+    };
+    let sh = |script: String| {
+        let o = Command::new("unshare").args(["--mount", "sh", "-c", &script]).current_dir("/").output().unwrap();
+        assert!(o.status.success(), "{script}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    };
+    let (b, r) = (bin.display(), base.display());
+    sh(format!("umount -l /proc && ! test -e /proc/self/exe && exec {b}/paceline install --root {r}/by-path"));
+    installed(&base.join("by-path"));
+    sh(format!("umount -l /proc && PATH={b}:/usr/sbin:/usr/bin:/sbin:/bin exec paceline install --root {r}/by-name"));
+    installed(&base.join("by-name"));
+    sh(format!("exec {r}/by-path/usr/sbin/paceline install --root {r}/from-installed"));
+    installed(&base.join("from-installed"));
+    std::fs::remove_dir_all(&base).unwrap();
+}
