@@ -45,7 +45,7 @@ pub fn cluster(root: &Element) -> Vec<Finding> {
         f.push(Finding::new(
             Critical,
             format!("{} is not in a clone: it cannot have a primary and standbys", pg.id),
-            "pcs resource promotable <id> notify=true promoted-max=1",
+            "pcs resource promotable <id>, then pcs resource meta <id>-clone notify=true promoted-max=1",
         ));
         return f;
     };
@@ -101,7 +101,7 @@ pub fn cluster(root: &Element) -> Vec<Finding> {
             f.push(Finding::new(
                 Critical,
                 format!("{} is not colocated with the Promoted role of {clone}: the address may be on a standby", ip.id),
-                format!("pcs constraint colocation add {} with Promoted {clone} INFINITY", ip.id),
+                format!("pcs constraint colocation add {} with Promoted {clone} score=INFINITY", ip.id),
             ));
         }
         if !constraints::ordered(root, clone, "promote", &holders, "start") {
@@ -121,7 +121,9 @@ pub fn cluster(root: &Element) -> Vec<Finding> {
     }
     // Fencing.
     let devices: Vec<&Primitive> = prims.iter().filter(|p| p.agent.starts_with("stonith:")).collect();
-    if !is_true(props.get("stonith-enabled")) && props.contains_key("stonith-enabled") {
+    // Pacemaker 3.0.2's name for the property, then the older one (still its alias).
+    let fencing = props.get("fencing-enabled").or(props.get("stonith-enabled"));
+    if fencing.is_some() && !is_true(fencing) {
         f.push(Finding::new(
             Critical,
             "fencing is disabled (stonith-enabled=false): a primary that hangs or is cut off may go on writing while a standby is promoted",
@@ -135,7 +137,7 @@ pub fn cluster(root: &Element) -> Vec<Finding> {
     // fencing confirms it down (sync::may_leave) — without fencing, never.
     let voters = root.descendants("nodes").flat_map(|n| n.children.iter()).filter(|n| n.name == "node" && n.attr("type").is_none_or(|t| t == "member")).count();
     let sync_mode = pg.params.get("synchronous_mode").map(|m| m.trim().to_ascii_lowercase()).filter(|m| !matches!(m.as_str(), "" | "off" | "false" | "0"));
-    if let (Some(mode), 2, false) = (&sync_mode, voters, is_true(props.get("stonith-enabled")) || !props.contains_key("stonith-enabled")) {
+    if let (Some(mode), 2, false) = (&sync_mode, voters, is_true(fencing) || fencing.is_none()) {
         f.push(Finding::new(
             Critical,
             format!(
@@ -598,6 +600,13 @@ mod tests {
             (r#"with-rsc-role="Promoted""#, r#"with-rsc-role="Started""#, "is not colocated with the Promoted role"),
             (r#"first-action="demote""#, r#"first-action="stop""#, "no order demote"),
             (r#"name="stonith-enabled" value="true""#, r#"name="stonith-enabled" value="false""#, "fencing is disabled"),
+            // Pacemaker 3.0.2's name wins over the older one beside it.
+            (
+                r#"name="stonith-enabled" value="true"/>"#,
+                r#"name="stonith-enabled" value="true"/><nvpair id="f" name="fencing-enabled" value="false"/>"#,
+                "fencing is disabled",
+            ),
+            (r#"name="stonith-enabled" value="true""#, r#"name="fencing-enabled" value="false""#, "fencing is disabled"),
             (r#"<primitive id="fence-ec2" class="stonith" type="fence_paceline_aws"/>"#, "", "no fence device"),
         ];
         for (from, to, want) in cases {

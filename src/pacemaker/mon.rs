@@ -112,7 +112,9 @@ pub fn cluster_in(root: &Element) -> Cluster {
         c.quorate = flag(dc, "with_quorum");
     }
     if let Some(o) = root.descendants("cluster_options").next() {
-        c.stonith_enabled = flag(o, "stonith-enabled");
+        // Pacemaker 3.0.2 renamed the property fencing-enabled (stonith-enabled stays as
+        // its deprecated alias): the new name when the answer has it.
+        c.stonith_enabled = flag(o, if o.attr("fencing-enabled").is_some() { "fencing-enabled" } else { "stonith-enabled" });
         c.maintenance_mode = flag(o, "maintenance-mode");
     }
     for nodes in root.children.iter().flat_map(|r| r.children.iter()).filter(|e| e.name == "nodes") {
@@ -266,6 +268,9 @@ mod tests {
         let c = parse(LAB);
         assert_eq!(c.dc.as_deref(), Some("node3"));
         assert!(c.quorate && !c.stonith_enabled && !c.maintenance_mode);
+        // Pacemaker 3.0.2 says fencing-enabled beside the deprecated stonith-enabled.
+        assert!(parse(&LAB.replace(r#"stonith-enabled="false""#, r#"stonith-enabled="false" fencing-enabled="true""#)).stonith_enabled);
+        assert!(!parse(&LAB.replace(r#"stonith-enabled="false""#, r#"stonith-enabled="true" fencing-enabled="false""#)).stonith_enabled);
         assert_eq!(c.nodes.len(), 3);
         assert!(c.nodes[0].online && !c.nodes[2].online && c.nodes[2].unclean && c.nodes[2].is_dc);
         let pg: Vec<_> = c.instances_of("pgsqld").collect();
