@@ -100,7 +100,7 @@ pcs_ resource create pgsql-overlay "$OVERLAY_AGENT" "ip=$OVERLAY_IP" "routing_ta
     op monitor "interval=$OVERLAY_MONITOR" timeout=30s \
     op start timeout=60s op stop timeout=60s \
     --disabled $PCS_CREATE_FLAGS
-pcs_ constraint colocation add pgsql-overlay with Promoted pgsqld-clone INFINITY
+pcs_ constraint colocation add pgsql-overlay with Promoted pgsqld-clone score=INFINITY
 pcs_ constraint order promote pgsqld-clone then start pgsql-overlay symmetrical=false kind=Mandatory
 pcs_ constraint order demote pgsqld-clone then stop pgsql-overlay symmetrical=false kind=Mandatory
 pcs_ resource enable pgsql-overlay

@@ -110,7 +110,7 @@ pcs_ resource create pgsql-awsvip "$AWSVIP_AGENT" "secondary_private_ip=$SECONDA
     op monitor "interval=$AWSVIP_MONITOR" timeout=30s \
     op start timeout=60s op stop timeout=60s \
     --disabled $PCS_CREATE_FLAGS
-pcs_ constraint colocation add pgsql-awsvip with Promoted pgsqld-clone INFINITY
+pcs_ constraint colocation add pgsql-awsvip with Promoted pgsqld-clone score=INFINITY
 pcs_ constraint order promote pgsqld-clone then start pgsql-awsvip symmetrical=false kind=Mandatory
 pcs_ constraint order demote pgsqld-clone then stop pgsql-awsvip symmetrical=false kind=Mandatory
 pcs_ resource enable pgsql-awsvip

@@ -189,8 +189,11 @@ pcs_ resource create pgsqld "$PGSQL_AGENT" "$@" \
     op notify timeout=60s \
     op monitor "interval=$MONITOR_PROMOTED" role=Promoted timeout=10s \
     op monitor "interval=$MONITOR_UNPROMOTED" role=Unpromoted timeout=10s \
-    promotable notify=true promoted-max=1 master-max=1 \
-    --disabled $PCS_CREATE_FLAGS
+    promotable --disabled $PCS_CREATE_FLAGS
+# The clone's meta attributes, on the clone by its name: the same words for pcs 0.11 and
+# 0.12 (0.12 deprecates them after "promotable" without "meta", and "meta" there without
+# --future would put them on the primitive).
+pcs_ resource meta pgsqld-clone notify=true promoted-max=1 master-max=1
 
 # The virtual IP of the primary. Created disabled and enabled once its constraints exist, so
 # that on a live cluster it never starts, even briefly, on a node without the primary.
@@ -200,7 +203,7 @@ pcs_ resource create pgsql-vip "$VIP_AGENT" "ip=$VIP" "cidr_netmask=$CIDR" "nic=
     --disabled $PCS_CREATE_FLAGS
 
 # The VIP runs only where the primary is (and nowhere if there is none).
-pcs_ constraint colocation add pgsql-vip with Promoted pgsqld-clone INFINITY
+pcs_ constraint colocation add pgsql-vip with Promoted pgsqld-clone score=INFINITY
 # Two one-way orders (PAF's documented pair):
 # - promote, then start the VIP: clients reach the new primary only once it accepts writes;
 # - demote, then stop the VIP: the standbys' primary_conninfo points at the VIP, so it stays

@@ -1328,3 +1328,143 @@ fn haproxy_cfg_replication_goes_through_its_replication_pool() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crm-examples/README.md")).unwrap();
     assert!(readme.contains(&format!("host=127.0.0.1 port={bind} ")), "crm-examples/README.md's primary_conninfo is not the replication pool's port {bind}");
 }
+
+// ---------------------------------------------------------------------------------------
+// pcs 0.11 (Debian 12, this machine) and 0.12 (Debian 13, tests/lab/rootfs.sh's root)
+
+/// Debian 13's root file system, when tests/lab/rootfs.sh has made it (tests/run.sh does).
+fn trixie_root() -> Option<PathBuf> {
+    let root = PathBuf::from(std::env::var("PACELINE_ROOTFS_CACHE").unwrap_or_else(|_| "/var/cache/paceline/rootfs".into())).join("trixie");
+    root.join(".paceline-rootfs").is_file().then_some(root)
+}
+
+/// What pcs says that an operator would read as a warning about the configuration: each
+/// line with "warning" or "deprecat" in it, with the indented lines that follow it (what an
+/// agent said). Not counted: pcs's note after any `pcs resource defaults update` (it says
+/// so whatever the defaults); inside a chroot, that it sees no init system; pcs 0.12's
+/// preamble to an agent's validation result (the result itself counts); a validation
+/// result that says only that this is no EC2 instance (the test's machine is none; the
+/// EC2 agents' validate-all asks the instance metadata service). With `paf`, any
+/// validation result of PAF's: pcs 0.12 runs validate-all at `pcs resource create` and
+/// cannot be told not to, and PAF's wants the clone's notify=true, which pcs does not pass
+/// it, and calls crm_node, which is not in its PATH there.
+fn pcs_warnings(out: &str, paf: bool) -> Vec<String> {
+    const NOT_ABOUT_THE_CONFIGURATION: &[&str] = &[
+        "Warning: Defaults do not apply to resources which override them with their own defined values",
+        "Warning: Unable to detect init system",
+        "Warning: Validating resource options using the resource agent itself",
+    ];
+    const RESULT: &str = "Warning: Validation result from agent:";
+    const NOT_EC2: &str = "no instance metadata service answers on this node";
+    let mut blocks: Vec<Vec<&str>> = Vec::new();
+    for l in out.lines() {
+        match blocks.last_mut() {
+            Some(b) if l.starts_with([' ', '\t']) => b.push(l),
+            _ => blocks.push(vec![l]),
+        }
+    }
+    blocks
+        .into_iter()
+        .filter(|b| {
+            let (head, rest) = (b[0], &b[1..]);
+            let lower = head.to_ascii_lowercase();
+            (lower.contains("warning") || lower.contains("deprecat"))
+                && !NOT_ABOUT_THE_CONFIGURATION.iter().any(|n| head.starts_with(n))
+                && !(head.starts_with(RESULT) && (paf || (!rest.is_empty() && rest.iter().all(|r| r.contains(NOT_EC2)))))
+        })
+        .flatten()
+        .map(String::from)
+        .collect()
+}
+
+/// Run example `script` (a file name in crm-examples/) with `env` on an empty CIB: with
+/// this machine's pcs when `root` is None, else inside `root` (an overlay of it, the agents
+/// of this build installed, in a network namespace of its own whose one interface is the
+/// examples' NIC, eth0: pcs 0.12 runs the agents' validate-all). Returns the output and the
+/// CIB it left.
+fn example_with_pcs(root: Option<&Path>, script: &str, env: &[(&str, &str)]) -> (Output, String) {
+    let dir = TempDir::new("pcs-versions");
+    let vars: String = env.iter().map(|(k, v)| format!("{k}='{v}' ")).collect();
+    match root {
+        None => {
+            ensure_paceline_ipaddr2();
+            let cib = dir.path("cib.xml");
+            empty_cib(&cib);
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(format!(
+                "env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin PCS='pcs -f {}' {vars} sh {}/crm-examples/{script}",
+                cib.display(),
+                env!("CARGO_MANIFEST_DIR")
+            ));
+            let out = run(&mut c);
+            (out, std::fs::read_to_string(&cib).unwrap_or_default())
+        }
+        Some(root) => {
+            let d = dir.0.display();
+            let script_text = format!(
+                "set -e; mkdir -p {d}/upper {d}/work {d}/merged
+                 ip link add eth0 type veth peer name eth1
+                 ip link set eth0 up
+                 mount -t overlay overlay -o lowerdir={root},upperdir={d}/upper,workdir={d}/work {d}/merged
+                 mount -t proc proc {d}/merged/proc && mount -t sysfs sysfs {d}/merged/sys
+                 mkdir -p {d}/merged/src && mount --bind {src} {d}/merged/src
+                 {paceline} install --root {d}/merged >/dev/null
+                 exec chroot {d}/merged sh -c \"cd /tmp && cibadmin --empty >cib.xml && env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin PCS='pcs -f /tmp/cib.xml' {vars} sh /src/crm-examples/{script}; rc=\\$?; cp /tmp/cib.xml /src-cib.xml; exit \\$rc\"",
+                root = root.display(),
+                src = env!("CARGO_MANIFEST_DIR"),
+                paceline = env!("CARGO_BIN_EXE_paceline"),
+            );
+            let out = run(Command::new("unshare").args(["--mount", "--net", "--propagation", "private", "sh", "-c", &script_text]));
+            let cib = std::fs::read_to_string(dir.path("upper/src-cib.xml")).unwrap_or_default();
+            (out, cib)
+        }
+    }
+}
+
+/// crm-examples without a warning from pcs 0.11 or 0.12 (issue #21.5): the clone's meta
+/// attributes set on the clone (`pcs resource meta`, not after `promotable`, which 0.12
+/// deprecates and where `meta` without --future lands on the primitive), colocation scores
+/// as `score=`. Each example as its tests run it, the promotable clone's meta attributes on
+/// the clone in both versions. Debian 13's pcs runs in tests/lab/rootfs.sh's root, made by
+/// tests/run.sh before the tests; without it that half says it is skipped.
+#[test]
+fn examples_say_no_warning_on_pcs_0_11_or_0_12() {
+    skip_unless_possible!("examples_say_no_warning_on_pcs_0_11_or_0_12");
+    let ec2 = [("REGION", "eu-west-1"), ("HOST_MAP", HOST_MAP), ("ENDPOINT_URL", ENDPOINT)];
+    let multiaz = [&ec2[..], &[("OVERLAY_IP", "192.0.2.100"), ("ROUTE_TABLES", TABLES), ("STATE_ALLOW", MULTIAZ_ALLOW)]].concat();
+    let roots: Vec<(Option<PathBuf>, &str, &str, &str)> = [(None, "0.11", "/usr/lib/postgresql/15/bin", "/var/lib/postgresql/15/main")]
+        .into_iter()
+        .chain(trixie_root().map(|r| (Some(r), "0.12", "/usr/lib/postgresql/17/bin", "/var/lib/postgresql/17/main")))
+        .collect();
+    if roots.len() == 1 {
+        eprintln!("pcs 0.12: skipped, no Debian 13 root (bash tests/lab/rootfs.sh makes it)");
+    }
+    for (root, version, bindir, pgdata) in &roots {
+        let pg = [("BINDIR", *bindir), ("PGDATA", *pgdata)];
+        let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+            ("pgsql-ha.sh", [&pg[..], &[("STACK", "paceline"), ("STONITH", "true")]].concat()),
+            ("pgsql-ha.sh", [&pg[..], &[("STACK", "reference"), ("STONITH", "true")]].concat()),
+            ("pgsql-ha-ec2.sh", [&pg[..], &ec2[..]].concat()),
+            ("pgsql-ha-ec2-multiaz.sh", [&pg[..], &multiaz[..]].concat()),
+            ("pgsql-ha-haproxy.sh", [&pg[..], &[("STATE_ALLOW", HAPROXY_ALLOW), ("STONITH", "true")]].concat()),
+        ];
+        for (script, env) in cases {
+            let (out, cib) = example_with_pcs(root.as_deref(), script, &env);
+            let said = combined(&out);
+            assert!(out.status.success(), "pcs {version}: {script} {env:?} failed:\n{said}");
+            let paf = env.contains(&("STACK", "reference"));
+            let warnings = pcs_warnings(&said, paf);
+            assert!(warnings.is_empty(), "pcs {version}: {script} {env:?} warns:\n{}", warnings.join("\n"));
+            // The clone's own children: after its primitive, before its end.
+            let clone = cib
+                .split("<clone id=\"pgsqld-clone\"")
+                .nth(1)
+                .and_then(|c| c.split("</clone>").next())
+                .and_then(|c| c.split("</primitive>").nth(1))
+                .unwrap_or_default();
+            for meta in ["name=\"notify\" value=\"true\"", "name=\"promoted-max\" value=\"1\""] {
+                assert!(clone.contains(meta), "pcs {version}: {script}: {meta} is not on the clone:\n{cib}");
+            }
+        }
+    }
+}
