@@ -9,7 +9,7 @@ apt-get install -y -qq --no-install-recommends \
     iproute2 iputils-ping tcpdump libxml2-utils util-linux procps \
     pacemaker pacemaker-cli-utils pcs corosync resource-agents resource-agents-paf \
     postgresql-15 postgresql-client-15 strace hyperfine python3 psmisc \
-    fence-agents python3-venv time haproxy man-db \
+    fence-agents python3-venv time haproxy man-db rpm rpmlint debootstrap \
     >/dev/null
 # moto (fake EC2 for the AWS agents' tests), in its own venv; reused when already there.
 # Pinned: the tests patch one moto behaviour (tests/aws/moto_server.py, tests/lab/ec2.py),

@@ -6,8 +6,11 @@
 #   - its copyright file, packaging/copyright, says the license Cargo.toml names (LICENSE);
 #   - dpkg -i; every agent where Pacemaker finds it, `pcs resource describe
 #     ocf:paceline:pgsqlms`, `pcs stonith describe fence_paceline_aws`, `man -w` for each page;
-#   - dpkg -r: nothing of the package is left on disk.
-# Leaves the .deb in target/debian/. Usage: bash tests/package.sh [--build-only]
+#   - dpkg -r: nothing of the package is left on disk; what `paceline install` had put
+#     there before is put back;
+#   - the RPM (packaging/paceline.spec), made by the same run from the .deb's files: the
+#     same files, the license, every agent a link, no rpmlint error (rpm -qp, rpmlint).
+# Leaves the .deb in target/debian/ and the RPM in target/rpm/RPMS/. Usage: bash tests/package.sh [--build-only]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -29,9 +32,52 @@ args=(--no-build --target "$TRIPLE" --fast)
 deb=$(cargo deb "${args[@]}" 2>&1 | tail -1)
 [[ -f $deb ]] || { echo "package.sh: cargo deb did not build a package: $deb" >&2; exit 1; }
 echo "package.sh: built $deb ($(du -h "$deb" | cut -f1))"
+fail() { echo "package.sh: FAIL: $*" >&2; exit 1; }
+
+# The RPM (packaging/paceline.spec): the .deb's files, unpacked and packaged again, so both
+# hold the same tree by construction; the license where RPM systems keep it. What
+# Cargo.toml says of the package (version, description) is passed as macros.
+stage=$PWD/target/package/rpm-stage
+rm -rf "$stage" "$stage.files" target/rpm
+mkdir -p "$stage"
+dpkg-deb -x "$deb" "$stage"
+install -D -m 644 LICENSE "$stage/usr/share/licenses/paceline/LICENSE"
+{
+    # The directories that are the package's own; every file and link of the tree.
+    for d in usr/lib/paceline usr/lib/ocf/resource.d/paceline usr/share/doc/paceline usr/share/doc/paceline/crm-examples usr/share/licenses/paceline; do
+        [[ -d $stage/$d ]] || fail "no /$d in the package's tree"
+        echo "%dir /$d"
+    done
+    (cd "$stage" && find . \( -type f -o -type l \) -printf '/%P\n' | sort | sed 's|^/usr/share/licenses/|%license /usr/share/licenses/|')
+} >"$stage.files"
+cargo_field() { sed -n "s/^$1 = \"\(.*\)\"\$/\1/p" Cargo.toml | head -1; }
+version=$(cargo_field version)
+description=$(sed -n '/^extended-description = """/,/"""$/p' Cargo.toml | sed -e 's/^extended-description = """//' -e 's/"""$//' -e 's/\\$//' | tr -d '\n')
+mkdir -p target/rpm
+# The description, wrapped as rpmlint wants it, in place of the spec's @DESCRIPTION@ line.
+awk -v d="$(fold -s -w 76 <<<"$description" | sed 's/ *$//')" '$0 == "@DESCRIPTION@" {print d; next} {print}' packaging/paceline.spec >target/rpm/paceline.spec
+rpmbuild -bb --quiet --define "_topdir $PWD/target/rpm" --define "pl_stage $stage" --define "pl_version $version" \
+    --define "pl_date $(LC_ALL=C date -u '+%a %b %d %Y')" target/rpm/paceline.spec >/dev/null \
+    || fail "rpmbuild"
+rpm=$(ls target/rpm/RPMS/*/paceline-"$version"-1.*.rpm 2>/dev/null | head -1)
+[[ -f $rpm ]] || fail "rpmbuild made no package"
+echo "package.sh: built $rpm ($(du -h "$rpm" | cut -f1))"
 [[ ${1:-} == --build-only ]] && exit 0
 
-fail() { echo "package.sh: FAIL: $*" >&2; exit 1; }
+# The RPM holds what the .deb holds (and the license), the agents as links, and rpmlint
+# finds no error in it.
+deb_files=$(dpkg-deb -c "$deb" | awk '$1 !~ /^d/ {sub(/^\./, "", $6); print $6}' | sort)
+rpm_list=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILENAMES}\n]' "$rpm" 2>/dev/null)
+rpm_files=$(awk '$1 !~ /^d/ {print $2}' <<<"$rpm_list" | grep -vx /usr/share/licenses/paceline/LICENSE | sort || true)
+[[ -n $rpm_files && $deb_files == "$rpm_files" ]] || fail "the RPM's files are not the .deb's: $(diff <(echo "$deb_files") <(echo "$rpm_files") | head -20)"
+grep -qx -- '-rw-r--r-- /usr/share/licenses/paceline/LICENSE' <<<"$rpm_list" || fail "no license in the RPM"
+while read -r a _ path binary _; do
+    grep -qx "l[-rwx]* $path" <<<"$rpm_list" || fail "the RPM has no link $path (agent $a)"
+done < <("$BIN/paceline" agents)
+lint=$(rpmlint -c packaging/rpmlint.toml "$rpm" 2>&1) || true
+errors=$(grep -c ': E: ' <<<"$lint" || true)
+(( errors == 0 )) || fail "rpmlint: $lint"
+echo "package.sh: RPM ok: the .deb's files and the license, every agent a link, rpmlint: $(tail -1 <<<"$lint")"
 # The agents, from the binary's own list (src/registry.rs): name kind path binary page.
 mapfile -t agents < <("$BIN/paceline" agents)
 (( ${#agents[@]} > 0 )) || fail "paceline agents listed none"
@@ -55,8 +101,18 @@ for p in "${pages[@]}"; do
     [[ -z $warn ]] || fail "man $p: roff warnings: $warn"
 done
 rm -rf "$x"
+# What was installed before (README's first command runs `paceline install`) is put back
+# after dpkg -r: the test leaves the machine as it found it.
+before=$(mktemp -d)
+for line in "${agents[@]}"; do read -r _ _ path _ <<<"$line"; echo "$path"; done >"$before.paths"
+printf '%s\n' /usr/sbin/paceline /usr/lib/paceline/paceline-core >>"$before.paths"
+while read -r p; do
+    if [[ -e $p || -L $p ]]; then mkdir -p "$before${p%/*}" && cp -a "$p" "$before$p"; fi
+done <"$before.paths"
+dpkg -s paceline >/dev/null 2>&1 && fail "the paceline package is installed already: dpkg -r paceline first"
+restore() { dpkg -r paceline >/dev/null 2>&1 || true; cp -a "$before/." /; rm -rf "$before" "$before.paths"; }
 dpkg -i "$deb" >/dev/null || fail "dpkg -i"
-trap 'dpkg -r paceline >/dev/null 2>&1 || true' EXIT
+trap restore EXIT
 files=$(dpkg -L paceline)
 [[ -x /usr/sbin/paceline && -x /usr/lib/paceline/paceline-core ]] || fail "the binaries"
 for line in "${agents[@]}"; do
@@ -74,7 +130,8 @@ done
 pcs resource describe ocf:paceline:pgsqlms | grep -q "synchronous_mode" || fail "pcs resource describe ocf:paceline:pgsqlms"
 pcs stonith describe fence_paceline_aws | grep -q "region" || fail "pcs stonith describe fence_paceline_aws"
 dpkg -r paceline >/dev/null || fail "dpkg -r"
-trap - EXIT
 left=$(while read -r f; do if [[ -f $f || -L $f ]]; then echo "$f"; fi; done <<<"$files")
 [[ -z $left ]] || fail "dpkg -r left files behind: $left"
+trap - EXIT
+restore
 echo "package.sh: ok: installs, pcs describes the agents, the man pages are found, and dpkg -r leaves nothing"
