@@ -104,13 +104,22 @@ rm -rf "$x"
 # What was installed before (README's first command runs `paceline install`) is put back
 # after dpkg -r: the test leaves the machine as it found it.
 before=$(mktemp -d)
+root_mode=$(stat -c %a /)
 for line in "${agents[@]}"; do read -r _ _ path _ <<<"$line"; echo "$path"; done >"$before.paths"
 printf '%s\n' /usr/sbin/paceline /usr/lib/paceline/paceline-core >>"$before.paths"
+had=()
 while read -r p; do
-    if [[ -e $p || -L $p ]]; then mkdir -p "$before${p%/*}" && cp -a "$p" "$before$p"; fi
+    if [[ -e $p || -L $p ]]; then mkdir -p "$before${p%/*}" && cp -a "$p" "$before$p" && had+=("$p"); fi
 done <"$before.paths"
 dpkg -s paceline >/dev/null 2>&1 && fail "the paceline package is installed already: dpkg -r paceline first"
-restore() { dpkg -r paceline >/dev/null 2>&1 || true; cp -a "$before/." /; rm -rf "$before" "$before.paths"; }
+# File by file: copying the backup's tree onto / would give / the temporary directory's mode.
+restore() {
+    dpkg -r paceline >/dev/null 2>&1 || true
+    while read -r p; do
+        if [[ -e $before$p || -L $before$p ]]; then mkdir -p "${p%/*}" && cp -a "$before$p" "$p"; fi
+    done <"$before.paths"
+    rm -rf "$before" "$before.paths"
+}
 dpkg -i "$deb" >/dev/null || fail "dpkg -i"
 trap restore EXIT
 files=$(dpkg -L paceline)
@@ -134,4 +143,8 @@ left=$(while read -r f; do if [[ -f $f || -L $f ]]; then echo "$f"; fi; done <<<
 [[ -z $left ]] || fail "dpkg -r left files behind: $left"
 trap - EXIT
 restore
+[[ $(stat -c %a /) == "$root_mode" ]] || fail "the test changed the mode of / to $(stat -c %a /)"
+for p in "${had[@]}"; do
+    [[ -e $p || -L $p ]] || fail "$p was there before the test and is not after it"
+done
 echo "package.sh: ok: installs, pcs describes the agents, the man pages are found, and dpkg -r leaves nothing"
