@@ -232,6 +232,20 @@ fn run_stack(stack: &str, switchover_bound_ms: u64, kill_bound_ms: u64) {
             if scenario == "kill-postgres" {
                 let killed: usize = field(&j, "primary_before").as_str().unwrap().trim_start_matches("node").parse().unwrap();
                 assert_eq!(reports[killed - 1], 1, "kill-postgres: the report came from another node than the killed one: {reports:?}");
+                // Pacemaker took the report (the controller refuses one from the postgres
+                // account while crm_resource exits 0: the root reporter makes it), and it
+                // counts once against migration-threshold, as a failed monitor does
+                // (Pacemaker 2.1.5 counts a crm_resource --fail twice; the reporter takes
+                // one back): the killed node's one fail count is the report's, at 1.
+                let counts = lab.ok(&[
+                    "node",
+                    &killed.to_string(),
+                    "sh",
+                    "-c",
+                    "cibadmin --query --scope status | grep -o 'name=\"fail-count-[^\"]*\" value=\"[^\"]*\"' || true",
+                ]);
+                let here: Vec<&str> = counts.lines().collect();
+                assert_eq!(here, [r#"name="fail-count-pgsqld#asyncmon_0" value="1""#], "kill-postgres: the fail counts after one crash report");
             }
         }
         if scenario == "switchover" {
@@ -361,6 +375,50 @@ fn ec2_stack_fencing_fence_partition_node_crash() {
     lab.ok(&["node", "1", "pcs", "stonith", "cleanup", "fence-aws"]);
     let (_, out) = paceline_on(&lab, 1, &["check"]);
     assert!(!out.lines().any(|l| l.starts_with("CRITICAL")), "check once the device is mended: {out}");
+}
+
+/// Debian 13 (issue #21.2): every node chrooted into tests/lab/rootfs.sh's Debian 13 root —
+/// Pacemaker 3.0, Corosync 3.1.9, pcs 0.12, PostgreSQL 17 — with the EC2 stack configured
+/// by crm-examples/pgsql-ha-ec2.sh (pcs 0.12 inside the node): a switchover, a kill -9 of
+/// the primary's postmaster, then its node's crash, fenced through EC2. Each loses no
+/// acknowledged row, never shows two primaries, ends healthy with every node streaming, and
+/// leaves an incident record; paceline status and check read Pacemaker 3's answers.
+#[test]
+fn debian13_ec2_switchover_kill_postgres_node_crash() {
+    let no_root = Command::new("sh").args(["-c", "bash tests/lab/rootfs.sh trixie"]).current_dir(env!("CARGO_MANIFEST_DIR")).output();
+    let missing = no_moto().or_else(|| (!no_root.as_ref().is_ok_and(|o| o.status.success())).then(|| "no Debian 13 root (tests/lab/rootfs.sh)".into()));
+    let Some((_one_at_a_time, lab)) = lab_turn("d", "debian13", missing) else { return };
+    lab.ok(&["up", "--nodes", "3", "--os", "debian13", "--ec2"]);
+    let version = lab.ok(&["node", "1", "sh", "-c", "pacemakerd --version | head -1; pcs --version; psql --version"]);
+    assert!(version.contains("Pacemaker 3.0") && version.contains("0.12") && version.contains("PostgreSQL) 17"), "not Debian 13's stack: {version}");
+    lab.ok(&["config", "--stack", "paceline"]);
+    let mut records = history(&lab, 1).len();
+    for (scenario, bound_ms) in [("switchover", 10_000), ("kill-postgres", 15_000), ("node-crash", 45_000)] {
+        let (line, j) = lab.scenario(scenario);
+        let before = field(&j, "primary_before").as_str().unwrap().to_owned();
+        let after = field(&j, "primary_after").as_str().unwrap().to_owned();
+        assert!(!after.is_empty(), "{scenario}: no primary after: {line}");
+        assert_eq!(after != before, scenario != "kill-postgres", "{scenario}: {line}");
+        assert_eq!(field(&j, "vip_holder"), &serde_json::json!([after]), "{scenario}: {line}");
+        assert_eq!(field(&j, "double_primary"), false, "{scenario}: {line}");
+        assert_eq!(field(&j, "max_primaries_seen"), 1, "{scenario}: {line}");
+        assert_eq!(field(&j, "rows_lost"), 0, "{scenario}: {line}");
+        assert_eq!(field(&j, "healthy_after"), true, "{scenario}: {line}");
+        assert_eq!(field(&j, "standbys_after").as_array().unwrap().len(), 2, "{scenario}: {line}");
+        let outage = field(&j, "outage_ms").as_u64().unwrap();
+        assert!(outage < bound_ms, "{scenario}: write outage {outage} ms: {line}");
+        if scenario == "node-crash" {
+            assert_eq!(field(&j, "fenced_nodes"), &serde_json::json!([before]), "{scenario}: {line}");
+            assert_eq!(field(&j, "fenced_before_promotion"), true, "{scenario}: {line}");
+            assert_eq!(field(&j, "fenced_node_streaming"), true, "{scenario}: {line}");
+        }
+        let (n, _) = assert_history(&lab, scenario, &j, &line, records);
+        records = n;
+    }
+    let (_, out) = paceline_on(&lab, 1, &["check"]);
+    assert!(!out.lines().any(|l| l.starts_with("CRITICAL")), "check on Debian 13: {out}");
+    let (_, st) = status_on(&lab, 1);
+    assert!(st["stonith_enabled"] == true && st["primary"].is_string(), "status on Debian 13: {st:#}");
 }
 
 /// A quorum election (issue #26.1): synchronous_mode=on, `ANY 1` of two standbys, and the

@@ -95,6 +95,10 @@ fn dispatch(a: &Action) -> Option<OcfResult> {
         "reload-agent" => Config::from_env(a.env).and_then(|_| stop(a.env)).and_then(|_| start(a.env)),
         // The service itself, launched by start (not an OCF action).
         SERVE => Config::from_env(a.env).and_then(|c| serve::serve(&c.settings)).map(|_| OcfRc::Success),
+        // Its root crash reporter, started by the service (src/state/crash.rs).
+        crate::state::crash::REPORTER => {
+            Config::from_env(a.env).and_then(|c| crate::state::crash::reporter_main(&c.settings.resource, c.settings.node.clone())).map(|_| OcfRc::Success)
+        }
         _ => return None,
     })
 }

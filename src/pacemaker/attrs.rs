@@ -43,6 +43,19 @@ pub fn set_transient(name: &str, node: &str, value: &str) -> Result<(), OcfError
     run("crm_attribute", &["--lifetime", "reboot", "--node", node, "--name", name, "--update", value], CIB_WRITE_TIMEOUT).map(|_| ())
 }
 
+/// Transient attribute `name` of `node` as the attribute manager holds it (fail counts
+/// live there: `fail-count-<resource>#<op>_<interval>`).
+pub fn transient(name: &str, node: &str) -> Result<Option<String>, OcfError> {
+    let a = run_xml("attrd_updater", &["--name", name, "--node", node, "--query"], TOOL_TIMEOUT)?;
+    value_in(&a, &format!("{name} of {node}"))
+}
+
+/// Set transient attribute `name` of `node` in the attribute manager (`attrd_updater
+/// --update`, not private: written to the CIB's status section as a fail count is).
+pub fn update_held(name: &str, node: &str, value: &str) -> Result<(), OcfError> {
+    run("attrd_updater", &["--name", name, "--node", node, "--update", value], TOOL_TIMEOUT).map(|_| ())
+}
+
 /// Delete transient attribute `name` of `node`.
 pub fn delete_transient(name: &str, node: &str) -> Result<(), OcfError> {
     run("crm_attribute", &["--lifetime", "reboot", "--node", node, "--name", name, "--delete"], CIB_WRITE_TIMEOUT).map(|_| ())

@@ -27,12 +27,56 @@ pub fn locate(resource: &str) -> Result<Vec<Location>, OcfError> {
 /// Tell the cluster that `resource` has failed on `node`, now: the controller records a
 /// failed operation for it there, and the scheduler recovers it as it would after a failed
 /// monitor (fail count, demote/stop/start, promotion elsewhere), without waiting for the
-/// next monitor.
+/// next monitor. Only root and hacluster may: the controller refuses anyone else in its
+/// log while crm_resource still exits 0 (src/state/crash.rs's reporter stays root for it).
+/// One report counts once against migration-threshold, as a failed monitor does:
+/// [`report_count`] before it, [`count_report_once`] after it.
 pub fn fail(resource: &str, node: &str) -> Result<(), OcfError> {
     let a = run_xml("crm_resource", &["--fail", "--resource", resource, "--node", node], TOOL_TIMEOUT)?;
     match a.code {
         0 => Ok(()),
         code => Err(OcfError::generic(format!("crm_resource --fail {resource} on {node}: {} (status {code})", a.message))),
+    }
+}
+
+/// The fail count [`fail`]'s reports add to (`fail-count-<resource>#asyncmon_0`: the
+/// controller records a report as a failed `asyncmon` of interval 0): 0 when unset, None
+/// when it cannot be read.
+pub fn report_count(resource: &str, node: &str) -> Option<u64> {
+    let v = super::attrs::transient(&format!("fail-count-{resource}#asyncmon_0"), node).ok()?;
+    Some(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+/// After one [`fail`], with the count [`report_count`] read before it: Pacemaker 2.1.5 adds
+/// 2 for one `crm_resource --fail` (its controller takes both history entries the injected
+/// result writes, `_last_failure_0` and `_last_0`, as failures from outside the cluster;
+/// 3.0 adds 1), so with migration-threshold=5 a node's instance would move away after its
+/// third crash instead of its fifth. Once the count has risen, wait a moment for a second
+/// rise and take it back. A count that rose by more, or that cannot be read, is left.
+pub fn count_report_once(resource: &str, node: &str, before: u64) {
+    let name = format!("fail-count-{resource}#asyncmon_0");
+    let start = std::time::Instant::now();
+    let mut first_rise: Option<std::time::Instant> = None;
+    while start.elapsed() < std::time::Duration::from_secs(3) {
+        match report_count(resource, node) {
+            Some(n) if n == before + 2 => {
+                match super::attrs::update_held(&name, node, &(before + 1).to_string()) {
+                    Ok(()) => crate::ocf_info!("{name} on {node} rose by 2 for one report: set back to {}", before + 1),
+                    Err(e) => crate::ocf_warn!("{name} on {node} rose by 2 for one report, and cannot be set back: {}", e.reason),
+                }
+                return;
+            }
+            Some(n) if n == before + 1 => {
+                let at = *first_rise.get_or_insert_with(std::time::Instant::now);
+                if at.elapsed() >= std::time::Duration::from_millis(700) {
+                    return;
+                }
+            }
+            Some(n) if n > before + 2 => return,
+            None => return,
+            _ => {}
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
 

@@ -13,6 +13,18 @@
 //! about to kill ([`intend_kill`]) and the watch stays silent for it. Each postmaster is
 //! reported at most once.
 //!
+//! Who reports. The service runs as `system_user` once its ports are bound, and
+//! Pacemaker's controller refuses `crm_resource --fail` from any account but root and
+//! hacluster ("postgres does not have permission to fail pgsqld", while crm_resource
+//! itself exits 0). So before it drops root the service starts a [`Reporter`]: this binary
+//! again (`pgsql-state report-crashes`), which stays root, reads one line per crash from a
+//! pipe the service holds, and does only this: report the configured resource failed on
+//! this node (both from its own environment, never from the line), at most once every
+//! [`REPORT_SPACING`], and answer `ok` or the error. The line can ask for nothing the
+//! `postgres` account could not cause by killing its own postmaster. The reporter ends
+//! with the service: the pipe's end of file, or the kernel's SIGKILL when the service dies
+//! (`PR_SET_PDEATHSIG`).
+//!
 //! How it waits: a pidfd (`pidfd_open`, Linux 5.3) polled with a short timeout, so a death
 //! is seen within microseconds and a SIGTERM within [`TICK`]; no signal, no child, no
 //! fork. Where pidfd_open is missing, a `kill(pid, 0)` look every [`TICK`].
@@ -32,6 +44,123 @@ pub const TICK: Duration = Duration::from_millis(100);
 
 /// Crashes reported to Pacemaker since the service started (`/metrics`).
 pub static REPORTS: AtomicU64 = AtomicU64::new(0);
+
+/// The argument the service runs this binary with to start its [`Reporter`].
+pub const REPORTER: &str = "report-crashes";
+
+/// The least time between two reports the reporter makes.
+pub const REPORT_SPACING: Duration = Duration::from_secs(5);
+
+/// How long the service waits for the reporter's answer.
+const REPORT_ANSWER: Duration = Duration::from_secs(15);
+
+/// The service's end of the root reporter (see the module doc).
+pub struct Reporter {
+    child: std::process::Child,
+    ask: std::process::ChildStdin,
+    answers: std::sync::mpsc::Receiver<String>,
+}
+
+impl Reporter {
+    /// Start the reporter: this binary under the name the service runs under (the agent's,
+    /// which dispatches [`REPORTER`]), as root (call it before the service drops root), its
+    /// stdin and stdout piped to the service, killed by the kernel if the service dies.
+    pub fn spawn() -> Result<Reporter, OcfError> {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        use std::process::{Command, Stdio};
+        let exe = std::env::current_exe().map_err(|e| OcfError::installed(format!("cannot find this agent's binary: {e}")))?;
+        let mut cmd = Command::new(exe);
+        cmd.arg0(std::env::args_os().next().unwrap_or_default()).arg(REPORTER).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| OcfError::generic(format!("cannot start the crash reporter: {e}")))?;
+        let (Some(ask), Some(out)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(OcfError::generic("the crash reporter has no pipes"));
+        };
+        let (tx, answers) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("paceline-crash-answers".into())
+            .spawn(move || {
+                for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| OcfError::generic(format!("cannot read the crash reporter: {e}")))?;
+        Ok(Reporter { child, ask, answers })
+    }
+
+    /// Ask for one report (`died`: when the postmaster died, ms since the epoch, for the
+    /// incident record): Ok once Pacemaker has it, Err with the reason otherwise.
+    fn report(&mut self, died: u64) -> Result<(), String> {
+        use std::io::Write;
+        writeln!(self.ask, "crash {died}").map_err(|e| format!("the crash reporter is gone ({e})"))?;
+        match self.answers.recv_timeout(REPORT_ANSWER) {
+            Ok(a) if a == "ok" => Ok(()),
+            Ok(a) => Err(a.strip_prefix("error: ").unwrap_or(&a).to_owned()),
+            Err(_) => Err(format!("the crash reporter did not answer within {REPORT_ANSWER:?}")),
+        }
+    }
+}
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The reporter's side (`pgsql-state report-crashes`, root): for each `crash <ms>` line on
+/// stdin, report `resource` failed on this node and answer on stdout; return at end of
+/// file. Lines spaced less than [`REPORT_SPACING`] apart are refused.
+pub fn reporter_main(resource: &str, node: Option<String>) -> Result<(), OcfError> {
+    use std::io::{BufRead, Write};
+    let me = match node.map(Ok).unwrap_or_else(crate::pacemaker::nodes::local_name) {
+        Ok(me) => Some(me),
+        Err(e) => {
+            ocf_warn!("the crash reporter cannot tell this node's name ({}): it will ask again at a crash", e.reason);
+            None
+        }
+    };
+    let mut last: Option<Instant> = None;
+    let stdout = std::io::stdout();
+    for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+        let answer = match (line.strip_prefix("crash ").and_then(|t| t.trim().parse::<u64>().ok()), last) {
+            (None, _) => format!("error: not a request: {line:?}"),
+            (Some(_), Some(t)) if t.elapsed() < REPORT_SPACING => format!("error: a report was made {:?} ago", t.elapsed()),
+            (Some(died), _) => {
+                last = Some(Instant::now());
+                let node = me.clone().map(Ok).unwrap_or_else(crate::pacemaker::nodes::local_name);
+                let before = node.as_ref().ok().and_then(|n| crate::pacemaker::resource::report_count(resource, n));
+                match node.and_then(|n| crate::pacemaker::resource::fail(resource, &n).map(|()| n)) {
+                    Ok(n) => {
+                        let _ = writeln!(stdout.lock(), "ok");
+                        // When, for the incident record (best effort, after the report).
+                        if let Err(e) = crate::pacemaker::attrs::publish(&crate::history::crash_attribute(resource), &died.to_string()) {
+                            ocf_debug!("the crash report's time is not published: {}", e.reason);
+                        }
+                        if let Some(before) = before {
+                            crate::pacemaker::resource::count_report_once(resource, &n, before);
+                        }
+                        continue;
+                    }
+                    Err(e) => format!("error: {}", e.reason),
+                }
+            }
+        };
+        let _ = writeln!(stdout.lock(), "{answer}");
+    }
+    Ok(())
+}
 
 /// What the watch needs.
 #[derive(Debug, Clone)]
@@ -166,7 +295,7 @@ pub fn classify(lock_file: &Path, pid: i32, rsc_tmp: &Path) -> Death {
 
 /// Watch postmasters until `stop` is set: each one found through the lock file, until it
 /// dies; a crash is reported to Pacemaker at once.
-pub fn run(w: &Watch, stop: &AtomicBool) {
+pub fn run(w: &Watch, mut reporter: Option<Reporter>, stop: &AtomicBool) {
     let mut watched: Option<i32> = None;
     while !stop.load(Ordering::SeqCst) {
         let Some(pid) = postmaster(&w.lock_file) else {
@@ -191,7 +320,7 @@ pub fn run(w: &Watch, stop: &AtomicBool) {
                 match classify(&w.lock_file, pid, &crate::ocf::env::rsc_tmp()) {
                     Death::Shutdown => ocf_debug!("the postmaster (pid {pid}) shut down"),
                     Death::KilledByStop => ocf_info!("the postmaster (pid {pid}) was killed by the resource's stop: no failure to report"),
-                    Death::Crash => report(w, pid, seen),
+                    Death::Crash => report(w, &mut reporter, pid, seen),
                 }
                 break;
             }
@@ -199,8 +328,10 @@ pub fn run(w: &Watch, stop: &AtomicBool) {
     }
 }
 
-/// The postmaster died without shutting down: tell Pacemaker, if the resource is its here.
-fn report(w: &Watch, pid: i32, seen: Instant) {
+/// The postmaster died without shutting down: tell Pacemaker, if the resource is its here
+/// — through the root reporter when the service has one, else (a service that runs as
+/// root: no system_user to become) itself.
+fn report(w: &Watch, reporter: &mut Option<Reporter>, pid: i32, seen: Instant) {
     use crate::pacemaker::{nodes, resource};
     let me = match w.node.clone().map(Ok).unwrap_or_else(nodes::local_name) {
         Ok(me) => me,
@@ -212,29 +343,40 @@ fn report(w: &Watch, pid: i32, seen: Instant) {
         Err(e) => ocf_warn!("the postmaster (pid {pid}) died; cannot see where {} runs ({}): reporting anyway", w.resource, e.reason),
     }
     let died = crate::history::now_ms().saturating_sub(seen.elapsed().as_millis() as u64);
-    match resource::fail(&w.resource, &me) {
+    let before = if reporter.is_none() { resource::report_count(&w.resource, &me) } else { None };
+    let reported = match reporter {
+        Some(r) => r.report(died),
+        None => resource::fail(&w.resource, &me).map_err(|e| e.reason),
+    };
+    match reported {
         Ok(()) => {
             REPORTS.fetch_add(1, Ordering::Relaxed);
             ocf_warn!(
-            "the postmaster (pid {pid}) died without shutting down (its lock file is left): reported {} failed on {me} ({} ms after the death), recovery starts now",
-            w.resource,
-            seen.elapsed().as_millis()
+                "the postmaster (pid {pid}) died without shutting down (its lock file is left): reported {} failed on {me} ({} ms after the death), recovery starts now",
+                w.resource,
+                seen.elapsed().as_millis()
             )
         }
-        Err(e) => return ocf_warn!("the postmaster (pid {pid}) died; reporting it failed: {} (the next monitor will find it)", e.reason),
+        Err(e) => return ocf_warn!("the postmaster (pid {pid}) died; reporting it failed: {e} (the next monitor will find it)"),
     }
-    // When, for the incident record: the demote that recovers it names the report as the
-    // detection (a private attribute of this node; best effort, after the report).
-    if let Err(e) = crate::pacemaker::attrs::publish(&crate::history::crash_attribute(&w.resource), &died.to_string()) {
-        ocf_debug!("the crash report's time is not published: {}", e.reason);
+    if reporter.is_none() {
+        // When, for the incident record: the demote that recovers it names the report as
+        // the detection (a private attribute of this node; best effort, after the report).
+        // (The reporter publishes it itself.)
+        if let Err(e) = crate::pacemaker::attrs::publish(&crate::history::crash_attribute(&w.resource), &died.to_string()) {
+            ocf_debug!("the crash report's time is not published: {}", e.reason);
+        }
+        if let Some(before) = before {
+            resource::count_report_once(&w.resource, &me, before);
+        }
     }
 }
 
 /// Start the watch on a thread of its own.
-pub fn spawn(w: Watch, stop: &'static AtomicBool) -> Result<(), OcfError> {
+pub fn spawn(w: Watch, reporter: Option<Reporter>, stop: &'static AtomicBool) -> Result<(), OcfError> {
     std::thread::Builder::new()
         .name("paceline-crash".into())
-        .spawn(move || run(&w, stop))
+        .spawn(move || run(&w, reporter, stop))
         .map(|_| ())
         .map_err(|e| OcfError::generic(format!("cannot start the postmaster watch: {e}")))
 }

@@ -264,10 +264,13 @@ pub fn serve(s: &Settings) -> Result<(), OcfError> {
         raise_nofile();
         http::spawn(&s.endpoints, snap.clone())?;
     }
+    // Crash reports need root (the controller refuses crm_resource --fail from other
+    // accounts): their reporter is started first, and keeps it (crash.rs says what for).
+    let reporter = if s.crash_reports && s.who.is_some() && nix::unistd::geteuid().is_root() { Some(super::crash::Reporter::spawn()?) } else { None };
     // Its ports bound (and its descriptors' limit raised), a network daemon has no use for
     // root: it becomes system_user (which connects by peer authentication as itself) with
-    // the haclient group (Pacemaker's tools: the cluster's view, crash reports). Refused to
-    // run on as root if that fails.
+    // the haclient group (Pacemaker's tools: the cluster's view). Refused to run on as root
+    // if that fails.
     drop_root(s)?;
     if s.endpoints.http.is_some() || s.endpoints.tcp.is_some() {
         spawn_cluster_watch(s, snap.clone())?;
@@ -276,7 +279,7 @@ pub fn serve(s: &Settings) -> Result<(), OcfError> {
         // With the routing checks on, the cluster watch already knows whether the resource
         // is active here: the report need not ask again (one tool run less, ~50 ms).
         let known = (s.endpoints.http.is_some() || s.endpoints.tcp.is_some()).then(|| snap.clone());
-        super::crash::spawn(super::crash::Watch::new(&s.socket_dir, s.port, &s.resource, s.node.clone(), known), &STOP)?;
+        super::crash::spawn(super::crash::Watch::new(&s.socket_dir, s.port, &s.resource, s.node.clone(), known), reporter, &STOP)?;
     }
     let set_pg = |view: PgView| {
         let mut w = snap.write().unwrap_or_else(|e| e.into_inner());
