@@ -34,6 +34,8 @@ pub mod cib;
 pub mod fencing;
 pub mod mon;
 pub mod nodes;
+#[cfg(test)]
+mod recorded;
 pub mod resource;
 pub mod xml;
 

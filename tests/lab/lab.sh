@@ -3,9 +3,12 @@
 # one machine. Driven by `paceline-lab <verb>` (this script, verbs below); docs/lab.md says
 # how it works and how to debug a node.
 #
-#   lab.sh up [--nodes N] [--ec2 [--multiaz]]  build the switch, N nodes (2 or 3), the
-#                                  client; start corosync + pacemaker; PostgreSQL 15 primary +
-#                                  standbys. --ec2: moto (fake EC2, one instance per node) in
+#   lab.sh up [--nodes N] [--os O] [--ec2 [--multiaz]]  build the switch, N nodes (2 or
+#                                  3), the client; start corosync + pacemaker; PostgreSQL
+#                                  primary + standbys. O = debian12 (default: this machine's
+#                                  own programs, PostgreSQL 15) | debian13 (each node chrooted
+#                                  into an overlay of tests/lab/rootfs.sh's Debian 13 root:
+#                                  Pacemaker 3.0, pcs 0.12, PostgreSQL 17). --ec2: moto (fake EC2, one instance per node) in
 #                                  the switch namespace, an IMDS per node, the power controller;
 #                                  --multiaz: two zones with a route table each, and the VPC
 #                                  router that forwards the overlay IP (the VIP's address) as
@@ -67,7 +70,11 @@ ROUTER_PORT=5000
 ROUTER_RO_PORT=5001
 ROUTER_REPL_PORT=5002
 SEED_STATE_PORT=5431
+# The nodes' userland (up --os): debian12 is this machine's own; debian13 is a root file
+# system each node sees through an overlay of its own (tests/lab/rootfs.sh).
+lab_os() { cat "$STATE/os" 2>/dev/null || echo debian12; }
 PGVER=15
+[[ $(lab_os) != debian13 ]] || PGVER=17
 BINDIR=/usr/lib/postgresql/$PGVER/bin
 PGDATA=/var/lib/postgresql/$PGVER/main
 export MONITOR_PROMOTED=${MONITOR_PROMOTED:-2s}
@@ -94,7 +101,27 @@ node_alive() { local p; p=$(node_pid "$1") && [[ -n $p ]] && kill -0 "$p" 2>/dev
 in_node() {
     local i=$1; shift
     local pid; pid=$(node_pid "$i") || die "node$i is not running"
-    nsenter -t "$pid" -m -u -p -n -- "$@"
+    if [[ $(lab_os) == debian13 ]]; then
+        # Its root too: the node's init chrooted into its overlay.
+        nsenter -t "$pid" -m -u -p -n -r -w -- "$@"
+    else
+        nsenter -t "$pid" -m -u -p -n -- "$@"
+    fi
+}
+
+# chown for a node's files as seen from here: names resolved in the node's userland (the
+# Debian 13 root has other uids and gids than this machine).
+node_chown() {
+    local spec=$1; shift
+    if [[ $(lab_os) == debian13 ]]; then
+        local root; root=$(cat "$STATE/rootfs")
+        local u=${spec%%:*} g=${spec#*:}
+        u=$(awk -F: -v n="$u" '$1 == n {print $3}' "$root/etc/passwd")
+        g=$(awk -F: -v n="$g" '$1 == n {print $3}' "$root/etc/group")
+        [[ -n $u && -n $g ]] || die "no $spec in $root/etc/passwd, group"
+        spec=$u:$g
+    fi
+    if [[ ${1:-} == -R ]]; then shift; chown -R "$spec" "$@"; else chown "$spec" "$@"; fi
 }
 in_client() { ip netns exec "$CLIENT" "$@"; }
 # psql from the client against node I (or the VIP with "vip"), one value out.
@@ -122,16 +149,40 @@ lab_bin() {
 node_init() {
     local i=$1 root=$LAB_DIR/node$1
     hostname "node$i"
-    mount -t tmpfs -o mode=0755 tmpfs /run
-    mount -t tmpfs -o mode=1777 tmpfs /dev/shm       # libqb IPC needs 1777
+    # top: where the node's root is seen from here — / (debian12), or its overlay of the
+    # Debian 13 root, with this machine's installed paceline copied in (`paceline install`
+    # from /usr/sbin: what the node runs is what the tests installed), the sources and the
+    # lab's directory at the same paths, its own /proc, /sys (its network's) and /dev.
+    local top=""
+    if [[ $(lab_os) == debian13 ]]; then
+        top=$root/os/merged
+        mkdir -p "$root/os/upper" "$root/os/work" "$top"
+        mount -t overlay overlay -o "lowerdir=$(cat "$STATE/rootfs"),upperdir=$root/os/upper,workdir=$root/os/work" "$top"
+        mount -t proc proc "$top/proc"
+        mount -t sysfs sysfs "$top/sys"
+        mount --rbind /dev "$top/dev"
+        mkdir -p "$top$SRC" "$top$LAB_DIR"
+        mount --bind "$SRC" "$top$SRC"
+        mount --bind "$LAB_DIR" "$top$LAB_DIR"
+        /usr/sbin/paceline install --root "$top" >/dev/null
+    fi
+    mount -t tmpfs -o mode=0755 tmpfs "$top/run"
+    mount -t tmpfs -o mode=1777 tmpfs "$top/dev/shm"       # libqb IPC needs 1777
     local d
     # /var/log/postgresql too: the agents' pg_ctl -l logs there, one file per resource name,
     # which would otherwise be one host file appended to by every node.
     # /var/lib/paceline: the incident records each node keeps (its own, as on a real node).
     for d in var/lib/pacemaker var/lib/corosync etc/corosync var/log/pacemaker var/log/corosync var/lib/postgresql var/log/postgresql var/lib/paceline; do
-        mkdir -p "/$d"
-        mount --bind "$root/$d" "/$d"
+        mkdir -p "$top/$d"
+        mount --bind "$root/$d" "$top/$d"
     done
+    [[ -z $top ]] || exec chroot "$top" bash "$SRC/tests/lab/lab.sh" _node_start "$i"
+    node_start "$i"
+}
+
+# The rest of a node's init, inside its root: the cluster stack, then reap forever.
+node_start() {
+    local i=$1
     install -d -o postgres -g postgres -m 2775 /run/postgresql
     install -d -m 0755 /run/resource-agents
     ip link set lo up
@@ -458,16 +509,25 @@ setup_postgres() {
 
 # ---------------------------------------------------------------------------- verbs
 cmd_up() {
-    local n=3 ec2=0 multiaz=0
-    while (( $# )); do case $1 in --nodes) n=$2; shift 2 ;; --ec2) ec2=1; shift ;; --multiaz) multiaz=1; shift ;; *) die "up: unknown argument $1" ;; esac; done
+    local n=3 ec2=0 multiaz=0 os=debian12
+    while (( $# )); do case $1 in --nodes) n=$2; shift 2 ;; --os) os=$2; shift 2 ;; --ec2) ec2=1; shift ;; --multiaz) multiaz=1; shift ;; *) die "up: unknown argument $1" ;; esac; done
     [[ $n == 2 || $n == 3 ]] || die "--nodes must be 2 or 3"
+    [[ $os == debian12 || $os == debian13 ]] || die "--os must be debian12 or debian13"
     (( ec2 || ! multiaz )) || die "--multiaz needs --ec2"
     need_root
     [[ ! -e $STATE/nodes ]] || die "a lab is already up (paceline-lab down first)"
-    command -v corosync >/dev/null && command -v pacemakerd >/dev/null || die "corosync/pacemaker not installed (bash tests/deps.sh)"
-    [[ -x $BINDIR/postgres ]] || die "PostgreSQL $PGVER not installed (bash tests/deps.sh)"
+    local top=""
+    if [[ $os == debian13 ]]; then
+        top=$(bash "$SRC/tests/lab/rootfs.sh" trixie) || die "no Debian 13 root (tests/lab/rootfs.sh)"
+        [[ -x /usr/sbin/paceline ]] || die "paceline is not installed here (paceline install): a Debian 13 node copies it from /usr/sbin"
+        PGVER=17 BINDIR=/usr/lib/postgresql/17/bin PGDATA=/var/lib/postgresql/17/main
+    fi
+    [[ -x $top/usr/sbin/corosync && -x $top/usr/sbin/pacemakerd ]] || die "corosync/pacemaker not installed (bash tests/deps.sh)"
+    [[ -x $top$BINDIR/postgres ]] || die "PostgreSQL $PGVER not installed (bash tests/deps.sh)"
     mkdir -p "$STATE"
     echo "$n" >"$STATE/nodes"
+    echo "$os" >"$STATE/os"
+    [[ -z $top ]] || echo "$top" >"$STATE/rootfs"
     say "network: switch namespace $SW with bridge br0, client $CLIENT_IP"
     ip netns add "$SW"
     ip -n "$SW" link add br0 type bridge
@@ -490,12 +550,12 @@ cmd_up() {
                  var/lib/corosync etc/corosync var/log/pacemaker var/log/corosync var/lib/postgresql var/log/postgresql var/lib/paceline; do
             mkdir -p "$root/$d"
         done
-        chown root:postgres "$root/var/log/postgresql"
+        node_chown root:postgres "$root/var/log/postgresql"
         chmod 1775 "$root/var/log/postgresql"     # as Debian's
-        chown -R hacluster:haclient "$root/var/lib/pacemaker" "$root/var/log/pacemaker"
+        node_chown hacluster:haclient -R "$root/var/lib/pacemaker" "$root/var/log/pacemaker"
         chmod 750 "$root"/var/lib/pacemaker/{cib,pengine,blackbox,cores}
-        chown postgres:postgres "$root/var/lib/postgresql"
-        install -d -o postgres -g postgres "$root/var/lib/postgresql/$PGVER"
+        mkdir -p "$root/var/lib/postgresql/$PGVER"
+        node_chown postgres:postgres "$root/var/lib/postgresql" "$root/var/lib/postgresql/$PGVER"
         corosync_conf "$n" >"$root/etc/corosync/corosync.conf"
         say "node$i: booting ($(node_ip "$i"))"
         boot_node "$i"
@@ -1686,6 +1746,7 @@ case $verb in
     demo) cmd_demo "$@" ;;
     node) i=$1; shift; in_node "$i" "$@" ;;
     _node_init) node_init "$1" ;;
+    _node_start) node_start "$1" ;;
     _routing_start) routing_start_here "$1" ;;   # inside node I (config)
     _haproxy_cfg) haproxy_cfg "$1" "$2" ;;         # ROUTING N: what config writes (tests/crm_examples.rs)
     # The EC2 power controller's hands (tests/lab/ec2.py): cut the node's power / boot it.
