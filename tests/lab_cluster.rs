@@ -762,7 +762,9 @@ fn assert_history(lab: &Lab, scenario: &str, j: &serde_json::Value, line: &str, 
         let node = c["node"].as_str().unwrap();
         let published = log
             .lines()
-            .filter(|l| l.contains(&format!("[{node}]: ")))
+            // "Setting lsn_location-pgsqld[node2]: a -> b" (2.1.5), "...[node2] in
+            // instance_attributes: a -> b" (3.0)
+            .filter(|l| l.contains(&format!("[{node}]: ")) || l.contains(&format!("[{node}] in ")))
             .filter_map(|l| l.split(" -> ").nth(1)?.split_whitespace().next().map(str::to_owned))
             .rfind(|v| v != "(unset)")
             .unwrap_or_else(|| panic!("{node} published no position in the log: {show}"));
