@@ -9,7 +9,9 @@
 #   - dpkg -r: nothing of the package is left on disk; what `paceline install` had put
 #     there before is put back;
 #   - the RPM (packaging/paceline.spec), made by the same run from the .deb's files: the
-#     same files, the license, every agent a link, no rpmlint error (rpm -qp, rpmlint).
+#     same files, the license, every agent a link, no rpmlint error (rpm -qp, rpmlint);
+#   - on Debian 13 (tests/lab/rootfs.sh's root, when made): dpkg -i, pcs 0.12 describes
+#     the agents, dpkg -r leaves nothing.
 # Leaves the .deb in target/debian/ and the RPM in target/rpm/RPMS/. Usage: bash tests/package.sh [--build-only]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -144,6 +146,31 @@ left=$(while read -r f; do if [[ -f $f || -L $f ]]; then echo "$f"; fi; done <<<
 trap - EXIT
 restore
 [[ $(stat -c %a /) == "$root_mode" ]] || fail "the test changed the mode of / to $(stat -c %a /)"
+# Debian 13: the same .deb in an overlay of tests/lab/rootfs.sh's root (tests/run.sh makes
+# it first): dpkg -i resolves its dependency there, pcs 0.12 describes the agents, dpkg -r
+# leaves nothing. The overlay and its mounts go with the private mount namespace.
+if root13=$(bash tests/lab/rootfs.sh trixie 2>/dev/null); then
+    t=$(mktemp -d)
+    mkdir "$t/upper" "$t/work" "$t/merged"
+    unshare --mount --propagation private sh -c "
+        set -e
+        mount -t overlay overlay -o lowerdir=$root13,upperdir=$t/upper,workdir=$t/work $t/merged
+        mount -t proc proc $t/merged/proc
+        cp '$deb' $t/merged/tmp/paceline.deb
+        chroot $t/merged sh -c '
+            set -e
+            dpkg -i /tmp/paceline.deb >/dev/null
+            pcs resource describe ocf:paceline:pgsqlms | grep -q synchronous_mode
+            pcs stonith describe fence_paceline_aws | grep -q region
+            paceline --version | grep -q \"^paceline \"
+            files=\$(dpkg -L paceline)
+            dpkg -r paceline >/dev/null
+            for f in \$files; do if [ -f \"\$f\" ] || [ -L \"\$f\" ]; then echo \"left: \$f\"; exit 1; fi; done
+        '
+    " || fail "Debian 13: the .deb does not install, describe its agents and remove clean"
+    rm -rf "$t"
+    echo "package.sh: ok on Debian 13 too (pcs 0.12 describes the agents; dpkg -r leaves nothing)"
+fi
 for p in "${had[@]}"; do
     [[ -e $p || -L $p ]] || fail "$p was there before the test and is not after it"
 done

@@ -28,8 +28,9 @@
 #                                  one JSON line on stdout
 #   lab.sh status                  crm_mon, and each node's PostgreSQL role and LSN
 #   lab.sh down                    tear everything down (processes by pid, namespaces, files)
-#   lab.sh demo [--stack S]        up + config + switchover + kill-postgres + summary + down;
-#                                  S = both (default: paceline, then reference, side by side)
+#   lab.sh demo [--stack S] [--os O]  up + config + switchover + kill-postgres + summary +
+#                                  down; S = both (default: paceline, then reference, side
+#                                  by side); O as for up
 #   lab.sh node N CMD...           run CMD inside node N's namespaces (debugging)
 #
 # Addresses (TEST-NET-1 only, all inside namespaces this script creates): node I is
@@ -1701,8 +1702,10 @@ print(int((t - t0) * 1000) if f is not None and t is not None and f <= t0 + 1 an
 cmd_demo() {
     # Ours first (a newcomer who stops it early has seen paceline), then, with --stack both
     # (the default), PAF + heartbeat IPaddr2 on a fresh lab, and the two side by side.
-    local stack=both
-    while (( $# )); do case $1 in --stack) stack=$2; shift 2 ;; *) die "demo: unknown argument $1" ;; esac; done
+    local stack=both os=debian12
+    while (( $# )); do case $1 in --stack) stack=$2; shift 2 ;; --os) os=$2; shift 2 ;; *) die "demo: unknown argument $1" ;; esac; done
+    [[ $os == debian12 || $os == debian13 ]] || die "--os must be debian12 or debian13"
+    [[ $os == debian12 ]] || PGVER=17
     [[ $stack == both || $stack == paceline || $stack == reference ]] || die "--stack must be both, paceline or reference"
     need_root
     [[ ! -e $STATE/nodes ]] || die "a lab is already up (paceline-lab down first)"
@@ -1712,8 +1715,8 @@ cmd_demo() {
     local total=$(( ${#stacks[@]} * 4 + 1 ))
     for st in "${stacks[@]}"; do
         [[ -e $STATE/nodes ]] && cmd_down >/dev/null 2>&1
-        echo "[$((++n))/$total] up: 3 nodes (corosync + pacemaker + PostgreSQL $PGVER) in namespaces ..." >&2
-        cmd_up --nodes 3
+        echo "[$((++n))/$total] up: 3 nodes ($os: corosync + pacemaker + PostgreSQL $PGVER) in namespaces ..." >&2
+        cmd_up --nodes 3 --os "$os"
         echo "[$((++n))/$total] config: $st stack from crm-examples/pgsql-ha.sh ..." >&2
         cmd_config --stack "$st"
         echo "[$((++n))/$total] $st: switchover ..." >&2
