@@ -180,6 +180,16 @@ fi
 if [ -n "$SYNC_COUNT" ]; then
     set -- "$@" "synchronous_node_count=$SYNC_COUNT"
 fi
+# The clone's meta attributes are given as it is created: Pacemaker probes a new resource
+# at once, disabled or not, and PAF's probe without notify=true fails as misconfigured,
+# which stops the resource everywhere until a cleanup. pcs 0.12 takes them after
+# "promotable meta" with --future (without --future, "meta" there lands on the primitive,
+# and without "meta" 0.12 warns that the form is deprecated); 0.10 and 0.11 take them after
+# "promotable" alone.
+case $($PCS --version 2>/dev/null) in
+    0.10.*|0.11.*) PROMOTABLE="promotable notify=true promoted-max=1 master-max=1" ;;
+    *) PROMOTABLE="promotable meta notify=true promoted-max=1 master-max=1 --future" ;;
+esac
 # shellcheck disable=SC2086
 pcs_ resource create pgsqld "$PGSQL_AGENT" "$@" \
     op start timeout=60s \
@@ -189,11 +199,7 @@ pcs_ resource create pgsqld "$PGSQL_AGENT" "$@" \
     op notify timeout=60s \
     op monitor "interval=$MONITOR_PROMOTED" role=Promoted timeout=10s \
     op monitor "interval=$MONITOR_UNPROMOTED" role=Unpromoted timeout=10s \
-    promotable --disabled $PCS_CREATE_FLAGS
-# The clone's meta attributes, on the clone by its name: the same words for pcs 0.11 and
-# 0.12 (0.12 deprecates them after "promotable" without "meta", and "meta" there without
-# --future would put them on the primitive).
-pcs_ resource meta pgsqld-clone notify=true promoted-max=1 master-max=1
+    $PROMOTABLE --disabled $PCS_CREATE_FLAGS
 
 # The virtual IP of the primary. Created disabled and enabled once its constraints exist, so
 # that on a live cluster it never starts, even briefly, on a node without the primary.
