@@ -85,12 +85,12 @@ fn source(bin_dir: &Path, b: &crate::registry::Binary) -> Option<PathBuf> {
     if beside.is_file() {
         return Some(beside);
     }
-    let mut prefix = bin_dir;
-    for _ in Path::new(crate::registry::PACELINE.dir).components() {
-        prefix = prefix.parent()?;
+    let sbin = Path::new(crate::registry::PACELINE.dir);
+    if !bin_dir.ends_with(sbin) {
+        return None;
     }
-    let installed = prefix.join(b.dir).join(b.name);
-    (bin_dir.ends_with(crate::registry::PACELINE.dir) && installed.is_file()).then_some(installed)
+    let installed = bin_dir.ancestors().nth(sbin.components().count())?.join(b.dir).join(b.name);
+    installed.is_file().then_some(installed)
 }
 
 /// The directory of the running executable: /proc/self/exe's, or without /proc (a chroot,

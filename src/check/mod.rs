@@ -121,8 +121,7 @@ pub fn cluster(root: &Element) -> Vec<Finding> {
     }
     // Fencing.
     let devices: Vec<&Primitive> = prims.iter().filter(|p| p.agent.starts_with("stonith:")).collect();
-    // Pacemaker 3.0.2's name for the property, then the older one (still its alias).
-    let fencing = props.get("fencing-enabled").or(props.get("stonith-enabled"));
+    let fencing = crate::pacemaker::FENCING_ENABLED.iter().find_map(|n| props.get(*n));
     if fencing.is_some() && !is_true(fencing) {
         f.push(Finding::new(
             Critical,

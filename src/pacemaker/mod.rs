@@ -44,6 +44,11 @@ use std::time::Duration;
 
 use crate::ocf::OcfError;
 
+/// The cluster property that turns fencing on, by each name Pacemaker reads it under, the
+/// one that wins first: 3.0.2's `fencing-enabled`, then `stonith-enabled` (its alias since).
+/// Read from crm_mon's answer ([`mon`]) and from the CIB (`paceline check`) alike.
+pub const FENCING_ENABLED: [&str; 2] = ["fencing-enabled", "stonith-enabled"];
+
 /// The bound on one call of a Pacemaker tool outside an action (the state service, the
 /// operator's commands): they answer in milliseconds from local daemons, so anything
 /// longer means a daemon is stuck, not busy.

@@ -112,9 +112,9 @@ pub fn cluster_in(root: &Element) -> Cluster {
         c.quorate = flag(dc, "with_quorum");
     }
     if let Some(o) = root.descendants("cluster_options").next() {
-        // Pacemaker 3.0.2 renamed the property fencing-enabled (stonith-enabled stays as
-        // its deprecated alias): the new name when the answer has it.
-        c.stonith_enabled = flag(o, if o.attr("fencing-enabled").is_some() { "fencing-enabled" } else { "stonith-enabled" });
+        // The name that wins when the answer has both (Pacemaker 3.0.2 writes both).
+        let fencing = super::FENCING_ENABLED.iter().find(|n| o.attr(n).is_some()).unwrap_or(&super::FENCING_ENABLED[1]);
+        c.stonith_enabled = flag(o, fencing);
         c.maintenance_mode = flag(o, "maintenance-mode");
     }
     for nodes in root.children.iter().flat_map(|r| r.children.iter()).filter(|e| e.name == "nodes") {

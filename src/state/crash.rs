@@ -119,11 +119,16 @@ impl Drop for Reporter {
     }
 }
 
+/// The longest request line the reporter reads (`crash <ms>` is 26 bytes at most): a
+/// longer one is hostile, and ends the reporter rather than grow its memory.
+const MAX_REQUEST: u64 = 64;
+
 /// The reporter's side (`pgsql-state report-crashes`, root): for each `crash <ms>` line on
 /// stdin, report `resource` failed on this node and answer on stdout; return at end of
-/// file. Lines spaced less than [`REPORT_SPACING`] apart are refused.
+/// file, or at a line longer than [`MAX_REQUEST`]. Lines spaced less than
+/// [`REPORT_SPACING`] apart are refused.
 pub fn reporter_main(resource: &str, node: Option<String>) -> Result<(), OcfError> {
-    use std::io::{BufRead, Write};
+    use std::io::{BufRead, Read, Write};
     let me = match node.map(Ok).unwrap_or_else(crate::pacemaker::nodes::local_name) {
         Ok(me) => Some(me),
         Err(e) => {
@@ -133,24 +138,27 @@ pub fn reporter_main(resource: &str, node: Option<String>) -> Result<(), OcfErro
     };
     let mut last: Option<Instant> = None;
     let stdout = std::io::stdout();
-    for line in std::io::stdin().lock().lines().map_while(Result::ok) {
-        let answer = match (line.strip_prefix("crash ").and_then(|t| t.trim().parse::<u64>().ok()), last) {
-            (None, _) => format!("error: not a request: {line:?}"),
+    let mut input = std::io::stdin().lock();
+    loop {
+        let mut raw = Vec::new();
+        match (&mut input).take(MAX_REQUEST).read_until(b'\n', &mut raw) {
+            Ok(0) | Err(_) => return Ok(()),
+            Ok(_) if raw.last() != Some(&b'\n') => {
+                ocf_warn!("the crash reporter got a request longer than {MAX_REQUEST} bytes, or cut short: it stops (crashes are left to the monitors)");
+                return Ok(());
+            }
+            Ok(_) => {}
+        }
+        let line = String::from_utf8_lossy(&raw);
+        let answer = match (line.trim_end().strip_prefix("crash ").and_then(|t| t.parse::<u64>().ok()), last) {
+            (None, _) => format!("error: not a request: {:?}", line.trim_end()),
             (Some(_), Some(t)) if t.elapsed() < REPORT_SPACING => format!("error: a report was made {:?} ago", t.elapsed()),
             (Some(died), _) => {
                 last = Some(Instant::now());
-                let node = me.clone().map(Ok).unwrap_or_else(crate::pacemaker::nodes::local_name);
-                let before = node.as_ref().ok().and_then(|n| crate::pacemaker::resource::report_count(resource, n));
-                match node.and_then(|n| crate::pacemaker::resource::fail(resource, &n).map(|()| n)) {
-                    Ok(n) => {
+                match me.clone().map(Ok).unwrap_or_else(crate::pacemaker::nodes::local_name).and_then(|n| Report::make(resource, &n)) {
+                    Ok(report) => {
                         let _ = writeln!(stdout.lock(), "ok");
-                        // When, for the incident record (best effort, after the report).
-                        if let Err(e) = crate::pacemaker::attrs::publish(&crate::history::crash_attribute(resource), &died.to_string()) {
-                            ocf_debug!("the crash report's time is not published: {}", e.reason);
-                        }
-                        if let Some(before) = before {
-                            crate::pacemaker::resource::count_report_once(resource, &n, before);
-                        }
+                        report.settle(died);
                         continue;
                     }
                     Err(e) => format!("error: {}", e.reason),
@@ -159,7 +167,36 @@ pub fn reporter_main(resource: &str, node: Option<String>) -> Result<(), OcfErro
         };
         let _ = writeln!(stdout.lock(), "{answer}");
     }
-    Ok(())
+}
+
+/// One crash report made: what is left to do once Pacemaker has it (the service's log
+/// line, or the reporter's answer, comes first: recovery has started).
+struct Report<'a> {
+    resource: &'a str,
+    node: String,
+    /// The report's fail count before it, when it could be read.
+    before: Option<u64>,
+}
+
+impl<'a> Report<'a> {
+    /// Report `resource` failed on `node` (`crm_resource --fail`, root's to make).
+    fn make(resource: &'a str, node: &str) -> Result<Report<'a>, OcfError> {
+        let before = crate::pacemaker::resource::report_count(resource, node);
+        crate::pacemaker::resource::fail(resource, node)?;
+        Ok(Report { resource, node: node.to_owned(), before })
+    }
+
+    /// The moment of the death (`died`, ms since the epoch) to this node's private
+    /// attribute — the demote that recovers it names the report as the incident record's
+    /// detection — and the fail count the report added, taken down to one (best effort).
+    fn settle(self, died: u64) {
+        if let Err(e) = crate::pacemaker::attrs::publish(&crate::history::crash_attribute(self.resource), &died.to_string()) {
+            ocf_debug!("the crash report's time is not published: {}", e.reason);
+        }
+        if let Some(before) = self.before {
+            crate::pacemaker::resource::count_report_once(self.resource, &self.node, before);
+        }
+    }
 }
 
 /// What the watch needs.
@@ -332,7 +369,7 @@ pub fn run(w: &Watch, mut reporter: Option<Reporter>, stop: &AtomicBool) {
 /// — through the root reporter when the service has one, else (a service that runs as
 /// root: no system_user to become) itself.
 fn report(w: &Watch, reporter: &mut Option<Reporter>, pid: i32, seen: Instant) {
-    use crate::pacemaker::{nodes, resource};
+    use crate::pacemaker::nodes;
     let me = match w.node.clone().map(Ok).unwrap_or_else(nodes::local_name) {
         Ok(me) => me,
         Err(e) => return ocf_warn!("the postmaster (pid {pid}) died, but this node's name is unknown ({}): the next monitor will find it", e.reason),
@@ -343,32 +380,24 @@ fn report(w: &Watch, reporter: &mut Option<Reporter>, pid: i32, seen: Instant) {
         Err(e) => ocf_warn!("the postmaster (pid {pid}) died; cannot see where {} runs ({}): reporting anyway", w.resource, e.reason),
     }
     let died = crate::history::now_ms().saturating_sub(seen.elapsed().as_millis() as u64);
-    let before = if reporter.is_none() { resource::report_count(&w.resource, &me) } else { None };
+    // Through the reporter, which settles the report itself; else here, settled after the log.
     let reported = match reporter {
-        Some(r) => r.report(died),
-        None => resource::fail(&w.resource, &me).map_err(|e| e.reason),
+        Some(r) => r.report(died).map(|()| None),
+        None => Report::make(&w.resource, &me).map(Some).map_err(|e| e.reason),
     };
     match reported {
-        Ok(()) => {
+        Ok(report) => {
             REPORTS.fetch_add(1, Ordering::Relaxed);
             ocf_warn!(
                 "the postmaster (pid {pid}) died without shutting down (its lock file is left): reported {} failed on {me} ({} ms after the death), recovery starts now",
                 w.resource,
                 seen.elapsed().as_millis()
-            )
+            );
+            if let Some(report) = report {
+                report.settle(died);
+            }
         }
-        Err(e) => return ocf_warn!("the postmaster (pid {pid}) died; reporting it failed: {e} (the next monitor will find it)"),
-    }
-    if reporter.is_none() {
-        // When, for the incident record: the demote that recovers it names the report as
-        // the detection (a private attribute of this node; best effort, after the report).
-        // (The reporter publishes it itself.)
-        if let Err(e) = crate::pacemaker::attrs::publish(&crate::history::crash_attribute(&w.resource), &died.to_string()) {
-            ocf_debug!("the crash report's time is not published: {}", e.reason);
-        }
-        if let Some(before) = before {
-            resource::count_report_once(&w.resource, &me, before);
-        }
+        Err(e) => ocf_warn!("the postmaster (pid {pid}) died; reporting it failed: {e} (the next monitor will find it)"),
     }
 }
 
