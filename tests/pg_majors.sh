@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # pgsqlms's real-PostgreSQL tests (tests/pgsqlms_local.rs: start, stop, promote, demote,
 # monitor, rewind, synchronous mode, slots, the state service's answers, every pg_control
-# state) on each PostgreSQL major besides Debian 12's 15, which the main `cargo test` run
+# state, `paceline check`'s PostgreSQL rules) on each PostgreSQL major besides Debian 12's 15, which the main `cargo test` run
 # covers. The programs come from tests/postgresql.sh. A failure names its major.
 #
 #   tests/pg_majors.sh [MAJOR ...]     (default: every major but 15)

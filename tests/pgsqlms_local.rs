@@ -1,7 +1,8 @@
 //! ocf:paceline:pgsqlms against real PostgreSQL instances, with no cluster: a primary and a
 //! streaming standby in temp directories on local ports, driven through the agent's actions
 //! exactly as Pacemaker would run them (environment in, exit code out). Local authentication
-//! is `peer`, so this also proves the agent connects as system_user in-process. Debian's 15
+//! is `peer`, so this also proves the agent connects as system_user in-process; `paceline
+//! check`'s PostgreSQL rules are judged against the same instances. Debian's 15
 //! by default; tests/pg_majors.sh runs it again on 14, 16, 17 and 18 (`PACELINE_PG_BINDIR`).
 //! Needs root and PostgreSQL; skips otherwise.
 
@@ -44,7 +45,7 @@ impl Fixture {
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(&base).unwrap();
         must(&format!("chown postgres: {}", base.display()));
-        // Tags 0..=21: each test its own pair of ports (and directory).
+        // Tags 0..=21 (all taken): each test its own pair of ports (and directory).
         let port = 6000 + (pid % 300) as u16 * 44 + tag * 2;
         let mk = |name: &str, port: u16| Instance { data: base.join(name), sock: base.join(format!("{name}-sock")), port };
         let f = Fixture { primary: mk("primary", port), standby: mk("standby", port + 1), base };
@@ -1598,4 +1599,124 @@ fn a_node_past_the_fork_is_no_candidate_whatever_its_lsn() {
             other => panic!("diverged by {by}, yet it stands {other:?}"),
         }
     }
+}
+
+/// `paceline check`'s judgement of a real PostgreSQL, on the primary and on a streaming
+/// standby: every query it makes (pg_settings, pg_hba_file_rules, pg_control_init,
+/// pg_replication_slots, the rewind role's privileges) answered and read, each rule seen to
+/// fire and to clear. tests/pg_majors.sh runs it on every major, where the catalogs differ:
+/// `pg_checkpoint` exists from 15, initdb turns checksums on from 18, slot invalidation
+/// reads differently from 17.
+#[test]
+fn check_judges_a_real_postgres_on_either_role() {
+    if !possible() {
+        return;
+    }
+    let f = Fixture::new(21);
+    let (p, s) = (&f.primary, &f.standby);
+    f.primary_and_standby();
+    wait_sql(s, "SELECT status FROM pg_stat_wal_receiver", "streaming");
+    let major: u32 = sql(p, "SHOW server_version_num").parse::<u32>().unwrap() / 10000;
+    // Every finding as "Severity: what", for node `me` (instance `i`) with the 127.0.0.1 the
+    // fixture's pg_hba lets replication in from among its addresses, pgsqlms's `params` and
+    // pgsql-state's.
+    let judge = |i: &Instance, me: &str, params: &str, state: &str| -> Vec<String> {
+        let nv = |id: &str, kv: &str| -> String {
+            kv.split_whitespace()
+                .enumerate()
+                .map(|(n, kv)| {
+                    let (k, v) = kv.split_once('=').unwrap();
+                    format!(r#"<nvpair id="{id}-{n}" name="{k}" value="{v}"/>"#)
+                })
+                .collect()
+        };
+        let cib = format!(
+            r#"<cib><configuration><nodes><node id="1" uname="primary"/><node id="2" uname="standby"/><node id="3" uname="third"/></nodes><resources>
+<clone id="pgsqld-clone"><primitive id="pgsqld" class="ocf" provider="paceline" type="pgsqlms"><instance_attributes id="pa">{}</instance_attributes></primitive></clone>
+<clone id="state-clone"><primitive id="pgsql-state" class="ocf" provider="paceline" type="pgsql-state"><instance_attributes id="sa">{}</instance_attributes></primitive></clone>
+</resources></configuration></cib>"#,
+            nv("pa", &format!("pghost={} pgport={} pgdata={} bindir={BINDIR} {params}", i.sock.display(), i.port, i.data.display())),
+            nv("sa", state)
+        );
+        let mine = ["127.0.0.1".parse().unwrap(), "192.0.2.1".parse().unwrap()];
+        let found = paceline::check::postgres_of(&paceline::pacemaker::xml::parse(&cib), me, &mine).unwrap_or_else(|e| panic!("{me}: {}", e.reason));
+        let mut out: Vec<String> = found.iter().map(|f| format!("{:?}: {}", f.severity, f.what)).collect();
+        out.sort();
+        out
+    };
+    // Each expected finding by its start; nothing else.
+    let expect = |got: Vec<String>, want: &[&str], what: &str| {
+        let mut want: Vec<&str> = want.to_vec();
+        want.sort();
+        assert!(got.len() == want.len() && got.iter().zip(&want).all(|(g, w)| g.starts_with(w)), "PostgreSQL {major}, {what}:\n got {got:#?}\nwant {want:#?}");
+    };
+    let control = common::must(&format!("{BINDIR}/pg_controldata {}", p.data.display()));
+    let checksums = control.lines().any(|l| l.starts_with("Data page checksum version:") && !l.ends_with(" 0"));
+    assert_eq!(checksums, major >= 18, "initdb's checksums default");
+    let params = "auto_rewind=true rewind_user=rewinder synchronous_mode=on replication_slots=true";
+    let hba = "Critical: pg_hba.conf lets replication in from 127.0.0.1 (host trust)";
+    let unbounded = "Warning: replication_slots=true with max_slot_wal_keep_size unbounded";
+    let no_hints = if checksums { None } else { Some("Critical: auto_rewind=true but neither wal_log_hints nor data checksums are on") };
+    let with = |more: &[&'static str]| -> Vec<&'static str> { [hba, unbounded].into_iter().chain(no_hints).chain(more.iter().copied()).collect() };
+    for (i, me) in [(p, "primary"), (s, "standby")] {
+        expect(judge(i, me, params, ""), &with(&["Critical: the rewind user rewinder does not exist"]), &format!("{me}, as set up"));
+    }
+    // A standby must be named as the node it runs on.
+    expect(
+        judge(s, "third", params, ""),
+        &with(&["Critical: the rewind user rewinder does not exist", "Critical: primary_conninfo's application_name is standby"]),
+        "standby, named for another node",
+    );
+    // Synchronous replication, PostgreSQL's 5 s reconnect interval: fine while pgsql-state
+    // wakes the standbys (primary_conninfo has an address to probe), not without it.
+    let no_wake = "Warning: wal_retrieve_retry_interval=5000ms with synchronous replication and pgsql-state's instant_reconnect=false";
+    expect(judge(p, "primary", params, "instant_reconnect=false"), &with(&["Critical: the rewind user rewinder does not exist", no_wake]), "no wake-up");
+    // The rewind role, step by step to what pg_rewind and the timeline check need.
+    sql(p, "CREATE ROLE rewinder LOGIN");
+    expect(judge(p, "primary", params, ""), &with(&["Critical: the rewind user rewinder lacks pg_rewind's privileges"]), "a bare role");
+    let functions = paceline::agents::pgsqlms::REWIND_FUNCTIONS.join(", ");
+    sql(p, &format!("GRANT EXECUTE ON FUNCTION {functions} TO rewinder"));
+    let cannot_checkpoint = "Warning: the rewind user rewinder cannot CHECKPOINT";
+    expect(judge(p, "primary", params, ""), &with(&[cannot_checkpoint]), "the functions granted");
+    if major >= 15 {
+        sql(p, "GRANT pg_checkpoint TO rewinder");
+        expect(judge(p, "primary", params, ""), &with(&[]), "pg_checkpoint granted");
+        // The standby reads the same roles, once replayed.
+        wait_sql(s, "SELECT pg_has_role('rewinder', 'pg_checkpoint', 'USAGE')", "t");
+        expect(judge(s, "standby", params, ""), &with(&[]), "standby, the role replayed");
+    } else {
+        // No pg_checkpoint before 15: only a superuser can CHECKPOINT, which check says.
+        expect(judge(s, "standby", params, ""), &with(&[cannot_checkpoint]), "standby, PostgreSQL 14");
+    }
+    let settled: Vec<&str> = if major >= 15 { vec![] } else { vec![cannot_checkpoint] };
+    // A slot whose WAL went past max_slot_wal_keep_size: invalidated ("lost"), said CRITICAL.
+    sql(p, "ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'");
+    sql(p, "ALTER SYSTEM SET wal_keep_size = 0");
+    sql(p, "SELECT pg_reload_conf()");
+    wait_sql(p, "SHOW max_slot_wal_keep_size", "1MB");
+    sql(p, "SELECT pg_create_physical_replication_slot('held', true)");
+    let with_bounded =
+        |more: &[&'static str]| -> Vec<&'static str> { [hba].into_iter().chain(no_hints).chain(settled.iter().copied()).chain(more.iter().copied()).collect() };
+    expect(judge(p, "primary", params, ""), &with_bounded(&[]), "a slot within its bound");
+    sql(p, "CREATE TABLE w AS SELECT generate_series(1, 100000) AS i");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sql(p, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'held'") != "lost" {
+        assert!(std::time::Instant::now() < until, "the slot was never invalidated");
+        sql(p, "INSERT INTO w SELECT generate_series(1, 10000)");
+        sql(p, "SELECT pg_switch_wal()");
+        sql(p, "CHECKPOINT");
+    }
+    expect(judge(p, "primary", params, ""), &with_bounded(&["Critical: replication slot held: its WAL was removed"]), "an invalidated slot");
+    sql(p, "SELECT pg_drop_replication_slot('held')");
+    // The PostgreSQL named is not there: check says so, no finding invented.
+    let gone = Instance { data: p.data.clone(), sock: f.base.join("nowhere"), port: p.port };
+    let cib = |i: &Instance| {
+        format!(
+            r#"<cib><configuration><resources><primitive id="pgsqld" class="ocf" provider="paceline" type="pgsqlms"><instance_attributes id="a"><nvpair id="a1" name="pghost" value="{}"/><nvpair id="a2" name="pgport" value="{}"/></instance_attributes></primitive></resources></configuration></cib>"#,
+            i.sock.display(),
+            i.port
+        )
+    };
+    let err = paceline::check::postgres_of(&paceline::pacemaker::xml::parse(&cib(&gone)), "primary", &[]).expect_err("no PostgreSQL on that port");
+    assert!(err.reason.starts_with("cannot connect"), "{}", err.reason);
 }

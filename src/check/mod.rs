@@ -450,7 +450,20 @@ fn fence_devices(prims: &[Primitive]) -> Vec<Finding> {
     f
 }
 
+/// The local PostgreSQL's findings, this node's name and addresses asked of Pacemaker.
 fn local_postgres(root: &Element) -> Result<Vec<Finding>, crate::ocf::OcfError> {
+    let me = crate::pacemaker::nodes::local_name()?;
+    let mine: Vec<IpAddr> =
+        crate::pacemaker::nodes::addresses().unwrap_or_default().into_iter().filter(|(n, _)| *n == me).filter_map(|(_, a)| a.parse().ok()).collect();
+    postgres_of(root, &me, &mine)
+}
+
+/// What the PostgreSQL that the CIB's pgsqlms resource (`root`) names on this node says,
+/// judged by [`postgres`], [`reconnect`], [`slots`] and [`rewind_role`]: every query
+/// `paceline check` makes of PostgreSQL, in-process as the resource's `system_user`. `me`:
+/// this node's name, `mine`: its addresses. Public for the tests that run it on every
+/// PostgreSQL major (tests/pgsqlms_local.rs): the queries are what differs between them.
+pub fn postgres_of(root: &Element, me: &str, mine: &[IpAddr]) -> Result<Vec<Finding>, crate::ocf::OcfError> {
     use crate::ocf::OcfError;
     use std::time::Duration;
     let prims = primitives_in(root);
@@ -486,11 +499,8 @@ fn local_postgres(root: &Element) -> Result<Vec<Finding>, crate::ocf::OcfError> 
         })
         .collect::<Vec<_>>();
     let checksums = local.query_one::<i32>("SELECT data_page_checksum_version FROM pg_control_init()", t).map(|v| v > 0).unwrap_or(false);
-    let me = crate::pacemaker::nodes::local_name()?;
-    let mine: Vec<IpAddr> =
-        crate::pacemaker::nodes::addresses().unwrap_or_default().into_iter().filter(|(n, _)| *n == me).filter_map(|(_, a)| a.parse().ok()).collect();
     let auto_rewind = is_true(pg.params.get("auto_rewind"));
-    let mut out = postgres(&settings, &hba, &me, &mine, auto_rewind, checksums);
+    let mut out = postgres(&settings, &hba, me, mine, auto_rewind, checksums);
     let synchronous = matches!(pg.params.get("synchronous_mode").map(|m| m.trim().to_ascii_lowercase()).as_deref(), Some("on" | "strict"));
     let instant = prims
         .iter()
