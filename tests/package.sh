@@ -6,12 +6,15 @@
 #   - its copyright file, packaging/copyright, says the license Cargo.toml names (LICENSE);
 #   - dpkg -i; every agent where Pacemaker finds it, `pcs resource describe
 #     ocf:paceline:pgsqlms`, `pcs stonith describe fence_paceline_aws`, `man -w` for each page;
+#     the package's agents run a 3-node lab (tests/lab/lab.sh, our stack) that the package's
+#     `paceline status` says healthy;
 #   - dpkg -r: nothing of the package is left on disk; what `paceline install` had put
 #     there before is put back;
 #   - the RPM (packaging/paceline.spec), made by the same run from the .deb's files: the
 #     same files, the license, every agent a link, no rpmlint error (rpm -qp, rpmlint);
 #   - on Debian 13 (tests/lab/rootfs.sh's root, when made): dpkg -i, pcs 0.12 describes
-#     the agents, dpkg -r leaves nothing.
+#     the agents, dpkg -r leaves nothing; a Debian 13 lab whose nodes install the package
+#     (lab up --deb), healthy by its `paceline status`.
 # Leaves the .deb in target/debian/ and the RPM in target/rpm/RPMS/. Usage: bash tests/package.sh [--build-only]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +38,37 @@ deb=$(cargo deb "${args[@]}" 2>&1 | tail -1)
 [[ -f $deb ]] || { echo "package.sh: cargo deb did not build a package: $deb" >&2; exit 1; }
 echo "package.sh: built $deb ($(du -h "$deb" | cut -f1))"
 fail() { echo "package.sh: FAIL: $*" >&2; exit 1; }
+
+# A 3-node lab of our stack run by the package's programs (lab up's arguments: the OS, and
+# for Debian 13 the package its nodes install): within a minute of the configuration,
+# `paceline status` on a node shows a primary and two streaming standbys, and nothing
+# wrong but the one thing a lab without a fence device has (exit 1: fencing disabled; the
+# EC2 labs of tests/lab_cluster.rs have fencing). On a lab of its own, always taken down.
+LAB=(env LAB_PREFIX=plpk LAB_DIR=/var/lib/paceline-lab-pkg bash tests/lab/lab.sh)
+lab_down() { "${LAB[@]}" down >/dev/null 2>&1 || true; }
+lab_with_package() {
+    local os=$1 out="" rc=1 t
+    shift
+    local log=target/package/lab-$os.log
+    "${LAB[@]}" up --nodes 3 --os "$os" "$@" >"$log" 2>&1 || fail "$os: lab up: $(tail -5 "$log")"
+    "${LAB[@]}" config --stack paceline >>"$log" 2>&1 || fail "$os: lab config: $(tail -5 "$log")"
+    "${LAB[@]}" node 1 dpkg-query -W -f '${Status} ${Version}\n' paceline | grep -q "^install ok installed $version" ||
+        fail "$os: the lab's node runs no installed package paceline $version"
+    local healthy
+    healthy() {
+        (( rc <= 1 )) && [[ $(grep -c "Promoted  *primary" <<<"$out") == 1 && $(grep -c "Unpromoted  *streaming standby" <<<"$out") == 2 ]] &&
+            ! grep -E "^(CRITICAL|WARNING)" <<<"$out" | grep -qv "^WARNING: fencing is disabled"
+    }
+    for t in $(seq 60); do
+        rc=0
+        out=$("${LAB[@]}" node 1 paceline status 2>&1) || rc=$?
+        healthy && break
+        sleep 1
+    done
+    healthy || fail "$os: the package's paceline status on a lab: exit $rc: $out"
+    lab_down
+    echo "package.sh: $os: a lab runs on the package's agents; its paceline status says healthy"
+}
 
 # The RPM (packaging/paceline.spec): the .deb's files, unpacked and packaged again, so both
 # hold the same tree by construction; the license where RPM systems keep it. What
@@ -140,6 +174,9 @@ done
 [[ -f /usr/share/doc/paceline/crm-examples/pgsql-ha.sh && -f /usr/share/doc/paceline/pgsqlms.md && -f /usr/share/doc/paceline/CHANGELOG.md ]] || fail "docs"
 pcs resource describe ocf:paceline:pgsqlms | grep -q "synchronous_mode" || fail "pcs resource describe ocf:paceline:pgsqlms"
 pcs stonith describe fence_paceline_aws | grep -q "region" || fail "pcs stonith describe fence_paceline_aws"
+trap 'lab_down; restore' EXIT
+lab_with_package debian12
+trap restore EXIT
 dpkg -r paceline >/dev/null || fail "dpkg -r"
 left=$(while read -r f; do if [[ -f $f || -L $f ]]; then echo "$f"; fi; done <<<"$files")
 [[ -z $left ]] || fail "dpkg -r left files behind: $left"
@@ -169,9 +206,12 @@ if root13=$(bash tests/lab/rootfs.sh trixie 2>/dev/null); then
         '
     " || fail "Debian 13: the .deb does not install, describe its agents and remove clean"
     rm -rf "$t"
-    echo "package.sh: ok on Debian 13 too (pcs 0.12 describes the agents; dpkg -r leaves nothing)"
+    trap lab_down EXIT
+    lab_with_package debian13 --deb "$deb"
+    trap - EXIT
+    echo "package.sh: ok on Debian 13 too (pcs 0.12 describes the agents; a lab runs on them; dpkg -r leaves nothing)"
 fi
 for p in "${had[@]}"; do
     [[ -e $p || -L $p ]] || fail "$p was there before the test and is not after it"
 done
-echo "package.sh: ok: installs, pcs describes the agents, the man pages are found, and dpkg -r leaves nothing"
+echo "package.sh: ok: installs, pcs describes the agents, the man pages are found, a lab runs on them, and dpkg -r leaves nothing"

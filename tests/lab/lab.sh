@@ -3,12 +3,14 @@
 # one machine. Driven by `paceline-lab <verb>` (this script, verbs below); docs/lab.md says
 # how it works and how to debug a node.
 #
-#   lab.sh up [--nodes N] [--os O] [--ec2 [--multiaz]]  build the switch, N nodes (2 or
+#   lab.sh up [--nodes N] [--os O [--deb F]] [--ec2 [--multiaz]]  build the switch, N nodes (2 or
 #                                  3), the client; start corosync + pacemaker; PostgreSQL
 #                                  primary + standbys. O = debian12 (default: this machine's
 #                                  own programs, PostgreSQL 15) | debian13 (each node chrooted
 #                                  into an overlay of tests/lab/rootfs.sh's Debian 13 root:
-#                                  Pacemaker 3.0, pcs 0.12, PostgreSQL 17). --ec2: moto (fake EC2, one instance per node) in
+#                                  Pacemaker 3.0, pcs 0.12, PostgreSQL 17; paceline copied
+#                                  from this machine's /usr/sbin, or with --deb F the .deb F
+#                                  installed by dpkg in each node). --ec2: moto (fake EC2, one instance per node) in
 #                                  the switch namespace, an IMDS per node, the power controller;
 #                                  --multiaz: two zones with a route table each, and the VPC
 #                                  router that forwards the overlay IP (the VIP's address) as
@@ -152,8 +154,9 @@ node_init() {
     hostname "node$i"
     # top: where the node's root is seen from here — / (debian12), or its overlay of the
     # Debian 13 root, with this machine's installed paceline copied in (`paceline install`
-    # from /usr/sbin: what the node runs is what the tests installed), the sources and the
-    # lab's directory at the same paths, its own /proc, /sys (its network's) and /dev.
+    # from /usr/sbin: what the node runs is what the tests installed) or `up --deb`'s package
+    # installed by dpkg, the sources and the lab's directory at the same paths, its own
+    # /proc, /sys (its network's) and /dev.
     local top=""
     if [[ $(lab_os) == debian13 ]]; then
         top=$root/os/merged
@@ -165,7 +168,12 @@ node_init() {
         mkdir -p "$top$SRC" "$top$LAB_DIR"
         mount --bind "$SRC" "$top$SRC"
         mount --bind "$LAB_DIR" "$top$LAB_DIR"
-        /usr/sbin/paceline install --root "$top" >/dev/null
+        if [[ -e $STATE/deb ]]; then
+            cp "$STATE/deb" "$top/tmp/paceline.deb"
+            chroot "$top" dpkg -i /tmp/paceline.deb >"$root/dpkg.log" 2>&1 || die "node$i: dpkg -i $(cat "$STATE/deb.name") failed ($root/dpkg.log)"
+        else
+            /usr/sbin/paceline install --root "$top" >/dev/null
+        fi
     fi
     mount -t tmpfs -o mode=0755 tmpfs "$top/run"
     mount -t tmpfs -o mode=1777 tmpfs "$top/dev/shm"       # libqb IPC needs 1777
@@ -253,6 +261,17 @@ boot_node() {
     [[ -n $inner ]] || die "node$i did not start (see $LAB_DIR/node$i/init.log)"
     echo "$inner" >"$STATE/node$i.pid"
     echo "$outer" >"$STATE/node$i.unshare"
+    # A Debian 13 node is ready once its init has chrooted (after its mounts and its
+    # paceline, a package's dpkg -i takes seconds): in_node enters the init's root, which
+    # before that is this machine's.
+    if [[ $(lab_os) == debian13 ]]; then
+        for n in $(seq 1200); do
+            [[ $(readlink "/proc/$inner/root" 2>/dev/null) == / ]] || break
+            sleep 0.1
+        done
+        kill -0 "$inner" 2>/dev/null && [[ $(readlink "/proc/$inner/root") != / ]] ||
+            die "node$i did not enter its Debian 13 root: $(tail -3 "$LAB_DIR/node$i/init.log")"
+    fi
 }
 
 # Power node I off: SIGKILL its init (the kernel kills every process of its PID namespace)
@@ -510,17 +529,19 @@ setup_postgres() {
 
 # ---------------------------------------------------------------------------- verbs
 cmd_up() {
-    local n=3 ec2=0 multiaz=0 os=debian12
-    while (( $# )); do case $1 in --nodes) n=$2; shift 2 ;; --os) os=$2; shift 2 ;; --ec2) ec2=1; shift ;; --multiaz) multiaz=1; shift ;; *) die "up: unknown argument $1" ;; esac; done
+    local n=3 ec2=0 multiaz=0 os=debian12 deb=""
+    while (( $# )); do case $1 in --nodes) n=$2; shift 2 ;; --os) os=$2; shift 2 ;; --deb) deb=$2; shift 2 ;; --ec2) ec2=1; shift ;; --multiaz) multiaz=1; shift ;; *) die "up: unknown argument $1" ;; esac; done
     [[ $n == 2 || $n == 3 ]] || die "--nodes must be 2 or 3"
     [[ $os == debian12 || $os == debian13 ]] || die "--os must be debian12 or debian13"
     (( ec2 || ! multiaz )) || die "--multiaz needs --ec2"
+    [[ -z $deb || $os == debian13 ]] || die "--deb needs --os debian13 (Debian 12 nodes run this machine's programs: dpkg -i the package here)"
+    [[ -z $deb ]] || dpkg-deb -f "$deb" Package 2>/dev/null | grep -qx paceline || die "--deb $deb: not a paceline package"
     need_root
     [[ ! -e $STATE/nodes ]] || die "a lab is already up (paceline-lab down first)"
     local top=""
     if [[ $os == debian13 ]]; then
         top=$(bash "$SRC/tests/lab/rootfs.sh" trixie) || die "no Debian 13 root (tests/lab/rootfs.sh)"
-        [[ -x /usr/sbin/paceline ]] || die "paceline is not installed here (paceline install): a Debian 13 node copies it from /usr/sbin"
+        [[ -n $deb || -x /usr/sbin/paceline ]] || die "paceline is not installed here (paceline install): a Debian 13 node copies it from /usr/sbin, or give --deb"
         PGVER=17 BINDIR=/usr/lib/postgresql/17/bin PGDATA=/var/lib/postgresql/17/main
     fi
     [[ -x $top/usr/sbin/corosync && -x $top/usr/sbin/pacemakerd ]] || die "corosync/pacemaker not installed (bash tests/deps.sh)"
@@ -529,6 +550,8 @@ cmd_up() {
     echo "$n" >"$STATE/nodes"
     echo "$os" >"$STATE/os"
     [[ -z $top ]] || echo "$top" >"$STATE/rootfs"
+    # The package, copied: the nodes install it as they boot.
+    [[ -z $deb ]] || { cp "$deb" "$STATE/deb" && basename "$deb" >"$STATE/deb.name"; }
     say "network: switch namespace $SW with bridge br0, client $CLIENT_IP"
     ip netns add "$SW"
     ip -n "$SW" link add br0 type bridge
