@@ -5,15 +5,15 @@
 # (pgsqld, pgsqld-clone, pgsql-vip), so the result is what a PAF user expects to find.
 #
 # Run it once, on one node of a running cluster that has none of these resources yet:
-#     STACK=paceline sh crm-examples/pgsql-ha.sh
+#     sh crm-examples/pgsql-ha.sh
 # or against a CIB file (nothing running needed):
 #     cibadmin --empty > cib.xml && PCS="pcs -f cib.xml" sh crm-examples/pgsql-ha.sh
 # See crm-examples/README.md for the PostgreSQL set-up the agents expect.
 #
 # Environment (default in brackets):
 #   PCS                 the pcs command, split on spaces [pcs]; "pcs -f FILE" edits a CIB file
-#   STACK               reference: ocf:heartbeat:pgsqlms (PAF) + ocf:heartbeat:IPaddr2
-#                       paceline:  ocf:paceline:pgsqlms       + ocf:paceline:IPaddr2   [reference]
+#   STACK               paceline:  ocf:paceline:pgsqlms       + ocf:paceline:IPaddr2   [paceline]
+#                       reference: ocf:heartbeat:pgsqlms (PAF) + ocf:heartbeat:IPaddr2
 #   VIP                 the virtual IP clients and standbys connect to [192.0.2.100]
 #   CIDR                its prefix length [24]
 #   NIC                 the interface it goes on [eth0]
@@ -27,10 +27,12 @@
 #   MONITOR_PROMOTED    monitor interval of the primary [15s]
 #   MONITOR_UNPROMOTED  monitor interval of the standbys [16s]; must differ from MONITOR_PROMOTED
 #   VIP_MONITOR         monitor interval of the VIP [10s]
-#   STONITH             true|false: the stonith-enabled cluster property [false]; false prints a
-#                       warning. This script creates no fence device: true needs one, e.g.
-#                       pgsql-ha-ec2.sh's fence_paceline_aws (it runs this script with STONITH=true)
-#                       or your platform's, created before or with it.
+#   STONITH             true|false: the stonith-enabled cluster property [true]. This script
+#                       creates no fence device: true needs one in the configuration already
+#                       (your platform's, e.g. fence_ipmilan; on EC2 pgsql-ha-ec2.sh creates
+#                       fence_paceline_aws, then runs this script), else it stops before
+#                       changing anything. false (a test cluster only: a hung primary and a
+#                       promoted standby can both take writes) prints a warning.
 #   AUTO_REWIND         paceline stack only: the pgsqlms auto_rewind parameter, true|false
 #                       [unset: the agent's default, false]. true: a rebooted ex-primary whose
 #                       history diverged is rewound from the primary (pg_rewind) and rejoins as
@@ -65,7 +67,7 @@
 set -eu
 
 PCS=${PCS:-pcs}
-STACK=${STACK:-reference}
+STACK=${STACK:-paceline}
 VIP=${VIP:-192.0.2.100}
 CIDR=${CIDR:-24}
 NIC=${NIC:-eth0}
@@ -77,7 +79,7 @@ PGPORT=${PGPORT:-5432}
 MONITOR_PROMOTED=${MONITOR_PROMOTED:-15s}
 MONITOR_UNPROMOTED=${MONITOR_UNPROMOTED:-16s}
 VIP_MONITOR=${VIP_MONITOR:-10s}
-STONITH=${STONITH:-false}
+STONITH=${STONITH:-true}
 PCS_CREATE_FLAGS=${PCS_CREATE_FLAGS:-}
 AUTO_REWIND=${AUTO_REWIND:-}
 REWIND_USER=${REWIND_USER:-}
@@ -130,6 +132,14 @@ pcs_() {
     # shellcheck disable=SC2086
     $PCS "$@"
 }
+
+# Fencing on needs a fence device, or Pacemaker starts no resource at all ("Resource
+# start-up disabled since no STONITH resources have been defined"): say so now, before
+# anything changes, rather than leave a cluster that silently runs nothing.
+if [ "$STONITH" = true ] && ! pcs_ cluster cib 2>/dev/null | grep -q 'class="stonith"'; then
+    echo "pgsql-ha.sh: STONITH=true (the default) and no fence device is configured: create yours first (pcs stonith create ...; on EC2 crm-examples/pgsql-ha-ec2.sh does it), or set STONITH=false for a test cluster without fencing" >&2
+    exit 2
+fi
 
 # Fencing. PAF's documentation calls it mandatory: without it a primary that stops answering
 # (rather than dying) may still be writing when a standby is promoted. This script only sets

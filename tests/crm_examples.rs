@@ -137,11 +137,14 @@ fn run_script(cib: &Path, env: &[(&str, &str)]) -> Output {
     run(&mut c)
 }
 
-/// A fresh CIB built by the script with `env`; panics unless the script succeeds.
+/// A fresh CIB built by the script with `env`; panics unless the script succeeds. The CIB
+/// has no fence device, so STONITH is false unless `env` says otherwise (the script's
+/// default, true, refuses a configuration without one: `script_is_safe_by_default`).
 fn built_cib(dir: &TempDir, name: &str, env: &[(&str, &str)]) -> (PathBuf, Output) {
     let cib = dir.path(name);
     empty_cib(&cib);
-    let out = run_script(&cib, env);
+    let env: Vec<(&str, &str)> = [("STONITH", "false")].into_iter().filter(|(k, _)| !env.iter().any(|(e, _)| e == k)).chain(env.iter().copied()).collect();
+    let out = run_script(&cib, &env);
     assert!(out.status.success(), "{SCRIPT} with {env:?} failed:\n{}", text(&out));
     (cib, out)
 }
@@ -155,6 +158,13 @@ fn reference_cib() -> &'static str {
         std::fs::read_to_string(cib).expect("read the CIB")
     })
 }
+
+/// A fence device in `cib`, as the examples' default (STONITH=true) expects the cluster to
+/// have before they run: what pcs would create for a platform's fence agent.
+fn add_fence_device(cib: &Path) {
+    ok(on_file(cib, "cibadmin").args(["--create", "-o", "resources", "--xml-text", FENCE_DEVICE]));
+}
+const FENCE_DEVICE: &str = r#"<primitive id="fence-test" class="stonith" type="fence_ipmilan"/>"#;
 
 /// Asserts `crm_verify -x cib` exits 0 and prints no error.
 fn verify(cib: &Path) {
@@ -262,51 +272,68 @@ fn reference_stack_builds_a_cib_crm_verify_accepts() {
     verify(&cib);
 }
 
+/// The script's defaults are the safe ones (issue #22.3): our agents, fencing on. Fencing on
+/// needs a fence device already configured, or Pacemaker would start nothing: without one
+/// the script stops before changing anything, with one it sets stonith-enabled=true and
+/// the result is a CIB crm_verify accepts. STONITH=false (a test cluster) says so in one
+/// line. Bad values stop it before it changes anything too.
 #[test]
-fn script_warns_without_fencing_and_refuses_bad_settings() {
-    skip_unless_possible!("script_warns_without_fencing_and_refuses_bad_settings");
+fn script_is_safe_by_default_and_refuses_bad_settings() {
+    skip_unless_possible!("script_is_safe_by_default_and_refuses_bad_settings");
     let dir = TempDir::new("settings");
+    let unchanged = |cib: &Path, env: &[(&str, &str)], why: &str| {
+        let before = std::fs::read_to_string(cib).unwrap();
+        let out = run_script(cib, env);
+        assert_eq!(out.status.code(), Some(2), "{env:?} was accepted:\n{}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("pgsql-ha.sh:") && stderr.contains(why), "{env:?}: expected \"{why}\":\n{}", text(&out));
+        assert_eq!(std::fs::read_to_string(cib).unwrap(), before, "{env:?} changed the CIB");
+    };
 
-    // The default (STONITH=false) says so on stderr, on one line.
-    let (_, out) = built_cib(&dir, "nofence.xml", &[]);
-    let warnings: Vec<String> =
-        String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.starts_with("WARNING: stonith-enabled=false")).map(String::from).collect();
-    assert_eq!(warnings.len(), 1, "expected one fencing warning:\n{}", text(&out));
+    // Defaults, no fence device yet: refused, nothing changed.
+    let cib = dir.path("bare.xml");
+    empty_cib(&cib);
+    unchanged(&cib, &[("PCS_CREATE_FLAGS", "--force")], "no fence device is configured");
 
-    // STONITH=true sets the property and does not warn. With no fence device defined yet,
-    // crm_verify rejects the result — which is why the lab runs with STONITH=false for now.
+    // Defaults with the cluster's fence device: our agents, fencing on, no warning, valid.
     // (Same run: Debian's pg_createcluster layout, configuration and data apart.)
-    let debian = [("STONITH", "true"), ("PGDATA", "/etc/postgresql/15/main"), ("DATADIR", "/var/lib/postgresql/15/main")];
-    let (cib, out) = built_cib(&dir, "fence.xml", &debian);
+    let cib = dir.path("fence.xml");
+    empty_cib(&cib);
+    add_fence_device(&cib);
+    let out = run_script(&cib, &[("PCS_CREATE_FLAGS", "--force"), ("PGDATA", "/etc/postgresql/15/main"), ("DATADIR", "/var/lib/postgresql/15/main")]);
+    assert!(out.status.success(), "{}", text(&out));
     assert!(!combined(&out).contains("WARNING: stonith-enabled"), "{}", text(&out));
     let xml = std::fs::read_to_string(&cib).unwrap();
     assert_pgsqld_params(&xml, &[("pgdata", "/etc/postgresql/15/main"), ("datadir", "/var/lib/postgresql/15/main")]);
+    for id in ["pgsqld", "pgsql-vip", "pgsql-state"] {
+        assert_eq!(attr(line_with_id(&xml, id).unwrap_or_else(|| panic!("no {id}:\n{xml}")), "provider"), Some("paceline"), "{id}: not ours by default");
+    }
     let line = line_with_id(&xml, "cib-bootstrap-options-stonith-enabled").expect("stonith-enabled set");
     assert_eq!(attr(line, "value"), Some("true"), "{xml}");
-    let v = run(Command::new("crm_verify").arg("-x").arg(&cib).arg("-V"));
-    assert!(
-        !v.status.success() && combined(&v).contains("no STONITH resources have been defined"),
-        "crm_verify accepted fencing without a device:\n{}",
-        text(&v)
-    );
+    verify(&cib);
 
-    // Bad values stop the script before it changes anything.
+    // STONITH=false says so on stderr, on one line.
+    let (cib, out) = built_cib(&dir, "nofence.xml", &[("STONITH", "false"), ("PCS_CREATE_FLAGS", "--force")]);
+    let warnings: Vec<String> =
+        String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.starts_with("WARNING: stonith-enabled=false")).map(String::from).collect();
+    assert_eq!(warnings.len(), 1, "expected one fencing warning:\n{}", text(&out));
+    assert_eq!(attr(line_with_id(&std::fs::read_to_string(&cib).unwrap(), "cib-bootstrap-options-stonith-enabled").unwrap(), "value"), Some("false"));
+
+    // Bad values stop the script before it changes anything, each with its reason.
     // (AUTO_REWIND, REWIND_USER and SYNC_MODE are ocf:paceline:pgsqlms parameters: refused on the reference stack.)
-    for env in [
-        [("STACK", "heartbeat")],
-        [("STONITH", "yes")],
-        [("MONITOR_UNPROMOTED", "15s")],
-        [("AUTO_REWIND", "true")],
-        [("REWIND_USER", "postgres")],
-        [("SYNC_MODE", "on")],
+    let paceline_only = "parameters of ocf:paceline:pgsqlms only";
+    for (env, why) in [
+        (vec![("STACK", "heartbeat")], "STACK must be reference or paceline"),
+        (vec![("STONITH", "yes")], "STONITH must be true or false"),
+        (vec![("MONITOR_UNPROMOTED", "15s")], "must differ"),
+        (vec![("STACK", "reference"), ("AUTO_REWIND", "true")], paceline_only),
+        (vec![("STACK", "reference"), ("REWIND_USER", "postgres")], paceline_only),
+        (vec![("STACK", "reference"), ("SYNC_MODE", "on")], paceline_only),
     ] {
         let cib = dir.path("bad.xml");
         empty_cib(&cib);
-        let before = std::fs::read_to_string(&cib).unwrap();
-        let out = run_script(&cib, &env);
-        assert_eq!(out.status.code(), Some(2), "{env:?} was accepted:\n{}", text(&out));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("pgsql-ha.sh:"), "{}", text(&out));
-        assert_eq!(std::fs::read_to_string(&cib).unwrap(), before, "{env:?} changed the CIB");
+        add_fence_device(&cib);
+        unchanged(&cib, &env, why);
     }
 }
 
@@ -355,7 +382,7 @@ fn paceline_stack_builds_a_cib_crm_verify_accepts() {
         // --force is shown below.)
         let cib = dir.path("noforce.xml");
         empty_cib(&cib);
-        let out = run_script(&cib, &[("STACK", "paceline")]);
+        let out = run_script(&cib, &[("STACK", "paceline"), ("STONITH", "false")]);
         assert!(!out.status.success(), "pcs accepted a missing agent:\n{}", text(&out));
         let errors: Vec<&str> = std::str::from_utf8(&out.stderr).unwrap().lines().filter(|l| l.starts_with("Error: Agent")).collect();
         assert!(errors.len() == 1 && errors[0].contains("'ocf:paceline:pgsqlms' is not installed"), "{}", text(&out));
@@ -1091,14 +1118,15 @@ fn run_haproxy_script(cib: &Path, env: &[(&str, &str)]) -> Output {
     run(&mut c)
 }
 
-/// The HAProxy example's CIB (defaults: the paceline stack, no fencing), built once.
+/// The HAProxy example's CIB (defaults: the paceline stack; no fence device, so no
+/// fencing), built once.
 fn haproxy_cib() -> &'static str {
     static XML: OnceLock<String> = OnceLock::new();
     XML.get_or_init(|| {
         let dir = TempDir::new("haproxy");
         let cib = dir.path("cib.xml");
         empty_cib(&cib);
-        let out = run_haproxy_script(&cib, &[]);
+        let out = run_haproxy_script(&cib, &[("STONITH", "false")]);
         assert!(out.status.success(), "{HAPROXY_SCRIPT} failed:\n{}", text(&out));
         std::fs::read_to_string(cib).expect("read the CIB")
     })
@@ -1185,7 +1213,7 @@ fn haproxy_example_refuses_bad_settings_and_runs_the_seed_stack() {
     // pgsqlms alone, no state service, no VIP; it says so.
     let cib = dir.path("seed.xml");
     empty_cib(&cib);
-    let out = run_haproxy_script(&cib, &[("STACK", "reference")]);
+    let out = run_haproxy_script(&cib, &[("STACK", "reference"), ("STONITH", "false")]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no state service"), "{}", text(&out));
     let xml = std::fs::read_to_string(&cib).unwrap();
@@ -1377,7 +1405,8 @@ fn pcs_warnings(out: &str, paf: bool) -> Vec<String> {
         .collect()
 }
 
-/// Run example `script` (a file name in crm-examples/) with `env` on an empty CIB: with
+/// Run example `script` (a file name in crm-examples/) with `env` on a CIB that holds only
+/// the cluster's fence device (what the examples' default, fencing on, expects): with
 /// this machine's pcs when `root` is None, else inside `root` (an overlay of it, the agents
 /// of this build installed, in a network namespace of its own whose one interface is the
 /// examples' NIC, eth0: pcs 0.12 runs the agents' validate-all). Returns the output and the
@@ -1390,6 +1419,7 @@ fn example_with_pcs(root: Option<&Path>, script: &str, env: &[(&str, &str)]) -> 
             ensure_paceline_ipaddr2();
             let cib = dir.path("cib.xml");
             empty_cib(&cib);
+            add_fence_device(&cib);
             let mut c = Command::new("sh");
             c.arg("-c").arg(format!(
                 "env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin PCS='pcs -f {}' {vars} sh {}/crm-examples/{script}",
@@ -1409,10 +1439,11 @@ fn example_with_pcs(root: Option<&Path>, script: &str, env: &[(&str, &str)]) -> 
                  mount -t proc proc {d}/merged/proc && mount -t sysfs sysfs {d}/merged/sys
                  mkdir -p {d}/merged/src && mount --bind {src} {d}/merged/src
                  {paceline} install --root {d}/merged >/dev/null
-                 exec chroot {d}/merged sh -c \"cd /tmp && cibadmin --empty >cib.xml && env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin PCS='pcs -f /tmp/cib.xml' {vars} sh /src/crm-examples/{script}; rc=\\$?; cp /tmp/cib.xml /src-cib.xml; exit \\$rc\"",
+                 exec chroot {d}/merged sh -c \"cd /tmp && cibadmin --empty >cib.xml && CIB_file=/tmp/cib.xml cibadmin --create -o resources --xml-text '{fence}' && env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin PCS='pcs -f /tmp/cib.xml' {vars} sh /src/crm-examples/{script}; rc=\\$?; cp /tmp/cib.xml /src-cib.xml; exit \\$rc\"",
                 root = root.display(),
                 src = env!("CARGO_MANIFEST_DIR"),
                 paceline = env!("CARGO_BIN_EXE_paceline"),
+                fence = FENCE_DEVICE.replace('"', "\\\""),
             );
             let out = run(Command::new("unshare").args(["--mount", "--net", "--propagation", "private", "sh", "-c", &script_text]));
             let cib = std::fs::read_to_string(dir.path("upper/src-cib.xml")).unwrap_or_default();

@@ -644,9 +644,12 @@ cmd_config() {
     fi
     say "config: stack $stack from crm-examples/$script (monitors: promoted $MONITOR_PROMOTED, unpromoted $MONITOR_UNPROMOTED, VIP $VIP_MONITOR; synchronous_mode $sync)"
     # STATE_ALLOW: the state service answers the lab's network (the nodes' HAProxy, the
-    # client namespace's checks and metrics) and loopback.
+    # client namespace's checks and metrics) and loopback. STONITH: a lab without --ec2 has
+    # no fence device, so fencing is off there (the scripts' default, on, needs a device).
+    local fencing=true
+    is_ec2 || fencing=false
     in_node 1 env STACK="$stack" VIP="$VIP" CIDR=24 NIC=eth0 PGDATA="$PGDATA" BINDIR="$BINDIR" PGHOST=/run/postgresql \
-        STATE_ALLOW="192.0.2.0/24 127.0.0.1 ::1" \
+        STATE_ALLOW="192.0.2.0/24 127.0.0.1 ::1" STONITH="$fencing" \
         PCS_CREATE_FLAGS="$flags" "${rewind[@]}" "${ec2[@]}" sh "$SRC/crm-examples/$script" >"$LAB_DIR/config.log" 2>&1 \
         || { cat "$LAB_DIR/config.log" >&2; die "crm-examples/$script failed"; }
     if is_multiaz; then say "config: fencing through EC2 (fence_paceline_aws, stonith-enabled=true); $VIP is an overlay IP (aws-vpc-move-ip)"
