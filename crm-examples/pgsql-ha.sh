@@ -17,11 +17,11 @@
 #   VIP                 the virtual IP clients and standbys connect to [192.0.2.100]
 #   CIDR                its prefix length [24]
 #   NIC                 the interface it goes on [eth0]
-#   PGDATA              pgsqlms pgdata: the directory holding postgresql.conf [/var/lib/postgresql/15/main]
+#   PGDATA              pgsqlms pgdata: the directory holding postgresql.conf [/var/lib/postgresql/17/main]
 #   DATADIR             pgsqlms datadir, only if it differs from PGDATA, e.g. with Debian's
-#                       pg_createcluster layout PGDATA=/etc/postgresql/15/main
-#                       DATADIR=/var/lib/postgresql/15/main [unset: not configured]
-#   BINDIR              PostgreSQL's binaries [/usr/lib/postgresql/15/bin]
+#                       pg_createcluster layout PGDATA=/etc/postgresql/17/main
+#                       DATADIR=/var/lib/postgresql/17/main [unset: not configured]
+#   BINDIR              PostgreSQL's binaries [/usr/lib/postgresql/17/bin]
 #   PGHOST              socket directory for the agent's local connections [/run/postgresql]
 #   PGPORT              [5432]
 #   MONITOR_PROMOTED    monitor interval of the primary [15s]
@@ -71,9 +71,9 @@ STACK=${STACK:-paceline}
 VIP=${VIP:-192.0.2.100}
 CIDR=${CIDR:-24}
 NIC=${NIC:-eth0}
-PGDATA=${PGDATA:-/var/lib/postgresql/15/main}
+PGDATA=${PGDATA:-/var/lib/postgresql/17/main}
 DATADIR=${DATADIR:-}
-BINDIR=${BINDIR:-/usr/lib/postgresql/15/bin}
+BINDIR=${BINDIR:-/usr/lib/postgresql/17/bin}
 PGHOST=${PGHOST:-/run/postgresql}
 PGPORT=${PGPORT:-5432}
 MONITOR_PROMOTED=${MONITOR_PROMOTED:-15s}

@@ -209,7 +209,7 @@ fn assert_configuration(xml: &str, provider: &str) {
     // What PAF 2.3.0's validation reads when run by hand (crm_resource --force-check).
     has("pgsqld-clone-meta_attributes-master-max", &[("name", "master-max"), ("value", "1")]);
     for (name, value) in
-        [("bindir", "/usr/lib/postgresql/15/bin"), ("pgdata", "/var/lib/postgresql/15/main"), ("pghost", "/run/postgresql"), ("pgport", "5432")]
+        [("bindir", "/usr/lib/postgresql/17/bin"), ("pgdata", "/var/lib/postgresql/17/main"), ("pghost", "/run/postgresql"), ("pgport", "5432")]
     {
         has(&format!("pgsqld-instance_attributes-{name}"), &[("name", name), ("value", value)]);
     }
@@ -1497,5 +1497,75 @@ fn examples_say_no_warning_on_pcs_0_11_or_0_12() {
                 assert!(clone.contains(meta), "pcs {version}: {script}: {meta} is not on the clone:\n{cib}");
             }
         }
+    }
+}
+
+/// crm-examples/README.md's "Every default, and why" (issue #22.3) against the scripts:
+/// every `VAR=${VAR:-default}` of every script has its row with that default (one default
+/// per variable across the scripts), every operation timeout a resource is created with and
+/// every resource default the scripts set has its row as the script writes it, and the
+/// table has no row the scripts do not set. Text only: runs anywhere.
+#[test]
+fn every_default_of_the_examples_is_explained_in_one_table() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crm-examples");
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    let start = readme.find("\n## Every default, and why\n").expect("the README's defaults section");
+    let section = &readme[start + 1..];
+    let section = &section[..section[3..].find("\n## ").map(|e| e + 3).unwrap_or(section.len())];
+    // (first cell, second cell) of each row.
+    let table: Vec<(String, String)> = section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells[1].to_owned(), cells.get(2).map(|c| c.to_string()).unwrap_or_default())
+        })
+        .collect();
+    let mut wanted: std::collections::BTreeMap<String, String> = Default::default();
+    let mut scripts: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "sh")).collect();
+    scripts.sort();
+    for script in &scripts {
+        let name = script.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(script).unwrap();
+        // VAR=${VAR:-default} / VAR=${VAR-default}, exported or not.
+        for line in text.lines() {
+            let line = line.strip_prefix("export ").unwrap_or(line);
+            let Some((var, rest)) = line.split_once("=${") else { continue };
+            if var.is_empty() || !var.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
+                continue;
+            }
+            let Some(default) = rest.strip_prefix(var).and_then(|r| r.strip_prefix(":-").or_else(|| r.strip_prefix('-'))).and_then(|r| r.strip_suffix('}')) else {
+                continue;
+            };
+            let value = if default.is_empty() { "(unset)".to_owned() } else { format!("`{default}`") };
+            if let Some(other) = wanted.insert(format!("`{var}`"), value.clone()) {
+                assert_eq!(other, value, "{var}: two defaults across the scripts ({name})");
+            }
+        }
+        // Each command whole (continuation lines joined): the operation timeouts of each
+        // resource and fence device it creates, and the resource defaults.
+        for cmd in text.replace("\\\n", " ").lines() {
+            let words: Vec<&str> = cmd.split_whitespace().collect();
+            if let Some(i) = words.windows(2).position(|w| w == ["resource", "defaults"]) {
+                for w in words[i + 2..].iter().filter(|w| w.contains('=')) {
+                    wanted.insert(format!("`{w}`"), String::new());
+                }
+            }
+            let Some(i) = words.windows(2).position(|w| (w[0] == "resource" || w[0] == "stonith") && w[1] == "create") else { continue };
+            let id = words[i + 2];
+            for (j, _) in words.iter().enumerate().filter(|(_, w)| **w == "op") {
+                let op = words[j + 1];
+                let timeout = words[j + 2..].iter().take_while(|w| **w != "op").find(|w| w.starts_with("timeout="));
+                let timeout = timeout.unwrap_or_else(|| panic!("{name}: {id}'s op {op} has no timeout"));
+                wanted.insert(format!("`{id}`: `op {op} {timeout}`"), String::new());
+            }
+        }
+    }
+    for (key, value) in &wanted {
+        let row = table.iter().find(|(k, _)| k == key).unwrap_or_else(|| panic!("crm-examples/README.md, \"Every default, and why\": no row for {key}"));
+        assert_eq!(&row.1, value, "crm-examples/README.md: {key}'s default");
+    }
+    for (key, _) in &table {
+        assert!(wanted.contains_key(key), "crm-examples/README.md: {key} is in the defaults table but no script sets it");
     }
 }
