@@ -109,3 +109,146 @@ fn permissions_of_the_aws_agents_asked_with_dry_run() {
     assert_eq!(lines.len(), 4, "one finding per resource: {lines:#?}");
     assert!(lines.iter().all(|l| l.starts_with("CRITICAL") && l.contains("no AWS credentials")), "{lines:#?}");
 }
+
+/// docs/iam/*.json, the least-privilege policies per topology (issue #22.1–2), held to by the
+/// proxy as IAM would hold the instance's role (aws::Policy: moto checks no resource ARNs):
+/// each with its placeholders filled for this cloud lets `paceline check` find nothing
+/// denied, lets the topology's agent start, monitor and stop and the fence device fence a
+/// node of the cluster — and refuses to fence an instance outside it. Every action a policy
+/// allows is needed: without it, `paceline check` names it as denied, or (for awsvip's
+/// assignments, which EC2 cannot dry-run) the agent's start or stop fails.
+#[test]
+fn shipped_iam_policies_allow_each_topology_and_nothing_outside_the_cluster() {
+    skip_unless_possible!("check_aws");
+    let cloud = Cloud::new();
+    let nodes = [cloud.instance("node1", "192.0.2.11"), cloud.instance("node2", "192.0.2.12"), cloud.instance("node3", "192.0.2.13")];
+    let outsider = cloud.instance("outsider", "192.0.2.14");
+    let me = Node::new("iam", &nodes[0]);
+    // An eth0 with the instance's MAC, as IMDS describes it (aws-vpc-move-ip puts the
+    // overlay address there).
+    common::must(&format!(
+        "ip -n {0} link add eth0 address {1} type veth peer name eth0p && ip -n {0} link set eth0 up && ip -n {0} link set eth0p up",
+        me.ns, nodes[0].mac
+    ));
+    let (_, alloc) = cloud.allocate_eip();
+    const OVERLAY: &str = "192.0.2.250";
+    // One table routes the overlay address to node2 already (start replaces it), the other
+    // has no route (start creates it); the Elastic IP is on node2 (start moves it): so
+    // check asks every call the agents make.
+    let tables = aws::block(async {
+        let mut t = Vec::new();
+        for _ in 0..2 {
+            t.push(cloud.client.create_route_table().vpc_id(&cloud.vpc).send().await.expect("CreateRouteTable").route_table.unwrap().route_table_id.unwrap());
+        }
+        cloud
+            .client
+            .create_route()
+            .route_table_id(&t[0])
+            .destination_cidr_block(format!("{OVERLAY}/32"))
+            .network_interface_id(&nodes[1].eni)
+            .send()
+            .await
+            .expect("CreateRoute");
+        cloud.client.associate_address().allocation_id(&alloc).instance_id(&nodes[1].id).send().await.expect("AssociateAddress");
+        t
+    });
+    let fill = |file: &str| -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/iam").join(file);
+        let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for (k, v) in [("<region>", aws::REGION), ("<account-id>", aws::ACCOUNT), ("<eip-allocation-id>", alloc.as_str())] {
+            text = text.replace(k, v);
+        }
+        for (n, i) in nodes.iter().enumerate() {
+            text = text.replace(&format!("<node{}-instance-id>", n + 1), &i.id).replace(&format!("<node{}-eni-id>", n + 1), &i.eni);
+        }
+        for (n, t) in tables.iter().enumerate() {
+            text = text.replace(&format!("<route-table-id-{}>", n + 1), t);
+        }
+        assert!(!text.contains('<'), "{file}: a placeholder the test does not fill: {text}");
+        text
+    };
+    let map = nodes.iter().enumerate().map(|(n, i)| format!("node{}:{}", n + 1, i.id)).collect::<Vec<_>>().join(";");
+    let fence = format!(
+        r#"<primitive id="fence-ec2" class="stonith" type="fence_paceline_aws"><instance_attributes id="c"><nvpair id="c1" name="pcmk_host_map" value="{map}"/></instance_attributes></primitive>"#
+    );
+    let list = tables.join(",");
+    // (policy file, the resource agent it is for, that resource's parameters)
+    type Topology<'a> = (&'a str, &'a str, Vec<(&'a str, String)>);
+    let topologies: [Topology; 4] = [
+        ("fencing.json", "", vec![]),
+        ("secondary-ip.json", "awsvip", vec![("secondary_private_ip", "192.0.2.100".into())]),
+        ("overlay-ip.json", "aws-vpc-move-ip", vec![("ip", OVERLAY.into()), ("routing_table", list.clone())]),
+        ("elastic-ip.json", "awseip", vec![("allocation_id", alloc.clone())]),
+    ];
+    let dir = common::TempDir::new("check-iam");
+    for (file, agent, params) in &topologies {
+        let policy = aws::Policy::parse(&fill(file));
+        let rsc = if agent.is_empty() {
+            String::new()
+        } else {
+            let nv: String = params.iter().enumerate().map(|(n, (k, v))| format!(r#"<nvpair id="r{n}" name="{k}" value="{v}"/>"#)).collect();
+            format!(
+                r#"<primitive id="pgsql-ip" class="ocf" provider="paceline" type="{agent}"><instance_attributes id="r">{nv}</instance_attributes></primitive>"#
+            )
+        };
+        let cib = dir.0.join(format!("{file}.xml"));
+        std::fs::write(&cib, format!("<cib><configuration><crm_config/><resources>{fence}{rsc}</resources><constraints/></configuration></cib>")).unwrap();
+        let env: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+        // The policy as shipped: nothing denied.
+        me.set_policy(Some(policy.clone()));
+        let (_, lines) = check(&me, &cib, &[]);
+        assert!(lines.is_empty(), "{file}: paceline check under the policy: {lines:#?}");
+
+        // Every action it allows is needed.
+        for action in policy.actions() {
+            let call = action.trim_start_matches("ec2:");
+            me.set_policy(Some(policy.without(&action)));
+            let (_, lines) = check(&me, &cib, &[]);
+            if lines.iter().any(|l| l.starts_with("CRITICAL") && l.contains(&format!("ec2:{call}"))) {
+                continue;
+            }
+            // Not askable with DryRun: the agent itself is refused.
+            let used_by = match call {
+                "AssignPrivateIpAddresses" => "start",
+                "UnassignPrivateIpAddresses" => "stop",
+                _ => panic!("{file}: {action} is allowed, but without it paceline check finds nothing denied: {lines:#?}"),
+            };
+            if used_by == "stop" {
+                me.set_policy(Some(policy.clone()));
+                aws::expect(&me.agent(agent, "start", &env), 0, &format!("{file}: start"));
+                me.set_policy(Some(policy.without(&action)));
+            }
+            let r = me.agent(agent, used_by, &env);
+            assert_ne!(r.rc, 0, "{file}: {agent} {used_by} without {action} succeeded: {r:?}");
+            me.set_policy(Some(policy.clone()));
+            aws::expect(&me.agent(agent, "stop", &env), 0, &format!("{file}: stop"));
+        }
+
+        // The agents' own actions under the policy.
+        me.set_policy(Some(policy.clone()));
+        if !agent.is_empty() {
+            let recurring: Vec<(&str, &str)> = env.iter().copied().chain([("OCF_RESKEY_CRM_meta_interval", "10000"), ("monapi", "true")]).collect();
+            let recurring: Vec<(&str, &str)> = recurring.into_iter().filter(|(k, _)| *k != "monapi" || *agent == "aws-vpc-move-ip").collect();
+            aws::expect(&me.agent(agent, "start", &env), 0, &format!("{file}: {agent} start"));
+            aws::expect(&me.agent(agent, "monitor", &recurring), 0, &format!("{file}: {agent} monitor"));
+            aws::expect(&me.agent(agent, "stop", &env), 0, &format!("{file}: {agent} stop"));
+        }
+        // Fencing a node of the cluster, off then on; an instance outside it, refused.
+        let fence = |plug: &str, action: &str| {
+            me.run(
+                &aws::bin("fence_paceline_aws"),
+                &[],
+                &[("PCMK_service", "pacemaker-fenced")],
+                Some(&format!("action={action}\nport={plug}\nregion={}\nstonith_status_sleep=0.2\npower_timeout=20\n", aws::REGION)),
+            )
+        };
+        aws::expect(&fence(&nodes[2].id, "off"), 0, &format!("{file}: fencing node3 off"));
+        aws::expect(&fence(&nodes[2].id, "on"), 0, &format!("{file}: node3 on again"));
+        let r = fence(&outsider.id, "off");
+        assert_ne!(r.rc, 0, "{file}: fenced an instance outside the cluster: {r:?}");
+        assert!(r.stderr.contains("UnauthorizedOperation") || r.stdout.contains("UnauthorizedOperation"), "{file}: {r:?}");
+        assert_eq!(cloud.state(&outsider.id), "running", "{file}: the outsider was stopped");
+    }
+    me.set_policy(None);
+}

@@ -1534,7 +1534,8 @@ fn every_default_of_the_examples_is_explained_in_one_table() {
             if var.is_empty() || !var.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
                 continue;
             }
-            let Some(default) = rest.strip_prefix(var).and_then(|r| r.strip_prefix(":-").or_else(|| r.strip_prefix('-'))).and_then(|r| r.strip_suffix('}')) else {
+            let Some(default) = rest.strip_prefix(var).and_then(|r| r.strip_prefix(":-").or_else(|| r.strip_prefix('-'))).and_then(|r| r.strip_suffix('}'))
+            else {
                 continue;
             };
             let value = if default.is_empty() { "(unset)".to_owned() } else { format!("`{default}`") };

@@ -80,7 +80,7 @@ dpkg-deb -x "$deb" "$stage"
 install -D -m 644 LICENSE "$stage/usr/share/licenses/paceline/LICENSE"
 {
     # The directories that are the package's own; every file and link of the tree.
-    for d in usr/lib/paceline usr/lib/ocf/resource.d/paceline usr/share/doc/paceline usr/share/doc/paceline/crm-examples usr/share/licenses/paceline; do
+    for d in usr/lib/paceline usr/lib/ocf/resource.d/paceline usr/share/doc/paceline usr/share/doc/paceline/crm-examples usr/share/doc/paceline/iam usr/share/licenses/paceline; do
         [[ -d $stage/$d ]] || fail "no /$d in the package's tree"
         echo "%dir /$d"
     done

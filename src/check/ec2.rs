@@ -67,7 +67,7 @@ pub fn judge(asked: &[Asked]) -> Vec<Finding> {
             Answer::Denied(why) => Some(Finding {
                 severity: Severity::Critical,
                 what: format!("{}: this node may not call ec2:{} ({why}): its {} would fail", a.resource, a.call, a.purpose),
-                hint: format!("allow ec2:{} in this instance's IAM policy (crm-examples/README.md lists what each agent calls)", a.call),
+                hint: format!("allow ec2:{} in this instance's IAM policy (docs/iam/ has the policy of each topology)", a.call),
             }),
             Answer::Unknown(why) => Some(Finding {
                 severity: Severity::Warning,

@@ -289,6 +289,157 @@ impl FaultKind {
     }
 }
 
+/// An IAM identity policy, enforced by a node's proxy on every EC2 request (see
+/// [`Node::set_policy`]): moto enforces IAM only against the resource `*` for EC2, so it
+/// cannot tell a policy limited to the cluster's instances from one that is not — a seam
+/// that cannot be real here. What it evaluates, as IAM does for these calls: each resource
+/// the request acts on (its ARN, from the request's parameters) needs an Allow statement
+/// whose actions and resources match (`*` a wildcard); an explicit Deny wins; conditions
+/// are not evaluated (the policies we ship have none).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    statements: Vec<(bool, Vec<String>, Vec<String>)>,
+}
+
+impl Policy {
+    /// A policy document (JSON); panics on a malformed one.
+    pub fn parse(json: &str) -> Policy {
+        let doc: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("policy: {e}:\n{json}"));
+        let list = |v: &serde_json::Value| -> Vec<String> {
+            match v {
+                serde_json::Value::String(s) => vec![s.clone()],
+                serde_json::Value::Array(a) => a.iter().map(|x| x.as_str().expect("a string").to_owned()).collect(),
+                _ => panic!("policy: not a string or a list: {v}"),
+            }
+        };
+        let statements = doc["Statement"]
+            .as_array()
+            .expect("policy: Statement")
+            .iter()
+            .map(|st| {
+                assert!(
+                    st.get("Condition").is_none() && st.get("NotAction").is_none() && st.get("NotResource").is_none(),
+                    "policy: unsupported element in {st}"
+                );
+                (st["Effect"] == "Allow", list(&st["Action"]), list(&st["Resource"]))
+            })
+            .collect();
+        Policy { statements }
+    }
+
+    /// Every `ec2:` action the policy allows somewhere.
+    pub fn actions(&self) -> Vec<String> {
+        let mut a: Vec<String> = self.statements.iter().filter(|s| s.0).flat_map(|s| s.1.iter().cloned()).collect();
+        a.sort();
+        a.dedup();
+        a
+    }
+
+    /// The same policy without `action` in any statement.
+    pub fn without(&self, action: &str) -> Policy {
+        let statements = self.statements.iter().map(|(allow, a, r)| (*allow, a.iter().filter(|x| *x != action).cloned().collect(), r.clone())).collect();
+        Policy { statements }
+    }
+
+    fn matches(pattern: &str, value: &str) -> bool {
+        // IAM's wildcards: `*` any run of characters, `?` one.
+        fn m(p: &[u8], v: &[u8]) -> bool {
+            match (p.first(), v.first()) {
+                (None, None) => true,
+                (Some(b'*'), _) => m(&p[1..], v) || (!v.is_empty() && m(p, &v[1..])),
+                (Some(b'?'), Some(_)) => m(&p[1..], &v[1..]),
+                (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => m(&p[1..], &v[1..]),
+                _ => false,
+            }
+        }
+        m(pattern.as_bytes(), value.as_bytes())
+    }
+
+    /// Whether `ec2:<action>` on every one of `resources` is allowed.
+    pub fn allows(&self, action: &str, resources: &[String]) -> bool {
+        let action = format!("ec2:{action}");
+        resources.iter().all(|r| {
+            let hit = |allow: bool| {
+                self.statements
+                    .iter()
+                    .any(|(a, acts, res)| *a == allow && acts.iter().any(|p| Self::matches(p, &action)) && res.iter().any(|p| Self::matches(p, r)))
+            };
+            !hit(false) && hit(true)
+        })
+    }
+}
+
+/// moto's account, in the ARNs the policies name.
+pub const ACCOUNT: &str = "123456789012";
+
+/// The resources (ARNs) an EC2 request acts on, as IAM authorizes it: `*` for the calls
+/// that have no resource-level permissions (Describe*). `form`: the decoded parameters.
+fn request_resources(action: &str, form: &[(String, String)], moto_port: u16) -> Vec<String> {
+    let arn = |kind: &str, id: &str| format!("arn:aws:ec2:{REGION}:{ACCOUNT}:{kind}/{id}");
+    let get = |k: &str| form.iter().filter(|(n, _)| n == k || n.starts_with(&format!("{k}."))).map(|(_, v)| v.clone()).collect::<Vec<_>>();
+    let mut out = Vec::new();
+    match action {
+        "StopInstances" | "StartInstances" => out.extend(get("InstanceId").iter().map(|i| arn("instance", i))),
+        "AssignPrivateIpAddresses" | "UnassignPrivateIpAddresses" => out.extend(get("NetworkInterfaceId").iter().map(|i| arn("network-interface", i))),
+        "CreateRoute" | "ReplaceRoute" | "DeleteRoute" => out.extend(get("RouteTableId").iter().map(|i| arn("route-table", i))),
+        "AssociateAddress" => {
+            out.extend(get("AllocationId").iter().map(|i| arn("elastic-ip", i)));
+            out.extend(get("InstanceId").iter().map(|i| arn("instance", i)));
+            out.extend(get("NetworkInterfaceId").iter().map(|i| arn("network-interface", i)));
+        }
+        "DisassociateAddress" => {
+            // IAM authorizes it on the address: its allocation, asked of moto.
+            for assoc in get("AssociationId") {
+                let alloc = allocation_of(&assoc, moto_port).unwrap_or_else(|| "unknown".into());
+                out.push(arn("elastic-ip", &alloc));
+            }
+        }
+        _ => {}
+    }
+    if out.is_empty() {
+        out.push("*".into());
+    }
+    out
+}
+
+/// The allocation id of the address associated by `association` (moto, unsigned: it checks
+/// no signature).
+fn allocation_of(association: &str, moto_port: u16) -> Option<String> {
+    let body = format!("Action=DescribeAddresses&Version=2016-11-15&Filter.1.Name=association-id&Filter.1.Value.1={association}");
+    let mut up = TcpStream::connect(("127.0.0.1", moto_port)).ok()?;
+    let req = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1:{moto_port}\r\nContent-Type: application/x-www-form-urlencoded\r\nAuthorization: AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/20260101/{REGION}/ec2/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    up.write_all(req.as_bytes()).ok()?;
+    let mut answer = String::new();
+    up.read_to_string(&mut answer).ok()?;
+    let start = answer.find("<allocationId>")? + "<allocationId>".len();
+    Some(answer[start..start + answer[start..].find('<')?].to_owned())
+}
+
+/// `application/x-www-form-urlencoded` pairs, decoded.
+fn form_pairs(body: &str) -> Vec<(String, String)> {
+    let decode = |s: &str| {
+        let b = s.replace('+', " ").into_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' && i + 2 < b.len() {
+                if let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                    out.push(v);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(b[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    body.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (decode(k), decode(v))).collect()
+}
+
 #[derive(Debug, Default)]
 struct FaultState {
     kind: Option<FaultKind>,
@@ -296,6 +447,8 @@ struct FaultState {
     left: usize,
     /// Only requests of this EC2 action (`Action=...` of the form body) get it.
     only: Option<String>,
+    /// The IAM policy the requests are held to (None: everything allowed).
+    policy: Option<Policy>,
 }
 
 /// Served addresses (in the namespace) and their threads' stop switch.
@@ -389,13 +542,19 @@ impl Node {
 
     /// Inject `kind` into the next `count` EC2 requests (usize::MAX: all of them).
     pub fn set_fault(&self, kind: FaultKind, count: usize) {
-        *self.fault.lock().unwrap() = FaultState { kind: Some(kind), left: count, only: None };
+        *self.fault.lock().unwrap() = FaultState { kind: Some(kind), left: count, only: None, policy: None };
+    }
+
+    /// Hold every EC2 request to `policy` (None: allow everything), as IAM would hold this
+    /// instance's role: a request it does not allow gets EC2's `UnauthorizedOperation`.
+    pub fn set_policy(&self, policy: Option<Policy>) {
+        self.fault.lock().unwrap().policy = policy;
     }
 
     /// Inject `kind` into the next `count` requests of EC2 action `action` only (say, an
     /// IAM policy that denies `StopInstances`); the others pass.
     pub fn set_fault_on(&self, action: &str, kind: FaultKind, count: usize) {
-        *self.fault.lock().unwrap() = FaultState { kind: Some(kind), left: count, only: Some(action.to_owned()) };
+        *self.fault.lock().unwrap() = FaultState { kind: Some(kind), left: count, only: Some(action.to_owned()), policy: None };
     }
 
     pub fn clear_fault(&self) {
@@ -546,6 +705,16 @@ fn proxy_conn(client: TcpStream, moto_port: u16, fault: &Mutex<FaultState>, coun
     let injected = {
         let mut f = fault.lock().unwrap();
         let body = String::from_utf8_lossy(&req.body);
+        let form = form_pairs(&body);
+        let action = form.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone()).unwrap_or_default();
+        let denied = f.policy.as_ref().is_some_and(|p| action != "AssumeRole" && !p.allows(&action, &request_resources(&action, &form, moto_port)));
+        {
+            if denied {
+                let body = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation (ec2:{action}; the test proxy's IAM policy)</Message></Error></Errors><RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>");
+                drop(f);
+                return respond(&client, 403, "text/xml", body.as_bytes());
+            }
+        }
         let targeted = f.only.as_ref().is_none_or(|a| body.split('&').any(|kv| kv == format!("Action={a}")));
         if f.left > 0 && f.kind.is_some() && targeted {
             if f.left != usize::MAX {
