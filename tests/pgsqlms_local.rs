@@ -172,6 +172,18 @@ fn lifecycle_switchover_and_crashed_primary() {
     // start always gives a standby, even for the ex-primary.
     assert_eq!(f.rc(p, "start"), 0);
     assert!(p.data.join("standby.signal").exists());
+    // PostgreSQL runs with postgres's groups, as runuser or systemd would start it (Debian's
+    // ssl-cert: its default ssl = on reads the snakeoil key through that group).
+    let status = std::fs::read_to_string(format!("/proc/{}/status", postmaster_pid(p))).unwrap();
+    let mut running: Vec<u32> = status.lines().find_map(|l| l.strip_prefix("Groups:")).unwrap().split_whitespace().map(|g| g.parse().unwrap()).collect();
+    let who = paceline::pg::identity::Identity::lookup("postgres").unwrap().unwrap();
+    let mut wanted: Vec<u32> = std::iter::once(who.gid.as_raw())
+        .chain(paceline::pg::identity::groups_listing(&std::fs::read_to_string("/etc/group").unwrap(), "postgres").iter().map(|g| g.as_raw()))
+        .collect();
+    running.sort();
+    wanted.sort();
+    wanted.dedup();
+    assert_eq!(running, wanted, "the postmaster's groups");
     assert_eq!(f.rc(p, "monitor"), 0, "running standby");
     assert_eq!(f.rc(p, "start"), 0, "start is idempotent");
     assert_eq!(f.rc(p, "promote"), 0);

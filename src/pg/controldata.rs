@@ -126,10 +126,12 @@ impl ControlData {
         // and a link planted among them must not make root read anything else.
         if nix::unistd::geteuid().is_root() {
             use std::os::unix::fs::MetadataExt;
-            use std::os::unix::process::CommandExt;
             if let Ok(m) = std::fs::metadata(datadir) {
                 if m.uid() != 0 {
-                    cmd.uid(m.uid()).gid(m.gid());
+                    crate::pg::identity::command_as(
+                        &mut cmd,
+                        crate::pg::identity::Identity { uid: nix::unistd::Uid::from_raw(m.uid()), gid: nix::unistd::Gid::from_raw(m.gid()) },
+                    );
                 }
             }
         }

@@ -16,6 +16,10 @@
 //! and the controller refused them (permission denied) or a log line was lost. The
 //! supplementary groups go too (root's `root` group could still write group-writable files).
 //! Leaving the switch restores root's ids and groups; a failed switch runs nothing.
+//!
+//! The PostgreSQL programs root starts ([`command_as`]) run as the account with its own
+//! groups too, as its packages would start them: a server without them fails where the
+//! distribution's configuration relies on one (Debian's `ssl-cert`).
 
 use std::path::Path;
 
@@ -48,6 +52,55 @@ impl Identity {
             }
             Some(Identity { uid: Uid::from_raw(f[2].parse().ok()?), gid: Gid::from_raw(f[3].parse().ok()?) })
         })
+    }
+}
+
+/// The groups that list `who`'s name as a member in `/etc/group`, beside its primary group:
+/// what `runuser`, `su` or systemd give a process of the account (`initgroups`; local
+/// groups only, as [`Identity::lookup`]). A PostgreSQL started without them differs from one
+/// its packages start: Debian's default `ssl = on` reads the snakeoil key through the
+/// `ssl-cert` group, and fails to start without it.
+pub fn supplementary_groups(who: Identity) -> Vec<Gid> {
+    let (Ok(passwd), Ok(group)) = (std::fs::read_to_string("/etc/passwd"), std::fs::read_to_string("/etc/group")) else { return Vec::new() };
+    let name = passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 3 && f[2].parse::<u32>().ok() == Some(who.uid.as_raw())).then(|| f[0].to_owned())
+    });
+    name.map(|n| groups_listing(&group, &n)).unwrap_or_default().into_iter().filter(|g| *g != who.gid).collect()
+}
+
+/// The groups of group-format `text` whose member list names `user`.
+pub fn groups_listing(text: &str, user: &str) -> Vec<Gid> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 4 && f[3].split(',').any(|m| m.trim() == user)).then(|| f[2].parse().ok().map(Gid::from_raw)).flatten()
+        })
+        .collect()
+}
+
+/// Make `cmd` (run by root) run as `who`: its groups (primary, then
+/// [`supplementary_groups`]), gid and uid set in the child before exec, with raw system
+/// calls (the child of a threaded parent). std's own `uid()` drops every supplementary
+/// group instead.
+pub fn command_as(cmd: &mut std::process::Command, who: Identity) {
+    use std::os::unix::process::CommandExt;
+    let mut groups: Vec<libc::gid_t> = vec![who.gid.as_raw()];
+    groups.extend(supplementary_groups(who).iter().map(|g| g.as_raw()));
+    let (uid, gid) = (who.uid.as_raw(), who.gid.as_raw());
+    // SAFETY: only async-signal-safe system calls in the child, on integers and a list
+    // allocated before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let ok = libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) == 0
+                && libc::syscall(libc::SYS_setresgid, gid, gid, gid) == 0
+                && libc::syscall(libc::SYS_setresuid, uid, uid, uid) == 0;
+            if ok {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
     }
 }
 
@@ -121,6 +174,13 @@ pub fn write_as(who: Option<Identity>, path: &Path, bytes: &[u8]) -> std::io::Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_groups_that_list_a_user() {
+        let text = "root:x:0:\nssl-cert:x:103:postgres\nhaclient:x:110:hacluster,postgres\npostgres:x:120:\nbroken:x:zz:postgres\nother:x:7:postgresql\n";
+        assert_eq!(groups_listing(text, "postgres").iter().map(|g| g.as_raw()).collect::<Vec<_>>(), [103, 110]);
+        assert!(groups_listing(text, "nobody").is_empty());
+    }
 
     #[test]
     fn passwd_lookup() {

@@ -3,7 +3,7 @@
 # one machine. Driven by `paceline-lab <verb>` (this script, verbs below); docs/lab.md says
 # how it works and how to debug a node.
 #
-#   lab.sh up [--nodes N] [--os O [--deb F]] [--ec2 [--multiaz]]  build the switch, N nodes (2 or
+#   lab.sh up [--nodes N] [--os O [--deb F]] [--ec2 [--multiaz]] [--bare]  build the switch, N nodes (2 or
 #                                  3), the client; start corosync + pacemaker; PostgreSQL
 #                                  primary + standbys. O = debian12 (default: this machine's
 #                                  own programs, PostgreSQL 15) | debian13 (each node chrooted
@@ -15,7 +15,11 @@
 #                                  --multiaz: two zones with a route table each, and the VPC
 #                                  router that forwards the overlay IP (the VIP's address) as
 #                                  the route tables say; config then uses
-#                                  crm-examples/pgsql-ha-ec2-multiaz.sh (aws-vpc-move-ip)
+#                                  crm-examples/pgsql-ha-ec2-multiaz.sh (aws-vpc-move-ip).
+#                                  --bare: no PostgreSQL set-up (empty disks: what
+#                                  tests/guide.rs builds by docs/production.md's commands)
+#   lab.sh facts                   the lab's facts as shell assignments (VIP, NETWORK, and on
+#                                  an --ec2 lab REGION, ENDPOINT_URL, HOST_MAP)
 #   lab.sh config --stack S [--sync off|on|strict] [--routing R]   create the resources from
 #                                  crm-examples/pgsql-ha.sh (S = reference | paceline); on an
 #                                  --ec2 lab from crm-examples/pgsql-ha-ec2.sh (fencing through
@@ -529,8 +533,8 @@ setup_postgres() {
 
 # ---------------------------------------------------------------------------- verbs
 cmd_up() {
-    local n=3 ec2=0 multiaz=0 os=debian12 deb=""
-    while (( $# )); do case $1 in --nodes) n=$2; shift 2 ;; --os) os=$2; shift 2 ;; --deb) deb=$2; shift 2 ;; --ec2) ec2=1; shift ;; --multiaz) multiaz=1; shift ;; *) die "up: unknown argument $1" ;; esac; done
+    local n=3 ec2=0 multiaz=0 os=debian12 deb="" bare=0
+    while (( $# )); do case $1 in --nodes) n=$2; shift 2 ;; --os) os=$2; shift 2 ;; --deb) deb=$2; shift 2 ;; --ec2) ec2=1; shift ;; --multiaz) multiaz=1; shift ;; --bare) bare=1; shift ;; *) die "up: unknown argument $1" ;; esac; done
     [[ $n == 2 || $n == 3 ]] || die "--nodes must be 2 or 3"
     [[ $os == debian12 || $os == debian13 ]] || die "--os must be debian12 or debian13"
     (( ec2 || ! multiaz )) || die "--multiaz needs --ec2"
@@ -584,7 +588,7 @@ cmd_up() {
         say "node$i: booting ($(node_ip "$i"))"
         boot_node "$i"
     done
-    setup_postgres "$n"
+    if (( bare )); then say "PostgreSQL: not set up (--bare)"; else setup_postgres "$n"; fi
     say "waiting for the $n-node cluster to form"
     wait_cluster "$n"
     say "up: $n nodes online; PostgreSQL is stopped and waits for 'paceline-lab config'"
@@ -748,6 +752,19 @@ explain_unhealthy() {
         fi
         echo "----"
     } >&2
+}
+
+cmd_facts() {
+    [[ -e $STATE/nodes ]] || die "no lab is up"
+    echo "VIP=$VIP"
+    echo "NETWORK=192.0.2.0/24"
+    if is_ec2; then
+        local map="" i
+        for i in $(seq "$(nodes)"); do map+="${map:+;}node$i:$(instance_of "$i")"; done
+        echo "REGION=$REGION"
+        echo "ENDPOINT_URL=$EC2_URL"
+        echo "HOST_MAP='$map'"
+    fi
 }
 
 cmd_status() {
@@ -1774,6 +1791,7 @@ case $verb in
     down) cmd_down ;;
     demo) cmd_demo "$@" ;;
     node) i=$1; shift; in_node "$i" "$@" ;;
+    facts) cmd_facts ;;
     _node_init) node_init "$1" ;;
     _node_start) node_start "$1" ;;
     _routing_start) routing_start_here "$1" ;;   # inside node I (config)

@@ -171,12 +171,11 @@ pub fn server_log(cfg: &Config) -> PathBuf {
 
 /// A PostgreSQL tool from bindir, to run as system_user (they refuse root), in the C locale.
 pub fn pg_tool(cfg: &Config, who: Identity, tool: &str) -> Command {
-    use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(cfg.bindir.join(tool));
     cmd.env("LC_ALL", "C").current_dir("/");
     if nix::unistd::geteuid().is_root() {
-        // std drops supplementary groups when a root parent sets the uid.
-        cmd.uid(who.uid.as_raw()).gid(who.gid.as_raw());
+        // With the account's groups, as its packages start it (Debian's ssl-cert).
+        crate::pg::identity::command_as(&mut cmd, who);
     }
     cmd
 }
