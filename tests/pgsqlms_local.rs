@@ -184,6 +184,10 @@ fn lifecycle_switchover_and_crashed_primary() {
     wanted.sort();
     wanted.dedup();
     assert_eq!(running, wanted, "the postmaster's groups");
+    // And its HOME, where libpq finds ~/.pgpass for the standby's walreceiver and pg_rewind.
+    let environ = std::fs::read(format!("/proc/{}/environ", postmaster_pid(p))).unwrap();
+    let home = environ.split(|b| *b == 0).find_map(|kv| kv.strip_prefix(b"HOME=")).map(|h| String::from_utf8_lossy(h).into_owned());
+    assert_eq!(home, paceline::pg::identity::account(who).map(|(_, h)| h), "the postmaster's HOME");
     assert_eq!(f.rc(p, "monitor"), 0, "running standby");
     assert_eq!(f.rc(p, "start"), 0, "start is idempotent");
     assert_eq!(f.rc(p, "promote"), 0);

@@ -116,7 +116,13 @@ impl Local {
         if let Some(db) = info.get("dbname") {
             cfg.dbname(db);
         }
-        if let Some(p) = password {
+        // No password in the connection string: the account's ~/.pgpass, as libpq (the
+        // standby's walreceiver, pg_rewind) finds it.
+        let from_file = match (password, who) {
+            (None, Some(who)) => pgpass_password(info, who),
+            _ => None,
+        };
+        if let Some(p) = password.or(from_file.as_deref()) {
             cfg.password(p);
         }
         match info.get("sslmode").unwrap_or("prefer") {
@@ -224,6 +230,27 @@ pub fn quote_literal(value: &str) -> Result<String, OcfError> {
     }
     let doubled = value.replace('\'', "''");
     Ok(if value.contains('\\') { format!("E'{}'", doubled.replace('\\', "\\\\")) } else { format!("'{doubled}'") })
+}
+
+/// The password `who`'s `~/.pgpass` holds for `info` (its first host and port, its dbname or
+/// `postgres`, its user), read as `who` (the file is the account's: a link planted there
+/// gets root nothing), ignored when group or others may read it, as libpq ignores it.
+fn pgpass_password(info: &ConnInfo, who: Identity) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let (_, home) = crate::pg::identity::account(who)?;
+    let path = Path::new(&home).join(".pgpass");
+    let text = crate::pg::identity::as_user(Some(who), || {
+        let f = std::fs::File::open(&path)?;
+        if f.metadata()?.permissions().mode() & 0o077 != 0 {
+            return Err(std::io::Error::other("group or others may read it"));
+        }
+        std::io::read_to_string(f)
+    })
+    .ok()?;
+    let first = |v: &str| v.split(',').next().unwrap_or(v).trim().to_owned();
+    let host = first(info.get("host").or(info.get("hostaddr")).unwrap_or("/var/run/postgresql"));
+    let port = first(info.get("port").unwrap_or("5432"));
+    crate::pg::conninfo::pgpass_lookup(&text, &host, &port, info.get("dbname").unwrap_or("postgres"), info.get("user")?)
 }
 
 #[cfg(test)]

@@ -135,8 +135,42 @@ impl std::fmt::Display for ConnInfo {
     }
 }
 
+/// The password `~/.pgpass` (password-file format `text`) gives a connection to `host`,
+/// `port`, `dbname` as `user`, as libpq reads it: `host:port:database:username:password`
+/// lines, `*` matching anything, `\:` and `\\` escapes, `#` comments, the first match
+/// winning; a Unix-socket connection matches the host `localhost`.
+pub fn pgpass_lookup(text: &str, host: &str, port: &str, dbname: &str, user: &str) -> Option<String> {
+    let host = if host.starts_with('/') { "localhost" } else { host };
+    text.lines().filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty()).find_map(|line| {
+        // Split on unescaped colons, unescaping as we go.
+        let mut fields = vec![String::new()];
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => fields.last_mut()?.push(chars.next().unwrap_or('\\')),
+                ':' if fields.len() < 5 => fields.push(String::new()),
+                c => fields.last_mut()?.push(c),
+            }
+        }
+        let [h, p, d, u, pw]: [String; 5] = fields.try_into().ok()?;
+        let hit = |pattern: &str, value: &str| pattern == "*" || pattern == value;
+        (hit(&h, host) && hit(&p, port) && hit(&d, dbname) && hit(&u, user)).then_some(pw)
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pgpass_lines_as_libpq_reads_them() {
+        use super::pgpass_lookup;
+        let text = "# comment\n10.0.0.9:5432:*:replicator:other\n*:*:*:replicator:se\\:cr\\\\et\nlocalhost:5433:postgres:postgres:sock\n";
+        assert_eq!(pgpass_lookup(text, "192.0.2.100", "5432", "postgres", "replicator").as_deref(), Some("se:cr\\et"));
+        assert_eq!(pgpass_lookup(text, "10.0.0.9", "5432", "postgres", "replicator").as_deref(), Some("other"));
+        assert_eq!(pgpass_lookup(text, "/run/postgresql", "5433", "postgres", "postgres").as_deref(), Some("sock"));
+        assert_eq!(pgpass_lookup(text, "192.0.2.100", "5432", "postgres", "someone"), None);
+        assert_eq!(pgpass_lookup("a:b\n", "a", "b", "c", "d"), None);
+    }
+
     use super::*;
 
     #[test]

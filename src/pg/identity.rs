@@ -61,12 +61,17 @@ impl Identity {
 /// its packages start: Debian's default `ssl = on` reads the snakeoil key through the
 /// `ssl-cert` group, and fails to start without it.
 pub fn supplementary_groups(who: Identity) -> Vec<Gid> {
-    let (Ok(passwd), Ok(group)) = (std::fs::read_to_string("/etc/passwd"), std::fs::read_to_string("/etc/group")) else { return Vec::new() };
-    let name = passwd.lines().find_map(|l| {
+    let Ok(group) = std::fs::read_to_string("/etc/group") else { return Vec::new() };
+    account(who).map(|(n, _)| groups_listing(&group, &n)).unwrap_or_default().into_iter().filter(|g| *g != who.gid).collect()
+}
+
+/// `who`'s name and home directory, from `/etc/passwd`.
+pub fn account(who: Identity) -> Option<(String, String)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 3 && f[2].parse::<u32>().ok() == Some(who.uid.as_raw())).then(|| f[0].to_owned())
-    });
-    name.map(|n| groups_listing(&group, &n)).unwrap_or_default().into_iter().filter(|g| *g != who.gid).collect()
+        (f.len() >= 6 && f[2].parse::<u32>().ok() == Some(who.uid.as_raw())).then(|| (f[0].to_owned(), f[5].to_owned()))
+    })
 }
 
 /// The groups of group-format `text` whose member list names `user`.
@@ -81,10 +86,16 @@ pub fn groups_listing(text: &str, user: &str) -> Vec<Gid> {
 
 /// Make `cmd` (run by root) run as `who`: its groups (primary, then
 /// [`supplementary_groups`]), gid and uid set in the child before exec, with raw system
-/// calls (the child of a threaded parent). std's own `uid()` drops every supplementary
-/// group instead.
+/// calls (the child of a threaded parent), and `HOME`, `USER`, `LOGNAME` the account's, as
+/// `runuser -u` gives them. std's own `uid()` drops every supplementary group instead, and
+/// root's `HOME` made libpq in a standby's walreceiver (and pg_rewind, pg_basebackup) read
+/// `/root/.pgpass` instead of the account's: a replication password kept where PostgreSQL's
+/// documentation puts it was never found.
 pub fn command_as(cmd: &mut std::process::Command, who: Identity) {
     use std::os::unix::process::CommandExt;
+    if let Some((name, home)) = account(who) {
+        cmd.env("HOME", home).env("USER", &name).env("LOGNAME", &name);
+    }
     let mut groups: Vec<libc::gid_t> = vec![who.gid.as_raw()];
     groups.extend(supplementary_groups(who).iter().map(|g| g.as_raw()));
     let (uid, gid) = (who.uid.as_raw(), who.gid.as_raw());
