@@ -17,6 +17,7 @@ fn agent() -> String {
 }
 use common::PG_BINDIR as BINDIR;
 
+#[derive(Clone)]
 struct Instance {
     data: PathBuf,
     sock: PathBuf,
@@ -27,7 +28,13 @@ struct Fixture {
     base: PathBuf,
     primary: Instance,
     standby: Instance,
+    /// The state services this fixture started (instance, name, log, environment): stopped
+    /// when it is dropped, so that a failed test leaves no `pgsql-state serve` behind.
+    services: std::cell::RefCell<Vec<Service>>,
 }
+
+/// A state service a fixture started: its instance, name, log and environment.
+type Service = (Instance, String, String, Vec<(String, String)>);
 
 use common::sh;
 fn must(cmd: &str) {
@@ -48,7 +55,7 @@ impl Fixture {
         // Tags 0..=21 (all taken): each test its own pair of ports (and directory).
         let port = 6000 + (pid % 300) as u16 * 44 + tag * 2;
         let mk = |name: &str, port: u16| Instance { data: base.join(name), sock: base.join(format!("{name}-sock")), port };
-        let f = Fixture { primary: mk("primary", port), standby: mk("standby", port + 1), base };
+        let f = Fixture { primary: mk("primary", port), standby: mk("standby", port + 1), base, services: Default::default() };
         for i in [&f.primary, &f.standby] {
             as_pg(&format!("mkdir -p {}", i.sock.display()));
         }
@@ -106,6 +113,10 @@ impl Fixture {
     /// `pgsql-state ACTION` for instance `i` as resource instance `name`, logging to
     /// `<log>.log` in the fixture, with `extra` environment: its exit code.
     fn state_agent(&self, i: &Instance, name: &str, log: &str, action: &str, extra: &[(&str, &str)]) -> i32 {
+        if action == "start" {
+            let env = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            self.services.borrow_mut().push((i.clone(), name.to_owned(), log.to_owned(), env));
+        }
         Command::new(common::agent("pgsql-state"))
             .arg(action)
             .env_clear()
@@ -141,6 +152,10 @@ impl Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
+        for (i, name, log, env) in self.services.take() {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            self.state_agent(&i, &name, &log, "stop", &env);
+        }
         for i in [&self.primary, &self.standby] {
             if i.data.join("postmaster.pid").exists() {
                 let _ = sh(&format!("cd / && runuser -u postgres -- {BINDIR}/pg_ctl -D {} -m immediate -w stop", i.data.display()));
