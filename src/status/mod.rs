@@ -11,8 +11,9 @@
 //! ([`crate::pacemaker::mon`]) and the configuration from one `cibadmin` query, both run at
 //! the same time; PostgreSQL from every node's state service at once ([`probe`]). The
 //! invariant: the verdict says "healthy" only when both views agree — exactly one primary,
-//! promoted by Pacemaker and writable, every other online node a streaming standby, the
-//! address on the primary, no recorded failure, quorum, fencing on.
+//! promoted by Pacemaker and writable, every other online node a streaming standby that a
+//! failover could choose (a promotion score above 0), the address on the primary, no
+//! recorded failure, quorum, fencing on.
 
 pub mod probe;
 pub mod render;
@@ -288,7 +289,17 @@ fn judge(st: &Status, promoted: &[String], has_service: bool) -> Vec<Finding> {
                 (_, true, true, _) => {
                     add(Critical, format!("{}: PostgreSQL is writable but not promoted by Pacemaker", n.name), "crm_resource --force-check -r pgsqld -V")
                 }
-                ("Unpromoted", true, false, true) => {}
+                // Streaming, but a failover now would not choose it: the primary's monitor has
+                // not scored it yet (just started, just after a switchover), or it lags.
+                ("Unpromoted", true, false, true) => {
+                    if let Some(score) = n.score.as_deref().and_then(|s| s.parse::<i64>().ok()).filter(|s| *s <= 0) {
+                        add(
+                            Warning,
+                            format!("{}: standby not promotable yet (promotion score {score})", n.name),
+                            "wait for the primary's next monitor; if it stays, crm_resource --force-check -r pgsqld -V on that node",
+                        );
+                    }
+                }
                 ("Unpromoted", true, false, false) => {
                     add(Warning, format!("{}: standby not streaming", n.name), "journal of PostgreSQL on that node; primary_conninfo")
                 }
@@ -513,6 +524,19 @@ mod tests {
         assert_eq!(j["healthy"], true);
         assert_eq!(j["nodes"][0]["postgres"], "primary");
         assert_eq!(j["nodes"][2]["lag_seconds"], 0.002);
+    }
+
+    /// A streaming standby that a failover would not choose (not scored yet, or lagging):
+    /// "healthy" would invite a switchover that is refused.
+    #[test]
+    fn a_standby_a_failover_would_not_choose_is_a_finding() {
+        let mut c = cluster("node1");
+        c.attributes.entry("node2".into()).or_default().insert("master-pgsqld".into(), "-1000".into());
+        c.attributes.entry("node3".into()).or_default().insert("master-pgsqld".into(), "990".into());
+        let st = assemble(&c, &prims(), &views("node1"), true, &[]);
+        let what: Vec<&str> = st.findings.iter().map(|f| f.what.as_str()).collect();
+        assert_eq!(what, ["node2: standby not promotable yet (promotion score -1000)"], "{:?}", st.findings);
+        assert_eq!(st.findings[0].severity, Severity::Warning);
     }
 
     #[test]
