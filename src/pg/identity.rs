@@ -55,16 +55,6 @@ impl Identity {
     }
 }
 
-/// The groups that list `who`'s name as a member in `/etc/group`, beside its primary group:
-/// what `runuser`, `su` or systemd give a process of the account (`initgroups`; local
-/// groups only, as [`Identity::lookup`]). A PostgreSQL started without them differs from one
-/// its packages start: Debian's default `ssl = on` reads the snakeoil key through the
-/// `ssl-cert` group, and fails to start without it.
-pub fn supplementary_groups(who: Identity) -> Vec<Gid> {
-    let Ok(group) = std::fs::read_to_string("/etc/group") else { return Vec::new() };
-    account(who).map(|(n, _)| groups_listing(&group, &n)).unwrap_or_default().into_iter().filter(|g| *g != who.gid).collect()
-}
-
 /// `who`'s name and home directory, from `/etc/passwd`.
 pub fn account(who: Identity) -> Option<(String, String)> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
@@ -84,20 +74,23 @@ pub fn groups_listing(text: &str, user: &str) -> Vec<Gid> {
         .collect()
 }
 
-/// Make `cmd` (run by root) run as `who`: its groups (primary, then
-/// [`supplementary_groups`]), gid and uid set in the child before exec, with raw system
-/// calls (the child of a threaded parent), and `HOME`, `USER`, `LOGNAME` the account's, as
-/// `runuser -u` gives them. std's own `uid()` drops every supplementary group instead, and
-/// root's `HOME` made libpq in a standby's walreceiver (and pg_rewind, pg_basebackup) read
-/// `/root/.pgpass` instead of the account's: a replication password kept where PostgreSQL's
-/// documentation puts it was never found.
+/// Make `cmd` (run by root) run as `who`: its groups (primary, then those of `/etc/group`
+/// that list its name: what `runuser`, `su` or systemd give it through `initgroups`; local
+/// groups only, as [`Identity::lookup`]), gid and uid set in the child before exec, with
+/// raw system calls (the child of a threaded parent), and `HOME`, `USER`, `LOGNAME` the
+/// account's, as `runuser -u` gives them. std's own `uid()` drops every supplementary group
+/// instead — and Debian's default `ssl = on` reads the snakeoil key through `ssl-cert`, so
+/// PostgreSQL failed to start — and root's `HOME` made libpq in a standby's walreceiver (and
+/// pg_rewind, pg_basebackup) read `/root/.pgpass` instead of the account's: a replication
+/// password kept where PostgreSQL's documentation puts it was never found.
 pub fn command_as(cmd: &mut std::process::Command, who: Identity) {
     use std::os::unix::process::CommandExt;
+    let mut groups: Vec<libc::gid_t> = vec![who.gid.as_raw()];
     if let Some((name, home)) = account(who) {
         cmd.env("HOME", home).env("USER", &name).env("LOGNAME", &name);
+        let listed = std::fs::read_to_string("/etc/group").map(|g| groups_listing(&g, &name)).unwrap_or_default();
+        groups.extend(listed.iter().map(|g| g.as_raw()).filter(|g| *g != who.gid.as_raw()));
     }
-    let mut groups: Vec<libc::gid_t> = vec![who.gid.as_raw()];
-    groups.extend(supplementary_groups(who).iter().map(|g| g.as_raw()));
     let (uid, gid) = (who.uid.as_raw(), who.gid.as_raw());
     // SAFETY: only async-signal-safe system calls in the child, on integers and a list
     // allocated before the fork.
