@@ -13,16 +13,6 @@ use aws::{block, expect, leak, skip_reason, Cloud, FaultKind, Node};
 
 const IP: &str = "192.0.2.250";
 
-/// A node with an eth0 that IMDS knows (the instance's MAC).
-fn node(tag: &str, i: &aws::Instance) -> Node {
-    let n = Node::new(tag, i);
-    common::must(&format!(
-        "ip -n {0} link add eth0 address {1} type veth peer name eth0p && ip -n {0} link set eth0 up && ip -n {0} link set eth0p up",
-        n.ns, i.mac
-    ));
-    n
-}
-
 fn has_ip(n: &Node) -> bool {
     common::must(&format!("ip -n {} -o addr show dev eth0", n.ns)).contains(&format!("{IP}/32"))
 }
@@ -42,23 +32,13 @@ fn targets(cloud: &Cloud, tables: &[String]) -> Vec<Option<String>> {
     })
 }
 
-fn route_tables(cloud: &Cloud, n: usize) -> Vec<String> {
-    block(async {
-        let mut out = Vec::new();
-        for _ in 0..n {
-            out.push(cloud.client.create_route_table().vpc_id(&cloud.vpc).send().await.expect("CreateRouteTable").route_table.unwrap().route_table_id.unwrap());
-        }
-        out
-    })
-}
-
 #[test]
 fn the_overlay_address_follows_the_routes_between_two_instances() {
     skip_unless_possible!("aws-vpc-move-ip");
     let cloud = Cloud::new();
     let (ia, ib) = (cloud.instance("node1", "192.0.2.11"), cloud.instance("node2", "192.0.2.12"));
-    let (a, b) = (node("rt-a", &ia), node("rt-b", &ib));
-    let tables = route_tables(&cloud, 2);
+    let (a, b) = (Node::with_eth0("rt-a", &ia), Node::with_eth0("rt-b", &ib));
+    let tables = cloud.route_tables(2);
     let list = leak(tables.join(","));
     let res = [("ip", IP), ("routing_table", list)];
     let probe = [("ip", IP), ("routing_table", list), ("OCF_RESKEY_CRM_meta_interval", "0")];
@@ -136,9 +116,9 @@ fn an_address_on_another_interface_is_never_reported_stopped() {
     skip_unless_possible!("aws-vpc-move-ip");
     let cloud = Cloud::new();
     let ia = cloud.instance("node1", "192.0.2.31");
-    let a = node("rt-o", &ia);
+    let a = Node::with_eth0("rt-o", &ia);
     common::must(&format!("ip -n {0} link add eth1 type veth peer name eth1p && ip -n {0} link set eth1 up && ip -n {0} link set eth1p up", a.ns));
-    let tables = route_tables(&cloud, 1);
+    let tables = cloud.route_tables(1);
     let list = leak(tables.join(","));
     let res = [("ip", IP), ("routing_table", list)];
     let probe = [("ip", IP), ("routing_table", list), ("OCF_RESKEY_CRM_meta_interval", "0")];
@@ -182,8 +162,8 @@ fn faults_bad_input_and_ocf_tester() {
     skip_unless_possible!("aws-vpc-move-ip");
     let cloud = Cloud::new();
     let ia = cloud.instance("node1", "192.0.2.21");
-    let a = node("rt-f", &ia);
-    let tables = route_tables(&cloud, 1);
+    let a = Node::with_eth0("rt-f", &ia);
+    let tables = cloud.route_tables(1);
     let list = leak(tables.join(","));
     let res = [("ip", IP), ("routing_table", list)];
     let probe = [("ip", IP), ("routing_table", list), ("OCF_RESKEY_CRM_meta_interval", "0")];
@@ -204,7 +184,7 @@ fn faults_bad_input_and_ocf_tester() {
         assert!(r.stderr.contains("ocf-exit-reason:"), "{what}: {}", r.stderr);
     }
     // A policy without ReplaceRoute: start fails with OCF_ERR_PERM, the route untouched.
-    let other = route_tables(&cloud, 1);
+    let other = cloud.route_tables(1);
     let other_list = leak(format!("{},{}", tables[0], other[0]));
     block(async {
         cloud
@@ -218,7 +198,7 @@ fn faults_bad_input_and_ocf_tester() {
             .expect("CreateRoute")
     });
     let ib = cloud.instance("node2", "192.0.2.22");
-    let b = node("rt-g", &ib);
+    let b = Node::with_eth0("rt-g", &ib);
     b.set_fault_on("ReplaceRoute", FaultKind::error(403, "UnauthorizedOperation"), usize::MAX);
     let r = b.agent(agent, "start", &[("ip", IP), ("routing_table", other_list)]);
     b.clear_fault();

@@ -28,21 +28,18 @@ fn permissions_of_the_aws_agents_asked_with_dry_run() {
     let node = Node::new("chk", &i1);
     let (_, alloc) = cloud.allocate_eip();
     // Two route tables for the overlay IP: one routes it to node2 already, one has no route.
-    let (with, without) = aws::block(async {
-        let mk = || async {
-            cloud.client.create_route_table().vpc_id(&cloud.vpc).send().await.expect("CreateRouteTable").route_table.unwrap().route_table_id.unwrap()
-        };
-        let (a, b) = (mk().await, mk().await);
+    let tables = cloud.route_tables(2);
+    let (with, without) = (tables[0].clone(), tables[1].clone());
+    aws::block(async {
         cloud
             .client
             .create_route()
-            .route_table_id(&a)
+            .route_table_id(&with)
             .destination_cidr_block("192.0.2.250/32")
             .network_interface_id(&i2.eni)
             .send()
             .await
             .expect("CreateRoute");
-        (a, b)
     });
     let dir = common::TempDir::new("check-aws");
     let cib = dir.0.join("cib.xml");
@@ -123,34 +120,24 @@ fn shipped_iam_policies_allow_each_topology_and_nothing_outside_the_cluster() {
     let cloud = Cloud::new();
     let nodes = [cloud.instance("node1", "192.0.2.11"), cloud.instance("node2", "192.0.2.12"), cloud.instance("node3", "192.0.2.13")];
     let outsider = cloud.instance("outsider", "192.0.2.14");
-    let me = Node::new("iam", &nodes[0]);
-    // An eth0 with the instance's MAC, as IMDS describes it (aws-vpc-move-ip puts the
-    // overlay address there).
-    common::must(&format!(
-        "ip -n {0} link add eth0 address {1} type veth peer name eth0p && ip -n {0} link set eth0 up && ip -n {0} link set eth0p up",
-        me.ns, nodes[0].mac
-    ));
+    let me = Node::with_eth0("iam", &nodes[0]);
     let (_, alloc) = cloud.allocate_eip();
     const OVERLAY: &str = "192.0.2.250";
     // One table routes the overlay address to node2 already (start replaces it), the other
     // has no route (start creates it); the Elastic IP is on node2 (start moves it): so
     // check asks every call the agents make.
-    let tables = aws::block(async {
-        let mut t = Vec::new();
-        for _ in 0..2 {
-            t.push(cloud.client.create_route_table().vpc_id(&cloud.vpc).send().await.expect("CreateRouteTable").route_table.unwrap().route_table_id.unwrap());
-        }
+    let tables = cloud.route_tables(2);
+    aws::block(async {
         cloud
             .client
             .create_route()
-            .route_table_id(&t[0])
+            .route_table_id(&tables[0])
             .destination_cidr_block(format!("{OVERLAY}/32"))
             .network_interface_id(&nodes[1].eni)
             .send()
             .await
             .expect("CreateRoute");
         cloud.client.associate_address().allocation_id(&alloc).instance_id(&nodes[1].id).send().await.expect("AssociateAddress");
-        t
     });
     let fill = |file: &str| -> String {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/iam").join(file);

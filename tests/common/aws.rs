@@ -206,6 +206,19 @@ impl Cloud {
     }
 
     /// Every private IP on an ENI (primary first).
+    /// `n` new route tables in the VPC: their ids.
+    pub fn route_tables(&self, n: usize) -> Vec<String> {
+        block(async {
+            let mut out = Vec::new();
+            for _ in 0..n {
+                out.push(
+                    self.client.create_route_table().vpc_id(&self.vpc).send().await.expect("CreateRouteTable").route_table.unwrap().route_table_id.unwrap(),
+                );
+            }
+            out
+        })
+    }
+
     pub fn eni_ips(&self, eni: &str) -> Vec<String> {
         block(async {
             let out = self.client.describe_network_interfaces().network_interface_ids(eni).send().await.expect("DescribeNetworkInterfaces");
@@ -540,6 +553,17 @@ impl Node {
         node
     }
 
+    /// [`Node::new`] with an eth0 that IMDS knows (a veth with the instance's MAC): where
+    /// aws-vpc-move-ip puts the overlay address.
+    pub fn with_eth0(tag: &str, instance: &Instance) -> Node {
+        let n = Node::new(tag, instance);
+        crate::common::must(&format!(
+            "ip -n {0} link add eth0 address {1} type veth peer name eth0p && ip -n {0} link set eth0 up && ip -n {0} link set eth0p up",
+            n.ns, instance.mac
+        ));
+        n
+    }
+
     /// Inject `kind` into the next `count` EC2 requests (usize::MAX: all of them).
     pub fn set_fault(&self, kind: FaultKind, count: usize) {
         *self.fault.lock().unwrap() = FaultState { kind: Some(kind), left: count, only: None, policy: None };
@@ -702,20 +726,24 @@ fn proxy_conn(client: TcpStream, moto_port: u16, fault: &Mutex<FaultState>, coun
     let mut reader = BufReader::new(client.try_clone().unwrap());
     let Some(req) = read_request(&mut reader) else { return };
     count.fetch_add(1, Ordering::SeqCst);
+    let form = form_pairs(&String::from_utf8_lossy(&req.body));
+    let action = form.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone()).unwrap_or_default();
+    // EC2's error document, or STS's (awsQuery) for an STS action.
+    let error = |code: &str, message: &str| {
+        if action == "AssumeRole" {
+            format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>")
+        } else {
+            format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>")
+        }
+    };
     let injected = {
         let mut f = fault.lock().unwrap();
-        let body = String::from_utf8_lossy(&req.body);
-        let form = form_pairs(&body);
-        let action = form.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone()).unwrap_or_default();
-        let denied = f.policy.as_ref().is_some_and(|p| action != "AssumeRole" && !p.allows(&action, &request_resources(&action, &form, moto_port)));
-        {
-            if denied {
-                let body = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation (ec2:{action}; the test proxy's IAM policy)</Message></Error></Errors><RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>");
-                drop(f);
-                return respond(&client, 403, "text/xml", body.as_bytes());
-            }
+        if f.policy.as_ref().is_some_and(|p| action != "AssumeRole" && !p.allows(&action, &request_resources(&action, &form, moto_port))) {
+            drop(f);
+            let body = error("UnauthorizedOperation", &format!("You are not authorized to perform this operation (ec2:{action}; the test proxy's IAM policy)"));
+            return respond(&client, 403, "text/xml", body.as_bytes());
         }
-        let targeted = f.only.as_ref().is_none_or(|a| body.split('&').any(|kv| kv == format!("Action={a}")));
+        let targeted = f.only.as_ref().is_none_or(|a| *a == action);
         if f.left > 0 && f.kind.is_some() && targeted {
             if f.left != usize::MAX {
                 f.left -= 1;
@@ -727,12 +755,7 @@ fn proxy_conn(client: TcpStream, moto_port: u16, fault: &Mutex<FaultState>, coun
     };
     match injected {
         Some(FaultKind::Error { status, code }) => {
-            // EC2's error document, or STS's (awsQuery) for an STS action.
-            let body = if String::from_utf8_lossy(&req.body).split('&').any(|kv| kv == "Action=AssumeRole") {
-                format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>injected by the test proxy</Message></Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>")
-            } else {
-                format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error></Errors><RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>")
-            };
+            let body = error(&code, "injected by the test proxy");
             return respond(&client, status, "text/xml", body.as_bytes());
         }
         Some(FaultKind::Garbage) => return respond(&client, 200, "text/xml", b"\x00\x01 this is not XML }{ <<<"),
