@@ -299,6 +299,8 @@ power_off() {
 is_ec2() { [[ -e $STATE/ec2/instances ]]; }
 is_multiaz() { [[ -e $STATE/ec2/route-tables ]]; }
 instance_of() { awk -v n="node$1" '$1 == n {print $2}' "$STATE/ec2/instances"; }
+# pcmk_host_map of an --ec2 lab: node1:i-...;node2:i-...
+host_map() { local map="" i; for i in $(seq "$(nodes)"); do map+="${map:+;}node$i:$(instance_of "$i")"; done; echo "$map"; }
 ec2_query() { ip netns exec "$SW" "$MOTO_PY" "$SRC/tests/lab/ec2.py" query --endpoint "$EC2_URL" --region "$REGION" "$@"; }
 # Who EC2 says has the address: the ENIs holding the secondary IP, or (--multiaz) the node
 # each route table sends the overlay IP to.
@@ -626,9 +628,7 @@ cmd_config() {
         local fa=${FENCE_AGENT:-fence_paceline_aws} va=${AWSVIP_AGENT:-ocf:paceline:awsvip}
         [[ -x /usr/sbin/$fa ]] || die "$fa is not installed in /usr/sbin (paceline install)"
         [[ -x /usr/lib/ocf/resource.d/$(cut -d: -f2 <<<"$va")/$(cut -d: -f3 <<<"$va") ]] || die "$va is not installed (paceline install)"
-        local map="" i
-        for i in $(seq "$(nodes)"); do map+="${map:+;}node$i:$(instance_of "$i")"; done
-        ec2=(REGION="$REGION" ENDPOINT_URL="$EC2_URL" HOST_MAP="$map" POWER_TIMEOUT="${POWER_TIMEOUT:-30}" AWSVIP_MONITOR="$VIP_MONITOR"
+        ec2=(REGION="$REGION" ENDPOINT_URL="$EC2_URL" HOST_MAP="$(host_map)" POWER_TIMEOUT="${POWER_TIMEOUT:-30}" AWSVIP_MONITOR="$VIP_MONITOR"
              FENCE_AGENT="${FENCE_AGENT:-fence_paceline_aws}" AWSVIP_AGENT="${AWSVIP_AGENT:-ocf:paceline:awsvip}")
         if is_multiaz; then
             # Across zones: the VIP's address is an overlay IP, moved by the route tables.
@@ -759,11 +759,9 @@ cmd_facts() {
     echo "VIP=$VIP"
     echo "NETWORK=192.0.2.0/24"
     if is_ec2; then
-        local map="" i
-        for i in $(seq "$(nodes)"); do map+="${map:+;}node$i:$(instance_of "$i")"; done
         echo "REGION=$REGION"
         echo "ENDPOINT_URL=$EC2_URL"
-        echo "HOST_MAP='$map'"
+        echo "HOST_MAP='$(host_map)'"
     fi
 }
 
